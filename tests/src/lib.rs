@@ -1,1 +1,12 @@
-//! Test harness.
+//! The sealsync end-to-end harness.
+//!
+//! - [`apiserver`]: an in-process Kubernetes API test server, faithful enough for kubectl and
+//!   kube-rs (see `tests/TESTCLUSTER.md` for what it models and what it does not).
+//! - [`git`]: temporary bare repositories served over `git daemon` and smart HTTP.
+//! - [`openbao`]: a real `bao server -dev` on a free loopback port, with KV and auth helpers.
+//! - [`process`]: child processes that are stopped even when a test panics, and free ports.
+
+pub mod apiserver;
+pub mod git;
+pub mod openbao;
+pub mod process;

@@ -1,0 +1,4 @@
+//! Kubernetes API test server.
+
+pub mod fieldmanager;
+pub mod patch;

@@ -1,0 +1,1 @@
+//! Temporary bare Git repositories served over git daemon and smart HTTP.

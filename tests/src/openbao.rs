@@ -1,0 +1,1 @@
+//! A real OpenBao dev server on a free loopback port.

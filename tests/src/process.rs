@@ -1,0 +1,1 @@
+//! Child processes stopped even on panic, and free loopback ports.
