@@ -1,1 +1,66 @@
-//! sealsync-crypto
+//! The sealsync sealed-document format.
+//!
+//! A [`SealedSecret`] holds a Kubernetes Secret whose values are encrypted so that only the
+//! holders of a recipient [`Identity`] can read them, and only at the scope, namespace, name
+//! and data key they were sealed for. `docs/format.md` specifies the format byte for byte.
+//!
+//! - Each *envelope* is a random 256-bit data key, wrapped with [age] to every recipient
+//!   together with the binding (scope, namespace, name) it was sealed for.
+//! - Each *value* is ChaCha20-Poly1305 under a data key, with associated data
+//!   `version ‖ scope ‖ namespace ‖ name ‖ data key name`.
+//!
+//! Sealing needs only public keys ([`SealedSecret::seal`], [`SealedSecret::merge`]);
+//! [`SealedSecret::rewrap`] changes only envelopes; [`SealedSecret::rekey`] re-encrypts
+//! every value under a fresh data key.
+//!
+//! [age]: https://age-encryption.org/v1
+
+mod aead;
+mod binding;
+mod document;
+mod envelope;
+mod error;
+mod keys;
+mod manifest;
+mod secret;
+
+pub use binding::{Binding, Scope};
+pub use document::{
+    Envelope, ObjectMeta, OpenOptions, Opened, SealedSecret, Template, TemplateMeta, API_VERSION,
+    KIND,
+};
+pub use error::{BindingField, Error, Result};
+pub use keys::{
+    parse_identity_file, parse_recipients_file, Identity, KeyId, Recipient, MAX_IDENTITY_FILE_BYTES,
+};
+pub use manifest::{read_documents, wipe_value, Document, Limits};
+pub use secret::{validate_data_key, PlainSecret, SecretData, MAX_SECRET_BYTES, MAX_VALUES};
+
+/// Deterministic internals for the known-answer vectors. Not part of the stable API.
+#[doc(hidden)]
+pub mod vectors {
+    use crate::binding::Binding;
+    use crate::envelope::DataKey;
+
+    /// `lp(version) ‖ lp(scope) ‖ lp(namespace) ‖ lp(name) ‖ lp(key)`.
+    pub fn value_aad(binding: &Binding, data_key_name: &str) -> Vec<u8> {
+        binding.value_aad(data_key_name)
+    }
+
+    /// The envelope id derived from a data key.
+    pub fn envelope_id(data_key: [u8; 32]) -> String {
+        DataKey::from_bytes(data_key).envelope_id()
+    }
+
+    /// Seals one value with a fixed nonce.
+    pub fn seal_value(data_key: [u8; 32], nonce: [u8; 12], aad: &[u8], plaintext: &[u8]) -> String {
+        crate::aead::seal_with_nonce(&DataKey::from_bytes(data_key), nonce, aad, plaintext)
+    }
+
+    /// The age plaintext of an envelope: `data key ‖ encoded binding`.
+    pub fn envelope_payload(data_key: [u8; 32], binding: &Binding) -> Vec<u8> {
+        let mut out = data_key.to_vec();
+        out.extend_from_slice(&binding.encode());
+        out
+    }
+}

@@ -1,0 +1,594 @@
+//! The `SealedSecret` document: parsing, sealing, merging, opening, re-wrapping and re-keying.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_yaml::Value;
+
+use crate::aead::{self, OpenFailure};
+use crate::binding::{Binding, Scope};
+use crate::envelope::{self, DataKey, MAX_WRAPPED_KEY_BYTES};
+use crate::error::{BindingField, Error, Result};
+use crate::keys::{Identity, KeyId, Recipient};
+use crate::secret::{check_size, validate_data_key, PlainSecret, SecretData, MAX_VALUES};
+
+/// The `apiVersion` of the documents this crate writes and reads.
+pub const API_VERSION: &str = "sealsync.dev/v1";
+/// The `kind` of a sealed document.
+pub const KIND: &str = "SealedSecret";
+
+const MAX_ENVELOPES: usize = 256;
+const MAX_RECIPIENTS: usize = 64;
+
+/// Object metadata of a sealed document (the subset sealsync reads and writes).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMeta {
+    /// The name of the Secret this document becomes.
+    pub name: String,
+    /// Its namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Labels of the SealedSecret itself.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations of the SealedSecret itself.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Metadata copied onto the Secret when it is opened.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TemplateMeta {
+    /// Labels for the Secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations for the Secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl TemplateMeta {
+    fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.annotations.is_empty()
+    }
+}
+
+/// The unencrypted parts of the Secret to create.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Template {
+    /// The Secret's `type`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+    /// The Secret's `immutable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub immutable: Option<bool>,
+    /// The Secret's labels and annotations.
+    #[serde(default, skip_serializing_if = "TemplateMeta::is_empty")]
+    pub metadata: TemplateMeta,
+}
+
+impl Template {
+    fn is_empty(&self) -> bool {
+        self.type_.is_none() && self.immutable.is_none() && self.metadata.is_empty()
+    }
+}
+
+/// One envelope as it appears in the document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Envelope {
+    /// Derived from the data key; values name their envelope by it.
+    pub id: String,
+    /// Key ids of the recipients the data key is wrapped to (readable, not authenticated).
+    pub recipients: Vec<KeyId>,
+    /// The age-encrypted data key and binding, base64 (standard, padded) on one line.
+    pub wrapped_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Spec {
+    scope: Scope,
+    #[serde(default, skip_serializing_if = "Template::is_empty")]
+    template: Template,
+    envelopes: Vec<Envelope>,
+    encrypted_data: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Wire {
+    api_version: String,
+    kind: String,
+    metadata: ObjectMeta,
+    spec: Spec,
+}
+
+/// A sealed Secret: safe to commit, openable only by a recipient's identity, and only where
+/// it was sealed for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SealedSecret {
+    wire: Wire,
+}
+
+/// The result of opening a sealed document.
+#[derive(Debug)]
+pub struct Opened {
+    /// The Secret, with plaintext values.
+    pub secret: PlainSecret,
+    /// The key ids of the identities that actually unwrapped the envelopes (authenticated by
+    /// the successful unwrap, unlike the ids listed in the document).
+    pub opened_by: BTreeSet<KeyId>,
+}
+
+/// Where the sealed document will be opened. Usually the document's own metadata; the
+/// controller passes its target namespace for documents that name none.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions<'a> {
+    /// The namespace to use when the document has none.
+    pub default_namespace: Option<&'a str>,
+}
+
+fn recipient_ids(recipients: &[Recipient]) -> Vec<KeyId> {
+    let ids: BTreeSet<KeyId> = recipients.iter().map(|r| r.key_id().clone()).collect();
+    ids.into_iter().collect()
+}
+
+impl SealedSecret {
+    /// Seals every value of `secret` under one fresh data key wrapped to `recipients`.
+    pub fn seal(secret: &PlainSecret, scope: Scope, recipients: &[Recipient]) -> Result<Self> {
+        let namespace = secret.namespace.clone();
+        if scope != Scope::Cluster && namespace.is_none() {
+            return Err(Error::malformed(
+                "metadata.namespace",
+                format!("{scope} scope binds the namespace, but the Secret has none"),
+            ));
+        }
+        validate_name(&secret.name)?;
+        let mut sealed = SealedSecret {
+            wire: Wire {
+                api_version: API_VERSION.to_owned(),
+                kind: KIND.to_owned(),
+                metadata: ObjectMeta {
+                    name: secret.name.clone(),
+                    namespace,
+                    labels: BTreeMap::new(),
+                    annotations: BTreeMap::new(),
+                },
+                spec: Spec {
+                    scope,
+                    template: Template {
+                        type_: secret.type_.clone(),
+                        immutable: secret.immutable,
+                        metadata: TemplateMeta {
+                            labels: secret.labels.clone(),
+                            annotations: secret.annotations.clone(),
+                        },
+                    },
+                    envelopes: Vec::new(),
+                    encrypted_data: BTreeMap::new(),
+                },
+            },
+        };
+        sealed.merge(&secret.data, recipients)?;
+        Ok(sealed)
+    }
+
+    /// Adds or replaces values without any decrypt access: the given values go into one new
+    /// envelope; every other value line stays byte for byte. Envelopes no value refers to
+    /// any more are dropped.
+    pub fn merge(&mut self, values: &SecretData, recipients: &[Recipient]) -> Result<()> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        for key in values.keys() {
+            validate_data_key(key)?;
+        }
+        let binding = self.claimed_binding(None)?;
+        let data_key = DataKey::generate()?;
+        let wrapped = envelope::wrap(&data_key, &binding, recipients)?;
+        let id = data_key.envelope_id();
+        for (key, value) in values {
+            let line = aead::seal(&data_key, &binding.value_aad(key), value)?;
+            self.wire
+                .spec
+                .encrypted_data
+                .insert(key.clone(), format!("{id}:{line}"));
+        }
+        if self.wire.spec.encrypted_data.len() > MAX_VALUES {
+            return Err(Error::LimitExceeded {
+                what: "the number of values in one Secret".to_owned(),
+                limit: MAX_VALUES.to_string(),
+            });
+        }
+        self.wire.spec.envelopes.push(Envelope {
+            id,
+            recipients: recipient_ids(recipients),
+            wrapped_key: B64.encode(wrapped),
+        });
+        self.drop_unused_envelopes();
+        Ok(())
+    }
+
+    /// Removes values by key, without decrypt access.
+    pub fn remove_keys(&mut self, keys: &[String]) {
+        for key in keys {
+            self.wire.spec.encrypted_data.remove(key);
+        }
+        self.drop_unused_envelopes();
+    }
+
+    fn drop_unused_envelopes(&mut self) {
+        let used: BTreeSet<&str> = self
+            .wire
+            .spec
+            .encrypted_data
+            .values()
+            .filter_map(|line| line.split_once(':').map(|(id, _)| id))
+            .collect();
+        self.wire
+            .spec
+            .envelopes
+            .retain(|e| used.contains(e.id.as_str()));
+    }
+
+    /// Opens every value, checking each against the place the document sits.
+    pub fn open(&self, identities: &[Identity], options: &OpenOptions<'_>) -> Result<Opened> {
+        let target = self.claimed_binding(options.default_namespace)?;
+        let envelopes = self.unwrap_envelopes(identities, &target)?;
+        let mut data = SecretData::new();
+        let mut total = 0;
+        for (key, line) in &self.wire.spec.encrypted_data {
+            let (id, ciphertext) = split_value(key, line)?;
+            let opened = envelopes.get(id).ok_or_else(|| missing_envelope(key, id))?;
+            let plaintext = self.open_value(&opened.data_key, &target, key, ciphertext)?;
+            total += plaintext.len();
+            data.insert(key.clone(), plaintext);
+        }
+        check_size(data.len(), total)?;
+        let template = &self.wire.spec.template;
+        Ok(Opened {
+            secret: PlainSecret {
+                name: self.wire.metadata.name.clone(),
+                namespace: self
+                    .wire
+                    .metadata
+                    .namespace
+                    .clone()
+                    .or_else(|| options.default_namespace.map(str::to_owned)),
+                type_: template.type_.clone(),
+                labels: template.metadata.labels.clone(),
+                annotations: template.metadata.annotations.clone(),
+                immutable: template.immutable,
+                data,
+            },
+            opened_by: envelopes.into_values().map(|e| e.opened_by).collect(),
+        })
+    }
+
+    fn open_value(
+        &self,
+        data_key: &DataKey,
+        target: &Binding,
+        key: &str,
+        ciphertext: &str,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        match aead::open(data_key, &target.value_aad(key), ciphertext) {
+            Ok(plaintext) => Ok(plaintext),
+            Err(OpenFailure::Encoding(reason)) => Err(Error::malformed(
+                format!("spec.encryptedData.{key}"),
+                reason,
+            )),
+            Err(OpenFailure::Authentication) => {
+                // Tell a moved value from a tampered one: try the other data key names.
+                let moved_from = self.wire.spec.encrypted_data.keys().find(|other| {
+                    other.as_str() != key
+                        && aead::open(data_key, &target.value_aad(other), ciphertext).is_ok()
+                });
+                Err(match moved_from {
+                    Some(sealed_key) => Error::BindingMismatch {
+                        field: BindingField::Key,
+                        sealed: sealed_key.clone(),
+                        found: key.to_owned(),
+                        data_key: Some(key.to_owned()),
+                    },
+                    None => Error::Tampered {
+                        what: format!("the value of data key {key:?}"),
+                    },
+                })
+            }
+        }
+    }
+
+    /// Unwraps every envelope a value refers to, and checks each one's sealed binding
+    /// against `target`.
+    fn unwrap_envelopes(
+        &self,
+        identities: &[Identity],
+        target: &Binding,
+    ) -> Result<BTreeMap<String, envelope::OpenedEnvelope>> {
+        if identities.is_empty() {
+            return Err(Error::NoMatchingIdentity {
+                key_ids: self.key_ids().into_iter().collect(),
+            });
+        }
+        let mut opened = BTreeMap::new();
+        for env in &self.wire.spec.envelopes {
+            let wrapped = decode_wrapped(env)?;
+            let unwrapped = envelope::unwrap(&env.id, &wrapped, &env.recipients, identities)?;
+            unwrapped.binding.check_matches(target)?;
+            opened.insert(env.id.clone(), unwrapped);
+        }
+        Ok(opened)
+    }
+
+    /// Re-wraps every data key to `recipients`. Value lines and envelope ids stay the same,
+    /// so a reviewer sees that no value changed.
+    pub fn rewrap(&mut self, identities: &[Identity], recipients: &[Recipient]) -> Result<()> {
+        let target = self.claimed_binding(None)?;
+        let opened = self.unwrap_envelopes(identities, &target)?;
+        for env in &mut self.wire.spec.envelopes {
+            if let Some(unwrapped) = opened.get(&env.id) {
+                let wrapped = envelope::wrap(&unwrapped.data_key, &unwrapped.binding, recipients)?;
+                env.wrapped_key = B64.encode(wrapped);
+                env.recipients = recipient_ids(recipients);
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-encrypts every value under one fresh data key wrapped to `recipients`: for use
+    /// after a key compromise.
+    pub fn rekey(&mut self, identities: &[Identity], recipients: &[Recipient]) -> Result<()> {
+        let opened = self.open(identities, &OpenOptions::default())?;
+        self.wire.spec.encrypted_data.clear();
+        self.wire.spec.envelopes.clear();
+        self.merge(&opened.secret.data, recipients)
+    }
+
+    /// The key ids of every envelope, as listed (unauthenticated).
+    pub fn key_ids(&self) -> BTreeSet<KeyId> {
+        self.wire
+            .spec
+            .envelopes
+            .iter()
+            .flat_map(|e| e.recipients.iter().cloned())
+            .collect()
+    }
+
+    /// The envelopes, for listing and checks.
+    pub fn envelopes(&self) -> &[Envelope] {
+        &self.wire.spec.envelopes
+    }
+
+    /// The data key names.
+    pub fn data_keys(&self) -> impl Iterator<Item = &str> {
+        self.wire.spec.encrypted_data.keys().map(String::as_str)
+    }
+
+    /// The metadata.
+    pub fn metadata(&self) -> &ObjectMeta {
+        &self.wire.metadata
+    }
+
+    /// Mutable metadata, for labels and annotations on the SealedSecret itself.
+    pub fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.wire.metadata
+    }
+
+    /// The scope the document claims (each value's binding is checked against it on open).
+    pub fn scope(&self) -> Scope {
+        self.wire.spec.scope
+    }
+
+    /// The template.
+    pub fn template(&self) -> &Template {
+        &self.wire.spec.template
+    }
+
+    /// Mutable template, for `--merge-into` with a changed type or labels.
+    pub fn template_mut(&mut self) -> &mut Template {
+        &mut self.wire.spec.template
+    }
+
+    fn claimed_binding(&self, default_namespace: Option<&str>) -> Result<Binding> {
+        let scope = self.wire.spec.scope;
+        let namespace = self
+            .wire
+            .metadata
+            .namespace
+            .as_deref()
+            .or(default_namespace);
+        if scope != Scope::Cluster && namespace.is_none() {
+            return Err(Error::malformed(
+                "metadata.namespace",
+                format!("{scope} scope needs a namespace, and the document has none"),
+            ));
+        }
+        Ok(Binding::new(
+            scope,
+            namespace.unwrap_or(""),
+            &self.wire.metadata.name,
+        ))
+    }
+
+    /// Reads a sealed document from a parsed manifest.
+    pub fn from_value(value: &Value) -> Result<Self> {
+        let api_version = value
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
+        if kind != KIND {
+            return Err(Error::malformed(
+                "kind",
+                format!("expected {KIND}, found {kind:?}"),
+            ));
+        }
+        if api_version != API_VERSION {
+            if api_version.starts_with("sealsync.dev/") {
+                return Err(Error::UnsupportedVersion {
+                    found: api_version.to_owned(),
+                });
+            }
+            return Err(Error::malformed(
+                "apiVersion",
+                format!("expected {API_VERSION}, found {api_version:?}"),
+            ));
+        }
+        let wire: Wire = serde_yaml::from_value(value.clone())
+            .map_err(|e| Error::malformed("spec", serde_reason(&e)))?;
+        let sealed = SealedSecret { wire };
+        sealed.check_structure()?;
+        Ok(sealed)
+    }
+
+    /// Checks everything that can be checked without a key: names, limits, value encodings,
+    /// envelope references and that every wrapped key parses as an age file.
+    pub fn check_structure(&self) -> Result<()> {
+        validate_name(&self.wire.metadata.name)?;
+        let spec = &self.wire.spec;
+        if spec.envelopes.len() > MAX_ENVELOPES {
+            return Err(Error::LimitExceeded {
+                what: "the number of envelopes".to_owned(),
+                limit: MAX_ENVELOPES.to_string(),
+            });
+        }
+        if spec.encrypted_data.len() > MAX_VALUES {
+            return Err(Error::LimitExceeded {
+                what: "the number of values".to_owned(),
+                limit: MAX_VALUES.to_string(),
+            });
+        }
+        let mut ids = BTreeSet::new();
+        for (i, env) in spec.envelopes.iter().enumerate() {
+            let location = format!("spec.envelopes[{i}]");
+            if env.id.len() != 16 || !env.id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(Error::malformed(
+                    format!("{location}.id"),
+                    "an envelope id is 16 lowercase hex digits",
+                ));
+            }
+            if !ids.insert(env.id.as_str()) {
+                return Err(Error::malformed(
+                    format!("{location}.id"),
+                    format!("envelope id {} appears twice", env.id),
+                ));
+            }
+            if env.recipients.is_empty() || env.recipients.len() > MAX_RECIPIENTS {
+                return Err(Error::malformed(
+                    format!("{location}.recipients"),
+                    format!("an envelope lists 1 to {MAX_RECIPIENTS} key ids"),
+                ));
+            }
+            for id in &env.recipients {
+                KeyId::parse(id.as_str()).map_err(|_| {
+                    Error::malformed(
+                        format!("{location}.recipients"),
+                        format!(
+                            "{:?} is not a key id (16 lowercase hex digits)",
+                            id.as_str()
+                        ),
+                    )
+                })?;
+            }
+            let wrapped = decode_wrapped(env)?;
+            if !envelope::check_structure(&wrapped) {
+                return Err(Error::Tampered {
+                    what: format!("envelope {} (its wrapped key is not an age file)", env.id),
+                });
+            }
+        }
+        for (key, line) in &spec.encrypted_data {
+            validate_data_key(key).map_err(|_| {
+                Error::malformed(
+                    format!("spec.encryptedData.{key}"),
+                    "a data key must consist of alphanumerics, '-', '_' or '.'",
+                )
+            })?;
+            let (id, ciphertext) = split_value(key, line)?;
+            if !ids.contains(id) {
+                return Err(missing_envelope(key, id));
+            }
+            aead::check_encoding(ciphertext)
+                .map_err(|reason| Error::malformed(format!("spec.encryptedData.{key}"), reason))?;
+        }
+        Ok(())
+    }
+
+    /// The document as a manifest value.
+    pub fn to_value(&self) -> Value {
+        // Serializing plain data structures into a Value cannot fail.
+        serde_yaml::to_value(&self.wire).unwrap_or(Value::Null)
+    }
+
+    /// The document as YAML (one document, no leading `---`).
+    pub fn to_yaml(&self) -> Result<String> {
+        serde_yaml::to_string(&self.wire).map_err(|e| Error::Wrap(e.to_string()))
+    }
+
+    /// The document as pretty JSON.
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string_pretty(&self.wire).map_err(|e| Error::Wrap(e.to_string()))
+    }
+}
+
+fn serde_reason(e: &serde_yaml::Error) -> String {
+    let msg = e.to_string();
+    msg.split(" at line ").next().unwrap_or(&msg).to_owned()
+}
+
+fn decode_wrapped(env: &Envelope) -> Result<Vec<u8>> {
+    if env.wrapped_key.len() > MAX_WRAPPED_KEY_BYTES * 4 / 3 + 4 {
+        return Err(Error::LimitExceeded {
+            what: format!("the wrapped key of envelope {}", env.id),
+            limit: format!("{MAX_WRAPPED_KEY_BYTES} bytes"),
+        });
+    }
+    B64.decode(env.wrapped_key.as_bytes()).map_err(|_| {
+        Error::malformed(
+            format!("envelope {}: wrappedKey", env.id),
+            "not valid base64",
+        )
+    })
+}
+
+fn split_value<'a>(key: &str, line: &'a str) -> Result<(&'a str, &'a str)> {
+    line.split_once(':').ok_or_else(|| {
+        Error::malformed(
+            format!("spec.encryptedData.{key}"),
+            "a value is ENVELOPE_ID:BASE64_CIPHERTEXT",
+        )
+    })
+}
+
+fn missing_envelope(key: &str, id: &str) -> Error {
+    Error::malformed(
+        format!("spec.encryptedData.{key}"),
+        format!("the value refers to envelope {id}, which the document does not have"),
+    )
+}
+
+fn validate_name(name: &str) -> Result<()> {
+    // RFC 1123 subdomain, as the API server requires for Secret names.
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::malformed(
+            "metadata.name",
+            format!("{name:?} is not a valid Secret name (lowercase RFC 1123 subdomain)"),
+        ))
+    }
+}

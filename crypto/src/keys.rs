@@ -1,0 +1,248 @@
+use std::fmt;
+use std::str::FromStr;
+
+use age::secrecy::ExposeSecret;
+use ring::digest;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// Identity files larger than this are refused; a real one is a few hundred bytes a key.
+pub const MAX_IDENTITY_FILE_BYTES: usize = 1024 * 1024;
+
+/// A short, readable id of a recipient: the first 8 bytes of SHA-256 over the recipient's
+/// canonical string, in lowercase hex. Anyone with the public key can compute it, so it tells
+/// which keys a document is sealed to without decrypting anything.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KeyId(String);
+
+impl KeyId {
+    /// Computes the id of a canonical recipient string.
+    pub fn of_recipient_str(recipient: &str) -> Self {
+        let hash = digest::digest(&digest::SHA256, recipient.as_bytes());
+        KeyId(hex::encode(&hash.as_ref()[..8]))
+    }
+
+    /// Wraps an id read from a document, checking only its shape.
+    pub fn parse(s: &str) -> Result<Self> {
+        if s.len() == 16 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            Ok(KeyId(s.to_owned()))
+        } else {
+            Err(Error::malformed(
+                "spec.envelopes[].recipients",
+                format!("{s:?} is not a key id (16 lowercase hex digits)"),
+            ))
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A public key that data keys are wrapped to: an age X25519 recipient (`age1…`).
+#[derive(Clone)]
+pub struct Recipient {
+    inner: age::x25519::Recipient,
+    canonical: String,
+    id: KeyId,
+}
+
+impl Recipient {
+    /// The recipient's key id.
+    pub fn key_id(&self) -> &KeyId {
+        &self.id
+    }
+
+    /// The canonical `age1…` string.
+    pub fn as_str(&self) -> &str {
+        &self.canonical
+    }
+
+    pub(crate) fn as_age(&self) -> &age::x25519::Recipient {
+        &self.inner
+    }
+}
+
+impl fmt::Debug for Recipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Recipient").field(&self.canonical).finish()
+    }
+}
+
+impl PartialEq for Recipient {
+    fn eq(&self, other: &Self) -> bool {
+        self.canonical == other.canonical
+    }
+}
+impl Eq for Recipient {}
+
+impl FromStr for Recipient {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let trimmed = s.trim();
+        if trimmed.starts_with("AGE-SECRET-KEY-") {
+            // Never echo what looks like a private key back into an error message.
+            return Err(Error::InvalidRecipient {
+                recipient: "AGE-SECRET-KEY-…".to_owned(),
+                reason: "this is a private identity, not a public recipient; pass the age1… \
+                         public key printed by `sealsync keys generate` instead"
+                    .to_owned(),
+            });
+        }
+        let inner = trimmed
+            .parse::<age::x25519::Recipient>()
+            .map_err(|reason| Error::InvalidRecipient {
+                recipient: trimmed.to_owned(),
+                reason: if trimmed.starts_with("age1") {
+                    format!("not a valid age X25519 recipient ({reason})")
+                } else {
+                    "expected an age X25519 recipient starting with age1".to_owned()
+                },
+            })?;
+        let canonical = inner.to_string();
+        let id = KeyId::of_recipient_str(&canonical);
+        Ok(Recipient {
+            inner,
+            canonical,
+            id,
+        })
+    }
+}
+
+/// Parses a recipients file: one `age1…` per line, `#` comments and blank lines ignored.
+pub fn parse_recipients_file(text: &str) -> Result<Vec<Recipient>> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::parse)
+        .collect()
+}
+
+/// A private key that can unwrap data keys, with the id of its public half.
+pub struct Identity {
+    inner: age::x25519::Identity,
+    id: KeyId,
+    recipient: String,
+}
+
+impl Identity {
+    /// Generates a fresh X25519 identity.
+    pub fn generate() -> Self {
+        Self::from_age(age::x25519::Identity::generate())
+    }
+
+    fn from_age(inner: age::x25519::Identity) -> Self {
+        let recipient = inner.to_public().to_string();
+        Identity {
+            id: KeyId::of_recipient_str(&recipient),
+            recipient,
+            inner,
+        }
+    }
+
+    /// The id of this identity's recipient.
+    pub fn key_id(&self) -> &KeyId {
+        &self.id
+    }
+
+    /// The public `age1…` recipient.
+    pub fn recipient(&self) -> Recipient {
+        // Our own recipient string always parses.
+        Recipient {
+            inner: self.inner.to_public(),
+            canonical: self.recipient.clone(),
+            id: self.id.clone(),
+        }
+    }
+
+    /// The `AGE-SECRET-KEY-1…` text, in a buffer that is wiped on drop.
+    pub fn to_secret_string(&self) -> Zeroizing<String> {
+        Zeroizing::new(self.inner.to_string().expose_secret().to_owned())
+    }
+
+    pub(crate) fn as_age(&self) -> &age::x25519::Identity {
+        &self.inner
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Only the public half: Debug output may reach logs.
+        f.debug_struct("Identity")
+            .field("key_id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses an age identity file (`AGE-SECRET-KEY-1…` lines, `#` comments), as written by
+/// `age-keygen` or `sealsync keys generate`. Errors name line numbers, never contents.
+pub fn parse_identity_file(text: &str) -> Result<Vec<Identity>> {
+    if text.len() > MAX_IDENTITY_FILE_BYTES {
+        return Err(Error::LimitExceeded {
+            what: "identity file".to_owned(),
+            limit: format!("{MAX_IDENTITY_FILE_BYTES} bytes"),
+        });
+    }
+    let mut identities = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let parsed = line
+            .parse::<age::x25519::Identity>()
+            .map_err(|_| Error::InvalidIdentity {
+                reason: format!(
+                    "line {} is not an age X25519 identity (AGE-SECRET-KEY-1…)",
+                    index + 1
+                ),
+            })?;
+        identities.push(Identity::from_age(parsed));
+    }
+    if identities.is_empty() {
+        return Err(Error::InvalidIdentity {
+            reason: "the file holds no AGE-SECRET-KEY-1… line".to_owned(),
+        });
+    }
+    Ok(identities)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_id_is_stable_and_readable() {
+        let id = KeyId::of_recipient_str(
+            "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
+        );
+        assert_eq!(id.as_str().len(), 16);
+        assert_eq!(id, KeyId::parse(id.as_str()).expect("parses"));
+    }
+
+    #[test]
+    fn private_key_as_recipient_is_refused_without_echo() {
+        let identity = Identity::generate();
+        let secret = identity.to_secret_string();
+        let err = secret.parse::<Recipient>().expect_err("refused");
+        assert!(!err.to_string().contains(secret.as_str()));
+    }
+
+    #[test]
+    fn identity_file_errors_name_lines_not_contents() {
+        let err = parse_identity_file("# c\nAGE-SECRET-KEY-1NOTREAL\n").expect_err("bad");
+        let msg = err.to_string();
+        assert!(msg.contains("line 2"), "{msg}");
+        assert!(!msg.contains("NOTREAL"), "{msg}");
+    }
+}
