@@ -1,1 +1,67 @@
-fn main() {}
+//! `sealsync`: seal Kubernetes Secrets so they are safe to commit, and manage the keys.
+
+mod commands;
+mod error;
+mod fsio;
+mod output;
+mod recipients;
+mod rules;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::CliError;
+
+/// Seal Kubernetes Secrets for GitOps, check sealed files, and manage sealsync keys.
+#[derive(Debug, Parser)]
+#[command(name = "sealsync", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Seal a Secret (from a file, stdin or flags) into a SealedSecret.
+    Seal(commands::seal::Args),
+    /// Open a SealedSecret with an identity file and print the Secret (break-glass use).
+    Unseal(commands::unseal::Args),
+    /// Re-wrap sealed files to the recipients .sealsync.yaml lists now (or re-key them).
+    Reseal(commands::reseal::Args),
+    /// Generate and inspect keys.
+    #[command(subcommand)]
+    Keys(commands::keys::Command),
+    /// Find plaintext Secrets, broken or tampered sealed files, and files on the wrong keys.
+    Check(commands::check::Args),
+    /// Print a shell completion script.
+    Completion(commands::completion::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Seal(args) => commands::seal::run(args),
+        Command::Unseal(args) => commands::unseal::run(args),
+        Command::Reseal(args) => commands::reseal::run(args),
+        Command::Keys(cmd) => commands::keys::run(cmd),
+        Command::Check(args) => commands::check::run(args),
+        Command::Completion(args) => commands::completion::run::<Cli>(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            report(&err);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn report(err: &CliError) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {}", err.message());
+    if let Some(hint) = err.hint() {
+        let _ = writeln!(stderr, "hint: {hint}");
+    }
+}

@@ -1,0 +1,140 @@
+//! `sealsync reseal`: re-wrap sealed files to the recipients `.sealsync.yaml` lists now, or
+//! re-key them after a compromise.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args as ClapArgs;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::BTreeSet;
+
+use sealsync_crypto::{read_documents, Identity, KeyId, Limits, SealedSecret};
+
+use crate::commands::load_identities;
+use crate::error::{CliError, CliResult};
+use crate::fsio;
+use crate::output::{self, Format};
+use crate::recipients::RecipientArgs;
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// An identity that opens the files today (recovery key or cluster key backup).
+    #[arg(
+        short = 'i',
+        long = "identity",
+        value_name = "IDENTITY_FILE",
+        required = true
+    )]
+    pub identities: Vec<PathBuf>,
+    /// Sealed files or directories (recursively). Default: the current directory.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Re-encrypt every value under fresh data keys (after a key compromise), instead of
+    /// only re-wrapping the data keys.
+    #[arg(long)]
+    pub rekey: bool,
+    #[command(flatten)]
+    pub recipients: RecipientArgs,
+}
+
+enum Outcome {
+    Changed(usize),
+    Unchanged,
+    NotSealed,
+}
+
+pub fn run(args: Args) -> CliResult<ExitCode> {
+    let identities = load_identities(&args.identities)?;
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        args.paths.clone()
+    };
+    let files = fsio::expand_paths(&paths)?;
+    let progress = if std::io::stderr().is_terminal() && files.len() > 1 {
+        let bar = ProgressBar::new(files.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let (mut files_changed, mut docs_changed) = (0usize, 0usize);
+    for file in &files {
+        progress.set_message(file.display().to_string());
+        match reseal_file(file, &identities, &args)? {
+            Outcome::Changed(n) => {
+                files_changed += 1;
+                docs_changed += n;
+            }
+            Outcome::Unchanged | Outcome::NotSealed => {}
+        }
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    let verb = if args.rekey { "re-keyed" } else { "re-wrapped" };
+    eprintln!("{verb} {docs_changed} sealed document(s) in {files_changed} file(s)");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn reseal_file(file: &Path, identities: &[Identity], args: &Args) -> CliResult<Outcome> {
+    let place = file.display().to_string();
+    let text = fsio::read_input(Some(file))?;
+    let docs = read_documents(&text, Limits::default())
+        .map_err(|e| CliError::from_crypto(&e).context(&place))?;
+    let sealed_count = docs
+        .iter()
+        .filter(|d| d.kind() == Some("SealedSecret"))
+        .count();
+    if sealed_count == 0 {
+        return Ok(Outcome::NotSealed);
+    }
+    if sealed_count != docs.len() {
+        return Err(
+            CliError::new(format!("{place}: mixes SealedSecrets with other objects"))
+                .with_hint("keep each SealedSecret in a file of its own, then reseal"),
+        );
+    }
+    let resolved = args.recipients.resolve(Some(file))?;
+    let wanted: BTreeSet<KeyId> = resolved
+        .recipients
+        .iter()
+        .map(|r| r.key_id().clone())
+        .collect();
+    let mut out = Vec::with_capacity(docs.len());
+    for doc in &docs {
+        let at = format!("{place}: {}", doc.describe());
+        let mut sealed = SealedSecret::from_value(&doc.value)
+            .map_err(|e| CliError::from_crypto(&e).context(&at))?;
+        let already_right = sealed
+            .envelopes()
+            .iter()
+            .all(|e| e.recipients.iter().cloned().collect::<BTreeSet<_>>() == wanted);
+        if already_right && !args.rekey {
+            // Re-wrapping anyway would churn every envelope line in review for nothing.
+            out.push(doc.value.clone());
+            continue;
+        }
+        let result = if args.rekey {
+            sealed.rekey(identities, &resolved.recipients)
+        } else {
+            sealed.rewrap(identities, &resolved.recipients)
+        };
+        result.map_err(|e| CliError::from_crypto(&e).context(&at))?;
+        out.push(sealed.to_value());
+    }
+    let format = if file.extension().and_then(|e| e.to_str()) == Some("json") {
+        Format::Json
+    } else {
+        Format::Yaml
+    };
+    if out.iter().zip(&docs).all(|(new, old)| *new == old.value) {
+        return Ok(Outcome::Unchanged);
+    }
+    let rendered = output::render(&out, format)?;
+    fsio::write_atomic(file, rendered.as_bytes())?;
+    Ok(Outcome::Changed(out.len()))
+}

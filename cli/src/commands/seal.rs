@@ -1,0 +1,378 @@
+//! `sealsync seal`: a Secret in, a SealedSecret out.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args as ClapArgs;
+use rayon::prelude::*;
+use sealsync_crypto::{
+    read_documents, validate_data_key, Limits, PlainSecret, Recipient, Scope, SealedSecret,
+    SecretData,
+};
+use zeroize::Zeroizing;
+
+use crate::error::{CliError, CliResult};
+use crate::fsio;
+use crate::output::{self, Format};
+use crate::recipients::{pick_scope, RecipientArgs};
+use crate::rules::Resolved;
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// Secret manifests to seal (YAML or JSON, multi-document); directories are read
+    /// recursively. Reads stdin when neither this nor --from-* is given.
+    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR")]
+    pub files: Vec<PathBuf>,
+    /// Name of the Secret to build from --from-literal/--from-file.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Namespace of the Secret; must match the manifest's when it has one.
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Type of the Secret to build from --from-literal/--from-file (default Opaque).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub type_: Option<String>,
+    /// A value as KEY=VALUE. Repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub from_literal: Vec<String>,
+    /// A value from a file, as KEY=PATH or PATH (the key is the file name). Repeatable.
+    #[arg(long, value_name = "[KEY=]PATH")]
+    pub from_file: Vec<String>,
+    /// Where the sealed values may be opened: strict (this name in this namespace),
+    /// namespace (any name in this namespace) or cluster (anywhere). Default: the
+    /// .sealsync.yaml rule's scope, else strict.
+    #[arg(long, value_enum)]
+    pub scope: Option<ScopeArg>,
+    #[command(flatten)]
+    pub recipients: RecipientArgs,
+    /// The path to match against .sealsync.yaml rules (default: the -w or --merge-into file,
+    /// else each input file).
+    #[arg(long, value_name = "PATH")]
+    pub rules_path: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Yaml)]
+    pub output: Format,
+    /// Write the output to FILE atomically instead of stdout.
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// Add or replace values in this sealed file, in place, without decrypt access; values
+    /// not given keep their lines byte for byte.
+    #[arg(long, value_name = "FILE", conflicts_with = "write")]
+    pub merge_into: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ScopeArg {
+    Strict,
+    Namespace,
+    Cluster,
+}
+
+impl From<ScopeArg> for Scope {
+    fn from(s: ScopeArg) -> Self {
+        match s {
+            ScopeArg::Strict => Scope::Strict,
+            ScopeArg::Namespace => Scope::Namespace,
+            ScopeArg::Cluster => Scope::Cluster,
+        }
+    }
+}
+
+/// One plain Secret and where it came from.
+struct Input {
+    secret: PlainSecret,
+    place: String,
+    /// The path matched against .sealsync.yaml when no better one is given.
+    rules_path: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> CliResult<ExitCode> {
+    let inputs = gather_inputs(&args)?;
+    if let Some(target) = &args.merge_into {
+        return merge_into(&args, target, inputs);
+    }
+    let scope_flag = args.scope.map(Scope::from);
+    let fixed_rules_path = args.rules_path.clone().or_else(|| args.write.clone());
+    let mut cache: HashMap<Option<PathBuf>, Resolved> = HashMap::new();
+    let mut jobs: Vec<(&Input, Vec<Recipient>, Scope)> = Vec::with_capacity(inputs.len());
+    for input in &inputs {
+        let match_path = fixed_rules_path
+            .clone()
+            .or_else(|| input.rules_path.clone());
+        if !cache.contains_key(&match_path) {
+            let resolved = args.recipients.resolve(match_path.as_deref())?;
+            cache.insert(match_path.clone(), resolved);
+        }
+        let resolved = &cache[&match_path];
+        jobs.push((
+            input,
+            resolved.recipients.clone(),
+            pick_scope(scope_flag, resolved),
+        ));
+    }
+    // Each Secret needs its own age wrap (X25519 per recipient): spread them over the cores.
+    let sealed: Vec<CliResult<serde_yaml::Value>> = jobs
+        .par_iter()
+        .map(|(input, recipients, scope)| {
+            check_namespace(&input.secret, *scope, &input.place)?;
+            SealedSecret::seal(&input.secret, *scope, recipients)
+                .map(|s| s.to_value())
+                .map_err(|e| CliError::from_crypto(&e).context(&input.place))
+        })
+        .collect();
+    let docs = sealed.into_iter().collect::<CliResult<Vec<_>>>()?;
+    emit(&docs, args.output, args.write.as_deref())
+}
+
+fn emit(docs: &[serde_yaml::Value], format: Format, write: Option<&Path>) -> CliResult<ExitCode> {
+    let text = output::render(docs, format)?;
+    match write {
+        Some(path) => fsio::write_atomic(path, text.as_bytes())?,
+        None => output::write_stdout(&text)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_namespace(secret: &PlainSecret, scope: Scope, place: &str) -> CliResult<()> {
+    if scope != Scope::Cluster && secret.namespace.is_none() {
+        return Err(CliError::new(format!(
+            "{place}: the Secret has no namespace, and {scope} scope binds one"
+        ))
+        .with_hint("set metadata.namespace, pass --namespace NS, or seal with --scope cluster"));
+    }
+    Ok(())
+}
+
+fn gather_inputs(args: &Args) -> CliResult<Vec<Input>> {
+    let from_flags = !args.from_literal.is_empty() || !args.from_file.is_empty();
+    if from_flags {
+        if !args.files.is_empty() {
+            return Err(
+                CliError::new("-f and --from-literal/--from-file cannot be combined")
+                    .with_hint("build the Secret from flags, or pass a manifest with -f"),
+            );
+        }
+        return Ok(vec![secret_from_flags(args)?]);
+    }
+    if args.name.is_some() || args.type_.is_some() {
+        return Err(CliError::new("--name and --type build a Secret from --from-literal or --from-file, and none was given")
+            .with_hint("add --from-literal KEY=VALUE or --from-file KEY=PATH"));
+    }
+    let sources: Vec<Option<PathBuf>> = if args.files.is_empty() {
+        vec![None]
+    } else {
+        fsio::expand_paths(&args.files)?
+            .into_iter()
+            .map(Some)
+            .collect()
+    };
+    let per_file: Vec<CliResult<Vec<Input>>> = sources
+        .par_iter()
+        .map(|source| read_secrets(source.as_deref(), args.namespace.as_deref()))
+        .collect();
+    let mut inputs = Vec::new();
+    for file_inputs in per_file {
+        inputs.extend(file_inputs?);
+    }
+    if inputs.is_empty() {
+        return Err(CliError::new("no Secret found in the input")
+            .with_hint("pass a v1 Secret manifest with -f FILE or on stdin"));
+    }
+    Ok(inputs)
+}
+
+fn read_secrets(path: Option<&Path>, namespace_flag: Option<&str>) -> CliResult<Vec<Input>> {
+    let source = fsio::display_source(path);
+    let text = fsio::read_input(path)?;
+    let docs = read_documents(&text, Limits::default())
+        .map_err(|e| CliError::from_crypto(&e).context(&source))?;
+    let mut out = Vec::with_capacity(docs.len());
+    for doc in &docs {
+        let place = format!("{source}: {}", doc.describe());
+        if doc.kind() == Some("SealedSecret") {
+            return Err(CliError::new(format!("{place}: is already sealed"))
+                .with_hint("to change values, use --merge-into with the sealed file"));
+        }
+        let mut secret = PlainSecret::from_manifest(&doc.value).map_err(|e| {
+            let err = CliError::from_crypto(&e).context(&place);
+            if doc.kind() != Some("Secret") {
+                err.with_hint("seal takes only Secrets: move other objects to their own files")
+            } else {
+                err
+            }
+        })?;
+        apply_namespace_flag(&mut secret, namespace_flag, &place)?;
+        out.push(Input {
+            secret,
+            place,
+            rules_path: path.map(Path::to_path_buf),
+        });
+    }
+    Ok(out)
+}
+
+fn apply_namespace_flag(
+    secret: &mut PlainSecret,
+    flag: Option<&str>,
+    place: &str,
+) -> CliResult<()> {
+    match (&secret.namespace, flag) {
+        (Some(own), Some(flag)) if own != flag => Err(CliError::new(format!(
+            "{place}: the Secret's namespace {own:?} does not match --namespace {flag:?}"
+        ))
+        .with_hint(format!(
+            "pass --namespace {own}, or change metadata.namespace"
+        ))),
+        (None, Some(flag)) => {
+            secret.namespace = Some(flag.to_owned());
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn split_pair<'a>(flag: &str, arg: &'a str) -> CliResult<(&'a str, &'a str)> {
+    arg.split_once('=').ok_or_else(|| {
+        CliError::new(format!(
+            "{flag} expects KEY=VALUE, got an argument without '='"
+        ))
+        .with_hint(format!("write {flag} KEY=VALUE"))
+    })
+}
+
+fn secret_from_flags(args: &Args) -> CliResult<Input> {
+    // With --merge-into the sealed file already names the Secret.
+    let name = match (&args.name, &args.merge_into) {
+        (Some(name), _) => name.clone(),
+        (None, Some(_)) => String::new(),
+        (None, None) => {
+            return Err(
+                CliError::new("--from-literal/--from-file need the Secret's --name")
+                    .with_hint("add --name NAME (and --namespace NS)"),
+            )
+        }
+    };
+    let mut data = SecretData::new();
+    let mut insert = |key: &str, value: Zeroizing<Vec<u8>>, flag: &str| -> CliResult<()> {
+        validate_data_key(key).map_err(|e| CliError::from_crypto(&e).context(flag))?;
+        if data.insert(key.to_owned(), value).is_some() {
+            return Err(
+                CliError::new(format!("{flag}: data key {key:?} is given twice"))
+                    .with_hint("give each key once"),
+            );
+        }
+        Ok(())
+    };
+    for literal in &args.from_literal {
+        let (key, value) = split_pair("--from-literal", literal)?;
+        insert(
+            key,
+            Zeroizing::new(value.as_bytes().to_vec()),
+            "--from-literal",
+        )?;
+    }
+    for spec in &args.from_file {
+        let (key, path) = match spec.split_once('=') {
+            Some((k, p)) => (k.to_owned(), PathBuf::from(p)),
+            None => {
+                let path = PathBuf::from(spec);
+                let key = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                (key, path)
+            }
+        };
+        let bytes = read_value_file(&path)?;
+        insert(&key, bytes, "--from-file")?;
+    }
+    Ok(Input {
+        secret: PlainSecret {
+            name,
+            namespace: args.namespace.clone(),
+            type_: Some(args.type_.clone().unwrap_or_else(|| "Opaque".to_owned())),
+            data,
+            ..PlainSecret::default()
+        },
+        place: "--from-literal/--from-file".to_owned(),
+        rules_path: None,
+    })
+}
+
+fn read_value_file(path: &Path) -> CliResult<Zeroizing<Vec<u8>>> {
+    use std::io::Read;
+    let place = path.display().to_string();
+    let limit = sealsync_crypto::MAX_SECRET_BYTES as u64;
+    let mut buf = Zeroizing::new(Vec::new());
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut buf))
+        .map_err(|e| fsio::io_error(&place, "read", &e).context("--from-file"))?;
+    if buf.len() as u64 > limit {
+        return Err(CliError::new(format!(
+            "--from-file: {place} is larger than a Secret may be (1 MiB)"
+        ))
+        .with_hint("Kubernetes refuses Secrets over 1 MiB; store large files elsewhere"));
+    }
+    Ok(buf)
+}
+
+fn merge_into(args: &Args, target: &Path, inputs: Vec<Input>) -> CliResult<ExitCode> {
+    let place = target.display().to_string();
+    let text = fsio::read_input(Some(target))?;
+    let docs = read_documents(&text, Limits::default())
+        .map_err(|e| CliError::from_crypto(&e).context(&place))?;
+    let [doc] = docs.as_slice() else {
+        return Err(CliError::new(format!(
+            "{place}: --merge-into needs a file with exactly one SealedSecret, found {} documents",
+            docs.len()
+        ))
+        .with_hint("split the file, or seal into a new file with -w"));
+    };
+    let mut sealed = SealedSecret::from_value(&doc.value)
+        .map_err(|e| CliError::from_crypto(&e).context(format!("{place}: {}", doc.describe())))?;
+    let [input] = inputs.as_slice() else {
+        return Err(CliError::new(format!(
+            "--merge-into takes one Secret, the input has {}",
+            inputs.len()
+        ))
+        .with_hint("merge one Secret at a time"));
+    };
+    let meta = sealed.metadata();
+    if !input.secret.name.is_empty() && input.secret.name != meta.name {
+        return Err(CliError::new(format!(
+            "{}: the Secret is named {:?} but {place} holds {:?}",
+            input.place, input.secret.name, meta.name
+        ))
+        .with_hint("merge into the sealed file of the same Secret"));
+    }
+    if let (Some(given), Some(own)) = (&input.secret.namespace, &meta.namespace) {
+        if given != own {
+            return Err(CliError::new(format!(
+                "{}: the Secret is in namespace {given:?} but {place} is sealed for {own:?}",
+                input.place
+            ))
+            .with_hint("merge into the sealed file of the same Secret"));
+        }
+    }
+    if let Some(flag) = args.scope.map(Scope::from) {
+        if flag != sealed.scope() {
+            return Err(CliError::new(format!(
+                "--scope {flag} differs from the scope {} that {place} is sealed with",
+                sealed.scope()
+            ))
+            .with_hint("drop --scope, or seal a new file to change the scope"));
+        }
+    }
+    let match_path = args
+        .rules_path
+        .clone()
+        .unwrap_or_else(|| target.to_path_buf());
+    let resolved = args.recipients.resolve(Some(&match_path))?;
+    sealed
+        .merge(&input.secret.data, &resolved.recipients)
+        .map_err(|e| CliError::from_crypto(&e).context(&place))?;
+    let text = output::render(&[sealed.to_value()], args.output)?;
+    fsio::write_atomic(target, text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,69 @@
+//! `sealsync unseal`: open sealed documents with an identity file (recovery, break-glass).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args as ClapArgs;
+use sealsync_crypto::{read_documents, wipe_value, Limits, OpenOptions, SealedSecret};
+
+use crate::commands::load_identities;
+use crate::error::{CliError, CliResult};
+use crate::fsio;
+use crate::output::{self, Format};
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// An age identity file (recovery key or cluster key backup). Repeatable.
+    #[arg(
+        short = 'i',
+        long = "identity",
+        value_name = "IDENTITY_FILE",
+        required = true
+    )]
+    pub identities: Vec<PathBuf>,
+    /// The sealed file; stdin when absent.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Namespace for documents that name none.
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Yaml)]
+    pub output: Format,
+}
+
+pub fn run(args: Args) -> CliResult<ExitCode> {
+    let identities = load_identities(&args.identities)?;
+    let source = fsio::display_source(args.file.as_deref());
+    let text = fsio::read_input(args.file.as_deref())?;
+    let docs = read_documents(&text, Limits::default())
+        .map_err(|e| CliError::from_crypto(&e).context(&source))?;
+    let options = OpenOptions {
+        default_namespace: args.namespace.as_deref(),
+    };
+    let mut secrets = Vec::new();
+    for doc in &docs {
+        let place = format!("{source}: {}", doc.describe());
+        if doc.kind() == Some("Secret") {
+            return Err(
+                CliError::new(format!("{place}: is a plain Secret, not a SealedSecret")).with_hint(
+                    "there is nothing to unseal; seal it with `sealsync seal` before committing it",
+                ),
+            );
+        }
+        let sealed = SealedSecret::from_value(&doc.value)
+            .map_err(|e| CliError::from_crypto(&e).context(&place))?;
+        let opened = sealed
+            .open(&identities, &options)
+            .map_err(|e| CliError::from_crypto(&e).context(&place))?;
+        secrets.push(opened.secret.to_manifest());
+    }
+    if secrets.is_empty() {
+        return Err(CliError::new(format!("{source}: holds no SealedSecret"))
+            .with_hint("pass a file written by `sealsync seal`"));
+    }
+    let rendered = output::render(&secrets, args.output);
+    secrets.iter_mut().for_each(wipe_value);
+    output::write_stdout(&rendered?)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,231 @@
+//! `.sealsync.yaml`: which recipients and scope a path is sealed with, in the manner of
+//! `.sops.yaml` creation rules.
+//!
+//! ```yaml
+//! clusters:
+//!   staging: { recipients: [age1…] }
+//!   prod:    { recipients: [age1…, age1…] }
+//! recovery:
+//!   recipients: [age1…]          # added to every rule unless it says recovery: false
+//! creation_rules:
+//!   - path_regex: ^apps/prod/
+//!     clusters: [prod]
+//!   - path_regex: .*
+//!     clusters: [staging, prod]
+//!     scope: strict              # optional; strict when absent
+//! ```
+//! The first rule whose `path_regex` matches the path (relative to the directory that holds
+//! `.sealsync.yaml`, with `/` separators) wins.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use regex::Regex;
+use sealsync_crypto::{Recipient, Scope};
+use serde::Deserialize;
+
+use crate::error::{CliError, CliResult};
+use crate::fsio;
+
+pub const RULES_FILE: &str = ".sealsync.yaml";
+const MAX_RULES_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    #[serde(default)]
+    clusters: BTreeMap<String, RecipientList>,
+    #[serde(default)]
+    recovery: Option<RecipientList>,
+    #[serde(default)]
+    creation_rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecipientList {
+    recipients: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    path_regex: String,
+    #[serde(default)]
+    clusters: Vec<String>,
+    #[serde(default)]
+    recipients: Vec<String>,
+    #[serde(default)]
+    scope: Option<Scope>,
+    #[serde(default = "yes")]
+    recovery: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug)]
+struct Rule {
+    regex: Regex,
+    recipients: Vec<Recipient>,
+    scope: Option<Scope>,
+}
+
+/// A loaded `.sealsync.yaml`.
+#[derive(Debug)]
+pub struct Rules {
+    file: PathBuf,
+    root: PathBuf,
+    rules: Vec<Rule>,
+}
+
+/// What a rule says for one path.
+#[derive(Debug)]
+pub struct Resolved {
+    pub recipients: Vec<Recipient>,
+    pub scope: Option<Scope>,
+    /// `.sealsync.yaml` rule N, for messages.
+    pub source: String,
+}
+
+impl Rules {
+    /// Finds `.sealsync.yaml` in `start` or the nearest parent directory.
+    pub fn discover(start: &Path) -> CliResult<Option<Rules>> {
+        let start = absolute(start);
+        let mut dir = if start.is_dir() {
+            Some(start.as_path())
+        } else {
+            start.parent()
+        };
+        while let Some(d) = dir {
+            let candidate = d.join(RULES_FILE);
+            if candidate.is_file() {
+                return Rules::load(&candidate).map(Some);
+            }
+            dir = d.parent();
+        }
+        Ok(None)
+    }
+
+    pub fn load(file: &Path) -> CliResult<Rules> {
+        let place = file.display().to_string();
+        let text = fsio::read_input(Some(file))?;
+        if text.len() > MAX_RULES_BYTES {
+            return Err(CliError::new(format!("{place}: larger than 1 MiB")));
+        }
+        let raw: RulesFile = serde_yaml::from_str(&text).map_err(|e| {
+            CliError::new(format!("{place}: {e}"))
+                .with_hint("see the `.sealsync.yaml` section of the README for the format")
+        })?;
+        let parse_list = |list: &[String], what: &str| -> CliResult<Vec<Recipient>> {
+            list.iter()
+                .map(|r| {
+                    r.parse::<Recipient>()
+                        .map_err(|e| CliError::from_crypto(&e).context(format!("{place}: {what}")))
+                })
+                .collect()
+        };
+        let mut clusters = BTreeMap::new();
+        for (name, list) in &raw.clusters {
+            clusters.insert(
+                name.clone(),
+                parse_list(&list.recipients, &format!("clusters.{name}"))?,
+            );
+        }
+        let recovery = match &raw.recovery {
+            Some(list) => parse_list(&list.recipients, "recovery")?,
+            None => Vec::new(),
+        };
+        let mut rules = Vec::new();
+        for (i, rule) in raw.creation_rules.iter().enumerate() {
+            let at = format!("creation_rules[{i}]");
+            let regex = Regex::new(&rule.path_regex).map_err(|e| {
+                CliError::new(format!("{place}: {at}.path_regex: {e}"))
+                    .with_hint("path_regex is a regular expression matched against the path")
+            })?;
+            let mut recipients = Vec::new();
+            for cluster in &rule.clusters {
+                let list = clusters.get(cluster).ok_or_else(|| {
+                    CliError::new(format!(
+                        "{place}: {at} names cluster {cluster:?}, which `clusters` does not define"
+                    ))
+                    .with_hint("add the cluster under `clusters:` with its recipients")
+                })?;
+                recipients.extend(list.iter().cloned());
+            }
+            recipients.extend(parse_list(&rule.recipients, &format!("{at}.recipients"))?);
+            if rule.recovery {
+                recipients.extend(recovery.iter().cloned());
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            recipients.retain(|r| seen.insert(r.as_str().to_owned()));
+            rules.push(Rule {
+                regex,
+                recipients,
+                scope: rule.scope,
+            });
+        }
+        let root = absolute(file.parent().unwrap_or(Path::new(".")));
+        Ok(Rules {
+            file: file.to_path_buf(),
+            root,
+            rules,
+        })
+    }
+
+    /// The rule for `path` (absolute or relative to the working directory).
+    pub fn resolve(&self, path: &Path) -> CliResult<Resolved> {
+        let abs = absolute(path);
+        let rel = abs.strip_prefix(&self.root).unwrap_or(&abs);
+        let rel = rel
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        for (i, rule) in self.rules.iter().enumerate() {
+            if rule.regex.is_match(&rel) {
+                if rule.recipients.is_empty() {
+                    return Err(CliError::new(format!(
+                        "{}: creation_rules[{i}] matches {rel:?} but lists no recipients",
+                        self.file.display()
+                    ))
+                    .with_hint("give the rule clusters or recipients"));
+                }
+                return Ok(Resolved {
+                    recipients: rule.recipients.clone(),
+                    scope: rule.scope,
+                    source: format!("{} creation_rules[{i}]", self.file.display()),
+                });
+            }
+        }
+        Err(CliError::new(format!(
+            "no rule in {} matches {rel:?}",
+            self.file.display()
+        ))
+        .with_hint("add a creation rule whose path_regex matches this path, or pass --recipient"))
+    }
+}
+
+/// Lexically absolute (no symlink resolution, so paths that do not exist yet work).
+pub fn absolute(path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
