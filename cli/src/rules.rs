@@ -168,7 +168,7 @@ impl Rules {
         }
         let root = absolute(file.parent().unwrap_or(Path::new(".")));
         Ok(Rules {
-            file: file.to_path_buf(),
+            file: relative_to_cwd(file),
             root,
             rules,
         })
@@ -207,6 +207,15 @@ impl Rules {
             self.file.display()
         ))
         .with_hint("add a creation rule whose path_regex matches this path, or pass --recipient"))
+    }
+}
+
+/// `path` relative to the working directory when it lies below it, for shorter messages.
+fn relative_to_cwd(path: &Path) -> PathBuf {
+    let abs = absolute(path);
+    match std::env::current_dir() {
+        Ok(cwd) => abs.strip_prefix(&cwd).map(Path::to_path_buf).unwrap_or(abs),
+        Err(_) => abs,
     }
 }
 

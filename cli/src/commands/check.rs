@@ -142,11 +142,12 @@ fn check_file(
                 let sealed = match SealedSecret::from_value(&doc.value) {
                     Ok(s) => s,
                     Err(e) => {
-                        let field = match &e {
-                            sealsync_crypto::Error::Malformed { location, .. } => location.clone(),
-                            _ => "spec".to_owned(),
-                        };
-                        problem(at.clone(), &field, e.to_string());
+                        match &e {
+                            sealsync_crypto::Error::Malformed { location, reason } => {
+                                problem(at.clone(), location, format!("malformed: {reason}"))
+                            }
+                            _ => problem(at.clone(), "spec", e.to_string()),
+                        }
                         continue;
                     }
                 };
