@@ -112,7 +112,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> CliResult<()> {
             .file_type()
             .map_err(|e| io_error(&path.display().to_string(), "read", &e))?;
         // `./x` reads better as `x` in every message that names the file.
-        let path = path.strip_prefix(".").map(Path::to_path_buf).unwrap_or(path);
+        let path = path
+            .strip_prefix(".")
+            .map(Path::to_path_buf)
+            .unwrap_or(path);
         if kind.is_dir() {
             walk(&path, out)?;
         } else if kind.is_file() && is_manifest(&path) {

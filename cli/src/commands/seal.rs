@@ -256,8 +256,10 @@ fn secret_from_flags(args: &Args) -> CliResult<Input> {
     let mut data = SecretData::new();
     let mut insert = |key: &str, value: Zeroizing<Vec<u8>>, flag: &str| -> CliResult<()> {
         if validate_data_key(key).is_err() {
-            return Err(CliError::new(format!("{flag}: {key:?} is not a valid data key"))
-                .with_hint("data keys consist of letters, digits, '-', '_' and '.'"));
+            return Err(
+                CliError::new(format!("{flag}: {key:?} is not a valid data key"))
+                    .with_hint("data keys consist of letters, digits, '-', '_' and '.'"),
+            );
         }
         if data.insert(key.to_owned(), value).is_some() {
             return Err(
