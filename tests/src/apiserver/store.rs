@@ -1,0 +1,354 @@
+//! The object store: one global resourceVersion counter, objects keyed by
+//! (group, resource, namespace, name), and a bounded history of change events for watches.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+
+use super::resources::{self, ResourceDef};
+
+/// Key of one stored object. Ordering gives the list order etcd gives: by namespace, then name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjKey {
+    /// API group ("" for core).
+    pub group: String,
+    /// Plural resource name.
+    pub plural: String,
+    /// Namespace ("" for cluster-scoped objects).
+    pub namespace: String,
+    /// Object name.
+    pub name: String,
+}
+
+impl ObjKey {
+    /// Builds a key.
+    pub fn new(def: &ResourceDef, namespace: &str, name: &str) -> Self {
+        Self {
+            group: def.group.clone(),
+            plural: def.plural.clone(),
+            namespace: if def.namespaced {
+                namespace.to_string()
+            } else {
+                String::new()
+            },
+            name: name.to_string(),
+        }
+    }
+}
+
+/// The kind of a watch event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// Object created.
+    Added,
+    /// Object changed.
+    Modified,
+    /// Object removed.
+    Deleted,
+}
+
+impl EventType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, as kept in the history and sent to watchers.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// The resourceVersion of the change.
+    pub rv: u64,
+    /// What happened.
+    pub kind: EventType,
+    /// Which object.
+    pub key: ObjKey,
+    /// The object after the change (for DELETED: its last state, with the deletion's rv).
+    pub object: Arc<Value>,
+    /// The object before the change (MODIFIED only); lets selector watches turn a change
+    /// that leaves the selection into DELETED, as kube-apiserver does.
+    pub prev: Option<Arc<Value>>,
+}
+
+/// Default number of events kept for watch resumption.
+pub const DEFAULT_HISTORY: usize = 10_000;
+
+/// The mutable server state behind one lock.
+#[derive(Debug)]
+pub struct Store {
+    rv: u64,
+    objects: BTreeMap<ObjKey, Arc<Value>>,
+    history: VecDeque<Arc<Event>>,
+    history_cap: usize,
+    /// Every event with rv > `compacted` is in `history`; older resourceVersions are "too old".
+    compacted: u64,
+    tx: broadcast::Sender<Arc<Event>>,
+    resources: Arc<Vec<ResourceDef>>,
+}
+
+/// Namespaces that exist on a fresh cluster.
+pub const DEFAULT_NAMESPACES: &[&str] =
+    &["default", "kube-node-lease", "kube-public", "kube-system"];
+
+impl Store {
+    /// A fresh store with the default namespaces.
+    pub fn new(history_cap: usize, now: &str) -> Self {
+        let (tx, _) = broadcast::channel(4096);
+        let mut s = Self {
+            rv: 0,
+            objects: BTreeMap::new(),
+            history: VecDeque::new(),
+            history_cap: history_cap.max(1),
+            compacted: 0,
+            tx,
+            resources: Arc::new(resources::builtins()),
+        };
+        s.seed(now);
+        s
+    }
+
+    fn seed(&mut self, now: &str) {
+        let Some(ns_def) = self.find("", "namespaces").cloned() else {
+            return;
+        };
+        for ns in DEFAULT_NAMESPACES {
+            let obj = json!({
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {
+                    "name": ns,
+                    "uid": uuid::Uuid::new_v4().to_string(),
+                    "creationTimestamp": now,
+                    "labels": {"kubernetes.io/metadata.name": ns},
+                    "managedFields": [{
+                        "manager": "kube-apiserver",
+                        "operation": "Update",
+                        "apiVersion": "v1",
+                        "time": now,
+                        "fieldsType": "FieldsV1",
+                        "fieldsV1": {"f:metadata": {"f:labels": {".": {}, "f:kubernetes.io/metadata.name": {}}}},
+                    }],
+                },
+                "spec": {"finalizers": ["kubernetes"]},
+                "status": {"phase": "Active"},
+            });
+            self.put(ObjKey::new(&ns_def, "", ns), obj, None);
+        }
+    }
+
+    /// Forgets every object (keeps the resourceVersion counter monotonic) and re-seeds.
+    pub fn wipe(&mut self, now: &str) {
+        self.objects.clear();
+        self.resources = Arc::new(resources::builtins());
+        self.forget_history();
+        self.seed(now);
+        // Seeding recorded events; a restarted server has no history to resume from.
+        self.forget_history();
+    }
+
+    /// Drops the event history, so any watch resume from before now gets 410 Expired,
+    /// like a restarted kube-apiserver whose watch cache starts empty.
+    pub fn forget_history(&mut self) {
+        self.history.clear();
+        self.compacted = self.rv;
+    }
+
+    /// The current (latest) resourceVersion.
+    pub fn rv(&self) -> u64 {
+        self.rv
+    }
+
+    /// Oldest resourceVersion a watch can resume from.
+    pub fn compacted(&self) -> u64 {
+        self.compacted
+    }
+
+    /// The current resource registry.
+    pub fn resources(&self) -> Arc<Vec<ResourceDef>> {
+        Arc::clone(&self.resources)
+    }
+
+    /// The resource for (group, plural).
+    pub fn find(&self, group: &str, plural: &str) -> Option<&ResourceDef> {
+        self.resources.iter().find(|r| r.is(group, plural))
+    }
+
+    /// The object at `key`.
+    pub fn get(&self, key: &ObjKey) -> Option<Arc<Value>> {
+        self.objects.get(key).cloned()
+    }
+
+    /// Whether a namespace exists.
+    pub fn namespace_exists(&self, ns: &str) -> bool {
+        self.objects.contains_key(&ObjKey {
+            group: String::new(),
+            plural: "namespaces".into(),
+            namespace: String::new(),
+            name: ns.to_string(),
+        })
+    }
+
+    /// Objects of one resource, optionally in one namespace, in key order, starting after
+    /// `after` (namespace, name) when given.
+    pub fn list(
+        &self,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        after: Option<(&str, &str)>,
+    ) -> Vec<(ObjKey, Arc<Value>)> {
+        let lo = ObjKey {
+            group: def.group.clone(),
+            plural: def.plural.clone(),
+            namespace: namespace.unwrap_or("").to_string(),
+            name: String::new(),
+        };
+        self.objects
+            .range(lo..)
+            .take_while(|(k, _)| {
+                k.group == def.group
+                    && k.plural == def.plural
+                    && namespace.is_none_or(|ns| k.namespace == ns)
+            })
+            .filter(|(k, _)| {
+                after.is_none_or(|(ans, aname)| {
+                    (k.namespace.as_str(), k.name.as_str()) > (ans, aname)
+                })
+            })
+            .map(|(k, v)| (k.clone(), Arc::clone(v)))
+            .collect()
+    }
+
+    /// Every key in a namespace, across resources.
+    pub fn keys_in_namespace(&self, ns: &str) -> Vec<ObjKey> {
+        self.objects
+            .keys()
+            .filter(|k| k.namespace == ns)
+            .cloned()
+            .collect()
+    }
+
+    /// Number of stored objects.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Whether the store is empty (it never is once seeded).
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    fn next_rv(&mut self) -> u64 {
+        self.rv += 1;
+        self.rv
+    }
+
+    fn record(&mut self, ev: Event) {
+        let ev = Arc::new(ev);
+        self.history.push_back(Arc::clone(&ev));
+        while self.history.len() > self.history_cap {
+            if let Some(old) = self.history.pop_front() {
+                self.compacted = old.rv;
+            }
+        }
+        // No receivers is fine: nobody is watching.
+        let _ = self.tx.send(ev);
+    }
+
+    /// Stores `obj` at `key` with a new resourceVersion, records ADDED or MODIFIED, and
+    /// returns the stored object.
+    pub fn put(&mut self, key: ObjKey, mut obj: Value, prev: Option<Arc<Value>>) -> Arc<Value> {
+        let rv = self.next_rv();
+        set_rv(&mut obj, rv);
+        let obj = Arc::new(obj);
+        let kind = if prev.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
+        self.objects.insert(key.clone(), Arc::clone(&obj));
+        let crd = key.group == "apiextensions.k8s.io" && key.plural == "customresourcedefinitions";
+        self.record(Event {
+            rv,
+            kind,
+            key,
+            object: Arc::clone(&obj),
+            prev,
+        });
+        if crd {
+            self.rebuild_resources();
+        }
+        obj
+    }
+
+    /// Removes the object at `key`, records DELETED, and returns its last state (carrying the
+    /// deletion's resourceVersion, as etcd-backed watches report it).
+    pub fn remove(&mut self, key: &ObjKey) -> Option<Arc<Value>> {
+        let old = self.objects.remove(key)?;
+        let rv = self.next_rv();
+        let mut last = (*old).clone();
+        set_rv(&mut last, rv);
+        let last = Arc::new(last);
+        self.record(Event {
+            rv,
+            kind: EventType::Deleted,
+            key: key.clone(),
+            object: Arc::clone(&last),
+            prev: None,
+        });
+        if key.group == "apiextensions.k8s.io" && key.plural == "customresourcedefinitions" {
+            self.rebuild_resources();
+        }
+        Some(last)
+    }
+
+    fn rebuild_resources(&mut self) {
+        let mut defs = resources::builtins();
+        for (k, crd) in &self.objects {
+            if k.group == "apiextensions.k8s.io" && k.plural == "customresourcedefinitions" {
+                if let Some(def) = resources::from_crd(crd) {
+                    if !defs.iter().any(|d| d.is(&def.group, &def.plural)) {
+                        defs.push(def);
+                    }
+                }
+            }
+        }
+        self.resources = Arc::new(defs);
+    }
+
+    /// Subscribes to future events and returns the history after `since` (oldest first), or
+    /// None when `since` is older than the kept history.
+    pub fn subscribe_since(&self, since: u64) -> Option<(Vec<Arc<Event>>, EventReceiver)> {
+        if since < self.compacted {
+            return None;
+        }
+        let rx = self.tx.subscribe();
+        let past = self
+            .history
+            .iter()
+            .filter(|e| e.rv > since)
+            .cloned()
+            .collect();
+        Some((past, rx))
+    }
+
+    /// Subscribes to future events only.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.tx.subscribe()
+    }
+}
+
+/// Receives events as they are recorded.
+pub type EventReceiver = broadcast::Receiver<Arc<Event>>;
+
+/// Sets `metadata.resourceVersion`.
+pub fn set_rv(obj: &mut Value, rv: u64) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".into(), json!(rv.to_string()));
+    }
+}
