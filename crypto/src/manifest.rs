@@ -137,11 +137,10 @@ pub fn read_documents(text: &str, limits: Limits) -> Result<Vec<Document>> {
 /// and without echoing scalar contents, which could be secret values.
 fn yaml_reason(e: &serde_yaml::Error) -> String {
     let msg = e.to_string();
-    let msg = match msg.find(" at line ") {
+    match msg.find(" at line ") {
         Some(i) => msg[..i].to_owned(),
         None => msg,
-    };
-    msg
+    }
 }
 
 /// Overwrites every string in `value` with zeros before it is freed.
