@@ -12,7 +12,9 @@ use crate::binding::{Binding, Scope};
 use crate::envelope::{self, DataKey, MAX_WRAPPED_KEY_BYTES};
 use crate::error::{BindingField, Error, Result};
 use crate::keys::{Identity, KeyId, Recipient};
-use crate::secret::{check_size, validate_data_key, PlainSecret, SecretData, MAX_VALUES};
+use crate::secret::{
+    check_size, validate_data_key, PlainSecret, SecretData, MAX_SECRET_BYTES, MAX_VALUES,
+};
 
 /// The `apiVersion` of the documents this crate writes and reads.
 pub const API_VERSION: &str = "sealsync.dev/v1";
@@ -21,6 +23,11 @@ pub const KIND: &str = "SealedSecret";
 
 const MAX_ENVELOPES: usize = 256;
 const MAX_RECIPIENTS: usize = 64;
+/// The longest value line ciphertext accepted: base64 of a nonce, [`MAX_SECRET_BYTES`] of
+/// ciphertext and a tag.
+const MAX_VALUE_BASE64_LEN: usize = (12 + MAX_SECRET_BYTES + 16).div_ceil(3) * 4;
+/// How many ciphertext bytes the key-mismatch diagnosis may authenticate for one failed value.
+const DIAGNOSIS_BUDGET_BYTES: usize = 16 * 1024 * 1024;
 
 /// Object metadata of a sealed document (the subset sealsync reads and writes).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -107,6 +114,10 @@ struct Wire {
     kind: String,
     metadata: ObjectMeta,
     spec: Spec,
+    /// Read back from a cluster, a SealedSecret carries the controller's status. It is not
+    /// part of the sealed format: accepted, ignored, never written.
+    #[serde(default, skip_serializing)]
+    status: Option<serde_yaml::Value>,
 }
 
 /// A sealed Secret: safe to commit, openable only by a recipient's identity, and only where
@@ -173,6 +184,7 @@ impl SealedSecret {
                     envelopes: Vec::new(),
                     encrypted_data: BTreeMap::new(),
                 },
+                status: None,
             },
         };
         sealed.merge(&secret.data, recipients)?;
@@ -189,6 +201,8 @@ impl SealedSecret {
         for key in values.keys() {
             validate_data_key(key)?;
         }
+        // Refuse here what opening would refuse: a value too large for a Secret.
+        check_size(values.len(), values.values().map(|v| v.len()).sum())?;
         let binding = self.claimed_binding(None)?;
         let data_key = DataKey::generate()?;
         let wrapped = envelope::wrap(&data_key, &binding, recipients)?;
@@ -285,11 +299,21 @@ impl SealedSecret {
                 reason,
             )),
             Err(OpenFailure::Authentication) => {
-                // Tell a moved value from a tampered one: try the other data key names.
-                let moved_from = self.wire.spec.encrypted_data.keys().find(|other| {
-                    other.as_str() != key
-                        && aead::open(data_key, &target.value_aad(other), ciphertext).is_ok()
-                });
+                // Tell a moved value from a tampered one: try the other data key names. Each
+                // try costs a pass over the ciphertext, so the work is bounded: without the
+                // bound, one large value among thousands of keys is a quadratic denial of
+                // service. Past the budget the value is reported as tampered.
+                let budget = diagnosis_tries(ciphertext.len());
+                let moved_from = self
+                    .wire
+                    .spec
+                    .encrypted_data
+                    .keys()
+                    .filter(|other| other.as_str() != key)
+                    .take(budget)
+                    .find(|other| {
+                        aead::open(data_key, &target.value_aad(other), ciphertext).is_ok()
+                    });
                 Err(match moved_from {
                     Some(sealed_key) => Error::BindingMismatch {
                         field: BindingField::Key,
@@ -320,7 +344,14 @@ impl SealedSecret {
         let mut opened = BTreeMap::new();
         for env in &self.wire.spec.envelopes {
             let wrapped = decode_wrapped(env)?;
-            let unwrapped = envelope::unwrap(&env.id, &wrapped, &env.recipients, identities)?;
+            let unwrapped = envelope::unwrap(&env.id, &wrapped, &env.recipients, identities)
+                .map_err(|e| match e {
+                    // Name every key the document is sealed to, not only this envelope's.
+                    Error::NoMatchingIdentity { .. } => Error::NoMatchingIdentity {
+                        key_ids: self.key_ids().into_iter().collect(),
+                    },
+                    other => other,
+                })?;
             unwrapped.binding.check_matches(target)?;
             opened.insert(env.id.clone(), unwrapped);
         }
@@ -468,7 +499,12 @@ impl SealedSecret {
         let mut ids = BTreeSet::new();
         for (i, env) in spec.envelopes.iter().enumerate() {
             let location = format!("spec.envelopes[{i}]");
-            if env.id.len() != 16 || !env.id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if env.id.len() != 16
+                || !env
+                    .id
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            {
                 return Err(Error::malformed(
                     format!("{location}.id"),
                     "an envelope id is 16 lowercase hex digits",
@@ -515,6 +551,12 @@ impl SealedSecret {
             if !ids.contains(id) {
                 return Err(missing_envelope(key, id));
             }
+            if ciphertext.len() > MAX_VALUE_BASE64_LEN {
+                return Err(Error::LimitExceeded {
+                    what: format!("the value of data key {key:?}"),
+                    limit: format!("{MAX_SECRET_BYTES} bytes"),
+                });
+            }
             aead::check_encoding(ciphertext)
                 .map_err(|reason| Error::malformed(format!("spec.encryptedData.{key}"), reason))?;
         }
@@ -536,6 +578,11 @@ impl SealedSecret {
     pub fn to_json(&self) -> Result<String> {
         serde_json::to_string_pretty(&self.wire).map_err(|e| Error::Wrap(e.to_string()))
     }
+}
+
+/// How many other key names the key-mismatch diagnosis may try for one failed value.
+fn diagnosis_tries(ciphertext_len: usize) -> usize {
+    DIAGNOSIS_BUDGET_BYTES / ciphertext_len.max(1)
 }
 
 fn serde_reason(e: &serde_yaml::Error) -> String {
@@ -590,5 +637,22 @@ fn validate_name(name: &str) -> Result<()> {
             "metadata.name",
             format!("{name:?} is not a valid Secret name (lowercase RFC 1123 subdomain)"),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diagnosis_work_is_bounded() {
+        for len in [1, 100, 4096, 1 << 20, MAX_VALUE_BASE64_LEN] {
+            assert!(
+                diagnosis_tries(len) * len <= DIAGNOSIS_BUDGET_BYTES,
+                "{len}"
+            );
+        }
+        // Small values still get a full diagnosis across the largest allowed Secret.
+        assert!(diagnosis_tries(64) >= MAX_VALUES);
     }
 }

@@ -14,7 +14,7 @@ use crate::keys::{Identity, KeyId, Recipient};
 /// A wrapped key is a few hundred bytes a recipient; this bounds what we ask age to parse.
 pub(crate) const MAX_WRAPPED_KEY_BYTES: usize = 64 * 1024;
 const DATA_KEY_LEN: usize = 32;
-const MAX_PAYLOAD_BYTES: u64 = 4096;
+pub(crate) const MAX_PAYLOAD_BYTES: u64 = 4096;
 
 /// A 256-bit ChaCha20-Poly1305 key, wiped on drop.
 pub(crate) struct DataKey(Zeroizing<[u8; DATA_KEY_LEN]>);
@@ -103,11 +103,16 @@ pub(crate) fn unwrap(
             Err(_) => return Err(tampered()),
         };
         let mut payload = Zeroizing::new(Vec::with_capacity(DATA_KEY_LEN + 64));
+        // Read one byte past the limit so that an over-long payload is refused rather than
+        // silently truncated (trailing data would be accepted, and never authenticated).
         reader
             .by_ref()
-            .take(MAX_PAYLOAD_BYTES)
+            .take(MAX_PAYLOAD_BYTES + 1)
             .read_to_end(&mut payload)
             .map_err(|_| tampered())?;
+        if payload.len() as u64 > MAX_PAYLOAD_BYTES {
+            return Err(tampered());
+        }
         let mut key_bytes = [0u8; DATA_KEY_LEN];
         let Some(head) = payload.get(..DATA_KEY_LEN) else {
             return Err(tampered());

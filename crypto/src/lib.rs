@@ -63,4 +63,46 @@ pub mod vectors {
         out.extend_from_slice(&binding.encode());
         out
     }
+
+    /// `lp(version) ‖ lp(scope) ‖ lp(namespace) ‖ lp(name)`: the binding inside an envelope.
+    pub fn binding_encoding(binding: &Binding) -> Vec<u8> {
+        binding.encode()
+    }
+
+    /// Opens one value string (`base64(nonce ‖ ciphertext ‖ tag)`, without the envelope id);
+    /// `None` when it does not decode or authenticate.
+    pub fn open_value(
+        data_key: [u8; 32],
+        aad: &[u8],
+        encoded: &str,
+    ) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+        crate::aead::open(&DataKey::from_bytes(data_key), aad, encoded).ok()
+    }
+
+    /// Wraps `data key ‖ encoded binding` to `recipients` with age: the binary age file that
+    /// an envelope's `wrappedKey` holds in base64.
+    pub fn wrap_envelope(
+        data_key: [u8; 32],
+        binding: &Binding,
+        recipients: &[crate::Recipient],
+    ) -> crate::Result<Vec<u8>> {
+        crate::envelope::wrap(&DataKey::from_bytes(data_key), binding, recipients)
+    }
+
+    /// Unwraps a binary age file exactly as opening does (identities one at a time, binding
+    /// decoded, envelope id checked) and returns the payload `data key ‖ encoded binding`
+    /// with the key id of the identity that opened it.
+    pub fn unwrap_envelope(
+        envelope_id: &str,
+        wrapped: &[u8],
+        identities: &[crate::Identity],
+    ) -> crate::Result<(zeroize::Zeroizing<Vec<u8>>, crate::KeyId)> {
+        let opened = crate::envelope::unwrap(envelope_id, wrapped, &[], identities)?;
+        let mut payload = zeroize::Zeroizing::new(opened.data_key.as_bytes().to_vec());
+        payload.extend_from_slice(&opened.binding.encode());
+        Ok((payload, opened.opened_by))
+    }
+
+    /// The largest age payload an envelope may hold, in bytes.
+    pub const MAX_PAYLOAD_BYTES: u64 = crate::envelope::MAX_PAYLOAD_BYTES;
 }
