@@ -73,6 +73,28 @@ impl fmt::Debug for OpenBao {
     }
 }
 
+/// The dev server reports healthy before its `secret/` KV v2 mount has finished upgrading;
+/// until then writes fail with "Upgrading from non-versioned to versioned data". A read of a
+/// path that does not exist answers 404 once the mount serves.
+async fn wait_for_dev_kv(root: &BaoClient) -> Result<()> {
+    let deadline = std::time::Instant::now() + START_TIMEOUT;
+    loop {
+        let resp = root
+            .request(Method::GET, "secret/data/sealsync-readiness-probe", None)
+            .await?;
+        if resp.status == 404 || resp.status == 200 {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            bail!(
+                "the dev server's secret/ mount did not become ready (last status {})",
+                resp.status
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 impl OpenBao {
     /// Starts `bao server -dev` on a free loopback port and waits until it is healthy.
     ///
@@ -129,9 +151,12 @@ impl OpenBao {
             let ready = match child.wait_for_http_ok(&health, START_TIMEOUT).await {
                 // A healthy answer may come from another test's server that took the port
                 // first; only ours knows this random root token.
-                Ok(()) => root.lookup_self().await.map(|_| ()).with_context(|| {
+                Ok(()) => match root.lookup_self().await.with_context(|| {
                     format!("the server on {addr} does not accept this instance's root token")
-                }),
+                }) {
+                    Ok(_) => wait_for_dev_kv(&root).await,
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
             };
             match ready {
