@@ -813,3 +813,475 @@ async fn test_cluster_from_env_or_start_uses_in_process_server() {
     assert_eq!(get(&url, "/version").await.status, 200);
     assert!(c.server().is_ok());
 }
+
+/// The managedFields entry of `manager` with `operation` (and `subresource`, "" for none).
+fn mf_entry(obj: &Value, manager: &str, operation: &str, subresource: &str) -> Option<Value> {
+    obj["metadata"]["managedFields"]
+        .as_array()?
+        .iter()
+        .find(|e| {
+            e["manager"] == manager
+                && e["operation"] == operation
+                && e["subresource"].as_str().unwrap_or_default() == subresource
+        })
+        .cloned()
+}
+
+const APPLY: &str = "application/apply-patch+yaml";
+
+#[tokio::test]
+async fn scale_subresource_of_deployments_and_statefulsets() {
+    let s = server().await;
+    let u = s.url();
+
+    // Discovery lists the subresource, legacy and aggregated.
+    let apps = get(u, "/apis/apps/v1").await.json();
+    for plural in ["deployments", "statefulsets"] {
+        let r = apps["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == format!("{plural}/scale"))
+            .cloned()
+            .unwrap_or_else(|| panic!("{plural}/scale missing: {apps}"));
+        assert_eq!(
+            r,
+            json!({"name": format!("{plural}/scale"), "singularName": "", "namespaced": true,
+                   "group": "autoscaling", "version": "v1", "kind": "Scale",
+                   "verbs": ["get", "patch", "update"]})
+        );
+    }
+    let agg = request(
+        u,
+        "GET",
+        "/apis",
+        &[(
+            "accept",
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+        )],
+        None,
+    )
+    .await
+    .json();
+    let apps_group = agg["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["metadata"]["name"] == "apps")
+        .cloned()
+        .unwrap();
+    let deployments = apps_group["versions"][0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "deployments")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        deployments["subresources"],
+        json!([
+            {"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]},
+            {"subresource": "status", "responseKind": {"group": "apps", "version": "v1", "kind": "Deployment"}, "verbs": ["get", "patch", "update"]},
+        ])
+    );
+    // Kinds without it answer 404.
+    assert_eq!(post(u, CMS, &cm("c", json!({}))).await.status, 201);
+    assert_eq!(get(u, &format!("{CMS}/c/scale")).await.status, 404);
+
+    let p = "/apis/apps/v1/namespaces/default/deployments";
+    let dep = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}},
+    });
+    let r = patch(u, &format!("{p}/web?fieldManager=owner"), APPLY, &dep).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let created = r.json();
+    let sp = format!("{p}/web/scale");
+    assert_eq!(get(u, &format!("{p}/nope/scale")).await.status, 404);
+
+    let scale = get(u, &sp).await.json();
+    assert_eq!(
+        scale,
+        json!({
+            "kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {
+                "name": "web", "namespace": "default",
+                "uid": created["metadata"]["uid"],
+                "resourceVersion": created["metadata"]["resourceVersion"],
+                "creationTimestamp": created["metadata"]["creationTimestamp"],
+            },
+            "spec": {"replicas": 2},
+            "status": {"replicas": 0, "selector": "app=web"},
+        })
+    );
+
+    // Merge patch (what `kubectl scale` sends), manager from the User-Agent.
+    let r = request(
+        u,
+        "PATCH",
+        &sp,
+        &[
+            ("content-type", "application/merge-patch+json"),
+            (
+                "user-agent",
+                "kubectl/v1.32.0 (linux/amd64) kubernetes/70d3cc9",
+            ),
+        ],
+        Some(&json!({"spec": {"replicas": 5}})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let after = r.json();
+    assert_eq!(after["kind"], "Scale");
+    assert_eq!(after["spec"]["replicas"], 5);
+    assert!(after["metadata"].get("managedFields").is_none());
+    let dep_now = get(u, &format!("{p}/web")).await.json();
+    assert_eq!(dep_now["spec"]["replicas"], 5);
+    assert_eq!(dep_now["metadata"]["generation"], 2);
+    assert_eq!(
+        after["metadata"]["resourceVersion"],
+        dep_now["metadata"]["resourceVersion"]
+    );
+    assert_eq!(
+        mf_entry(&dep_now, "kubectl", "Update", "scale"),
+        Some(
+            json!({"manager": "kubectl", "operation": "Update", "apiVersion": "apps/v1",
+                    "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}},
+                    "subresource": "scale"})
+        )
+    );
+    // The applier lost spec.replicas to the scale write.
+    let owner = mf_entry(&dep_now, "owner", "Apply", "").expect("owner entry");
+    assert!(
+        owner["fieldsV1"]["f:spec"].get("f:replicas").is_none(),
+        "{owner}"
+    );
+    assert!(
+        owner["fieldsV1"]["f:spec"].get("f:selector").is_some(),
+        "{owner}"
+    );
+    // ...so its next apply of the old count conflicts with the scale manager.
+    let r = patch(u, &format!("{p}/web?fieldManager=owner"), APPLY, &dep).await;
+    assert_eq!(r.status, 409);
+    assert_eq!(
+        r.json()["message"],
+        "Apply failed with 1 conflict: conflict with \"kubectl\" with subresource \"scale\" using apps/v1: .spec.replicas"
+    );
+    assert_eq!(
+        r.json()["details"]["causes"][0]["message"],
+        "conflict with \"kubectl\" with subresource \"scale\" using apps/v1"
+    );
+
+    // JSON patch and strategic merge patch.
+    let r = patch(
+        u,
+        &format!("{sp}?fieldManager=jp"),
+        "application/json-patch+json",
+        &json!([{"op": "replace", "path": "/spec/replicas", "value": 6}]),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["spec"]["replicas"], 6);
+    let r = patch(
+        u,
+        &format!("{sp}?fieldManager=smp"),
+        "application/strategic-merge-patch+json",
+        &json!({"spec": {"replicas": 7}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let dep_now = get(u, &format!("{p}/web")).await.json();
+    assert_eq!(dep_now["spec"]["replicas"], 7);
+    assert_eq!(dep_now["metadata"]["generation"], 4);
+    assert!(mf_entry(&dep_now, "smp", "Update", "scale").is_some());
+    assert!(mf_entry(&dep_now, "jp", "Update", "scale").is_none());
+    assert!(mf_entry(&dep_now, "kubectl", "Update", "scale").is_none());
+
+    // PUT with the current resourceVersion; a stale one is a conflict.
+    let mut put_body = get(u, &sp).await.json();
+    put_body["spec"]["replicas"] = json!(3);
+    let r = request(
+        u,
+        "PUT",
+        &format!("{sp}?fieldManager=hpa"),
+        &[],
+        Some(&put_body),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["spec"]["replicas"], 3);
+    let r = put(u, &sp, &put_body).await;
+    assert_eq!(r.status, 409);
+    assert_eq!(
+        r.json()["message"],
+        "Operation cannot be fulfilled on deployments.apps \"web\": the object has been modified; please apply your changes to the latest version and try again"
+    );
+    let mut bad_uid = json!({"spec": {"replicas": 3}, "metadata": {"name": "web", "uid": "other"}});
+    let r = put(u, &sp, &bad_uid).await;
+    assert_eq!(r.status, 409);
+    bad_uid["metadata"].as_object_mut().unwrap().remove("uid");
+    bad_uid["spec"]["replicas"] = json!(-1);
+    let r = put(u, &sp, &bad_uid).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.json()["message"],
+        "Scale.autoscaling \"web\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"
+    );
+
+    // Server-side apply of a Scale.
+    let applied = json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "web", "namespace": "default"}, "spec": {"replicas": 4}});
+    let r = patch(u, &format!("{sp}?fieldManager=scaler"), APPLY, &applied).await;
+    assert_eq!(r.status, 409, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.json()["message"],
+        "Apply failed with 1 conflict: conflict with \"hpa\" with subresource \"scale\" using autoscaling/v1: .spec.replicas"
+    );
+    let r = patch(
+        u,
+        &format!("{sp}?fieldManager=scaler&force=true"),
+        APPLY,
+        &applied,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let dep_now = get(u, &format!("{p}/web")).await.json();
+    assert_eq!(dep_now["spec"]["replicas"], 4);
+    let entry = mf_entry(&dep_now, "scaler", "Apply", "scale").expect("apply entry");
+    assert_eq!(entry["apiVersion"], "apps/v1");
+    assert_eq!(entry["fieldsV1"], json!({"f:spec": {"f:replicas": {}}}));
+    let wrong_kind = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 4}});
+    assert_eq!(
+        patch(u, &format!("{sp}?fieldManager=scaler"), APPLY, &wrong_kind)
+            .await
+            .status,
+        400
+    );
+    // Dry run changes nothing.
+    let r = patch(
+        u,
+        &format!("{sp}?dryRun=All"),
+        "application/merge-patch+json",
+        &json!({"spec": {"replicas": 9}}),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["spec"]["replicas"], 9);
+    assert_eq!(get(u, &sp).await.json()["spec"]["replicas"], 4);
+
+    // StatefulSets too.
+    let sts = json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db"},
+        "spec": {"replicas": 1, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}}, "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "c", "image": "postgres"}]}}},
+    });
+    let sp = "/apis/apps/v1/namespaces/default/statefulsets";
+    assert_eq!(post(u, sp, &sts).await.status, 201);
+    let r = patch(
+        u,
+        &format!("{sp}/db/scale"),
+        "application/merge-patch+json",
+        &json!({"spec": {"replicas": 3}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["status"]["selector"], "app=db");
+    let db = get(u, &format!("{sp}/db")).await.json();
+    assert_eq!(db["spec"]["replicas"], 3);
+    assert_eq!(db["metadata"]["generation"], 2);
+    assert!(mf_entry(&db, "apiserver-selftest", "Update", "scale").is_some());
+}
+
+#[tokio::test]
+async fn status_writes_are_recorded_for_the_status_subresource() {
+    let s = server().await;
+    let u = s.url();
+    let p = "/apis/apps/v1/namespaces/default/deployments";
+    let dep = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}},
+        "status": {"replicas": 7},
+    });
+    // The main resource ignores status: not stored, not owned.
+    let r = patch(u, &format!("{p}/web?fieldManager=deployer"), APPLY, &dep).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let live = r.json();
+    assert!(live["status"].get("replicas").is_none(), "{live}");
+    let entry = mf_entry(&live, "deployer", "Apply", "").expect("deployer entry");
+    assert!(entry["fieldsV1"].get("f:status").is_none(), "{entry}");
+
+    // Apply to /status: only status changes, under an entry with `subresource: status`.
+    let status = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 9},
+        "status": {"replicas": 1, "readyReplicas": 1},
+    });
+    let r = patch(
+        u,
+        &format!("{p}/web/status?fieldManager=controller"),
+        APPLY,
+        &status,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let live = r.json();
+    assert_eq!(live["status"]["readyReplicas"], 1);
+    assert_eq!(live["spec"]["replicas"], 1);
+    assert_eq!(live["metadata"]["generation"], 1);
+    let entry = mf_entry(&live, "controller", "Apply", "status").expect("status apply entry");
+    assert_eq!(
+        entry["fieldsV1"],
+        json!({"f:status": {"f:replicas": {}, "f:readyReplicas": {}}})
+    );
+
+    // PUT /status records an Update entry for the status subresource.
+    let mut upd = live.clone();
+    upd["status"]["readyReplicas"] = json!(0);
+    let r = request(
+        u,
+        "PUT",
+        &format!("{p}/web/status?fieldManager=other-controller"),
+        &[],
+        Some(&upd),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let live = r.json();
+    let entry = mf_entry(&live, "other-controller", "Update", "status").expect("update entry");
+    assert_eq!(
+        entry["fieldsV1"],
+        json!({"f:status": {"f:readyReplicas": {}}})
+    );
+    // The status applier now conflicts with the status updater, named with its subresource.
+    let r = patch(
+        u,
+        &format!("{p}/web/status?fieldManager=controller"),
+        APPLY,
+        &status,
+    )
+    .await;
+    assert_eq!(r.status, 409);
+    assert_eq!(
+        r.json()["message"],
+        "Apply failed with 1 conflict: conflict with \"other-controller\" with subresource \"status\" using apps/v1: .status.readyReplicas"
+    );
+}
+
+const MAP_LIST_CRD: &str = r#"{
+  "apiVersion": "apiextensions.k8s.io/v1",
+  "kind": "CustomResourceDefinition",
+  "metadata": {"name": "pools.example.com"},
+  "spec": {
+    "group": "example.com",
+    "scope": "Namespaced",
+    "names": {"plural": "pools", "singular": "pool", "kind": "Pool"},
+    "versions": [{
+      "name": "v1", "served": true, "storage": true,
+      "subresources": {"status": {}},
+      "schema": {"openAPIV3Schema": {
+        "type": "object",
+        "properties": {
+          "spec": {"type": "object", "properties": {
+            "members": {
+              "type": "array",
+              "x-kubernetes-list-type": "map",
+              "x-kubernetes-list-map-keys": ["name"],
+              "items": {"type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string"}, "weight": {"type": "integer"}}}
+            }
+          }},
+          "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+        }
+      }}
+    }]
+  }
+}"#;
+
+#[tokio::test]
+async fn custom_resources_use_the_crd_schema_for_server_side_apply() {
+    let s = server().await;
+    let u = s.url();
+    let crd: Value = serde_json::from_str(MAP_LIST_CRD).unwrap();
+    assert_eq!(
+        post(
+            u,
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            &crd
+        )
+        .await
+        .status,
+        201
+    );
+    let p = "/apis/example.com/v1/namespaces/default/pools";
+    let pool = |member: &str, weight: i64| {
+        json!({"apiVersion": "example.com/v1", "kind": "Pool", "metadata": {"name": "p"},
+               "spec": {"members": [{"name": member, "weight": weight}]},
+               "status": {"ready": true}})
+    };
+    let r = patch(
+        u,
+        &format!("{p}/p?fieldManager=alice"),
+        APPLY,
+        &pool("a", 1),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    // Status sent to the main resource of a CRD with the status subresource is ignored.
+    let live = r.json();
+    assert!(live.get("status").is_none(), "{live}");
+    let alice = mf_entry(&live, "alice", "Apply", "").expect("alice");
+    assert!(alice["fieldsV1"].get("f:status").is_none(), "{alice}");
+
+    // A second manager applies another item of the map-list: both are kept, each owned by
+    // its applier (an atomic list would conflict).
+    let r = patch(u, &format!("{p}/p?fieldManager=bob"), APPLY, &pool("b", 2)).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let live = r.json();
+    assert_eq!(
+        live["spec"]["members"],
+        json!([{"name": "a", "weight": 1}, {"name": "b", "weight": 2}])
+    );
+    let bob = mf_entry(&live, "bob", "Apply", "").expect("bob");
+    assert_eq!(
+        bob["fieldsV1"]["f:spec"]["f:members"],
+        json!({"k:{\"name\":\"b\"}": {".": {}, "f:name": {}, "f:weight": {}}})
+    );
+    // Changing alice's item is a conflict on that item only.
+    let r = patch(u, &format!("{p}/p?fieldManager=bob"), APPLY, &pool("a", 5)).await;
+    assert_eq!(r.status, 409);
+    assert_eq!(
+        r.json()["message"],
+        "Apply failed with 1 conflict: conflict with \"alice\": .spec.members[name=\"a\"].weight"
+    );
+
+    // Status goes through /status, with its own entry.
+    let r = patch(
+        u,
+        &format!("{p}/p/status?fieldManager=ctrl"),
+        APPLY,
+        &pool("a", 1),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let live = r.json();
+    assert_eq!(live["status"], json!({"ready": true}));
+    assert_eq!(
+        mf_entry(&live, "ctrl", "Apply", "status").expect("ctrl")["fieldsV1"],
+        json!({"f:status": {"f:ready": {}}})
+    );
+}
+
+#[tokio::test]
+async fn apply_with_managed_fields_is_a_bad_request() {
+    let s = server().await;
+    let u = s.url();
+    let applied = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "mf", "managedFields": [{"manager": "x", "operation": "Apply"}]},
+        "data": {"k": "v"}});
+    let r = patch(u, &format!("{CMS}/mf?fieldManager=m"), APPLY, &applied).await;
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["reason"], "BadRequest");
+    assert_eq!(r.json()["message"], "metadata.managedFields must be nil");
+}

@@ -601,19 +601,82 @@ fn client_side_apply_label_and_annotate_use_patches() {
 }
 
 #[test]
-#[ignore = "the test server does not serve the scale subresource yet (PATCH .../deployments/web/scale → 404)"]
 fn scale_then_server_side_apply_conflicts() {
     let k = Kubectl::new();
     let dep = k.file("dep.yaml", DEPLOYMENT);
     k.run(&["apply", "--server-side", "-f", &dep]).ok();
     let out = k.run(&["scale", "deployment", "web", "--replicas=5"]).ok();
     assert_eq!(out.stdout.trim(), "deployment.apps/web scaled");
+    // The Scale and the parent agree; the scale write bumped the generation and left an
+    // Update entry for the User-Agent's manager with `subresource: scale` (and, as upstream's
+    // ScaleHandler writes it, no time stamp).
+    let scale = k
+        .run(&[
+            "get",
+            "--raw",
+            "/apis/apps/v1/namespaces/default/deployments/web/scale",
+        ])
+        .ok()
+        .json();
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["apiVersion"], "autoscaling/v1");
+    assert_eq!(scale["spec"]["replicas"], 5);
+    assert_eq!(scale["status"]["selector"], "app=web");
+    let live = k
+        .run(&[
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ])
+        .ok()
+        .json();
+    assert_eq!(live["spec"]["replicas"], 5);
+    assert_eq!(live["metadata"]["generation"], 2);
+    let scale_entry = live["metadata"]["managedFields"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["subresource"] == "scale")
+        .cloned()
+        .expect("an entry for the scale write");
+    assert_eq!(
+        scale_entry,
+        serde_json::json!({
+            "apiVersion": "apps/v1", "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:spec": {"f:replicas": {}}},
+            "manager": "kubectl", "operation": "Update", "subresource": "scale",
+        })
+    );
     let out = k.run(&["apply", "--server-side", "-f", &dep]);
     assert_eq!(out.code, 1, "{out:#?}");
-    assert!(
-        out.stderr.starts_with(
-            "error: Apply failed with 1 conflict: conflict with \"kubectl\" with subresource \"scale\" using apps/v1: .spec.replicas\n"
-        ),
+    // kubectl's whole message, as against a real cluster.
+    assert_eq!(
+        out.stderr,
+        "error: Apply failed with 1 conflict: conflict with \"kubectl\" with subresource \"scale\" using apps/v1: .spec.replicas
+Please review the fields above--they currently have other managers. Here
+are the ways you can resolve this warning:
+* If you intend to manage all of these fields, please re-run the apply
+  command with the `--force-conflicts` flag.
+* If you do not intend to manage all of the fields, please edit your
+  manifest to remove references to the fields that should keep their
+  current managers.
+* You may co-own fields by updating your manifest to match the existing
+  value; in this case, you'll become the manager if the other manager(s)
+  stop managing the field (remove it from their configuration).
+See https://kubernetes.io/docs/reference/using-api/server-side-apply/#conflicts
+",
         "{out:#?}"
     );
+    // Forcing takes spec.replicas back for the applier.
+    k.run(&["apply", "--server-side", "--force-conflicts", "-f", &dep])
+        .ok();
+    let live = k
+        .run(&["get", "deployment", "web", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(live["spec"]["replicas"], 2);
+    assert_eq!(live["metadata"]["generation"], 3);
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::resources::ResourceDef;
+use super::resources::{served_at, ResourceDef};
 
 /// The Kubernetes version the server claims to be.
 pub const GIT_VERSION: &str = "v1.32.0";
@@ -107,12 +107,62 @@ fn storage_version_hash(def: &ResourceDef) -> String {
     base64::engine::general_purpose::STANDARD.encode(&digest.as_ref()[..8])
 }
 
+/// Adds `shortNames` and `categories` when the resource has any.
+fn insert_names(m: &mut serde_json::Map<String, Value>, d: &ResourceDef) {
+    if !d.short_names.is_empty() {
+        m.insert("shortNames".into(), json!(d.short_names));
+    }
+    if !d.categories.is_empty() {
+        m.insert("categories".into(), json!(d.categories));
+    }
+}
+
+/// One subresource as discovery lists it.
+struct Subresource {
+    name: &'static str,
+    group: String,
+    version: String,
+    kind: String,
+    verbs: &'static [&'static str],
+}
+
+/// The subresources of a resource at `version`, in name order (as kube-apiserver lists them).
+fn subresources(d: &ResourceDef, version: &str) -> Vec<Subresource> {
+    const READ_WRITE: &[&str] = &["get", "patch", "update"];
+    let mut out = Vec::new();
+    if d.scale {
+        out.push(Subresource {
+            name: "scale",
+            group: "autoscaling".into(),
+            version: "v1".into(),
+            kind: "Scale".into(),
+            verbs: READ_WRITE,
+        });
+    }
+    if d.status {
+        out.push(Subresource {
+            name: "status",
+            group: d.group.clone(),
+            version: version.to_string(),
+            kind: d.kind.clone(),
+            verbs: READ_WRITE,
+        });
+    }
+    if d.is("", "serviceaccounts") {
+        out.push(Subresource {
+            name: "token",
+            group: "authentication.k8s.io".into(),
+            version: "v1".into(),
+            kind: "TokenRequest".into(),
+            verbs: &["create"],
+        });
+    }
+    out
+}
+
 /// `/api/v1` or `/apis/GROUP/VERSION`, or None when nothing is served there.
 pub fn resource_list(defs: &[ResourceDef], group: &str, version: &str) -> Option<Value> {
-    let served: Vec<&ResourceDef> = defs
-        .iter()
-        .filter(|d| d.group == group && d.versions.iter().any(|v| v == version))
-        .collect();
+    let served = served_at(defs, group, version);
     if served.is_empty() {
         return None;
     }
@@ -126,42 +176,29 @@ pub fn resource_list(defs: &[ResourceDef], group: &str, version: &str) -> Option
             "verbs": d.verbs,
         });
         if let Some(m) = r.as_object_mut() {
-            if !d.short_names.is_empty() {
-                m.insert("shortNames".into(), json!(d.short_names));
-            }
-            if !d.categories.is_empty() {
-                m.insert("categories".into(), json!(d.categories));
-            }
+            insert_names(m, d);
             if d.allows("get") {
                 m.insert("storageVersionHash".into(), json!(storage_version_hash(d)));
             }
         }
         resources.insert(d.plural.clone(), r);
-        if d.status {
-            resources.insert(
-                format!("{}/status", d.plural),
-                json!({
-                    "name": format!("{}/status", d.plural),
-                    "singularName": "",
-                    "namespaced": d.namespaced,
-                    "kind": d.kind,
-                    "verbs": ["get", "patch", "update"],
-                }),
-            );
-        }
-        if d.is("", "serviceaccounts") {
-            resources.insert(
-                "serviceaccounts/token".into(),
-                json!({
-                    "name": "serviceaccounts/token",
-                    "singularName": "",
-                    "namespaced": true,
-                    "group": "authentication.k8s.io",
-                    "version": "v1",
-                    "kind": "TokenRequest",
-                    "verbs": ["create"],
-                }),
-            );
+        for sub in subresources(d, version) {
+            let name = format!("{}/{}", d.plural, sub.name);
+            let mut r = json!({
+                "name": name,
+                "singularName": "",
+                "namespaced": d.namespaced,
+            });
+            if let Some(m) = r.as_object_mut() {
+                // Legacy discovery names the group and version only when they differ.
+                if sub.group != d.group || sub.version != version {
+                    m.insert("group".into(), json!(sub.group));
+                    m.insert("version".into(), json!(sub.version));
+                }
+                m.insert("kind".into(), json!(sub.kind));
+                m.insert("verbs".into(), json!(sub.verbs));
+            }
+            resources.insert(name, r);
         }
     }
     let gv = if group.is_empty() {
@@ -196,27 +233,17 @@ fn aggregated_resource(d: &ResourceDef, version: &str) -> Value {
         "verbs": d.verbs,
     });
     if let Some(m) = r.as_object_mut() {
-        if !d.short_names.is_empty() {
-            m.insert("shortNames".into(), json!(d.short_names));
-        }
-        if !d.categories.is_empty() {
-            m.insert("categories".into(), json!(d.categories));
-        }
-        let mut subs = Vec::new();
-        if d.status {
-            subs.push(json!({
-                "subresource": "status",
-                "responseKind": {"group": d.group, "version": version, "kind": d.kind},
-                "verbs": ["get", "patch", "update"],
-            }));
-        }
-        if d.is("", "serviceaccounts") {
-            subs.push(json!({
-                "subresource": "token",
-                "responseKind": {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"},
-                "verbs": ["create"],
-            }));
-        }
+        insert_names(m, d);
+        let subs: Vec<Value> = subresources(d, version)
+            .into_iter()
+            .map(|sub| {
+                json!({
+                    "subresource": sub.name,
+                    "responseKind": {"group": sub.group, "version": sub.version, "kind": sub.kind},
+                    "verbs": sub.verbs,
+                })
+            })
+            .collect();
         if !subs.is_empty() {
             m.insert("subresources".into(), Value::Array(subs));
         }
@@ -228,10 +255,7 @@ fn aggregated_group(defs: &[ResourceDef], group: &str, versions: &[String]) -> V
     let versions: Vec<Value> = versions
         .iter()
         .map(|v| {
-            let mut rs: Vec<&ResourceDef> = defs
-                .iter()
-                .filter(|d| d.group == group && d.versions.contains(v))
-                .collect();
+            let mut rs = served_at(defs, group, v);
             rs.sort_by(|a, b| a.plural.cmp(&b.plural));
             json!({
                 "version": v,

@@ -302,9 +302,10 @@ fn causes_json(causes: &[Cause]) -> Value {
 }
 
 /// The 409 kube-apiserver sends when server-side apply meets fields owned by other managers.
-/// `conflicts` holds (printed manager, field) pairs, where the printed manager is already in
-/// kube-apiserver's form, e.g. `"kubectl-client-side-apply" using v1`.
-pub fn apply_conflict(conflicts: &[(String, String)]) -> ApiError {
+/// `message` is the whole message (`fieldmanager::conflict_message`); `conflicts` holds
+/// (printed manager, field) pairs, where the printed manager is already in kube-apiserver's
+/// form, e.g. `"kubectl-client-side-apply" using v1`.
+pub fn apply_conflict(message: String, conflicts: &[(String, String)]) -> ApiError {
     let causes: Vec<Cause> = conflicts
         .iter()
         .map(|(manager, field)| Cause {
@@ -313,28 +314,6 @@ pub fn apply_conflict(conflicts: &[(String, String)]) -> ApiError {
             field: field.clone(),
         })
         .collect();
-    let message = if conflicts.len() == 1 {
-        format!(
-            "Apply failed with 1 conflict: conflict with {}: {}",
-            conflicts[0].0, conflicts[0].1
-        )
-    } else {
-        let mut managers: Vec<&String> = conflicts.iter().map(|(m, _)| m).collect();
-        managers.sort();
-        managers.dedup();
-        let mut lines = Vec::new();
-        for m in managers {
-            lines.push(format!("conflicts with {m}:"));
-            for (_, f) in conflicts.iter().filter(|(cm, _)| cm == m) {
-                lines.push(format!("- {f}"));
-            }
-        }
-        format!(
-            "Apply failed with {} conflicts: {}",
-            conflicts.len(),
-            lines.join("\n")
-        )
-    };
     ApiError {
         code: 409,
         reason: "Conflict".into(),

@@ -545,7 +545,6 @@ impl FieldSet {
         }
     }
 
-    #[cfg(test)]
     fn has(&self, path: &[Pe]) -> bool {
         match path {
             [] => false,
@@ -946,24 +945,21 @@ fn openapi_node(s: &Value) -> Node {
 // Builders for the built-in table. `obj` is a pointer struct (absent until set), `sobj` a
 // value struct (always serialized).
 fn obj(fields: Vec<(&str, Node)>) -> Node {
-    Node::Object(Box::new(ObjectNode {
-        fields: fields
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-        other: None,
-        present: false,
-    }))
+    struct_node(fields, false)
 }
 
 fn sobj(fields: Vec<(&str, Node)>) -> Node {
+    struct_node(fields, true)
+}
+
+fn struct_node(fields: Vec<(&str, Node)>, present: bool) -> Node {
     Node::Object(Box::new(ObjectNode {
         fields: fields
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
         other: None,
-        present: true,
+        present,
     }))
 }
 
@@ -2492,6 +2488,109 @@ pub fn record_update_with(
     new
 }
 
+// ---------------------------------------------------------------------------------------------
+// The scale subresource
+// ---------------------------------------------------------------------------------------------
+
+/// The apiVersion of the `Scale` objects the scale subresource serves.
+pub const SCALE_API_VERSION: &str = "autoscaling/v1";
+
+/// `spec.replicas`, where both the parent and its `Scale` keep the replica count.
+fn replicas_path() -> [Pe; 2] {
+    [
+        Pe::Field("spec".to_string()),
+        Pe::Field("replicas".to_string()),
+    ]
+}
+
+/// The managedFields of a `Scale` made from `parent` (kube-apiserver's
+/// `ScaleHandler.ToSubresource`): every entry of the parent that owns `spec.replicas` becomes an
+/// entry owning the Scale's `spec.replicas`, expressed in `autoscaling/v1`. Entries in an
+/// apiVersion not in `parent_versions` are skipped.
+pub fn scale_managed_fields(parent: &Value, parent_versions: &[&str]) -> Value {
+    let path = replicas_path();
+    let mut replicas = FieldSet::default();
+    replicas.insert(&path);
+    let entries: Vec<Entry> = decode_entries(parent)
+        .into_iter()
+        .filter(|e| parent_versions.contains(&e.api_version.as_str()) && e.set.has(&path))
+        .map(|e| Entry {
+            api_version: SCALE_API_VERSION.to_string(),
+            set: replicas.clone(),
+            ..e
+        })
+        .collect();
+    let mut holder = Value::Object(Map::new());
+    encode_entries(&mut holder, &entries);
+    holder
+        .pointer("/metadata/managedFields")
+        .cloned()
+        .unwrap_or_else(|| Value::Array(Vec::new()))
+}
+
+/// Merges the managedFields of a written `Scale` back into its parent (kube-apiserver's
+/// `ScaleHandler.ToParent`), in place. Parent entries in an unknown apiVersion are dropped;
+/// parent entries owning `spec.replicas` lose it unless the same manager still has an entry in
+/// the Scale; Scale entries owning `spec.replicas` become parent entries in `api_version` (the
+/// request's version), keeping their subresource (`scale` for writes through `/scale`) and,
+/// as upstream, no time stamp unless the parent had one for that manager.
+pub fn scale_managed_fields_to_parent(
+    parent: &mut Value,
+    scale: &Value,
+    parent_versions: &[&str],
+    api_version: &str,
+) {
+    let path = replicas_path();
+    let mut replicas = FieldSet::default();
+    replicas.insert(&path);
+    let parent_entries = decode_entries(parent);
+    let mut from_scale = decode_entries(scale);
+    let mut out: Vec<Entry> = Vec::new();
+    for p in &parent_entries {
+        if !parent_versions.contains(&p.api_version.as_str()) {
+            continue;
+        }
+        if !p.set.has(&path) {
+            out.push(p.clone());
+            continue;
+        }
+        match from_scale.iter().position(|s| s.id == p.id) {
+            // The field was not taken from this manager: the entry stays as it is.
+            Some(i) => {
+                from_scale.remove(i);
+                out.push(p.clone());
+            }
+            None => {
+                let rest = p.set.difference(&replicas);
+                if !rest.is_empty() {
+                    out.push(Entry {
+                        set: rest,
+                        ..p.clone()
+                    });
+                }
+            }
+        }
+    }
+    for s in from_scale.into_iter().filter(|s| s.set.has(&path)) {
+        let time = parent_entries
+            .iter()
+            .find(|p| p.id == s.id)
+            .and_then(|p| p.time.clone());
+        out.push(Entry {
+            id: Identity::new(
+                &s.id.manager,
+                s.id.operation,
+                api_version,
+                &s.id.subresource,
+            ),
+            api_version: api_version.to_string(),
+            time,
+            set: replicas.clone(),
+        });
+    }
+    encode_entries(parent, &out);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2500,6 +2599,63 @@ mod tests {
     const T0: &str = "2024-01-01T00:00:00Z";
     const T1: &str = "2024-01-01T00:01:00Z";
     const T2: &str = "2024-01-01T00:02:00Z";
+
+    #[test]
+    fn scale_managed_fields_round_trip_like_the_scale_handler() {
+        let parent = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "managedFields": [
+                {"manager": "a", "operation": "Apply", "apiVersion": "apps/v1", "time": T0,
+                 "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}, "f:paused": {}}}},
+                {"manager": "old", "operation": "Update", "apiVersion": "extensions/v1beta1", "time": T0,
+                 "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:minReadySeconds": {}}}},
+            ]},
+            "spec": {"replicas": 2, "paused": false, "minReadySeconds": 1}});
+        let versions = ["apps/v1"];
+        let scale_mf = scale_managed_fields(&parent, &versions);
+        assert_eq!(
+            scale_mf,
+            json!([{"manager": "a", "operation": "Apply", "apiVersion": "autoscaling/v1", "time": T0,
+                    "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}}])
+        );
+        let scale = json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+            "metadata": {"name": "web", "uid": "u", "managedFields": scale_mf}, "spec": {"replicas": 2}});
+
+        // A write that leaves spec.replicas with "a": its entry stays whole; entries in an
+        // unknown apiVersion are dropped.
+        let mut unchanged = parent.clone();
+        scale_managed_fields_to_parent(&mut unchanged, &scale, &versions, "apps/v1");
+        assert_eq!(
+            unchanged["metadata"]["managedFields"],
+            json!([parent["metadata"]["managedFields"][0]])
+        );
+
+        // A write that moves spec.replicas to "hpa": "a" loses it, "hpa" gets a scale entry.
+        let mut moved_scale = scale.clone();
+        moved_scale["spec"]["replicas"] = json!(5);
+        let moved_scale = record_update_with(
+            Some(&scale),
+            moved_scale,
+            "hpa",
+            T1,
+            &FieldManagerOptions {
+                subresource: Some("scale"),
+                status_subresource: Some(false),
+                schema: None,
+            },
+        );
+        let mut moved = parent.clone();
+        scale_managed_fields_to_parent(&mut moved, &moved_scale, &versions, "apps/v1");
+        assert_eq!(
+            moved["metadata"]["managedFields"],
+            json!([
+                {"manager": "a", "operation": "Apply", "apiVersion": "apps/v1", "time": T0,
+                 "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:paused": {}}}},
+                {"manager": "hpa", "operation": "Update", "apiVersion": "apps/v1",
+                 "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}},
+                 "subresource": "scale"},
+            ])
+        );
+    }
 
     fn cm(data: Value) -> Value {
         json!({"apiVersion": "v1", "kind": "ConfigMap",

@@ -13,14 +13,14 @@ use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::error::{apply_conflict, ApiError, ApiResult};
-use super::fieldmanager::{self, FieldManagerError};
+use super::fieldmanager::{self, FieldManagerError, FieldManagerOptions, TypeSchema};
 use super::kinds;
 use super::patch::{self, PatchError};
-use super::resources::ResourceDef;
+use super::resources::{str_list, ResourceDef};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::server::Shared;
 use super::store::{ObjKey, Store};
-use super::{control, discovery, openapi, table, tokens, watch};
+use super::{control, discovery, openapi, scale, table, tokens, watch};
 
 /// kube-apiserver's request body limit (3 MiB).
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -238,7 +238,8 @@ pub struct Target {
 }
 
 impl Target {
-    fn key(&self, name: &str) -> ObjKey {
+    /// The store key of object `name` of this target.
+    pub fn key(&self, name: &str) -> ObjKey {
         ObjKey::new(&self.def, self.namespace.as_deref().unwrap_or(""), name)
     }
 
@@ -370,6 +371,7 @@ fn resolve(defs: &[ResourceDef], group: &str, version: &str, rest: &[&str]) -> A
     }
     if let Some(s) = &sub {
         let ok = (s == "status" && def.status)
+            || (s == "scale" && def.scale)
             || (s == "token" && def.is("", "serviceaccounts"))
             || (s == "finalize" && def.is("", "namespaces"));
         if !ok {
@@ -401,7 +403,7 @@ async fn dispatch(shared: &Arc<Shared>, req: &Req, t: Target) -> ApiResult<Respo
     };
     let sub_ok = match t.sub.as_deref() {
         None => t.def.allows(verb),
-        Some("status") => matches!(verb, "get" | "update" | "patch"),
+        Some("status") | Some("scale") => matches!(verb, "get" | "update" | "patch"),
         Some("finalize") => verb == "update",
         Some("token") => verb == "create",
         Some(_) => false,
@@ -461,7 +463,7 @@ pub fn parse_body(req: &Req) -> ApiResult<Value> {
     parse_document(&req.body)
 }
 
-fn parse_document(body: &[u8]) -> ApiResult<Value> {
+pub(super) fn parse_document(body: &[u8]) -> ApiResult<Value> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("the body of the request was empty"));
     }
@@ -481,7 +483,7 @@ fn parse_document(body: &[u8]) -> ApiResult<Value> {
     Ok(v)
 }
 
-fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+pub(super) fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
     obj.get("metadata")
         .and_then(|m| m.get(field))
         .and_then(Value::as_str)
@@ -501,45 +503,35 @@ fn meta_mut(obj: &mut Value) -> &mut serde_json::Map<String, Value> {
 }
 
 fn finalizers(obj: &Value) -> Vec<String> {
-    obj.pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
+    str_list(obj.pointer("/metadata/finalizers"))
 }
 
 /// Checks and fills apiVersion/kind against the URL's resource.
 fn check_type(t: &Target, obj: &mut Value) -> ApiResult<()> {
-    let want_av = t.api_version();
+    check_type_is(obj, &t.api_version(), &t.def.kind)
+}
+
+/// Fills a missing apiVersion/kind of a written object and refuses other types, as the
+/// decoder of the URL's type does.
+pub(super) fn check_type_is(obj: &mut Value, want_av: &str, want_kind: &str) -> ApiResult<()> {
     let map = obj
         .as_object_mut()
         .ok_or_else(|| ApiError::bad_request("the body of the request must be a JSON object"))?;
-    match map.get("apiVersion").and_then(Value::as_str) {
-        None | Some("") => {
-            map.insert("apiVersion".into(), json!(want_av));
+    for (field, want, what) in [
+        ("apiVersion", want_av, "API version"),
+        ("kind", want_kind, "kind"),
+    ] {
+        match map.get(field).and_then(Value::as_str) {
+            None | Some("") => {
+                map.insert(field.into(), json!(want));
+            }
+            Some(have) if have != want => {
+                return Err(ApiError::bad_request(format!(
+                    "the {what} in the data ({have}) does not match the expected {what} ({want})"
+                )));
+            }
+            _ => {}
         }
-        Some(av) if av != want_av => {
-            return Err(ApiError::bad_request(format!(
-                "the API version in the data ({av}) does not match the expected API version ({want_av})"
-            )));
-        }
-        _ => {}
-    }
-    match map.get("kind").and_then(Value::as_str) {
-        None | Some("") => {
-            map.insert("kind".into(), json!(t.def.kind));
-        }
-        Some(k) if k != t.def.kind => {
-            return Err(ApiError::bad_request(format!(
-                "the kind in the data ({k}) does not match the expected kind ({})",
-                t.def.kind
-            )));
-        }
-        _ => {}
     }
     Ok(())
 }
@@ -582,13 +574,7 @@ fn check_namespace_usable(store: &Store, t: &Target, name: &str) -> ApiResult<()
         return Ok(());
     }
     let ns = t.namespace.as_deref().unwrap_or_default();
-    let key = ObjKey {
-        group: String::new(),
-        plural: "namespaces".into(),
-        namespace: String::new(),
-        name: ns.to_string(),
-    };
-    match store.get(&key) {
+    match store.get(&ObjKey::namespace(ns)) {
         None => Err(ApiError::namespace_not_found(ns)),
         Some(n) if n.pointer("/metadata/deletionTimestamp").is_some() => {
             let mut d = serde_json::Map::new();
@@ -618,14 +604,8 @@ fn crd_terminating(store: &Store, def: &ResourceDef) -> bool {
     if !def.custom {
         return false;
     }
-    let key = ObjKey {
-        group: "apiextensions.k8s.io".into(),
-        plural: "customresourcedefinitions".into(),
-        namespace: String::new(),
-        name: format!("{}.{}", def.plural, def.group),
-    };
     store
-        .get(&key)
+        .get(&ObjKey::crd_of(def))
         .is_some_and(|c| c.pointer("/metadata/deletionTimestamp").is_some())
 }
 
@@ -718,7 +698,14 @@ fn create_inner(
         return Err(ApiError::already_exists(&t.def, &name));
     }
     if !from_apply {
-        *obj = fieldmanager::record_update(None, std::mem::take(obj), manager, None, &now);
+        let schema = crd_schema(&store, t);
+        *obj = fieldmanager::record_update_with(
+            None,
+            std::mem::take(obj),
+            manager,
+            &now,
+            &fm_options(t, schema.as_ref()),
+        );
     }
     if dry_run {
         return Ok(());
@@ -729,10 +716,45 @@ fn create_inner(
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(super) enum Mode {
     Put,
     Patch,
     Apply,
+    /// A write through `/scale`: the caller has merged the Scale's managedFields already.
+    Scale,
+}
+
+impl Mode {
+    /// Whether the caller has computed managedFields (server-side apply, scale), so the update
+    /// must neither record an Update nor fall back to the stored managedFields.
+    fn fields_recorded(self) -> bool {
+        matches!(self, Mode::Apply | Mode::Scale)
+    }
+}
+
+/// The schema of a custom resource's version from its CRD (None for built-in kinds, which the
+/// field manager knows).
+pub(super) fn crd_schema(store: &Store, t: &Target) -> Option<TypeSchema> {
+    if !t.def.custom {
+        return None;
+    }
+    store
+        .get(&ObjKey::crd_of(&t.def))
+        .and_then(|crd| TypeSchema::from_crd(&crd, &t.version))
+}
+
+/// Field-manager options for a write to `t`: its subresource, whether the kind has a status
+/// subresource (so the main resource ignores `.status` and `/status` everything else), and the
+/// CRD schema of custom resources.
+pub(super) fn fm_options<'a>(
+    t: &'a Target,
+    schema: Option<&'a TypeSchema>,
+) -> FieldManagerOptions<'a> {
+    FieldManagerOptions {
+        subresource: t.sub.as_deref(),
+        status_subresource: Some(t.def.status),
+        schema,
+    }
 }
 
 fn strip_times(v: &Value) -> Value {
@@ -768,7 +790,7 @@ fn spec_part(def: &ResourceDef, obj: &Value) -> Value {
 /// Applies an update to a stored object: server-owned metadata, status subresource rules,
 /// finalizers, generation, managedFields and no-op detection. Returns the HTTP code and
 /// the resulting object.
-fn commit_update(
+pub(super) fn commit_update(
     store: &mut Store,
     t: &Target,
     old: &Arc<Value>,
@@ -808,7 +830,7 @@ fn commit_update(
                 None => m.remove("status"),
             };
         }
-        if mode == Mode::Apply {
+        if mode.fields_recorded() {
             if let Some(mf) = mf {
                 meta_mut(&mut merged).insert("managedFields".into(), mf);
             }
@@ -839,7 +861,7 @@ fn commit_update(
                 None => meta.remove(f),
             };
         }
-        if mode != Mode::Apply && !meta.contains_key("managedFields") {
+        if !mode.fields_recorded() && !meta.contains_key("managedFields") {
             if let Some(mf) = old.pointer("/metadata/managedFields") {
                 meta.insert("managedFields".into(), mf.clone());
             }
@@ -880,8 +902,15 @@ fn commit_update(
         meta_mut(&mut new).insert("generation".into(), json!(g + 1));
     }
 
-    if mode != Mode::Apply {
-        new = fieldmanager::record_update(Some(old), new, manager, sub, &now);
+    if !mode.fields_recorded() {
+        let schema = crd_schema(store, t);
+        new = fieldmanager::record_update_with(
+            Some(old),
+            new,
+            manager,
+            &now,
+            &fm_options(t, schema.as_ref()),
+        );
     }
 
     if strip_times(&new) == strip_times(old) {
@@ -911,6 +940,9 @@ fn get(shared: &Shared, req: &Req, t: &Target) -> ApiResult<Response<Body>> {
         .lock()
         .get(&t.key(&name))
         .ok_or_else(|| ApiError::not_found(&t.def, &name))?;
+    if t.sub.as_deref() == Some("scale") {
+        return Ok(json_response(200, &scale::scale_of(&obj)));
+    }
     Ok(json_response(200, &render_one(t, &obj, req)))
 }
 
@@ -1090,6 +1122,9 @@ fn update(shared: &Shared, req: &Req, t: &Target) -> ApiResult<Response<Body>> {
         }
         _ => {}
     }
+    if t.sub.as_deref() == Some("scale") {
+        return scale::write(shared, req, t, scale::Change::Replace(new));
+    }
     if t.sub.is_none() {
         check_type(t, &mut new)?;
     }
@@ -1130,7 +1165,7 @@ fn update(shared: &Shared, req: &Req, t: &Target) -> ApiResult<Response<Body>> {
 
 // The catch-all arms keep this compiling when the patch engineer adds variants.
 #[allow(unreachable_patterns)]
-fn patch_error(e: PatchError) -> ApiError {
+pub(super) fn patch_error(e: PatchError) -> ApiError {
     match e {
         PatchError::Malformed(m) => ApiError::bad_request(m),
         PatchError::Failed(m) => ApiError::new(422, "Invalid", m),
@@ -1138,54 +1173,14 @@ fn patch_error(e: PatchError) -> ApiError {
     }
 }
 
-/// kube-apiserver's wording of the manager in an apply conflict: `"name"` for apply
-/// managers, `"name" using v1` for update managers, with the subresource when there is one.
-fn printed_manager(live: Option<&Value>, manager: &str) -> String {
-    let entries = live
-        .and_then(|l| l.pointer("/metadata/managedFields"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let entry = entries
-        .iter()
-        .find(|e| {
-            e.get("manager").and_then(Value::as_str) == Some(manager)
-                && e.get("operation").and_then(Value::as_str) == Some("Apply")
-        })
-        .or_else(|| {
-            entries
-                .iter()
-                .find(|e| e.get("manager").and_then(Value::as_str) == Some(manager))
-        });
-    let Some(e) = entry else {
-        return format!("{manager:?}");
-    };
-    let mut s = format!("{manager:?}");
-    if let Some(sub) = e
-        .get("subresource")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-    {
-        s = format!("{s} with subresource {sub:?}");
-    }
-    if e.get("operation").and_then(Value::as_str) == Some("Update") {
-        let av = e
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        s = format!("{s} using {av}");
-    }
-    s
-}
-
+/// The HTTP error for a field-manager error: 409 with kube-apiserver's conflict message and
+/// `FieldManagerConflict` causes, 400 for a bad request, 422 for an invalid configuration.
+// The catch-all arm keeps this compiling when the field-manager engineer adds variants.
 #[allow(unreachable_patterns)]
-fn fm_error(e: FieldManagerError, live: Option<&Value>, t: &Target, name: &str) -> ApiError {
+pub(super) fn fm_error(e: FieldManagerError, t: &Target, name: &str) -> ApiError {
     match e {
-        FieldManagerError::Conflict(cs) => apply_conflict(
-            &cs.iter()
-                .map(|c| (printed_manager(live, &c.manager), c.field.clone()))
-                .collect::<Vec<_>>(),
-        ),
+        FieldManagerError::Conflict(_) => apply_conflict(e.to_string(), &e.conflict_pairs()),
+        FieldManagerError::BadRequest(m) => ApiError::bad_request(m),
         FieldManagerError::Invalid(m) => ApiError::invalid(
             &t.def.qualified_kind(),
             &t.def.group,
@@ -1242,37 +1237,36 @@ fn patch(shared: &Shared, req: &Req, t: &Target) -> ApiResult<Response<Body>> {
         ));
     }
     let manager = manager_for(req);
+    if t.sub.as_deref() == Some("scale") {
+        let change = if apply {
+            scale::Change::Apply {
+                applied: parse_document(&req.body)?,
+                force: force == Some("true"),
+            }
+        } else {
+            scale::Change::Patch {
+                content_type: ct,
+                patch: patch_document(req)?,
+            }
+        };
+        return scale::write(shared, req, t, change);
+    }
     if apply {
         return apply_patch(shared, req, t, &name, &manager, force == Some("true"));
     }
-    let patch_doc: Value = serde_json::from_slice(&req.body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+    let patch_doc = patch_document(req)?;
     let mut store = shared.lock();
     let old = store
         .get(&t.key(&name))
         .ok_or_else(|| ApiError::not_found(&t.def, &name))?;
-    let mut base = output(t, &old, false);
-    let patched = match ct.as_str() {
-        "application/json-patch+json" => patch::json_patch(&base, &patch_doc),
-        "application/merge-patch+json" => patch::json_merge_patch(&base, &patch_doc),
-        _ => patch::strategic_merge_patch(&base, &patch_doc, &t.api_version(), &t.def.kind),
-    }
-    .map_err(patch_error)?;
-    if !patched.is_object() {
-        return Err(ApiError::bad_request(
-            "the patched object is not a JSON object",
-        ));
-    }
-    base = patched;
-    match meta_str(&base, "name") {
-        Some(n) if n == name => {}
-        _ => {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({}) does not match the name on the URL ({name})",
-                meta_str(&base, "name").unwrap_or_default()
-            )))
-        }
-    }
+    let base = apply_patch_document(
+        &ct,
+        &output(t, &old, false),
+        &patch_doc,
+        &t.api_version(),
+        &t.def.kind,
+        &name,
+    )?;
     let (code, out) = commit_update(
         &mut store,
         t,
@@ -1284,6 +1278,42 @@ fn patch(shared: &Shared, req: &Req, t: &Target) -> ApiResult<Response<Body>> {
     )?;
     drop(store);
     Ok(json_response(code, &render_one(t, &out, req)))
+}
+
+/// The body of a non-apply patch.
+fn patch_document(req: &Req) -> ApiResult<Value> {
+    serde_json::from_slice(&req.body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
+}
+
+/// Applies a JSON, merge or strategic merge patch (by content type) to `base`, an object of
+/// `api_version`/`kind` named `name`, and checks that the result is still that object.
+pub(super) fn apply_patch_document(
+    content_type: &str,
+    base: &Value,
+    patch_doc: &Value,
+    api_version: &str,
+    kind: &str,
+    name: &str,
+) -> ApiResult<Value> {
+    let patched = match content_type {
+        "application/json-patch+json" => patch::json_patch(base, patch_doc),
+        "application/merge-patch+json" => patch::json_merge_patch(base, patch_doc),
+        _ => patch::strategic_merge_patch(base, patch_doc, api_version, kind),
+    }
+    .map_err(patch_error)?;
+    if !patched.is_object() {
+        return Err(ApiError::bad_request(
+            "the patched object is not a JSON object",
+        ));
+    }
+    match meta_str(&patched, "name") {
+        Some(n) if n == name => Ok(patched),
+        other => Err(ApiError::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            other.unwrap_or_default()
+        ))),
+    }
 }
 
 fn patch_options_invalid(reason: &str, field: &str, message: &str) -> ApiError {
@@ -1308,59 +1338,7 @@ fn apply_patch(
     force: bool,
 ) -> ApiResult<Response<Body>> {
     let applied = parse_document(&req.body)?;
-    let av = applied
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let kind = applied
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    if av.is_empty() || kind.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "error decoding YAML: Object 'Kind' is missing in '{}'",
-            String::from_utf8_lossy(&req.body)
-                .chars()
-                .take(200)
-                .collect::<String>()
-        )));
-    }
-    if av != t.api_version() {
-        return Err(ApiError::bad_request(format!(
-            "the API version in the data ({av}) does not match the expected API version ({})",
-            t.api_version()
-        )));
-    }
-    if kind != t.def.kind {
-        return Err(ApiError::bad_request(format!(
-            "the kind in the data ({kind}) does not match the expected kind ({})",
-            t.def.kind
-        )));
-    }
-    match meta_str(&applied, "name") {
-        Some(n) if n == name => {}
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({}) does not match the name on the URL ({name})",
-                other.unwrap_or_default()
-            )))
-        }
-    }
-    if t.def.namespaced {
-        if let Some(ns) = meta_str(&applied, "namespace") {
-            if !ns.is_empty() && Some(ns) != t.namespace.as_deref() {
-                return Err(ApiError::bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request",
-                ));
-            }
-        }
-    }
-    if applied
-        .pointer("/metadata/managedFields")
-        .is_some_and(|m| !m.is_null())
-    {
-        return Err(ApiError::bad_request("metadata.managedFields must be nil"));
-    }
+    check_applied(t, &applied, &req.body, name, &t.api_version(), &t.def.kind)?;
     let now = now();
     let mut store = shared.lock();
     let live = store.get(&t.key(name));
@@ -1370,8 +1348,16 @@ fn apply_patch(
         }
     }
     let live_out = live.as_ref().map(|l| output(t, l, false));
-    let merged = fieldmanager::server_side_apply(live_out.as_ref(), &applied, manager, force, &now)
-        .map_err(|e| fm_error(e, live_out.as_ref(), t, name))?;
+    let schema = crd_schema(&store, t);
+    let merged = fieldmanager::server_side_apply_with(
+        live_out.as_ref(),
+        &applied,
+        manager,
+        force,
+        &now,
+        &fm_options(t, schema.as_ref()),
+    )
+    .map_err(|e| fm_error(e, t, name))?;
     let (code, out) = match live {
         None => {
             if t.sub.is_some() {
@@ -1397,6 +1383,65 @@ fn apply_patch(
         }
     };
     Ok(json_response(code, &render_one(t, &out, req)))
+}
+
+/// The request checks kube-apiserver makes on an applied configuration before server-side
+/// apply: type (`want_av`/`want_kind`), name and namespace against the URL. (The field manager
+/// refuses `metadata.managedFields` itself.)
+pub(super) fn check_applied(
+    t: &Target,
+    applied: &Value,
+    body: &[u8],
+    name: &str,
+    want_av: &str,
+    want_kind: &str,
+) -> ApiResult<()> {
+    let av = applied
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let kind = applied
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if av.is_empty() || kind.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "error decoding YAML: Object 'Kind' is missing in '{}'",
+            String::from_utf8_lossy(body)
+                .chars()
+                .take(200)
+                .collect::<String>()
+        )));
+    }
+    if av != want_av {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({av}) does not match the expected API version ({want_av})"
+        )));
+    }
+    if kind != want_kind {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({kind}) does not match the expected kind ({want_kind})"
+        )));
+    }
+    match meta_str(applied, "name") {
+        Some(n) if n == name => {}
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                other.unwrap_or_default()
+            )))
+        }
+    }
+    if t.def.namespaced {
+        if let Some(ns) = meta_str(applied, "namespace") {
+            if !ns.is_empty() && Some(ns) != t.namespace.as_deref() {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -1432,12 +1477,7 @@ fn delete_options(req: &Req) -> ApiResult<(DeleteOptions, bool)> {
 pub fn remove_and_cascade(store: &mut Store, key: &ObjKey) -> Option<Arc<Value>> {
     let last = store.remove(key)?;
     if !key.namespace.is_empty() {
-        let ns_key = ObjKey {
-            group: String::new(),
-            plural: "namespaces".into(),
-            namespace: String::new(),
-            name: key.namespace.clone(),
-        };
+        let ns_key = ObjKey::namespace(&key.namespace);
         if store
             .get(&ns_key)
             .is_some_and(|n| n.pointer("/metadata/deletionTimestamp").is_some())
@@ -1448,12 +1488,7 @@ pub fn remove_and_cascade(store: &mut Store, key: &ObjKey) -> Option<Arc<Value>>
     }
     if let Some(def) = store.find(&key.group, &key.plural).cloned() {
         if def.custom && crd_terminating(store, &def) && store.list(&def, None, None).is_empty() {
-            let crd_key = ObjKey {
-                group: "apiextensions.k8s.io".into(),
-                plural: "customresourcedefinitions".into(),
-                namespace: String::new(),
-                name: format!("{}.{}", def.plural, def.group),
-            };
+            let crd_key = ObjKey::crd_of(&def);
             if let Some(crd) = store.get(&crd_key) {
                 if finalizers(&crd).is_empty() {
                     store.remove(&crd_key);

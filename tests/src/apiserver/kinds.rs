@@ -37,47 +37,26 @@ fn is_dns_subdomain(s: &str) -> bool {
 
 /// Validates `metadata.name` the way the resource's strategy does.
 pub fn validate_name(def: &ResourceDef, name: &str) -> ApiResult<()> {
-    let path_segment_only = def.group == "rbac.authorization.k8s.io";
-    if path_segment_only {
-        if name == "." || name == ".." || name.contains('/') || name.contains('%') {
-            return Err(invalid(
-                def,
-                name,
-                vec![cause(
-                    "FieldValueInvalid",
-                    "metadata.name",
-                    format!("Invalid value: {name:?}: may not contain '/' or '%' and may not be '.' or '..'"),
-                )],
-            ));
-        }
-        return Ok(());
-    }
-    if def.is("", "namespaces") {
-        if !is_dns_label(name) {
-            return Err(invalid(
-                def,
-                name,
-                vec![cause(
-                    "FieldValueInvalid",
-                    "metadata.name",
-                    format!("Invalid value: {name:?}: {DNS1123_LABEL_MSG}"),
-                )],
-            ));
-        }
-        return Ok(());
-    }
-    if !is_dns_subdomain(name) {
-        return Err(invalid(
+    let problem = if def.group == "rbac.authorization.k8s.io" {
+        let bad = name == "." || name == ".." || name.contains('/') || name.contains('%');
+        bad.then_some("may not contain '/' or '%' and may not be '.' or '..'")
+    } else if def.is("", "namespaces") {
+        (!is_dns_label(name)).then_some(DNS1123_LABEL_MSG)
+    } else {
+        (!is_dns_subdomain(name)).then_some(DNS1123_SUBDOMAIN_MSG)
+    };
+    match problem {
+        None => Ok(()),
+        Some(why) => Err(invalid(
             def,
             name,
             vec![cause(
                 "FieldValueInvalid",
                 "metadata.name",
-                format!("Invalid value: {name:?}: {DNS1123_SUBDOMAIN_MSG}"),
+                format!("Invalid value: {name:?}: {why}"),
             )],
-        ));
+        )),
     }
-    Ok(())
 }
 
 /// Applies the kind's write rules to `obj` (the object about to be stored). `old` is the

@@ -2,7 +2,7 @@
 //!
 //! An in-process HTTP server that answers like kube-apiserver v1.32 for what kubectl and
 //! kube-rs do: discovery, CRUD, lists with selectors and paging, watches, patches and
-//! server-side apply, the status subresource, CRDs, service-account tokens and
+//! server-side apply, the status and scale subresources, CRDs, service-account tokens and
 //! TokenReview, plus fault injection. See `tests/TESTCLUSTER.md` for what is modelled.
 //!
 //! ```no_run
@@ -26,6 +26,7 @@ pub mod kinds;
 pub mod kubeconfig;
 pub mod openapi;
 pub mod resources;
+pub mod scale;
 pub mod selectors;
 pub mod server;
 pub mod store;

@@ -9,7 +9,7 @@
 use serde_json::{json, Map, Value};
 
 use super::discovery::GIT_VERSION;
-use super::resources::ResourceDef;
+use super::resources::{served_at, ResourceDef};
 
 fn gv_path(group: &str, version: &str) -> String {
     if group.is_empty() {
@@ -66,10 +66,7 @@ fn ok_response() -> Value {
 
 /// `/openapi/v3/api/v1` or `/openapi/v3/apis/GROUP/VERSION`.
 pub fn group_version(defs: &[ResourceDef], group: &str, version: &str) -> Option<Value> {
-    let served: Vec<&ResourceDef> = defs
-        .iter()
-        .filter(|d| d.group == group && d.versions.iter().any(|v| v == version))
-        .collect();
+    let served = served_at(defs, group, version);
     if served.is_empty() {
         return None;
     }

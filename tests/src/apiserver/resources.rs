@@ -52,6 +52,8 @@ pub struct ResourceDef {
     pub verbs: Vec<String>,
     /// Whether the `status` subresource exists (main writes then ignore status).
     pub status: bool,
+    /// Whether the `scale` subresource exists (an `autoscaling/v1` Scale over `spec.replicas`).
+    pub scale: bool,
     /// Whether `metadata.generation` is maintained.
     pub has_generation: bool,
     /// True for resources defined by a CRD.
@@ -60,6 +62,13 @@ pub struct ResourceDef {
     pub printer_columns: Vec<PrinterColumn>,
     /// Whether DELETE answers with the deleted object instead of a Success Status.
     pub return_deleted_object: bool,
+}
+
+/// The resources served at `group`/`version`.
+pub fn served_at<'a>(defs: &'a [ResourceDef], group: &str, version: &str) -> Vec<&'a ResourceDef> {
+    defs.iter()
+        .filter(|d| d.group == group && d.versions.iter().any(|v| v == version))
+        .collect()
 }
 
 impl ResourceDef {
@@ -426,6 +435,9 @@ pub fn builtins() -> Vec<ResourceDef> {
             categories: b.categories.iter().map(|s| s.to_string()).collect(),
             verbs: b.verbs.iter().map(|s| s.to_string()).collect(),
             status: b.status,
+            // kube-apiserver serves `/scale` for these built-ins (ReplicaSets and
+            // ReplicationControllers too, which this server does not serve).
+            scale: b.group == "apps" && matches!(b.plural, "deployments" | "statefulsets"),
             has_generation: b.has_generation,
             custom: false,
             printer_columns: Vec::new(),
@@ -434,7 +446,8 @@ pub fn builtins() -> Vec<ResourceDef> {
         .collect()
 }
 
-fn str_list(v: Option<&Value>) -> Vec<String> {
+/// The strings of a JSON array (non-strings skipped); empty when it is not an array.
+pub fn str_list(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
         .map(|a| {
             a.iter()
@@ -519,6 +532,7 @@ pub fn from_crd(crd: &Value) -> Option<ResourceDef> {
         categories: str_list(names.get("categories")),
         verbs: FULL_VERBS.iter().map(|s| s.to_string()).collect(),
         status,
+        scale: false,
         has_generation: true,
         custom: true,
         printer_columns,

@@ -52,6 +52,16 @@ fn split_top(sel: &str) -> Vec<String> {
     out
 }
 
+/// The integer operand of `>` and `<`.
+fn parse_int(sel: &str, v: &str) -> Result<i64, String> {
+    v.trim().parse().map_err(|_| {
+        parse_err(
+            sel,
+            "for 'Gt', 'Lt' operators, the value must be an integer",
+        )
+    })
+}
+
 fn parse_set(sel: &str, rest: &str) -> Result<Vec<String>, String> {
     let rest = rest.trim();
     let inner = rest
@@ -100,25 +110,9 @@ impl LabelSelector {
             } else if let Some(v) = rest.strip_prefix('=') {
                 LabelReq::Equals(key, v.trim().to_string())
             } else if let Some(v) = rest.strip_prefix('>') {
-                LabelReq::Gt(
-                    key,
-                    v.trim().parse().map_err(|_| {
-                        parse_err(
-                            sel,
-                            "for 'Gt', 'Lt' operators, the value must be an integer",
-                        )
-                    })?,
-                )
+                LabelReq::Gt(key, parse_int(sel, v)?)
             } else if let Some(v) = rest.strip_prefix('<') {
-                LabelReq::Lt(
-                    key,
-                    v.trim().parse().map_err(|_| {
-                        parse_err(
-                            sel,
-                            "for 'Gt', 'Lt' operators, the value must be an integer",
-                        )
-                    })?,
-                )
+                LabelReq::Lt(key, parse_int(sel, v)?)
             } else if let Some(v) = rest.strip_prefix("notin") {
                 LabelReq::NotIn(key, parse_set(sel, v)?)
             } else if let Some(v) = rest.strip_prefix("in") {
@@ -259,6 +253,47 @@ impl FieldSelector {
     }
 }
 
+/// A `metav1.LabelSelector` object (`matchLabels`, `matchExpressions`) in the string form
+/// kube-apiserver prints (`LabelSelectorAsSelector(...).String()`), as the `Scale` status
+/// carries it: requirements sorted by key, `k=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`.
+/// A missing or empty selector gives "".
+pub fn label_selector_string(sel: Option<&Value>) -> String {
+    let Some(sel) = sel else {
+        return String::new();
+    };
+    let mut reqs: Vec<(String, String)> = Vec::new();
+    if let Some(labels) = sel.get("matchLabels").and_then(Value::as_object) {
+        for (k, v) in labels {
+            let v = v.as_str().unwrap_or_default();
+            reqs.push((k.clone(), format!("{k}={v}")));
+        }
+    }
+    if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
+        for e in exprs {
+            let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
+            let mut values: Vec<&str> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|vs| vs.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            values.sort_unstable();
+            let text = match e.get("operator").and_then(Value::as_str) {
+                Some("In") => format!("{key} in ({})", values.join(",")),
+                Some("NotIn") => format!("{key} notin ({})", values.join(",")),
+                Some("Exists") => key.to_string(),
+                Some("DoesNotExist") => format!("!{key}"),
+                _ => continue,
+            };
+            reqs.push((key.to_string(), text));
+        }
+    }
+    reqs.sort_by(|a, b| a.0.cmp(&b.0));
+    reqs.into_iter()
+        .map(|(_, text)| text)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,5 +333,23 @@ mod tests {
         let s = FieldSelector::parse("type==Opaque", "", "secrets").expect("parse");
         assert!(s.matches(&obj));
         assert!(FieldSelector::parse("spec.foo=1", "", "configmaps").is_err());
+    }
+
+    #[test]
+    fn label_selector_objects_print_like_kube_apiserver() {
+        let sel = json!({
+            "matchLabels": {"tier": "front", "app": "web"},
+            "matchExpressions": [
+                {"key": "env", "operator": "In", "values": ["prod", "dev"]},
+                {"key": "zz", "operator": "DoesNotExist"},
+                {"key": "b", "operator": "Exists"},
+            ],
+        });
+        assert_eq!(
+            label_selector_string(Some(&sel)),
+            "app=web,b,env in (dev,prod),tier=front,!zz"
+        );
+        assert_eq!(label_selector_string(None), "");
+        assert_eq!(label_selector_string(Some(&json!({}))), "");
     }
 }

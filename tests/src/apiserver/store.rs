@@ -36,6 +36,26 @@ impl ObjKey {
             name: name.to_string(),
         }
     }
+
+    /// The key of namespace `name`.
+    pub fn namespace(name: &str) -> Self {
+        Self {
+            group: String::new(),
+            plural: "namespaces".into(),
+            namespace: String::new(),
+            name: name.to_string(),
+        }
+    }
+
+    /// The key of the CRD that defines `def` (`plural.group`).
+    pub fn crd_of(def: &ResourceDef) -> Self {
+        Self {
+            group: "apiextensions.k8s.io".into(),
+            plural: "customresourcedefinitions".into(),
+            namespace: String::new(),
+            name: format!("{}.{}", def.plural, def.group),
+        }
+    }
 }
 
 /// The kind of a watch event.
@@ -186,12 +206,7 @@ impl Store {
 
     /// Whether a namespace exists.
     pub fn namespace_exists(&self, ns: &str) -> bool {
-        self.objects.contains_key(&ObjKey {
-            group: String::new(),
-            plural: "namespaces".into(),
-            namespace: String::new(),
-            name: ns.to_string(),
-        })
+        self.objects.contains_key(&ObjKey::namespace(ns))
     }
 
     /// Objects of one resource, optionally in one namespace, in key order, starting after

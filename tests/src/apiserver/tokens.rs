@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult, TestClusterError};
 use super::handlers::{json_response, now, parse_body, Req, Target};
+use super::resources::str_list;
 use super::server::Shared;
 use super::store::ObjKey;
 
@@ -228,17 +229,10 @@ pub fn token_request(shared: &Shared, req: &Req, t: &Target) -> ApiResult<Respon
     let name = t.name.clone().unwrap_or_default();
     let ns = t.namespace.clone().unwrap_or_default();
     let body = parse_body(req)?;
-    let audiences: Vec<String> = body
-        .pointer("/spec/audiences")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .filter(|a: &Vec<String>| !a.is_empty())
-        .unwrap_or_else(|| vec![shared.tokens.issuer().to_string()]);
+    let mut audiences = str_list(body.pointer("/spec/audiences"));
+    if audiences.is_empty() {
+        audiences = vec![shared.tokens.issuer().to_string()];
+    }
     let expiration = body
         .pointer("/spec/expirationSeconds")
         .and_then(Value::as_i64)
@@ -283,16 +277,7 @@ pub fn token_review(shared: &Shared, req: &Req, _t: &Target) -> ApiResult<Respon
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let requested: Vec<String> = body
-        .pointer("/spec/audiences")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
+    let requested = str_list(body.pointer("/spec/audiences"));
     let mut spec = json!({"token": token});
     if !requested.is_empty() {
         spec["audiences"] = json!(requested);
