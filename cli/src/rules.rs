@@ -109,7 +109,7 @@ impl Rules {
     }
 
     pub fn load(file: &Path) -> CliResult<Rules> {
-        let place = file.display().to_string();
+        let place = relative_to_cwd(file).display().to_string();
         let text = fsio::read_input(Some(file))?;
         if text.len() > MAX_RULES_BYTES {
             return Err(CliError::new(format!("{place}: larger than 1 MiB")));
