@@ -7,7 +7,7 @@ use sealsync_crypto::{parse_recipients_file, Recipient, Scope};
 
 use crate::error::{CliError, CliResult};
 use crate::fsio;
-use crate::rules::{Resolved, Rules, RULES_FILE};
+use crate::rules::{Resolved, RulesCache, RULES_FILE};
 
 #[derive(Debug, Clone, ClapArgs)]
 pub struct RecipientArgs {
@@ -43,13 +43,29 @@ impl RecipientArgs {
         Ok(out)
     }
 
-    /// The recipients for a file at `path` (None: the working directory's rules, matched
-    /// against nothing, so only explicit recipients work).
-    pub fn resolve(&self, path: Option<&Path>) -> CliResult<Resolved> {
-        let explicit = self.explicit()?;
-        if !explicit.is_empty() {
+    /// Reads the explicit recipients once; rules files are read as paths need them.
+    pub fn resolver(&self) -> CliResult<RecipientResolver> {
+        Ok(RecipientResolver {
+            explicit: self.explicit()?,
+            rules: RulesCache::default(),
+        })
+    }
+}
+
+/// Answers "which recipients for this path" for many paths without re-reading anything.
+#[derive(Debug)]
+pub struct RecipientResolver {
+    explicit: Vec<Recipient>,
+    rules: RulesCache,
+}
+
+impl RecipientResolver {
+    /// The recipients for a file at `path`: the explicit ones, else the `.sealsync.yaml` rule
+    /// that matches `path` (None: only explicit recipients can apply).
+    pub fn resolve(&mut self, path: Option<&Path>) -> CliResult<Resolved> {
+        if !self.explicit.is_empty() {
             return Ok(Resolved {
-                recipients: explicit,
+                recipients: self.explicit.clone(),
                 scope: None,
                 source: "--recipient".to_owned(),
             });
@@ -57,7 +73,7 @@ impl RecipientArgs {
         let Some(path) = path else {
             return Err(no_recipients());
         };
-        match Rules::discover(path)? {
+        match self.rules.for_path(path)? {
             Some(rules) => rules.resolve(path),
             None => Err(no_recipients()),
         }

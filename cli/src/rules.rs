@@ -17,8 +17,9 @@
 //! The first rule whose `path_regex` matches the path (relative to the directory that holds
 //! `.sealsync.yaml`, with `/` separators) wins.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 
 use regex::Regex;
 use sealsync_crypto::{Recipient, Scope};
@@ -90,8 +91,9 @@ pub struct Resolved {
 }
 
 impl Rules {
-    /// Finds `.sealsync.yaml` in `start` or the nearest parent directory.
-    pub fn discover(start: &Path) -> CliResult<Option<Rules>> {
+    /// Finds `.sealsync.yaml` in `start` (a directory, or a file's directory) or the nearest
+    /// parent directory.
+    fn find(start: &Path) -> Option<PathBuf> {
         let start = absolute(start);
         let mut dir = if start.is_dir() {
             Some(start.as_path())
@@ -101,11 +103,11 @@ impl Rules {
         while let Some(d) = dir {
             let candidate = d.join(RULES_FILE);
             if candidate.is_file() {
-                return Rules::load(&candidate).map(Some);
+                return Some(candidate);
             }
             dir = d.parent();
         }
-        Ok(None)
+        None
     }
 
     pub fn load(file: &Path) -> CliResult<Rules> {
@@ -207,6 +209,38 @@ impl Rules {
             self.file.display()
         ))
         .with_hint("add a creation rule whose path_regex matches this path, or pass --recipient"))
+    }
+}
+
+/// Loaded `.sealsync.yaml` files, so that a walk over many files finds and parses each rules
+/// file once rather than once per file.
+#[derive(Debug, Default)]
+pub struct RulesCache {
+    by_dir: HashMap<PathBuf, Option<PathBuf>>,
+    by_file: HashMap<PathBuf, Rc<Rules>>,
+}
+
+impl RulesCache {
+    /// The rules that govern `path`, if any `.sealsync.yaml` lies above it.
+    pub fn for_path(&mut self, path: &Path) -> CliResult<Option<Rc<Rules>>> {
+        let abs = absolute(path);
+        let dir = if abs.is_dir() {
+            abs
+        } else {
+            abs.parent().map(Path::to_path_buf).unwrap_or(abs)
+        };
+        let file = self
+            .by_dir
+            .entry(dir)
+            .or_insert_with_key(|dir| Rules::find(dir))
+            .clone();
+        let Some(file) = file else { return Ok(None) };
+        if let Some(rules) = self.by_file.get(&file) {
+            return Ok(Some(Rc::clone(rules)));
+        }
+        let rules = Rc::new(Rules::load(&file)?);
+        self.by_file.insert(file, Rc::clone(&rules));
+        Ok(Some(rules))
     }
 }
 

@@ -1,7 +1,7 @@
 //! `sealsync check`: a pre-commit style scan for plaintext Secrets, broken or tampered sealed
 //! files, and files whose recipients differ from what `.sealsync.yaml` requires.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,7 +12,7 @@ use crate::commands::load_identities;
 use crate::error::CliResult;
 use crate::fsio;
 use crate::output;
-use crate::rules::Rules;
+use crate::rules::RulesCache;
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
@@ -45,7 +45,7 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
         args.paths.clone()
     };
     let files = fsio::expand_paths(&paths)?;
-    let mut rules_cache: HashMap<PathBuf, Option<Rules>> = HashMap::new();
+    let mut rules_cache = RulesCache::default();
     let mut problems = Vec::new();
     for file in &files {
         check_file(file, &identities, &mut rules_cache, &mut problems)?;
@@ -72,22 +72,10 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
     }
 }
 
-fn rules_for<'a>(
-    file: &Path,
-    cache: &'a mut HashMap<PathBuf, Option<Rules>>,
-) -> CliResult<&'a Option<Rules>> {
-    let dir = crate::rules::absolute(file.parent().unwrap_or(Path::new(".")));
-    if !cache.contains_key(&dir) {
-        let rules = Rules::discover(&dir)?;
-        cache.insert(dir.clone(), rules);
-    }
-    Ok(&cache[&dir])
-}
-
 fn check_file(
     file: &Path,
     identities: &[Identity],
-    rules_cache: &mut HashMap<PathBuf, Option<Rules>>,
+    rules_cache: &mut RulesCache,
     problems: &mut Vec<Problem>,
 ) -> CliResult<()> {
     let place = file.display().to_string();
@@ -154,7 +142,7 @@ fn check_file(
                         continue;
                     }
                 };
-                if let Some(rules) = rules_for(file, rules_cache)? {
+                if let Some(rules) = rules_cache.for_path(file)? {
                     match rules.resolve(file) {
                         Ok(resolved) => {
                             let wanted: BTreeSet<KeyId> = resolved

@@ -15,7 +15,7 @@ use crate::commands::load_identities;
 use crate::error::{CliError, CliResult};
 use crate::fsio;
 use crate::output::{self, Format};
-use crate::recipients::RecipientArgs;
+use crate::recipients::{RecipientArgs, RecipientResolver};
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
@@ -63,9 +63,10 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
         ProgressBar::hidden()
     };
     let (mut files_changed, mut docs_changed) = (0usize, 0usize);
+    let mut resolver = args.recipients.resolver()?;
     for file in &files {
         progress.set_message(file.display().to_string());
-        match reseal_file(file, &identities, &args)? {
+        match reseal_file(file, &identities, &mut resolver, args.rekey)? {
             Outcome::Changed(n) => {
                 files_changed += 1;
                 docs_changed += n;
@@ -80,7 +81,12 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn reseal_file(file: &Path, identities: &[Identity], args: &Args) -> CliResult<Outcome> {
+fn reseal_file(
+    file: &Path,
+    identities: &[Identity],
+    resolver: &mut RecipientResolver,
+    rekey: bool,
+) -> CliResult<Outcome> {
     let place = file.display().to_string();
     let text = fsio::read_input(Some(file))?;
     let docs = read_documents(&text, Limits::default())
@@ -98,7 +104,7 @@ fn reseal_file(file: &Path, identities: &[Identity], args: &Args) -> CliResult<O
                 .with_hint("keep each SealedSecret in a file of its own, then reseal"),
         );
     }
-    let resolved = args.recipients.resolve(Some(file))?;
+    let resolved = resolver.resolve(Some(file))?;
     let wanted: BTreeSet<KeyId> = resolved
         .recipients
         .iter()
@@ -113,12 +119,12 @@ fn reseal_file(file: &Path, identities: &[Identity], args: &Args) -> CliResult<O
             .envelopes()
             .iter()
             .all(|e| e.recipients.iter().cloned().collect::<BTreeSet<_>>() == wanted);
-        if already_right && !args.rekey {
+        if already_right && !rekey {
             // Re-wrapping anyway would churn every envelope line in review for nothing.
             out.push(doc.value.clone());
             continue;
         }
-        let result = if args.rekey {
+        let result = if rekey {
             sealed.rekey(identities, &resolved.recipients)
         } else {
             sealed.rewrap(identities, &resolved.recipients)

@@ -1,6 +1,5 @@
 //! `sealsync seal`: a Secret in, a SealedSecret out.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -16,7 +15,6 @@ use crate::error::{CliError, CliResult};
 use crate::fsio;
 use crate::output::{self, Format};
 use crate::recipients::{pick_scope, RecipientArgs};
-use crate::rules::Resolved;
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
@@ -94,22 +92,13 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
     }
     let scope_flag = args.scope.map(Scope::from);
     let fixed_rules_path = args.rules_path.clone().or_else(|| args.write.clone());
-    let mut cache: HashMap<Option<PathBuf>, Resolved> = HashMap::new();
+    let mut resolver = args.recipients.resolver()?;
     let mut jobs: Vec<(&Input, Vec<Recipient>, Scope)> = Vec::with_capacity(inputs.len());
     for input in &inputs {
-        let match_path = fixed_rules_path
-            .clone()
-            .or_else(|| input.rules_path.clone());
-        if !cache.contains_key(&match_path) {
-            let resolved = args.recipients.resolve(match_path.as_deref())?;
-            cache.insert(match_path.clone(), resolved);
-        }
-        let resolved = &cache[&match_path];
-        jobs.push((
-            input,
-            resolved.recipients.clone(),
-            pick_scope(scope_flag, resolved),
-        ));
+        let match_path = fixed_rules_path.as_deref().or(input.rules_path.as_deref());
+        let resolved = resolver.resolve(match_path)?;
+        let scope = pick_scope(scope_flag, &resolved);
+        jobs.push((input, resolved.recipients, scope));
     }
     // Each Secret needs its own age wrap (X25519 per recipient): spread them over the cores.
     let sealed: Vec<CliResult<serde_yaml::Value>> = jobs
@@ -373,7 +362,7 @@ fn merge_into(args: &Args, target: &Path, inputs: Vec<Input>) -> CliResult<ExitC
         .rules_path
         .clone()
         .unwrap_or_else(|| target.to_path_buf());
-    let resolved = args.recipients.resolve(Some(&match_path))?;
+    let resolved = args.recipients.resolver()?.resolve(Some(&match_path))?;
     sealed
         .merge(&input.secret.data, &resolved.recipients)
         .map_err(|e| CliError::from_crypto(&e).context(&place))?;
