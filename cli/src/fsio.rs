@@ -40,16 +40,102 @@ pub fn read_input(path: Option<&Path>) -> CliResult<Zeroizing<String>> {
         }
     };
     result.map_err(|e| io_error(&source, "read", &e))?;
+    text_of(buf, &source)
+}
+
+/// Checks the size and encoding of what was read.
+fn text_of(buf: Zeroizing<Vec<u8>>, source: &str) -> CliResult<Zeroizing<String>> {
     if buf.len() as u64 > MAX_INPUT_BYTES {
         return Err(CliError::new(format!(
             "{source}: larger than the {MAX_INPUT_BYTES}-byte input limit"
         ))
         .with_hint("split the input into smaller files"));
     }
+    if buf.contains(&0) {
+        return Err(
+            CliError::new(format!("{source}: a binary file, not a manifest"))
+                .with_hint("pass a YAML or JSON manifest"),
+        );
+    }
     match std::str::from_utf8(&buf) {
         Ok(text) => Ok(Zeroizing::new(text.to_owned())),
         Err(_) => Err(CliError::new(format!("{source}: not UTF-8 text"))
             .with_hint("pass a YAML or JSON manifest")),
+    }
+}
+
+/// A file held under an exclusive advisory lock for a read-modify-write (`--merge-into`,
+/// `reseal`), so that two runs on one file cannot both read the old text and one of them lose
+/// the other's change. The lock is on the file itself; because the write replaces the file by
+/// a rename, a waiter checks after locking that the path still names the file it locked, and
+/// starts again on the new file if not.
+#[derive(Debug)]
+pub struct LockedFile {
+    _file: fs::File,
+    pub text: Zeroizing<String>,
+}
+
+impl LockedFile {
+    pub fn open(path: &Path) -> CliResult<LockedFile> {
+        use std::os::unix::fs::MetadataExt;
+        let place = path.display().to_string();
+        for _ in 0..100 {
+            let mut file = fs::OpenOptions::new()
+                .read(true)
+                .open(path)
+                .map_err(|e| io_error(&place, "read", &e))?;
+            file.lock().map_err(|e| io_error(&place, "lock", &e))?;
+            let held = file.metadata().map_err(|e| io_error(&place, "read", &e))?;
+            let now = fs::metadata(path).map_err(|e| io_error(&place, "read", &e))?;
+            if held.dev() != now.dev() || held.ino() != now.ino() {
+                continue;
+            }
+            let mut buf = Zeroizing::new(Vec::new());
+            (&mut file)
+                .take(MAX_INPUT_BYTES + 1)
+                .read_to_end(&mut buf)
+                .map_err(|e| io_error(&place, "read", &e))?;
+            let text = text_of(buf, &place)?;
+            return Ok(LockedFile { _file: file, text });
+        }
+        Err(
+            CliError::new(format!("{place}: changed 100 times while waiting for it"))
+                .with_hint("stop the other process that rewrites the file, then try again"),
+        )
+    }
+}
+
+/// Refuses to replace what is not a regular, writable file: a device node or a FIFO would be
+/// swapped for a regular file, and a read-only file is read-only for a reason. A symbolic link
+/// is followed: the file it points to is replaced, and the link stays.
+pub fn writable_target(path: &Path) -> CliResult<std::path::PathBuf> {
+    let place = path.display().to_string();
+    let link = fs::symlink_metadata(path);
+    let target = match &link {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            fs::canonicalize(path).map_err(|e| io_error(&place, "follow the link", &e))?
+        }
+        _ => path.to_path_buf(),
+    };
+    match fs::metadata(&target) {
+        Ok(meta) if !meta.is_file() => {
+            let what = if meta.is_dir() {
+                "a directory"
+            } else {
+                "not a regular file (a device, FIFO or socket)"
+            };
+            Err(
+                CliError::new(format!("{place}: is {what}; it will not be replaced"))
+                    .with_hint("write to a regular file path"),
+            )
+        }
+        Ok(meta) if meta.permissions().readonly() => Err(CliError::new(format!(
+            "{place}: is read-only; it will not be replaced"
+        ))
+        .with_hint("make it writable (chmod u+w) if it should change, or write elsewhere")),
+        Ok(_) => Ok(target),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(target),
+        Err(e) => Err(io_error(&place, "write", &e)),
     }
 }
 
@@ -80,7 +166,9 @@ fn is_manifest(path: &Path) -> bool {
 }
 
 /// Expands paths into manifest files: files as given, directories walked recursively for
-/// `*.yaml`, `*.yml` and `*.json`, skipping hidden entries. Sorted for stable output.
+/// `*.yaml`, `*.yml` and `*.json`, hidden files and directories included (kubectl and Flux
+/// read them too); only `.git` itself is skipped. Symbolic links are not followed, so a walk
+/// stays inside the tree. Sorted for stable output.
 pub fn expand_paths(paths: &[PathBuf]) -> CliResult<Vec<PathBuf>> {
     let mut out = Vec::new();
     for path in paths {
@@ -104,7 +192,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> CliResult<()> {
     for entry in entries {
         let entry = entry.map_err(|e| io_error(&dir.display().to_string(), "read", &e))?;
         let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') {
+        if name == ".git" {
             continue;
         }
         let path = entry.path();
@@ -136,6 +224,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> CliResult<()> {
 /// rename. Only ever used for sealed (non-secret) output.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> CliResult<()> {
     let place = path.display().to_string();
+    let resolved = writable_target(path)?;
+    let path = resolved.as_path();
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

@@ -3,9 +3,11 @@
 mod commands;
 mod error;
 mod fsio;
+mod habits;
 mod output;
 mod recipients;
 mod rules;
+mod splice;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -37,6 +39,19 @@ enum Command {
     Check(commands::check::Args),
     /// Print a shell completion script.
     Completion(commands::completion::Args),
+    /// sops's word; refused with the sealsync equivalent.
+    #[command(hide = true)]
+    Decrypt(IgnoredArgs),
+    /// sops's word; refused with the sealsync equivalent.
+    #[command(hide = true)]
+    Encrypt(IgnoredArgs),
+}
+
+/// Whatever follows a refused habit.
+#[derive(Debug, clap::Args)]
+struct IgnoredArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    _rest: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -48,6 +63,8 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => commands::keys::run(cmd),
         Command::Check(args) => commands::check::run(args),
         Command::Completion(args) => commands::completion::run::<Cli>(args),
+        Command::Decrypt(_) => Err(habits::refuse_sops_word("decrypt")),
+        Command::Encrypt(_) => Err(habits::refuse_sops_word("encrypt")),
     };
     match result {
         Ok(code) => code,

@@ -22,11 +22,10 @@ pub struct RecipientArgs {
 impl RecipientArgs {
     fn explicit(&self) -> CliResult<Vec<Recipient>> {
         let mut out = Vec::new();
-        for r in &self.recipients {
-            out.push(
-                r.parse::<Recipient>()
-                    .map_err(|e| CliError::from_crypto(&e).context("--recipient"))?,
-            );
+        for (i, r) in self.recipients.iter().enumerate() {
+            out.push(r.parse::<Recipient>().map_err(|e| {
+                CliError::from_crypto(&e).context(format!("--recipient #{}", i + 1))
+            })?);
         }
         if let Some(file) = &self.recipients_file {
             let text = fsio::read_input(Some(file))?;

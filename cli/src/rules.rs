@@ -25,6 +25,8 @@ use regex::Regex;
 use sealsync_crypto::{Recipient, Scope};
 use serde::Deserialize;
 
+use sealsync_crypto::{read_documents, Limits};
+
 use crate::error::{CliError, CliResult};
 use crate::fsio;
 
@@ -92,7 +94,8 @@ pub struct Resolved {
 
 impl Rules {
     /// Finds `.sealsync.yaml` in `start` (a directory, or a file's directory) or the nearest
-    /// parent directory.
+    /// parent directory, stopping at the root of the Git repository (a directory with `.git`):
+    /// a rules file planted above the repository must not choose the recipients.
     fn find(start: &Path) -> Option<PathBuf> {
         let start = absolute(start);
         let mut dir = if start.is_dir() {
@@ -105,6 +108,9 @@ impl Rules {
             if candidate.is_file() {
                 return Some(candidate);
             }
+            if d.join(".git").exists() {
+                return None;
+            }
             dir = d.parent();
         }
         None
@@ -116,15 +122,27 @@ impl Rules {
         if text.len() > MAX_RULES_BYTES {
             return Err(CliError::new(format!("{place}: larger than 1 MiB")));
         }
-        let raw: RulesFile = serde_yaml::from_str(&text).map_err(|e| {
-            CliError::new(format!("{place}: {e}"))
-                .with_hint("see the `.sealsync.yaml` section of the README for the format")
+        let format_hint = "see the `.sealsync.yaml` section of the README for the format";
+        // The same bounded reader as manifests: aliases, nesting and size are limited.
+        let docs = read_documents(&text, Limits::small(MAX_RULES_BYTES, 1)).map_err(|e| {
+            CliError::from_crypto(&e)
+                .context(&place)
+                .with_hint(format_hint)
+        })?;
+        let value = docs
+            .first()
+            .map(|d| d.value.clone())
+            .unwrap_or(serde_yaml::Value::Null);
+        let raw: RulesFile = serde_yaml::from_value(value).map_err(|e| {
+            CliError::new(format!("{place}: {}", safe_serde_message(&e))).with_hint(format_hint)
         })?;
         let parse_list = |list: &[String], what: &str| -> CliResult<Vec<Recipient>> {
             list.iter()
-                .map(|r| {
-                    r.parse::<Recipient>()
-                        .map_err(|e| CliError::from_crypto(&e).context(format!("{place}: {what}")))
+                .enumerate()
+                .map(|(i, r)| {
+                    r.parse::<Recipient>().map_err(|e| {
+                        CliError::from_crypto(&e).context(format!("{place}: {what}[{i}]"))
+                    })
                 })
                 .collect()
         };
@@ -132,19 +150,21 @@ impl Rules {
         for (name, list) in &raw.clusters {
             clusters.insert(
                 name.clone(),
-                parse_list(&list.recipients, &format!("clusters.{name}"))?,
+                parse_list(&list.recipients, &format!("clusters.{name}.recipients"))?,
             );
         }
         let recovery = match &raw.recovery {
-            Some(list) => parse_list(&list.recipients, "recovery")?,
+            Some(list) => parse_list(&list.recipients, "recovery.recipients")?,
             None => Vec::new(),
         };
         let mut rules = Vec::new();
         for (i, rule) in raw.creation_rules.iter().enumerate() {
             let at = format!("creation_rules[{i}]");
-            let regex = Regex::new(&rule.path_regex).map_err(|e| {
-                CliError::new(format!("{place}: {at}.path_regex: {e}"))
-                    .with_hint("path_regex is a regular expression matched against the path")
+            let regex = Regex::new(&rule.path_regex).map_err(|_| {
+                CliError::new(format!(
+                    "{place}: {at}.path_regex: not a valid regular expression"
+                ))
+                .with_hint("path_regex is a regular expression matched against the path")
             })?;
             let mut recipients = Vec::new();
             for cluster in &rule.clusters {
@@ -271,4 +291,42 @@ pub fn absolute(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// serde's message about the rules file without any text it quotes from the file (a
+/// recipient, which may be a private key pasted in the wrong place).
+fn safe_serde_message(e: &serde_yaml::Error) -> String {
+    let msg = e.to_string();
+    let (path, rest) = match msg.split_once(": ") {
+        Some((p, r)) if !p.contains(' ') => (format!("{p}: "), r.to_owned()),
+        _ => (String::new(), msg.clone()),
+    };
+    let reason = if rest.starts_with("unknown field") {
+        let expected = rest
+            .split_once("expected ")
+            .map(|(_, e)| e.replace('`', ""));
+        format!(
+            "an unknown field (expected {})",
+            expected.unwrap_or_else(|| "clusters, recovery, creation_rules".to_owned())
+        )
+    } else if rest.starts_with("missing field") {
+        rest.replace('`', "")
+    } else if let Some((_, expected)) = rest.split_once("expected ") {
+        format!(
+            "a value of the wrong type (expected {})",
+            expected.replace('`', "")
+        )
+    } else {
+        "does not follow the .sealsync.yaml format".to_owned()
+    };
+    // The path part names fields of our own format, and map keys (cluster names) the file
+    // chose; keep it only when it is made of plain names.
+    let path_ok = path.bytes().all(|b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'[' | b']' | b':' | b' ')
+    });
+    if path_ok && path.len() <= 120 {
+        format!("{path}{reason}")
+    } else {
+        reason
+    }
 }

@@ -23,6 +23,9 @@ pub const KIND: &str = "SealedSecret";
 
 const MAX_ENVELOPES: usize = 256;
 const MAX_RECIPIENTS: usize = 64;
+/// Recipient stanzas over all envelopes of one document: bounds the X25519 work of opening
+/// it to about 1,000 operations an identity.
+const MAX_DOCUMENT_STANZAS: usize = 1024;
 /// The longest value line ciphertext accepted: base64 of a nonce, [`MAX_SECRET_BYTES`] of
 /// ciphertext and a tag.
 const MAX_VALUE_BASE64_LEN: usize = (12 + MAX_SECRET_BYTES + 16).div_ceil(3) * 4;
@@ -135,6 +138,61 @@ pub struct Opened {
     /// The key ids of the identities that actually unwrapped the envelopes (authenticated by
     /// the successful unwrap, unlike the ids listed in the document).
     pub opened_by: BTreeSet<KeyId>,
+    /// For each envelope id, the key id of the identity that unwrapped it.
+    pub opened_by_envelope: BTreeMap<String, KeyId>,
+}
+
+/// An envelope whose listed key ids are not the keys it is wrapped to, as found by
+/// [`SealedSecret::verify_recipients`] or by counting its recipient stanzas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecipientMismatch {
+    /// A given identity opens the envelope, but its key id is not listed.
+    Unlisted {
+        /// The envelope.
+        envelope: String,
+        /// The key id that opens it without being listed.
+        key_id: KeyId,
+    },
+    /// The envelope lists a key id whose identity was given, and that identity cannot open it.
+    ListedButCannotOpen {
+        /// The envelope.
+        envelope: String,
+        /// The listed key id.
+        key_id: KeyId,
+    },
+    /// The envelope lists a different number of key ids than it has X25519 recipients.
+    CountDiffers {
+        /// The envelope.
+        envelope: String,
+        /// Key ids listed.
+        listed: usize,
+        /// X25519 recipient stanzas in the wrapped key.
+        wrapped_to: usize,
+    },
+}
+
+impl std::fmt::Display for RecipientMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecipientMismatch::Unlisted { envelope, key_id } => write!(
+                f,
+                "envelope {envelope} opens with key id {key_id}, which it does not list"
+            ),
+            RecipientMismatch::ListedButCannotOpen { envelope, key_id } => write!(
+                f,
+                "envelope {envelope} lists key id {key_id}, but that key cannot open it"
+            ),
+            RecipientMismatch::CountDiffers {
+                envelope,
+                listed,
+                wrapped_to,
+            } => write!(
+                f,
+                "envelope {envelope} lists {listed} key id(s) but is wrapped to {wrapped_to} key(s)"
+            ),
+        }
+    }
 }
 
 /// Where the sealed document will be opened. Usually the document's own metadata; the
@@ -281,8 +339,58 @@ impl SealedSecret {
                 immutable: template.immutable,
                 data,
             },
-            opened_by: envelopes.into_values().map(|e| e.opened_by).collect(),
+            opened_by: envelopes.values().map(|e| e.opened_by.clone()).collect(),
+            opened_by_envelope: envelopes
+                .into_iter()
+                .map(|(id, e)| (id, e.opened_by))
+                .collect(),
         })
+    }
+
+    /// Whether each envelope is wrapped to the keys it lists, as far as `identities` can
+    /// tell: every given identity whose key id is listed must open the envelope, and every
+    /// identity that opens it must be listed. Without any identity only the number of
+    /// recipients is compared. Listed key ids are not authenticated; this is how a file that
+    /// claims a new key while still wrapped to an old one is found.
+    pub fn verify_recipients(&self, identities: &[Identity]) -> Result<Vec<RecipientMismatch>> {
+        let mut out = Vec::new();
+        for env in &self.wire.spec.envelopes {
+            let wrapped = decode_wrapped(env)?;
+            if let Some((_, x25519)) = envelope::count_stanzas(&wrapped) {
+                if x25519 != env.recipients.len() {
+                    out.push(RecipientMismatch::CountDiffers {
+                        envelope: env.id.clone(),
+                        listed: env.recipients.len(),
+                        wrapped_to: x25519,
+                    });
+                }
+            }
+            for identity in identities {
+                let opens = match envelope::unwrap(
+                    &env.id,
+                    &wrapped,
+                    &env.recipients,
+                    std::slice::from_ref(identity),
+                ) {
+                    Ok(_) => true,
+                    Err(Error::NoMatchingIdentity { .. }) => false,
+                    Err(other) => return Err(other),
+                };
+                let listed = env.recipients.contains(identity.key_id());
+                if opens && !listed {
+                    out.push(RecipientMismatch::Unlisted {
+                        envelope: env.id.clone(),
+                        key_id: identity.key_id().clone(),
+                    });
+                } else if listed && !opens {
+                    out.push(RecipientMismatch::ListedButCannotOpen {
+                        envelope: env.id.clone(),
+                        key_id: identity.key_id().clone(),
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn open_value(
@@ -339,6 +447,9 @@ impl SealedSecret {
         if identities.is_empty() {
             return Err(Error::NoMatchingIdentity {
                 key_ids: self.key_ids().into_iter().collect(),
+                envelope: None,
+                values: Vec::new(),
+                tried: Vec::new(),
             });
         }
         let mut opened = BTreeMap::new();
@@ -346,9 +457,15 @@ impl SealedSecret {
             let wrapped = decode_wrapped(env)?;
             let unwrapped = envelope::unwrap(&env.id, &wrapped, &env.recipients, identities)
                 .map_err(|e| match e {
-                    // Name every key the document is sealed to, not only this envelope's.
-                    Error::NoMatchingIdentity { .. } => Error::NoMatchingIdentity {
+                    // Name every key the document is sealed to, not only this envelope's, and
+                    // the values that sit in this envelope.
+                    Error::NoMatchingIdentity {
+                        envelope, tried, ..
+                    } => Error::NoMatchingIdentity {
                         key_ids: self.key_ids().into_iter().collect(),
+                        values: self.values_in_envelope(&env.id),
+                        envelope,
+                        tried,
                     },
                     other => other,
                 })?;
@@ -380,6 +497,17 @@ impl SealedSecret {
         self.wire.spec.encrypted_data.clear();
         self.wire.spec.envelopes.clear();
         self.merge(&opened.secret.data, recipients)
+    }
+
+    /// The data keys whose values sit in envelope `id`.
+    fn values_in_envelope(&self, id: &str) -> Vec<String> {
+        self.wire
+            .spec
+            .encrypted_data
+            .iter()
+            .filter(|(_, line)| line.split_once(':').is_some_and(|(e, _)| e == id))
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// The key ids of every envelope, as listed (unauthenticated).
@@ -497,6 +625,7 @@ impl SealedSecret {
             });
         }
         let mut ids = BTreeSet::new();
+        let mut stanzas = 0usize;
         for (i, env) in spec.envelopes.iter().enumerate() {
             let location = format!("spec.envelopes[{i}]");
             if env.id.len() != 16
@@ -534,17 +663,35 @@ impl SealedSecret {
                 })?;
             }
             let wrapped = decode_wrapped(env)?;
+            match envelope::count_stanzas(&wrapped) {
+                Some((all, _)) if all > envelope::MAX_STANZAS => {
+                    return Err(Error::LimitExceeded {
+                        what: format!("the recipients of envelope {}", env.id),
+                        limit: format!("{} stanzas", envelope::MAX_STANZAS),
+                    })
+                }
+                Some((all, _)) => {
+                    stanzas += all;
+                    if stanzas > MAX_DOCUMENT_STANZAS {
+                        return Err(Error::LimitExceeded {
+                            what: "the recipients of all envelopes together".to_owned(),
+                            limit: format!("{MAX_DOCUMENT_STANZAS} stanzas"),
+                        });
+                    }
+                }
+                None => {}
+            }
             if !envelope::check_structure(&wrapped) {
                 return Err(Error::Tampered {
                     what: format!("envelope {} (its wrapped key is not an age file)", env.id),
                 });
             }
         }
-        for (key, line) in &spec.encrypted_data {
+        for (i, (key, line)) in spec.encrypted_data.iter().enumerate() {
             validate_data_key(key).map_err(|_| {
                 Error::malformed(
-                    format!("spec.encryptedData.{key}"),
-                    "a data key must consist of alphanumerics, '-', '_' or '.'",
+                    crate::secret::entry_location("spec.encryptedData", None, i),
+                    "a data key must consist of alphanumerics, '-', '_' or '.' (at most 253)",
                 )
             })?;
             let (id, ciphertext) = split_value(key, line)?;
@@ -585,9 +732,31 @@ fn diagnosis_tries(ciphertext_len: usize) -> usize {
     DIAGNOSIS_BUDGET_BYTES / ciphertext_len.max(1)
 }
 
+/// serde's message without anything it quotes from the input (an unknown field's name, a
+/// scalar's text): only what the format expects, which comes from our own types.
 fn serde_reason(e: &serde_yaml::Error) -> String {
     let msg = e.to_string();
-    msg.split(" at line ").next().unwrap_or(&msg).to_owned()
+    let msg = msg.split(" at line ").next().unwrap_or(&msg);
+    let expected = msg
+        .split_once("expected ")
+        .map(|(_, rest)| rest.replace('`', ""));
+    if msg.starts_with("unknown field") {
+        format!(
+            "an unknown field (expected {})",
+            expected.unwrap_or_else(|| "the fields of the format".to_owned())
+        )
+    } else if msg.starts_with("missing field") {
+        msg.replace('`', "")
+    } else if msg.starts_with("unknown variant") {
+        format!(
+            "an unknown value (expected {})",
+            expected.unwrap_or_else(|| "a value of the format".to_owned())
+        )
+    } else if let Some(expected) = expected {
+        format!("a value of the wrong type or shape (expected {expected})")
+    } else {
+        "does not follow the SealedSecret format".to_owned()
+    }
 }
 
 fn decode_wrapped(env: &Envelope) -> Result<Vec<u8>> {

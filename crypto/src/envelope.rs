@@ -67,10 +67,15 @@ pub(crate) fn wrap(
     payload.extend_from_slice(data_key.as_bytes());
     payload.extend_from_slice(&binding.encode());
 
-    let encryptor = age::Encryptor::with_recipients(
-        recipients.iter().map(|r| r.as_age() as &dyn age::Recipient),
-    )
-    .map_err(|e| Error::Wrap(e.to_string()))?;
+    // One stanza per distinct recipient, so that the stanzas match the listed key ids.
+    let mut seen = std::collections::BTreeSet::new();
+    let distinct: Vec<&Recipient> = recipients
+        .iter()
+        .filter(|r| seen.insert(r.as_str()))
+        .collect();
+    let encryptor =
+        age::Encryptor::with_recipients(distinct.iter().map(|r| r.as_age() as &dyn age::Recipient))
+            .map_err(|e| Error::Wrap(e.to_string()))?;
     let mut out = Vec::with_capacity(200 + 100 * recipients.len());
     let mut writer = encryptor
         .wrap_output(&mut out)
@@ -142,7 +147,32 @@ pub(crate) fn unwrap(
     }
     Err(Error::NoMatchingIdentity {
         key_ids: listed_key_ids.to_vec(),
+        envelope: Some(envelope_id.to_owned()),
+        values: Vec::new(),
+        tried: identities.iter().map(|i| i.key_id().clone()).collect(),
     })
+}
+
+/// The most recipient stanzas one wrapped key may have: each costs an X25519 operation per
+/// identity tried, so a header of thousands would be a denial of service.
+pub(crate) const MAX_STANZAS: usize = 64;
+
+/// Counts the recipient stanzas of an age header (`-> TYPE …` lines before the `---` MAC
+/// line) and how many of them are X25519, without parsing anything else. `None` when the
+/// header does not have that shape.
+pub(crate) fn count_stanzas(wrapped: &[u8]) -> Option<(usize, usize)> {
+    let header_end = wrapped.windows(4).position(|w| w == b"\n---")?;
+    let header = &wrapped[..header_end];
+    let (mut all, mut x25519) = (0usize, 0usize);
+    for line in header.split(|&b| b == b'\n') {
+        if let Some(rest) = line.strip_prefix(b"-> ") {
+            all += 1;
+            if rest.starts_with(b"X25519 ") {
+                x25519 += 1;
+            }
+        }
+    }
+    Some((all, x25519))
 }
 
 /// Checks that `wrapped` parses as an age v1 file, without any key.

@@ -36,12 +36,20 @@ impl fmt::Display for BindingField {
 pub enum Error {
     /// None of the given identities can unwrap the data key of an envelope.
     #[error(
-        "none of the given identities can open this document; it is sealed to key id(s) {}",
+        "none of the given identities{} can open {}; it is sealed to key id(s) {}",
+        fmt_tried(.tried),
+        fmt_envelope(.envelope.as_deref(), .values),
         fmt_key_ids(.key_ids)
     )]
     NoMatchingIdentity {
-        /// The key ids listed on the envelope (unauthenticated: read from the document).
+        /// The key ids listed in the document (unauthenticated: read from the document).
         key_ids: Vec<KeyId>,
+        /// The envelope that could not be opened, when one was tried.
+        envelope: Option<String>,
+        /// The data keys whose values are in that envelope.
+        values: Vec<String>,
+        /// The key ids of the identities that were tried.
+        tried: Vec<KeyId>,
     },
 
     /// A value, or a whole envelope, was moved to a place it was not sealed for.
@@ -85,12 +93,11 @@ pub enum Error {
         reason: String,
     },
 
-    /// A recipient string could not be parsed.
-    #[error("invalid recipient {recipient:?}: {reason}")]
+    /// A recipient string could not be parsed. The text given is never included: it may be
+    /// a private key pasted in the wrong place.
+    #[error("invalid recipient: {reason}")]
     InvalidRecipient {
-        /// The recipient as given (public, safe to show).
-        recipient: String,
-        /// Why.
+        /// Why, and where (a line number), never the text.
         reason: String,
     },
 
@@ -117,6 +124,29 @@ pub enum Error {
     /// age could not wrap the data key.
     #[error("wrapping the data key failed: {0}")]
     Wrap(String),
+}
+
+fn fmt_tried(ids: &[KeyId]) -> String {
+    if ids.is_empty() {
+        String::new()
+    } else {
+        format!(" (key id(s) {})", fmt_key_ids(ids))
+    }
+}
+
+fn fmt_envelope(envelope: Option<&str>, values: &[String]) -> String {
+    match envelope {
+        None => "this document".to_owned(),
+        Some(id) if values.is_empty() => format!("envelope {id}"),
+        Some(id) => format!(
+            "envelope {id} (the value(s) of {})",
+            values
+                .iter()
+                .map(|v| format!("{v:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 fn fmt_key_ids(ids: &[KeyId]) -> String {

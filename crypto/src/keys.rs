@@ -88,27 +88,36 @@ impl Eq for Recipient {}
 
 impl FromStr for Recipient {
     type Err = Error;
+    /// Parses an `age1…` recipient. The error never repeats the input: a private key pasted
+    /// where a recipient belongs must not be printed back.
     fn from_str(s: &str) -> Result<Self> {
         let trimmed = s.trim();
-        if trimmed.starts_with("AGE-SECRET-KEY-") {
-            // Never echo what looks like a private key back into an error message.
+        if looks_like_identity(trimmed) {
             return Err(Error::InvalidRecipient {
-                recipient: "AGE-SECRET-KEY-…".to_owned(),
-                reason: "this is a private identity, not a public recipient; pass the age1… \
-                         public key printed by `sealsync keys generate` instead"
+                reason: "this is a private identity (AGE-SECRET-KEY-1…), not a public \
+                         recipient; pass the age1… public key printed by `sealsync keys \
+                         generate` instead, and treat this identity as exposed if it was \
+                         shared"
                     .to_owned(),
             });
         }
-        let inner = trimmed
-            .parse::<age::x25519::Recipient>()
-            .map_err(|reason| Error::InvalidRecipient {
-                recipient: trimmed.to_owned(),
-                reason: if trimmed.starts_with("age1") {
-                    format!("not a valid age X25519 recipient ({reason})")
-                } else {
-                    "expected an age X25519 recipient starting with age1".to_owned()
-                },
-            })?;
+        let inner =
+            trimmed
+                .parse::<age::x25519::Recipient>()
+                .map_err(|_| Error::InvalidRecipient {
+                    reason: if trimmed
+                        .get(..4)
+                        .is_some_and(|p| p.eq_ignore_ascii_case("age1"))
+                    {
+                        format!(
+                            "not a valid age X25519 recipient ({} characters; one is 62, age1 and \
+                         58 more, with a valid checksum)",
+                            trimmed.chars().count()
+                        )
+                    } else {
+                        "expected an age X25519 recipient starting with age1".to_owned()
+                    },
+                })?;
         let canonical = inner.to_string();
         let id = KeyId::of_recipient_str(&canonical);
         Ok(Recipient {
@@ -119,13 +128,33 @@ impl FromStr for Recipient {
     }
 }
 
+/// Whether `text` holds an age identity in any letter case (bech32 is case-insensitive, so
+/// `age-secret-key-1…` is the same key).
+pub fn looks_like_identity(text: &str) -> bool {
+    const HRP: &[u8] = b"age-secret-key-1";
+    text.as_bytes()
+        .windows(HRP.len())
+        .any(|w| w.eq_ignore_ascii_case(HRP))
+}
+
 /// Parses a recipients file: one `age1…` per line, `#` comments and blank lines ignored.
+/// Errors name the line, never its text.
 pub fn parse_recipients_file(text: &str) -> Result<Vec<Recipient>> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::parse)
-        .collect()
+    let mut out = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let recipient = line.parse::<Recipient>().map_err(|e| match e {
+            Error::InvalidRecipient { reason } => Error::InvalidRecipient {
+                reason: format!("line {}: {reason}", index + 1),
+            },
+            other => other,
+        })?;
+        out.push(recipient);
+    }
+    Ok(out)
 }
 
 /// A private key that can unwrap data keys, with the id of its public half.
@@ -199,8 +228,14 @@ pub fn parse_identity_file(text: &str) -> Result<Vec<Identity>> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let parsed = line
-            .parse::<age::x25519::Identity>()
+        // Go age accepts only the upper-case form; so do we, so that a key file works with
+        // both tools or with neither.
+        let upper_case =
+            line.starts_with("AGE-SECRET-KEY-1") && !line.bytes().any(|b| b.is_ascii_lowercase());
+        let parsed = Some(line)
+            .filter(|_| upper_case)
+            .ok_or(())
+            .and_then(|l| l.parse::<age::x25519::Identity>().map_err(|_| ()))
             .map_err(|_| Error::InvalidIdentity {
                 reason: format!(
                     "line {} is not an age X25519 identity (AGE-SECRET-KEY-1…)",

@@ -26,15 +26,20 @@ mod secret;
 
 pub use binding::{Binding, Scope};
 pub use document::{
-    Envelope, ObjectMeta, OpenOptions, Opened, SealedSecret, Template, TemplateMeta, API_VERSION,
-    KIND,
+    Envelope, ObjectMeta, OpenOptions, Opened, RecipientMismatch, SealedSecret, Template,
+    TemplateMeta, API_VERSION, KIND,
 };
 pub use error::{BindingField, Error, Result};
 pub use keys::{
-    parse_identity_file, parse_recipients_file, Identity, KeyId, Recipient, MAX_IDENTITY_FILE_BYTES,
+    looks_like_identity, parse_identity_file, parse_recipients_file, Identity, KeyId, Recipient,
+    MAX_IDENTITY_FILE_BYTES,
 };
 pub use manifest::{read_documents, wipe_value, Document, Limits};
-pub use secret::{validate_data_key, PlainSecret, SecretData, MAX_SECRET_BYTES, MAX_VALUES};
+pub use secret::{
+    entry_location, validate_data_key, PlainSecret, SecretData, ValueFinder,
+    LAST_APPLIED_ANNOTATION, MAX_ANNOTATION_BYTES, MAX_SECRET_BYTES, MAX_VALUES,
+    MIN_EXPOSURE_SEARCH_BYTES,
+};
 
 /// Deterministic internals for the known-answer vectors. Not part of the stable API.
 #[doc(hidden)]

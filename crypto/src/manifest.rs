@@ -1,26 +1,63 @@
 //! Bounded reading of multi-document YAML or JSON manifests, shared by the CLI and the
 //! controller so that both accept exactly the same inputs.
+//!
+//! The input is untrusted: it may come from any commit of any repository. Every cost is
+//! bounded before it is paid: the parser (serde-saphyr) stops at a budget of events, nodes,
+//! nesting depth, anchors and aliases while it scans, and the tree built from its events is
+//! counted again after aliases are expanded, so that neither a "billion laughs" file nor a
+//! file of deep `[[[[` nesting nor a million keys can take more than a bounded time and
+//! memory. Errors name the document, line and column and which limit was hit; they never
+//! quote the text at fault, which could be a secret value.
 
-use serde::Deserialize as _;
-use serde_yaml::Value;
+use std::cell::Cell;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_yaml::{Mapping, Value};
 use zeroize::Zeroize;
 
 use crate::error::{Error, Result};
 
-/// Bounds on what one manifest stream may hold.
+/// Bounds on what one manifest stream (one file, or stdin) may hold.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct Limits {
     /// The largest input accepted, in bytes.
     pub max_bytes: usize,
     /// The most documents accepted (after `List` items are expanded).
     pub max_documents: usize,
+    /// The deepest nesting of sequences and mappings.
+    pub max_depth: usize,
+    /// The most nodes (scalars, sequences, mappings) in the whole stream, counted after
+    /// aliases are expanded.
+    pub max_nodes: usize,
+    /// The most bytes of scalar text in the whole stream, counted after aliases are expanded.
+    pub max_scalar_bytes: usize,
+    /// The most alias references (`*name`) in the stream.
+    pub max_aliases: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_bytes: 64 * 1024 * 1024,
+            max_bytes: 32 * 1024 * 1024,
             max_documents: 10_000,
+            max_depth: 100,
+            max_nodes: 1_000_000,
+            max_scalar_bytes: 64 * 1024 * 1024,
+            max_aliases: 10_000,
+        }
+    }
+}
+
+impl Limits {
+    /// Limits sized for small inputs (configuration files, fuzzing).
+    pub fn small(max_bytes: usize, max_documents: usize) -> Self {
+        Limits {
+            max_bytes,
+            max_documents,
+            max_nodes: max_bytes.clamp(1024, Limits::default().max_nodes),
+            max_scalar_bytes: max_bytes.saturating_mul(2).max(1024),
+            ..Limits::default()
         }
     }
 }
@@ -32,6 +69,8 @@ pub struct Document {
     pub index: usize,
     /// The parsed document.
     pub value: Value,
+    /// When the document is an item of a `*List`, the list's kind and the item's index.
+    pub list_item: Option<(String, usize)>,
 }
 
 impl Document {
@@ -50,13 +89,24 @@ impl Document {
         self.value.get("metadata")?.get("namespace")?.as_str()
     }
 
-    /// `document N (Kind namespace/name)`, for messages.
+    /// `document N (Kind namespace/name)`, for messages. Only names that are valid
+    /// Kubernetes names are shown: anything else could be a value pasted in the wrong place.
     pub fn describe(&self) -> String {
-        let kind = self.kind().unwrap_or("(no kind)");
-        match (self.namespace(), self.name()) {
-            (Some(ns), Some(name)) => format!("document {} ({kind} {ns}/{name})", self.index),
-            (None, Some(name)) => format!("document {} ({kind} {name})", self.index),
-            _ => format!("document {} ({kind})", self.index),
+        let kind = self
+            .kind()
+            .filter(|k| is_identifier(k, 63))
+            .unwrap_or("(no kind)");
+        let name = self.name().filter(|n| is_object_name(n));
+        let namespace = self.namespace().filter(|n| is_object_name(n));
+        let item = match &self.list_item {
+            Some((list, i)) if is_identifier(list, 63) => format!(", {list} item {i}"),
+            Some((_, i)) => format!(", list item {i}"),
+            None => String::new(),
+        };
+        match (namespace, name) {
+            (Some(ns), Some(name)) => format!("document {}{item} ({kind} {ns}/{name})", self.index),
+            (None, Some(name)) => format!("document {}{item} ({kind} {name})", self.index),
+            _ => format!("document {}{item} ({kind})", self.index),
         }
     }
 }
@@ -69,8 +119,22 @@ impl Drop for Document {
     }
 }
 
-/// Splits `text` into its documents. Empty documents are skipped; `kind: List` is expanded
-/// into its items, as kubectl does.
+/// A lowercase RFC 1123 subdomain of at most 253 bytes: a name or namespace that is safe to
+/// print.
+pub(crate) fn is_object_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+}
+
+fn is_identifier(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Splits `text` into its documents. Empty documents are skipped; a `kind: List` or any other
+/// `*List` kind with `items` (`SecretList`, as `kubectl get secrets -o yaml` prints) is
+/// expanded into its items, as kubectl does. A leading UTF-8 byte-order mark is ignored.
 pub fn read_documents(text: &str, limits: Limits) -> Result<Vec<Document>> {
     if text.len() > limits.max_bytes {
         return Err(Error::LimitExceeded {
@@ -78,47 +142,32 @@ pub fn read_documents(text: &str, limits: Limits) -> Result<Vec<Document>> {
             limit: format!("{} bytes", limits.max_bytes),
         });
     }
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let values = parse_stream(text, &limits)?;
     let mut documents = Vec::new();
-    let mut stream_index = 0usize;
-    for de in serde_yaml::Deserializer::from_str(text) {
-        stream_index += 1;
-        let value = Value::deserialize(de).map_err(|e| {
-            let location = match e.location() {
-                Some(loc) => format!(
-                    "document {stream_index}, line {} column {}",
-                    loc.line(),
-                    loc.column()
-                ),
-                None => format!("document {stream_index}"),
-            };
-            Error::malformed(location, yaml_reason(&e))
-        })?;
-        let is_list = value.get("kind").and_then(Value::as_str) == Some("List")
-            && value.get("items").is_some();
-        let items = if is_list {
-            match value.get("items").cloned() {
-                Some(Value::Sequence(items)) => items,
-                _ => {
-                    return Err(Error::malformed(
-                        format!("document {stream_index}: items"),
-                        "a List's items must be a sequence",
-                    ))
-                }
-            }
-        } else {
-            vec![value]
+    for (stream_index, value) in values.into_iter().enumerate() {
+        let stream_index = stream_index + 1;
+        let items = match list_items(value, stream_index)? {
+            Listed::Items(kind, items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| (item, Some((kind.clone(), i))))
+                .collect::<Vec<_>>(),
+            Listed::One(value) => vec![(value, None)],
         };
-        for item in items {
+        for (mut item, list_item) in items {
             if item.is_null() {
                 continue;
             }
             if !item.is_mapping() {
+                wipe_value(&mut item);
                 return Err(Error::malformed(
                     format!("document {stream_index}"),
                     "expected a Kubernetes object (a mapping with apiVersion and kind)",
                 ));
             }
             if documents.len() == limits.max_documents {
+                wipe_value(&mut item);
                 return Err(Error::LimitExceeded {
                     what: "the number of documents".to_owned(),
                     limit: limits.max_documents.to_string(),
@@ -127,19 +176,437 @@ pub fn read_documents(text: &str, limits: Limits) -> Result<Vec<Document>> {
             documents.push(Document {
                 index: documents.len() + 1,
                 value: item,
+                list_item,
             });
         }
     }
     Ok(documents)
 }
 
-/// serde_yaml's message without its own location suffix (we print the location ourselves),
-/// and without echoing scalar contents, which could be secret values.
-fn yaml_reason(e: &serde_yaml::Error) -> String {
-    let msg = e.to_string();
-    match msg.find(" at line ") {
-        Some(i) => msg[..i].to_owned(),
-        None => msg,
+enum Listed {
+    Items(String, Vec<Value>),
+    One(Value),
+}
+
+/// `kind: List`, `SecretList`, `ConfigMapList`…: kubectl applies each item.
+fn list_items(mut value: Value, stream_index: usize) -> Result<Listed> {
+    let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
+    let is_list = kind.ends_with("List") && value.get("items").is_some();
+    if !is_list {
+        return Ok(Listed::One(value));
+    }
+    let kind = kind.to_owned();
+    let items = value
+        .as_mapping_mut()
+        .and_then(|m| m.remove("items"))
+        .unwrap_or(Value::Null);
+    wipe_value(&mut value);
+    match items {
+        Value::Sequence(items) => Ok(Listed::Items(kind, items)),
+        Value::Null => Ok(Listed::Items(kind, Vec::new())),
+        mut other => {
+            wipe_value(&mut other);
+            Err(Error::malformed(
+                format!("document {stream_index}: items"),
+                format!("a {kind}'s items must be a sequence"),
+            ))
+        }
+    }
+}
+
+/// Parses every document of the stream within `limits`.
+fn parse_stream(text: &str, limits: &Limits) -> Result<Vec<Value>> {
+    let mut options = serde_saphyr::Options::default();
+    let mut budget = serde_saphyr::Budget::default();
+    // The parser's own budget stops a hostile file while it is scanned; the node and byte
+    // counts in `BoundedValue` then bound what alias expansion builds.
+    budget.max_reader_input_bytes = Some(limits.max_bytes);
+    budget.max_depth = limits.max_depth;
+    budget.flow_nesting_limit = limits.max_depth;
+    budget.max_nodes = limits.max_nodes;
+    budget.max_events = limits.max_nodes.saturating_mul(2).saturating_add(1024);
+    budget.max_aliases = limits.max_aliases;
+    budget.max_anchors = limits.max_aliases;
+    budget.max_documents = limits.max_documents.saturating_add(1);
+    budget.max_total_scalar_bytes = limits.max_scalar_bytes;
+    budget.max_merge_keys = limits.max_aliases;
+    budget.max_recorded_anchor_events = limits.max_nodes / 4;
+    budget.max_recorded_anchor_bytes = limits.max_scalar_bytes;
+    options.budget = Some(budget);
+    options.alias_limits.max_total_replayed_events = limits.max_nodes;
+    options.alias_limits.max_replay_stack_depth = limits.max_depth;
+    // Our own writer (serde_yaml) speaks YAML 1.2: `yes`, `on` and `1_000` are strings there
+    // and it does not quote them, so read them as strings too.
+    options.strict_booleans = true;
+    options.underscored_numbers_as_strings = true;
+    options.legacy_octal_numbers = false;
+    // Two `password:` keys in one Secret would silently keep one value: refuse, as
+    // kube-apiserver's strict decoding does.
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
+
+    BUDGET.with(|b| {
+        b.set(Remaining {
+            nodes: limits.max_nodes,
+            scalar_bytes: limits.max_scalar_bytes,
+            max_depth: limits.max_depth,
+            depth: 0,
+            breach: None,
+        })
+    });
+    let parsed: std::result::Result<Vec<BoundedValue>, serde_saphyr::Error> =
+        serde_saphyr::from_str_multiple_with_options(text, options);
+    let remaining = BUDGET.with(Cell::take);
+    match parsed {
+        Ok(values) => Ok(values.into_iter().map(|v| v.0).collect()),
+        Err(err) => Err(match remaining.breach {
+            Some(breach) => breach.into_error(limits),
+            None => yaml_error(&err, limits),
+        }),
+    }
+}
+
+/// What is left of the budget while one stream is built into values. Held in a thread-local
+/// because serde's `Deserialize` has no other channel for state; `parse_stream` sets it before
+/// parsing and takes it after, on the same thread.
+#[derive(Default, Clone, Copy)]
+struct Remaining {
+    nodes: usize,
+    scalar_bytes: usize,
+    max_depth: usize,
+    depth: usize,
+    breach: Option<Breach>,
+}
+
+#[derive(Clone, Copy)]
+enum Breach {
+    Nodes,
+    ScalarBytes,
+    Depth,
+}
+
+impl Breach {
+    fn into_error(self, limits: &Limits) -> Error {
+        let (what, limit) = match self {
+            Breach::Nodes => (
+                "the number of YAML nodes (after expanding aliases)",
+                limits.max_nodes.to_string(),
+            ),
+            Breach::ScalarBytes => (
+                "the total size of YAML scalars (after expanding aliases)",
+                format!("{} bytes", limits.max_scalar_bytes),
+            ),
+            Breach::Depth => ("the YAML nesting depth", limits.max_depth.to_string()),
+        };
+        Error::LimitExceeded {
+            what: what.to_owned(),
+            limit,
+        }
+    }
+}
+
+thread_local! {
+    static BUDGET: Cell<Remaining> = Cell::new(Remaining::default());
+}
+
+const BREACH_MESSAGE: &str = "sealsync manifest budget exceeded";
+
+fn charge<E: de::Error>(nodes: usize, bytes: usize) -> std::result::Result<(), E> {
+    BUDGET.with(|b| {
+        let mut r = b.get();
+        if r.nodes < nodes {
+            r.breach = Some(Breach::Nodes);
+            b.set(r);
+            return Err(E::custom(BREACH_MESSAGE));
+        }
+        if r.scalar_bytes < bytes {
+            r.breach = Some(Breach::ScalarBytes);
+            b.set(r);
+            return Err(E::custom(BREACH_MESSAGE));
+        }
+        r.nodes -= nodes;
+        r.scalar_bytes -= bytes;
+        b.set(r);
+        Ok(())
+    })
+}
+
+fn enter<E: de::Error>() -> std::result::Result<(), E> {
+    BUDGET.with(|b| {
+        let mut r = b.get();
+        if r.depth >= r.max_depth {
+            r.breach = Some(Breach::Depth);
+            b.set(r);
+            return Err(E::custom(BREACH_MESSAGE));
+        }
+        r.depth += 1;
+        b.set(r);
+        Ok(())
+    })
+}
+
+fn leave() {
+    BUDGET.with(|b| {
+        let mut r = b.get();
+        r.depth = r.depth.saturating_sub(1);
+        b.set(r);
+    });
+}
+
+/// A `serde_yaml::Value` built under the budget.
+struct BoundedValue(Value);
+
+impl<'de> de::Deserialize<'de> for BoundedValue {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(BoundedVisitor).map(BoundedValue)
+    }
+}
+
+struct BoundedSeed;
+
+impl<'de> DeserializeSeed<'de> for BoundedSeed {
+    type Value = Value;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> std::result::Result<Value, D::Error> {
+        d.deserialize_any(BoundedVisitor)
+    }
+}
+
+struct BoundedVisitor;
+
+impl<'de> Visitor<'de> for BoundedVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a YAML value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> std::result::Result<Value, E> {
+        charge(1, 0)?;
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Value, E> {
+        charge(1, 0)?;
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Value, E> {
+        charge(1, 0)?;
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_i128<E: de::Error>(self, v: i128) -> std::result::Result<Value, E> {
+        charge(1, 0)?;
+        match i64::try_from(v) {
+            Ok(v) => Ok(Value::Number(v.into())),
+            Err(_) => Ok(Value::Number((v as f64).into())),
+        }
+    }
+
+    fn visit_u128<E: de::Error>(self, v: u128) -> std::result::Result<Value, E> {
+        charge(1, 0)?;
+        match u64::try_from(v) {
+            Ok(v) => Ok(Value::Number(v.into())),
+            Err(_) => Ok(Value::Number((v as f64).into())),
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Value, E> {
+        charge(1, 0)?;
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Value, E> {
+        charge(1, v.len())?;
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Value, E> {
+        charge(1, v.len())?;
+        Ok(Value::String(v))
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> std::result::Result<Value, E> {
+        // `!!binary`: kept as its base64 text would be lost; refuse rather than guess.
+        let _ = v;
+        Err(E::custom("binary scalars (!!binary) are not supported"))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> std::result::Result<Value, E> {
+        charge(1, 0)?;
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E: de::Error>(self) -> std::result::Result<Value, E> {
+        charge(1, 0)?;
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> std::result::Result<Value, D::Error> {
+        d.deserialize_any(BoundedVisitor)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Value, A::Error> {
+        charge(1, 0)?;
+        enter()?;
+        let mut items = Vec::new();
+        let result = loop {
+            match seq.next_element_seed(BoundedSeed) {
+                Ok(Some(item)) => items.push(item),
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        leave();
+        match result {
+            Ok(()) => Ok(Value::Sequence(items)),
+            Err(e) => {
+                items.iter_mut().for_each(wipe_value);
+                Err(e)
+            }
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Value, A::Error> {
+        charge(1, 0)?;
+        enter()?;
+        let mut out = Mapping::new();
+        let result = loop {
+            let key = match map.next_key_seed(BoundedSeed) {
+                Ok(Some(key)) => key,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            };
+            let value = match map.next_value_seed(BoundedSeed) {
+                Ok(value) => value,
+                Err(e) => break Err(e),
+            };
+            if out.contains_key(&key) {
+                // The parser refuses textual duplicates; this catches keys that only become
+                // equal once parsed (`1` and `0x1`), which would otherwise drop a value.
+                let mut value = value;
+                wipe_value(&mut value);
+                break Err(de::Error::custom("duplicate mapping key"));
+            }
+            out.insert(key, value);
+        };
+        leave();
+        match result {
+            Ok(()) => Ok(Value::Mapping(out)),
+            Err(e) => {
+                let mut v = Value::Mapping(out);
+                wipe_value(&mut v);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A parse error as a location and a reason that never quotes the input.
+fn yaml_error(err: &serde_saphyr::Error, limits: &Limits) -> Error {
+    use serde_saphyr::budget::BudgetBreach;
+    use serde_saphyr::Error as E;
+
+    let at = match err.location() {
+        Some(loc) if loc.line() > 0 => format!("line {} column {}", loc.line(), loc.column()),
+        _ => "the input".to_owned(),
+    };
+    let limit = |what: &str, limit: String| Error::LimitExceeded {
+        what: format!("{what} (at {at})"),
+        limit,
+    };
+    let inner = unwrap_snippet(err);
+    let reason = match inner {
+        E::Budget { breach, .. } => {
+            return match breach {
+                BudgetBreach::Depth { .. } => {
+                    limit("the YAML nesting depth", limits.max_depth.to_string())
+                }
+                BudgetBreach::Nodes { .. } | BudgetBreach::Events { .. } => {
+                    limit("the number of YAML nodes", limits.max_nodes.to_string())
+                }
+                BudgetBreach::Aliases { .. }
+                | BudgetBreach::Anchors { .. }
+                | BudgetBreach::MergeKeys { .. }
+                | BudgetBreach::AliasAnchorRatio { .. } => limit(
+                    "the number of YAML aliases and anchors",
+                    limits.max_aliases.to_string(),
+                ),
+                BudgetBreach::ScalarBytes { .. }
+                | BudgetBreach::RecordedAnchorBytes { .. }
+                | BudgetBreach::RecordedAnchorEvents { .. } => limit(
+                    "the total size of YAML scalars",
+                    format!("{} bytes", limits.max_scalar_bytes),
+                ),
+                BudgetBreach::Documents { .. } => {
+                    limit("the number of documents", limits.max_documents.to_string())
+                }
+                BudgetBreach::InputBytes { .. } => {
+                    limit("the manifest input", format!("{} bytes", limits.max_bytes))
+                }
+                _ => limit("a YAML parser limit", "its budget".to_owned()),
+            };
+        }
+        E::AliasReplayLimitExceeded { .. }
+        | E::AliasExpansionLimitExceeded { .. }
+        | E::AliasReplayStackDepthExceeded { .. }
+        | E::AliasReplayCounterOverflow { .. } => {
+            return limit(
+                "the expansion of YAML aliases",
+                format!("{} nodes", limits.max_nodes),
+            );
+        }
+        E::ExternalMessage { msg, .. } if msg.contains("recursion limit") => {
+            return limit("the YAML nesting depth", limits.max_depth.to_string());
+        }
+        E::DuplicateMappingKey { .. } => {
+            "a mapping has the same key twice (one of the values would be lost)"
+        }
+        E::UnknownAnchor { .. } => "an alias (*name) refers to an anchor that is not defined",
+        E::Eof { .. } => "the input ends in the middle of a value",
+        E::MergeValueNotMapOrSeqOfMaps { .. } => {
+            "a merge key (<<) must refer to a mapping or a list of mappings"
+        }
+        E::InvalidUtf8Input => "the input is not UTF-8 text",
+        E::Message { msg, .. } if msg.contains("binary scalars") => {
+            "binary scalars (!!binary) are not supported; use a base64 string"
+        }
+        E::Message { msg, .. } if msg.contains("duplicate mapping key") => {
+            "a mapping has the same key twice (one of the values would be lost)"
+        }
+        // The scanner's own words ("did not find expected ',' or ']'") help; they are fixed
+        // phrases, but anything quoted could be from the input, so only unquoted ones pass.
+        E::ExternalMessage { msg, .. }
+            if msg.len() <= 120 && !msg.contains(['"', '`']) && msg.matches('\'').count() <= 4 =>
+        {
+            return Error::malformed(at, format!("not valid YAML or JSON: {msg}"));
+        }
+        _ => {
+            debug_variant(inner);
+            "not valid YAML or JSON"
+        }
+    };
+    Error::malformed(at, reason)
+}
+
+#[cfg(test)]
+fn debug_variant(e: &serde_saphyr::Error) {
+    use serde_saphyr::Error as E;
+    let name = match e {
+        E::Message { msg, .. } => format!("Message {msg}"),
+        E::ExternalMessage { msg, .. } => format!("External {msg}"),
+        other => format!("other {}", other.to_string().lines().next().unwrap_or("")),
+    };
+    eprintln!("unmapped YAML error: {name}");
+}
+
+#[cfg(not(test))]
+fn debug_variant(_: &serde_saphyr::Error) {}
+
+fn unwrap_snippet(err: &serde_saphyr::Error) -> &serde_saphyr::Error {
+    match err {
+        serde_saphyr::Error::WithSnippet { error, .. } => unwrap_snippet(error),
+        serde_saphyr::Error::AliasError { error, .. } => unwrap_snippet(error),
+        other => other,
     }
 }
 
@@ -167,7 +634,7 @@ mod tests {
     }
 
     #[test]
-    fn expands_lists() {
+    fn expands_lists_of_any_list_kind() {
         let docs = read_documents(
             r#"{"apiVersion":"v1","kind":"List","items":[{"kind":"Secret"},{"kind":"ConfigMap"}]}"#,
             Limits::default(),
@@ -175,23 +642,72 @@ mod tests {
         .expect("parses");
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[1].kind(), Some("ConfigMap"));
+        let docs = read_documents(
+            "apiVersion: v1\nkind: SecretList\nitems:\n- kind: Secret\n  metadata: {name: a}\n",
+            Limits::default(),
+        )
+        .expect("parses");
+        assert_eq!(docs.len(), 1);
+        assert!(
+            docs[0].describe().contains("SecretList item 0"),
+            "{}",
+            docs[0].describe()
+        );
     }
 
     #[test]
     fn errors_say_where() {
         let err = read_documents("a: 1\n---\nb: [\n", Limits::default()).expect_err("bad");
         let msg = err.to_string();
-        assert!(msg.contains("document 2"), "{msg}");
         assert!(msg.contains("line"), "{msg}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_accepted() {
+        let docs = read_documents("\u{feff}kind: Secret\n", Limits::default()).expect("parses");
+        assert_eq!(docs[0].kind(), Some("Secret"));
     }
 
     #[test]
     fn document_count_is_bounded() {
         let limits = Limits {
-            max_bytes: 1024,
             max_documents: 2,
+            ..Limits::small(1024, 2)
         };
         let err = read_documents("a: 1\n---\nb: 2\n---\nc: 3\n", limits).expect_err("bounded");
         assert_eq!(err.metric_label(), "limit_exceeded");
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let err = read_documents("stringData:\n  pw: a\n  pw: b\n", Limits::default())
+            .expect_err("duplicate");
+        assert!(err.to_string().contains("same key twice"), "{err}");
+    }
+
+    #[test]
+    fn alias_expansion_is_bounded() {
+        let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 0..8 {
+            let prev = if i == 0 {
+                "a".to_owned()
+            } else {
+                format!("l{}", i - 1)
+            };
+            text.push_str(&format!(
+                "l{i}: &l{i} [{}]\n",
+                vec![format!("*{prev}"); 10].join(", ")
+            ));
+        }
+        let err = read_documents(&text, Limits::default()).expect_err("bounded");
+        assert_eq!(err.metric_label(), "limit_exceeded", "{err}");
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let text = "[".repeat(100_000);
+        let err = read_documents(&text, Limits::default()).expect_err("bounded");
+        assert_eq!(err.metric_label(), "limit_exceeded", "{err}");
+        assert!(err.to_string().contains("nesting depth"), "{err}");
     }
 }

@@ -257,7 +257,7 @@ fn we_open_envelopes_go_age_wrapped() {
         .expect("valid")
         .open(&[Identity::generate()], &OpenOptions::default())
     {
-        Err(Error::NoMatchingIdentity { key_ids }) => {
+        Err(Error::NoMatchingIdentity { key_ids, .. }) => {
             assert_eq!(key_ids, vec![identities[0].key_id().clone()])
         }
         other => panic!("expected NoMatchingIdentity, got {other:?}"),

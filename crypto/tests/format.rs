@@ -45,7 +45,7 @@ fn round_trip_and_confidentiality() {
 
     let stranger = Identity::generate();
     match open(&yaml, &stranger) {
-        Err(Error::NoMatchingIdentity { key_ids }) => {
+        Err(Error::NoMatchingIdentity { key_ids, .. }) => {
             assert_eq!(key_ids, vec![id.key_id().clone()])
         }
         other => panic!("expected NoMatchingIdentity, got {other:?}"),

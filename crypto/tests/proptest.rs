@@ -179,7 +179,7 @@ proptest! {
                 prop_assert_eq!(opened.secret.name, name);
                 prop_assert_eq!(opened.secret.namespace, Some(ns));
             }
-            Err(Error::NoMatchingIdentity { key_ids }) => {
+            Err(Error::NoMatchingIdentity { key_ids, .. }) => {
                 prop_assert!(opener >= n_recipients);
                 prop_assert_eq!(key_ids.into_iter().collect::<BTreeSet<_>>(), key_ids_of(ids));
             }
@@ -318,10 +318,7 @@ fn valid_document() -> &'static (String, BTreeMap<String, Vec<u8>>) {
 
 /// The whole read path. Returns what opened; checks that errors never show a value.
 fn read_path(text: &str) -> Vec<BTreeMap<String, Vec<u8>>> {
-    let limits = Limits {
-        max_bytes: 1 << 20,
-        max_documents: 8,
-    };
+    let limits = Limits::small(1 << 20, 8);
     let check_error = |e: &Error| {
         let msg = format!("{e} {e:?}");
         assert!(

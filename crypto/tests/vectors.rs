@@ -383,7 +383,7 @@ fn kat_document_opens_to_the_expected_secret() {
     assert_eq!(opened.secret.type_.as_deref(), Some("Opaque"));
 
     match sealed.open(&[Identity::generate()], &OpenOptions::default()) {
-        Err(Error::NoMatchingIdentity { key_ids }) => {
+        Err(Error::NoMatchingIdentity { key_ids, .. }) => {
             let ids: Vec<String> = key_ids.iter().map(|k| k.to_string()).collect();
             assert_eq!(ids, strings(doc, "no_matching_identity_key_ids"));
         }

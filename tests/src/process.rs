@@ -8,7 +8,7 @@
 //! is needed again. Setting `PR_SET_PDEATHSIG` would need `unsafe` `pre_exec`, which the
 //! workspace forbids.
 //!
-//! Ports: [`free_loopback_port`] binds `127.0.0.1:0`, reads the port and closes the socket
+//! Ports: [`free_loopback_port`] finds a free port below the ephemeral range and closes the socket
 //! again. Between that and the child's own `bind` another process may take the port, so
 //! callers retry a failed start with a fresh port. Servers the harness writes itself (the
 //! smart-HTTP Git server) bind port 0 directly and have no race at all; prefer that wherever
@@ -319,35 +319,51 @@ pub(crate) fn redact(text: &str, secrets: &[String]) -> String {
 
 /// A loopback port that was free a moment ago.
 ///
-/// Racy by nature: the port is released before the caller's server binds it, so another
-/// process (or a parallel test) may grab it in between. Use it only for servers that cannot
-/// bind port 0 and report the result (`git daemon`, `bao server -dev`), and retry their start
-/// with a fresh port when the bind fails.
+/// The port is released before the caller's server binds it, so use it only for servers that
+/// cannot bind port 0 and report the result (`git daemon`, `bao server -dev`), and retry their
+/// start with a fresh port when the bind fails. Ports are taken below the kernel's ephemeral
+/// range (32768 and up), which `bind(0)` never hands out, and each port is handed out once per
+/// process: so a parallel test that binds port 0, or asks here, cannot take it in between.
 pub fn free_loopback_port() -> Result<u16> {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).context("binding 127.0.0.1:0")?;
-    Ok(listener
-        .local_addr()
-        .context("reading the bound address")?
-        .port())
+    for _ in 0..PORT_SPAN {
+        let port = next_candidate_port(1);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!(
+        "found no free loopback port in {PORT_LOW}..{}",
+        PORT_LOW + PORT_SPAN
+    )
 }
 
 /// Like [`free_loopback_port`], but `port + 1` is free as well at the time of the check.
 /// `bao server -dev` listens on `port` and its cluster listener on `port + 1`.
 pub fn free_loopback_port_pair() -> Result<u16> {
-    for _ in 0..50 {
-        let first = TcpListener::bind(("127.0.0.1", 0)).context("binding 127.0.0.1:0")?;
-        let port = first
-            .local_addr()
-            .context("reading the bound address")?
-            .port();
-        let Some(next) = port.checked_add(1) else {
-            continue;
-        };
-        if TcpListener::bind(("127.0.0.1", next)).is_ok() {
+    for _ in 0..PORT_SPAN / 2 {
+        let port = next_candidate_port(2);
+        if port + 1 < PORT_LOW + PORT_SPAN
+            && TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port + 1)).is_ok()
+        {
             return Ok(port);
         }
     }
-    bail!("found no two adjacent free loopback ports in 50 attempts")
+    bail!("found no two adjacent free loopback ports")
+}
+
+const PORT_LOW: u16 = 20_000;
+const PORT_SPAN: u16 = 12_000;
+
+/// The next port of this process's walk over `PORT_LOW..PORT_LOW + PORT_SPAN`, starting at an
+/// offset derived from the process id so that concurrent test processes walk apart.
+fn next_candidate_port(step: u32) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919) % u32::from(PORT_SPAN);
+    let n = NEXT.fetch_add(step, Ordering::Relaxed);
+    let offset = (start + n) % u32::from(PORT_SPAN);
+    PORT_LOW + offset as u16
 }
 
 /// Polls until `addr` accepts TCP connections or `timeout` passes.

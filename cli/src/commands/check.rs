@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args as ClapArgs;
-use sealsync_crypto::{read_documents, Identity, KeyId, Limits, OpenOptions, SealedSecret};
+use sealsync_crypto::{
+    read_documents, validate_data_key, Identity, KeyId, Limits, OpenOptions, PlainSecret,
+    SealedSecret, LAST_APPLIED_ANNOTATION,
+};
+use serde_yaml::Value;
 
 use crate::commands::load_identities;
 use crate::error::CliResult;
@@ -87,46 +91,58 @@ fn check_file(
             message,
         })
     };
-    let text = fsio::read_input(Some(file))?;
+    // One unreadable, binary or huge file is a finding; the scan goes on.
+    let text = match fsio::read_input(Some(file)) {
+        Ok(text) => text,
+        Err(e) => {
+            problem("-".to_owned(), "-", format!("not checked: {}", e.message()));
+            return Ok(());
+        }
+    };
     let docs = match read_documents(&text, Limits::default()) {
         Ok(docs) => docs,
         // Other YAML (Helm templates, CI configs) is not ours to judge; a file that
         // mentions Secrets but does not parse may hide one, so that one is reported.
-        Err(e) if text.contains("Secret") => {
+        Err(e) if text.contains("Secret") || text.contains("secretGenerator") => {
             problem("-".to_owned(), "-", format!("not a readable manifest: {e}"));
             return Ok(());
         }
         Err(_) => return Ok(()),
     };
+    let kustomization = is_kustomization_file(file);
     for doc in &docs {
         let at = doc.describe();
+        if let Some(field) = last_applied_secret(&doc.value) {
+            problem(
+                at.clone(),
+                &field,
+                "holds kubectl's last-applied copy of a Secret, values included: remove the \
+                 annotation (`sealsync seal` never writes it)"
+                    .to_owned(),
+            );
+        }
+        if kustomization || doc.kind() == Some("Kustomization") {
+            for (field, message) in secret_generators(&doc.value) {
+                problem(at.clone(), &field, message);
+            }
+        }
         match doc.kind() {
             Some("Secret") => {
                 for field in ["data", "stringData"] {
-                    let has_values = doc
-                        .value
-                        .get(field)
-                        .and_then(|v| v.as_mapping())
-                        .is_some_and(|m| !m.is_empty());
-                    if has_values {
-                        // Name the keys, never the values.
-                        let keys: Vec<String> = doc.value[field]
-                            .as_mapping()
-                            .map(|m| {
-                                m.keys()
-                                    .filter_map(|k| k.as_str().map(str::to_owned))
-                                    .collect()
-                            })
-                            .unwrap_or_default();
-                        problem(
-                            at.clone(),
-                            field,
-                            format!(
-                                "plaintext Secret values ({}): seal them with `sealsync seal`",
-                                keys.join(", ")
-                            ),
-                        );
+                    let Some(map) = doc.value.get(field).and_then(|v| v.as_mapping()) else {
+                        continue;
+                    };
+                    if map.is_empty() {
+                        continue;
                     }
+                    problem(
+                        at.clone(),
+                        field,
+                        format!(
+                            "plaintext Secret values ({}): seal them with `sealsync seal`",
+                            key_list(map.keys().map(|k| k.as_str()))
+                        ),
+                    );
                 }
             }
             Some("SealedSecret") => {
@@ -174,9 +190,37 @@ fn check_file(
                         Err(e) => problem(at.clone(), "-", e.message().to_owned()),
                     }
                 }
+                match sealed.verify_recipients(identities) {
+                    Ok(mismatches) => {
+                        for m in mismatches {
+                            problem(
+                                at.clone(),
+                                "spec.envelopes",
+                                format!(
+                                    "{m}: the listed key ids are not the keys it is wrapped \
+                                     to; run `sealsync reseal`"
+                                ),
+                            );
+                        }
+                    }
+                    Err(e) => problem(at.clone(), "spec.envelopes", e.to_string()),
+                }
                 if !identities.is_empty() {
-                    if let Err(e) = sealed.open(identities, &OpenOptions::default()) {
-                        problem(at.clone(), "spec.encryptedData", e.to_string());
+                    match sealed.open(identities, &OpenOptions::default()) {
+                        Ok(opened) => {
+                            if let Some((field, key)) = exposed_value(&doc.value, &opened.secret) {
+                                problem(
+                                    at.clone(),
+                                    &field,
+                                    format!(
+                                        "holds the value of data key {key:?} in plaintext or \
+                                         base64: remove it; values belong only in \
+                                         spec.encryptedData"
+                                    ),
+                                );
+                            }
+                        }
+                        Err(e) => problem(at.clone(), "spec.encryptedData", e.to_string()),
                     }
                 }
             }
@@ -191,5 +235,176 @@ fn list_or_none(ids: &[&str]) -> String {
         "none".to_owned()
     } else {
         ids.join(", ")
+    }
+}
+
+/// Data key names for a message: valid names as they are, anything else (which may be a value
+/// typed in the wrong place) only counted.
+fn key_list<'a>(keys: impl Iterator<Item = Option<&'a str>>) -> String {
+    let mut shown = Vec::new();
+    let mut hidden = 0;
+    for key in keys {
+        match key {
+            Some(k) if validate_data_key(k).is_ok() => shown.push(k.to_owned()),
+            _ => hidden += 1,
+        }
+    }
+    if hidden > 0 {
+        shown.push(format!("{hidden} key(s) that are not valid names"));
+    }
+    shown.join(", ")
+}
+
+fn is_kustomization_file(file: &Path) -> bool {
+    matches!(
+        file.file_name().and_then(|n| n.to_str()),
+        Some("kustomization.yaml" | "kustomization.yml" | "Kustomization")
+    )
+}
+
+/// kustomize's `secretGenerator` turns literals, env files and files into Secrets at build
+/// time: each is plaintext in Git.
+fn secret_generators(doc: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Some(generators) = doc.get("secretGenerator").and_then(Value::as_sequence) else {
+        return out;
+    };
+    for (i, generator) in generators.iter().enumerate() {
+        let at = format!("secretGenerator[{i}]");
+        if let Some(literals) = generator.get("literals").and_then(Value::as_sequence) {
+            if !literals.is_empty() {
+                let keys = key_list(
+                    literals
+                        .iter()
+                        .map(|l| l.as_str().and_then(|l| l.split_once('=').map(|(k, _)| k))),
+                );
+                out.push((
+                    format!("{at}.literals"),
+                    format!(
+                        "plaintext Secret values ({keys}): seal them with `sealsync seal \
+                         --from-literal` and commit the sealed file instead"
+                    ),
+                ));
+            }
+        }
+        for (field, what) in [("envs", "env file"), ("files", "file"), ("env", "env file")] {
+            let listed: Vec<&Value> = match generator.get(field) {
+                Some(Value::Sequence(items)) => items.iter().collect(),
+                Some(v @ Value::String(_)) => vec![v],
+                _ => Vec::new(),
+            };
+            if !listed.is_empty() {
+                out.push((
+                    format!("{at}.{field}"),
+                    format!(
+                        "builds a Secret from {} plaintext {what}(s) in the repository: seal \
+                         them with `sealsync seal --from-file` instead",
+                        listed.len()
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The annotation path when the document carries kubectl's last-applied copy of a Secret
+/// with values, on itself or in a SealedSecret's template.
+fn last_applied_secret(doc: &Value) -> Option<String> {
+    let places = [
+        (
+            "metadata.annotations",
+            doc.get("metadata").and_then(|m| m.get("annotations")),
+        ),
+        (
+            "spec.template.metadata.annotations",
+            doc.get("spec")
+                .and_then(|s| s.get("template"))
+                .and_then(|t| t.get("metadata"))
+                .and_then(|m| m.get("annotations")),
+        ),
+    ];
+    for (field, annotations) in places {
+        let Some(copy) = annotations
+            .and_then(|a| a.get(LAST_APPLIED_ANNOTATION))
+            .and_then(Value::as_str)
+        else {
+            continue;
+        };
+        let parsed: Option<serde_json::Value> = serde_json::from_str(copy).ok();
+        let holds_values = match &parsed {
+            Some(v) => {
+                v.get("kind").and_then(|k| k.as_str()) == Some("Secret")
+                    && ["data", "stringData"].iter().any(|f| {
+                        v.get(f)
+                            .and_then(|d| d.as_object())
+                            .is_some_and(|d| !d.is_empty())
+                    })
+            }
+            // Unparseable: it cannot be told apart from a copy with values.
+            None => true,
+        };
+        if holds_values || doc.get("kind").and_then(Value::as_str) == Some("SealedSecret") {
+            return Some(format!("{field}.{LAST_APPLIED_ANNOTATION:?}"));
+        }
+    }
+    None
+}
+
+/// The first place outside `spec.encryptedData` that holds one of the opened values.
+fn exposed_value(doc: &Value, secret: &PlainSecret) -> Option<(String, String)> {
+    let finder = secret.value_finder();
+    let mut found = None;
+    walk_strings(doc, &mut String::new(), &mut |path, text| {
+        if found.is_none()
+            && path != "spec.encryptedData"
+            && !path.starts_with("spec.encryptedData.")
+        {
+            if let Some(key) = finder.find(text) {
+                // A key of the document may itself be the value: then not even the path can
+                // be printed.
+                let shown = if finder.find(path).is_some() {
+                    "a field name of the document".to_owned()
+                } else {
+                    path.to_owned()
+                };
+                found = Some((shown, key.to_owned()));
+            }
+        }
+    });
+    found
+}
+
+fn walk_strings(value: &Value, path: &mut String, visit: &mut dyn FnMut(&str, &str)) {
+    match value {
+        Value::String(s) => visit(path, s),
+        Value::Sequence(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                walk_strings(item, path, visit);
+                path.truncate(len);
+            }
+        }
+        Value::Mapping(map) => {
+            for (i, (k, v)) in map.iter().enumerate() {
+                let len = path.len();
+                let segment = match k.as_str() {
+                    Some(k) if k.len() <= 253 && !k.contains(char::is_whitespace) => k.to_owned(),
+                    _ => format!("[#{}]", i + 1),
+                };
+                if !path.is_empty() && !segment.starts_with('[') {
+                    path.push('.');
+                }
+                path.push_str(&segment);
+                if let Some(key) = k.as_str() {
+                    visit(path, key);
+                }
+                walk_strings(v, path, visit);
+                path.truncate(len);
+            }
+        }
+        Value::Tagged(t) => walk_strings(&t.value, path, visit),
+        _ => {}
     }
 }

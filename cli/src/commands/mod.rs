@@ -14,18 +14,53 @@ use sealsync_crypto::{parse_identity_file, Identity};
 use crate::error::{CliError, CliResult};
 use crate::fsio;
 
-/// Reads every `-i` identity file.
+/// The environment variables that name an identity file when no `-i` is given, in order:
+/// ours, then the one sops users already have set.
+pub const IDENTITY_ENV: [&str; 2] = ["SEALSYNC_AGE_KEY_FILE", "SOPS_AGE_KEY_FILE"];
+
+/// Reads every `-i` identity file, or the one `SEALSYNC_AGE_KEY_FILE` (else
+/// `SOPS_AGE_KEY_FILE`) names. Warns, as ssh does, when a file is readable by others.
 pub fn load_identities(files: &[PathBuf]) -> CliResult<Vec<Identity>> {
-    if files.is_empty() {
-        return Err(CliError::new("no identity given")
-            .with_hint("pass -i IDENTITY_FILE (a recovery key or a cluster key backup)"));
-    }
+    let from_env;
+    let files = if files.is_empty() {
+        from_env = IDENTITY_ENV
+            .iter()
+            .find_map(|var| std::env::var_os(var).filter(|v| !v.is_empty()))
+            .map(PathBuf::from);
+        match &from_env {
+            Some(file) => std::slice::from_ref(file),
+            None => {
+                return Err(CliError::new("no identity given").with_hint(
+                    "pass -i IDENTITY_FILE (a recovery key or a cluster key backup), or set \
+                     SEALSYNC_AGE_KEY_FILE",
+                ))
+            }
+        }
+    } else {
+        files
+    };
     let mut out = Vec::new();
     for file in files {
+        warn_if_exposed(file);
         let text = fsio::read_input(Some(file))?;
         let ids = parse_identity_file(&text)
             .map_err(|e| CliError::from_crypto(&e).context(file.display()))?;
         out.extend(ids);
     }
     Ok(out)
+}
+
+fn warn_if_exposed(file: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(file) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "warning: identity file {} is readable by others (mode {mode:04o}); \
+                 run `chmod 600 {}`",
+                file.display(),
+                file.display()
+            );
+        }
+    }
 }

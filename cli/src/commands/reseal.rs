@@ -16,16 +16,13 @@ use crate::error::{CliError, CliResult};
 use crate::fsio;
 use crate::output::{self, Format};
 use crate::recipients::{RecipientArgs, RecipientResolver};
+use crate::splice;
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
     /// An identity that opens the files today (recovery key or cluster key backup).
-    #[arg(
-        short = 'i',
-        long = "identity",
-        value_name = "IDENTITY_FILE",
-        required = true
-    )]
+    /// Repeatable. Default: the file that SEALSYNC_AGE_KEY_FILE, else SOPS_AGE_KEY_FILE, names.
+    #[arg(short = 'i', long = "identity", value_name = "IDENTITY_FILE")]
     pub identities: Vec<PathBuf>,
     /// Sealed files or directories (recursively). Default: the current directory.
     #[arg(value_name = "PATH")]
@@ -88,8 +85,8 @@ fn reseal_file(
     rekey: bool,
 ) -> CliResult<Outcome> {
     let place = file.display().to_string();
-    let text = fsio::read_input(Some(file))?;
-    let docs = read_documents(&text, Limits::default())
+    let locked = fsio::LockedFile::open(file)?;
+    let docs = read_documents(&locked.text, Limits::default())
         .map_err(|e| CliError::from_crypto(&e).context(&place))?;
     let sealed_count = docs
         .iter()
@@ -115,11 +112,18 @@ fn reseal_file(
         let at = format!("{place}: {}", doc.describe());
         let mut sealed = SealedSecret::from_value(&doc.value)
             .map_err(|e| CliError::from_crypto(&e).context(&at))?;
-        let already_right = sealed
+        let listed_right = sealed
             .envelopes()
             .iter()
             .all(|e| e.recipients.iter().cloned().collect::<BTreeSet<_>>() == wanted);
-        if already_right && !rekey {
+        // Listed key ids are not authenticated: a file may list the new key and still be
+        // wrapped to an old one. Check with the keys at hand before calling it done.
+        let wrapped_right = listed_right
+            && sealed
+                .verify_recipients(identities)
+                .map_err(|e| CliError::from_crypto(&e).context(&at))?
+                .is_empty();
+        if wrapped_right && !rekey {
             // Re-wrapping anyway would churn every envelope line in review for nothing.
             out.push(doc.value.clone());
             continue;
@@ -132,15 +136,16 @@ fn reseal_file(
         result.map_err(|e| CliError::from_crypto(&e).context(&at))?;
         out.push(sealed.to_value());
     }
-    let format = if file.extension().and_then(|e| e.to_str()) == Some("json") {
-        Format::Json
-    } else {
-        Format::Yaml
-    };
     if out.iter().zip(&docs).all(|(new, old)| *new == old.value) {
         return Ok(Outcome::Unchanged);
     }
-    let rendered = output::render(&out, format)?;
+    let json = file.extension().and_then(|e| e.to_str()) == Some("json");
+    let old: Vec<&serde_yaml::Value> = docs.iter().map(|d| &d.value).collect();
+    let rendered = match splice::splice(&locked.text, &old, &out) {
+        Some(text) if !json => zeroize::Zeroizing::new(text),
+        _ => output::render(&out, if json { Format::Json } else { Format::Yaml })?,
+    };
     fsio::write_atomic(file, rendered.as_bytes())?;
+    drop(locked);
     Ok(Outcome::Changed(out.len()))
 }

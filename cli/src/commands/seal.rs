@@ -13,8 +13,10 @@ use zeroize::Zeroizing;
 
 use crate::error::{CliError, CliResult};
 use crate::fsio;
+use crate::habits::Habits;
 use crate::output::{self, Format};
 use crate::recipients::{pick_scope, RecipientArgs};
+use crate::splice;
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
@@ -58,6 +60,8 @@ pub struct Args {
     /// not given keep their lines byte for byte.
     #[arg(long, value_name = "FILE", conflicts_with = "write")]
     pub merge_into: Option<PathBuf>,
+    #[command(flatten)]
+    pub habits: Habits,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -86,6 +90,11 @@ struct Input {
 }
 
 pub fn run(args: Args) -> CliResult<ExitCode> {
+    args.habits.refuse("seal")?;
+    if let Some(path) = args.write.as_deref().or(args.merge_into.as_deref()) {
+        // Before any work: a bad target should not cost a seal.
+        fsio::writable_target(path)?;
+    }
     let inputs = gather_inputs(&args)?;
     if let Some(target) = &args.merge_into {
         return merge_into(&args, target, inputs);
@@ -313,8 +322,21 @@ fn read_value_file(path: &Path) -> CliResult<Zeroizing<Vec<u8>>> {
 
 fn merge_into(args: &Args, target: &Path, inputs: Vec<Input>) -> CliResult<ExitCode> {
     let place = target.display().to_string();
-    let text = fsio::read_input(Some(target))?;
-    let docs = read_documents(&text, Limits::default())
+    let [input] = inputs.as_slice() else {
+        return Err(CliError::new(format!(
+            "--merge-into takes one Secret, the input has {}",
+            inputs.len()
+        ))
+        .with_hint("merge one Secret at a time"));
+    };
+    let match_path = args
+        .rules_path
+        .clone()
+        .unwrap_or_else(|| target.to_path_buf());
+    let resolved = args.recipients.resolver()?.resolve(Some(&match_path))?;
+    // Held until the new file is in place: a concurrent merge waits, then reads our result.
+    let locked = fsio::LockedFile::open(target)?;
+    let docs = read_documents(&locked.text, Limits::default())
         .map_err(|e| CliError::from_crypto(&e).context(&place))?;
     let [doc] = docs.as_slice() else {
         return Err(CliError::new(format!(
@@ -325,13 +347,6 @@ fn merge_into(args: &Args, target: &Path, inputs: Vec<Input>) -> CliResult<ExitC
     };
     let mut sealed = SealedSecret::from_value(&doc.value)
         .map_err(|e| CliError::from_crypto(&e).context(format!("{place}: {}", doc.describe())))?;
-    let [input] = inputs.as_slice() else {
-        return Err(CliError::new(format!(
-            "--merge-into takes one Secret, the input has {}",
-            inputs.len()
-        ))
-        .with_hint("merge one Secret at a time"));
-    };
     let meta = sealed.metadata();
     if !input.secret.name.is_empty() && input.secret.name != meta.name {
         return Err(CliError::new(format!(
@@ -358,15 +373,50 @@ fn merge_into(args: &Args, target: &Path, inputs: Vec<Input>) -> CliResult<ExitC
             .with_hint("drop --scope, or seal a new file to change the scope"));
         }
     }
-    let match_path = args
-        .rules_path
-        .clone()
-        .unwrap_or_else(|| target.to_path_buf());
-    let resolved = args.recipients.resolver()?.resolve(Some(&match_path))?;
+    refuse_mixed_recipients(&sealed, &resolved.recipients, &resolved.source, &place)?;
     sealed
         .merge(&input.secret.data, &resolved.recipients)
         .map_err(|e| CliError::from_crypto(&e).context(&place))?;
-    let text = output::render(&[sealed.to_value()], args.output)?;
+    let new_value = sealed.to_value();
+    let text = match splice::splice(
+        &locked.text,
+        &[&doc.value],
+        std::slice::from_ref(&new_value),
+    ) {
+        Some(text) if args.output == Format::Yaml => zeroize::Zeroizing::new(text),
+        _ => output::render(&[new_value], args.output)?,
+    };
     fsio::write_atomic(target, text.as_bytes())?;
+    drop(locked);
     Ok(ExitCode::SUCCESS)
+}
+
+/// A merge adds an envelope wrapped to today's recipients. If the file's other envelopes are
+/// wrapped to other keys, no single key could open the result any more: refuse, and say how to
+/// move the file to one set of keys first.
+fn refuse_mixed_recipients(
+    sealed: &SealedSecret,
+    recipients: &[Recipient],
+    source: &str,
+    place: &str,
+) -> CliResult<()> {
+    use std::collections::BTreeSet;
+    let wanted: BTreeSet<&str> = recipients.iter().map(|r| r.key_id().as_str()).collect();
+    for env in sealed.envelopes() {
+        let listed: BTreeSet<&str> = env.recipients.iter().map(|k| k.as_str()).collect();
+        if listed != wanted {
+            let fmt = |set: &BTreeSet<&str>| set.iter().copied().collect::<Vec<_>>().join(", ");
+            return Err(CliError::new(format!(
+                "{place}: is sealed to key id(s) {}, but {source} gives key id(s) {}; merging \
+                 would leave values that no single key opens, so nothing was changed",
+                fmt(&listed),
+                fmt(&wanted)
+            ))
+            .with_hint(format!(
+                "re-wrap the file to the new keys first (`sealsync reseal -i IDENTITY_FILE \
+                 {place}`), or pass the file's own recipients with -r"
+            )));
+        }
+    }
+    Ok(())
 }

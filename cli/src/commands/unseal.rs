@@ -9,17 +9,14 @@ use sealsync_crypto::{read_documents, wipe_value, Limits, OpenOptions, SealedSec
 use crate::commands::load_identities;
 use crate::error::{CliError, CliResult};
 use crate::fsio;
+use crate::habits::Habits;
 use crate::output::{self, Format};
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
-    /// An age identity file (recovery key or cluster key backup). Repeatable.
-    #[arg(
-        short = 'i',
-        long = "identity",
-        value_name = "IDENTITY_FILE",
-        required = true
-    )]
+    /// An age identity file (recovery key or cluster key backup). Repeatable. Default: the
+    /// file that SEALSYNC_AGE_KEY_FILE, else SOPS_AGE_KEY_FILE, names.
+    #[arg(short = 'i', long = "identity", value_name = "IDENTITY_FILE")]
     pub identities: Vec<PathBuf>,
     /// The sealed file; stdin when absent.
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
@@ -30,9 +27,12 @@ pub struct Args {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = Format::Yaml)]
     pub output: Format,
+    #[command(flatten)]
+    pub habits: Habits,
 }
 
 pub fn run(args: Args) -> CliResult<ExitCode> {
+    args.habits.refuse("unseal")?;
     let identities = load_identities(&args.identities)?;
     let source = fsio::display_source(args.file.as_deref());
     let text = fsio::read_input(args.file.as_deref())?;

@@ -25,10 +25,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let limits = Limits {
-        max_bytes: 256 * 1024,
-        max_documents: 16,
-    };
+    let limits = Limits::small(256 * 1024, 16);
     let Ok(documents) = read_documents(text, limits) else {
         return;
     };
