@@ -62,7 +62,9 @@ impl CliError {
             CryptoError::NoRecipients => {
                 "pass --recipient age1…, --recipients-file FILE, or add a rule to .sealsync.yaml"
             }
-            CryptoError::LimitExceeded { .. } => "split the input into smaller Secrets or files",
+            CryptoError::LimitExceeded { .. } => {
+                "split the input into smaller Secrets or files (YAML aliases count once per use)"
+            }
             _ => "report this as a bug in sealsync",
         };
         CliError::new(err.to_string()).with_hint(hint)

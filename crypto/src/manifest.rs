@@ -95,7 +95,7 @@ impl Document {
         let kind = self
             .kind()
             .filter(|k| is_identifier(k, 63))
-            .unwrap_or("(no kind)");
+            .unwrap_or("no kind");
         let name = self.name().filter(|n| is_object_name(n));
         let namespace = self.namespace().filter(|n| is_object_name(n));
         let item = match &self.list_item {

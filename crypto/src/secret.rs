@@ -178,11 +178,17 @@ fn check_fields(
         if name.is_some_and(|n| allowed.contains(&n) || ignored.contains(&n)) {
             continue;
         }
-        let shown = match name {
-            Some(n) if n.len() <= 63 && n.bytes().all(|b| b.is_ascii_alphanumeric()) => {
-                format!("{field}{n}")
-            }
-            _ => format!("{field}[#{}]", i + 1),
+        // The field's own text is shown only when it is a known name in the wrong letter case
+        // (`stringdata`): anything else may be a value typed where a key belongs.
+        let near = name.and_then(|n| {
+            allowed
+                .iter()
+                .find(|a| a.eq_ignore_ascii_case(n))
+                .map(|a| (n, *a))
+        });
+        let shown = match near {
+            Some((n, known)) => format!("{field}{n} (did you mean {known}?)"),
+            None => format!("{field}[#{}]", i + 1),
         };
         return Err(Error::malformed(
             shown,

@@ -140,7 +140,8 @@ fn check_file(
                         field,
                         format!(
                             "plaintext Secret values ({}): seal them with `sealsync seal`",
-                            key_list(map.keys().map(|k| k.as_str()))
+                            // A key without a value may be a value typed without ': '.
+                            key_list(map.iter().map(|(k, v)| k.as_str().filter(|_| !v.is_null())))
                         ),
                     );
                 }
