@@ -130,8 +130,7 @@ fn a_value_copied_into_an_annotation_is_refused_and_found() {
     let (r, _) = keygen(dir.path(), "id");
     let input = secret(&format!(
         "  annotations:\n    note: \"rotated to {CANARY} today\"\nstringData:\n  password: {CANARY}\n"
-    ))
-    .replace("  namespace: app\n  annotations", "  namespace: app\n  annotations");
+    ));
     let out = run(sealsync().args(["seal", "-r", &r]), Some(&input));
     let text = refused(&out, &[CANARY]);
     assert!(text.contains("metadata.annotations"), "{text}");
