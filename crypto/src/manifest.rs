@@ -42,7 +42,7 @@ impl Default for Limits {
             max_bytes: 32 * 1024 * 1024,
             max_documents: 10_000,
             max_depth: 100,
-            max_nodes: 1_000_000,
+            max_nodes: 500_000,
             max_scalar_bytes: 64 * 1024 * 1024,
             max_aliases: 10_000,
         }

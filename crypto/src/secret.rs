@@ -409,6 +409,9 @@ impl PlainSecret {
     /// The first label or annotation that contains one of the values (or its base64), with
     /// the data key whose value it holds.
     pub fn value_in_metadata(&self) -> Option<(String, String)> {
+        if self.labels.is_empty() && self.annotations.is_empty() {
+            return None;
+        }
         let finder = self.value_finder();
         let fields = self
             .labels
@@ -422,7 +425,8 @@ impl PlainSecret {
         for (field, name, text) in fields {
             for haystack in [name.as_str(), text.as_str()] {
                 if let Some(key) = finder.find(haystack) {
-                    let at = if is_label_key(name) {
+                    // The label's own name is printed only when it does not hold the value.
+                    let at = if is_label_key(name) && finder.find(name).is_none() {
                         format!("{field}.{name:?}")
                     } else {
                         field.to_owned()
@@ -457,7 +461,12 @@ impl PlainSecret {
         let matcher = if patterns.is_empty() {
             None
         } else {
-            aho_corasick::AhoCorasick::new(patterns.iter().map(|p| p.as_slice())).ok()
+            // A contiguous NFA builds in time linear in the patterns; a DFA over a few KiB of
+            // value would take a tenth of a second per Secret.
+            aho_corasick::AhoCorasick::builder()
+                .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
+                .build(patterns.iter().map(|p| p.as_slice()))
+                .ok()
         };
         ValueFinder { matcher, keys }
     }
