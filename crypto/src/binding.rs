@@ -47,7 +47,14 @@ impl FromStr for Scope {
             "cluster" => Ok(Scope::Cluster),
             other => Err(Error::malformed(
                 "spec.scope",
-                format!("unknown scope {other:?}: expected strict, namespace or cluster"),
+                format!(
+                    "unknown scope{}: expected strict, namespace or cluster",
+                    if other.len() <= 20 && other.bytes().all(|b| b.is_ascii_alphabetic()) {
+                        format!(" {other:?}")
+                    } else {
+                        String::new()
+                    }
+                ),
             )),
         }
     }

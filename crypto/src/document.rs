@@ -586,18 +586,21 @@ impl SealedSecret {
         if kind != KIND {
             return Err(Error::malformed(
                 "kind",
-                format!("expected {KIND}, found {kind:?}"),
+                format!("expected {KIND}, found {:?}", printable_word(kind)),
             ));
         }
         if api_version != API_VERSION {
             if api_version.starts_with("sealsync.dev/") {
                 return Err(Error::UnsupportedVersion {
-                    found: api_version.to_owned(),
+                    found: printable_word(api_version).to_owned(),
                 });
             }
             return Err(Error::malformed(
                 "apiVersion",
-                format!("expected {API_VERSION}, found {api_version:?}"),
+                format!(
+                    "expected {API_VERSION}, found {:?}",
+                    printable_word(api_version)
+                ),
             ));
         }
         let wire: Wire = serde_yaml::from_value(value.clone())
@@ -611,6 +614,14 @@ impl SealedSecret {
     /// envelope references and that every wrapped key parses as an age file.
     pub fn check_structure(&self) -> Result<()> {
         validate_name(&self.wire.metadata.name)?;
+        if let Some(ns) = &self.wire.metadata.namespace {
+            if !(crate::manifest::is_object_name(ns) && ns.len() <= 63 && !ns.contains('.')) {
+                return Err(Error::malformed(
+                    "metadata.namespace",
+                    "not a valid namespace (a lowercase RFC 1123 label, at most 63 characters)",
+                ));
+            }
+        }
         let spec = &self.wire.spec;
         if spec.envelopes.len() > MAX_ENVELOPES {
             return Err(Error::LimitExceeded {
@@ -651,14 +662,11 @@ impl SealedSecret {
                     format!("an envelope lists 1 to {MAX_RECIPIENTS} key ids"),
                 ));
             }
-            for id in &env.recipients {
+            for (j, id) in env.recipients.iter().enumerate() {
                 KeyId::parse(id.as_str()).map_err(|_| {
                     Error::malformed(
-                        format!("{location}.recipients"),
-                        format!(
-                            "{:?} is not a key id (16 lowercase hex digits)",
-                            id.as_str()
-                        ),
+                        format!("{location}.recipients[{j}]"),
+                        "not a key id (16 lowercase hex digits)",
                     )
                 })?;
             }
@@ -724,6 +732,20 @@ impl SealedSecret {
     /// The document as pretty JSON.
     pub fn to_json(&self) -> Result<String> {
         serde_json::to_string_pretty(&self.wire).map_err(|e| Error::Wrap(e.to_string()))
+    }
+}
+
+/// `word` when it looks like a kind or apiVersion (short, letters, digits, `.`, `/`, `-`), else a
+/// placeholder: the field may hold anything, a value pasted in the wrong place included.
+fn printable_word(word: &str) -> &str {
+    let plain = word.len() <= 100
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'/' | b'-'));
+    if plain {
+        word
+    } else {
+        "(not a kind or version name)"
     }
 }
 
@@ -804,7 +826,7 @@ fn validate_name(name: &str) -> Result<()> {
     } else {
         Err(Error::malformed(
             "metadata.name",
-            format!("{name:?} is not a valid Secret name (lowercase RFC 1123 subdomain)"),
+            "not a valid Secret name (a lowercase RFC 1123 subdomain, at most 253 characters)",
         ))
     }
 }

@@ -32,7 +32,7 @@ impl KeyId {
         } else {
             Err(Error::malformed(
                 "spec.envelopes[].recipients",
-                format!("{s:?} is not a key id (16 lowercase hex digits)"),
+                "not a key id (16 lowercase hex digits)",
             ))
         }
     }

@@ -59,8 +59,9 @@ pub fn validate_data_key(key: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
+        // The key is not repeated: it may be a value typed where a key belongs.
         Err(Error::malformed(
-            format!("data key {key:?}"),
+            "a data key",
             "a data key must consist of alphanumerics, '-', '_' or '.' (at most 253)",
         ))
     }
@@ -261,7 +262,9 @@ impl PlainSecret {
         let namespace = match metadata.and_then(|m| m.get("namespace")) {
             None | Some(Value::Null) => None,
             Some(Value::String(n)) if n.is_empty() => None,
-            Some(Value::String(n)) if crate::manifest::is_object_name(n) && n.len() <= 63 => {
+            Some(Value::String(n))
+                if crate::manifest::is_object_name(n) && n.len() <= 63 && !n.contains('.') =>
+            {
                 Some(n.clone())
             }
             Some(_) => {

@@ -91,6 +91,7 @@ struct Input {
 
 pub fn run(args: Args) -> CliResult<ExitCode> {
     args.habits.refuse("seal")?;
+    check_namespace_flag(args.namespace.as_deref())?;
     if let Some(path) = args.write.as_deref().or(args.merge_into.as_deref()) {
         // Before any work: a bad target should not cost a seal.
         fsio::writable_target(path)?;
@@ -210,6 +211,24 @@ fn read_secrets(path: Option<&Path>, namespace_flag: Option<&str>) -> CliResult<
     Ok(out)
 }
 
+/// `-n` must be a namespace the API server would accept: a lowercase RFC 1123 label.
+fn check_namespace_flag(flag: Option<&str>) -> CliResult<()> {
+    let Some(ns) = flag else { return Ok(()) };
+    let ok = !ns.is_empty()
+        && ns.len() <= 63
+        && ns
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !ns.starts_with('-')
+        && !ns.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(CliError::new("--namespace: not a valid namespace name")
+            .with_hint("a namespace is a lowercase RFC 1123 label: a-z, 0-9 and '-', at most 63"))
+    }
+}
+
 fn apply_namespace_flag(
     secret: &mut PlainSecret,
     flag: Option<&str>,
@@ -255,7 +274,8 @@ fn secret_from_flags(args: &Args) -> CliResult<Input> {
     let mut insert = |key: &str, value: Zeroizing<Vec<u8>>, flag: &str| -> CliResult<()> {
         if validate_data_key(key).is_err() {
             return Err(
-                CliError::new(format!("{flag}: {key:?} is not a valid data key"))
+                // Not echoed: what was meant as a key may be a value.
+                CliError::new(format!("{flag}: the key is not a valid data key"))
                     .with_hint("data keys consist of letters, digits, '-', '_' and '.'"),
             );
         }
