@@ -47,7 +47,7 @@ def main():
     keys = ["apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n"] + [
         f"  k{i}: v\n" for i in range(490_000)]
     docs = []
-    for i in range(10_000):
+    for i in range(5_500):
         docs.append(f"---\napiVersion: v1\nkind: Secret\nmetadata: {{name: s{i}, namespace: app}}\n"
                     f"stringData:\n  password: {'p' * 2800}\n")
     cases = [
@@ -56,7 +56,7 @@ def main():
         ("100,000 nested [", deep),
         ("50,000 nested {a:", flow_deep),
         ("490,000 keys in one map", "".join(keys)),
-        ("10,000 Secrets, 29 MB", "".join(docs)),
+        ("5,500 Secrets, 15.5 MB", "".join(docs)),
     ]
     print(f"{'input':40} {'size':>9} {'command':>6} {'wall s':>7} {'RSS MiB':>8} {'git s':>6}  result")
     worst_wall, worst_rss = 0.0, 0

@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 use crate::error::{CliError, CliResult};
 
 /// No single input file or stdin may exceed this.
-pub const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
+pub const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;
 /// A directory walk stops with an error past this many files.
 pub const MAX_WALK_FILES: usize = 100_000;
 

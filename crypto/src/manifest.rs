@@ -39,11 +39,11 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_bytes: 32 * 1024 * 1024,
+            max_bytes: 16 * 1024 * 1024,
             max_documents: 10_000,
             max_depth: 100,
             max_nodes: 500_000,
-            max_scalar_bytes: 64 * 1024 * 1024,
+            max_scalar_bytes: 32 * 1024 * 1024,
             max_aliases: 10_000,
         }
     }

@@ -49,7 +49,9 @@ proptest! {
     ) {
         let text = mutate(&base(layout), &edits);
         // Only inputs where the canary survives whole are interesting.
-        prop_assume!(text.contains(CANARY));
+        if !text.contains(CANARY) {
+            return Ok(());
+        }
         match read_documents(&text, Limits::default()) {
             Err(e) => prop_assert!(!e.to_string().contains(CANARY), "{}", e),
             Ok(docs) => {
