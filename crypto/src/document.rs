@@ -261,6 +261,12 @@ impl SealedSecret {
         }
         // Refuse here what opening would refuse: a value too large for a Secret.
         check_size(values.len(), values.values().map(|v| v.len()).sum())?;
+        if recipient_ids(recipients).len() > MAX_RECIPIENTS {
+            return Err(Error::LimitExceeded {
+                what: "the recipients of one envelope".to_owned(),
+                limit: MAX_RECIPIENTS.to_string(),
+            });
+        }
         let binding = self.claimed_binding(None)?;
         let data_key = DataKey::generate()?;
         let wrapped = envelope::wrap(&data_key, &binding, recipients)?;
@@ -478,6 +484,12 @@ impl SealedSecret {
     /// Re-wraps every data key to `recipients`. Value lines and envelope ids stay the same,
     /// so a reviewer sees that no value changed.
     pub fn rewrap(&mut self, identities: &[Identity], recipients: &[Recipient]) -> Result<()> {
+        if recipient_ids(recipients).len() > MAX_RECIPIENTS {
+            return Err(Error::LimitExceeded {
+                what: "the recipients of one envelope".to_owned(),
+                limit: MAX_RECIPIENTS.to_string(),
+            });
+        }
         let target = self.claimed_binding(None)?;
         let opened = self.unwrap_envelopes(identities, &target)?;
         for env in &mut self.wire.spec.envelopes {

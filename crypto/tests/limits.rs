@@ -117,3 +117,33 @@ fn sealing_refuses_what_opening_would_refuse() {
         .expect("opens");
     assert_eq!(opened.secret.data["big"].len(), MAX_SECRET_BYTES);
 }
+
+#[test]
+fn a_wrapped_key_with_more_recipient_stanzas_than_allowed_is_refused_before_any_key_is_tried() {
+    let id = Identity::generate();
+    let s = secret(Some("app"), "db", &[("a", b"1")]);
+    let sealed = SealedSecret::seal(&s, Scope::Strict, &recipients(&[&id])).expect("seal");
+    let mut doc = sealed_value(&sealed);
+    // A real age file to 65 recipients, where one is listed: one stanza too many.
+    let many: Vec<Identity> = (0..65).map(|_| Identity::generate()).collect();
+    let wrapped = sealsync_crypto::vectors::wrap_envelope(
+        [7u8; 32],
+        &sealsync_crypto::Binding::new(Scope::Strict, "app", "db"),
+        &recipients(&many.iter().collect::<Vec<_>>()),
+    )
+    .expect("age itself has no such bound");
+    doc["spec"]["envelopes"][0]["wrappedKey"] = B64.encode(&wrapped).into();
+    let err = SealedSecret::from_value(&doc).expect_err("too many stanzas");
+    assert_eq!(err.metric_label(), "limit_exceeded", "{err}");
+    assert!(err.to_string().contains("64 stanzas"), "{err}");
+
+    // Sealing refuses more recipients than an envelope may list, rather than write a file
+    // that no reader accepts.
+    let err = SealedSecret::seal(
+        &s,
+        Scope::Strict,
+        &recipients(&many.iter().collect::<Vec<_>>()),
+    )
+    .expect_err("65 recipients");
+    assert_eq!(err.metric_label(), "limit_exceeded", "{err}");
+}
