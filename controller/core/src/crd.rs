@@ -1,0 +1,334 @@
+//! The `GitSync` custom resource (`sealsync.dev/v1`): which repository, revision and path to
+//! apply, and what the controller reports back. Field names follow Flux's GitRepository and
+//! Kustomization where they mean the same thing, so a Flux user reads them without a manual.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The API group of every sealsync resource.
+pub const GROUP: &str = "sealsync.dev";
+
+/// Label on every object the controller applies: the name of the GitSync that owns it.
+/// Prune deletes only objects that carry both owner labels.
+pub const OWNER_NAME_LABEL: &str = "sealsync.dev/gitsync-name";
+/// Label on every object the controller applies: the namespace of the GitSync that owns it.
+pub const OWNER_NAMESPACE_LABEL: &str = "sealsync.dev/gitsync-namespace";
+/// `sealsync.dev/reconcile: disabled` on a live object: the controller leaves it alone.
+pub const RECONCILE_ANNOTATION: &str = "sealsync.dev/reconcile";
+/// `sealsync.dev/prune: disabled` on a live object: never pruned.
+pub const PRUNE_ANNOTATION: &str = "sealsync.dev/prune";
+/// The field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "sealsync";
+
+/// Applies the manifests at one path of one Git revision to the cluster, atomically per
+/// revision, decrypting SealedSecrets on the way.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "sealsync.dev",
+    version = "v1",
+    kind = "GitSync",
+    plural = "gitsyncs",
+    shortname = "gs",
+    namespaced,
+    status = "GitSyncStatus",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Revision","type":"string","jsonPath":".status.lastAppliedRevision"}"#,
+    printcolumn = r#"{"name":"Suspended","type":"boolean","jsonPath":".spec.suspend"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct GitSyncSpec {
+    /// The repository: `git://`, `http://` or `https://`.
+    pub url: String,
+    /// A Secret in the GitSync's namespace with `username` and `password`, or
+    /// `bearerToken`, for HTTPS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretRef>,
+    /// Which revision: exactly one of branch, tag or commit. Default: the branch `main`.
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub git_ref: Option<GitRef>,
+    /// The directory of the repository to apply, recursively. Default: the root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// How often to fetch, re-apply and undo drift: a duration such as `30s`, `5m` or `1h`.
+    pub interval: String,
+    /// How long one reconcile may take. Default: the interval, at most 10 minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Delete objects that a new revision no longer has. Default: true.
+    #[serde(default = "default_true")]
+    pub prune: bool,
+    /// Undo manual edits and deletions of applied objects. Default: true.
+    #[serde(default = "default_true")]
+    pub self_heal: bool,
+    /// Stop reconciling; the cluster keeps what was last applied.
+    #[serde(default)]
+    pub suspend: bool,
+    /// The namespace of namespaced objects whose manifests name none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_namespace: Option<String>,
+    /// Delete and recreate an object whose immutable fields changed. Without it such a change
+    /// fails the revision with an error that names the object.
+    #[serde(default)]
+    pub force: bool,
+    /// Apply plain Secrets with values found in Git. Default: false, and such a Secret fails
+    /// the revision with a message to seal it.
+    #[serde(default)]
+    pub allow_plaintext_secrets: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A Secret in the GitSync's own namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct SecretRef {
+    /// The Secret's name.
+    pub name: String,
+}
+
+/// Exactly one of `branch`, `tag` or `commit`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GitRef {
+    /// A branch, followed as it moves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// A tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// A full 40-hex-digit commit id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+}
+
+/// Which revision a [`GitRef`] names, once checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Revision {
+    /// A branch name.
+    Branch(String),
+    /// A tag name.
+    Tag(String),
+    /// A commit id (40 lowercase hex digits).
+    Commit(String),
+}
+
+/// A `GitSync` spec that cannot be acted on.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SpecError {
+    /// `spec.ref` sets more than one of branch, tag and commit.
+    #[error("spec.ref: set exactly one of branch, tag or commit")]
+    AmbiguousRef,
+    /// `spec.ref.commit` is not a full commit id.
+    #[error("spec.ref.commit: a commit is 40 lowercase hex digits")]
+    BadCommit,
+    /// A ref name Git would refuse.
+    #[error("spec.ref.{field}: not a valid Git ref name")]
+    BadRefName {
+        /// `branch` or `tag`.
+        field: &'static str,
+    },
+}
+
+impl SpecError {
+    /// A short stable label, for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            SpecError::AmbiguousRef => "ambiguous_ref",
+            SpecError::BadCommit => "bad_commit",
+            SpecError::BadRefName { .. } => "bad_ref_name",
+        }
+    }
+}
+
+impl GitSyncSpec {
+    /// The revision to follow: `spec.ref`, or the branch `main` when it is absent or empty.
+    pub fn revision(&self) -> Result<Revision, SpecError> {
+        let r = self.git_ref.clone().unwrap_or_default();
+        match (r.branch, r.tag, r.commit) {
+            (None, None, None) => Ok(Revision::Branch("main".to_owned())),
+            (Some(b), None, None) => check_ref_name(&b, "branch").map(|()| Revision::Branch(b)),
+            (None, Some(t), None) => check_ref_name(&t, "tag").map(|()| Revision::Tag(t)),
+            (None, None, Some(c)) => {
+                if c.len() == 40 && c.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                    Ok(Revision::Commit(c))
+                } else {
+                    Err(SpecError::BadCommit)
+                }
+            }
+            _ => Err(SpecError::AmbiguousRef),
+        }
+    }
+}
+
+/// The rules of `git check-ref-format` that matter for names typed into a spec.
+fn check_ref_name(name: &str, field: &'static str) -> Result<(), SpecError> {
+    let bad = name.is_empty()
+        || name.len() > 255
+        || name.starts_with('/')
+        || name.ends_with('/')
+        || name.ends_with('.')
+        || name.ends_with(".lock")
+        || name.contains("..")
+        || name.contains("//")
+        || name.contains("@{")
+        || name.starts_with('-')
+        || name
+            .bytes()
+            .any(|b| b < 0x20 || b == 0x7f || b" ~^:?*[\\".contains(&b));
+    if bad {
+        Err(SpecError::BadRefName { field })
+    } else {
+        Ok(())
+    }
+}
+
+/// What the controller reports. Written only through the status subresource.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GitSyncStatus {
+    /// `Ready`, `Reconciling` and `Stalled`, in the kstatus style.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The last revision tried, as `<branch>@sha1:<40 hex>` (Flux's form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempted_revision: Option<String>,
+    /// The last revision applied in full, as `<branch>@sha1:<40 hex>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_revision: Option<String>,
+    /// Every object the last applied revision holds, for pruning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<Inventory>,
+    /// Each SealedSecret of the last applied revision and the keys that actually opened it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sealed_secrets: Vec<SealedSecretUsage>,
+}
+
+/// The objects of a revision, as Flux's kustomize-controller lists them.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct Inventory {
+    /// One entry per object.
+    #[serde(default)]
+    pub entries: Vec<InventoryEntry>,
+}
+
+/// `{id: "<namespace>_<name>_<group>_<kind>", v: "<version>"}`; the core group is empty
+/// (`shop_db__Secret`), and so is the namespace of a cluster-scoped object.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+pub struct InventoryEntry {
+    /// `<namespace>_<name>_<group>_<kind>`.
+    pub id: String,
+    /// The API version the object was applied with.
+    pub v: String,
+}
+
+impl InventoryEntry {
+    /// The entry of one object.
+    pub fn new(
+        namespace: Option<&str>,
+        name: &str,
+        group: &str,
+        kind: &str,
+        version: &str,
+    ) -> Self {
+        InventoryEntry {
+            id: format!("{}_{name}_{group}_{kind}", namespace.unwrap_or("")),
+            v: version.to_owned(),
+        }
+    }
+}
+
+/// Which keys opened one SealedSecret: what a security team reads to see whether an old key
+/// is still in use before it is retired.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SealedSecretUsage {
+    /// The file in the repository, relative to the root.
+    pub file: String,
+    /// The Secret it became, as `namespace/name`.
+    pub secret: String,
+    /// The key ids that actually opened it (authenticated by opening, unlike the ids the
+    /// file lists).
+    pub key_ids: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(git_ref: Option<GitRef>) -> GitSyncSpec {
+        GitSyncSpec {
+            url: "git://example/repo".to_owned(),
+            secret_ref: None,
+            git_ref,
+            path: None,
+            interval: "1m".to_owned(),
+            timeout: None,
+            prune: true,
+            self_heal: true,
+            suspend: false,
+            target_namespace: None,
+            force: false,
+            allow_plaintext_secrets: false,
+        }
+    }
+
+    #[test]
+    fn exactly_one_ref() {
+        assert_eq!(spec(None).revision(), Ok(Revision::Branch("main".into())));
+        let both = GitRef {
+            branch: Some("main".into()),
+            tag: Some("v1".into()),
+            commit: None,
+        };
+        assert_eq!(spec(Some(both)).revision(), Err(SpecError::AmbiguousRef));
+        let short = GitRef {
+            commit: Some("abc".into()),
+            ..GitRef::default()
+        };
+        assert_eq!(spec(Some(short)).revision(), Err(SpecError::BadCommit));
+        let bad = GitRef {
+            branch: Some("a..b".into()),
+            ..GitRef::default()
+        };
+        assert_eq!(
+            spec(Some(bad)).revision(),
+            Err(SpecError::BadRefName { field: "branch" })
+        );
+    }
+
+    #[test]
+    fn defaults_follow_flux() {
+        let gs: GitSyncSpec =
+            serde_json::from_str(r#"{"url":"git://h/r","interval":"5m"}"#).expect("spec");
+        assert!(gs.prune && gs.self_heal && !gs.suspend && !gs.force);
+        assert!(!gs.allow_plaintext_secrets);
+    }
+
+    #[test]
+    fn inventory_ids_are_fluxs() {
+        assert_eq!(
+            InventoryEntry::new(Some("shop"), "db", "", "Secret", "v1").id,
+            "shop_db__Secret"
+        );
+        assert_eq!(
+            InventoryEntry::new(
+                None,
+                "admin",
+                "rbac.authorization.k8s.io",
+                "ClusterRole",
+                "v1"
+            )
+            .id,
+            "_admin_rbac.authorization.k8s.io_ClusterRole"
+        );
+    }
+}
