@@ -28,6 +28,15 @@ pub fn read_input(path: Option<&Path>) -> CliResult<Zeroizing<String>> {
     let source = display_source(path);
     let result = match path {
         Some(p) if p != Path::new("-") => {
+            // A FIFO or device named as a file would block or never end: read regular files
+            // only (stdin is the way to pipe).
+            let meta = fs::metadata(p).map_err(|e| io_error(&source, "read", &e))?;
+            if !meta.is_file() {
+                return Err(CliError::new(format!(
+                    "{source}: not a regular file (a directory, FIFO, socket or device)"
+                ))
+                .with_hint("pass a manifest file, or pipe the input to stdin"));
+            }
             fs::File::open(p).and_then(|f| f.take(MAX_INPUT_BYTES + 1).read_to_end(&mut buf))
         }
         _ => {
@@ -159,10 +168,11 @@ fn plain_io(err: &io::Error) -> String {
 }
 
 fn is_manifest(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml" | "json")
-    )
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+        ["yaml", "yml", "json"]
+            .iter()
+            .any(|m| e.eq_ignore_ascii_case(m))
+    })
 }
 
 /// Expands paths into manifest files: files as given, directories walked recursively for
@@ -176,7 +186,11 @@ pub fn expand_paths(paths: &[PathBuf]) -> CliResult<Vec<PathBuf>> {
             fs::metadata(path).map_err(|e| io_error(&path.display().to_string(), "read", &e))?;
         if meta.is_dir() {
             let mut found = Vec::new();
-            walk(path, &mut found)?;
+            let mut visited = std::collections::HashSet::new();
+            if let Ok(real) = fs::canonicalize(path) {
+                visited.insert(real);
+            }
+            walk(path, &mut found, &mut visited)?;
             found.sort();
             out.extend(found);
         } else {
@@ -186,7 +200,14 @@ pub fn expand_paths(paths: &[PathBuf]) -> CliResult<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> CliResult<()> {
+/// Symbolic links are followed, to files and to directories, so that a linked manifest is
+/// checked and resealed like any other; each real directory is walked once, so a link loop
+/// ends.
+fn walk(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    visited: &mut std::collections::HashSet<PathBuf>,
+) -> CliResult<()> {
     let entries =
         fs::read_dir(dir).map_err(|e| io_error(&dir.display().to_string(), "read", &e))?;
     for entry in entries {
@@ -196,16 +217,29 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> CliResult<()> {
             continue;
         }
         let path = entry.path();
-        let kind = entry
+        let mut kind = entry
             .file_type()
             .map_err(|e| io_error(&path.display().to_string(), "read", &e))?;
+        if kind.is_symlink() {
+            match fs::metadata(&path) {
+                Ok(target) => kind = target.file_type(),
+                // A dangling link names no manifest.
+                Err(_) => continue,
+            }
+            if kind.is_dir() {
+                let first_visit = fs::canonicalize(&path).is_ok_and(|real| visited.insert(real));
+                if !first_visit {
+                    continue;
+                }
+            }
+        }
         // `./x` reads better as `x` in every message that names the file.
         let path = path
             .strip_prefix(".")
             .map(Path::to_path_buf)
             .unwrap_or(path);
         if kind.is_dir() {
-            walk(&path, out)?;
+            walk(&path, out, visited)?;
         } else if kind.is_file() && is_manifest(&path) {
             if out.len() == MAX_WALK_FILES {
                 return Err(CliError::new(format!(

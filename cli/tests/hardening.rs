@@ -394,8 +394,8 @@ fn check_finds_secrets_in_lists_kustomize_and_hidden_places() {
     let out = run(sealsync().arg("check").arg(root), None);
     let text = refused_check(&out, &[CANARY]);
     for expect in [
-        "list.yaml: document 1, SecretList item 0 (Secret b/a): data",
-        "cmlist.json: document 1, ConfigMapList item 0 (Secret c): stringData",
+        "list.yaml: document 1, SecretList item 1 (Secret b/a): data",
+        "cmlist.json: document 1, ConfigMapList item 1 (Secret c): stringData",
         "kustomization.yaml: document 1 (no kind): secretGenerator[0].literals: plaintext Secret values (password, 1 key(s) that are not valid names)",
         "secretGenerator[1].envs",
         ".hidden/deeper/.plain.yaml",
@@ -622,7 +622,7 @@ fn identity_files_from_the_environment_and_their_permissions() {
     );
     ok(&out);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("readable by others"),
+        String::from_utf8_lossy(&out.stderr).contains("readable by group or others"),
         "{}",
         all_output(&out)
     );
@@ -667,4 +667,159 @@ fn reseal_keeps_comments_and_untouched_lines() {
     };
     assert_eq!(value_lines(&resealed), value_lines(&commented));
     assert_ne!(resealed, commented);
+}
+
+#[test]
+fn review_findings_hold() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path();
+    let (r, _) = keygen(root, "id");
+    let scan = root.join("scan");
+    fs::create_dir_all(scan.join("real")).expect("dirs");
+    // A Secret inside a List inside a List.
+    fs::write(
+        scan.join("nested.yaml"),
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: List\n  items:\n  - apiVersion: v1\n    kind: Secret\n    metadata: {name: n, namespace: a}\n    stringData: {pw: x}\n",
+    )
+    .expect("write");
+    // The typo seal refuses is still plaintext in Git.
+    fs::write(
+        scan.join("typo.yaml"),
+        secret(&format!("stringdata:\n  password: {CANARY}\n")),
+    )
+    .expect("write");
+    // Upper-case extension, and a symlinked file in the walk.
+    fs::write(
+        scan.join("real/upper.YAML"),
+        secret("stringData:\n  u: x\n"),
+    )
+    .expect("write");
+    fs::write(
+        root.join("outside.yaml"),
+        secret("stringData:\n  linked: x\n"),
+    )
+    .expect("write");
+    std::os::unix::fs::symlink(root.join("outside.yaml"), scan.join("link.yaml")).expect("link");
+    let out = run(sealsync().arg("check").arg(&scan), None);
+    let text = refused_check(&out, &[CANARY]);
+    for expect in [
+        "nested.yaml: document 1, List item 1 (Secret a/n)",
+        "typo.yaml: document 1 (Secret app/db): stringdata (did you mean stringData?)",
+        "upper.YAML",
+        "link.yaml",
+    ] {
+        assert!(text.contains(expect), "missing {expect:?} in:\n{text}");
+    }
+
+    // A FIFO named on the command line is reported, not waited on.
+    let fifo = root.join("fifo.yaml");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo")
+        .success());
+    let out = run(sealsync().arg("check").arg(&fifo), None);
+    assert!(
+        all_output(&out).contains("not a regular file"),
+        "{}",
+        all_output(&out)
+    );
+
+    // Merge keys could let one value silently override another: refused.
+    let out = run(
+        sealsync().args(["seal", "-r", &r]),
+        Some(&secret(&format!(
+            "stringData:\n  <<: {{password: {CANARY}}}\n  password: other\n"
+        ))),
+    );
+    let text = refused(&out, &[CANARY]);
+    assert!(text.contains("merge keys"), "{text}");
+
+    // A value copied into an annotation as another tool would (JSON-escaped) is refused.
+    let multiline = format!("-----BEGIN KEY-----\\n{CANARY}\\n-----END KEY-----\\n");
+    let out = run(
+        sealsync().args(["seal", "-r", &r]),
+        Some(&secret(&format!(
+            "  annotations:\n    snapshot: '{{\"k\":\"{multiline}\"}}'\nstringData:\n  k: \"{multiline}\"\n"
+        ))),
+    );
+    let text = refused(&out, &[CANARY]);
+    assert!(text.contains("metadata.annotations"), "{text}");
+
+    // --merge-into refuses a value that the file's template already shows in plaintext.
+    let file = root.join("m.yaml");
+    ok(&run(
+        sealsync().args(["seal", "-r", &r, "-w"]).arg(&file),
+        Some(&secret(&format!(
+            "  annotations:\n    note: {CANARY}-note\nstringData:\n  a: b\n"
+        ))),
+    ));
+    let out = run(
+        sealsync()
+            .args([
+                "seal",
+                "--from-literal",
+                &format!("token={CANARY}-note"),
+                "-r",
+                &r,
+            ])
+            .arg("--merge-into")
+            .arg(&file),
+        None,
+    );
+    refused(&out, &[&format!("{CANARY}-note")]);
+
+    // Identity files with thousands of keys are refused.
+    let many: String = (0..65)
+        .map(|i| {
+            let path = root.join(format!("k{i}"));
+            keygen(root, &format!("k{i}"));
+            fs::read_to_string(path).expect("key")
+        })
+        .collect();
+    let big = root.join("many.key");
+    fs::write(&big, many).expect("write");
+    fs::set_permissions(&big, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let out = run(
+        sealsync().args(["unseal", "-i"]).arg(&big),
+        Some("kind: SealedSecret\n"),
+    );
+    let text = refused(&out, &[]);
+    assert!(text.contains("64"), "{text}");
+}
+
+#[test]
+fn opening_work_per_file_is_bounded() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path();
+    let recipients: Vec<String> = (0..60).map(|i| keygen(root, &format!("r{i}")).0).collect();
+    let mut input = String::new();
+    for i in 0..280 {
+        input.push_str(&format!(
+            "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: s{i}, namespace: a}}\nstringData: {{v: x}}\n"
+        ));
+    }
+    let mut cmd = sealsync();
+    cmd.arg("seal");
+    for r in &recipients {
+        cmd.args(["-r", r]);
+    }
+    let sealed = ok(&run(&mut cmd, Some(&input)));
+    let out = run(
+        sealsync().args(["unseal", "-i"]).arg(root.join("r0")),
+        Some(&sealed),
+    );
+    let text = refused(&out, &[]);
+    assert!(text.contains("key-recipient pairs"), "{text}");
+    let file = root.join("many.yaml");
+    fs::write(&file, &sealed).expect("write");
+    let out = run(
+        sealsync()
+            .args(["check", "-i"])
+            .arg(root.join("r0"))
+            .arg(&file),
+        None,
+    );
+    let text = refused_check(&out, &[]);
+    assert!(text.contains("not opened"), "{text}");
 }

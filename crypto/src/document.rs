@@ -511,6 +511,20 @@ impl SealedSecret {
         self.merge(&opened.secret.data, recipients)
     }
 
+    /// The recipient stanzas of all envelopes: opening costs up to this many X25519
+    /// operations for each identity tried, so callers that open many documents can bound the
+    /// work before they start.
+    pub fn stanza_count(&self) -> usize {
+        self.wire
+            .spec
+            .envelopes
+            .iter()
+            .filter_map(|e| decode_wrapped(e).ok())
+            .filter_map(|w| envelope::count_stanzas(&w))
+            .map(|(all, _)| all)
+            .sum()
+    }
+
     /// The data keys whose values sit in envelope `id`.
     fn values_in_envelope(&self, id: &str) -> Vec<String> {
         self.wire

@@ -100,7 +100,17 @@ pub(crate) fn unwrap(
     let tampered = || Error::Tampered {
         what: format!("envelope {envelope_id}"),
     };
-    for identity in identities {
+    // Listed keys first: the usual file opens on the first try. Unlisted ones still follow,
+    // since the listed ids are not authenticated.
+    let ordered = identities
+        .iter()
+        .filter(|i| listed_key_ids.contains(i.key_id()))
+        .chain(
+            identities
+                .iter()
+                .filter(|i| !listed_key_ids.contains(i.key_id())),
+        );
+    for identity in ordered {
         let decryptor = age::Decryptor::new_buffered(wrapped).map_err(|_| tampered())?;
         let mut reader = match decryptor.decrypt(std::iter::once(identity.as_age() as _)) {
             Ok(reader) => reader,

@@ -10,6 +10,10 @@ use crate::error::{Error, Result};
 
 /// Identity files larger than this are refused; a real one is a few hundred bytes a key.
 pub const MAX_IDENTITY_FILE_BYTES: usize = 1024 * 1024;
+/// The most identities one file may hold: each is tried against every recipient stanza of a
+/// document that it does not open, so thousands of keys would make opening a denial of
+/// service.
+pub const MAX_IDENTITIES: usize = 64;
 
 /// A short, readable id of a recipient: the first 8 bytes of SHA-256 over the recipient's
 /// canonical string, in lowercase hex. Anyone with the public key can compute it, so it tells
@@ -242,6 +246,12 @@ pub fn parse_identity_file(text: &str) -> Result<Vec<Identity>> {
                     index + 1
                 ),
             })?;
+        if identities.len() == MAX_IDENTITIES {
+            return Err(Error::LimitExceeded {
+                what: "the identities in one identity file".to_owned(),
+                limit: MAX_IDENTITIES.to_string(),
+            });
+        }
         identities.push(Identity::from_age(parsed));
     }
     if identities.is_empty() {

@@ -32,7 +32,7 @@ pub use document::{
 pub use error::{BindingField, Error, Result};
 pub use keys::{
     looks_like_identity, parse_identity_file, parse_recipients_file, Identity, KeyId, Recipient,
-    MAX_IDENTITY_FILE_BYTES,
+    MAX_IDENTITIES, MAX_IDENTITY_FILE_BYTES,
 };
 pub use manifest::{read_documents, wipe_value, Document, Limits};
 pub use secret::{

@@ -147,14 +147,8 @@ pub fn read_documents(text: &str, limits: Limits) -> Result<Vec<Document>> {
     let mut documents = Vec::new();
     for (stream_index, value) in values.into_iter().enumerate() {
         let stream_index = stream_index + 1;
-        let items = match list_items(value, stream_index)? {
-            Listed::Items(kind, items) => items
-                .into_iter()
-                .enumerate()
-                .map(|(i, item)| (item, Some((kind.clone(), i))))
-                .collect::<Vec<_>>(),
-            Listed::One(value) => vec![(value, None)],
-        };
+        let mut items = Vec::new();
+        flatten_lists(value, None, stream_index, 0, &mut items)?;
         for (mut item, list_item) in items {
             if item.is_null() {
                 continue;
@@ -183,17 +177,20 @@ pub fn read_documents(text: &str, limits: Limits) -> Result<Vec<Document>> {
     Ok(documents)
 }
 
-enum Listed {
-    Items(String, Vec<Value>),
-    One(Value),
-}
-
-/// `kind: List`, `SecretList`, `ConfigMapList`…: kubectl applies each item.
-fn list_items(mut value: Value, stream_index: usize) -> Result<Listed> {
+/// `kind: List`, `SecretList`, `ConfigMapList`…: kubectl applies each item, and flattens a
+/// List inside a List the same way.
+fn flatten_lists(
+    mut value: Value,
+    list_item: Option<(String, usize)>,
+    stream_index: usize,
+    depth: usize,
+    out: &mut Vec<(Value, Option<(String, usize)>)>,
+) -> Result<()> {
     let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
     let is_list = kind.ends_with("List") && value.get("items").is_some();
     if !is_list {
-        return Ok(Listed::One(value));
+        out.push((value, list_item));
+        return Ok(());
     }
     let kind = kind.to_owned();
     let items = value
@@ -201,17 +198,33 @@ fn list_items(mut value: Value, stream_index: usize) -> Result<Listed> {
         .and_then(|m| m.remove("items"))
         .unwrap_or(Value::Null);
     wipe_value(&mut value);
-    match items {
-        Value::Sequence(items) => Ok(Listed::Items(kind, items)),
-        Value::Null => Ok(Listed::Items(kind, Vec::new())),
+    let items = match items {
+        Value::Sequence(items) => items,
+        Value::Null => Vec::new(),
         mut other => {
             wipe_value(&mut other);
-            Err(Error::malformed(
+            return Err(Error::malformed(
                 format!("document {stream_index}: items"),
-                format!("a {kind}'s items must be a sequence"),
-            ))
+                "a list's items must be a sequence",
+            ));
         }
+    };
+    if depth >= 8 {
+        return Err(Error::LimitExceeded {
+            what: format!("the nesting of lists in document {stream_index}"),
+            limit: "8".to_owned(),
+        });
     }
+    for (i, item) in items.into_iter().enumerate() {
+        flatten_lists(
+            item,
+            Some((kind.clone(), i + 1)),
+            stream_index,
+            depth + 1,
+            out,
+        )?;
+    }
+    Ok(())
 }
 
 /// Parses every document of the stream within `limits`.
@@ -243,6 +256,10 @@ fn parse_stream(text: &str, limits: &Limits) -> Result<Vec<Value>> {
     // Two `password:` keys in one Secret would silently keep one value: refuse, as
     // kube-apiserver's strict decoding does.
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
+    // A merge key (`<<`) lets a later key silently override a merged one, and YAML 1.2 has
+    // none: refuse it rather than pick a winner. Unknown tags are refused, not dropped.
+    options.merge_keys = serde_saphyr::MergeKeyPolicy::Error;
+    options.reject_unsupported_tags = true;
 
     BUDGET.with(|b| {
         b.set(Remaining {
@@ -567,6 +584,11 @@ fn yaml_error(err: &serde_saphyr::Error, limits: &Limits) -> Error {
             "a merge key (<<) must refer to a mapping or a list of mappings"
         }
         E::InvalidUtf8Input => "the input is not UTF-8 text",
+        E::MergeKeyNotAllowed { .. } => {
+            "YAML merge keys (<<) are not supported: write the keys out (a merge could silently \
+             override a value)"
+        }
+        E::UnsupportedTag { .. } => "YAML tags (!name) are not supported in manifests",
         E::Message { msg, .. } if msg.contains("binary scalars") => {
             "binary scalars (!!binary) are not supported; use a base64 string"
         }
@@ -642,6 +664,13 @@ mod tests {
         .expect("parses");
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[1].kind(), Some("ConfigMap"));
+        let docs = read_documents(
+            "kind: List\nitems:\n- kind: List\n  items:\n  - kind: Secret\n",
+            Limits::default(),
+        )
+        .expect("nested");
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0].kind(), Some("Secret"));
         let docs = read_documents(
             "apiVersion: v1\nkind: SecretList\nitems:\n- kind: Secret\n  metadata: {name: a}\n",
             Limits::default(),

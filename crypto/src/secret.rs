@@ -460,6 +460,18 @@ impl PlainSecret {
                 patterns.push(Zeroizing::new(encoded.as_bytes()[..stable].to_vec()));
                 keys.push(key.as_str());
             }
+            // As other tools copy it: escaped inside a JSON string (a value with a newline or
+            // a quote looks different there), and in hex.
+            if let Ok(text) = std::str::from_utf8(value) {
+                let json = Zeroizing::new(serde_json::to_string(text).unwrap_or_default());
+                let inner = json.get(1..json.len().saturating_sub(1)).unwrap_or("");
+                if inner.as_bytes() != value.as_slice() && !inner.is_empty() {
+                    patterns.push(Zeroizing::new(inner.as_bytes().to_vec()));
+                    keys.push(key.as_str());
+                }
+            }
+            patterns.push(Zeroizing::new(hex::encode(value.as_slice()).into_bytes()));
+            keys.push(key.as_str());
         }
         let matcher = if patterns.is_empty() {
             None

@@ -12,7 +12,7 @@ use sealsync_crypto::{
 };
 use serde_yaml::Value;
 
-use crate::commands::load_identities;
+use crate::commands::{check_open_budget, load_identities};
 use crate::error::CliResult;
 use crate::fsio;
 use crate::output;
@@ -103,13 +103,33 @@ fn check_file(
         Ok(docs) => docs,
         // Other YAML (Helm templates, CI configs) is not ours to judge; a file that
         // mentions Secrets but does not parse may hide one, so that one is reported.
-        Err(e) if text.contains("Secret") || text.contains("secretGenerator") => {
+        Err(e) if might_hold_secrets(&text) => {
             problem("-".to_owned(), "-", format!("not a readable manifest: {e}"));
             return Ok(());
         }
         Err(_) => return Ok(()),
     };
     let kustomization = is_kustomization_file(file);
+    // Opening costs a trial per identity and recipient stanza: bound it per file.
+    let stanzas: usize = docs
+        .iter()
+        .filter(|d| d.kind() == Some("SealedSecret"))
+        .filter_map(|d| SealedSecret::from_value(&d.value).ok())
+        .map(|s| s.stanza_count())
+        .sum();
+    let identities = if identities.is_empty() {
+        identities
+    } else if let Err(e) = check_open_budget(stanzas.saturating_mul(2), identities.len(), &place) {
+        let why = e
+            .message()
+            .trim_start_matches(&format!("{place}: "))
+            .to_owned();
+        problem("-".to_owned(), "-", format!("not opened: {why}"));
+        &[]
+    } else {
+        identities
+    };
+    let mut opened_secrets = Vec::new();
     for doc in &docs {
         let at = doc.describe();
         if let Some(field) = last_applied_secret(&doc.value) {
@@ -128,6 +148,17 @@ fn check_file(
         }
         match doc.kind() {
             Some("Secret") => {
+                // What seal would refuse (a `stringdata` typo, a number, a value in an
+                // annotation) is a finding too: the values are in Git either way.
+                if let Err(e) = PlainSecret::from_manifest(&doc.value) {
+                    let (field, reason) = match &e {
+                        sealsync_crypto::Error::Malformed { location, reason } => {
+                            (location.clone(), reason.clone())
+                        }
+                        other => ("-".to_owned(), other.to_string()),
+                    };
+                    problem(at.clone(), &field, format!("not a valid Secret: {reason}"));
+                }
                 for field in ["data", "stringData"] {
                     let Some(map) = doc.value.get(field).and_then(|v| v.as_mapping()) else {
                         continue;
@@ -209,7 +240,9 @@ fn check_file(
                 if !identities.is_empty() {
                     match sealed.open(identities, &OpenOptions::default()) {
                         Ok(opened) => {
-                            if let Some((field, key)) = exposed_value(&doc.value, &opened.secret) {
+                            let exposed = exposed_value(&doc.value, &opened.secret);
+                            opened_secrets.push((at.clone(), opened.secret));
+                            if let Some((field, key)) = exposed {
                                 problem(
                                     at.clone(),
                                     &field,
@@ -228,7 +261,40 @@ fn check_file(
             _ => {}
         }
     }
+    // Anywhere else in the file (a comment, another document) an opened value is exposed too.
+    // The sealed lines hold only ciphertext, so a match is always a leak.
+    for (at, secret) in &opened_secrets {
+        let finder = secret.value_finder();
+        for (n, line) in text.lines().enumerate() {
+            if let Some(key) = finder.find(line) {
+                problem(
+                    at.clone(),
+                    &format!("line {}", n + 1),
+                    format!(
+                        "the file holds the value of data key {key:?} in plaintext or base64 \
+                         outside the sealed values: remove it"
+                    ),
+                );
+                break;
+            }
+        }
+    }
     Ok(())
+}
+
+/// An unparseable file is reported when it could hide a Secret or a key; other YAML (Helm
+/// templates, CI configuration) is not ours to judge.
+fn might_hold_secrets(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    [
+        "secret",
+        "stringdata",
+        "age-secret-key",
+        "password",
+        "token",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
 }
 
 fn list_or_none(ids: &[&str]) -> String {

@@ -46,8 +46,33 @@ pub fn load_identities(files: &[PathBuf]) -> CliResult<Vec<Identity>> {
         let ids = parse_identity_file(&text)
             .map_err(|e| CliError::from_crypto(&e).context(file.display()))?;
         out.extend(ids);
+        if out.len() > sealsync_crypto::MAX_IDENTITIES {
+            return Err(CliError::new(format!(
+                "more than {} identities given",
+                sealsync_crypto::MAX_IDENTITIES
+            ))
+            .with_hint("pass only the identities that open these files"));
+        }
     }
     Ok(out)
+}
+
+/// The most key-against-recipient trials that opening one file may cost: each is an X25519
+/// operation, about a tenth of a millisecond, so a file of junk recipients cannot stall a run.
+pub const MAX_TRIALS_PER_FILE: usize = 16_384;
+
+/// Refuses to open a file whose recipient stanzas, tried against every identity, would cost
+/// more than [`MAX_TRIALS_PER_FILE`].
+pub fn check_open_budget(stanzas: usize, identities: usize, place: &str) -> CliResult<()> {
+    let trials = stanzas.saturating_mul(identities.max(1));
+    if trials > MAX_TRIALS_PER_FILE {
+        return Err(CliError::new(format!(
+            "{place}: opening it would try {trials} key-recipient pairs ({stanzas} recipient \
+             stanzas × {identities} identities), more than the limit of {MAX_TRIALS_PER_FILE}"
+        ))
+        .with_hint("pass only the identities that open this file, or split the file"));
+    }
+    Ok(())
 }
 
 fn warn_if_exposed(file: &std::path::Path) {
@@ -56,7 +81,7 @@ fn warn_if_exposed(file: &std::path::Path) {
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             eprintln!(
-                "warning: identity file {} is readable by others (mode {mode:04o}); \
+                "warning: identity file {} is readable by group or others (mode {mode:04o}); \
                  run `chmod 600 {}`",
                 file.display(),
                 file.display()

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use sealsync_crypto::{read_documents, Identity, KeyId, Limits, SealedSecret};
 
-use crate::commands::load_identities;
+use crate::commands::{check_open_budget, load_identities};
 use crate::error::{CliError, CliResult};
 use crate::fsio;
 use crate::output::{self, Format};
@@ -107,6 +107,13 @@ fn reseal_file(
         .iter()
         .map(|r| r.key_id().clone())
         .collect();
+    let stanzas: usize = docs
+        .iter()
+        .filter_map(|d| SealedSecret::from_value(&d.value).ok())
+        .map(|s| s.stanza_count())
+        .sum();
+    // Verifying and re-wrapping each try every identity: twice the opening work.
+    check_open_budget(stanzas.saturating_mul(2), identities.len(), &place)?;
     let mut out = Vec::with_capacity(docs.len());
     for doc in &docs {
         let at = format!("{place}: {}", doc.describe());

@@ -394,6 +394,20 @@ fn merge_into(args: &Args, target: &Path, inputs: Vec<Input>) -> CliResult<ExitC
         }
     }
     refuse_mixed_recipients(&sealed, &resolved.recipients, &resolved.source, &place)?;
+    // The file's template metadata is plaintext: a new value must not already sit there.
+    let template = sealed.template().metadata.clone();
+    let probe = PlainSecret {
+        labels: template.labels,
+        annotations: template.annotations,
+        data: input.secret.data.clone(),
+        ..PlainSecret::default()
+    };
+    if let Some((field, key)) = probe.value_in_metadata() {
+        return Err(CliError::new(format!(
+            "{place}: spec.template.{field} holds the value given for data key {key:?}"
+        ))
+        .with_hint("remove it from the template first; values belong only in encryptedData"));
+    }
     sealed
         .merge(&input.secret.data, &resolved.recipients)
         .map_err(|e| CliError::from_crypto(&e).context(&place))?;

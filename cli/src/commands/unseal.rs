@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args as ClapArgs;
 use sealsync_crypto::{read_documents, wipe_value, Limits, OpenOptions, SealedSecret};
 
-use crate::commands::load_identities;
+use crate::commands::{check_open_budget, load_identities};
 use crate::error::{CliError, CliResult};
 use crate::fsio;
 use crate::habits::Habits;
@@ -42,6 +42,12 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
         default_namespace: args.namespace.as_deref(),
     };
     let mut secrets = Vec::new();
+    let stanzas: usize = docs
+        .iter()
+        .filter_map(|d| SealedSecret::from_value(&d.value).ok())
+        .map(|s| s.stanza_count())
+        .sum();
+    check_open_budget(stanzas, identities.len(), &source)?;
     for doc in &docs {
         let place = format!("{source}: {}", doc.describe());
         if doc.kind() == Some("Secret") {
