@@ -678,7 +678,7 @@ mod tests {
         .expect("parses");
         assert_eq!(docs.len(), 1);
         assert!(
-            docs[0].describe().contains("SecretList item 0"),
+            docs[0].describe().contains("SecretList item 1"),
             "{}",
             docs[0].describe()
         );
