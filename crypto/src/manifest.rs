@@ -260,6 +260,9 @@ fn parse_stream(text: &str, limits: &Limits) -> Result<Vec<Value>> {
     // none: refuse it rather than pick a winner. Unknown tags are refused, not dropped.
     options.merge_keys = serde_saphyr::MergeKeyPolicy::Error;
     options.reject_unsupported_tags = true;
+    // `474e920802953518` (a random hex id) overflows to infinity: keep it, and let the
+    // spelling check below turn it back into the string it was written as.
+    options.non_finite_float_policy = serde_saphyr::NonFiniteFloatPolicy::PassThrough;
 
     BUDGET.with(|b| {
         b.set(Remaining {
@@ -270,8 +273,10 @@ fn parse_stream(text: &str, limits: &Limits) -> Result<Vec<Value>> {
             breach: None,
         })
     });
+    SOURCE.with(|s| *s.borrow_mut() = zeroize::Zeroizing::new(text.to_owned()));
     let parsed: std::result::Result<Vec<BoundedValue>, serde_saphyr::Error> =
         serde_saphyr::from_str_multiple_with_options(text, options);
+    SOURCE.with(|s| *s.borrow_mut() = zeroize::Zeroizing::new(String::new()));
     let remaining = BUDGET.with(Cell::take);
     match parsed {
         Ok(values) => Ok(values.into_iter().map(|v| v.0).collect()),
@@ -323,6 +328,9 @@ impl Breach {
 
 thread_local! {
     static BUDGET: Cell<Remaining> = Cell::new(Remaining::default());
+    /// The text being parsed, for the spelling of scalars (a wiped copy: it may hold values).
+    static SOURCE: std::cell::RefCell<zeroize::Zeroizing<String>> =
+        std::cell::RefCell::new(zeroize::Zeroizing::new(String::new()));
 }
 
 const BREACH_MESSAGE: &str = "sealsync manifest budget exceeded";
@@ -383,8 +391,90 @@ struct BoundedSeed;
 impl<'de> DeserializeSeed<'de> for BoundedSeed {
     type Value = Value;
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> std::result::Result<Value, D::Error> {
-        d.deserialize_any(BoundedVisitor)
+        // With its place in the source, so that a scalar read as a number or boolean can be
+        // checked against its spelling.
+        let spanned = <serde_saphyr::Spanned<BoundedValue> as de::Deserialize>::deserialize(d)?;
+        let value = spanned.value.0;
+        if !matches!(value, Value::Number(_) | Value::Bool(_)) {
+            return Ok(value);
+        }
+        let span = spanned.defined.span();
+        let (Some(start), Some(len)) = (span.byte_offset(), span.byte_len()) else {
+            return Ok(value);
+        };
+        Ok(SOURCE.with(|source| {
+            let source = source.borrow();
+            let start = usize::try_from(start).unwrap_or(usize::MAX);
+            let end = start.saturating_add(usize::try_from(len).unwrap_or(0));
+            match source.get(start..end) {
+                Some(text) => core_schema_scalar(text, value),
+                None => value,
+            }
+        }))
     }
+}
+
+/// The value of a plain scalar under the YAML 1.2 core schema, which is what sealsync's writer
+/// (serde_yaml) assumes when it leaves a string unquoted. The parser is more lenient (`0X1F`
+/// is a number to it); such spellings are strings here, so that everything written reads back
+/// as written.
+fn core_schema_scalar(text: &str, parsed: Value) -> Value {
+    let mut spelling = text.trim();
+    // An anchor before the scalar (`&name 0x1f`) is not part of it.
+    if spelling.starts_with('&') {
+        spelling = spelling
+            .split_once(char::is_whitespace)
+            .map(|(_, rest)| rest.trim_start())
+            .unwrap_or(spelling);
+    }
+    let overflowed = parsed.as_f64().is_some_and(|f| !f.is_finite())
+        && !spelling.to_ascii_lowercase().contains("inf")
+        && !spelling.to_ascii_lowercase().contains("nan");
+    // An integer too large for 64 bits would lose digits as a float: keep its spelling.
+    let unsigned = spelling.strip_prefix(['-', '+']).unwrap_or(spelling);
+    let huge_int =
+        parsed.is_f64() && !unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit());
+    if spelling.starts_with(['"', '\''])
+        || (is_core_schema_spelling(spelling) && !overflowed && !huge_int)
+    {
+        parsed
+    } else {
+        Value::String(spelling.to_owned())
+    }
+}
+
+fn is_core_schema_spelling(s: &str) -> bool {
+    const BOOLS: [&str; 6] = ["true", "True", "TRUE", "false", "False", "FALSE"];
+    const SPECIAL: [&str; 12] = [
+        ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF", ".nan",
+        ".NaN", ".NAN",
+    ];
+    if BOOLS.contains(&s) || SPECIAL.contains(&s) {
+        return true;
+    }
+    let digits = |t: &str, radix: u32| !t.is_empty() && t.chars().all(|c| c.is_digit(radix));
+    if let Some(hex) = s.strip_prefix("0x") {
+        return digits(hex, 16);
+    }
+    if let Some(oct) = s.strip_prefix("0o") {
+        return digits(oct, 8);
+    }
+    // [-+]? ( \.[0-9]+ | [0-9]+ ( \.[0-9]* )? ) ( [eE] [-+]? [0-9]+ )?
+    let unsigned = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(i) => (&unsigned[..i], Some(&unsigned[i + 1..])),
+        None => (unsigned, None),
+    };
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some(("", frac)) => digits(frac, 10),
+        Some((int, frac)) => digits(int, 10) && (frac.is_empty() || digits(frac, 10)),
+        None => digits(mantissa, 10),
+    };
+    let exponent_ok = match exponent {
+        None => true,
+        Some(e) => digits(e.strip_prefix(['-', '+']).unwrap_or(e), 10),
+    };
+    mantissa_ok && exponent_ok
 }
 
 struct BoundedVisitor;
@@ -689,6 +779,39 @@ mod tests {
         let err = read_documents("a: 1\n---\nb: [\n", Limits::default()).expect_err("bad");
         let msg = err.to_string();
         assert!(msg.contains("line"), "{msg}");
+    }
+
+    #[test]
+    fn scalars_follow_the_yaml_1_2_core_schema() {
+        let docs = read_documents(
+            "a: 0X1F\nb: 0x1f\nc: 1e3\nd: +1\ne: 0b101\nf: &x 0O17\ng: *x\nh: [0X0, 7]\ni: yes\n",
+            Limits::default(),
+        )
+        .expect("parses");
+        let v = &docs[0].value;
+        assert_eq!(v["a"], Value::String("0X1F".into()));
+        assert_eq!(v["b"], Value::Number(31.into()));
+        assert!(v["c"].is_f64());
+        assert_eq!(v["d"], Value::Number(1.into()));
+        assert_eq!(v["e"], Value::String("0b101".into()));
+        assert_eq!(v["f"], Value::String("0O17".into()));
+        assert_eq!(v["g"], Value::String("0O17".into()));
+        assert_eq!(v["h"][0], Value::String("0X0".into()));
+        assert_eq!(v["h"][1], Value::Number(7.into()));
+        assert_eq!(v["i"], Value::String("yes".into()));
+        let docs = read_documents("id: 474e920802953518\nn: .inf\n", Limits::default())
+            .expect("an overflowing float spelling");
+        assert_eq!(
+            docs[0].value["id"],
+            Value::String("474e920802953518".into())
+        );
+        assert!(docs[0].value["n"].is_f64());
+        let docs = read_documents("big: 123456789012345678901234\n", Limits::default())
+            .expect("a long integer spelling");
+        assert_eq!(
+            docs[0].value["big"],
+            Value::String("123456789012345678901234".into())
+        );
     }
 
     #[test]

@@ -112,9 +112,9 @@ fn seal(
 
 /// Parses a manifest stream that must hold exactly one sealed document.
 fn read_back(text: &str) -> SealedSecret {
-    let docs = read_documents(text, Limits::default()).expect("reads");
+    let docs = read_documents(text, Limits::default()).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
     assert_eq!(docs.len(), 1);
-    SealedSecret::from_value(&docs[0].value).expect("a valid sealed document")
+    SealedSecret::from_value(&docs[0].value).unwrap_or_else(|e| panic!("{e:?}\n{text}"))
 }
 
 /// `key → value line` as the document holds them.
