@@ -823,3 +823,25 @@ fn opening_work_per_file_is_bounded() {
     let text = refused_check(&out, &[]);
     assert!(text.contains("not opened"), "{text}");
 }
+
+#[test]
+fn merging_into_a_json_file_keeps_it_json() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (r, _) = keygen(dir.path(), "id");
+    let file = dir.path().join("db.sealed.json");
+    ok(&run(
+        sealsync()
+            .args(["seal", "-o", "json", "-r", &r, "-w"])
+            .arg(&file),
+        Some(&secret("stringData:\n  a: b\n")),
+    ));
+    ok(&run(
+        sealsync()
+            .args(["seal", "--from-literal", "c=d", "-r", &r, "--merge-into"])
+            .arg(&file),
+        None,
+    ));
+    let merged: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&file).expect("read")).expect("still JSON");
+    assert!(merged["spec"]["encryptedData"]["c"].is_string(), "{merged}");
+}

@@ -418,6 +418,10 @@ fn merge_into(args: &Args, target: &Path, inputs: Vec<Input>) -> CliResult<ExitC
         std::slice::from_ref(&new_value),
     ) {
         Some(text) if args.output == Format::Yaml => zeroize::Zeroizing::new(text),
+        // A JSON file stays JSON, whatever -o says.
+        _ if target.extension().and_then(|e| e.to_str()) == Some("json") => {
+            output::render(&[new_value], Format::Json)?
+        }
         _ => output::render(&[new_value], args.output)?,
     };
     fsio::write_atomic(target, text.as_bytes())?;
