@@ -1,4 +1,4 @@
-//! Behaviour of the sealed format: the seven properties of DESIGN.md, and its errors.
+//! Behaviour of the sealed format: the seven properties of docs/format.md §1, and its errors.
 
 mod common;
 

@@ -2,7 +2,7 @@
 //!
 //! - sustained server-side applies per second: 5,000 applies of ConfigMaps (half creates, half
 //!   updates) over keep-alive HTTP/1.1 from a few concurrent connections;
-//! - the peer DESIGN.md names: `kubectl apply --server-side -f DIR` of 1,000 ConfigMaps against
+//! - the peer tool, side by side: `kubectl apply --server-side -f DIR` of 1,000 ConfigMaps against
 //!   the same server, as whole-process time, and the ratio;
 //! - memory with 10,000 objects (ConfigMaps and Secrets of about 1 KiB) loaded by server-side
 //!   apply: VmRSS and VmHWM of the server process;

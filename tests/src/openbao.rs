@@ -5,7 +5,7 @@
 //! `/v1/sys/health` answers and stops the server (and anything it forked) on drop.
 //!
 //! Every helper talks to the plain Vault HTTP API through the harness's small loopback HTTP
-//! client. `vaultrs::sys::health` cannot parse OpenBao's health answer (see DESIGN.md), and a
+//! client. `vaultrs::sys::health` cannot parse OpenBao's health answer (its JSON differs from Vault's), and a
 //! plain client also keeps TLS stacks (OpenSSL, aws-lc) out of the dependency tree.
 //!
 //! Secrets (root token, secret ids, JWTs, request bodies) never appear in error messages or
