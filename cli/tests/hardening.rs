@@ -2,48 +2,14 @@
 //! the hardening work, with canary values that must never appear in any output.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+mod common;
+use common::{all_output, ok, run, sealsync};
+
 const CANARY: &str = "canaryQ7x9Zk2mW4pL8vN3";
-
-fn sealsync() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sealsync"));
-    cmd.env_remove("SEALSYNC_AGE_KEY_FILE")
-        .env_remove("SOPS_AGE_KEY_FILE");
-    cmd
-}
-
-fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn sealsync");
-    let mut pipe = child.stdin.take().expect("stdin");
-    if let Some(input) = stdin {
-        // A refused input may be refused before it is read whole.
-        let _ = pipe.write_all(input.as_bytes());
-    }
-    drop(pipe);
-    child.wait_with_output().expect("wait")
-}
-
-fn all_output(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "failed: {}", all_output(out));
-    String::from_utf8(out.stdout.clone()).expect("utf8")
-}
 
 /// The command failed, said so with a hint, and printed none of `secrets`.
 fn refused(out: &Output, secrets: &[&str]) -> String {

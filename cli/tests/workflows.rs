@@ -1,41 +1,12 @@
 //! End-to-end workflows through the real `sealsync` binary as a process.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod common;
+use common::{ok, run, sealsync};
 
 const CANARY: &str = "canary-9d1f2e-never-print-me";
-
-fn sealsync() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sealsync"))
-}
-
-fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn sealsync");
-    let mut pipe = child.stdin.take().expect("stdin");
-    if let Some(input) = stdin {
-        pipe.write_all(input.as_bytes()).expect("write stdin");
-    }
-    drop(pipe);
-    child.wait_with_output().expect("wait")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).expect("utf8")
-}
 
 fn keygen(dir: &Path, name: &str) -> String {
     let path = dir.join(name);

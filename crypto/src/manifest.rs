@@ -692,27 +692,10 @@ fn yaml_error(err: &serde_saphyr::Error, limits: &Limits) -> Error {
         {
             return Error::malformed(at, format!("not valid YAML or JSON: {msg}"));
         }
-        _ => {
-            debug_variant(inner);
-            "not valid YAML or JSON"
-        }
+        _ => "not valid YAML or JSON",
     };
     Error::malformed(at, reason)
 }
-
-#[cfg(test)]
-fn debug_variant(e: &serde_saphyr::Error) {
-    use serde_saphyr::Error as E;
-    let name = match e {
-        E::Message { msg, .. } => format!("Message {msg}"),
-        E::ExternalMessage { msg, .. } => format!("External {msg}"),
-        other => format!("other {}", other.to_string().lines().next().unwrap_or("")),
-    };
-    eprintln!("unmapped YAML error: {name}");
-}
-
-#[cfg(not(test))]
-fn debug_variant(_: &serde_saphyr::Error) {}
 
 fn unwrap_snippet(err: &serde_saphyr::Error) -> &serde_saphyr::Error {
     match err {

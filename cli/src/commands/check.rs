@@ -111,11 +111,15 @@ fn check_file(
     };
     let kustomization = is_kustomization_file(file);
     // Opening costs a trial per identity and recipient stanza: bound it per file.
-    let stanzas: usize = docs
+    let parsed: Vec<Option<Result<SealedSecret, sealsync_crypto::Error>>> = docs
         .iter()
-        .filter(|d| d.kind() == Some("SealedSecret"))
-        .filter_map(|d| SealedSecret::from_value(&d.value).ok())
-        .map(|s| s.stanza_count())
+        .map(|d| (d.kind() == Some("SealedSecret")).then(|| SealedSecret::from_value(&d.value)))
+        .collect();
+    let stanzas: usize = parsed
+        .iter()
+        .flatten()
+        .flatten()
+        .map(SealedSecret::stanza_count)
         .sum();
     let identities = if identities.is_empty() {
         identities
@@ -130,7 +134,7 @@ fn check_file(
         identities
     };
     let mut opened_secrets = Vec::new();
-    for doc in &docs {
+    for (doc, parsed) in docs.iter().zip(parsed) {
         let at = doc.describe();
         if let Some(field) = last_applied_secret(&doc.value) {
             problem(
@@ -178,7 +182,7 @@ fn check_file(
                 }
             }
             Some("SealedSecret") => {
-                let sealed = match SealedSecret::from_value(&doc.value) {
+                let sealed = match parsed.unwrap_or_else(|| SealedSecret::from_value(&doc.value)) {
                     Ok(s) => s,
                     Err(e) => {
                         match &e {

@@ -107,18 +107,18 @@ fn reseal_file(
         .iter()
         .map(|r| r.key_id().clone())
         .collect();
-    let stanzas: usize = docs
-        .iter()
-        .filter_map(|d| SealedSecret::from_value(&d.value).ok())
-        .map(|s| s.stanza_count())
-        .sum();
+    let mut parsed = Vec::with_capacity(docs.len());
+    for doc in &docs {
+        let at = format!("{place}: {}", doc.describe());
+        let sealed = SealedSecret::from_value(&doc.value)
+            .map_err(|e| CliError::from_crypto(&e).context(&at))?;
+        parsed.push((doc, at, sealed));
+    }
+    let stanzas: usize = parsed.iter().map(|(_, _, s)| s.stanza_count()).sum();
     // Verifying and re-wrapping each try every identity: twice the opening work.
     check_open_budget(stanzas.saturating_mul(2), identities.len(), &place)?;
     let mut out = Vec::with_capacity(docs.len());
-    for doc in &docs {
-        let at = format!("{place}: {}", doc.describe());
-        let mut sealed = SealedSecret::from_value(&doc.value)
-            .map_err(|e| CliError::from_crypto(&e).context(&at))?;
+    for (doc, at, mut sealed) in parsed {
         let listed_right = sealed
             .envelopes()
             .iter()

@@ -41,13 +41,7 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
     let options = OpenOptions {
         default_namespace: args.namespace.as_deref(),
     };
-    let mut secrets = Vec::new();
-    let stanzas: usize = docs
-        .iter()
-        .filter_map(|d| SealedSecret::from_value(&d.value).ok())
-        .map(|s| s.stanza_count())
-        .sum();
-    check_open_budget(stanzas, identities.len(), &source)?;
+    let mut sealed_docs = Vec::with_capacity(docs.len());
     for doc in &docs {
         let place = format!("{source}: {}", doc.describe());
         if doc.kind() == Some("Secret") {
@@ -59,9 +53,15 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
         }
         let sealed = SealedSecret::from_value(&doc.value)
             .map_err(|e| CliError::from_crypto(&e).context(&place))?;
+        sealed_docs.push((place, sealed));
+    }
+    let stanzas = sealed_docs.iter().map(|(_, s)| s.stanza_count()).sum();
+    check_open_budget(stanzas, identities.len(), &source)?;
+    let mut secrets = Vec::with_capacity(sealed_docs.len());
+    for (place, sealed) in &sealed_docs {
         let opened = sealed
             .open(&identities, &options)
-            .map_err(|e| CliError::from_crypto(&e).context(&place))?;
+            .map_err(|e| CliError::from_crypto(&e).context(place))?;
         secrets.push(opened.secret.to_manifest());
     }
     if secrets.is_empty() {
