@@ -311,7 +311,12 @@ fn hostile_yaml_is_refused_within_its_limits() {
         let file = dir.path().join(format!("{name}.yaml"));
         fs::write(&file, input).expect("write");
         let out = run(sealsync().arg("check").arg(&file), None);
-        assert!(!out.status.success() || all_output(&out).contains("no problems"));
+        // check reports or passes the file; it never panics or dies on it.
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{name}: {}",
+            all_output(&out)
+        );
     }
     // The rules file goes through the same reader.
     let repo = dir.path().join("repo");
