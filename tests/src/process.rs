@@ -324,10 +324,14 @@ pub(crate) fn redact(text: &str, secrets: &[String]) -> String {
 /// start with a fresh port when the bind fails. Ports are taken below the kernel's ephemeral
 /// range (32768 and up), which `bind(0)` never hands out, and each port is handed out once per
 /// process: so a parallel test that binds port 0, or asks here, cannot take it in between.
+///
+/// The probe binds with `SO_REUSEADDR` but never listens. A parallel test that forks while the
+/// probe is open leaves a copy of its descriptor in the child until `exec`; a listening copy
+/// would make the caller's bind fail with "address in use", a bound-only copy does not.
 pub fn free_loopback_port() -> Result<u16> {
     for _ in 0..PORT_SPAN {
         let port = next_candidate_port(1);
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if probe_port(port) {
             return Ok(port);
         }
     }
@@ -342,14 +346,24 @@ pub fn free_loopback_port() -> Result<u16> {
 pub fn free_loopback_port_pair() -> Result<u16> {
     for _ in 0..PORT_SPAN / 2 {
         let port = next_candidate_port(2);
-        if port + 1 < PORT_LOW + PORT_SPAN
-            && TcpListener::bind(("127.0.0.1", port)).is_ok()
-            && TcpListener::bind(("127.0.0.1", port + 1)).is_ok()
-        {
+        if port + 1 < PORT_LOW + PORT_SPAN && probe_port(port) && probe_port(port + 1) {
             return Ok(port);
         }
     }
     bail!("found no two adjacent free loopback ports")
+}
+
+/// Whether `127.0.0.1:port` can be bound by a server that sets `SO_REUSEADDR` (Rust, Go and
+/// `git daemon --reuseaddr` all do). Binding fails while anything listens on the port.
+fn probe_port(port: u16) -> bool {
+    use socket2::{Domain, Socket, Type};
+    let Ok(socket) = Socket::new(Domain::IPV4, Type::STREAM, None) else {
+        return false;
+    };
+    socket.set_reuse_address(true).is_ok()
+        && socket
+            .bind(&SocketAddr::from(([127, 0, 0, 1], port)).into())
+            .is_ok()
 }
 
 const PORT_LOW: u16 = 20_000;
