@@ -4,9 +4,13 @@
 //!   kube-rs (see `tests/TESTCLUSTER.md` for what it models and what it does not).
 //! - [`git`]: temporary bare repositories served over `git daemon` and smart HTTP.
 //! - [`openbao`]: a real `bao server -dev` on a free loopback port, with KV and auth helpers.
+//! - [`bins`]: the workspace's own binaries (CLI, controller), for tests that run them.
+//! - [`controller`]: the controller as a real process against a test cluster.
 //! - [`process`]: child processes that are stopped even when a test panics, and free ports.
 
 pub mod apiserver;
+pub mod bins;
+pub mod controller;
 pub mod git;
 pub mod openbao;
 pub mod process;

@@ -380,6 +380,52 @@ fn next_candidate_port(step: u32) -> u16 {
     PORT_LOW + offset as u16
 }
 
+/// A plain HTTP/1.1 request without a body on a fresh connection: status and body (at most
+/// 4 MiB). For the controller's small endpoints in blocking tests.
+pub fn http_request_blocking(addr: SocketAddr, method: &str, path: &str) -> Result<(u16, String)> {
+    use std::io::Write;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.take(4 * 1024 * 1024).read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("no HTTP status from {addr}"))?;
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
 /// Polls until `addr` accepts TCP connections or `timeout` passes.
 pub async fn wait_for_tcp(addr: impl ToSocketAddrs + fmt::Debug, timeout: Duration) -> Result<()> {
     let addrs: Vec<SocketAddr> = addr

@@ -19,6 +19,12 @@ pub const OWNER_NAMESPACE_LABEL: &str = "sealsync.dev/gitsync-namespace";
 pub const RECONCILE_ANNOTATION: &str = "sealsync.dev/reconcile";
 /// `sealsync.dev/prune: disabled` on a live object: never pruned.
 pub const PRUNE_ANNOTATION: &str = "sealsync.dev/prune";
+/// Set on a GitSync (to any new value, such as the time) to ask for a reconcile now; the
+/// controller echoes the value in `status.lastHandledReconcileAt` once it has run. Flux's
+/// `reconcile.fluxcd.io/requestedAt` works the same way.
+pub const REQUESTED_AT_ANNOTATION: &str = "sealsync.dev/requestedAt";
+/// The finalizer that lets the controller prune a deleted GitSync's objects.
+pub const FINALIZER: &str = "sealsync.dev/finalizer";
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "sealsync";
 
@@ -210,6 +216,9 @@ pub struct GitSyncStatus {
     /// Each SealedSecret of the last applied revision and the keys that actually opened it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sealed_secrets: Vec<SealedSecretUsage>,
+    /// The value of the `sealsync.dev/requestedAt` annotation the last reconcile handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
 }
 
 /// The objects of a revision, as Flux's kustomize-controller lists them.
@@ -243,6 +252,16 @@ impl InventoryEntry {
             id: format!("{}_{name}_{group}_{kind}", namespace.unwrap_or("")),
             v: version.to_owned(),
         }
+    }
+
+    /// `(namespace, name, group, kind)` of the entry; `None` for an id not of that form.
+    pub fn parts(&self) -> Option<(Option<&str>, &str, &str, &str)> {
+        let mut it = self.id.split('_');
+        let (ns, name, group, kind) = (it.next()?, it.next()?, it.next()?, it.next()?);
+        if it.next().is_some() || name.is_empty() || kind.is_empty() {
+            return None;
+        }
+        Some(((!ns.is_empty()).then_some(ns), name, group, kind))
     }
 }
 

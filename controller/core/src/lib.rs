@@ -1,15 +1,17 @@
 //! What the sealsync CLI and controller share, so that neither copies the other: the custom
-//! resource types. Manifest rendering, redaction and the Kubernetes helpers the CLI needs join
-//! as the controller grows. Decryption stays in `sealsync-crypto`, which knows nothing of
-//! Kubernetes.
+//! resource types, rendering a tree of manifests, and masking Secret values for display.
+//! Decryption stays in `sealsync-crypto`, which knows nothing of Kubernetes.
 
 mod crd;
 mod duration;
+pub mod redact;
+pub mod render;
 
 pub use crd::{
     GitRef, GitSync, GitSyncSpec, GitSyncStatus, Inventory, InventoryEntry, Revision,
-    SealedSecretUsage, SecretRef, SpecError, FIELD_MANAGER, GROUP, OWNER_NAMESPACE_LABEL,
-    OWNER_NAME_LABEL, PRUNE_ANNOTATION, RECONCILE_ANNOTATION,
+    SealedSecretUsage, SecretRef, SpecError, FIELD_MANAGER, FINALIZER, GROUP,
+    OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL, PRUNE_ANNOTATION, RECONCILE_ANNOTATION,
+    REQUESTED_AT_ANNOTATION,
 };
 pub use duration::{parse_duration, DurationError};
 

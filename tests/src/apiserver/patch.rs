@@ -56,7 +56,22 @@ pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, PatchError> {
     let ops: json_patch::Patch = serde_json::from_value(patch.clone())
         .map_err(|e| PatchError::Malformed(format!("invalid JSON patch: {e}")))?;
     let mut doc = target.clone();
-    json_patch::patch(&mut doc, &ops).map_err(|e| {
+    for op in &ops.0 {
+        // evanphx/json-patch (kube-apiserver's) lets `test` with a null value pass on a
+        // missing path; kube-rs's finalizer helper relies on it to add the first finalizer.
+        if let json_patch::PatchOperation::Test(test) = op {
+            if test.value.is_null() && doc.pointer(test.path.as_str()).is_none() {
+                continue;
+            }
+        }
+        apply_one(&mut doc, op)?;
+    }
+    Ok(doc)
+}
+
+fn apply_one(doc: &mut Value, op: &json_patch::PatchOperation) -> Result<(), PatchError> {
+    let ops = json_patch::Patch(vec![op.clone()]);
+    json_patch::patch(doc, &ops).map_err(|e| {
         let op = ops.0.get(e.operation);
         let path = op.map(|o| o.path().to_string()).unwrap_or_default();
         // Worded like evanphx/json-patch, which kube-apiserver uses.
@@ -78,8 +93,7 @@ pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, PatchError> {
             }
         };
         PatchError::Failed(message)
-    })?;
-    Ok(doc)
+    })
 }
 
 /// Whether kube-apiserver accepts `application/strategic-merge-patch+json` for this type:
@@ -742,6 +756,16 @@ mod tests {
             err,
             PatchError::Failed("testing value /spec/replicas failed: test failed".into())
         );
+        // As in kube-apiserver: testing a missing path for null passes.
+        let out = json_patch(
+            &json!({"metadata": {}}),
+            &json!([
+                {"op": "test", "path": "/metadata/finalizers", "value": null},
+                {"op": "add", "path": "/metadata/finalizers", "value": ["f"]}
+            ]),
+        )
+        .expect("null test on a missing path");
+        assert_eq!(out, json!({"metadata": {"finalizers": ["f"]}}));
         assert!(matches!(
             json_patch(&target, &json!([{"op": "remove", "path": "/nope"}])),
             Err(PatchError::Failed(_))

@@ -1,0 +1,506 @@
+//! Rendering a tree of files into the Kubernetes objects the controller applies.
+//!
+//! The controller renders the files of one Git revision and `sealsync render` renders a
+//! directory on disk; both call [`render`], so what the CLI shows is what the controller
+//! applies. Rendering only parses: SealedSecrets stay sealed here and are opened by the
+//! controller's decrypt stage.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use sealsync_crypto::{read_documents, Limits};
+use serde_json::Value as Json;
+
+/// One file of the source tree.
+#[derive(Clone)]
+pub struct SourceFile {
+    /// Path relative to the repository root, `/`-separated.
+    pub path: String,
+    /// The file's bytes.
+    pub contents: Vec<u8>,
+}
+
+impl fmt::Debug for SourceFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Contents may be a plaintext Secret; never print them.
+        f.debug_struct("SourceFile")
+            .field("path", &self.path)
+            .field("bytes", &self.contents.len())
+            .finish()
+    }
+}
+
+/// How much one revision may hold. Every limit is named in the error that reports it.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct RenderLimits {
+    /// Manifest files under the rendered path.
+    pub max_files: usize,
+    /// Bytes in one file.
+    pub max_file_bytes: usize,
+    /// Bytes in all manifest files together.
+    pub max_total_bytes: usize,
+    /// Objects in the whole revision.
+    pub max_objects: usize,
+}
+
+impl Default for RenderLimits {
+    fn default() -> Self {
+        Self {
+            max_files: 10_000,
+            max_file_bytes: 16 * 1024 * 1024,
+            max_total_bytes: 128 * 1024 * 1024,
+            max_objects: 20_000,
+        }
+    }
+}
+
+/// Documents in one file, as the CLI reads them.
+const MAX_DOCUMENTS_PER_FILE: usize = 10_000;
+
+/// One object of the revision with where it came from.
+pub struct Manifest {
+    /// The file, relative to the repository root.
+    pub file: String,
+    /// `document N (Kind ns/name)` within the file, for messages.
+    pub document: String,
+    /// The object as JSON.
+    pub object: Json,
+}
+
+impl fmt::Debug for Manifest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Manifest")
+            .field("file", &self.file)
+            .field("document", &self.document)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Manifest {
+    /// `apiVersion`.
+    pub fn api_version(&self) -> &str {
+        self.object["apiVersion"].as_str().unwrap_or_default()
+    }
+
+    /// `kind`.
+    pub fn kind(&self) -> &str {
+        self.object["kind"].as_str().unwrap_or_default()
+    }
+
+    /// `metadata.name`.
+    pub fn name(&self) -> &str {
+        self.object["metadata"]["name"].as_str().unwrap_or_default()
+    }
+
+    /// `metadata.namespace`, if set.
+    pub fn namespace(&self) -> Option<&str> {
+        self.object["metadata"]["namespace"].as_str()
+    }
+
+    /// The API group: the part of `apiVersion` before `/`, empty for the core group.
+    pub fn group(&self) -> &str {
+        self.api_version()
+            .rsplit_once('/')
+            .map_or("", |(group, _)| group)
+    }
+
+    /// `file: document N (Kind ns/name)`, for messages.
+    pub fn location(&self) -> String {
+        format!("{}: {}", self.file, self.document)
+    }
+}
+
+impl Drop for Manifest {
+    fn drop(&mut self) {
+        wipe_json(&mut self.object);
+    }
+}
+
+/// Overwrites every string in `value` before it is freed: rendered Secrets hold values.
+pub fn wipe_json(value: &mut Json) {
+    match value {
+        Json::String(s) => zeroize::Zeroize::zeroize(s),
+        Json::Array(items) => items.iter_mut().for_each(wipe_json),
+        Json::Object(map) => map.values_mut().for_each(wipe_json),
+        _ => {}
+    }
+}
+
+/// Why a tree could not be rendered. Messages name the file, the document and the limit,
+/// never a value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RenderError {
+    /// `spec.path` is absolute, climbs out with `..`, or holds odd characters.
+    #[error("path {path:?} is not a relative path inside the repository")]
+    InvalidPath {
+        /// The path as given.
+        path: String,
+    },
+    /// Nothing in the tree lies under the path.
+    #[error("path {path:?} does not exist in this revision")]
+    PathNotFound {
+        /// The path as given.
+        path: String,
+    },
+    /// A kustomize entry point was found.
+    #[error("{file}: kustomize is not supported yet; remove the kustomization file and keep plain manifests under the path")]
+    Kustomization {
+        /// The file.
+        file: String,
+    },
+    /// A file is not UTF-8.
+    #[error("{file}: not UTF-8 text")]
+    NotText {
+        /// The file.
+        file: String,
+    },
+    /// A file did not parse.
+    #[error("{file}: {source}")]
+    Parse {
+        /// The file.
+        file: String,
+        /// The parser's error: line, column and the limit, never the input.
+        #[source]
+        source: sealsync_crypto::Error,
+    },
+    /// A document is not a Kubernetes object.
+    #[error("{file}: {document}: {problem}")]
+    InvalidObject {
+        /// The file.
+        file: String,
+        /// The document.
+        document: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Two documents describe the same object.
+    #[error("{id} is defined twice: in {first} and in {second}")]
+    Duplicate {
+        /// `Kind namespace/name`.
+        id: String,
+        /// The first definition.
+        first: String,
+        /// The second definition.
+        second: String,
+    },
+    /// A limit was reached.
+    #[error("{what} exceeds the limit of {limit}")]
+    Limit {
+        /// What was counted, with the file where one file is at fault.
+        what: String,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// Normalises `spec.path`: `""`, `"."` and `"./"` mean the root; `..`, absolute paths and
+/// backslashes are refused.
+pub fn normalize_path(path: &str) -> Result<String, RenderError> {
+    let invalid = || RenderError::InvalidPath {
+        path: path.to_owned(),
+    };
+    if path.starts_with('/') || path.contains('\\') || path.contains('\0') || path.len() > 4096 {
+        return Err(invalid());
+    }
+    let mut parts = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err(invalid()),
+            p => parts.push(p),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+/// Whether a file is one the renderer reads, and whether it is a kustomization.
+fn classify(path: &str) -> FileKind {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if matches!(
+        name,
+        "kustomization.yaml" | "kustomization.yml" | "Kustomization"
+    ) {
+        return FileKind::Kustomization;
+    }
+    // Hidden files and directories (`.sealsync.yaml`, `.github/`, `.pre-commit-config.yaml`)
+    // are repository tooling, not manifests.
+    if path.split('/').any(|part| part.starts_with('.')) {
+        return FileKind::Other;
+    }
+    let lower = name.to_ascii_lowercase();
+    if lower.ends_with(".yaml") || lower.ends_with(".yml") || lower.ends_with(".json") {
+        FileKind::Manifest
+    } else {
+        FileKind::Other
+    }
+}
+
+enum FileKind {
+    Manifest,
+    Kustomization,
+    Other,
+}
+
+/// Renders every manifest file under `path` (already normalised, `""` for the root) in path
+/// order. Fails on the first problem: a revision is applied whole or not at all.
+///
+/// A YAML or JSON file in which no document has `apiVersion` and `kind` (a Helm values file,
+/// a tool's configuration) is skipped; a file that mixes objects and other documents is an
+/// error naming the document.
+pub fn render(
+    files: &[SourceFile],
+    path: &str,
+    limits: &RenderLimits,
+) -> Result<Vec<Manifest>, RenderError> {
+    let prefix = if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}/")
+    };
+    let mut under: Vec<&SourceFile> = files
+        .iter()
+        .filter(|f| path.is_empty() || f.path == path || f.path.starts_with(&prefix))
+        .collect();
+    if under.is_empty() && !path.is_empty() {
+        return Err(RenderError::PathNotFound {
+            path: path.to_owned(),
+        });
+    }
+    under.sort_by(|a, b| a.path.cmp(&b.path));
+
+    let mut manifests = Vec::new();
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut total = 0usize;
+    let mut file_count = 0usize;
+    for file in under {
+        match classify(&file.path) {
+            FileKind::Other => continue,
+            FileKind::Kustomization => {
+                return Err(RenderError::Kustomization {
+                    file: file.path.clone(),
+                })
+            }
+            FileKind::Manifest => {}
+        }
+        file_count += 1;
+        if file_count > limits.max_files {
+            return Err(RenderError::Limit {
+                what: "the number of manifest files".to_owned(),
+                limit: limits.max_files,
+            });
+        }
+        if file.contents.len() > limits.max_file_bytes {
+            return Err(RenderError::Limit {
+                what: format!("{}: the file size in bytes", file.path),
+                limit: limits.max_file_bytes,
+            });
+        }
+        total += file.contents.len();
+        if total > limits.max_total_bytes {
+            return Err(RenderError::Limit {
+                what: "the total size of manifest files in bytes".to_owned(),
+                limit: limits.max_total_bytes,
+            });
+        }
+        let text = std::str::from_utf8(&file.contents).map_err(|_| RenderError::NotText {
+            file: file.path.clone(),
+        })?;
+        let yaml_limits = Limits::small(limits.max_file_bytes, MAX_DOCUMENTS_PER_FILE);
+        let documents = read_documents(text, yaml_limits).map_err(|source| RenderError::Parse {
+            file: file.path.clone(),
+            source,
+        })?;
+        let is_object = |d: &sealsync_crypto::Document| {
+            d.value.get("apiVersion").is_some() && d.value.get("kind").is_some()
+        };
+        if !documents.iter().any(is_object) {
+            continue;
+        }
+        for document in documents {
+            let manifest = to_manifest(&file.path, &document)?;
+            let id = format!(
+                "{} {}{}",
+                manifest.kind(),
+                manifest
+                    .namespace()
+                    .map(|ns| format!("{ns}/"))
+                    .unwrap_or_default(),
+                manifest.name()
+            );
+            let key = format!("{}|{id}", manifest.group());
+            if let Some(first) = seen.insert(key, manifest.location()) {
+                return Err(RenderError::Duplicate {
+                    id,
+                    first,
+                    second: manifest.location(),
+                });
+            }
+            manifests.push(manifest);
+            if manifests.len() > limits.max_objects {
+                return Err(RenderError::Limit {
+                    what: "the number of objects".to_owned(),
+                    limit: limits.max_objects,
+                });
+            }
+        }
+    }
+    Ok(manifests)
+}
+
+fn to_manifest(file: &str, document: &sealsync_crypto::Document) -> Result<Manifest, RenderError> {
+    let describe = document.describe();
+    let invalid = |problem: &str| RenderError::InvalidObject {
+        file: file.to_owned(),
+        document: describe.clone(),
+        problem: problem.to_owned(),
+    };
+    let api_version = document
+        .value
+        .get("apiVersion")
+        .and_then(serde_yaml::Value::as_str)
+        .ok_or_else(|| invalid("apiVersion is missing or not a string"))?;
+    if !is_api_version(api_version) {
+        return Err(invalid("apiVersion is not of the form [group/]version"));
+    }
+    let kind = document
+        .kind()
+        .ok_or_else(|| invalid("kind is missing or not a string"))?;
+    if kind.is_empty() || kind.len() > 63 || !kind.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(invalid("kind is not a valid Kubernetes kind"));
+    }
+    if document
+        .value
+        .get("metadata")
+        .and_then(|m| m.get("generateName"))
+        .is_some()
+    {
+        return Err(invalid(
+            "metadata.generateName cannot be tracked across revisions; set metadata.name",
+        ));
+    }
+    let name = document
+        .name()
+        .ok_or_else(|| invalid("metadata.name is missing or not a string"))?;
+    if !is_object_name(name) {
+        return Err(invalid(
+            "metadata.name is not a valid name (lowercase letters, digits, '-' and '.')",
+        ));
+    }
+    if let Some(ns) = document
+        .value
+        .get("metadata")
+        .and_then(|m| m.get("namespace"))
+    {
+        match ns.as_str() {
+            Some(ns) if is_dns_label(ns) => {}
+            _ => return Err(invalid("metadata.namespace is not a valid namespace name")),
+        }
+    }
+    let object = serde_json::to_value(&document.value)
+        .map_err(|_| invalid("the document cannot be represented as JSON"))?;
+    Ok(Manifest {
+        file: file.to_owned(),
+        document: describe,
+        object,
+    })
+}
+
+fn is_api_version(s: &str) -> bool {
+    let (group, version) = s.rsplit_once('/').unwrap_or(("", s));
+    let version_ok = is_dns_label(version);
+    let group_ok = group.is_empty() || is_object_name(group);
+    version_ok && group_ok && s.len() <= 253
+}
+
+/// A lowercase RFC 1123 subdomain of at most 253 bytes.
+pub fn is_object_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && !s.starts_with(['-', '.'])
+        && !s.ends_with(['-', '.'])
+}
+
+/// A lowercase RFC 1123 label of at most 63 bytes: what a namespace name must be.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, text: &str) -> SourceFile {
+        SourceFile {
+            path: path.to_owned(),
+            contents: text.as_bytes().to_vec(),
+        }
+    }
+
+    const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n";
+
+    #[test]
+    fn renders_nested_files_in_path_order_and_skips_tooling() {
+        let files = vec![
+            file("apps/b/cm.yaml", &CM.replace("name: a", "name: b")),
+            file(
+                "apps/a.json",
+                r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}"#,
+            ),
+            file("apps/README.md", "# not yaml"),
+            file("apps/.sealsync.yaml", "clusters: {}"),
+            file("apps/values.yaml", "replicas: 3\n"),
+            file("other/cm.yaml", CM),
+        ];
+        let out = render(&files, "apps", &RenderLimits::default()).expect("render");
+        let names: Vec<_> = out.iter().map(Manifest::name).collect();
+        assert_eq!(names, ["c", "b"]);
+    }
+
+    #[test]
+    fn kustomization_is_refused() {
+        let files = vec![file("k/kustomization.yaml", "resources: []\n")];
+        let err = render(&files, "k", &RenderLimits::default()).expect_err("refused");
+        assert!(err.to_string().contains("not supported yet"), "{err}");
+    }
+
+    #[test]
+    fn paths_are_normalised_and_escapes_refused() {
+        assert_eq!(normalize_path("./a//b/").expect("ok"), "a/b");
+        assert_eq!(normalize_path(".").expect("ok"), "");
+        assert!(normalize_path("../x").is_err());
+        assert!(normalize_path("/etc").is_err());
+        let err = render(&[file("a.yaml", CM)], "missing", &RenderLimits::default())
+            .expect_err("missing");
+        assert!(matches!(err, RenderError::PathNotFound { .. }));
+    }
+
+    #[test]
+    fn duplicates_and_invalid_objects_name_the_file() {
+        let files = vec![file("a.yaml", CM), file("b.yaml", CM)];
+        let err = render(&files, "", &RenderLimits::default()).expect_err("dup");
+        assert!(err.to_string().contains("a.yaml") && err.to_string().contains("b.yaml"));
+        let files = vec![file("c.yaml", &format!("{CM}---\nkind: ConfigMap\n"))];
+        let err = render(&files, "", &RenderLimits::default()).expect_err("no apiVersion");
+        assert!(err.to_string().starts_with("c.yaml: document 2"), "{err}");
+    }
+
+    #[test]
+    fn limits_are_named() {
+        let limits = RenderLimits {
+            max_objects: 1,
+            ..RenderLimits::default()
+        };
+        let text = format!("{CM}---\n{}", CM.replace("name: a", "name: b"));
+        let err = render(&[file("a.yaml", &text)], "", &limits).expect_err("limit");
+        assert!(err.to_string().contains("number of objects"), "{err}");
+    }
+}

@@ -1,0 +1,710 @@
+//! The `apply` stage: server-side apply under one field manager, staged and gated by dry-run.
+//!
+//! 1. Cluster definitions (CRDs, Namespaces, ClusterRoles) are dry-run, and so is every other
+//!    object that can be validated before they exist.
+//! 2. If anything fails validation, nothing is written.
+//! 3. The definitions are written and waited for; then the objects that depended on them are
+//!    dry-run too, and again nothing further is written if one fails.
+//! 4. The rest is written in a stable kind order, concurrently (bounded), skipping every object
+//!    whose dry-run result equals the live object, so unchanged objects keep their
+//!    resourceVersion.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::{self, Scope};
+use kube::{Api, Client};
+use sealsync_core::{FIELD_MANAGER, RECONCILE_ANNOTATION};
+use serde_json::Value as Json;
+
+/// One object ready to apply: owner labels set, namespace defaulted.
+pub struct Desired {
+    /// `file: document N (Kind ns/name)`, for messages.
+    pub location: String,
+    /// The object.
+    pub object: Json,
+}
+
+impl std::fmt::Debug for Desired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Desired")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Desired {
+    fn drop(&mut self) {
+        sealsync_core::render::wipe_json(&mut self.object);
+    }
+}
+
+impl Desired {
+    fn api_version(&self) -> &str {
+        self.object["apiVersion"].as_str().unwrap_or_default()
+    }
+    fn kind(&self) -> &str {
+        self.object["kind"].as_str().unwrap_or_default()
+    }
+    fn name(&self) -> &str {
+        self.object["metadata"]["name"].as_str().unwrap_or_default()
+    }
+    fn namespace(&self) -> Option<&str> {
+        self.object["metadata"]["namespace"].as_str()
+    }
+    fn is_secret(&self) -> bool {
+        self.api_version() == "v1" && self.kind() == "Secret"
+    }
+}
+
+/// What one apply did.
+#[derive(Debug, Default, Clone)]
+pub struct ApplyOutcome {
+    /// Objects that did not exist.
+    pub created: usize,
+    /// Objects that changed.
+    pub configured: usize,
+    /// Objects left as they were.
+    pub unchanged: usize,
+    /// Objects skipped because the live object has `sealsync.dev/reconcile: disabled`.
+    pub skipped: usize,
+    /// Objects deleted and created again (immutable fields changed, `spec.force`).
+    pub recreated: usize,
+}
+
+/// Why an apply failed. Messages name the file and document; for Secrets the API server's
+/// message is reduced to its reason and field paths, since it may quote a value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// The API server rejected an object in the dry-run; nothing was written.
+    #[error("{location}: {message} (dry-run; nothing was applied)")]
+    Invalid {
+        /// The object.
+        location: String,
+        /// The server's message.
+        message: String,
+    },
+    /// The kind is not served by the cluster.
+    #[error("{location}: the cluster does not serve {api_version} {kind}; install its CRD first or add it to the repository")]
+    UnknownKind {
+        /// The object.
+        location: String,
+        /// apiVersion.
+        api_version: String,
+        /// kind.
+        kind: String,
+    },
+    /// An immutable field changed and `spec.force` is off.
+    #[error(
+        "{location}: {message}; set spec.force: true to delete and recreate it (its data is lost)"
+    )]
+    Immutable {
+        /// The object.
+        location: String,
+        /// The server's message.
+        message: String,
+    },
+    /// A CRD or Namespace of the revision did not become ready.
+    #[error("{location}: not ready after {seconds} s")]
+    NotReady {
+        /// The object.
+        location: String,
+        /// The wait.
+        seconds: u64,
+    },
+    /// The API server failed (5xx, timeout, connection): retried with backoff.
+    #[error("{location}: the API server failed: {message}")]
+    Transient {
+        /// The object, or the call.
+        location: String,
+        /// The error.
+        message: String,
+    },
+}
+
+impl ApplyError {
+    /// Whether retrying the same revision may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ApplyError::Transient { .. } | ApplyError::NotReady { .. }
+        )
+    }
+}
+
+/// Resolves `apiVersion`/`kind` to a resource and its scope, once per reconcile.
+#[derive(Default)]
+pub struct Resolver {
+    cache: HashMap<(String, String), Option<(ApiResource, bool)>>,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver")
+            .field("kinds", &self.cache.len())
+            .finish()
+    }
+}
+
+impl Resolver {
+    /// `(resource, namespaced)`, or `None` when the cluster does not serve the kind.
+    pub async fn resolve(
+        &mut self,
+        client: &Client,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<Option<(ApiResource, bool)>, kube::Error> {
+        let key = (api_version.to_owned(), kind.to_owned());
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok(hit.clone());
+        }
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let found = match discovery::pinned_kind(client, &gvk).await {
+            Ok((resource, caps)) => Some((resource, caps.scope == Scope::Namespaced)),
+            Err(kube::Error::Api(status)) if status.code == 404 => None,
+            Err(kube::Error::Discovery(_)) => None,
+            Err(e) => return Err(e),
+        };
+        self.cache.insert(key, found.clone());
+        Ok(found)
+    }
+
+    /// Forgets every kind: after CRDs were written.
+    pub fn clear(&mut self) {
+        self.cache.clear();
+    }
+}
+
+fn api_for(client: &Client, resource: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
+        None => Api::all_with(client.clone(), resource),
+    }
+}
+
+/// The stage of a kind: 0 for cluster definitions, 1 for `*Class` kinds, 2 for the rest.
+fn stage(api_version: &str, kind: &str) -> u8 {
+    match (api_version, kind) {
+        (v, "CustomResourceDefinition") if v.starts_with("apiextensions.k8s.io/") => 0,
+        ("v1", "Namespace") => 0,
+        (v, "ClusterRole") if v.starts_with("rbac.authorization.k8s.io/") => 0,
+        (_, k) if k.ends_with("Class") => 1,
+        _ => 2,
+    }
+}
+
+/// The order of kinds within the last stage: what other objects refer to comes first;
+/// webhooks come last so they cannot block the rest of the revision.
+fn kind_rank(kind: &str) -> usize {
+    const ORDER: &[&str] = &[
+        "Namespace",
+        "ResourceQuota",
+        "StorageClass",
+        "CustomResourceDefinition",
+        "ServiceAccount",
+        "Role",
+        "ClusterRole",
+        "RoleBinding",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "Secret",
+        "Endpoints",
+        "Service",
+        "LimitRange",
+        "PriorityClass",
+        "PersistentVolume",
+        "PersistentVolumeClaim",
+        "Deployment",
+        "StatefulSet",
+        "CronJob",
+        "PodDisruptionBudget",
+    ];
+    const LAST: &[&str] = &[
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+    ];
+    if let Some(i) = ORDER.iter().position(|k| *k == kind) {
+        i
+    } else if let Some(i) = LAST.iter().position(|k| *k == kind) {
+        ORDER.len() + 2 + i
+    } else {
+        ORDER.len() + 1
+    }
+}
+
+/// Sorts objects into the order they are applied in.
+pub fn sort_for_apply(objects: &mut [Desired]) {
+    objects.sort_by(|a, b| {
+        let ka = (
+            stage(a.api_version(), a.kind()),
+            kind_rank(a.kind()),
+            a.kind().to_owned(),
+            a.namespace().map(str::to_owned),
+            a.name().to_owned(),
+        );
+        let kb = (
+            stage(b.api_version(), b.kind()),
+            kind_rank(b.kind()),
+            b.kind().to_owned(),
+            b.namespace().map(str::to_owned),
+            b.name().to_owned(),
+        );
+        ka.cmp(&kb)
+    });
+}
+
+/// Settings of one apply.
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyOptions {
+    /// Recreate objects whose immutable fields changed.
+    pub force: bool,
+    /// Writes in flight at once.
+    pub concurrency: usize,
+    /// How long to wait for CRDs and Namespaces of the revision.
+    pub ready_timeout: Duration,
+}
+
+/// What the dry-run found for one object.
+enum Planned {
+    /// Equal to the live object: nothing to write.
+    Unchanged,
+    /// The live object has `sealsync.dev/reconcile: disabled`.
+    Skipped,
+    /// To write; `true` when the object does not exist yet.
+    Write { create: bool },
+    /// An immutable field changed and `spec.force` is on.
+    Recreate,
+}
+
+type WriteFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<ApplyOutcome, ApplyError>> + Send + 'a>,
+>;
+
+/// Applies `objects` (sorted by [`sort_for_apply`]) as described in the module docs.
+pub async fn apply_all(
+    client: &Client,
+    resolver: &mut Resolver,
+    objects: &[Desired],
+    options: ApplyOptions,
+) -> Result<ApplyOutcome, ApplyError> {
+    let mut outcome = ApplyOutcome::default();
+    let (definitions, rest): (Vec<&Desired>, Vec<&Desired>) = objects
+        .iter()
+        .partition(|d| stage(d.api_version(), d.kind()) == 0);
+
+    // What the first stage creates: dependants of these are validated after it is written.
+    let new_namespaces: Vec<&str> = definitions
+        .iter()
+        .filter(|d| d.kind() == "Namespace")
+        .map(|d| d.name())
+        .collect();
+    let new_kinds: Vec<(String, String)> = definitions
+        .iter()
+        .filter(|d| d.kind() == "CustomResourceDefinition")
+        .filter_map(|d| crd_kinds(&d.object))
+        .flatten()
+        .collect();
+
+    // 1. Dry-run everything that can be validated now.
+    let mut plans = Vec::with_capacity(definitions.len());
+    for d in &definitions {
+        plans.push(plan(client, resolver, d, options.force).await?);
+    }
+    let mut deferred = Vec::new();
+    let mut rest_plans = Vec::new();
+    for d in &rest {
+        let depends = d.namespace().is_some_and(|ns| new_namespaces.contains(&ns))
+            || new_kinds
+                .iter()
+                .any(|(group_version, kind)| group_version == d.api_version() && kind == d.kind());
+        match plan(client, resolver, d, options.force).await {
+            Ok(p) => rest_plans.push((*d, p)),
+            Err(ApplyError::Invalid { .. } | ApplyError::UnknownKind { .. }) if depends => {
+                deferred.push(*d)
+            }
+            Err(e) => return Err(e),
+        }
+    }
+
+    // 2. Write the definitions and wait for them.
+    for (d, p) in definitions.iter().zip(plans) {
+        write(client, resolver, d, p, &mut outcome).await?;
+    }
+    for d in &definitions {
+        wait_ready(client, d, options.ready_timeout).await?;
+    }
+    if !definitions.is_empty() {
+        resolver.clear();
+    }
+
+    // 3. Validate what depended on them before writing any of the rest.
+    for d in deferred {
+        let p = plan(client, resolver, d, options.force).await?;
+        rest_plans.push((d, p));
+    }
+    rest_plans.sort_by_key(|(d, _)| {
+        objects
+            .iter()
+            .position(|o| std::ptr::eq(o, *d))
+            .unwrap_or(usize::MAX)
+    });
+
+    // 4. Write the rest, stage by stage, concurrently within a stage.
+    let mut by_stage: BTreeMap<u8, Vec<(&Desired, Planned)>> = BTreeMap::new();
+    for (d, p) in rest_plans {
+        by_stage
+            .entry(stage(d.api_version(), d.kind()))
+            .or_default()
+            .push((d, p));
+    }
+    for (_, batch) in by_stage {
+        // Boxed up front: a lazily mapped stream of borrowing futures trips the compiler's
+        // higher-ranked Send check inside the controller runtime.
+        let writes: Vec<WriteFuture<'_>> = batch
+            .into_iter()
+            .map(|(d, p)| {
+                let client = client.clone();
+                let resolved = resolver
+                    .cache
+                    .get(&(d.api_version().to_owned(), d.kind().to_owned()))
+                    .cloned()
+                    .flatten();
+                Box::pin(async move {
+                    let mut single = ApplyOutcome::default();
+                    write_resolved(&client, resolved, d, p, &mut single).await?;
+                    Ok::<_, ApplyError>(single)
+                }) as WriteFuture<'_>
+            })
+            .collect();
+        let results: Vec<ApplyOutcome> = stream::iter(writes)
+            .buffer_unordered(options.concurrency.max(1))
+            .try_collect()
+            .await?;
+        for r in results {
+            outcome.created += r.created;
+            outcome.configured += r.configured;
+            outcome.unchanged += r.unchanged;
+            outcome.skipped += r.skipped;
+            outcome.recreated += r.recreated;
+        }
+    }
+    Ok(outcome)
+}
+
+/// `(group/version, kind)` for each served version of a CRD manifest.
+fn crd_kinds(crd: &Json) -> Option<Vec<(String, String)>> {
+    let group = crd["spec"]["group"].as_str()?;
+    let kind = crd["spec"]["names"]["kind"].as_str()?;
+    let versions = crd["spec"]["versions"].as_array()?;
+    Some(
+        versions
+            .iter()
+            .filter_map(|v| v["name"].as_str())
+            .map(|v| (format!("{group}/{v}"), kind.to_owned()))
+            .collect(),
+    )
+}
+
+fn patch_params(dry_run: bool) -> PatchParams {
+    let mut params = PatchParams::apply(FIELD_MANAGER).force();
+    params.dry_run = dry_run;
+    params
+}
+
+async fn plan(
+    client: &Client,
+    resolver: &mut Resolver,
+    d: &Desired,
+    force: bool,
+) -> Result<Planned, ApplyError> {
+    let resolved = resolver
+        .resolve(client, d.api_version(), d.kind())
+        .await
+        .map_err(|e| transient(&d.location, &e))?;
+    let Some((resource, namespaced)) = resolved else {
+        return Err(ApplyError::UnknownKind {
+            location: d.location.clone(),
+            api_version: d.api_version().to_owned(),
+            kind: d.kind().to_owned(),
+        });
+    };
+    let api = api_for(
+        client,
+        &resource,
+        if namespaced { d.namespace() } else { None },
+    );
+    let live = api.get_opt(d.name()).await.map_err(|e| api_error(d, e))?;
+    if let Some(live) = &live {
+        if live
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(RECONCILE_ANNOTATION))
+            .is_some_and(|v| v.eq_ignore_ascii_case("disabled"))
+        {
+            return Ok(Planned::Skipped);
+        }
+    }
+    match api
+        .patch(d.name(), &patch_params(true), &Patch::Apply(&d.object))
+        .await
+    {
+        Ok(dry) => {
+            let Some(live) = live else {
+                return Ok(Planned::Write { create: true });
+            };
+            if same_object(&dry, &live) {
+                Ok(Planned::Unchanged)
+            } else {
+                Ok(Planned::Write { create: false })
+            }
+        }
+        Err(kube::Error::Api(status)) if is_immutable(&status) => {
+            if force {
+                Ok(Planned::Recreate)
+            } else {
+                Err(ApplyError::Immutable {
+                    location: d.location.clone(),
+                    message: server_message(d, &status),
+                })
+            }
+        }
+        Err(e) => Err(api_error(d, e)),
+    }
+}
+
+async fn write(
+    client: &Client,
+    resolver: &mut Resolver,
+    d: &Desired,
+    plan: Planned,
+    outcome: &mut ApplyOutcome,
+) -> Result<(), ApplyError> {
+    let resolved = resolver
+        .resolve(client, d.api_version(), d.kind())
+        .await
+        .map_err(|e| transient(&d.location, &e))?;
+    write_resolved(client, resolved, d, plan, outcome).await
+}
+
+async fn write_resolved(
+    client: &Client,
+    resolved: Option<(ApiResource, bool)>,
+    d: &Desired,
+    plan: Planned,
+    outcome: &mut ApplyOutcome,
+) -> Result<(), ApplyError> {
+    let Some((resource, namespaced)) = resolved else {
+        return Err(ApplyError::UnknownKind {
+            location: d.location.clone(),
+            api_version: d.api_version().to_owned(),
+            kind: d.kind().to_owned(),
+        });
+    };
+    let api = api_for(
+        client,
+        &resource,
+        if namespaced { d.namespace() } else { None },
+    );
+    match plan {
+        Planned::Unchanged => {
+            outcome.unchanged += 1;
+            return Ok(());
+        }
+        Planned::Skipped => {
+            outcome.skipped += 1;
+            return Ok(());
+        }
+        Planned::Recreate => {
+            api.delete(d.name(), &DeleteParams::foreground())
+                .await
+                .map_err(|e| api_error(d, e))?;
+            wait_gone(&api, d).await?;
+            outcome.recreated += 1;
+        }
+        Planned::Write { create: true } => outcome.created += 1,
+        Planned::Write { create: false } => outcome.configured += 1,
+    }
+    api.patch(d.name(), &patch_params(false), &Patch::Apply(&d.object))
+        .await
+        .map_err(|e| api_error(d, e))?;
+    Ok(())
+}
+
+async fn wait_gone(api: &Api<DynamicObject>, d: &Desired) -> Result<(), ApplyError> {
+    for _ in 0..300 {
+        match api.get_opt(d.name()).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => return Err(api_error(d, e)),
+        }
+    }
+    Err(ApplyError::NotReady {
+        location: d.location.clone(),
+        seconds: 30,
+    })
+}
+
+/// Waits until a CRD is Established (its kinds are served) or a Namespace is Active.
+async fn wait_ready(client: &Client, d: &Desired, timeout: Duration) -> Result<(), ApplyError> {
+    let gvk = match d.kind() {
+        "CustomResourceDefinition" | "Namespace" => {
+            let (group, version) = d
+                .api_version()
+                .rsplit_once('/')
+                .unwrap_or(("", d.api_version()));
+            GroupVersionKind::gvk(group, version, d.kind())
+        }
+        _ => return Ok(()),
+    };
+    let resource = ApiResource::from_gvk(&gvk);
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let live = api.get_opt(d.name()).await.map_err(|e| api_error(d, e))?;
+        let ready = live.is_some_and(|o| {
+            let status = &o.data["status"];
+            match d.kind() {
+                "Namespace" => status["phase"].as_str().is_none_or(|p| p == "Active"),
+                _ => status["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Established" && c["status"] == "True")
+                }),
+            }
+        });
+        if ready {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApplyError::NotReady {
+                location: d.location.clone(),
+                seconds: timeout.as_secs(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Whether the dry-run result equals the live object, ignoring bookkeeping the server keeps.
+fn same_object(dry: &DynamicObject, live: &DynamicObject) -> bool {
+    let strip = |o: &DynamicObject| {
+        let mut v = serde_json::to_value(o).unwrap_or(Json::Null);
+        if let Some(meta) = v.get_mut("metadata").and_then(Json::as_object_mut) {
+            meta.remove("managedFields");
+            meta.remove("resourceVersion");
+        }
+        v
+    };
+    strip(dry) == strip(live)
+}
+
+fn is_immutable(status: &kube::core::Status) -> bool {
+    status.code == 422 && status.message.contains("immutable")
+}
+
+fn transient(location: &str, e: &kube::Error) -> ApplyError {
+    ApplyError::Transient {
+        location: location.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+fn api_error(d: &Desired, e: kube::Error) -> ApplyError {
+    match e {
+        kube::Error::Api(status)
+            if status.code >= 400 && status.code < 500 && status.code != 429 =>
+        {
+            ApplyError::Invalid {
+                location: d.location.clone(),
+                message: server_message(d, &status),
+            }
+        }
+        kube::Error::Api(status) => ApplyError::Transient {
+            location: d.location.clone(),
+            message: server_message(d, &status),
+        },
+        other => ApplyError::Transient {
+            location: d.location.clone(),
+            message: other.to_string(),
+        },
+    }
+}
+
+/// The API server's message, except for Secrets: their validation messages can quote a
+/// value, so only the reason and the fields at fault are kept.
+fn server_message(d: &Desired, status: &kube::core::Status) -> String {
+    if !d.is_secret() {
+        return status.message.chars().take(1024).collect();
+    }
+    let fields: Vec<String> = status
+        .details
+        .as_ref()
+        .map(|details| {
+            details
+                .causes
+                .iter()
+                .filter(|c| !c.field.is_empty())
+                .map(|c| c.field.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    if fields.is_empty() {
+        format!("{} ({})", status.reason, status.code)
+    } else {
+        format!("{} ({}): {}", status.reason, status.code, fields.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired(api_version: &str, kind: &str, name: &str) -> Desired {
+        Desired {
+            location: format!("{name}.yaml"),
+            object: serde_json::json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name}}),
+        }
+    }
+
+    #[test]
+    fn definitions_first_webhooks_last() {
+        let mut objects = vec![
+            desired(
+                "admissionregistration.k8s.io/v1",
+                "ValidatingWebhookConfiguration",
+                "w",
+            ),
+            desired("apps/v1", "Deployment", "d"),
+            desired("example.com/v1", "Widget", "x"),
+            desired("v1", "Secret", "s"),
+            desired("v1", "ConfigMap", "c"),
+            desired("networking.k8s.io/v1", "IngressClass", "i"),
+            desired("v1", "Namespace", "n"),
+            desired(
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                "widgets.example.com",
+            ),
+        ];
+        sort_for_apply(&mut objects);
+        let kinds: Vec<_> = objects.iter().map(Desired::kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "Namespace",
+                "CustomResourceDefinition",
+                "IngressClass",
+                "ConfigMap",
+                "Secret",
+                "Deployment",
+                "Widget",
+                "ValidatingWebhookConfiguration"
+            ]
+        );
+    }
+}

@@ -1,0 +1,63 @@
+//! What every reconcile shares: the client, the keys, metrics, the event recorder and the
+//! settings from the command line.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use kube::runtime::events::Recorder;
+use kube::Client;
+use tokio::sync::RwLock;
+
+use crate::keys::KeyRing;
+use crate::metrics::Metrics;
+
+/// Settings from the command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the controller's keys live.
+    pub namespace: String,
+    /// Where each GitSync's bare repository is kept.
+    pub data_dir: PathBuf,
+    /// Writes in flight at once during an apply.
+    pub apply_concurrency: usize,
+    /// How long CRDs and Namespaces of a revision may take to become ready.
+    pub ready_timeout: Duration,
+}
+
+/// Shared state.
+pub struct Shared {
+    /// The API client.
+    pub client: Client,
+    /// The settings.
+    pub settings: Settings,
+    /// The cluster keys.
+    pub keys: RwLock<KeyRing>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Events.
+    pub recorder: Recorder,
+    /// Consecutive failures per GitSync uid, for the retry backoff.
+    pub failures: Mutex<HashMap<String, u32>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// The published recipients file.
+    pub async fn recipients_file(&self) -> Option<String> {
+        let keys = self.keys.read().await;
+        if keys.identities.is_empty() {
+            None
+        } else {
+            Some(keys.recipients_file(&self.settings.namespace))
+        }
+    }
+}

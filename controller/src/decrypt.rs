@@ -1,0 +1,140 @@
+//! The `decrypt` stage: every SealedSecret of the revision becomes a Secret, in memory only,
+//! and plaintext Secrets in Git are refused unless the GitSync allows them.
+
+use sealsync_core::render::Manifest;
+use sealsync_core::SealedSecretUsage;
+use sealsync_crypto::{Identity, OpenOptions, SealedSecret};
+use serde_json::Value as Json;
+
+/// Why a revision could not be decrypted. Messages name the file and document, never a value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecryptError {
+    /// A SealedSecret could not be opened: wrong key, tampered, moved.
+    #[error("{location}: {source}")]
+    Open {
+        /// `file: document`.
+        location: String,
+        /// What the format found.
+        #[source]
+        source: sealsync_crypto::Error,
+    },
+    /// A Secret in Git holds values in plaintext.
+    #[error("{location}: a plaintext Secret in Git; seal it with `sealsync seal` (or set spec.allowPlaintextSecrets: true to apply it as it is)")]
+    Plaintext {
+        /// `file: document`.
+        location: String,
+    },
+}
+
+/// The objects of a revision after decryption, and which keys opened each SealedSecret.
+pub struct Decrypted {
+    /// Every object, SealedSecrets replaced by their Secrets, in render order.
+    pub objects: Vec<(String, Json)>,
+    /// Key usage, for `status.sealedSecrets`.
+    pub usage: Vec<SealedSecretUsage>,
+}
+
+impl std::fmt::Debug for Decrypted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decrypted")
+            .field("objects", &self.objects.len())
+            .field("usage", &self.usage)
+            .finish()
+    }
+}
+
+impl Drop for Decrypted {
+    fn drop(&mut self) {
+        for (_, object) in &mut self.objects {
+            sealsync_core::render::wipe_json(object);
+        }
+    }
+}
+
+fn is_sealed(m: &Manifest) -> bool {
+    m.api_version() == sealsync_crypto::API_VERSION && m.kind() == sealsync_crypto::KIND
+}
+
+/// Whether a `v1` Secret manifest carries values.
+fn has_plaintext(m: &Manifest) -> bool {
+    if m.api_version() != "v1" || m.kind() != "Secret" {
+        return false;
+    }
+    ["data", "stringData"]
+        .iter()
+        .any(|field| match &m.object[*field] {
+            Json::Object(values) => !values.is_empty(),
+            Json::Null => false,
+            _ => true,
+        })
+}
+
+/// Opens every SealedSecret of `manifests` with `identities`. Objects without a namespace are
+/// opened for `default_namespace`, where they will be applied.
+pub fn decrypt(
+    manifests: &[Manifest],
+    identities: &[Identity],
+    default_namespace: &str,
+    allow_plaintext: bool,
+) -> Result<Decrypted, DecryptError> {
+    let mut objects = Vec::with_capacity(manifests.len());
+    let mut usage = Vec::new();
+    for m in manifests {
+        if is_sealed(m) {
+            let location = m.location();
+            let open_err = |source| DecryptError::Open {
+                location: location.clone(),
+                source,
+            };
+            let yaml: serde_yaml::Value =
+                serde_yaml::to_value(&m.object).map_err(|_| DecryptError::Open {
+                    location: location.clone(),
+                    source: sealsync_crypto::Error::Malformed {
+                        location: "the document".to_owned(),
+                        reason: "not representable as YAML".to_owned(),
+                    },
+                })?;
+            let sealed = SealedSecret::from_value(&yaml).map_err(open_err)?;
+            let opened = sealed
+                .open(
+                    identities,
+                    &OpenOptions {
+                        default_namespace: Some(default_namespace),
+                    },
+                )
+                .map_err(open_err)?;
+            let secret = serde_json::to_value(opened.secret.to_manifest()).map_err(|_| {
+                DecryptError::Open {
+                    location: location.clone(),
+                    source: sealsync_crypto::Error::Malformed {
+                        location: "the opened Secret".to_owned(),
+                        reason: "not representable as JSON".to_owned(),
+                    },
+                }
+            })?;
+            usage.push(SealedSecretUsage {
+                file: m.file.clone(),
+                secret: format!(
+                    "{}/{}",
+                    opened
+                        .secret
+                        .namespace
+                        .as_deref()
+                        .unwrap_or(default_namespace),
+                    opened.secret.name
+                ),
+                key_ids: opened.opened_by.iter().map(|k| k.to_string()).collect(),
+            });
+            objects.push((location, secret));
+        } else {
+            if has_plaintext(m) && !allow_plaintext {
+                return Err(DecryptError::Plaintext {
+                    location: m.location(),
+                });
+            }
+            objects.push((m.location(), m.object.clone()));
+        }
+    }
+    Ok(Decrypted { objects, usage })
+}

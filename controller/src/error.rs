@@ -1,0 +1,84 @@
+//! The controller's one error type. Each variant maps to the `Ready=False` reason it reports
+//! and to a metric label; messages name files, documents and fields, never values.
+
+use crate::apply::ApplyError;
+use crate::decrypt::DecryptError;
+use crate::keys::KeysError;
+use crate::source::SourceError;
+use sealsync_core::render::RenderError;
+use sealsync_core::SpecError;
+
+/// Why a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The GitSync's spec cannot be acted on.
+    #[error("{0}")]
+    Spec(String),
+    /// `spec.ref` is invalid.
+    #[error(transparent)]
+    Ref(#[from] SpecError),
+    /// The credentials Secret is missing or incomplete.
+    #[error("{0}")]
+    Credentials(String),
+    /// Fetching failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The tree did not render.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// A SealedSecret did not open, or a plaintext Secret was refused.
+    #[error(transparent)]
+    Decrypt(#[from] DecryptError),
+    /// The apply failed.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// Prune failed for some objects.
+    #[error("prune: {0}")]
+    Prune(String),
+    /// The cluster keys could not be read.
+    #[error(transparent)]
+    Keys(#[from] KeysError),
+    /// Writing status or reading the GitSync failed.
+    #[error("{action}: {source}")]
+    Kube {
+        /// What was being done.
+        action: &'static str,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    /// The `Ready=False` reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Spec(_) | Error::Ref(_) => "InvalidSpec",
+            Error::Credentials(_) => "AuthenticationFailed",
+            Error::Source(e) if e.is_authentication() => "AuthenticationFailed",
+            Error::Source(_) => "FetchFailed",
+            Error::Render(_) => "RenderFailed",
+            Error::Decrypt(_) => "DecryptionFailed",
+            Error::Apply(_) => "ApplyFailed",
+            Error::Prune(_) => "PruneFailed",
+            Error::Keys(_) => "KeysUnavailable",
+            Error::Kube { .. } => "ApiFailed",
+        }
+    }
+
+    /// A short stable label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        self.reason()
+    }
+
+    /// Whether retrying the same revision and spec cannot succeed: a change in Git or in the
+    /// spec is needed. Reported as `Stalled=True`.
+    pub fn is_terminal(&self) -> bool {
+        match self {
+            Error::Spec(_) | Error::Ref(_) | Error::Render(_) | Error::Decrypt(_) => true,
+            Error::Apply(e) => !e.is_transient(),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! The sealsync controller: pulls Git, decrypts SealedSecrets in memory, applies every
+//! manifest by server-side apply atomically per revision, prunes, and undoes drift.
+//!
+//! One module per stage; [`reconcile`] runs them in order.
+
+pub mod apply;
+pub mod context;
+pub mod decrypt;
+pub mod error;
+pub mod http;
+pub mod inventory;
+pub mod keys;
+pub mod metrics;
+pub mod prune;
+pub mod reconcile;
+pub mod source;
+pub mod status;
+
+pub use error::Error;

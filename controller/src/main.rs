@@ -1,0 +1,186 @@
+//! `sealsync-controller`: runs in the cluster with its service account, or anywhere with
+//! `--kubeconfig`.
+
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use clap::Parser;
+use futures::StreamExt;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{reflector, watcher, Controller, WatchStreamExt};
+use kube::{Api, Client, Config, ResourceExt};
+use sealsync_controller::context::{Settings, Shared};
+use sealsync_controller::{http, keys, metrics, reconcile};
+use sealsync_core::{GitSync, REQUESTED_AT_ANNOTATION};
+
+/// The sealsync controller: applies GitSyncs, decrypting SealedSecrets on the way.
+#[derive(Debug, Parser)]
+#[command(name = "sealsync-controller", version)]
+struct Args {
+    /// A kubeconfig file; without it, the in-cluster service account (or `KUBECONFIG`).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long)]
+    context: Option<String>,
+    /// The namespace of the controller's keys.
+    #[arg(long, short = 'n', default_value = "sealsync-system")]
+    namespace: String,
+    /// Where `/healthz`, `/readyz`, `/metrics` and `/v1/keys` are served. Port 0 picks one and
+    /// logs it.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    http_addr: SocketAddr,
+    /// Where bare repositories are kept between fetches.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Writes in flight at once during an apply.
+    #[arg(long, default_value_t = 8)]
+    apply_concurrency: usize,
+    /// GitSyncs reconciled at once.
+    #[arg(long, default_value_t = 4)]
+    concurrent: u16,
+    /// Log format: `text` or `json`.
+    #[arg(long, default_value = "text")]
+    log_format: String,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    // reqwest (gix over HTTPS) and kube use rustls with this provider; no aws-lc is linked.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args = Args::parse();
+    init_logging(&args.log_format);
+
+    let client = client(&args).await?;
+    let listener = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| format!("binding the HTTP address {}", args.http_addr))?;
+    let http_addr = listener.local_addr().context("reading the HTTP address")?;
+    tracing::info!(addr = %http_addr, "http: listening");
+
+    let ring = load_keys(&client, &args.namespace).await;
+    tracing::info!(key_ids = ?ring.identities.iter().map(|i| i.key_id().to_string()).collect::<Vec<_>>(), "keys loaded");
+
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("sealsync-controller"));
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    let shared = Arc::new(Shared {
+        client: client.clone(),
+        settings: Settings {
+            namespace: args.namespace.clone(),
+            data_dir,
+            apply_concurrency: args.apply_concurrency,
+            ready_timeout: Duration::from_secs(60),
+        },
+        keys: tokio::sync::RwLock::new(ring),
+        metrics: metrics::Metrics::default(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "sealsync-controller".to_owned(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        ),
+        failures: Default::default(),
+    });
+    let ready = Arc::new(AtomicBool::new(false));
+    let server = tokio::spawn(http::serve(listener, shared.clone(), ready.clone()));
+
+    let api: Api<GitSync> = Api::all(client.clone());
+    let (reader, writer) = reflector::store();
+    // Reconcile on spec changes, on `sealsync.dev/requestedAt`, and on deletion; not on the
+    // controller's own status writes.
+    let trigger = watcher(api.clone(), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(trigger_hash, Default::default());
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!("controller: running");
+    Controller::for_stream(trigger, reader)
+        .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrent))
+        .shutdown_on_signal()
+        .run(reconcile::reconcile, reconcile::error_policy, shared)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "controller event");
+            }
+        })
+        .await;
+    server.abort();
+    tracing::info!("controller: stopped");
+    Ok(())
+}
+
+fn trigger_hash(gs: &GitSync) -> Option<u64> {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    gs.metadata.generation.hash(&mut hasher);
+    gs.annotations()
+        .get(REQUESTED_AT_ANNOTATION)
+        .hash(&mut hasher);
+    gs.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    gs.finalizers().hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,gix=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn client(args: &Args) -> Result<Client> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
+            Config::from_custom_kubeconfig(
+                kubeconfig,
+                &KubeConfigOptions {
+                    context: args.context.clone(),
+                    ..KubeConfigOptions::default()
+                },
+            )
+            .await
+            .context("loading the kubeconfig")?
+        }
+        None => Config::infer()
+            .await
+            .context("no --kubeconfig and no in-cluster service account")?,
+    };
+    Client::try_from(config).context("creating the Kubernetes client")
+}
+
+/// Loads the keys, retrying with backoff while the API server is unreachable: without keys
+/// nothing can be decrypted, and readiness stays false.
+async fn load_keys(client: &Client, namespace: &str) -> keys::KeyRing {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match keys::load_or_create(client, namespace).await {
+            Ok(ring) => match keys::publish(client, namespace, &ring).await {
+                Ok(()) => return ring,
+                Err(e) => tracing::warn!(error = %e, "could not publish the public keys; retrying"),
+            },
+            Err(e) => tracing::warn!(error = %e, "could not load the keys; retrying"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,541 @@
+//! One reconcile of one GitSync: the stages in order, atomic per revision.
+//!
+//! fetch → render → decrypt → prepare (owner labels, namespaces) → apply (dry-run gated) →
+//! prune → status. A failure at any stage leaves the cluster on the last good revision:
+//! `lastAppliedRevision` and the inventory do not move, nothing is pruned, and the status
+//! names the stage, the file and the document.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
+use kube::{Resource, ResourceExt};
+use sealsync_core::render::{self, normalize_path, RenderLimits};
+use sealsync_core::{
+    parse_duration, GitSync, Inventory, FINALIZER, OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL,
+    REQUESTED_AT_ANNOTATION,
+};
+use serde_json::Value as Json;
+use zeroize::Zeroizing;
+
+use crate::apply::{self, ApplyOptions, Desired, Resolver};
+use crate::context::Shared;
+use crate::error::Error;
+use crate::metrics::ReasonLabels;
+use crate::source::{self, Credentials, FetchRequest, SourceLimits};
+use crate::{decrypt, inventory, prune, status};
+
+/// The longest reconcile timeout when `spec.timeout` is not set.
+const MAX_DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What a successful reconcile did, for the status message and the event.
+#[derive(Debug)]
+struct Applied {
+    revision: String,
+    inventory: Inventory,
+    usage: Vec<sealsync_core::SealedSecretUsage>,
+    summary: String,
+    changed: bool,
+    /// The revision was applied but some stale objects could not be deleted.
+    prune_error: Option<String>,
+}
+
+/// The entry point the controller runtime calls.
+pub async fn reconcile(
+    gs: Arc<GitSync>,
+    ctx: Arc<Shared>,
+) -> Result<Action, kube::runtime::finalizer::Error<Error>> {
+    let namespace = gs.namespace().unwrap_or_default();
+    let api: Api<GitSync> = Api::namespaced(ctx.client.clone(), &namespace);
+    finalizer(&api, FINALIZER, gs, |event| async {
+        match event {
+            FinalizerEvent::Apply(gs) => Ok(reconcile_apply(gs, &ctx).await),
+            FinalizerEvent::Cleanup(gs) => cleanup(gs, &ctx).await,
+        }
+    })
+    .await
+}
+
+/// Requeue after a failure that is not the GitSync's own (the finalizer could not be written).
+pub fn error_policy(
+    _gs: Arc<GitSync>,
+    error: &kube::runtime::finalizer::Error<Error>,
+    _ctx: Arc<Shared>,
+) -> Action {
+    tracing::warn!(error = %error, "reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}
+
+fn interval_of(gs: &GitSync) -> Result<Duration, Error> {
+    let interval = parse_duration(&gs.spec.interval)
+        .map_err(|e| Error::Spec(format!("spec.interval: {e}")))?;
+    if interval < Duration::from_secs(1) {
+        return Err(Error::Spec("spec.interval: at least 1s".to_owned()));
+    }
+    Ok(interval)
+}
+
+fn timeout_of(gs: &GitSync, interval: Duration) -> Result<Duration, Error> {
+    match &gs.spec.timeout {
+        Some(t) => parse_duration(t).map_err(|e| Error::Spec(format!("spec.timeout: {e}"))),
+        None => Ok(interval.clamp(Duration::from_secs(30), MAX_DEFAULT_TIMEOUT)),
+    }
+}
+
+async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
+    let started = Instant::now();
+    let uid = gs.uid().unwrap_or_default();
+    let namespace = gs.namespace().unwrap_or_default();
+    let name = gs.name_any();
+    let api: Api<GitSync> = Api::namespaced(ctx.client.clone(), &namespace);
+    let span = tracing::info_span!("reconcile", gitsync = %format!("{namespace}/{name}"));
+    let _enter = span.enter();
+    drop(_enter);
+
+    if gs.spec.suspend {
+        tracing::info!(gitsync = %format!("{namespace}/{name}"), "suspended; not reconciling");
+        return Action::await_change();
+    }
+    let interval = match interval_of(&gs) {
+        Ok(i) => i,
+        Err(e) => {
+            finish(ctx, &api, &gs, Err(e), None, started).await;
+            return Action::await_change();
+        }
+    };
+    let timeout = timeout_of(&gs, interval).unwrap_or(interval);
+
+    let mut attempted = None;
+    let result = match tokio::time::timeout(timeout, run(&gs, ctx, &mut attempted)).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Apply(apply::ApplyError::Transient {
+            location: "the reconcile".to_owned(),
+            message: format!("did not finish within the timeout of {timeout:?}"),
+        })),
+    };
+    let failed = result.as_ref().map_or(true, |a| a.prune_error.is_some());
+    let terminal = result.as_ref().err().is_some_and(Error::is_terminal);
+    finish(ctx, &api, &gs, result, attempted, started).await;
+
+    let failures = {
+        let mut map = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if failed {
+            let n = map.entry(uid).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        } else {
+            map.remove(&uid);
+            0
+        }
+    };
+    if failed && !terminal {
+        // Transient failures retry with exponential backoff: 2 s, 4 s, … up to the interval.
+        let backoff = Duration::from_secs(2u64.saturating_pow(failures.min(16)));
+        Action::requeue(backoff.min(interval))
+    } else {
+        Action::requeue(interval)
+    }
+}
+
+/// The stages. `attempted` receives the fetched revision as soon as it is known.
+async fn run(gs: &GitSync, ctx: &Shared, attempted: &mut Option<String>) -> Result<Applied, Error> {
+    let namespace = gs.namespace().unwrap_or_default();
+    let name = gs.name_any();
+    let revision = gs.spec.revision()?;
+    let path = normalize_path(gs.spec.path.as_deref().unwrap_or("")).map_err(Error::Render)?;
+    source::check_url(&gs.spec.url)?;
+    let credentials = credentials(gs, ctx).await?;
+
+    // 1. Fetch.
+    let snapshot = source::fetch(FetchRequest {
+        url: gs.spec.url.clone(),
+        revision,
+        path: path.clone(),
+        credentials,
+        repo_dir: ctx
+            .settings
+            .data_dir
+            .join(gs.uid().unwrap_or_else(|| format!("{namespace}_{name}"))),
+        limits: SourceLimits::default(),
+        timeout: Duration::from_secs(120),
+    })
+    .await?;
+    *attempted = Some(snapshot.revision.clone());
+
+    // 2. Render.
+    let manifests = render::render(&snapshot.files, &path, &RenderLimits::default())?;
+
+    // 3. Decrypt.
+    let default_namespace = gs
+        .spec
+        .target_namespace
+        .clone()
+        .unwrap_or_else(|| namespace.clone());
+    let decrypted = {
+        let keys = ctx.keys.read().await;
+        decrypt::decrypt(
+            &manifests,
+            &keys.identities,
+            &default_namespace,
+            gs.spec.allow_plaintext_secrets,
+        )
+        .inspect_err(|e| {
+            if matches!(e, decrypt::DecryptError::Open { .. }) {
+                ctx.metrics.decrypt_failures.inc();
+            }
+        })?
+    };
+    drop(manifests);
+
+    // 4. Prepare: owner labels, namespaces by scope.
+    let mut resolver = Resolver::default();
+    let mut desired = Vec::with_capacity(decrypted.objects.len());
+    let revision_crds: Vec<Json> = decrypted
+        .objects
+        .iter()
+        .filter(|(_, o)| o["kind"] == "CustomResourceDefinition")
+        .map(|(_, o)| o.clone())
+        .collect();
+    for (location, object) in &decrypted.objects {
+        let mut object = object.clone();
+        let namespaced =
+            is_namespaced(ctx, &mut resolver, &object, &revision_crds, location).await?;
+        let meta = object
+            .get_mut("metadata")
+            .and_then(Json::as_object_mut)
+            .ok_or_else(|| Error::Spec(format!("{location}: metadata is not a map")))?;
+        if namespaced {
+            if !meta.contains_key("namespace") {
+                meta.insert(
+                    "namespace".to_owned(),
+                    Json::String(default_namespace.clone()),
+                );
+            }
+        } else {
+            meta.remove("namespace");
+        }
+        let labels = meta
+            .entry("labels")
+            .or_insert_with(|| Json::Object(Default::default()));
+        if let Some(labels) = labels.as_object_mut() {
+            labels.insert(OWNER_NAME_LABEL.to_owned(), Json::String(name.clone()));
+            labels.insert(
+                OWNER_NAMESPACE_LABEL.to_owned(),
+                Json::String(namespace.clone()),
+            );
+        }
+        desired.push(Desired {
+            location: location.clone(),
+            object,
+        });
+    }
+    let usage = decrypted.usage.clone();
+    drop(decrypted);
+    apply::sort_for_apply(&mut desired);
+    let new_inventory = inventory::of_objects(desired.iter().map(|d| &d.object));
+
+    // 5. Apply.
+    let outcome = apply::apply_all(
+        &ctx.client,
+        &mut resolver,
+        &desired,
+        ApplyOptions {
+            force: gs.spec.force,
+            concurrency: ctx.settings.apply_concurrency,
+            ready_timeout: ctx.settings.ready_timeout,
+        },
+    )
+    .await?;
+    drop(desired);
+    ctx.metrics.count_objects("created", outcome.created);
+    ctx.metrics
+        .count_objects("configured", outcome.configured + outcome.recreated);
+    ctx.metrics.count_objects("unchanged", outcome.unchanged);
+
+    // 6. Prune what the last applied revision had and this one has not.
+    let old_inventory = gs
+        .status
+        .as_ref()
+        .and_then(|s| s.inventory.clone())
+        .unwrap_or_default();
+    let stale = inventory::stale(&old_inventory, &new_inventory);
+    let mut final_inventory = new_inventory;
+    let mut pruned = 0;
+    let mut prune_error = None;
+    if gs.spec.prune && !stale.is_empty() {
+        let result = prune::prune(&ctx.client, &mut resolver, stale, &namespace, &name).await;
+        pruned = result.deleted.len();
+        ctx.metrics.count_objects("pruned", pruned);
+        if result.error.is_some() {
+            // Objects whose deletion failed stay listed, so the next reconcile retries them.
+            final_inventory.entries.extend(result.retained);
+            final_inventory.entries.sort();
+            final_inventory.entries.dedup_by(|a, b| a.id == b.id);
+        }
+        prune_error = result.error;
+    }
+    let changed = outcome.created + outcome.configured + outcome.recreated + pruned > 0;
+    let summary = format!(
+        "{} created, {} configured, {} unchanged, {} pruned{}",
+        outcome.created,
+        outcome.configured + outcome.recreated,
+        outcome.unchanged,
+        pruned,
+        if outcome.skipped > 0 {
+            format!(", {} skipped (reconcile disabled)", outcome.skipped)
+        } else {
+            String::new()
+        }
+    );
+    Ok(Applied {
+        revision: snapshot.revision.clone(),
+        inventory: final_inventory,
+        usage,
+        summary,
+        changed,
+        prune_error,
+    })
+}
+
+/// Whether `object` is namespaced: from discovery, or from a CRD in the same revision.
+async fn is_namespaced(
+    ctx: &Shared,
+    resolver: &mut Resolver,
+    object: &Json,
+    revision_crds: &[Json],
+    location: &str,
+) -> Result<bool, Error> {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let resolved = resolver
+        .resolve(&ctx.client, api_version, kind)
+        .await
+        .map_err(|e| {
+            Error::Apply(apply::ApplyError::Transient {
+                location: location.to_owned(),
+                message: e.to_string(),
+            })
+        })?;
+    if let Some((_, namespaced)) = resolved {
+        return Ok(namespaced);
+    }
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    let crd = revision_crds
+        .iter()
+        .find(|crd| crd["spec"]["group"] == group && crd["spec"]["names"]["kind"] == kind);
+    match crd {
+        Some(crd) => Ok(crd["spec"]["scope"] != "Cluster"),
+        None => Err(Error::Apply(apply::ApplyError::UnknownKind {
+            location: location.to_owned(),
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+        })),
+    }
+}
+
+/// Reads `spec.secretRef` from the GitSync's namespace.
+async fn credentials(gs: &GitSync, ctx: &Shared) -> Result<Option<Credentials>, Error> {
+    let Some(secret_ref) = &gs.spec.secret_ref else {
+        return Ok(None);
+    };
+    let namespace = gs.namespace().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let secret = secrets
+        .get_opt(&secret_ref.name)
+        .await
+        .map_err(|source| Error::Kube {
+            action: "reading the Secret named by spec.secretRef",
+            source,
+        })?
+        .ok_or_else(|| {
+            Error::Credentials(format!(
+                "spec.secretRef: Secret {namespace}/{} not found",
+                secret_ref.name
+            ))
+        })?;
+    let mut data = secret.data.unwrap_or_default();
+    let mut take = |key: &str| -> Option<Zeroizing<String>> {
+        let mut bytes = data.remove(key)?;
+        let text = String::from_utf8(std::mem::take(&mut bytes.0)).ok()?;
+        Some(Zeroizing::new(
+            text.trim_end_matches(['\n', '\r']).to_owned(),
+        ))
+    };
+    let bearer = take("bearerToken");
+    let username = take("username");
+    let password = take("password");
+    for (_, mut v) in data {
+        zeroize::Zeroize::zeroize(&mut v.0);
+    }
+    match (bearer, username, password) {
+        (Some(token), _, _) => Ok(Some(Credentials::Bearer(token))),
+        (None, Some(username), Some(password)) => Ok(Some(Credentials::Basic {
+            username: username.as_str().to_owned(),
+            password,
+        })),
+        _ => Err(Error::Credentials(format!(
+            "spec.secretRef: Secret {namespace}/{} has neither bearerToken nor username and password",
+            secret_ref.name
+        ))),
+    }
+}
+
+/// Writes the status, the event and the metrics of a finished reconcile.
+async fn finish(
+    ctx: &Shared,
+    api: &Api<GitSync>,
+    gs: &GitSync,
+    result: Result<Applied, Error>,
+    attempted: Option<String>,
+    started: Instant,
+) {
+    let generation = gs.meta().generation;
+    let mut st = gs.status.clone().unwrap_or_default();
+    st.observed_generation = generation;
+    if let Some(requested) = gs.annotations().get(REQUESTED_AT_ANNOTATION) {
+        st.last_handled_reconcile_at = Some(requested.clone());
+    }
+    if attempted.is_some() {
+        st.last_attempted_revision = attempted;
+    }
+    let reason = match &result {
+        Ok(a) if a.prune_error.is_some() => "PruneFailed",
+        Ok(_) => "Succeeded",
+        Err(e) => e.reason(),
+    };
+    ctx.metrics
+        .reconcile_duration
+        .get_or_create(&ReasonLabels { reason })
+        .observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(applied) => {
+            match &applied.prune_error {
+                None => {
+                    let message = format!("Applied revision: {}", applied.revision);
+                    status::set_condition(
+                        &mut st.conditions,
+                        "Ready",
+                        true,
+                        "Succeeded",
+                        &message,
+                        generation,
+                    );
+                    status::remove_condition(&mut st.conditions, "Reconciling");
+                }
+                Some(error) => {
+                    let message = format!(
+                        "Applied revision {}, but prune failed: {error}; the objects stay in the inventory and are retried",
+                        applied.revision
+                    );
+                    status::set_condition(
+                        &mut st.conditions,
+                        "Ready",
+                        false,
+                        "PruneFailed",
+                        &message,
+                        generation,
+                    );
+                    status::set_condition(
+                        &mut st.conditions,
+                        "Reconciling",
+                        true,
+                        "ProgressingWithRetry",
+                        &message,
+                        generation,
+                    );
+                    status::event(&ctx.recorder, gs, true, "PruneFailed", message).await;
+                }
+            }
+            status::remove_condition(&mut st.conditions, "Stalled");
+            let new_revision =
+                st.last_applied_revision.as_deref() != Some(applied.revision.as_str());
+            st.last_applied_revision = Some(applied.revision.clone());
+            st.inventory = Some(applied.inventory);
+            st.sealed_secrets = applied.usage;
+            tracing::info!(
+                gitsync = %format!("{}/{}", gs.namespace().unwrap_or_default(), gs.name_any()),
+                revision = %applied.revision,
+                result = %applied.summary,
+                "reconciled"
+            );
+            if applied.changed || new_revision {
+                status::event(
+                    &ctx.recorder,
+                    gs,
+                    false,
+                    "ReconciliationSucceeded",
+                    format!("{}: {}", applied.revision, applied.summary),
+                )
+                .await;
+            }
+        }
+        Err(error) => {
+            let message = error.to_string();
+            tracing::warn!(
+                gitsync = %format!("{}/{}", gs.namespace().unwrap_or_default(), gs.name_any()),
+                reason,
+                error = %message,
+                "reconcile failed"
+            );
+            status::set_condition(
+                &mut st.conditions,
+                "Ready",
+                false,
+                reason,
+                &message,
+                generation,
+            );
+            if error.is_terminal() {
+                status::set_condition(
+                    &mut st.conditions,
+                    "Stalled",
+                    true,
+                    reason,
+                    &message,
+                    generation,
+                );
+                status::remove_condition(&mut st.conditions, "Reconciling");
+            } else {
+                status::set_condition(
+                    &mut st.conditions,
+                    "Reconciling",
+                    true,
+                    "ProgressingWithRetry",
+                    &message,
+                    generation,
+                );
+                status::remove_condition(&mut st.conditions, "Stalled");
+            }
+            status::event(&ctx.recorder, gs, true, reason, message).await;
+        }
+    }
+    if gs.status.as_ref() != Some(&st) {
+        if let Err(e) = status::write(api, gs, &st).await {
+            tracing::warn!(error = %e, "could not write the status");
+        }
+    }
+}
+
+/// Deletes every object of a deleted GitSync's inventory when `spec.prune` is on.
+async fn cleanup(gs: Arc<GitSync>, ctx: &Shared) -> Result<Action, Error> {
+    if !gs.spec.prune {
+        return Ok(Action::await_change());
+    }
+    let namespace = gs.namespace().unwrap_or_default();
+    let name = gs.name_any();
+    let entries = gs
+        .status
+        .as_ref()
+        .and_then(|s| s.inventory.clone())
+        .unwrap_or_default()
+        .entries;
+    let mut resolver = Resolver::default();
+    let result = prune::prune(&ctx.client, &mut resolver, entries, &namespace, &name).await;
+    match result.error {
+        Some(e) => Err(Error::Prune(e)),
+        None => Ok(Action::await_change()),
+    }
+}

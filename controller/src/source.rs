@@ -1,0 +1,673 @@
+//! The `source` stage: fetch one revision with gix and read the files under `spec.path`.
+//!
+//! Each GitSync keeps a bare repository (no work tree) in the controller's data directory.
+//! A fetch lists the remote refs first; when the wanted ref still points at a commit the
+//! repository holds, no pack is downloaded, which is what keeps a short interval cheap.
+//! Branches and tags are fetched shallow (depth 1). Files are read straight from the object
+//! database, never checked out.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use gix::bstr::ByteSlice;
+use gix::remote::Direction;
+use sealsync_core::render::SourceFile;
+use sealsync_core::Revision;
+use zeroize::Zeroizing;
+
+/// How much one fetch may download and read. Each limit is named in its error.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceLimits {
+    /// Bytes of the repository's object store after the fetch.
+    pub max_repository_bytes: u64,
+    /// Bytes of one file under the path.
+    pub max_file_bytes: u64,
+    /// Files (blobs) under the path.
+    pub max_files: usize,
+    /// Tree entries walked under the path, files and directories together.
+    pub max_tree_entries: usize,
+}
+
+impl Default for SourceLimits {
+    fn default() -> Self {
+        Self {
+            max_repository_bytes: 512 * 1024 * 1024,
+            max_file_bytes: 16 * 1024 * 1024,
+            max_files: 10_000,
+            max_tree_entries: 100_000,
+        }
+    }
+}
+
+/// Credentials from the Secret named by `spec.secretRef`.
+pub enum Credentials {
+    /// HTTP basic authentication.
+    Basic {
+        /// `username`.
+        username: String,
+        /// `password`.
+        password: Zeroizing<String>,
+    },
+    /// `Authorization: Bearer`.
+    Bearer(Zeroizing<String>),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Credentials::Basic { .. } => "Credentials::Basic(..)",
+            Credentials::Bearer(_) => "Credentials::Bearer(..)",
+        })
+    }
+}
+
+/// What to fetch.
+#[derive(Debug)]
+pub struct FetchRequest {
+    /// The repository URL (checked by [`check_url`]).
+    pub url: String,
+    /// The revision to follow.
+    pub revision: Revision,
+    /// The normalised `spec.path`, `""` for the root.
+    pub path: String,
+    /// Credentials, if the GitSync names a Secret.
+    pub credentials: Option<Credentials>,
+    /// Where this GitSync's bare repository lives.
+    pub repo_dir: PathBuf,
+    /// Limits.
+    pub limits: SourceLimits,
+    /// The whole fetch's deadline.
+    pub timeout: Duration,
+}
+
+/// One fetched revision.
+pub struct Snapshot {
+    /// `<branch>@sha1:<hex>`, `<tag>@sha1:<hex>` or `sha1:<hex>`, as Flux writes it.
+    pub revision: String,
+    /// The commit id.
+    pub commit: String,
+    /// Whether a pack was downloaded.
+    pub downloaded: bool,
+    /// The files under the path, relative to the repository root.
+    pub files: Vec<SourceFile>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("revision", &self.revision)
+            .field("files", &self.files.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a fetch failed. Messages never hold credentials: URLs with user info are refused
+/// before any fetch.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The URL is not one the controller fetches.
+    #[error("spec.url: {reason}")]
+    InvalidUrl {
+        /// Why.
+        reason: &'static str,
+    },
+    /// The server refused the credentials, or asked for some.
+    #[error("authentication failed for {url}: check the username and password or bearerToken in spec.secretRef")]
+    Authentication {
+        /// The URL.
+        url: String,
+    },
+    /// The ref does not exist on the remote.
+    #[error("{what} was not found in {url}")]
+    RefNotFound {
+        /// `branch main`, `tag v1`, `commit abc…`.
+        what: String,
+        /// The URL.
+        url: String,
+    },
+    /// A limit was reached.
+    #[error("{what} exceeds the limit of {limit}")]
+    Limit {
+        /// What was counted.
+        what: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// The fetch took longer than `spec.timeout`.
+    #[error("fetching {url} took longer than the timeout of {timeout:?}")]
+    Timeout {
+        /// The URL.
+        url: String,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// Git failed: the server is unreachable, the repository is broken.
+    #[error("fetching {url}: {message}")]
+    Git {
+        /// The URL.
+        url: String,
+        /// gix's message.
+        message: String,
+    },
+    /// The local repository could not be created or read.
+    #[error("the local copy of the repository at {path}: {message}")]
+    Local {
+        /// The directory.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+impl SourceError {
+    /// Whether this is an authentication failure (the `AuthenticationFailed` reason).
+    pub fn is_authentication(&self) -> bool {
+        matches!(self, SourceError::Authentication { .. })
+    }
+}
+
+/// Refuses URLs the controller does not fetch: other schemes, `file://` (gix would spawn
+/// `git`), and user info (credentials belong in `spec.secretRef`, never in a URL that is
+/// printed in status and logs).
+pub fn check_url(url: &str) -> Result<(), SourceError> {
+    let rest = if let Some(rest) = url.strip_prefix("https://") {
+        rest
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        rest
+    } else if let Some(rest) = url.strip_prefix("git://") {
+        rest
+    } else {
+        return Err(SourceError::InvalidUrl {
+            reason: "use a git://, http:// or https:// URL (ssh:// and file:// are not supported)",
+        });
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(SourceError::InvalidUrl {
+            reason:
+                "the URL holds user info; put credentials in the Secret named by spec.secretRef",
+        });
+    }
+    if authority.is_empty() || url.len() > 2048 || url.chars().any(char::is_control) {
+        return Err(SourceError::InvalidUrl {
+            reason: "not a valid URL",
+        });
+    }
+    Ok(())
+}
+
+/// Fetches `request` on a blocking thread and reads the files under its path.
+pub async fn fetch(request: FetchRequest) -> Result<Snapshot, SourceError> {
+    check_url(&request.url)?;
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let url = request.url.clone();
+    let timeout = request.timeout;
+    let flag = Arc::clone(&interrupt);
+    let task = tokio::task::spawn_blocking(move || fetch_blocking(&request, &flag));
+    match tokio::time::timeout(timeout, task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) => Err(SourceError::Git {
+            url,
+            message: format!("the fetch task failed: {join}"),
+        }),
+        Err(_) => {
+            // The blocking thread stops at its next check of the flag.
+            interrupt.store(true, Ordering::Relaxed);
+            Err(SourceError::Timeout { url, timeout })
+        }
+    }
+}
+
+fn fetch_blocking(request: &FetchRequest, interrupt: &AtomicBool) -> Result<Snapshot, SourceError> {
+    let repo = open_or_init(&request.repo_dir)?;
+    let url = request.url.as_str();
+    let git_err = |message: String| SourceError::Git {
+        url: url.to_owned(),
+        message,
+    };
+
+    let (refspec, want_ref, shallow) = match &request.revision {
+        Revision::Branch(b) => (
+            format!("+refs/heads/{b}:refs/remotes/origin/{b}"),
+            Some(format!("refs/remotes/origin/{b}")),
+            true,
+        ),
+        Revision::Tag(t) => (
+            format!("+refs/tags/{t}:refs/tags/{t}"),
+            Some(format!("refs/tags/{t}")),
+            true,
+        ),
+        // An arbitrary commit can only be fetched through the branches that contain it: not
+        // every server lets a client ask for an unadvertised commit.
+        Revision::Commit(_) => (
+            "+refs/heads/*:refs/remotes/origin/*".to_owned(),
+            None,
+            false,
+        ),
+    };
+
+    let commit_hex = match &request.revision {
+        Revision::Commit(c) if repo_has_commit(&repo, c) => {
+            // A pinned commit never changes: nothing to list or download.
+            Some(c.clone())
+        }
+        _ => None,
+    };
+
+    let mut downloaded = false;
+    let commit_hex = match commit_hex {
+        Some(c) => c,
+        None => {
+            let remote = repo
+                .remote_at(url)
+                .map_err(|e| git_err(e.to_string()))?
+                .with_fetch_tags(gix::remote::fetch::Tags::None)
+                .with_refspecs([refspec.as_str()], Direction::Fetch)
+                .map_err(|e| git_err(e.to_string()))?;
+            let mut connection = remote
+                .connect(Direction::Fetch)
+                .map_err(|e| classify(url, &e))?;
+            if let Some(options) = transport_options(&repo, url, request.credentials.as_ref()) {
+                connection = connection.with_transport_options(options);
+            }
+            let basic = match &request.credentials {
+                Some(Credentials::Basic { username, password }) => {
+                    Some((username.clone(), password.clone()))
+                }
+                _ => None,
+            };
+            let connection = connection.with_credentials(move |action| match action {
+                gix::credentials::helper::Action::Get(ctx) => match &basic {
+                    Some((username, password)) => Ok(Some(gix::credentials::protocol::Outcome {
+                        identity: gix::sec::identity::Account {
+                            username: username.clone(),
+                            password: password.as_str().to_owned(),
+                            oauth_refresh_token: None,
+                        },
+                        next: ctx.into(),
+                    })),
+                    None => Ok(None),
+                },
+                _ => Ok(None),
+            });
+            let prepare = connection
+                .prepare_fetch(gix::progress::Discard, Default::default())
+                .map_err(|e| classify(url, &e))?;
+            let remote_id = prepare.ref_map().mappings.iter().find_map(|m| {
+                let id = m.remote.as_id()?;
+                match &request.revision {
+                    Revision::Commit(_) => None,
+                    _ => Some(id.to_owned()),
+                }
+            });
+            if want_ref.is_some() && remote_id.is_none() {
+                return Err(SourceError::RefNotFound {
+                    what: describe_revision(&request.revision),
+                    url: url.to_owned(),
+                });
+            }
+            let have_it = remote_id
+                .as_ref()
+                .is_some_and(|id| repo_has_commit(&repo, &id.to_string()));
+            if !have_it {
+                let mut prepare = prepare;
+                if shallow {
+                    prepare = prepare
+                        .with_shallow(gix::remote::fetch::Shallow::DepthAtRemote(NonZeroU32::MIN));
+                }
+                let watch = SizeWatch::start(
+                    request.repo_dir.join("objects"),
+                    request.limits.max_repository_bytes,
+                    interrupt,
+                );
+                let outcome = prepare.receive(gix::progress::Discard, &watch.flag);
+                let exceeded = watch.stop();
+                if exceeded {
+                    return Err(SourceError::Limit {
+                        what: "the repository size in bytes".to_owned(),
+                        limit: request.limits.max_repository_bytes,
+                    });
+                }
+                if interrupt.load(Ordering::Relaxed) {
+                    return Err(git_err("interrupted".to_owned()));
+                }
+                outcome.map_err(|e| classify(url, &e))?;
+                downloaded = true;
+            }
+            match (&request.revision, remote_id) {
+                (Revision::Commit(c), _) => {
+                    if !repo_has_commit(&repo, c) {
+                        return Err(SourceError::RefNotFound {
+                            what: describe_revision(&request.revision),
+                            url: url.to_owned(),
+                        });
+                    }
+                    c.clone()
+                }
+                (_, Some(id)) => peel_to_commit(&repo, id).map_err(git_err)?,
+                (_, None) => unreachable_ref(url, &request.revision)?,
+            }
+        }
+    };
+
+    let files = read_tree(&repo, &commit_hex, &request.path, &request.limits)?;
+    let revision = match &request.revision {
+        Revision::Branch(b) => format!("{b}@sha1:{commit_hex}"),
+        Revision::Tag(t) => format!("{t}@sha1:{commit_hex}"),
+        Revision::Commit(_) => format!("sha1:{commit_hex}"),
+    };
+    Ok(Snapshot {
+        revision,
+        commit: commit_hex,
+        downloaded,
+        files,
+    })
+}
+
+fn unreachable_ref(url: &str, revision: &Revision) -> Result<String, SourceError> {
+    Err(SourceError::RefNotFound {
+        what: describe_revision(revision),
+        url: url.to_owned(),
+    })
+}
+
+fn describe_revision(revision: &Revision) -> String {
+    match revision {
+        Revision::Branch(b) => format!("branch {b:?}"),
+        Revision::Tag(t) => format!("tag {t:?}"),
+        Revision::Commit(c) => format!("commit {c}"),
+    }
+}
+
+fn open_or_init(dir: &Path) -> Result<gix::Repository, SourceError> {
+    let local = |message: String| SourceError::Local {
+        path: dir.display().to_string(),
+        message,
+    };
+    let isolated = gix::open::Options::isolated();
+    if dir.join("HEAD").is_file() {
+        if let Ok(repo) = gix::open_opts(dir, isolated.clone()) {
+            return Ok(repo);
+        }
+        // A repository left broken (a kill -9 mid-fetch) is rebuilt from scratch.
+        std::fs::remove_dir_all(dir).map_err(|e| local(e.to_string()))?;
+    }
+    std::fs::create_dir_all(dir).map_err(|e| local(e.to_string()))?;
+    gix::ThreadSafeRepository::init_opts(
+        dir,
+        gix::create::Kind::Bare,
+        gix::create::Options::default(),
+        isolated,
+    )
+    .map(|repo| repo.to_thread_local())
+    .map_err(|e| local(e.to_string()))
+}
+
+fn repo_has_commit(repo: &gix::Repository, hex: &str) -> bool {
+    gix::ObjectId::from_hex(hex.as_bytes())
+        .ok()
+        .and_then(|id| repo.find_commit(id).ok())
+        .is_some()
+}
+
+/// Peels an annotated tag to its commit.
+fn peel_to_commit(repo: &gix::Repository, id: gix::ObjectId) -> Result<String, String> {
+    let object = repo.find_object(id).map_err(|e| e.to_string())?;
+    let commit = object
+        .peel_to_commit()
+        .map_err(|_| "the ref does not point at a commit".to_owned())?;
+    Ok(commit.id.to_string())
+}
+
+fn transport_options(
+    repo: &gix::Repository,
+    url: &str,
+    credentials: Option<&Credentials>,
+) -> Option<Box<dyn std::any::Any>> {
+    if !url.starts_with("http") {
+        return None;
+    }
+    let mut options = gix::protocol::transport::client::blocking_io::http::Options::default();
+    if let Ok(Some(configured)) = repo.transport_options(url, None) {
+        if let Ok(http) =
+            configured.downcast::<gix::protocol::transport::client::blocking_io::http::Options>()
+        {
+            options = *http;
+        }
+    }
+    // A stalled server must not hold a reconcile for ever; the reconcile timeout is the outer
+    // bound.
+    options.low_speed_limit_bytes_per_second = 1;
+    options.low_speed_time_seconds = 30;
+    options.connect_timeout = Some(Duration::from_secs(15));
+    options.follow_redirects =
+        gix::protocol::transport::client::blocking_io::http::options::FollowRedirects::Initial;
+    if let Some(Credentials::Bearer(token)) = credentials {
+        options
+            .extra_headers
+            .push(format!("Authorization: Bearer {}", token.as_str()));
+    }
+    Some(Box::new(options))
+}
+
+/// Sorts a gix error into an authentication failure or a generic one. gix reports HTTP 401
+/// and 403 and refused credentials in its message chain.
+fn classify(url: &str, err: &dyn std::error::Error) -> SourceError {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("401")
+        || lower.contains("403")
+        || lower.contains("authenticat")
+        || lower.contains("credentials")
+    {
+        return SourceError::Authentication {
+            url: url.to_owned(),
+        };
+    }
+    SourceError::Git {
+        url: url.to_owned(),
+        message: message.chars().take(1024).collect(),
+    }
+}
+
+/// Reads every blob under `path` at `commit`, bounded in count and size.
+fn read_tree(
+    repo: &gix::Repository,
+    commit: &str,
+    path: &str,
+    limits: &SourceLimits,
+) -> Result<Vec<SourceFile>, SourceError> {
+    let local = |message: String| SourceError::Local {
+        path: "the object database".to_owned(),
+        message,
+    };
+    let id = gix::ObjectId::from_hex(commit.as_bytes()).map_err(|e| local(e.to_string()))?;
+    let tree = repo
+        .find_commit(id)
+        .and_then(|c| c.tree())
+        .map_err(|e| local(e.to_string()))?;
+    let start = if path.is_empty() {
+        tree
+    } else {
+        match tree
+            .lookup_entry_by_path(path)
+            .map_err(|e| local(e.to_string()))?
+        {
+            Some(entry) if entry.mode().is_tree() => entry
+                .object()
+                .map_err(|e| local(e.to_string()))?
+                .into_tree(),
+            Some(entry) if entry.mode().is_blob() => {
+                let mut files = Vec::new();
+                let mut walked = 0;
+                push_blob(
+                    repo,
+                    entry.oid().to_owned(),
+                    path.to_owned(),
+                    limits,
+                    &mut files,
+                    &mut walked,
+                )?;
+                return Ok(files);
+            }
+            _ => return Ok(Vec::new()),
+        }
+    };
+    let mut files = Vec::new();
+    let mut walked = 0usize;
+    let mut stack = vec![(start.id, path.to_owned())];
+    while let Some((tree_id, prefix)) = stack.pop() {
+        let tree = repo.find_tree(tree_id).map_err(|e| local(e.to_string()))?;
+        for entry in tree.iter() {
+            let entry = entry.map_err(|e| local(e.to_string()))?;
+            walked += 1;
+            if walked > limits.max_tree_entries {
+                return Err(SourceError::Limit {
+                    what: "the number of tree entries under the path".to_owned(),
+                    limit: limits.max_tree_entries as u64,
+                });
+            }
+            let name = entry.filename().to_str_lossy();
+            let full = if prefix.is_empty() {
+                name.into_owned()
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let mode = entry.mode();
+            if mode.is_tree() {
+                stack.push((entry.oid().to_owned(), full));
+            } else if mode.is_blob() {
+                push_blob(
+                    repo,
+                    entry.oid().to_owned(),
+                    full,
+                    limits,
+                    &mut files,
+                    &mut walked,
+                )?;
+            }
+            // Symlinks and submodules are not followed: their targets are outside the tree.
+        }
+    }
+    Ok(files)
+}
+
+fn push_blob(
+    repo: &gix::Repository,
+    id: gix::ObjectId,
+    path: String,
+    limits: &SourceLimits,
+    files: &mut Vec<SourceFile>,
+    _walked: &mut usize,
+) -> Result<(), SourceError> {
+    if files.len() >= limits.max_files {
+        return Err(SourceError::Limit {
+            what: "the number of files under the path".to_owned(),
+            limit: limits.max_files as u64,
+        });
+    }
+    let local = |message: String| SourceError::Local {
+        path: "the object database".to_owned(),
+        message,
+    };
+    let header = repo.find_header(id).map_err(|e| local(e.to_string()))?;
+    if header.size() > limits.max_file_bytes {
+        return Err(SourceError::Limit {
+            what: format!("{path}: the file size in bytes"),
+            limit: limits.max_file_bytes,
+        });
+    }
+    let object = repo.find_object(id).map_err(|e| local(e.to_string()))?;
+    files.push(SourceFile {
+        path,
+        contents: object.detach().data,
+    });
+    Ok(())
+}
+
+/// Watches the size of the object store while a pack is received, and raises the interrupt
+/// flag gix checks once it passes the limit: a hostile or huge repository stops downloading
+/// instead of filling the disk.
+struct SizeWatch {
+    flag: Arc<AtomicBool>,
+    exceeded: Arc<AtomicBool>,
+    done: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SizeWatch {
+    fn start(dir: PathBuf, limit: u64, outer: &AtomicBool) -> Self {
+        let flag = Arc::new(AtomicBool::new(outer.load(Ordering::Relaxed)));
+        let exceeded = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (flag, exceeded, done) = (flag.clone(), exceeded.clone(), done.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    if dir_size(&dir) > limit {
+                        exceeded.store(true, Ordering::Relaxed);
+                        flag.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        };
+        Self {
+            flag,
+            exceeded,
+            done,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) -> bool {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.exceeded.load(Ordering::Relaxed)
+    }
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => stack.push(entry.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_with_credentials_or_other_schemes_are_refused() {
+        assert!(check_url("https://example.com/r.git").is_ok());
+        assert!(check_url("git://127.0.0.1:9418/r").is_ok());
+        assert!(check_url("https://user:pw@example.com/r.git").is_err());
+        assert!(check_url("file:///tmp/r").is_err());
+        assert!(check_url("ssh://git@example.com/r").is_err());
+    }
+}

@@ -1,0 +1,101 @@
+//! The `status` stage: conditions in the kstatus style, revisions, inventory and key usage,
+//! written through the status subresource by server-side apply; and Kubernetes Events.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Api, Resource, ResourceExt};
+use sealsync_core::{GitSync, GitSyncStatus, FIELD_MANAGER};
+
+/// The longest condition message written; longer ones are cut with a note.
+const MAX_MESSAGE: usize = 4096;
+
+/// Sets `type_` in `conditions`, keeping `lastTransitionTime` when the status is unchanged.
+pub fn set_condition(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+) {
+    let status = if status { "True" } else { "False" };
+    let message = truncate(message);
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    match conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(c) => {
+            if c.status != status {
+                c.last_transition_time = now;
+            }
+            c.status = status.to_owned();
+            c.reason = reason.to_owned();
+            c.message = message;
+            c.observed_generation = generation;
+        }
+        None => conditions.push(Condition {
+            type_: type_.to_owned(),
+            status: status.to_owned(),
+            reason: reason.to_owned(),
+            message,
+            observed_generation: generation,
+            last_transition_time: now,
+        }),
+    }
+}
+
+/// Removes `type_` from `conditions`: kstatus reads an absent `Reconciling` or `Stalled` as
+/// false.
+pub fn remove_condition(conditions: &mut Vec<Condition>, type_: &str) {
+    conditions.retain(|c| c.type_ != type_);
+}
+
+fn truncate(message: &str) -> String {
+    if message.len() <= MAX_MESSAGE {
+        return message.to_owned();
+    }
+    let mut end = MAX_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{} … (cut)", &message[..end])
+}
+
+/// Writes `status` through the status subresource.
+pub async fn write(
+    api: &Api<GitSync>,
+    gs: &GitSync,
+    status: &GitSyncStatus,
+) -> Result<(), kube::Error> {
+    let body = serde_json::json!({
+        "apiVersion": GitSync::api_version(&()),
+        "kind": GitSync::kind(&()),
+        "metadata": {"name": gs.name_any()},
+        "status": status,
+    });
+    api.patch_status(
+        &gs.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Publishes an Event on the GitSync. Failures are logged, not returned: an Event is a
+/// courtesy, and a reconcile must not fail because one could not be written.
+pub async fn event(recorder: &Recorder, gs: &GitSync, warning: bool, reason: &str, note: String) {
+    let event = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.to_owned(),
+        note: Some(truncate(&note)),
+        action: "Reconcile".to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &gs.object_ref(&())).await {
+        tracing::warn!(error = %e, "could not publish an event");
+    }
+}

@@ -1,0 +1,128 @@
+//! `sealsync-controller` as a real process: started against a kubeconfig, with its HTTP
+//! address read from its log, and stopped (or killed with SIGKILL) by the test.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::process::{http_request_blocking, ChildGuard};
+
+/// How long the controller may take to load its keys and start serving.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running controller.
+#[derive(Debug)]
+pub struct ControllerProcess {
+    guard: ChildGuard,
+    http_addr: SocketAddr,
+    data_dir: PathBuf,
+    kubeconfig: PathBuf,
+    namespace: String,
+}
+
+impl ControllerProcess {
+    /// Starts the controller with `--kubeconfig`, keys in `namespace`, bare repositories in
+    /// `data_dir`, and an HTTP port picked by the kernel; waits until `/readyz` answers 200.
+    pub fn start(kubeconfig: &Path, namespace: &str, data_dir: &Path) -> Result<Self> {
+        Self::start_with(kubeconfig, namespace, data_dir, &[])
+    }
+
+    /// Like [`ControllerProcess::start`], with extra arguments.
+    pub fn start_with(
+        kubeconfig: &Path,
+        namespace: &str,
+        data_dir: &Path,
+        extra: &[&str],
+    ) -> Result<Self> {
+        let binary = crate::bins::controller()?;
+        let mut cmd = Command::new(binary);
+        cmd.arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["--namespace", namespace, "--http-addr", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .env_remove("KUBECONFIG")
+            .env("RUST_LOG", "info,kube=warn");
+        let mut guard = ChildGuard::spawn("sealsync-controller", &mut cmd)?;
+        guard.wait_for_log_line("http: listening", START_TIMEOUT)?;
+        let log =
+            std::fs::read_to_string(guard.log_path()).context("reading the controller log")?;
+        let http_addr = log
+            .lines()
+            .find(|l| l.contains("http: listening"))
+            .and_then(|l| l.split("addr=").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+            .context("the controller logged no HTTP address")?;
+        let mut process = Self {
+            guard,
+            http_addr,
+            data_dir: data_dir.to_path_buf(),
+            kubeconfig: kubeconfig.to_path_buf(),
+            namespace: namespace.to_owned(),
+        };
+        process.wait_ready(START_TIMEOUT)?;
+        Ok(process)
+    }
+
+    /// Polls `/readyz` until it answers 200.
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.guard.ensure_running()?;
+            if let Ok((200, _)) = self.get("/readyz") {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "the controller was not ready within {timeout:?}; last output:\n{}",
+                    self.guard.log_tail(30)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `GET path` on the controller's HTTP server: status and body.
+    pub fn get(&self, path: &str) -> Result<(u16, String)> {
+        http_request_blocking(self.http_addr, "GET", path)
+    }
+
+    /// The HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The whole log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.guard.log_path()).unwrap_or_default()
+    }
+
+    /// The last `lines` lines of the log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.guard.log_tail(lines)
+    }
+
+    /// Kills the process group with SIGKILL, as `kill -9` would.
+    pub fn kill(&mut self) -> Result<()> {
+        self.guard.kill()
+    }
+
+    /// Starts a new controller with the same settings (after [`ControllerProcess::kill`]).
+    pub fn restart(&mut self) -> Result<()> {
+        let next = Self::start(&self.kubeconfig, &self.namespace, &self.data_dir)?;
+        let old = std::mem::replace(self, next);
+        // The previous log is kept only as long as the old guard lives; its output was read.
+        drop(old);
+        Ok(())
+    }
+
+    /// Whether the process still runs.
+    pub fn ensure_running(&mut self) -> Result<()> {
+        self.guard.ensure_running()
+    }
+}

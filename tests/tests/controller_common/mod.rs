@@ -1,0 +1,363 @@
+//! Shared set-up for the controller end-to-end tests: a test API server (or the cluster in
+//! `SEALSYNC_E2E_KUBECONFIG`), the CRDs, a real `git daemon`, the controller as a process, and
+//! the `sealsync` CLI.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::{Client, Config};
+use sealsync_tests::apiserver::TestApiServer;
+use sealsync_tests::controller::ControllerProcess;
+use sealsync_tests::git::{BareRepo, GitServer};
+use serde_json::Value as Json;
+
+/// The controller's namespace in the tests.
+pub const CONTROLLER_NS: &str = "sealsync-system";
+
+/// One test's world.
+pub struct Env {
+    pub server: TestApiServer,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+    pub client: Client,
+    pub git: GitServer,
+    pub repo: BareRepo,
+    pub controller: ControllerProcess,
+    pub recipients: PathBuf,
+}
+
+impl Env {
+    /// Starts everything; `namespaces` are created for the test's objects.
+    pub async fn start(namespaces: &[&str]) -> Env {
+        let server = TestApiServer::start()
+            .await
+            .expect("start the test API server");
+        let dir = tempfile::tempdir().expect("tmp");
+        let kubeconfig = dir.path().join("kubeconfig");
+        server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+        let client = client_for(&kubeconfig).await;
+        let crds = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds/sealsync.yaml"),
+        )
+        .expect("read the CRDs");
+        apply_yaml(&client, &crds).await;
+        wait_for(
+            "the GitSync CRD to be served",
+            Duration::from_secs(20),
+            || async {
+                kube::discovery::pinned_kind(
+                    &client,
+                    &GroupVersionKind::gvk("sealsync.dev", "v1", "GitSync"),
+                )
+                .await
+                .is_ok()
+            },
+        )
+        .await;
+        for ns in std::iter::once(&CONTROLLER_NS).chain(namespaces) {
+            apply_yaml(
+                &client,
+                &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"),
+            )
+            .await;
+        }
+        let data_dir = dir.path().join("data");
+        std::fs::create_dir_all(&data_dir).expect("data dir");
+        let (kc, dd) = (kubeconfig.clone(), data_dir.clone());
+        let controller = tokio::task::spawn_blocking(move || {
+            ControllerProcess::start(&kc, CONTROLLER_NS, &dd).expect("start the controller")
+        })
+        .await
+        .expect("join");
+        let git = tokio::task::spawn_blocking(|| GitServer::start().expect("git server"))
+            .await
+            .expect("join");
+        let repo = git.create_repo("apps").expect("repo");
+        let recipients = dir.path().join("recipients.txt");
+        let (code, body) = controller.get("/v1/keys").expect("GET /v1/keys");
+        assert_eq!(code, 200, "{body}");
+        std::fs::write(&recipients, body).expect("write recipients");
+        Env {
+            server,
+            dir,
+            kubeconfig,
+            client,
+            git,
+            repo,
+            controller,
+            recipients,
+        }
+    }
+
+    /// Seals `secret_yaml` with the `sealsync` CLI to the cluster's recipients.
+    pub fn seal(&self, secret_yaml: &str) -> String {
+        run_cli(
+            &[
+                "seal",
+                "--recipients-file",
+                self.recipients.to_str().expect("utf8"),
+            ],
+            secret_yaml,
+        )
+    }
+
+    /// Creates or updates a GitSync named `name` in `namespace` with `spec` merged over a
+    /// default spec pointing at the test repository.
+    pub async fn apply_gitsync(&self, namespace: &str, name: &str, spec: Json) {
+        let mut full = serde_json::json!({
+            "url": self.repo.git_url(),
+            "interval": "2s",
+        });
+        merge(&mut full, spec);
+        let body = serde_json::json!({
+            "apiVersion": "sealsync.dev/v1",
+            "kind": "GitSync",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": full,
+        });
+        let api = dynamic_api(&self.client, "sealsync.dev/v1", "GitSync", Some(namespace)).await;
+        api.patch(
+            name,
+            &PatchParams::apply("e2e-test").force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .expect("apply the GitSync");
+    }
+
+    /// The GitSync's status (or `Null`).
+    pub async fn gitsync_status(&self, namespace: &str, name: &str) -> Json {
+        let api = dynamic_api(&self.client, "sealsync.dev/v1", "GitSync", Some(namespace)).await;
+        match api.get_opt(name).await.expect("get the GitSync") {
+            Some(o) => o.data["status"].clone(),
+            None => Json::Null,
+        }
+    }
+
+    /// Waits until the GitSync has applied `commit` and is Ready.
+    pub async fn wait_applied(&self, namespace: &str, name: &str, commit: &str) -> Json {
+        let want = commit.to_owned();
+        wait_for_value(
+            &format!("GitSync {namespace}/{name} to apply {commit}"),
+            Duration::from_secs(60),
+            || async {
+                let status = self.gitsync_status(namespace, name).await;
+                let applied = status["lastAppliedRevision"]
+                    .as_str()
+                    .is_some_and(|r| r.ends_with(&want));
+                (applied && ready(&status) == Some(true)).then_some(status)
+            },
+            || self.controller.log_tail(30),
+        )
+        .await
+    }
+
+    /// Waits until the GitSync has attempted `commit` and is not Ready.
+    pub async fn wait_failed(&self, namespace: &str, name: &str, commit: &str) -> Json {
+        let want = commit.to_owned();
+        wait_for_value(
+            &format!("GitSync {namespace}/{name} to fail on {commit}"),
+            Duration::from_secs(60),
+            || async {
+                let status = self.gitsync_status(namespace, name).await;
+                let attempted = status["lastAttemptedRevision"]
+                    .as_str()
+                    .is_some_and(|r| r.ends_with(&want));
+                (attempted && ready(&status) == Some(false)).then_some(status)
+            },
+            || self.controller.log_tail(30),
+        )
+        .await
+    }
+
+    /// The object, or `None`.
+    pub async fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<DynamicObject> {
+        dynamic_api(&self.client, api_version, kind, namespace)
+            .await
+            .get_opt(name)
+            .await
+            .expect("get")
+    }
+}
+
+/// `Ready`'s status.
+pub fn ready(status: &Json) -> Option<bool> {
+    condition(status, "Ready").map(|c| c["status"] == "True")
+}
+
+/// One condition of a status.
+pub fn condition<'a>(status: &'a Json, type_: &str) -> Option<&'a Json> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+fn merge(base: &mut Json, patch: Json) {
+    match (base, patch) {
+        (Json::Object(b), Json::Object(p)) => {
+            for (k, v) in p {
+                merge(b.entry(k).or_insert(Json::Null), v);
+            }
+        }
+        (b, p) => *b = p,
+    }
+}
+
+/// A client for a kubeconfig file.
+pub async fn client_for(kubeconfig: &Path) -> Client {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
+    let config = Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("kubeconfig");
+    Client::try_from(config).expect("client")
+}
+
+/// An `Api` for any kind, through discovery.
+pub async fn dynamic_api(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+) -> Api<DynamicObject> {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let (resource, _) =
+        kube::discovery::pinned_kind(client, &GroupVersionKind::gvk(group, version, kind))
+            .await
+            .expect("discover the kind");
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    }
+}
+
+/// Server-side applies every document of `yaml` as the test's field manager.
+pub async fn apply_yaml(client: &Client, yaml: &str) {
+    for doc in serde_yaml::Deserializer::from_str(yaml) {
+        let value: Json = serde::Deserialize::deserialize(doc).expect("yaml");
+        if value.is_null() {
+            continue;
+        }
+        let api_version = value["apiVersion"].as_str().expect("apiVersion");
+        let kind = value["kind"].as_str().expect("kind");
+        let name = value["metadata"]["name"].as_str().expect("name");
+        let ns = value["metadata"]["namespace"].as_str();
+        let api = dynamic_api(client, api_version, kind, ns).await;
+        api.patch(
+            name,
+            &PatchParams::apply("e2e-test").force(),
+            &Patch::Apply(&value),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("apply {kind} {name}: {e}"));
+    }
+}
+
+/// Runs the `sealsync` CLI with `stdin`; panics with its stderr when it fails.
+pub fn run_cli(args: &[&str], stdin: &str) -> String {
+    use std::io::Write;
+    let cli = sealsync_tests::bins::cli().expect("the sealsync CLI");
+    let mut child = Command::new(cli)
+        .args(args)
+        .env_remove("SEALSYNC_AGE_KEY_FILE")
+        .env_remove("SOPS_AGE_KEY_FILE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run sealsync");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("sealsync");
+    assert!(
+        out.status.success(),
+        "sealsync {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+/// Polls `check` every 100 ms until it is true.
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls `check` every 100 ms until it returns a value; on timeout panics with `context()`.
+pub async fn wait_for_value<T, F, Fut, C>(
+    what: &str,
+    timeout: Duration,
+    mut check: F,
+    context: C,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+    C: Fn() -> String,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!(
+                "timed out waiting for {what}; controller log:\n{}",
+                context()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A Secret manifest with one value.
+pub fn secret_yaml(namespace: &str, name: &str, key: &str, value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {namespace}\ntype: Opaque\nstringData:\n  {key}: {value}\n"
+    )
+}
+
+/// A ConfigMap manifest with one value.
+pub fn configmap_yaml(namespace: &str, name: &str, key: &str, value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {namespace}\ndata:\n  {key}: {value}\n"
+    )
+}
+
+/// Decodes `data[key]` of a live Secret.
+pub fn secret_value(secret: &DynamicObject, key: &str) -> String {
+    use base64::Engine as _;
+    let encoded = secret.data["data"][key].as_str().expect("data key");
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .expect("base64"),
+    )
+    .expect("utf8")
+}

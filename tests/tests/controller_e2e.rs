@@ -1,0 +1,260 @@
+//! The controller end to end: the real `sealsync-controller` and `sealsync` binaries, the
+//! test API server and a real `git daemon`.
+
+mod controller_common;
+
+use controller_common::*;
+use serde_json::json;
+
+const NS: &str = "shop";
+/// Secret values that must never appear outside the Secret itself.
+const CANARY_1: &str = "canary-first-7f3a9c1e";
+const CANARY_2: &str = "canary-second-52be0d44";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_update_drift_prune_and_an_atomic_failure() {
+    let env = Env::start(&[NS]).await;
+
+    // First sync: a sealed Secret, a ConfigMap and a Deployment.
+    let sealed = env.seal(&secret_yaml(NS, "db", "password", CANARY_1));
+    let deployment = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: {NS}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n"
+    );
+    let first = env
+        .repo
+        .commit_files(
+            &[
+                ("apps/db.sealed.yaml", sealed.as_str()),
+                (
+                    "apps/settings.yaml",
+                    configmap_yaml(NS, "settings", "mode", "blue").as_str(),
+                ),
+                ("apps/web.yaml", deployment.as_str()),
+                ("apps/README.md", "not a manifest"),
+            ],
+            "first",
+        )
+        .expect("commit");
+    env.apply_gitsync(NS, "apps", json!({"path": "apps"})).await;
+    let status = env.wait_applied(NS, "apps", &first).await;
+    assert_eq!(
+        status["lastAppliedRevision"],
+        format!("main@sha1:{first}"),
+        "{status:#}"
+    );
+    let ids: Vec<&str> = status["inventory"]["entries"]
+        .as_array()
+        .expect("inventory")
+        .iter()
+        .map(|e| e["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "shop_db__Secret",
+            "shop_settings__ConfigMap",
+            "shop_web_apps_Deployment"
+        ]
+    );
+    assert_eq!(status["sealedSecrets"][0]["file"], "apps/db.sealed.yaml");
+    assert_eq!(status["sealedSecrets"][0]["secret"], "shop/db");
+    let secret = env
+        .get("v1", "Secret", Some(NS), "db")
+        .await
+        .expect("Secret db");
+    assert_eq!(secret_value(&secret, "password"), CANARY_1);
+    let labels = secret.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels.get("sealsync.dev/gitsync-name").map(String::as_str),
+        Some("apps")
+    );
+    assert_eq!(
+        labels
+            .get("sealsync.dev/gitsync-namespace")
+            .map(String::as_str),
+        Some(NS)
+    );
+
+    // A new value.
+    let sealed2 = env.seal(&secret_yaml(NS, "db", "password", CANARY_2));
+    let second = env
+        .repo
+        .commit_files(
+            &[("apps/db.sealed.yaml", sealed2.as_str())],
+            "rotate the password",
+        )
+        .expect("commit");
+    env.wait_applied(NS, "apps", &second).await;
+    let secret = env
+        .get("v1", "Secret", Some(NS), "db")
+        .await
+        .expect("Secret db");
+    assert_eq!(secret_value(&secret, "password"), CANARY_2);
+
+    // Drift: a manual edit is undone, and so is a deletion.
+    apply_yaml_as(
+        &env,
+        "kubectl-edit",
+        &configmap_yaml(NS, "settings", "mode", "red"),
+    )
+    .await;
+    wait_for(
+        "the edit to be undone",
+        std::time::Duration::from_secs(30),
+        || async {
+            env.get("v1", "ConfigMap", Some(NS), "settings")
+                .await
+                .is_some_and(|cm| cm.data["data"]["mode"] == "blue")
+        },
+    )
+    .await;
+    dynamic_api(&env.client, "v1", "ConfigMap", Some(NS))
+        .await
+        .delete("settings", &Default::default())
+        .await
+        .expect("delete");
+    wait_for(
+        "the deleted ConfigMap to come back",
+        std::time::Duration::from_secs(30),
+        || async {
+            env.get("v1", "ConfigMap", Some(NS), "settings")
+                .await
+                .is_some()
+        },
+    )
+    .await;
+
+    // Prune.
+    let third = env
+        .repo
+        .delete_files(&["apps/web.yaml"], "drop web")
+        .expect("commit");
+    env.wait_applied(NS, "apps", &third).await;
+    assert!(env
+        .get("apps/v1", "Deployment", Some(NS), "web")
+        .await
+        .is_none());
+
+    // One commit with a tampered sealed file and a new ConfigMap: nothing is applied.
+    let tampered = tamper(&sealed2);
+    let fourth = env
+        .repo
+        .commit_files(
+            &[
+                ("apps/db.sealed.yaml", tampered.as_str()),
+                (
+                    "apps/extra.yaml",
+                    configmap_yaml(NS, "extra", "k", "v").as_str(),
+                ),
+            ],
+            "tampered",
+        )
+        .expect("commit");
+    let status = env.wait_failed(NS, "apps", &fourth).await;
+    let ready = condition(&status, "Ready").expect("Ready");
+    assert_eq!(ready["reason"], "DecryptionFailed", "{status:#}");
+    let message = ready["message"].as_str().unwrap_or_default();
+    assert!(message.contains("apps/db.sealed.yaml"), "{message}");
+    assert_eq!(status["lastAppliedRevision"], format!("main@sha1:{third}"));
+    assert!(env
+        .get("v1", "ConfigMap", Some(NS), "extra")
+        .await
+        .is_none());
+    let secret = env
+        .get("v1", "Secret", Some(NS), "db")
+        .await
+        .expect("Secret db kept");
+    assert_eq!(secret_value(&secret, "password"), CANARY_2);
+
+    // A malformed file fails the revision with file, line and column.
+    let fifth = env
+        .repo
+        .commit_files(
+            &[
+                ("apps/db.sealed.yaml", sealed2.as_str()),
+                ("apps/extra.yaml", "a: [1, 2\n"),
+            ],
+            "malformed",
+        )
+        .expect("commit");
+    let status = env.wait_failed(NS, "apps", &fifth).await;
+    let ready = condition(&status, "Ready").expect("Ready");
+    assert_eq!(ready["reason"], "RenderFailed", "{status:#}");
+    assert!(ready["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("apps/extra.yaml"));
+    assert!(env
+        .get("v1", "ConfigMap", Some(NS), "settings")
+        .await
+        .is_some());
+
+    // No canary anywhere but the Secret: not in the log, the status, the events or metrics.
+    let log = env.controller.log();
+    let (_, metrics) = env.controller.get("/metrics").expect("metrics");
+    let events = dynamic_api(&env.client, "events.k8s.io/v1", "Event", Some(NS))
+        .await
+        .list(&Default::default())
+        .await
+        .expect("events");
+    let events = serde_json::to_string(&events.items).expect("json");
+    let status = env.gitsync_status(NS, "apps").await.to_string();
+    for canary in [CANARY_1, CANARY_2] {
+        for (what, text) in [
+            ("log", &log),
+            ("metrics", &metrics),
+            ("events", &events),
+            ("status", &status),
+        ] {
+            assert!(!text.contains(canary), "{what} holds a secret value");
+        }
+    }
+    assert!(
+        metrics.contains("sealsync_reconcile_duration_seconds"),
+        "{metrics}"
+    );
+    assert!(events.contains("ReconciliationSucceeded"), "{events}");
+}
+
+/// Flips one character of the first sealed value, keeping the YAML valid.
+fn tamper(sealed: &str) -> String {
+    let mut out = String::new();
+    let mut done = false;
+    let mut in_data = false;
+    for line in sealed.lines() {
+        if line.trim_start().starts_with("encryptedData:") {
+            in_data = true;
+        } else if in_data && !done && line.contains(": ") {
+            let (key, value) = line.split_once(": ").expect("key: value");
+            let mut bytes: Vec<char> = value.chars().collect();
+            let i = bytes.len() - 5;
+            bytes[i] = if bytes[i] == 'A' { 'B' } else { 'A' };
+            out.push_str(&format!(
+                "{key}: {}\n",
+                bytes.into_iter().collect::<String>()
+            ));
+            done = true;
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    assert!(done, "no value to tamper with");
+    out
+}
+
+async fn apply_yaml_as(env: &Env, manager: &str, yaml: &str) {
+    use kube::api::{Patch, PatchParams};
+    let value: serde_json::Value = serde_yaml::from_str(yaml).expect("yaml");
+    let api = dynamic_api(&env.client, "v1", "ConfigMap", Some(NS)).await;
+    let name = value["metadata"]["name"].as_str().expect("name").to_owned();
+    // A merge patch, as `kubectl edit` sends: an Update operation by another manager.
+    let patch = json!({"data": value["data"]});
+    let params = PatchParams {
+        field_manager: Some(manager.to_owned()),
+        ..PatchParams::default()
+    };
+    api.patch(&name, &params, &Patch::Merge(&patch))
+        .await
+        .expect("edit");
+}
