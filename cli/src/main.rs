@@ -1,5 +1,6 @@
 //! `sealsync`: seal Kubernetes Secrets so they are safe to commit, and manage the keys.
 
+mod cluster;
 mod commands;
 mod error;
 mod fsio;
@@ -37,6 +38,12 @@ enum Command {
     Keys(commands::keys::Command),
     /// Find plaintext Secrets, broken or tampered sealed files, and files on the wrong keys.
     Check(commands::check::Args),
+    /// Show what the controller would apply from a directory, Secret values as ***.
+    Render(commands::render::Args),
+    /// Show the GitSyncs of a namespace: ready, revision, message.
+    Status(commands::status::Args),
+    /// Reconcile a GitSync now and wait for the result.
+    Sync(commands::sync::Args),
     /// Print a shell completion script.
     Completion(commands::completion::Args),
     /// sops's word; refused with the sealsync equivalent.
@@ -62,6 +69,9 @@ fn main() -> ExitCode {
         Command::Reseal(args) => commands::reseal::run(args),
         Command::Keys(cmd) => commands::keys::run(cmd),
         Command::Check(args) => commands::check::run(args),
+        Command::Render(args) => commands::render::run(args),
+        Command::Status(args) => commands::status::run(args),
+        Command::Sync(args) => commands::sync::run(args),
         Command::Completion(args) => commands::completion::run::<Cli>(args),
         Command::Decrypt(_) => Err(habits::refuse_sops_word("decrypt")),
         Command::Encrypt(_) => Err(habits::refuse_sops_word("encrypt")),

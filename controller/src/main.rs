@@ -11,10 +11,9 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use clap::Parser;
 use futures::StreamExt;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{reflector, watcher, Controller, WatchStreamExt};
-use kube::{Api, Client, Config, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use sealsync_controller::context::{Settings, Shared};
 use sealsync_controller::{http, keys, metrics, reconcile};
 use sealsync_core::{GitSync, REQUESTED_AT_ANNOTATION};
@@ -147,25 +146,10 @@ fn init_logging(format: &str) {
 }
 
 async fn client(args: &Args) -> Result<Client> {
-    let config = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
-            Config::from_custom_kubeconfig(
-                kubeconfig,
-                &KubeConfigOptions {
-                    context: args.context.clone(),
-                    ..KubeConfigOptions::default()
-                },
-            )
-            .await
-            .context("loading the kubeconfig")?
-        }
-        None => Config::infer()
-            .await
-            .context("no --kubeconfig and no in-cluster service account")?,
-    };
-    Client::try_from(config).context("creating the Kubernetes client")
+    let (client, _) =
+        sealsync_core::kubeclient::client(args.kubeconfig.as_deref(), args.context.as_deref())
+            .await?;
+    Ok(client)
 }
 
 /// Loads the keys, retrying with backoff while the API server is unreachable: without keys

@@ -222,7 +222,10 @@ pub async fn fetch(request: FetchRequest) -> Result<Snapshot, SourceError> {
     }
 }
 
-fn fetch_blocking(request: &FetchRequest, interrupt: &AtomicBool) -> Result<Snapshot, SourceError> {
+fn fetch_blocking(
+    request: &FetchRequest,
+    interrupt: &Arc<AtomicBool>,
+) -> Result<Snapshot, SourceError> {
     let repo = open_or_init(&request.repo_dir)?;
     let url = request.url.as_str();
     let git_err = |message: String| SourceError::Git {
@@ -322,7 +325,7 @@ fn fetch_blocking(request: &FetchRequest, interrupt: &AtomicBool) -> Result<Snap
                 let watch = SizeWatch::start(
                     request.repo_dir.join("objects"),
                     request.limits.max_repository_bytes,
-                    interrupt,
+                    Arc::clone(interrupt),
                 );
                 let outcome = prepare.receive(gix::progress::Discard, &watch.flag);
                 let exceeded = watch.stop();
@@ -509,14 +512,12 @@ fn read_tree(
                 .into_tree(),
             Some(entry) if entry.mode().is_blob() => {
                 let mut files = Vec::new();
-                let mut walked = 0;
                 push_blob(
                     repo,
                     entry.oid().to_owned(),
                     path.to_owned(),
                     limits,
                     &mut files,
-                    &mut walked,
                 )?;
                 return Ok(files);
             }
@@ -547,14 +548,7 @@ fn read_tree(
             if mode.is_tree() {
                 stack.push((entry.oid().to_owned(), full));
             } else if mode.is_blob() {
-                push_blob(
-                    repo,
-                    entry.oid().to_owned(),
-                    full,
-                    limits,
-                    &mut files,
-                    &mut walked,
-                )?;
+                push_blob(repo, entry.oid().to_owned(), full, limits, &mut files)?;
             }
             // Symlinks and submodules are not followed: their targets are outside the tree.
         }
@@ -568,7 +562,6 @@ fn push_blob(
     path: String,
     limits: &SourceLimits,
     files: &mut Vec<SourceFile>,
-    _walked: &mut usize,
 ) -> Result<(), SourceError> {
     if files.len() >= limits.max_files {
         return Err(SourceError::Limit {
@@ -606,7 +599,7 @@ struct SizeWatch {
 }
 
 impl SizeWatch {
-    fn start(dir: PathBuf, limit: u64, outer: &AtomicBool) -> Self {
+    fn start(dir: PathBuf, limit: u64, outer: Arc<AtomicBool>) -> Self {
         let flag = Arc::new(AtomicBool::new(outer.load(Ordering::Relaxed)));
         let exceeded = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicBool::new(false));
@@ -614,6 +607,11 @@ impl SizeWatch {
             let (flag, exceeded, done) = (flag.clone(), exceeded.clone(), done.clone());
             std::thread::spawn(move || {
                 while !done.load(Ordering::Relaxed) {
+                    // The reconcile's timeout raises `outer`; pass it on to gix.
+                    if outer.load(Ordering::Relaxed) {
+                        flag.store(true, Ordering::Relaxed);
+                        return;
+                    }
                     if dir_size(&dir) > limit {
                         exceeded.store(true, Ordering::Relaxed);
                         flag.store(true, Ordering::Relaxed);

@@ -75,6 +75,33 @@ async fn sync_update_drift_prune_and_an_atomic_failure() {
         Some(NS)
     );
 
+    // The CLI: status, sync and render, as a user runs them.
+    let kubeconfig = env.kubeconfig_arg();
+    let table = run_cli_ok(&["status", "-n", NS, "--kubeconfig", &kubeconfig]);
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(
+        table.contains("apps") && table.contains(&first) && table.contains("True"),
+        "{table}"
+    );
+    let (code, _, err) = run_cli_status(&["sync", "apps", "-n", NS, "--kubeconfig", &kubeconfig]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("Applied revision"), "{err}");
+    let checkout = env.dir.path().join("checkout");
+    std::fs::create_dir_all(checkout.join("apps")).expect("mkdir");
+    std::fs::write(checkout.join("apps/db.sealed.yaml"), &sealed).expect("write");
+    std::fs::write(
+        checkout.join("apps/plain.yaml"),
+        secret_yaml(NS, "plain", "token", CANARY_1),
+    )
+    .expect("write");
+    let rendered = run_cli_ok(&["render", checkout.join("apps").to_str().expect("utf8")]);
+    assert!(
+        rendered.contains("kind: Secret") && rendered.contains("password: '***'"),
+        "{rendered}"
+    );
+    assert!(!rendered.contains(CANARY_1), "render shows a value");
+    assert!(!rendered.contains("SealedSecret"), "{rendered}");
+
     // A new value.
     let sealed2 = env.seal(&secret_yaml(NS, "db", "password", CANARY_2));
     let second = env

@@ -3,8 +3,11 @@
 pub mod check;
 pub mod completion;
 pub mod keys;
+pub mod render;
 pub mod reseal;
 pub mod seal;
+pub mod status;
+pub mod sync;
 pub mod unseal;
 
 use std::path::PathBuf;

@@ -4,6 +4,7 @@
 
 mod crd;
 mod duration;
+pub mod kubeclient;
 pub mod redact;
 pub mod render;
 

@@ -33,6 +33,11 @@ pub struct Env {
 }
 
 impl Env {
+    /// `--kubeconfig FILE` for CLI calls.
+    pub fn kubeconfig_arg(&self) -> String {
+        self.kubeconfig.to_str().expect("utf8").to_owned()
+    }
+
     /// Starts everything; `namespaces` are created for the test's objects.
     pub async fn start(namespaces: &[&str]) -> Env {
         let server = TestApiServer::start()
@@ -79,10 +84,24 @@ impl Env {
             .await
             .expect("join");
         let repo = git.create_repo("apps").expect("repo");
+        // The recipients as a user fetches them, checked against what the controller serves.
         let recipients = dir.path().join("recipients.txt");
+        run_cli_ok(&[
+            "keys",
+            "fetch",
+            "--kubeconfig",
+            kubeconfig.to_str().expect("utf8"),
+            "--controller-namespace",
+            CONTROLLER_NS,
+            "-o",
+            recipients.to_str().expect("utf8"),
+        ]);
         let (code, body) = controller.get("/v1/keys").expect("GET /v1/keys");
         assert_eq!(code, 200, "{body}");
-        std::fs::write(&recipients, body).expect("write recipients");
+        assert_eq!(
+            std::fs::read_to_string(&recipients).expect("recipients"),
+            body
+        );
         Env {
             server,
             dir,
@@ -263,6 +282,29 @@ pub async fn apply_yaml(client: &Client, yaml: &str) {
         .await
         .unwrap_or_else(|e| panic!("apply {kind} {name}: {e}"));
     }
+}
+
+/// Runs the `sealsync` CLI without input: exit code, stdout and stderr.
+pub fn run_cli_status(args: &[&str]) -> (i32, String, String) {
+    let cli = sealsync_tests::bins::cli().expect("the sealsync CLI");
+    let out = Command::new(cli)
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sealsync");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs the `sealsync` CLI without input and returns stdout; panics when it fails.
+pub fn run_cli_ok(args: &[&str]) -> String {
+    let (code, out, err) = run_cli_status(args);
+    assert_eq!(code, 0, "sealsync {args:?} failed: {err}");
+    out
 }
 
 /// Runs the `sealsync` CLI with `stdin`; panics with its stderr when it fails.

@@ -1,0 +1,111 @@
+//! `sealsync render PATH`: what the controller would apply from a directory, with every
+//! Secret value shown as `***`. It runs the controller's own render code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args as ClapArgs;
+use sealsync_core::redact::{mask_secret, MASK};
+use sealsync_core::render::{render, Manifest, RenderLimits, SourceFile};
+use sealsync_crypto::SealedSecret;
+use serde_json::Value as Json;
+
+use crate::error::{CliError, CliResult};
+use crate::fsio;
+use crate::output::{self, Format};
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// The directory to render, as a GitSync's spec.path points at it.
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Yaml)]
+    pub output: Format,
+}
+
+pub fn run(args: Args) -> CliResult<ExitCode> {
+    let root = &args.path;
+    let meta = std::fs::metadata(root)
+        .map_err(|e| fsio::io_error(&root.display().to_string(), "read", &e))?;
+    if !meta.is_dir() {
+        return Err(
+            CliError::new(format!("{}: not a directory", root.display()))
+                .with_hint("pass the directory a GitSync's spec.path points at"),
+        );
+    }
+    let mut files = Vec::new();
+    for path in fsio::expand_paths(std::slice::from_ref(root))? {
+        let text = fsio::read_input(Some(&path))?;
+        let relative = path.strip_prefix(root).unwrap_or(&path);
+        files.push(SourceFile {
+            path: relative.to_string_lossy().into_owned(),
+            contents: text.as_bytes().to_vec(),
+        });
+    }
+    let manifests = render(&files, "", &RenderLimits::default()).map_err(|e| {
+        CliError::new(e.to_string())
+            .with_hint("the controller would refuse this revision too; fix the file named")
+    })?;
+    let mut docs = Vec::with_capacity(manifests.len());
+    for manifest in &manifests {
+        docs.push(masked(manifest)?);
+    }
+    let yaml: Vec<serde_yaml::Value> = docs
+        .iter()
+        .map(|d| {
+            serde_yaml::to_value(d).map_err(|e| CliError::new(format!("cannot render output: {e}")))
+        })
+        .collect::<CliResult<_>>()?;
+    output::write_stdout(&output::render(&yaml, args.output)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The object as the controller would apply it, values masked. A SealedSecret becomes the
+/// Secret it opens to, with its keys listed and its values masked; nothing is decrypted.
+fn masked(manifest: &Manifest) -> CliResult<Json> {
+    let is_sealed = manifest.api_version() == sealsync_crypto::API_VERSION
+        && manifest.kind() == sealsync_crypto::KIND;
+    if !is_sealed {
+        let mut object = manifest.object.clone();
+        mask_secret(&mut object);
+        return Ok(object);
+    }
+    let yaml = serde_yaml::to_value(&manifest.object)
+        .map_err(|e| CliError::new(format!("{}: {e}", manifest.location())))?;
+    let sealed = SealedSecret::from_value(&yaml)
+        .map_err(|e| CliError::from_crypto(&e).context(manifest.location()))?;
+    let template = sealed.template();
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("name".into(), Json::String(sealed.metadata().name.clone()));
+    if let Some(ns) = &sealed.metadata().namespace {
+        metadata.insert("namespace".into(), Json::String(ns.clone()));
+    }
+    if !template.metadata.labels.is_empty() {
+        metadata.insert(
+            "labels".into(),
+            serde_json::to_value(&template.metadata.labels).unwrap_or_default(),
+        );
+    }
+    if !template.metadata.annotations.is_empty() {
+        metadata.insert(
+            "annotations".into(),
+            serde_json::to_value(&template.metadata.annotations).unwrap_or_default(),
+        );
+    }
+    let data: serde_json::Map<String, Json> = sealed
+        .data_keys()
+        .map(|k| (k.to_owned(), Json::String(MASK.to_owned())))
+        .collect();
+    let mut secret = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata,
+        "type": template.type_.clone().unwrap_or_else(|| "Opaque".to_owned()),
+        "data": data,
+    });
+    if let Some(immutable) = template.immutable {
+        secret["immutable"] = Json::Bool(immutable);
+    }
+    Ok(secret)
+}

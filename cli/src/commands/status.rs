@@ -1,0 +1,126 @@
+//! `sealsync status [NAME]`: the GitSyncs of a namespace as a table, like
+//! `flux get kustomizations`.
+
+use std::process::ExitCode;
+
+use clap::Args as ClapArgs;
+use kube::api::{Api, ListParams};
+use kube::ResourceExt;
+use sealsync_core::GitSync;
+
+use crate::cluster::{self, ClusterArgs};
+use crate::error::{CliError, CliResult};
+use crate::output;
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// One GitSync; all of the namespace without it.
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// The namespace (default: the kubeconfig context's).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Every namespace.
+    #[arg(short = 'A', long = "all-namespaces", conflicts_with_all = ["namespace", "name"])]
+    pub all_namespaces: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+pub fn run(args: Args) -> CliResult<ExitCode> {
+    cluster::block_on(async move {
+        let (client, default_ns) = args.cluster.connect().await?;
+        let namespace = args.namespace.clone().unwrap_or(default_ns);
+        let api: Api<GitSync> = if args.all_namespaces {
+            Api::all(client)
+        } else {
+            Api::namespaced(client, &namespace)
+        };
+        let items = match &args.name {
+            Some(name) => vec![api
+                .get_opt(name)
+                .await
+                .map_err(|e| cluster::api_error(&format!("GitSync {namespace}/{name}"), e))?
+                .ok_or_else(|| {
+                    CliError::new(format!("GitSync {namespace}/{name} not found"))
+                        .with_hint("list them with `sealsync status`, or pass -n NAMESPACE")
+                })?],
+            None => {
+                api.list(&ListParams::default())
+                    .await
+                    .map_err(|e| cluster::api_error("listing GitSyncs", e))?
+                    .items
+            }
+        };
+        if items.is_empty() {
+            eprintln!("No GitSyncs found in namespace {namespace}.");
+            return Ok(ExitCode::SUCCESS);
+        }
+        output::write_stdout(&table(&items, args.all_namespaces))?;
+        let all_ready = items.iter().all(|gs| ready(gs).0 == "True");
+        Ok(if all_ready {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        })
+    })
+}
+
+/// `(status, message)` of the Ready condition; `Unknown` before the first reconcile.
+pub fn ready(gs: &GitSync) -> (String, String) {
+    gs.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| (c.status.clone(), c.message.clone()))
+        .unwrap_or_else(|| ("Unknown".to_owned(), "waiting to be reconciled".to_owned()))
+}
+
+fn table(items: &[GitSync], with_namespace: bool) -> String {
+    let mut rows = vec![{
+        let mut header = vec!["NAME", "REVISION", "SUSPENDED", "READY", "MESSAGE"];
+        if with_namespace {
+            header.insert(0, "NAMESPACE");
+        }
+        header.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    }];
+    for gs in items {
+        let (ready, message) = ready(gs);
+        let revision = gs
+            .status
+            .as_ref()
+            .and_then(|s| s.last_applied_revision.clone())
+            .unwrap_or_default();
+        let mut row = vec![
+            gs.name_any(),
+            revision,
+            gs.spec.suspend.to_string(),
+            ready,
+            message.replace('\n', " "),
+        ];
+        if with_namespace {
+            row.insert(0, gs.namespace().unwrap_or_default());
+        }
+        rows.push(row);
+    }
+    let columns = rows[0].len();
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| {
+                if i + 1 == columns {
+                    cell.clone()
+                } else {
+                    format!("{cell:<width$}", width = widths[i])
+                }
+            })
+            .collect();
+        out.push_str(cells.join("   ").trim_end());
+        out.push('\n');
+    }
+    out
+}

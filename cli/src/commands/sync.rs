@@ -1,0 +1,100 @@
+//! `sealsync sync NAME`: asks the controller to reconcile a GitSync now and waits for the
+//! result, like `flux reconcile kustomization`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args as ClapArgs;
+use kube::api::{Api, Patch, PatchParams};
+use sealsync_core::{parse_duration, GitSync, REQUESTED_AT_ANNOTATION};
+
+use crate::cluster::{self, ClusterArgs};
+use crate::commands::status::ready;
+use crate::error::{CliError, CliResult};
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// The GitSync.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Its namespace (default: the kubeconfig context's).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// How long to wait for the reconcile, as a duration (`30s`, `5m`).
+    #[arg(long, default_value = "5m")]
+    pub timeout: String,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+pub fn run(args: Args) -> CliResult<ExitCode> {
+    let timeout = parse_duration(&args.timeout).map_err(|e| {
+        CliError::new(format!("--timeout: {e}")).with_hint("pass a duration such as 30s or 5m")
+    })?;
+    cluster::block_on(async move {
+        let (client, default_ns) = args.cluster.connect().await?;
+        let namespace = args.namespace.clone().unwrap_or(default_ns);
+        let name = &args.name;
+        let what = format!("GitSync {namespace}/{name}");
+        let api: Api<GitSync> = Api::namespaced(client, &namespace);
+        let current = api
+            .get_opt(name)
+            .await
+            .map_err(|e| cluster::api_error(&what, e))?
+            .ok_or_else(|| {
+                CliError::new(format!("{what} not found"))
+                    .with_hint("list them with `sealsync status`, or pass -n NAMESPACE")
+            })?;
+        if current.spec.suspend {
+            return Err(CliError::new(format!("{what} is suspended"))
+                .with_hint("set spec.suspend: false first"));
+        }
+        let requested = now_rfc3339();
+        let patch = serde_json::json!({
+            "metadata": {"annotations": {REQUESTED_AT_ANNOTATION: requested}}
+        });
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| cluster::api_error(&what, e))?;
+        eprintln!("► asked for a reconcile of {what}");
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let gs = api
+                .get(name)
+                .await
+                .map_err(|e| cluster::api_error(&what, e))?;
+            let handled = gs
+                .status
+                .as_ref()
+                .and_then(|s| s.last_handled_reconcile_at.as_deref())
+                == Some(requested.as_str());
+            if handled {
+                let (status, message) = ready(&gs);
+                return if status == "True" {
+                    eprintln!("✔ {message}");
+                    Ok(ExitCode::SUCCESS)
+                } else {
+                    Err(CliError::new(format!("{what} is not ready: {message}"))
+                        .with_hint("fix what the message names and push; `sealsync status` shows the state"))
+                };
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(CliError::new(format!(
+                    "{what} was not reconciled within {}",
+                    args.timeout
+                ))
+                .with_hint("check that sealsync-controller is running: its /readyz and its log"));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+}
+
+fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    // Seconds and nanoseconds are enough to tell two requests apart; the value is echoed,
+    // not parsed.
+    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
+}
