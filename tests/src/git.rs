@@ -476,6 +476,42 @@ impl BareRepo {
         message: &str,
         change: impl FnOnce(&Path) -> Result<()>,
     ) -> Result<String> {
+        self.commit_and_push(branch, |work, git| {
+            change(work)?;
+            git(&["add", "--all", "--", "."])?;
+            let mut commit: Vec<&str> = COMMIT_IDENTITY.to_vec();
+            commit.extend([
+                "commit",
+                "--quiet",
+                "--allow-empty",
+                "--no-verify",
+                "-m",
+                message,
+            ]);
+            git(&commit)?;
+            Ok(())
+        })
+    }
+
+    /// Runs `git revert` of `commit` on [`DEFAULT_BRANCH`] and pushes: a new commit that undoes
+    /// it, as a user rolls back. Returns the new commit id.
+    pub fn revert(&self, commit: &str) -> Result<String> {
+        self.commit_and_push(DEFAULT_BRANCH, |_, git| {
+            let mut revert: Vec<&str> = COMMIT_IDENTITY.to_vec();
+            revert.extend(["revert", "--no-edit", commit]);
+            git(&revert)?;
+            Ok(())
+        })
+        .with_context(|| format!("reverting {commit} on {}", self.name))
+    }
+
+    /// Prepares the scratch work tree at the tip of `branch` (or an empty orphan), lets
+    /// `commit` make a commit there with the given git runner, and pushes it.
+    fn commit_and_push(
+        &self,
+        branch: &str,
+        commit: impl FnOnce(&Path, &dyn Fn(&[&str]) -> Result<String>) -> Result<()>,
+    ) -> Result<String> {
         let mut scratch = self
             .scratch
             .lock()
@@ -503,18 +539,7 @@ impl BareRepo {
         }
         // Leftovers of an earlier failed helper must not end up in this commit.
         git(&["clean", "--quiet", "-d", "-x", "--force"])?;
-        change(&work)?;
-        git(&["add", "--all", "--", "."])?;
-        let mut commit: Vec<&str> = COMMIT_IDENTITY.to_vec();
-        commit.extend([
-            "commit",
-            "--quiet",
-            "--allow-empty",
-            "--no-verify",
-            "-m",
-            message,
-        ]);
-        git(&commit)?;
+        commit(&work, &git)?;
         let sha = git(&["rev-parse", "HEAD"])?;
         git(&[
             "-c",

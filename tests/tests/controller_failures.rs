@@ -1,0 +1,386 @@
+//! The controller when things go wrong: wrong keys, moved and plaintext Secrets, Git down,
+//! API faults mid-apply, `kill -9`, `git revert`, CRDs and Namespaces in the same revision,
+//! and deleting a GitSync. Real binaries, the test API server and a real `git daemon`.
+
+mod controller_common;
+
+use std::time::Duration;
+
+use controller_common::*;
+use serde_json::json;
+
+const NS: &str = "shop";
+const CANARY: &str = "canary-failures-0b8e61d2";
+
+/// Waits until Ready is False with `reason` and a message that contains `needle`.
+async fn wait_reason(env: &Env, name: &str, reason: &str, needle: &str) -> serde_json::Value {
+    wait_for_value(
+        &format!("Ready=False {reason}"),
+        Duration::from_secs(60),
+        || async {
+            let status = env.gitsync_status(NS, name).await;
+            let hit = condition(&status, "Ready").is_some_and(|c| {
+                c["status"] == "False"
+                    && c["reason"] == reason
+                    && c["message"].as_str().is_some_and(|m| m.contains(needle))
+            });
+            hit.then_some(status)
+        },
+        || env.controller.log_tail(30),
+    )
+    .await
+}
+
+fn ready_message(status: &serde_json::Value) -> String {
+    condition(status, "Ready")
+        .and_then(|c| c["message"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_key_moved_and_plaintext_secrets_are_refused_by_file() {
+    let env = Env::start(&[NS]).await;
+    let good = env
+        .repo
+        .commit_files(
+            &[("cm.yaml", configmap_yaml(NS, "settings", "mode", "blue"))],
+            "good",
+        )
+        .expect("commit");
+    env.apply_gitsync(NS, "apps", json!({})).await;
+    env.wait_applied(NS, "apps", &good).await;
+
+    // Sealed to a key the cluster does not hold.
+    let other = run_cli_ok(&["keys", "generate"]);
+    let other_recipient = other
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .expect("public key line")
+        .to_owned();
+    let wrong = run_cli(
+        &["seal", "--recipient", &other_recipient],
+        &secret_yaml(NS, "db", "password", CANARY),
+    );
+    let commit = env
+        .repo
+        .commit_files(
+            &[
+                ("db.sealed.yaml", wrong.as_str()),
+                ("extra.yaml", &configmap_yaml(NS, "extra", "k", "v")),
+            ],
+            "wrong key",
+        )
+        .expect("commit");
+    let status = env.wait_failed(NS, "apps", &commit).await;
+    assert_eq!(
+        condition(&status, "Ready").expect("Ready")["reason"],
+        "DecryptionFailed"
+    );
+    let message = ready_message(&status);
+    assert!(
+        message.starts_with("db.sealed.yaml: document 1"),
+        "{message}"
+    );
+    assert_eq!(
+        condition(&status, "Stalled").expect("Stalled")["status"],
+        "True"
+    );
+    assert!(env
+        .get("v1", "ConfigMap", Some(NS), "extra")
+        .await
+        .is_none());
+
+    // Sealed for shop/db, then moved to shop/other by editing the name.
+    let sealed = env.seal(&secret_yaml(NS, "db", "password", CANARY));
+    let moved = sealed.replacen("name: db", "name: other", 1);
+    let commit = env
+        .repo
+        .commit_files(&[("db.sealed.yaml", moved.as_str())], "moved")
+        .expect("commit");
+    let status = env.wait_failed(NS, "apps", &commit).await;
+    let message = ready_message(&status);
+    assert!(
+        message.contains("db.sealed.yaml") && message.contains("mismatch"),
+        "{message}"
+    );
+
+    // A plaintext Secret is refused, with the advice to seal it ...
+    let commit = env
+        .repo
+        .commit_files(
+            &[(
+                "db.sealed.yaml",
+                secret_yaml(NS, "db", "password", CANARY).as_str(),
+            )],
+            "plaintext",
+        )
+        .expect("commit");
+    let status = env.wait_failed(NS, "apps", &commit).await;
+    let message = ready_message(&status);
+    assert!(message.contains("sealsync seal"), "{message}");
+    assert!(env.get("v1", "Secret", Some(NS), "db").await.is_none());
+
+    // ... unless the GitSync allows it.
+    env.apply_gitsync(NS, "apps", json!({"allowPlaintextSecrets": true}))
+        .await;
+    env.wait_applied(NS, "apps", &commit).await;
+    assert!(env.get("v1", "Secret", Some(NS), "db").await.is_some());
+
+    let log = env.controller.log();
+    assert!(
+        !log.contains(CANARY),
+        "the controller log holds a secret value"
+    );
+    let status = env.gitsync_status(NS, "apps").await.to_string();
+    assert!(!status.contains(CANARY), "the status holds a secret value");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_unreachable_keeps_the_last_good_state() {
+    let env = Env::start(&[NS]).await;
+    let sealed = env.seal(&secret_yaml(NS, "db", "password", CANARY));
+    let good = env
+        .repo
+        .commit_files(&[("db.sealed.yaml", sealed.as_str())], "good")
+        .expect("commit");
+    env.apply_gitsync(NS, "apps", json!({})).await;
+    env.wait_applied(NS, "apps", &good).await;
+
+    env.apply_gitsync(NS, "apps", json!({"url": "git://127.0.0.1:9/apps"}))
+        .await;
+    let status = wait_reason(&env, "apps", "FetchFailed", "git://127.0.0.1:9/apps").await;
+    assert_eq!(status["lastAppliedRevision"], format!("main@sha1:{good}"));
+    assert_eq!(
+        condition(&status, "Reconciling").expect("Reconciling")["reason"],
+        "ProgressingWithRetry"
+    );
+    let secret = env.get("v1", "Secret", Some(NS), "db").await.expect("kept");
+    assert_eq!(secret_value(&secret, "password"), CANARY);
+
+    // A branch that does not exist names itself.
+    env.apply_gitsync(
+        NS,
+        "apps",
+        json!({"url": env.repo.git_url(), "ref": {"branch": "nope"}}),
+    )
+    .await;
+    let status = wait_reason(&env, "apps", "FetchFailed", "branch \"nope\"").await;
+    assert_eq!(status["lastAppliedRevision"], format!("main@sha1:{good}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_faults_mid_apply_retry_and_converge() {
+    let env = Env::start(&[NS]).await;
+    let files: Vec<(String, String)> = (0..10)
+        .map(|i| {
+            (
+                format!("cm-{i}.yaml"),
+                configmap_yaml(NS, &format!("cm-{i}"), "k", "v"),
+            )
+        })
+        .collect();
+    let commit = env.repo.commit_files(&files, "ten").expect("commit");
+    // The first writes fail with 500 and 503; the controller must retry and converge.
+    env.server.fail_next(
+        3,
+        Some("PATCH"),
+        "/api/v1/namespaces/shop/configmaps/cm-5",
+        500,
+    );
+    env.server.fail_next(
+        2,
+        Some("PATCH"),
+        "/api/v1/namespaces/shop/configmaps/cm-7",
+        503,
+    );
+    env.apply_gitsync(NS, "apps", json!({})).await;
+    let status = env.wait_applied(NS, "apps", &commit).await;
+    assert_eq!(
+        status["inventory"]["entries"].as_array().map(Vec::len),
+        Some(10)
+    );
+    for i in 0..10 {
+        assert!(env
+            .get("v1", "ConfigMap", Some(NS), &format!("cm-{i}"))
+            .await
+            .is_some());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_minus_nine_half_way_converges_after_restart() {
+    let mut env = Env::start(&[NS]).await;
+    let files: Vec<(String, String)> = (0..60)
+        .map(|i| {
+            (
+                format!("cm-{i:02}.yaml"),
+                configmap_yaml(NS, &format!("cm-{i:02}"), "k", "v"),
+            )
+        })
+        .collect();
+    let commit = env.repo.commit_files(&files, "sixty").expect("commit");
+    // Slow writes, so that the kill lands in the middle of the apply.
+    env.server.add_latency(
+        Some("PATCH"),
+        "/api/v1/namespaces/shop/configmaps",
+        Duration::from_millis(60),
+    );
+    env.apply_gitsync(NS, "apps", json!({})).await;
+    let cms = dynamic_api(&env.client, "v1", "ConfigMap", Some(NS)).await;
+    wait_for(
+        "some objects to be written",
+        Duration::from_secs(60),
+        || async {
+            cms.list(&Default::default())
+                .await
+                .map(|l| l.items.len() >= 5)
+                .unwrap_or(false)
+        },
+    )
+    .await;
+    env.controller.kill().expect("kill -9");
+    let written = cms
+        .list(&Default::default())
+        .await
+        .expect("list")
+        .items
+        .len();
+    assert!(
+        written < 60,
+        "the kill came too late to test anything ({written} written)"
+    );
+    env.server.clear_faults();
+    tokio::task::block_in_place(|| env.controller.restart()).expect("restart");
+    let status = env.wait_applied(NS, "apps", &commit).await;
+    let entries = status["inventory"]["entries"]
+        .as_array()
+        .expect("inventory");
+    assert_eq!(entries.len(), 60);
+    let names: std::collections::BTreeSet<String> = cms
+        .list(&Default::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter_map(|o| o.metadata.name)
+        .filter(|n| n.starts_with("cm-"))
+        .collect();
+    assert_eq!(names.len(), 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_revert_rolls_the_cluster_back() {
+    let env = Env::start(&[NS]).await;
+    let v1 = env
+        .repo
+        .commit_files(
+            &[("cm.yaml", configmap_yaml(NS, "settings", "mode", "blue"))],
+            "v1",
+        )
+        .expect("commit");
+    env.apply_gitsync(NS, "apps", json!({})).await;
+    env.wait_applied(NS, "apps", &v1).await;
+    let v2 = env
+        .repo
+        .commit_files(
+            &[
+                ("cm.yaml", configmap_yaml(NS, "settings", "mode", "red")),
+                ("new.yaml", configmap_yaml(NS, "added", "k", "v")),
+            ],
+            "v2",
+        )
+        .expect("commit");
+    env.wait_applied(NS, "apps", &v2).await;
+    assert!(env
+        .get("v1", "ConfigMap", Some(NS), "added")
+        .await
+        .is_some());
+
+    let reverted = env.repo.revert(&v2).expect("git revert");
+    env.wait_applied(NS, "apps", &reverted).await;
+    let cm = env
+        .get("v1", "ConfigMap", Some(NS), "settings")
+        .await
+        .expect("settings");
+    assert_eq!(cm.data["data"]["mode"], "blue");
+    assert!(env
+        .get("v1", "ConfigMap", Some(NS), "added")
+        .await
+        .is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crds_and_namespaces_apply_before_what_needs_them_and_deletion_prunes() {
+    let env = Env::start(&[NS]).await;
+    let crd = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, listKind: WidgetList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+"#;
+    let widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: fresh\nspec:\n  size: 3\n";
+    let namespace = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: fresh\n";
+    let cm = configmap_yaml("fresh", "inside", "k", "v");
+    let commit = env
+        .repo
+        .commit_files(
+            &[
+                ("a-widget.yaml", widget),
+                ("b-cm.yaml", cm.as_str()),
+                ("crd.yaml", crd),
+                ("ns.yaml", namespace),
+            ],
+            "crd, namespace and their objects",
+        )
+        .expect("commit");
+    env.apply_gitsync(NS, "apps", json!({})).await;
+    let status = env.wait_applied(NS, "apps", &commit).await;
+    let ids: Vec<&str> = status["inventory"]["entries"]
+        .as_array()
+        .expect("inventory")
+        .iter()
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    assert!(ids.contains(&"fresh_w_example.com_Widget"), "{ids:?}");
+    assert!(
+        ids.contains(&"_widgets.example.com_apiextensions.k8s.io_CustomResourceDefinition"),
+        "{ids:?}"
+    );
+    assert!(env
+        .get("example.com/v1", "Widget", Some("fresh"), "w")
+        .await
+        .is_some());
+
+    // Deleting the GitSync prunes what it applied.
+    dynamic_api(&env.client, "sealsync.dev/v1", "GitSync", Some(NS))
+        .await
+        .delete("apps", &Default::default())
+        .await
+        .expect("delete the GitSync");
+    wait_for(
+        "the GitSync to be gone",
+        Duration::from_secs(60),
+        || async { env.gitsync_status(NS, "apps").await.is_null() },
+    )
+    .await;
+    assert!(env
+        .get("v1", "ConfigMap", Some("fresh"), "inside")
+        .await
+        .is_none());
+}
