@@ -1,56 +1,145 @@
 #!/usr/bin/env bash
-# The main job on a bundled local sandbox: generate a throwaway key, seal the example Secret,
-# show what would be committed, check it, and open it again. Nothing is written outside a
-# temporary directory, and no plaintext goes to disk there (the sealed file only).
+# The main job on a bundled local sandbox: the test Kubernetes API server, a local Git server
+# (git daemon) and sealsync-controller as real processes. It fetches the cluster key, seals a
+# Secret, commits it with a Deployment and a ConfigMap, shows the GitSync becoming Ready,
+# changes a value, shows a manual edit being undone, and shows `sealsync status`. Everything
+# runs in a temporary directory and every process it starts is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build -q -p sealsync -p sealsync-tests --bins
-sealsync="$PWD/target/debug/sealsync"
-testcluster="$PWD/target/debug/sealsync-testcluster"
+for tool in git kubectl python3; do
+    command -v "$tool" >/dev/null || { echo "sandbox: $tool is needed" >&2; exit 1; }
+done
+cargo build -q -p sealsync -p sealsync-controller -p sealsync-tests \
+    --bin sealsync --bin sealsync-controller --bin sealsync-testcluster
+bin="$PWD/target/debug"
 work="$(mktemp -d)"
-cluster_pid=""
+pids=()
 cleanup() {
-    [ -n "$cluster_pid" ] && kill "$cluster_pid" 2>/dev/null
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
+export KUBECONFIG="$work/kubeconfig"
+export GIT_CONFIG_NOSYSTEM=1 HOME="$work/home"
+mkdir -p "$HOME"
+git config --global user.name sandbox
+git config --global user.email sandbox@example.com
+git config --global init.defaultBranch main
+step() { printf '\n== %s\n' "$*"; }
+wait_for() { # FILE NEEDLE: waits up to 30 s for NEEDLE in FILE
+    for _ in $(seq 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+    echo "sandbox: $1 never showed '$2':" >&2; tail -20 "$1" >&2; exit 1
+}
 
-echo "== 1. a cluster key (here: a throwaway offline identity)"
-recipient="$("$sealsync" keys generate -o "$work/identity.txt")"
-echo "recipient: $recipient"
+step "1. a Kubernetes API (the bundled test server) with the sealsync CRDs"
+"$bin/sealsync-testcluster" --listen 127.0.0.1:0 --kubeconfig-out "$KUBECONFIG" > "$work/cluster.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$KUBECONFIG" ] && break; sleep 0.1; done
+kubectl apply --server-side -f deploy/crds/
+for ns in sealsync-system shop; do
+    printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n' "$ns" | kubectl apply --server-side -f -
+done
 
-echo "== 2. seal examples/secret.yaml -> $work/repo/apps/shop/db-credentials.yaml"
+step "2. sealsync-controller (its key is generated in the cluster on first start)"
+"$bin/sealsync-controller" --namespace sealsync-system --http-addr 127.0.0.1:0 \
+    --data-dir "$work/controller" > "$work/controller.log" 2>&1 &
+pids+=($!)
+wait_for "$work/controller.log" "controller: running"
+grep -o 'http: listening.*' "$work/controller.log"
+
+step "3. fetch the cluster's public key, as a developer would"
+"$bin/sealsync" keys fetch -o "$work/cluster-recipients.txt"
+cat "$work/cluster-recipients.txt"
+
+step "4. a Git repository: seal the Secret by .sealsync.yaml rules, add a ConfigMap and a Deployment"
+git init -q --bare "$work/git/apps.git"
+git clone -q "$work/git/apps.git" "$work/repo" 2>/dev/null
 mkdir -p "$work/repo/apps/shop"
-cat > "$work/repo/.sealsync.yaml" <<RULES
-clusters:
-  sandbox:
-    recipients: [$recipient]
-creation_rules:
-  - path_regex: ^apps/
-    clusters: [sandbox]
-RULES
-"$sealsync" seal -f examples/secret.yaml -w "$work/repo/apps/shop/db-credentials.yaml"
-cat "$work/repo/apps/shop/db-credentials.yaml"
+{
+    echo "clusters:"
+    echo "  sandbox:"
+    echo "    recipients: [$(grep '^age1' "$work/cluster-recipients.txt" | paste -sd, -)]"
+    echo "creation_rules:"
+    echo "  - path_regex: ^apps/"
+    echo "    clusters: [sandbox]"
+} > "$work/repo/.sealsync.yaml"
+"$bin/sealsync" seal -f examples/secret.yaml -w "$work/repo/apps/shop/db-credentials.yaml"
+cat > "$work/repo/apps/shop/settings.yaml" <<'YAML'
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: shop
+data:
+  mode: blue
+YAML
+cat > "$work/repo/apps/shop/web.yaml" <<'YAML'
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.27
+        envFrom:
+        - secretRef: {name: db-credentials}
+YAML
+"$bin/sealsync" check "$work/repo"
+git -C "$work/repo" add -A
+git -C "$work/repo" commit -q -m "shop: database credentials, settings, web"
+git -C "$work/repo" push -q origin HEAD:main
+git -C "$work/repo" log --oneline -1
 
-echo "== 3. add one value without decrypt access: the diff is one value line and one envelope"
-cp "$work/repo/apps/shop/db-credentials.yaml" "$work/before.yaml"
-"$sealsync" seal --merge-into "$work/repo/apps/shop/db-credentials.yaml" --from-literal api-token=example-token
-diff -u "$work/before.yaml" "$work/repo/apps/shop/db-credentials.yaml" | cut -c1-120 || true
+step "5. serve it with git daemon and create the GitSync"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+git daemon --reuseaddr --export-all --verbose --listen=127.0.0.1 --port="$port" \
+    --base-path="$work/git" > "$work/daemon.log" 2>&1 &
+pids+=($!)
+wait_for "$work/daemon.log" "Ready to rumble"
+cat > "$work/gitsync.yaml" <<YAML
+apiVersion: sealsync.dev/v1
+kind: GitSync
+metadata:
+  name: shop
+  namespace: shop
+spec:
+  url: git://127.0.0.1:$port/apps.git
+  ref: {branch: main}
+  path: apps/shop
+  interval: 5s
+YAML
+cat "$work/gitsync.yaml"
+kubectl apply --server-side -f "$work/gitsync.yaml"
+kubectl wait gitsync/shop -n shop --for=condition=Ready --timeout=60s
+"$bin/sealsync" status -n shop
+kubectl get secrets,configmaps,deployments -n shop -l sealsync.dev/gitsync-name=shop
 
-echo "== 4. check the repository as a pre-commit hook would"
-"$sealsync" check "$work/repo"
+step "6. change a value (no decrypt access needed) and push"
+before="$(kubectl get secret db-credentials -n shop -o jsonpath='{.data.password}' | sha256sum | cut -c1-16)"
+"$bin/sealsync" seal --merge-into "$work/repo/apps/shop/db-credentials.yaml" \
+    --from-literal password=a-new-example-password
+git -C "$work/repo" commit -q -am "shop: rotate the database password"
+git -C "$work/repo" push -q origin HEAD:main
+"$bin/sealsync" sync shop -n shop
+after="$(kubectl get secret db-credentials -n shop -o jsonpath='{.data.password}' | sha256sum | cut -c1-16)"
+echo "password digest before: $before  after: $after"
 
-echo "== 5. open it again with the identity (break-glass)"
-"$sealsync" unseal -i "$work/identity.txt" -f "$work/repo/apps/shop/db-credentials.yaml"
+step "7. a manual edit is undone"
+kubectl patch configmap settings -n shop --type merge -p '{"data":{"mode":"edited-by-hand"}}'
+kubectl get configmap settings -n shop -o jsonpath='mode={.data.mode}{"\n"}'
+"$bin/sealsync" sync shop -n shop
+kubectl get configmap settings -n shop -o jsonpath='mode={.data.mode}{"\n"}'
 
-if command -v kubectl >/dev/null 2>&1; then
-    echo "== 6. what the controller will do in the cluster: apply the opened Secret (local test API server)"
-    "$testcluster" --listen 127.0.0.1:0 --kubeconfig-out "$work/kubeconfig" > "$work/cluster.out" &
-    cluster_pid=$!
-    for _ in $(seq 50); do [ -s "$work/kubeconfig" ] && break; sleep 0.1; done
-    export KUBECONFIG="$work/kubeconfig"
-    printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n' | kubectl apply --server-side -f -
-    "$sealsync" unseal -i "$work/identity.txt" -f "$work/repo/apps/shop/db-credentials.yaml" \
-        | kubectl apply --server-side --field-manager=sealsync -f -
-    kubectl get secrets -n shop
-fi
+step "8. sealsync status"
+"$bin/sealsync" status -n shop
+kubectl get gitsync -n shop

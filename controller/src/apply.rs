@@ -317,12 +317,13 @@ pub async fn apply_all(
     }
     let mut deferred = Vec::new();
     let mut rest_plans = Vec::new();
-    for d in &rest {
+    let planned = plan_many(client, resolver, &rest, options.force, options.concurrency).await?;
+    for (d, result) in rest.iter().zip(planned) {
         let depends = d.namespace().is_some_and(|ns| new_namespaces.contains(&ns))
             || new_kinds
                 .iter()
                 .any(|(group_version, kind)| group_version == d.api_version() && kind == d.kind());
-        match plan(client, resolver, d, options.force).await {
+        match result {
             Ok(p) => rest_plans.push((*d, p)),
             Err(ApplyError::Invalid { .. } | ApplyError::UnknownKind { .. }) if depends => {
                 deferred.push(*d)
@@ -343,9 +344,16 @@ pub async fn apply_all(
     }
 
     // 3. Validate what depended on them before writing any of the rest.
-    for d in deferred {
-        let p = plan(client, resolver, d, options.force).await?;
-        rest_plans.push((d, p));
+    let planned = plan_many(
+        client,
+        resolver,
+        &deferred,
+        options.force,
+        options.concurrency,
+    )
+    .await?;
+    for (d, result) in deferred.iter().zip(planned) {
+        rest_plans.push((*d, result?));
     }
     rest_plans.sort_by_key(|(d, _)| {
         objects
@@ -426,6 +434,53 @@ async fn plan(
         .resolve(client, d.api_version(), d.kind())
         .await
         .map_err(|e| transient(&d.location, &e))?;
+    plan_resolved(client, resolved, d, force).await
+}
+
+/// Plans every object of `objects` concurrently; results in input order.
+async fn plan_many(
+    client: &Client,
+    resolver: &mut Resolver,
+    objects: &[&Desired],
+    force: bool,
+    concurrency: usize,
+) -> Result<Vec<Result<Planned, ApplyError>>, ApplyError> {
+    // Kinds are few: resolve them one by one (cached), then plan the objects in parallel.
+    for d in objects {
+        resolver
+            .resolve(client, d.api_version(), d.kind())
+            .await
+            .map_err(|e| transient(&d.location, &e))?;
+    }
+    let plans: Vec<PlanFuture<'_>> = objects
+        .iter()
+        .map(|d| {
+            let client = client.clone();
+            let resolved = resolver
+                .cache
+                .get(&(d.api_version().to_owned(), d.kind().to_owned()))
+                .cloned()
+                .flatten();
+            let d: &Desired = d;
+            Box::pin(async move { plan_resolved(&client, resolved, d, force).await })
+                as PlanFuture<'_>
+        })
+        .collect();
+    Ok(stream::iter(plans)
+        .buffered(concurrency.max(1))
+        .collect()
+        .await)
+}
+
+type PlanFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Planned, ApplyError>> + Send + 'a>>;
+
+async fn plan_resolved(
+    client: &Client,
+    resolved: Option<(ApiResource, bool)>,
+    d: &Desired,
+    force: bool,
+) -> Result<Planned, ApplyError> {
     let Some((resource, namespaced)) = resolved else {
         return Err(ApplyError::UnknownKind {
             location: d.location.clone(),

@@ -182,13 +182,13 @@ async fn api_faults_mid_apply_retry_and_converge() {
         .collect();
     let commit = env.repo.commit_files(&files, "ten").expect("commit");
     // The first writes fail with 500 and 503; the controller must retry and converge.
-    env.server.fail_next(
+    env.server().fail_next(
         3,
         Some("PATCH"),
         "/api/v1/namespaces/shop/configmaps/cm-5",
         500,
     );
-    env.server.fail_next(
+    env.server().fail_next(
         2,
         Some("PATCH"),
         "/api/v1/namespaces/shop/configmaps/cm-7",
@@ -221,7 +221,7 @@ async fn kill_minus_nine_half_way_converges_after_restart() {
         .collect();
     let commit = env.repo.commit_files(&files, "sixty").expect("commit");
     // Slow writes, so that the kill lands in the middle of the apply.
-    env.server.add_latency(
+    env.server().add_latency(
         Some("PATCH"),
         "/api/v1/namespaces/shop/configmaps",
         Duration::from_millis(60),
@@ -250,7 +250,7 @@ async fn kill_minus_nine_half_way_converges_after_restart() {
         written < 60,
         "the kill came too late to test anything ({written} written)"
     );
-    env.server.clear_faults();
+    env.server().clear_faults();
     tokio::task::block_in_place(|| env.controller.restart()).expect("restart");
     let status = env.wait_applied(NS, "apps", &commit).await;
     let entries = status["inventory"]["entries"]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::{Client, Config};
-use sealsync_tests::apiserver::TestApiServer;
+use sealsync_tests::apiserver::{TestApiServer, TestCluster};
 use sealsync_tests::controller::ControllerProcess;
 use sealsync_tests::git::{BareRepo, GitServer};
 use serde_json::Value as Json;
@@ -22,7 +22,7 @@ pub const CONTROLLER_NS: &str = "sealsync-system";
 
 /// One test's world.
 pub struct Env {
-    pub server: TestApiServer,
+    pub cluster: TestCluster,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
     pub client: Client,
@@ -33,6 +33,13 @@ pub struct Env {
 }
 
 impl Env {
+    /// The in-process test server, for fault injection; panics against a real cluster.
+    pub fn server(&self) -> &TestApiServer {
+        self.cluster.server().expect(
+            "this test injects API faults and needs the test server, not SEALSYNC_E2E_KUBECONFIG",
+        )
+    }
+
     /// `--kubeconfig FILE` for CLI calls.
     pub fn kubeconfig_arg(&self) -> String {
         self.kubeconfig.to_str().expect("utf8").to_owned()
@@ -40,12 +47,13 @@ impl Env {
 
     /// Starts everything; `namespaces` are created for the test's objects.
     pub async fn start(namespaces: &[&str]) -> Env {
-        let server = TestApiServer::start()
+        // SEALSYNC_E2E_KUBECONFIG runs these against a real cluster (one test at a time:
+        // they share namespace names and each starts a controller).
+        let cluster = TestCluster::from_env_or_start()
             .await
             .expect("start the test API server");
         let dir = tempfile::tempdir().expect("tmp");
-        let kubeconfig = dir.path().join("kubeconfig");
-        server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+        let kubeconfig = cluster.kubeconfig_path().to_path_buf();
         let client = client_for(&kubeconfig).await;
         let crds = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds/sealsync.yaml"),
@@ -103,7 +111,7 @@ impl Env {
             body
         );
         Env {
-            server,
+            cluster,
             dir,
             kubeconfig,
             client,
