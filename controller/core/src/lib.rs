@@ -2,12 +2,15 @@
 //! resource types, rendering a tree of manifests, and masking Secret values for display.
 //! Decryption stays in `sealsync-crypto`, which knows nothing of Kubernetes.
 
+#[cfg(feature = "kube")]
 mod crd;
 mod duration;
+#[cfg(feature = "kube")]
 pub mod kubeclient;
 pub mod redact;
 pub mod render;
 
+#[cfg(feature = "kube")]
 pub use crd::{
     GitRef, GitSync, GitSyncSpec, GitSyncStatus, Inventory, InventoryEntry, Revision,
     SealedSecretUsage, SecretRef, SpecError, FIELD_MANAGER, FINALIZER, GROUP,
@@ -18,6 +21,7 @@ pub use duration::{parse_duration, DurationError};
 
 /// Every custom resource definition sealsync installs, as YAML documents: what `crdgen` writes
 /// to `deploy/crds/`.
+#[cfg(feature = "kube")]
 pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
     use kube::CustomResourceExt;
     let mut out = String::from(

@@ -44,6 +44,23 @@ pub struct RenderLimits {
     pub max_objects: usize,
 }
 
+impl RenderLimits {
+    /// Limits of the given sizes, for callers that read smaller trees (tests, fuzzing).
+    pub fn new(
+        max_files: usize,
+        max_file_bytes: usize,
+        max_total_bytes: usize,
+        max_objects: usize,
+    ) -> Self {
+        Self {
+            max_files,
+            max_file_bytes,
+            max_total_bytes,
+            max_objects,
+        }
+    }
+}
+
 impl Default for RenderLimits {
     fn default() -> Self {
         Self {
