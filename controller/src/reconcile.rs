@@ -165,6 +165,20 @@ async fn run(gs: &GitSync, ctx: &Shared, attempted: &mut Option<String>) -> Resu
     .await?;
     *attempted = Some(snapshot.revision.clone());
 
+    // Without selfHeal, an unchanged revision and spec are left alone: drift stays until the
+    // next commit, a spec change or `sealsync sync` (Argo CD's selfHeal: false).
+    if !gs.spec.self_heal && unchanged_since_last_apply(gs, &snapshot.revision) {
+        let status = gs.status.clone().unwrap_or_default();
+        return Ok(Applied {
+            revision: snapshot.revision.clone(),
+            inventory: status.inventory.unwrap_or_default(),
+            usage: status.sealed_secrets,
+            summary: "unchanged revision; selfHeal is off, so drift is not corrected".to_owned(),
+            changed: false,
+            prune_error: None,
+        });
+    }
+
     // 2. Render.
     let manifests = render::render(&snapshot.files, &path, &RenderLimits::default())?;
 
@@ -298,6 +312,22 @@ async fn run(gs: &GitSync, ctx: &Shared, attempted: &mut Option<String>) -> Resu
         changed,
         prune_error,
     })
+}
+
+/// The revision, the spec and any `requestedAt` were all handled by the last successful apply.
+fn unchanged_since_last_apply(gs: &GitSync, revision: &str) -> bool {
+    let Some(status) = &gs.status else {
+        return false;
+    };
+    let ready = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    let requested = gs.annotations().get(REQUESTED_AT_ANNOTATION);
+    ready
+        && status.last_applied_revision.as_deref() == Some(revision)
+        && status.observed_generation == gs.meta().generation
+        && requested == status.last_handled_reconcile_at.as_ref()
 }
 
 /// Whether `object` is namespaced: from discovery, or from a CRD in the same revision.

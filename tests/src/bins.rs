@@ -2,6 +2,10 @@
 //!
 //! `cargo test --workspace` builds every binary before any test runs; a test run for one
 //! package (`cargo test -p sealsync-tests`) does not, so a missing binary is built here once.
+//! A binary that exists is used as it is: after changing the CLI or the controller, run
+//! `cargo build --workspace --bins` (or the whole workspace's tests) before one package's
+//! tests, since cargo holds its build lock while tests run and a rebuild from here would wait
+//! for ever.
 
 use std::path::PathBuf;
 use std::process::Command;

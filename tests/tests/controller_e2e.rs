@@ -285,3 +285,83 @@ async fn apply_yaml_as(env: &Env, manager: &str, yaml: &str) {
         .await
         .expect("edit");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_heal_off_keeps_drift_until_the_next_commit_and_suspend_stops_everything() {
+    let env = Env::start(&[NS]).await;
+    let first = env
+        .repo
+        .commit_files(
+            &[("cm.yaml", configmap_yaml(NS, "settings", "mode", "blue"))],
+            "first",
+        )
+        .expect("commit");
+    env.apply_gitsync(NS, "apps", json!({"selfHeal": false, "interval": "1s"}))
+        .await;
+    env.wait_applied(NS, "apps", &first).await;
+    apply_yaml_as(
+        &env,
+        "kubectl-edit",
+        &configmap_yaml(NS, "settings", "mode", "red"),
+    )
+    .await;
+    // Several intervals pass; the edit stays.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let cm = env
+        .get("v1", "ConfigMap", Some(NS), "settings")
+        .await
+        .expect("cm");
+    assert_eq!(
+        cm.data["data"]["mode"],
+        "red",
+        "{}\n{:#?}",
+        env.controller.log_tail(20),
+        env.get("sealsync.dev/v1", "GitSync", Some(NS), "apps")
+            .await
+            .map(|o| o.data)
+    );
+    // A new commit applies the revision, and with it the Git value.
+    let second = env
+        .repo
+        .commit_files(
+            &[("other.yaml", configmap_yaml(NS, "other", "k", "v"))],
+            "second",
+        )
+        .expect("commit");
+    env.wait_applied(NS, "apps", &second).await;
+    let cm = env
+        .get("v1", "ConfigMap", Some(NS), "settings")
+        .await
+        .expect("cm");
+    assert_eq!(cm.data["data"]["mode"], "blue");
+
+    // Suspended: a new commit is not applied.
+    env.apply_gitsync(NS, "apps", json!({"suspend": true}))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let third = env
+        .repo
+        .commit_files(
+            &[("third.yaml", configmap_yaml(NS, "third", "k", "v"))],
+            "third",
+        )
+        .expect("commit");
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert!(env
+        .get("v1", "ConfigMap", Some(NS), "third")
+        .await
+        .is_none());
+    let (code, _, err) = run_cli_status(&[
+        "sync",
+        "apps",
+        "-n",
+        NS,
+        "--kubeconfig",
+        &env.kubeconfig_arg(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("suspended"), "{err}");
+    env.apply_gitsync(NS, "apps", json!({"suspend": false}))
+        .await;
+    env.wait_applied(NS, "apps", &third).await;
+}
