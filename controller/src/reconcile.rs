@@ -147,6 +147,13 @@ async fn run(gs: &GitSync, ctx: &Shared, attempted: &mut Option<String>) -> Resu
     let revision = gs.spec.revision()?;
     let path = normalize_path(gs.spec.path.as_deref().unwrap_or("")).map_err(Error::Render)?;
     source::check_url(&gs.spec.url)?;
+    if gs.spec.secret_ref.is_some() && !gs.spec.url.starts_with("https://") {
+        // Basic auth and bearer tokens over http:// or git:// travel in clear text.
+        return Err(Error::Spec(
+            "spec.secretRef: credentials are sent only over https://; use the repository's https URL"
+                .to_owned(),
+        ));
+    }
     let credentials = credentials(gs, ctx).await?;
 
     // 1. Fetch.

@@ -384,3 +384,112 @@ spec:
         .await
         .is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smart_http_auth_failures_and_no_credentials_in_clear_text() {
+    const GIT_PASSWORD: &str = "git-password-canary-4e1d";
+    let env = Env::start(&[NS]).await;
+    let git = tokio::task::spawn_blocking(|| {
+        sealsync_tests::git::GitServer::start_with_basic_auth("deploy", GIT_PASSWORD)
+            .expect("git server with basic auth")
+    })
+    .await
+    .expect("join");
+    let repo = git.create_repo("private").expect("repo");
+    repo.commit_files(
+        &[("cm.yaml", configmap_yaml(NS, "private", "k", "v"))],
+        "first",
+    )
+    .expect("commit");
+
+    // The server asks for credentials and none are configured.
+    env.apply_gitsync(NS, "private", json!({"url": repo.http_url()}))
+        .await;
+    let status = wait_reason(&env, "private", "AuthenticationFailed", "spec.secretRef").await;
+    assert!(status["lastAppliedRevision"].is_null());
+
+    // Credentials over plain http are refused before anything is sent.
+    apply_yaml(
+        &env.client,
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: git-auth\n  namespace: {NS}\nstringData:\n  username: deploy\n  password: {GIT_PASSWORD}\n"
+        ),
+    )
+    .await;
+    env.apply_gitsync(NS, "private", json!({"secretRef": {"name": "git-auth"}}))
+        .await;
+    wait_reason(&env, "private", "InvalidSpec", "only over https://").await;
+
+    // A secretRef to nothing names the Secret.
+    env.apply_gitsync(
+        NS,
+        "private",
+        json!({"url": "https://127.0.0.1:9/private.git", "secretRef": {"name": "missing"}}),
+    )
+    .await;
+    wait_reason(&env, "private", "AuthenticationFailed", "missing").await;
+    assert!(env
+        .get("v1", "ConfigMap", Some(NS), "private")
+        .await
+        .is_none());
+
+    let log = env.controller.log();
+    assert!(
+        !log.contains(GIT_PASSWORD),
+        "the controller log holds the Git password"
+    );
+    let status = env.gitsync_status(NS, "private").await.to_string();
+    assert!(
+        !status.contains(GIT_PASSWORD),
+        "the status holds the Git password"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_immutable_change_needs_force() {
+    let env = Env::start(&[NS]).await;
+    let frozen = |value: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: frozen\n  namespace: {NS}\nimmutable: true\ndata:\n  k: {value}\n")
+    };
+    let first = env
+        .repo
+        .commit_files(&[("frozen.yaml", frozen("one"))], "first")
+        .expect("commit");
+    env.apply_gitsync(NS, "apps", json!({})).await;
+    env.wait_applied(NS, "apps", &first).await;
+
+    let second = env
+        .repo
+        .commit_files(
+            &[
+                ("frozen.yaml", frozen("two")),
+                ("other.yaml", configmap_yaml(NS, "other", "k", "v")),
+            ],
+            "second",
+        )
+        .expect("commit");
+    let status = env.wait_failed(NS, "apps", &second).await;
+    let ready = condition(&status, "Ready").expect("Ready");
+    assert_eq!(ready["reason"], "ApplyFailed", "{status:#}");
+    let message = ready_message(&status);
+    assert!(
+        message.contains("frozen.yaml") && message.contains("spec.force"),
+        "{message}"
+    );
+    assert!(env
+        .get("v1", "ConfigMap", Some(NS), "other")
+        .await
+        .is_none());
+
+    env.apply_gitsync(NS, "apps", json!({"force": true})).await;
+    env.wait_applied(NS, "apps", &second).await;
+    let cm = env
+        .get("v1", "ConfigMap", Some(NS), "frozen")
+        .await
+        .expect("recreated");
+    assert_eq!(cm.data["data"]["k"], "two");
+    assert!(env
+        .get("v1", "ConfigMap", Some(NS), "other")
+        .await
+        .is_some());
+}
