@@ -12,12 +12,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::stream::{self, StreamExt};
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::{self, Scope};
 use kube::{Api, Client};
-use sealsync_core::{FIELD_MANAGER, RECONCILE_ANNOTATION};
+use sealsync_core::{FIELD_MANAGER, OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL, RECONCILE_ANNOTATION};
 use serde_json::Value as Json;
 
 /// One object ready to apply: owner labels set, namespace defaulted.
@@ -297,39 +297,40 @@ pub async fn apply_all(
         .iter()
         .partition(|d| stage(d.api_version(), d.kind()) == 0);
 
-    // What the first stage creates: dependants of these are validated after it is written.
-    let new_namespaces: Vec<&str> = definitions
-        .iter()
-        .filter(|d| d.kind() == "Namespace")
-        .map(|d| d.name())
-        .collect();
-    let new_kinds: Vec<(String, String)> = definitions
-        .iter()
-        .filter(|d| d.kind() == "CustomResourceDefinition")
-        .filter_map(|d| crd_kinds(&d.object))
-        .flatten()
-        .collect();
-
-    // 1. Dry-run everything that can be validated now.
+    // 1. Dry-run the cluster definitions, then everything that does not depend on what they
+    //    create or change.
     let mut plans = Vec::with_capacity(definitions.len());
     for d in &definitions {
         plans.push(plan(client, resolver, d, options.force).await?);
     }
-    let mut deferred = Vec::new();
-    let mut rest_plans = Vec::new();
-    let planned = plan_many(client, resolver, &rest, options.force, options.concurrency).await?;
-    for (d, result) in rest.iter().zip(planned) {
-        let depends = d.namespace().is_some_and(|ns| new_namespaces.contains(&ns))
-            || new_kinds
+    // Namespaces this revision creates, and kinds whose CRD it creates or changes: objects in
+    // them can only be validated once the first stage is written.
+    let new_namespaces: Vec<&str> = definitions
+        .iter()
+        .zip(&plans)
+        .filter(|(d, p)| d.kind() == "Namespace" && matches!(p, Planned::Write { create: true }))
+        .map(|(d, _)| d.name())
+        .collect();
+    let changed_kinds: Vec<(String, String)> = definitions
+        .iter()
+        .zip(&plans)
+        .filter(|(d, p)| {
+            d.kind() == "CustomResourceDefinition"
+                && matches!(p, Planned::Write { .. } | Planned::Recreate)
+        })
+        .filter_map(|(d, _)| crd_kinds(&d.object))
+        .flatten()
+        .collect();
+    let (deferred, now): (Vec<&Desired>, Vec<&Desired>) = rest.iter().partition(|d| {
+        d.namespace().is_some_and(|ns| new_namespaces.contains(&ns))
+            || changed_kinds
                 .iter()
-                .any(|(group_version, kind)| group_version == d.api_version() && kind == d.kind());
-        match result {
-            Ok(p) => rest_plans.push((*d, p)),
-            Err(ApplyError::Invalid { .. } | ApplyError::UnknownKind { .. }) if depends => {
-                deferred.push(*d)
-            }
-            Err(e) => return Err(e),
-        }
+                .any(|(group_version, kind)| group_version == d.api_version() && kind == d.kind())
+    });
+    let mut rest_plans = Vec::new();
+    let planned = plan_many(client, resolver, &now, options.force, options.concurrency).await?;
+    for (d, result) in now.iter().zip(planned) {
+        rest_plans.push((*d, result?));
     }
 
     // 2. Write the definitions and wait for them.
@@ -355,10 +356,16 @@ pub async fn apply_all(
     for (d, result) in deferred.iter().zip(planned) {
         rest_plans.push((*d, result?));
     }
+    // Back into the apply order, by each object's address in `objects`.
+    let order: HashMap<usize, usize> = objects
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (std::ptr::from_ref(o) as usize, i))
+        .collect();
     rest_plans.sort_by_key(|(d, _)| {
-        objects
-            .iter()
-            .position(|o| std::ptr::eq(o, *d))
+        order
+            .get(&(std::ptr::from_ref::<Desired>(d) as usize))
+            .copied()
             .unwrap_or(usize::MAX)
     });
 
@@ -389,10 +396,20 @@ pub async fn apply_all(
                 }) as WriteFuture<'_>
             })
             .collect();
-        let results: Vec<ApplyOutcome> = stream::iter(writes)
+        // Every write in flight finishes before an error is reported, so the outcome counts
+        // what was really written.
+        let results: Vec<Result<ApplyOutcome, ApplyError>> = stream::iter(writes)
             .buffer_unordered(options.concurrency.max(1))
-            .try_collect()
-            .await?;
+            .collect()
+            .await;
+        let mut first_error = None;
+        let results: Vec<ApplyOutcome> = results
+            .into_iter()
+            .filter_map(|r| r.map_err(|e| first_error.get_or_insert(e).to_string()).ok())
+            .collect();
+        if let Some(e) = first_error {
+            return Err(e);
+        }
         for r in results {
             outcome.created += r.created;
             outcome.configured += r.configured;
@@ -495,6 +512,22 @@ async fn plan_resolved(
     );
     let live = api.get_opt(d.name()).await.map_err(|e| api_error(d, e))?;
     if let Some(live) = &live {
+        let labels = live.metadata.labels.as_ref();
+        let owner = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
+        let want = |key: &str| d.object["metadata"]["labels"][key].as_str();
+        let other_owner = owner(OWNER_NAME_LABEL).is_some()
+            && (owner(OWNER_NAME_LABEL) != want(OWNER_NAME_LABEL)
+                || owner(OWNER_NAMESPACE_LABEL) != want(OWNER_NAMESPACE_LABEL));
+        if other_owner {
+            return Err(ApplyError::Invalid {
+                location: d.location.clone(),
+                message: format!(
+                    "the object belongs to GitSync {}/{}; one object can be managed by one GitSync only",
+                    owner(OWNER_NAMESPACE_LABEL).unwrap_or_default(),
+                    owner(OWNER_NAME_LABEL).unwrap_or_default()
+                ),
+            });
+        }
         if live
             .metadata
             .annotations
@@ -520,7 +553,13 @@ async fn plan_resolved(
             }
         }
         Err(kube::Error::Api(status)) if is_immutable(&status) => {
-            if force {
+            // Recreating these deletes what lives in or on them: every object of a Namespace,
+            // every custom resource of a CRD, the data of a volume claim.
+            let destructive = matches!(
+                d.kind(),
+                "Namespace" | "CustomResourceDefinition" | "PersistentVolumeClaim"
+            );
+            if force && !destructive {
                 Ok(Planned::Recreate)
             } else {
                 Err(ApplyError::Immutable {

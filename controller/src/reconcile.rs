@@ -52,7 +52,13 @@ pub async fn reconcile(
     let api: Api<GitSync> = Api::namespaced(ctx.client.clone(), &namespace);
     finalizer(&api, FINALIZER, gs, |event| async {
         match event {
-            FinalizerEvent::Apply(gs) => Ok(reconcile_apply(gs, &ctx).await),
+            FinalizerEvent::Apply(gs) => {
+                let span = tracing::info_span!(
+                    "reconcile",
+                    gitsync = %format!("{}/{}", gs.namespace().unwrap_or_default(), gs.name_any())
+                );
+                Ok(tracing::Instrument::instrument(reconcile_apply(gs, &ctx), span).await)
+            }
             FinalizerEvent::Cleanup(gs) => cleanup(gs, &ctx).await,
         }
     })
@@ -80,7 +86,14 @@ fn interval_of(gs: &GitSync) -> Result<Duration, Error> {
 
 fn timeout_of(gs: &GitSync, interval: Duration) -> Result<Duration, Error> {
     match &gs.spec.timeout {
-        Some(t) => parse_duration(t).map_err(|e| Error::Spec(format!("spec.timeout: {e}"))),
+        Some(t) => {
+            let timeout =
+                parse_duration(t).map_err(|e| Error::Spec(format!("spec.timeout: {e}")))?;
+            if timeout < Duration::from_secs(1) {
+                return Err(Error::Spec("spec.timeout: at least 1s".to_owned()));
+            }
+            Ok(timeout)
+        }
         None => Ok(interval.clamp(Duration::from_secs(30), MAX_DEFAULT_TIMEOUT)),
     }
 }
@@ -91,22 +104,18 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     let namespace = gs.namespace().unwrap_or_default();
     let name = gs.name_any();
     let api: Api<GitSync> = Api::namespaced(ctx.client.clone(), &namespace);
-    let span = tracing::info_span!("reconcile", gitsync = %format!("{namespace}/{name}"));
-    let _enter = span.enter();
-    drop(_enter);
 
     if gs.spec.suspend {
         tracing::info!(gitsync = %format!("{namespace}/{name}"), "suspended; not reconciling");
         return Action::await_change();
     }
-    let interval = match interval_of(&gs) {
-        Ok(i) => i,
+    let (interval, timeout) = match interval_of(&gs).and_then(|i| Ok((i, timeout_of(&gs, i)?))) {
+        Ok(pair) => pair,
         Err(e) => {
-            finish(ctx, &api, &gs, Err(e), None, started).await;
+            let _ = finish(ctx, &api, &gs, Err(e), None, started).await;
             return Action::await_change();
         }
     };
-    let timeout = timeout_of(&gs, interval).unwrap_or(interval);
 
     let mut attempted = None;
     let result = match tokio::time::timeout(timeout, run(&gs, ctx, &mut attempted)).await {
@@ -116,9 +125,12 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
             message: format!("did not finish within the timeout of {timeout:?}"),
         })),
     };
-    let failed = result.as_ref().map_or(true, |a| a.prune_error.is_some());
-    let terminal = result.as_ref().err().is_some_and(Error::is_terminal);
-    finish(ctx, &api, &gs, result, attempted, started).await;
+    let mut failed = result.as_ref().map_or(true, |a| a.prune_error.is_some());
+    let mut terminal = result.as_ref().err().is_some_and(Error::is_terminal);
+    if !finish(ctx, &api, &gs, result, attempted, started).await {
+        failed = true;
+        terminal = false;
+    }
 
     let failures = {
         let mut map = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
@@ -238,6 +250,14 @@ async fn run(gs: &GitSync, ctx: &Shared, attempted: &mut Option<String>) -> Resu
         } else {
             meta.remove("namespace");
         }
+        let object_namespace = meta.get("namespace").and_then(Json::as_str);
+        if object_namespace == Some(ctx.settings.namespace.as_str()) {
+            // The controller's keys live there; no revision may write next to them.
+            return Err(Error::Spec(format!(
+                "{location}: objects in the controller's namespace {} are refused",
+                ctx.settings.namespace
+            )));
+        }
         let labels = meta
             .entry("labels")
             .or_insert_with(|| Json::Object(Default::default()));
@@ -256,6 +276,20 @@ async fn run(gs: &GitSync, ctx: &Shared, attempted: &mut Option<String>) -> Resu
     let usage = decrypted.usage.clone();
     drop(decrypted);
     apply::sort_for_apply(&mut desired);
+    // Two documents that become the same object once namespaces are filled in (or a
+    // SealedSecret and a Secret of one name) would fight over it on every apply.
+    let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    for d in &desired {
+        let id = inventory::entry_of(&d.object).id;
+        if let Some(first) = seen.insert(id.clone(), d.location.as_str()) {
+            return Err(Error::Render(render::RenderError::Duplicate {
+                id,
+                first: first.to_owned(),
+                second: d.location.clone(),
+            }));
+        }
+    }
+    drop(seen);
     let new_inventory = inventory::of_objects(desired.iter().map(|d| &d.object));
 
     // 5. Apply.
@@ -330,11 +364,15 @@ fn unchanged_since_last_apply(gs: &GitSync, revision: &str) -> bool {
         .conditions
         .iter()
         .any(|c| c.type_ == "Ready" && c.status == "True");
-    let requested = gs.annotations().get(REQUESTED_AT_ANNOTATION);
+    // An absent annotation asks for nothing (it may have been dropped by a re-apply).
+    let requested_handled = match gs.annotations().get(REQUESTED_AT_ANNOTATION) {
+        None => true,
+        Some(requested) => status.last_handled_reconcile_at.as_ref() == Some(requested),
+    };
     ready
         && status.last_applied_revision.as_deref() == Some(revision)
         && status.observed_generation == gs.meta().generation
-        && requested == status.last_handled_reconcile_at.as_ref()
+        && requested_handled
 }
 
 /// Whether `object` is namespaced: from discovery, or from a CRD in the same revision.
@@ -428,7 +466,7 @@ async fn finish(
     result: Result<Applied, Error>,
     attempted: Option<String>,
     started: Instant,
-) {
+) -> bool {
     let generation = gs.meta().generation;
     let mut st = gs.status.clone().unwrap_or_default();
     st.observed_generation = generation;
@@ -551,9 +589,12 @@ async fn finish(
     }
     if gs.status.as_ref() != Some(&st) {
         if let Err(e) = status::write(api, gs, &st).await {
+            // Without the status the inventory is lost; the caller retries with backoff.
             tracing::warn!(error = %e, "could not write the status");
+            return false;
         }
     }
+    true
 }
 
 /// Deletes every object of a deleted GitSync's inventory when `spec.prune` is on.

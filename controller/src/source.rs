@@ -29,6 +29,8 @@ pub struct SourceLimits {
     pub max_files: usize,
     /// Tree entries walked under the path, files and directories together.
     pub max_tree_entries: usize,
+    /// Bytes of all manifest files read, together.
+    pub max_total_bytes: u64,
 }
 
 impl Default for SourceLimits {
@@ -38,6 +40,7 @@ impl Default for SourceLimits {
             max_file_bytes: 16 * 1024 * 1024,
             max_files: 10_000,
             max_tree_entries: 100_000,
+            max_total_bytes: 128 * 1024 * 1024,
         }
     }
 }
@@ -283,7 +286,15 @@ fn fetch_blocking(
                 }
                 _ => None,
             };
+            let authority = url_authority(url).to_owned();
             let connection = connection.with_credentials(move |action| match action {
+                // Only the host of spec.url gets the credentials: after a redirect to another
+                // host gix asks again, and the answer is no.
+                gix::credentials::helper::Action::Get(ctx)
+                    if !same_host(ctx.host.as_deref(), ctx.url.as_ref(), &authority) =>
+                {
+                    Ok(None)
+                }
                 gix::credentials::helper::Action::Get(ctx) => match &basic {
                     Some((username, password)) => Ok(Some(gix::credentials::protocol::Outcome {
                         identity: gix::sec::identity::Account {
@@ -369,6 +380,22 @@ fn fetch_blocking(
         downloaded,
         files,
     })
+}
+
+/// `host[:port]` of a URL checked by [`check_url`].
+fn url_authority(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split('/').next().unwrap_or_default()
+}
+
+/// Whether a credential request is for `authority`, by its host or, without one, its URL.
+fn same_host(host: Option<&str>, url: Option<&gix::bstr::BString>, authority: &str) -> bool {
+    let bare = |a: &str| a.split(':').next().unwrap_or_default().to_ascii_lowercase();
+    match (host, url) {
+        (Some(host), _) => host.eq_ignore_ascii_case(authority) || bare(host) == bare(authority),
+        (None, Some(url)) => url_authority(&url.to_str_lossy()).eq_ignore_ascii_case(authority),
+        (None, None) => false,
+    }
 }
 
 fn unreachable_ref(url: &str, revision: &Revision) -> Result<String, SourceError> {
@@ -467,7 +494,8 @@ fn classify(url: &str, err: &dyn std::error::Error) -> SourceError {
         message.push_str(&s.to_string());
         source = s.source();
     }
-    let lower = message.to_ascii_lowercase();
+    // The URL itself (`…/team-403/…`) must not decide the reason.
+    let lower = message.replace(url, "").to_ascii_lowercase();
     if lower.contains("401")
         || lower.contains("403")
         || lower.contains("authenticat")
@@ -511,13 +539,14 @@ fn read_tree(
                 .map_err(|e| local(e.to_string()))?
                 .into_tree(),
             Some(entry) if entry.mode().is_blob() => {
-                let mut files = Vec::new();
+                let (mut files, mut total) = (Vec::new(), 0);
                 push_blob(
                     repo,
                     entry.oid().to_owned(),
                     path.to_owned(),
                     limits,
                     &mut files,
+                    &mut total,
                 )?;
                 return Ok(files);
             }
@@ -525,7 +554,13 @@ fn read_tree(
         }
     };
     let mut files = Vec::new();
+    let mut total = 0u64;
     let mut walked = 0usize;
+    let root_prefix = if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}/")
+    };
     let mut stack = vec![(start.id, path.to_owned())];
     while let Some((tree_id, prefix)) = stack.pop() {
         let tree = repo.find_tree(tree_id).map_err(|e| local(e.to_string()))?;
@@ -548,7 +583,19 @@ fn read_tree(
             if mode.is_tree() {
                 stack.push((entry.oid().to_owned(), full));
             } else if mode.is_blob() {
-                push_blob(repo, entry.oid().to_owned(), full, limits, &mut files)?;
+                // Only what render would read is loaded: a README or a binary blob under the
+                // path costs nothing.
+                let relative = full.strip_prefix(&root_prefix).unwrap_or(&full);
+                if sealsync_core::render::is_candidate(relative) {
+                    push_blob(
+                        repo,
+                        entry.oid().to_owned(),
+                        full,
+                        limits,
+                        &mut files,
+                        &mut total,
+                    )?;
+                }
             }
             // Symlinks and submodules are not followed: their targets are outside the tree.
         }
@@ -562,6 +609,7 @@ fn push_blob(
     path: String,
     limits: &SourceLimits,
     files: &mut Vec<SourceFile>,
+    total: &mut u64,
 ) -> Result<(), SourceError> {
     if files.len() >= limits.max_files {
         return Err(SourceError::Limit {
@@ -578,6 +626,13 @@ fn push_blob(
         return Err(SourceError::Limit {
             what: format!("{path}: the file size in bytes"),
             limit: limits.max_file_bytes,
+        });
+    }
+    *total += header.size();
+    if *total > limits.max_total_bytes {
+        return Err(SourceError::Limit {
+            what: "the total size of manifest files under the path in bytes".to_owned(),
+            limit: limits.max_total_bytes,
         });
     }
     let object = repo.find_object(id).map_err(|e| local(e.to_string()))?;

@@ -41,7 +41,9 @@ pub use secret::{
     MIN_EXPOSURE_SEARCH_BYTES,
 };
 
-/// Deterministic internals for the known-answer vectors. Not part of the stable API.
+/// Deterministic internals for the known-answer vectors. Not part of the stable API: only
+/// with the `test-vectors` feature, which the crate's own tests enable.
+#[cfg(feature = "test-vectors")]
 #[doc(hidden)]
 pub mod vectors {
     use crate::binding::Binding;

@@ -493,3 +493,98 @@ async fn an_immutable_change_needs_force() {
         .await
         .is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guards_against_colliding_and_dangerous_revisions() {
+    let env = Env::start(&[NS]).await;
+    let first = env
+        .repo
+        .commit_files(
+            &[("a/cm.yaml", configmap_yaml(NS, "shared", "k", "a"))],
+            "a",
+        )
+        .expect("commit");
+    env.apply_gitsync(NS, "first", json!({"path": "a"})).await;
+    env.wait_applied(NS, "first", &first).await;
+
+    // A second GitSync may not take over the first one's object.
+    let second = env
+        .repo
+        .commit_files(
+            &[("b/cm.yaml", configmap_yaml(NS, "shared", "k", "b"))],
+            "b",
+        )
+        .expect("commit");
+    env.apply_gitsync(NS, "second", json!({"path": "b"})).await;
+    let status = env.wait_failed(NS, "second", &second).await;
+    assert!(
+        ready_message(&status).contains("belongs to GitSync shop/first"),
+        "{status:#}"
+    );
+    let cm = env
+        .get("v1", "ConfigMap", Some(NS), "shared")
+        .await
+        .expect("cm");
+    assert_eq!(cm.data["data"]["k"], "a");
+
+    // Nothing may be written into the controller's own namespace.
+    let third = env
+        .repo
+        .commit_files(
+            &[(
+                "c/cm.yaml",
+                configmap_yaml(
+                    CONTROLLER_NS,
+                    "sealsync-public-keys",
+                    "recipients.txt",
+                    "age1evil",
+                ),
+            )],
+            "c",
+        )
+        .expect("commit");
+    env.apply_gitsync(NS, "third", json!({"path": "c"})).await;
+    let status = env.wait_failed(NS, "third", &third).await;
+    assert!(
+        ready_message(&status).contains("controller's namespace"),
+        "{status:#}"
+    );
+
+    // Two documents that become one object once the namespace is filled in.
+    let fourth = env
+        .repo
+        .commit_files(
+            &[
+                ("d/one.yaml", configmap_yaml(NS, "twice", "k", "1")),
+                ("d/two.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: twice\ndata:\n  k: \"2\"\n".to_owned()),
+            ],
+            "d",
+        )
+        .expect("commit");
+    env.apply_gitsync(NS, "fourth", json!({"path": "d"})).await;
+    let status = env.wait_failed(NS, "fourth", &fourth).await;
+    let message = ready_message(&status);
+    assert!(
+        message.contains("defined twice") && message.contains("d/two.yaml"),
+        "{message}"
+    );
+
+    // A path that lost its manifests does not prune everything.
+    let fifth = env
+        .repo
+        .commit_files(&[("a/README.md", "moved elsewhere")], "readme")
+        .expect("commit");
+    let fifth = env
+        .repo
+        .delete_files(&["a/cm.yaml"], "drop")
+        .unwrap_or(fifth);
+    let status = env.wait_failed(NS, "first", &fifth).await;
+    assert_eq!(
+        condition(&status, "Ready").expect("Ready")["reason"],
+        "RenderFailed"
+    );
+    assert!(env
+        .get("v1", "ConfigMap", Some(NS), "shared")
+        .await
+        .is_some());
+}

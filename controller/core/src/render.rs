@@ -161,6 +161,12 @@ pub enum RenderError {
         /// The path as given.
         path: String,
     },
+    /// Nothing under the path is a Kubernetes object.
+    #[error("no Kubernetes objects under {path:?}; to remove everything a GitSync applied, delete the GitSync (with spec.prune: true)")]
+    Empty {
+        /// The path.
+        path: String,
+    },
     /// A kustomize entry point was found.
     #[error("{file}: kustomize is not supported yet; remove the kustomization file and keep plain manifests under the path")]
     Kustomization {
@@ -232,7 +238,15 @@ pub fn normalize_path(path: &str) -> Result<String, RenderError> {
     Ok(parts.join("/"))
 }
 
-/// Whether a file is one the renderer reads, and whether it is a kustomization.
+/// Whether a file under the rendered path would be read: a YAML or JSON file outside hidden
+/// directories. `relative` is the path below `spec.path`. The source stage uses this to skip
+/// other blobs before loading them.
+pub fn is_candidate(relative: &str) -> bool {
+    !matches!(classify(relative), FileKind::Other)
+}
+
+/// Whether a file is one the renderer reads, and whether it is a kustomization. `path` is
+/// relative to the rendered directory, so a `spec.path` inside a hidden directory still renders.
 fn classify(path: &str) -> FileKind {
     let name = path.rsplit('/').next().unwrap_or(path);
     if matches!(
@@ -292,7 +306,8 @@ pub fn render(
     let mut total = 0usize;
     let mut file_count = 0usize;
     for file in under {
-        match classify(&file.path) {
+        let relative = file.path.strip_prefix(&prefix).unwrap_or(&file.path);
+        match classify(relative) {
             FileKind::Other => continue,
             FileKind::Kustomization => {
                 return Err(RenderError::Kustomization {
@@ -362,6 +377,17 @@ pub fn render(
                 });
             }
         }
+    }
+    if manifests.is_empty() {
+        // An empty revision would prune everything the last one applied; a path that lost its
+        // files is far more often a mistake than an intent. Deleting the GitSync prunes.
+        return Err(RenderError::Empty {
+            path: if path.is_empty() {
+                ".".to_owned()
+            } else {
+                path.to_owned()
+            },
+        });
     }
     Ok(manifests)
 }
@@ -480,6 +506,26 @@ mod tests {
         let out = render(&files, "apps", &RenderLimits::default()).expect("render");
         let names: Vec<_> = out.iter().map(Manifest::name).collect();
         assert_eq!(names, ["c", "b"]);
+    }
+
+    #[test]
+    fn a_path_inside_a_hidden_directory_renders_and_an_empty_one_is_refused() {
+        let files = vec![
+            file(".deploy/prod/cm.yaml", CM),
+            file(
+                ".deploy/prod/.hidden/x.yaml",
+                &CM.replace("name: a", "name: x"),
+            ),
+        ];
+        let out = render(&files, ".deploy/prod", &RenderLimits::default()).expect("render");
+        assert_eq!(out.len(), 1);
+        let err = render(
+            &[file("docs/README.md", "hi")],
+            "docs",
+            &RenderLimits::default(),
+        )
+        .expect_err("empty");
+        assert!(matches!(err, RenderError::Empty { .. }), "{err}");
     }
 
     #[test]

@@ -158,6 +158,8 @@ fn columns(def: &ResourceDef) -> Vec<Col> {
             return cols;
         }
         _ => {
+            // kube-apiserver shows a CRD's own columns instead of the default Age column.
+            let own_columns = !def.printer_columns.is_empty();
             for pc in &def.printer_columns {
                 let path = pc.json_path.clone();
                 let ty = pc.type_.clone();
@@ -171,28 +173,109 @@ fn columns(def: &ResourceDef) -> Vec<Col> {
                 c.priority = pc.priority;
                 cols.push(c);
             }
+            if own_columns {
+                return cols;
+            }
         }
     }
     cols.push(age_col());
     cols
 }
 
+/// The JSONPath subset CRD printer columns use: `.a.b`, `.a[0]`, and filters such as
+/// `.status.conditions[?(@.type=="Ready")].status`. Several results are joined with `,`, as
+/// kube-apiserver prints them.
 fn simple_json_path(o: &Value, path: &str) -> Option<Value> {
-    let mut cur = o;
-    for seg in path
-        .trim_start_matches('.')
-        .split('.')
-        .filter(|s| !s.is_empty())
-    {
-        if let Some((field, idx)) = seg.split_once('[') {
-            cur = cur.get(field)?;
-            let idx: usize = idx.trim_end_matches(']').parse().ok()?;
-            cur = cur.get(idx)?;
-        } else {
-            cur = cur.get(seg)?;
+    let mut current: Vec<&Value> = vec![o];
+    for seg in split_path(path.trim_start_matches('.')) {
+        let (field, index) = match seg.split_once('[') {
+            Some((field, rest)) => (field, Some(rest.trim_end_matches(']'))),
+            None => (seg, None),
+        };
+        if !field.is_empty() {
+            current = current.into_iter().filter_map(|v| v.get(field)).collect();
+        }
+        match index {
+            None => {}
+            Some(filter) if filter.starts_with("?(") => {
+                let cond = filter.trim_start_matches("?(").trim_end_matches(')');
+                let (lhs, rhs) = cond.split_once("==")?;
+                let key = lhs.trim().trim_start_matches("@.");
+                let want = rhs.trim().trim_matches(|c| c == '"' || c == '\'');
+                current = current
+                    .into_iter()
+                    .filter_map(Value::as_array)
+                    .flatten()
+                    .filter(|item| item.get(key).and_then(Value::as_str) == Some(want))
+                    .collect();
+            }
+            Some(i) => {
+                let i: usize = i.parse().ok()?;
+                current = current.into_iter().filter_map(|v| v.get(i)).collect();
+            }
         }
     }
-    Some(cur.clone())
+    match current.as_slice() {
+        [] => None,
+        [one] => Some((*one).clone()),
+        many => Some(Value::String(
+            many.iter()
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+        )),
+    }
+}
+
+/// Splits a path at the dots outside brackets: a filter may hold dots (`@.type`).
+fn split_path(path: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (i, c) in path.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            '.' if depth == 0 => {
+                if i > start {
+                    out.push(&path[start..i]);
+                }
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if start < path.len() {
+        out.push(&path[start..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod json_path_tests {
+    use super::*;
+
+    #[test]
+    fn printer_column_paths_with_filters() {
+        let o = json!({"status": {"conditions": [
+            {"type": "Reconciling", "status": "True"},
+            {"type": "Ready", "status": "False", "message": "a.b"}
+        ]}, "spec": {"items": [1, 2]}});
+        let get = |p| simple_json_path(&o, p);
+        assert_eq!(
+            get(".status.conditions[?(@.type==\"Ready\")].status"),
+            Some(json!("False"))
+        );
+        assert_eq!(
+            get(".status.conditions[?(@.type==\"Ready\")].message"),
+            Some(json!("a.b"))
+        );
+        assert_eq!(get(".status.conditions[?(@.type==\"Gone\")].status"), None);
+        assert_eq!(get(".spec.items[1]"), Some(json!(2)));
+        assert_eq!(get(".status.conditions[*]"), None);
+    }
 }
 
 /// kubectl's `duration.HumanDuration` of the time since `ts`.
