@@ -267,6 +267,8 @@ pub struct ApplyOptions {
     pub concurrency: usize,
     /// How long to wait for CRDs and Namespaces of the revision.
     pub ready_timeout: Duration,
+    /// Undo manual edits, including fields they added.
+    pub self_heal: bool,
 }
 
 /// What the dry-run found for one object.
@@ -279,6 +281,8 @@ enum Planned {
     Write { create: bool },
     /// An immutable field changed and `spec.force` is on.
     Recreate,
+    /// A manual edit added fields: take them over (see `drift`), then apply.
+    TakeOver,
 }
 
 type WriteFuture<'a> = std::pin::Pin<
@@ -301,7 +305,7 @@ pub async fn apply_all(
     //    create or change.
     let mut plans = Vec::with_capacity(definitions.len());
     for d in &definitions {
-        plans.push(plan(client, resolver, d, options.force).await?);
+        plans.push(plan(client, resolver, d, options).await?);
     }
     // Namespaces this revision creates, and kinds whose CRD it creates or changes: objects in
     // them can only be validated once the first stage is written.
@@ -328,7 +332,7 @@ pub async fn apply_all(
                 .any(|(group_version, kind)| group_version == d.api_version() && kind == d.kind())
     });
     let mut rest_plans = Vec::new();
-    let planned = plan_many(client, resolver, &now, options.force, options.concurrency).await?;
+    let planned = plan_many(client, resolver, &now, options).await?;
     for (d, result) in now.iter().zip(planned) {
         rest_plans.push((*d, result?));
     }
@@ -345,14 +349,7 @@ pub async fn apply_all(
     }
 
     // 3. Validate what depended on them before writing any of the rest.
-    let planned = plan_many(
-        client,
-        resolver,
-        &deferred,
-        options.force,
-        options.concurrency,
-    )
-    .await?;
+    let planned = plan_many(client, resolver, &deferred, options).await?;
     for (d, result) in deferred.iter().zip(planned) {
         rest_plans.push((*d, result?));
     }
@@ -445,13 +442,13 @@ async fn plan(
     client: &Client,
     resolver: &mut Resolver,
     d: &Desired,
-    force: bool,
+    options: ApplyOptions,
 ) -> Result<Planned, ApplyError> {
     let resolved = resolver
         .resolve(client, d.api_version(), d.kind())
         .await
         .map_err(|e| transient(&d.location, &e))?;
-    plan_resolved(client, resolved, d, force).await
+    plan_resolved(client, resolved, d, options).await
 }
 
 /// Plans every object of `objects` concurrently; results in input order.
@@ -459,8 +456,7 @@ async fn plan_many(
     client: &Client,
     resolver: &mut Resolver,
     objects: &[&Desired],
-    force: bool,
-    concurrency: usize,
+    options: ApplyOptions,
 ) -> Result<Vec<Result<Planned, ApplyError>>, ApplyError> {
     // Kinds are few: resolve them one by one (cached), then plan the objects in parallel.
     for d in objects {
@@ -479,12 +475,12 @@ async fn plan_many(
                 .cloned()
                 .flatten();
             let d: &Desired = d;
-            Box::pin(async move { plan_resolved(&client, resolved, d, force).await })
+            Box::pin(async move { plan_resolved(&client, resolved, d, options).await })
                 as PlanFuture<'_>
         })
         .collect();
     Ok(stream::iter(plans)
-        .buffered(concurrency.max(1))
+        .buffered(options.concurrency.max(1))
         .collect()
         .await)
 }
@@ -496,8 +492,9 @@ async fn plan_resolved(
     client: &Client,
     resolved: Option<(ApiResource, bool)>,
     d: &Desired,
-    force: bool,
+    options: ApplyOptions,
 ) -> Result<Planned, ApplyError> {
+    let force = options.force;
     let Some((resource, namespaced)) = resolved else {
         return Err(ApplyError::UnknownKind {
             location: d.location.clone(),
@@ -546,6 +543,9 @@ async fn plan_resolved(
             let Some(live) = live else {
                 return Ok(Planned::Write { create: true });
             };
+            if options.self_heal && crate::drift::has_manual_edits(&live) {
+                return Ok(Planned::TakeOver);
+            }
             if same_object(&dry, &live) {
                 Ok(Planned::Unchanged)
             } else {
@@ -623,6 +623,14 @@ async fn write_resolved(
         }
         Planned::Write { create: true } => outcome.created += 1,
         Planned::Write { create: false } => outcome.configured += 1,
+        Planned::TakeOver => {
+            if let Some(live) = api.get_opt(d.name()).await.map_err(|e| api_error(d, e))? {
+                crate::drift::take_over(&api, &live, d.api_version())
+                    .await
+                    .map_err(|e| api_error(d, e))?;
+            }
+            outcome.configured += 1;
+        }
     }
     api.patch(d.name(), &patch_params(false), &Patch::Apply(&d.object))
         .await

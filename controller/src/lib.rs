@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod context;
 pub mod decrypt;
+pub mod drift;
 pub mod error;
 pub mod http;
 pub mod inventory;

@@ -301,6 +301,7 @@ async fn run(gs: &GitSync, ctx: &Shared, attempted: &mut Option<String>) -> Resu
             force: gs.spec.force,
             concurrency: ctx.settings.apply_concurrency,
             ready_timeout: ctx.settings.ready_timeout,
+            self_heal: gs.spec.self_heal,
         },
     )
     .await?;
@@ -597,9 +598,17 @@ async fn finish(
     true
 }
 
+/// The bare repository of a deleted GitSync goes with it.
+fn remove_repository(gs: &GitSync, ctx: &Shared) {
+    if let Some(uid) = gs.uid() {
+        let _ = std::fs::remove_dir_all(ctx.settings.data_dir.join(uid));
+    }
+}
+
 /// Deletes every object of a deleted GitSync's inventory when `spec.prune` is on.
 async fn cleanup(gs: Arc<GitSync>, ctx: &Shared) -> Result<Action, Error> {
     if !gs.spec.prune {
+        remove_repository(&gs, ctx);
         return Ok(Action::await_change());
     }
     let namespace = gs.namespace().unwrap_or_default();
@@ -614,6 +623,9 @@ async fn cleanup(gs: Arc<GitSync>, ctx: &Shared) -> Result<Action, Error> {
     let result = prune::prune(&ctx.client, &mut resolver, entries, &namespace, &name).await;
     match result.error {
         Some(e) => Err(Error::Prune(e)),
-        None => Ok(Action::await_change()),
+        None => {
+            remove_repository(&gs, ctx);
+            Ok(Action::await_change())
+        }
     }
 }

@@ -225,10 +225,39 @@ pub async fn fetch(request: FetchRequest) -> Result<Snapshot, SourceError> {
     }
 }
 
+/// Repository directories a fetch thread is working in. A fetch abandoned at its timeout
+/// keeps its thread until gix returns; a new fetch must not rebuild the directory under it.
+static BUSY: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Marks a repository directory busy for as long as it lives.
+struct BusyGuard(PathBuf);
+
+impl BusyGuard {
+    fn take(dir: &Path, url: &str) -> Result<Self, SourceError> {
+        let mut busy = BUSY.lock().unwrap_or_else(|p| p.into_inner());
+        if busy.iter().any(|d| d == dir) {
+            return Err(SourceError::Git {
+                url: url.to_owned(),
+                message: "an earlier fetch of this repository has not stopped yet (it timed out); retrying".to_owned(),
+            });
+        }
+        busy.push(dir.to_path_buf());
+        Ok(Self(dir.to_path_buf()))
+    }
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        let mut busy = BUSY.lock().unwrap_or_else(|p| p.into_inner());
+        busy.retain(|d| d != &self.0);
+    }
+}
+
 fn fetch_blocking(
     request: &FetchRequest,
     interrupt: &Arc<AtomicBool>,
 ) -> Result<Snapshot, SourceError> {
+    let _busy = BusyGuard::take(&request.repo_dir, &request.url)?;
     let repo = open_or_init(&request.repo_dir)?;
     let url = request.url.as_str();
     let git_err = |message: String| SourceError::Git {
@@ -341,6 +370,10 @@ fn fetch_blocking(
                 let outcome = prepare.receive(gix::progress::Discard, &watch.flag);
                 let exceeded = watch.stop();
                 if exceeded {
+                    // Start from an empty store next time: history kept from earlier fetches
+                    // must not push every later fetch over the limit.
+                    drop(repo);
+                    let _ = std::fs::remove_dir_all(&request.repo_dir);
                     return Err(SourceError::Limit {
                         what: "the repository size in bytes".to_owned(),
                         limit: request.limits.max_repository_bytes,

@@ -126,12 +126,19 @@ async fn sync_update_drift_prune_and_an_atomic_failure() {
     )
     .await;
     wait_for(
-        "the edit to be undone",
+        "the edit to be undone, the label it added included",
         std::time::Duration::from_secs(30),
         || async {
             env.get("v1", "ConfigMap", Some(NS), "settings")
                 .await
-                .is_some_and(|cm| cm.data["data"]["mode"] == "blue")
+                .is_some_and(|cm| {
+                    let added = cm
+                        .metadata
+                        .labels
+                        .as_ref()
+                        .is_some_and(|l| l.contains_key("edited-by"));
+                    cm.data["data"]["mode"] == "blue" && !added
+                })
         },
     )
     .await;
@@ -276,7 +283,7 @@ async fn apply_yaml_as(env: &Env, manager: &str, yaml: &str) {
     let api = dynamic_api(&env.client, "v1", "ConfigMap", Some(NS)).await;
     let name = value["metadata"]["name"].as_str().expect("name").to_owned();
     // A merge patch, as `kubectl edit` sends: an Update operation by another manager.
-    let patch = json!({"data": value["data"]});
+    let patch = json!({"metadata": {"labels": {"edited-by": "hand"}}, "data": value["data"]});
     let params = PatchParams {
         field_manager: Some(manager.to_owned()),
         ..PatchParams::default()
