@@ -73,6 +73,18 @@ pub struct ApplyOutcome {
     pub skipped: usize,
     /// Objects deleted and created again (immutable fields changed, `spec.force`).
     pub recreated: usize,
+    /// Inventory entries of every object written, so that a revision that fails half-way
+    /// still records what it created (for a later prune).
+    pub written: Vec<sealsync_core::InventoryEntry>,
+}
+
+/// A failed apply, with what it wrote before the failure.
+#[derive(Debug)]
+pub struct ApplyFailure {
+    /// Why it failed.
+    pub error: ApplyError,
+    /// Inventory entries of the objects written before it failed.
+    pub written: Vec<sealsync_core::InventoryEntry>,
 }
 
 /// Why an apply failed. Messages name the file and document; for Secrets the API server's
@@ -295,8 +307,24 @@ pub async fn apply_all(
     resolver: &mut Resolver,
     objects: &[Desired],
     options: ApplyOptions,
-) -> Result<ApplyOutcome, ApplyError> {
+) -> Result<ApplyOutcome, ApplyFailure> {
     let mut outcome = ApplyOutcome::default();
+    match apply_stages(client, resolver, objects, options, &mut outcome).await {
+        Ok(()) => Ok(outcome),
+        Err(error) => Err(ApplyFailure {
+            error,
+            written: outcome.written,
+        }),
+    }
+}
+
+async fn apply_stages(
+    client: &Client,
+    resolver: &mut Resolver,
+    objects: &[Desired],
+    options: ApplyOptions,
+    outcome: &mut ApplyOutcome,
+) -> Result<(), ApplyError> {
     let (definitions, rest): (Vec<&Desired>, Vec<&Desired>) = objects
         .iter()
         .partition(|d| stage(d.api_version(), d.kind()) == 0);
@@ -339,7 +367,7 @@ pub async fn apply_all(
 
     // 2. Write the definitions and wait for them.
     for (d, p) in definitions.iter().zip(plans) {
-        write(client, resolver, d, p, &mut outcome).await?;
+        write(client, resolver, d, p, outcome).await?;
     }
     for d in &definitions {
         wait_ready(client, d, options.ready_timeout).await?;
@@ -400,22 +428,26 @@ pub async fn apply_all(
             .collect()
             .await;
         let mut first_error = None;
-        let results: Vec<ApplyOutcome> = results
-            .into_iter()
-            .filter_map(|r| r.map_err(|e| first_error.get_or_insert(e).to_string()).ok())
-            .collect();
+        for result in results {
+            match result {
+                Ok(r) => {
+                    outcome.created += r.created;
+                    outcome.configured += r.configured;
+                    outcome.unchanged += r.unchanged;
+                    outcome.skipped += r.skipped;
+                    outcome.recreated += r.recreated;
+                    outcome.written.extend(r.written);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
         if let Some(e) = first_error {
             return Err(e);
         }
-        for r in results {
-            outcome.created += r.created;
-            outcome.configured += r.configured;
-            outcome.unchanged += r.unchanged;
-            outcome.skipped += r.skipped;
-            outcome.recreated += r.recreated;
-        }
     }
-    Ok(outcome)
+    Ok(())
 }
 
 /// `(group/version, kind)` for each served version of a CRD manifest.
@@ -635,6 +667,7 @@ async fn write_resolved(
     api.patch(d.name(), &patch_params(false), &Patch::Apply(&d.object))
         .await
         .map_err(|e| api_error(d, e))?;
+    outcome.written.push(crate::inventory::entry_of(&d.object));
     Ok(())
 }
 

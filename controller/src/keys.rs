@@ -1,7 +1,8 @@
 //! The `keys` stage: the cluster's sealing identities.
 //!
 //! On first start the controller generates an X25519 identity and stores it in a Secret of its
-//! own namespace (`sealsync-key-<key id>`, labelled `sealsync.dev/sealing-key: active`). The
+//! own namespace (`sealsync-key-1`, labelled `sealsync.dev/sealing-key: active` and
+//! `sealsync.dev/key-id: <id>`). The
 //! public recipients are published in the ConfigMap `sealsync-public-keys` and served at
 //! `GET /v1/keys`. Private keys are read from Secrets only; they are never logged, never put in
 //! an event, status or metric, and never leave the cluster.
@@ -18,6 +19,10 @@ use zeroize::Zeroizing;
 
 /// The label on every key Secret; its value is the key's state (`active`).
 pub const KEY_LABEL: &str = "sealsync.dev/sealing-key";
+/// The label with the key's id, so `kubectl get secrets -L sealsync.dev/key-id` lists them.
+pub const KEY_ID_LABEL: &str = "sealsync.dev/key-id";
+/// The Secret of the key generated on first start.
+pub const FIRST_KEY_SECRET: &str = "sealsync-key-1";
 /// The ConfigMap with the public recipients.
 pub const PUBLIC_KEYS_CONFIGMAP: &str = "sealsync-public-keys";
 /// The ConfigMap key that holds the recipients file.
@@ -99,7 +104,9 @@ pub async fn load_or_create(client: &Client, namespace: &str) -> Result<KeyRing,
     let mut ring = load(&secrets, namespace).await?;
     if ring.identities.is_empty() {
         let identity = Identity::generate();
-        let name = format!("sealsync-key-{}", identity.key_id());
+        // A fixed name for the first key: when several replicas start at once, one create
+        // wins, the others get 409 and read the winner's key instead of adding their own.
+        let name = FIRST_KEY_SECRET.to_owned();
         let text = Zeroizing::new(format!(
             "# sealsync cluster key {}\n{}\n",
             identity.key_id(),
@@ -111,6 +118,7 @@ pub async fn load_or_create(client: &Client, namespace: &str) -> Result<KeyRing,
                 namespace: Some(namespace.to_owned()),
                 labels: Some(BTreeMap::from([
                     (KEY_LABEL.to_owned(), "active".to_owned()),
+                    (KEY_ID_LABEL.to_owned(), identity.key_id().to_string()),
                     (
                         "app.kubernetes.io/managed-by".to_owned(),
                         "sealsync".to_owned(),

@@ -112,13 +112,15 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     let (interval, timeout) = match interval_of(&gs).and_then(|i| Ok((i, timeout_of(&gs, i)?))) {
         Ok(pair) => pair,
         Err(e) => {
-            let _ = finish(ctx, &api, &gs, Err(e), None, started).await;
+            let _ = finish(ctx, &api, &gs, Err(e), None, Vec::new(), started).await;
             return Action::await_change();
         }
     };
 
     let mut attempted = None;
-    let result = match tokio::time::timeout(timeout, run(&gs, ctx, &mut attempted)).await {
+    let mut written = Vec::new();
+    let run = run(&gs, ctx, &mut attempted, &mut written);
+    let result = match tokio::time::timeout(timeout, run).await {
         Ok(r) => r,
         Err(_) => Err(Error::Apply(apply::ApplyError::Transient {
             location: "the reconcile".to_owned(),
@@ -127,7 +129,7 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     };
     let mut failed = result.as_ref().map_or(true, |a| a.prune_error.is_some());
     let mut terminal = result.as_ref().err().is_some_and(Error::is_terminal);
-    if !finish(ctx, &api, &gs, result, attempted, started).await {
+    if !finish(ctx, &api, &gs, result, attempted, written, started).await {
         failed = true;
         terminal = false;
     }
@@ -153,7 +155,12 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
 }
 
 /// The stages. `attempted` receives the fetched revision as soon as it is known.
-async fn run(gs: &GitSync, ctx: &Shared, attempted: &mut Option<String>) -> Result<Applied, Error> {
+async fn run(
+    gs: &GitSync,
+    ctx: &Shared,
+    attempted: &mut Option<String>,
+    written: &mut Vec<sealsync_core::InventoryEntry>,
+) -> Result<Applied, Error> {
     let namespace = gs.namespace().unwrap_or_default();
     let name = gs.name_any();
     let revision = gs.spec.revision()?;
@@ -293,7 +300,7 @@ async fn run(gs: &GitSync, ctx: &Shared, attempted: &mut Option<String>) -> Resu
     let new_inventory = inventory::of_objects(desired.iter().map(|d| &d.object));
 
     // 5. Apply.
-    let outcome = apply::apply_all(
+    let outcome = match apply::apply_all(
         &ctx.client,
         &mut resolver,
         &desired,
@@ -304,7 +311,14 @@ async fn run(gs: &GitSync, ctx: &Shared, attempted: &mut Option<String>) -> Resu
             self_heal: gs.spec.self_heal,
         },
     )
-    .await?;
+    .await
+    {
+        Ok(outcome) => outcome,
+        Err(failure) => {
+            *written = failure.written;
+            return Err(Error::Apply(failure.error));
+        }
+    };
     drop(desired);
     ctx.metrics.count_objects("created", outcome.created);
     ctx.metrics
@@ -466,6 +480,7 @@ async fn finish(
     gs: &GitSync,
     result: Result<Applied, Error>,
     attempted: Option<String>,
+    written: Vec<sealsync_core::InventoryEntry>,
     started: Instant,
 ) -> bool {
     let generation = gs.meta().generation;
@@ -549,6 +564,15 @@ async fn finish(
             }
         }
         Err(error) => {
+            // Objects a failed attempt created join the inventory, so that a later revision
+            // without them prunes them; nothing leaves it.
+            if !written.is_empty() {
+                let mut inventory = st.inventory.take().unwrap_or_default();
+                inventory.entries.extend(written);
+                inventory.entries.sort();
+                inventory.entries.dedup_by(|a, b| a.id == b.id);
+                st.inventory = Some(inventory);
+            }
             let message = error.to_string();
             tracing::warn!(
                 gitsync = %format!("{}/{}", gs.namespace().unwrap_or_default(), gs.name_any()),

@@ -588,3 +588,63 @@ async fn guards_against_colliding_and_dangerous_revisions() {
         .await
         .is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_failed_revision_created_is_pruned_after_a_revert() {
+    let env = Env::start(&[NS]).await;
+    let good = env
+        .repo
+        .commit_files(
+            &[("cm.yaml", configmap_yaml(NS, "settings", "mode", "blue"))],
+            "good",
+        )
+        .expect("commit");
+    env.apply_gitsync(NS, "apps", json!({"allowPlaintextSecrets": true}))
+        .await;
+    env.wait_applied(NS, "apps", &good).await;
+
+    // The Namespace is written in the first stage; the Secret in it fails its dry-run after.
+    let bad = env
+        .repo
+        .commit_files(
+            &[
+                ("ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: newns\n".to_owned()),
+                (
+                    "bad.yaml",
+                    "apiVersion: v1\nkind: Secret\nmetadata:\n  name: bad\n  namespace: newns\ndata:\n  k: \"!!!not-base64\"\n".to_owned(),
+                ),
+            ],
+            "namespace and a broken Secret",
+        )
+        .expect("commit");
+    let status = env.wait_failed(NS, "apps", &bad).await;
+    assert_eq!(
+        condition(&status, "Ready").expect("Ready")["reason"],
+        "ApplyFailed"
+    );
+    let message = ready_message(&status);
+    assert!(
+        message.contains("bad.yaml") && message.contains("data[k]"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("not-base64"),
+        "the server's message about a Secret leaked: {message}"
+    );
+    let ids: Vec<&str> = status["inventory"]["entries"]
+        .as_array()
+        .expect("inventory")
+        .iter()
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    assert!(ids.contains(&"_newns__Namespace"), "{ids:?}");
+    assert_eq!(status["lastAppliedRevision"], format!("main@sha1:{good}"));
+
+    let reverted = env.repo.revert(&bad).expect("git revert");
+    env.wait_applied(NS, "apps", &reverted).await;
+    let ns = env.get("v1", "Namespace", None, "newns").await;
+    assert!(
+        ns.is_none_or(|n| n.metadata.deletion_timestamp.is_some()),
+        "the Namespace the failed revision created was not pruned"
+    );
+}
