@@ -192,6 +192,24 @@ impl Resolver {
     }
 }
 
+/// The `Api` an object is read and written through, or `UnknownKind` when the cluster does not
+/// serve its kind.
+fn object_api(
+    client: &Client,
+    resolved: Option<(ApiResource, bool)>,
+    d: &Desired,
+) -> Result<Api<DynamicObject>, ApplyError> {
+    let Some((resource, namespaced)) = resolved else {
+        return Err(ApplyError::UnknownKind {
+            location: d.location.clone(),
+            api_version: d.api_version().to_owned(),
+            kind: d.kind().to_owned(),
+        });
+    };
+    let namespace = if namespaced { d.namespace() } else { None };
+    Ok(api_for(client, &resource, namespace))
+}
+
 fn api_for(client: &Client, resource: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
     match namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
@@ -527,18 +545,7 @@ async fn plan_resolved(
     options: ApplyOptions,
 ) -> Result<Planned, ApplyError> {
     let force = options.force;
-    let Some((resource, namespaced)) = resolved else {
-        return Err(ApplyError::UnknownKind {
-            location: d.location.clone(),
-            api_version: d.api_version().to_owned(),
-            kind: d.kind().to_owned(),
-        });
-    };
-    let api = api_for(
-        client,
-        &resource,
-        if namespaced { d.namespace() } else { None },
-    );
+    let api = object_api(client, resolved, d)?;
     let live = api.get_opt(d.name()).await.map_err(|e| api_error(d, e))?;
     if let Some(live) = &live {
         let labels = live.metadata.labels.as_ref();
@@ -625,18 +632,7 @@ async fn write_resolved(
     plan: Planned,
     outcome: &mut ApplyOutcome,
 ) -> Result<(), ApplyError> {
-    let Some((resource, namespaced)) = resolved else {
-        return Err(ApplyError::UnknownKind {
-            location: d.location.clone(),
-            api_version: d.api_version().to_owned(),
-            kind: d.kind().to_owned(),
-        });
-    };
-    let api = api_for(
-        client,
-        &resource,
-        if namespaced { d.namespace() } else { None },
-    );
+    let api = object_api(client, resolved, d)?;
     match plan {
         Planned::Unchanged => {
             outcome.unchanged += 1;

@@ -104,14 +104,16 @@ pub fn decrypt(
                     },
                 )
                 .map_err(open_err)?;
-            let secret = serde_json::to_value(opened.secret.to_manifest()).map_err(|_| {
-                DecryptError::Open {
-                    location: location.clone(),
-                    source: sealsync_crypto::Error::Malformed {
-                        location: "the opened Secret".to_owned(),
-                        reason: "not representable as JSON".to_owned(),
-                    },
-                }
+            // The YAML form holds the values in base64: wiped once converted.
+            let mut manifest = opened.secret.to_manifest();
+            let converted = serde_json::to_value(&manifest);
+            sealsync_crypto::wipe_value(&mut manifest);
+            let secret = converted.map_err(|_| DecryptError::Open {
+                location: location.clone(),
+                source: sealsync_crypto::Error::Malformed {
+                    location: "the opened Secret".to_owned(),
+                    reason: "not representable as JSON".to_owned(),
+                },
             })?;
             usage.push(SealedSecretUsage {
                 file: m.file.clone(),

@@ -4,7 +4,6 @@
 //! `sealsync-public-keys`, like `kubeseal --fetch-cert` reads the public certificate. It is
 //! still rate-limited, so that it cannot be used to load the controller.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -81,11 +80,7 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/v1/keys", get(keys))
         .with_state(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await
+    axum::serve(listener, app).await
 }
 
 async fn readyz(State(state): State<Arc<HttpState>>) -> Response {

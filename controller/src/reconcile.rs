@@ -521,20 +521,11 @@ async fn finish(
                         "Applied revision {}, but prune failed: {error}; the objects stay in the inventory and are retried",
                         applied.revision
                     );
-                    status::set_condition(
+                    status::set_failed(
                         &mut st.conditions,
-                        "Ready",
-                        false,
                         "PruneFailed",
                         &message,
-                        generation,
-                    );
-                    status::set_condition(
-                        &mut st.conditions,
-                        "Reconciling",
-                        true,
-                        "ProgressingWithRetry",
-                        &message,
+                        false,
                         generation,
                     );
                     status::event(&ctx.recorder, gs, true, "PruneFailed", message).await;
@@ -580,35 +571,13 @@ async fn finish(
                 error = %message,
                 "reconcile failed"
             );
-            status::set_condition(
+            status::set_failed(
                 &mut st.conditions,
-                "Ready",
-                false,
                 reason,
                 &message,
+                error.is_terminal(),
                 generation,
             );
-            if error.is_terminal() {
-                status::set_condition(
-                    &mut st.conditions,
-                    "Stalled",
-                    true,
-                    reason,
-                    &message,
-                    generation,
-                );
-                status::remove_condition(&mut st.conditions, "Reconciling");
-            } else {
-                status::set_condition(
-                    &mut st.conditions,
-                    "Reconciling",
-                    true,
-                    "ProgressingWithRetry",
-                    &message,
-                    generation,
-                );
-                status::remove_condition(&mut st.conditions, "Stalled");
-            }
             status::event(&ctx.recorder, gs, true, reason, message).await;
         }
     }

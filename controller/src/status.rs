@@ -43,6 +43,32 @@ pub fn set_condition(
     }
 }
 
+/// `Ready=False` with `reason`, and either `Stalled=True` (a new commit or spec is needed) or
+/// `Reconciling=True` with `ProgressingWithRetry` (retried with backoff); never both.
+pub fn set_failed(
+    conditions: &mut Vec<Condition>,
+    reason: &str,
+    message: &str,
+    terminal: bool,
+    generation: Option<i64>,
+) {
+    set_condition(conditions, "Ready", false, reason, message, generation);
+    if terminal {
+        set_condition(conditions, "Stalled", true, reason, message, generation);
+        remove_condition(conditions, "Reconciling");
+    } else {
+        set_condition(
+            conditions,
+            "Reconciling",
+            true,
+            "ProgressingWithRetry",
+            message,
+            generation,
+        );
+        remove_condition(conditions, "Stalled");
+    }
+}
+
 /// Removes `type_` from `conditions`: kstatus reads an absent `Reconciling` or `Stalled` as
 /// false.
 pub fn remove_condition(conditions: &mut Vec<Condition>, type_: &str) {
