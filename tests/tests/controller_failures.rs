@@ -570,14 +570,13 @@ async fn guards_against_colliding_and_dangerous_revisions() {
     );
 
     // A path that lost its manifests does not prune everything.
-    let fifth = env
-        .repo
+    env.repo
         .commit_files(&[("a/README.md", "moved elsewhere")], "readme")
         .expect("commit");
     let fifth = env
         .repo
         .delete_files(&["a/cm.yaml"], "drop")
-        .unwrap_or(fifth);
+        .expect("commit");
     let status = env.wait_failed(NS, "first", &fifth).await;
     assert_eq!(
         condition(&status, "Ready").expect("Ready")["reason"],
