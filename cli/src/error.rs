@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use sealsync_core::manifest::ManifestError;
 use sealsync_crypto::Error as CryptoError;
 
 /// A user-facing failure. `message` says what is wrong; `hint` says what to do.
@@ -70,12 +71,33 @@ impl CliError {
         CliError::new(err.to_string()).with_hint(hint)
     }
 
+    /// Turns a manifest reading error into a CLI error with the advice that fits it.
+    pub fn from_manifest(err: &ManifestError) -> Self {
+        let hint = match err {
+            ManifestError::Format(inner) => return CliError::from_crypto(inner),
+            ManifestError::Malformed { .. } => {
+                "fix the document at that place, or seal the Secret again with `sealsync seal`"
+            }
+            ManifestError::LimitExceeded { .. } => {
+                "split the input into smaller Secrets or files (YAML aliases count once per use)"
+            }
+            _ => "report this as a bug in sealsync",
+        };
+        CliError::new(err.to_string()).with_hint(hint)
+    }
+
     pub fn message(&self) -> &str {
         &self.message
     }
 
     pub fn hint(&self) -> Option<&str> {
         self.hint.as_deref()
+    }
+}
+
+impl From<ManifestError> for CliError {
+    fn from(err: ManifestError) -> Self {
+        CliError::from_manifest(&err)
     }
 }
 

@@ -25,7 +25,7 @@ use regex::Regex;
 use sealsync_crypto::{Recipient, Scope};
 use serde::Deserialize;
 
-use sealsync_crypto::{read_documents, Limits};
+use sealsync_core::manifest::{read_documents, Limits};
 
 use crate::error::{CliError, CliResult};
 use crate::fsio;
@@ -125,7 +125,7 @@ impl Rules {
         let format_hint = "see the `.sealsync.yaml` section of the README for the format";
         // The same bounded reader as manifests: aliases, nesting and size are limited.
         let docs = read_documents(&text, Limits::small(MAX_RULES_BYTES, 1)).map_err(|e| {
-            CliError::from_crypto(&e)
+            CliError::from_manifest(&e)
                 .context(&place)
                 .with_hint(format_hint)
         })?;

@@ -2,7 +2,7 @@
 //! `encryptedData` blocks that changed are replaced, line for line, and every other byte of
 //! the file stays as it was. A reviewer of a rotation then sees only the lines that changed.
 
-use sealsync_crypto::{read_documents, Limits};
+use sealsync_core::manifest::{read_documents, Limits};
 use serde_yaml::{Mapping, Value};
 
 /// The spec blocks that sealing, merging, re-wrapping and re-keying change.

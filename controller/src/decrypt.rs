@@ -1,9 +1,12 @@
 //! The `decrypt` stage: every SealedSecret of the revision becomes a Secret, in memory only,
 //! and plaintext Secrets in Git are refused unless the GitSync allows them.
 
+use sealsync_core::manifest::{
+    sealed_from_manifest, secret_to_manifest, wipe_value, ManifestError,
+};
 use sealsync_core::render::Manifest;
 use sealsync_core::SealedSecretUsage;
-use sealsync_crypto::{Identity, OpenOptions, SealedSecret};
+use sealsync_crypto::{Identity, OpenOptions};
 use serde_json::Value as Json;
 
 /// Why a revision could not be decrypted. Messages name the file and document, never a value.
@@ -17,7 +20,7 @@ pub enum DecryptError {
         location: String,
         /// What the format found.
         #[source]
-        source: sealsync_crypto::Error,
+        source: ManifestError,
     },
     /// A Secret in Git holds values in plaintext.
     #[error("{location}: a plaintext Secret in Git; seal it with `sealsync seal` (or set spec.allowPlaintextSecrets: true to apply it as it is)")]
@@ -83,19 +86,19 @@ pub fn decrypt(
     for m in manifests {
         if is_sealed(m) {
             let location = m.location();
-            let open_err = |source| DecryptError::Open {
+            let open_err = |source: ManifestError| DecryptError::Open {
                 location: location.clone(),
                 source,
             };
             let yaml: serde_yaml::Value =
                 serde_yaml::to_value(&m.object).map_err(|_| DecryptError::Open {
                     location: location.clone(),
-                    source: sealsync_crypto::Error::Malformed {
+                    source: ManifestError::Malformed {
                         location: "the document".to_owned(),
                         reason: "not representable as YAML".to_owned(),
                     },
                 })?;
-            let sealed = SealedSecret::from_value(&yaml).map_err(open_err)?;
+            let sealed = sealed_from_manifest(&yaml).map_err(open_err)?;
             let opened = sealed
                 .open(
                     identities,
@@ -103,14 +106,14 @@ pub fn decrypt(
                         default_namespace: Some(default_namespace),
                     },
                 )
-                .map_err(open_err)?;
+                .map_err(|e| open_err(e.into()))?;
             // The YAML form holds the values in base64: wiped once converted.
-            let mut manifest = opened.secret.to_manifest();
+            let mut manifest = secret_to_manifest(&opened.secret);
             let converted = serde_json::to_value(&manifest);
-            sealsync_crypto::wipe_value(&mut manifest);
+            wipe_value(&mut manifest);
             let secret = converted.map_err(|_| DecryptError::Open {
                 location: location.clone(),
-                source: sealsync_crypto::Error::Malformed {
+                source: ManifestError::Malformed {
                     location: "the opened Secret".to_owned(),
                     reason: "not representable as JSON".to_owned(),
                 },

@@ -23,7 +23,7 @@ pub(crate) fn seal(data_key: &DataKey, aad: &[u8], plaintext: &[u8]) -> Result<S
     let mut nonce = [0u8; NONCE_LEN];
     SystemRandom::new()
         .fill(&mut nonce)
-        .map_err(|_| Error::Wrap("the system random number generator failed".to_owned()))?;
+        .map_err(|_| Error::Random)?;
     Ok(seal_with_nonce(data_key, nonce, aad, plaintext))
 }
 

@@ -4,8 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use serde::{Deserialize, Serialize};
-use serde_yaml::Value;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::aead::{self, OpenFailure};
 use crate::binding::{Binding, Scope};
@@ -100,34 +99,78 @@ pub struct Envelope {
     pub wrapped_key: String,
 }
 
+/// The `spec` of a sealed document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Spec {
-    scope: Scope,
+#[non_exhaustive]
+pub struct SealedSecretSpec {
+    /// What the values are bound to.
+    pub scope: Scope,
+    /// The unencrypted parts of the Secret.
     #[serde(default, skip_serializing_if = "Template::is_empty")]
-    template: Template,
-    envelopes: Vec<Envelope>,
-    encrypted_data: BTreeMap<String, String>,
+    pub template: Template,
+    /// The wrapped data keys.
+    pub envelopes: Vec<Envelope>,
+    /// `ENVELOPE_ID:BASE64_CIPHERTEXT` by data key name.
+    pub encrypted_data: BTreeMap<String, String>,
 }
 
+/// A sealed document as it is written, field for field: what serde reads from YAML or JSON
+/// before any of the format's checks. [`SealedSecret::try_from`] checks it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Wire {
-    api_version: String,
-    kind: String,
-    metadata: ObjectMeta,
-    spec: Spec,
+#[non_exhaustive]
+pub struct SealedSecretWire {
+    /// [`API_VERSION`].
+    pub api_version: String,
+    /// [`KIND`].
+    pub kind: String,
+    /// The document's metadata: the name and namespace are the Secret's.
+    pub metadata: ObjectMeta,
+    /// The sealed content.
+    pub spec: SealedSecretSpec,
     /// Read back from a cluster, a SealedSecret carries the controller's status. It is not
-    /// part of the sealed format: accepted, ignored, never written.
+    /// part of the sealed format: accepted, not kept, never written.
     #[serde(default, skip_serializing)]
-    status: Option<serde_yaml::Value>,
+    status: IgnoredStatus,
+}
+
+/// A field that is read past without being stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct IgnoredStatus;
+
+impl<'de> Deserialize<'de> for IgnoredStatus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| IgnoredStatus)
+    }
 }
 
 /// A sealed Secret: safe to commit, openable only by a recipient's identity, and only where
 /// it was sealed for.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// It is always checked ([`SealedSecret::check_structure`]): deserializing one with serde
+/// goes through [`SealedSecretWire`] and fails with the format's own [`Error`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "SealedSecretWire", into = "SealedSecretWire")]
 pub struct SealedSecret {
-    wire: Wire,
+    wire: SealedSecretWire,
+}
+
+impl TryFrom<SealedSecretWire> for SealedSecret {
+    type Error = Error;
+
+    fn try_from(wire: SealedSecretWire) -> Result<Self> {
+        SealedSecret::check_type_meta(&wire.api_version, &wire.kind)?;
+        let sealed = SealedSecret { wire };
+        sealed.check_structure()?;
+        Ok(sealed)
+    }
+}
+
+impl From<SealedSecret> for SealedSecretWire {
+    fn from(sealed: SealedSecret) -> Self {
+        sealed.wire
+    }
 }
 
 /// The result of opening a sealed document.
@@ -220,7 +263,7 @@ impl SealedSecret {
         }
         validate_name(&secret.name)?;
         let mut sealed = SealedSecret {
-            wire: Wire {
+            wire: SealedSecretWire {
                 api_version: API_VERSION.to_owned(),
                 kind: KIND.to_owned(),
                 metadata: ObjectMeta {
@@ -229,7 +272,7 @@ impl SealedSecret {
                     labels: BTreeMap::new(),
                     annotations: BTreeMap::new(),
                 },
-                spec: Spec {
+                spec: SealedSecretSpec {
                     scope,
                     template: Template {
                         type_: secret.type_.clone(),
@@ -242,7 +285,7 @@ impl SealedSecret {
                     envelopes: Vec::new(),
                     encrypted_data: BTreeMap::new(),
                 },
-                status: None,
+                status: IgnoredStatus,
             },
         };
         sealed.merge(&secret.data, recipients)?;
@@ -602,13 +645,10 @@ impl SealedSecret {
         ))
     }
 
-    /// Reads a sealed document from a parsed manifest.
-    pub fn from_value(value: &Value) -> Result<Self> {
-        let api_version = value
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
+    /// Checks `apiVersion` and `kind` before anything else is read, so that a document of
+    /// another kind, or of a newer version of this format, is named for what it is rather than
+    /// for its first unexpected field.
+    pub fn check_type_meta(api_version: &str, kind: &str) -> Result<()> {
         if kind != KIND {
             return Err(Error::malformed(
                 "kind",
@@ -629,11 +669,12 @@ impl SealedSecret {
                 ),
             ));
         }
-        let wire: Wire = serde_yaml::from_value(value.clone())
-            .map_err(|e| Error::malformed("spec", serde_reason(&e)))?;
-        let sealed = SealedSecret { wire };
-        sealed.check_structure()?;
-        Ok(sealed)
+        Ok(())
+    }
+
+    /// The document as it is written.
+    pub fn wire(&self) -> &SealedSecretWire {
+        &self.wire
     }
 
     /// Checks everything that can be checked without a key: names, limits, value encodings,
@@ -641,7 +682,7 @@ impl SealedSecret {
     pub fn check_structure(&self) -> Result<()> {
         validate_name(&self.wire.metadata.name)?;
         if let Some(ns) = &self.wire.metadata.namespace {
-            if !(crate::manifest::is_object_name(ns) && ns.len() <= 63 && !ns.contains('.')) {
+            if !crate::names::is_dns_label(ns) {
                 return Err(Error::malformed(
                     "metadata.namespace",
                     "not a valid namespace (a lowercase RFC 1123 label, at most 63 characters)",
@@ -744,20 +785,14 @@ impl SealedSecret {
         Ok(())
     }
 
-    /// The document as a manifest value.
-    pub fn to_value(&self) -> Value {
-        // Serializing plain data structures into a Value cannot fail.
-        serde_yaml::to_value(&self.wire).unwrap_or(Value::Null)
-    }
-
     /// The document as YAML (one document, no leading `---`).
     pub fn to_yaml(&self) -> Result<String> {
-        serde_yaml::to_string(&self.wire).map_err(|e| Error::Wrap(e.to_string()))
+        serde_yaml::to_string(&self.wire).map_err(|e| Error::Encode(Box::new(e)))
     }
 
     /// The document as pretty JSON.
     pub fn to_json(&self) -> Result<String> {
-        serde_json::to_string_pretty(&self.wire).map_err(|e| Error::Wrap(e.to_string()))
+        serde_json::to_string_pretty(&self.wire).map_err(|e| Error::Encode(Box::new(e)))
     }
 }
 
@@ -778,33 +813,6 @@ fn printable_word(word: &str) -> &str {
 /// How many other key names the key-mismatch diagnosis may try for one failed value.
 fn diagnosis_tries(ciphertext_len: usize) -> usize {
     DIAGNOSIS_BUDGET_BYTES / ciphertext_len.max(1)
-}
-
-/// serde's message without anything it quotes from the input (an unknown field's name, a
-/// scalar's text): only what the format expects, which comes from our own types.
-fn serde_reason(e: &serde_yaml::Error) -> String {
-    let msg = e.to_string();
-    let msg = msg.split(" at line ").next().unwrap_or(&msg);
-    let expected = msg
-        .split_once("expected ")
-        .map(|(_, rest)| rest.replace('`', ""));
-    if msg.starts_with("unknown field") {
-        format!(
-            "an unknown field (expected {})",
-            expected.unwrap_or_else(|| "the fields of the format".to_owned())
-        )
-    } else if msg.starts_with("missing field") {
-        msg.replace('`', "")
-    } else if msg.starts_with("unknown variant") {
-        format!(
-            "an unknown value (expected {})",
-            expected.unwrap_or_else(|| "a value of the format".to_owned())
-        )
-    } else if let Some(expected) = expected {
-        format!("a value of the wrong type or shape (expected {expected})")
-    } else {
-        "does not follow the SealedSecret format".to_owned()
-    }
 }
 
 fn decode_wrapped(env: &Envelope) -> Result<Vec<u8>> {
@@ -840,14 +848,7 @@ fn missing_envelope(key: &str, id: &str) -> Error {
 
 fn validate_name(name: &str) -> Result<()> {
     // RFC 1123 subdomain, as the API server requires for Secret names.
-    let ok = !name.is_empty()
-        && name.len() <= 253
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if ok {
+    if crate::names::is_object_name(name) {
         Ok(())
     } else {
         Err(Error::malformed(

@@ -24,7 +24,7 @@ impl DataKey {
         let mut key = Zeroizing::new([0u8; DATA_KEY_LEN]);
         SystemRandom::new()
             .fill(key.as_mut())
-            .map_err(|_| Error::Wrap("the system random number generator failed".to_owned()))?;
+            .map_err(|_| Error::Random)?;
         Ok(DataKey(key))
     }
 
@@ -75,15 +75,15 @@ pub(crate) fn wrap(
         .collect();
     let encryptor =
         age::Encryptor::with_recipients(distinct.iter().map(|r| r.as_age() as &dyn age::Recipient))
-            .map_err(|e| Error::Wrap(e.to_string()))?;
+            .map_err(|e| Error::Wrap(Box::new(e)))?;
     let mut out = Vec::with_capacity(200 + 100 * recipients.len());
     let mut writer = encryptor
         .wrap_output(&mut out)
-        .map_err(|e| Error::Wrap(e.to_string()))?;
+        .map_err(|e| Error::Wrap(Box::new(e)))?;
     writer
         .write_all(&payload)
         .and_then(|()| writer.finish().map(|_| ()))
-        .map_err(|e| Error::Wrap(e.to_string()))?;
+        .map_err(|e| Error::Wrap(Box::new(e)))?;
     Ok(out)
 }
 

@@ -123,8 +123,19 @@ pub enum Error {
 
     /// age could not wrap the data key.
     #[error("wrapping the data key failed: {0}")]
-    Wrap(String),
+    Wrap(#[source] BoxError),
+
+    /// The operating system's random number generator failed.
+    #[error("the system random number generator failed")]
+    Random,
+
+    /// The document could not be written as YAML or JSON.
+    #[error("writing the document failed: {0}")]
+    Encode(#[source] BoxError),
 }
+
+/// The cause of an error from another crate, kept for [`std::error::Error::source`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 fn fmt_tried(ids: &[KeyId]) -> String {
     if ids.is_empty() {
@@ -173,6 +184,8 @@ impl Error {
             Error::NoRecipients => "no_recipients",
             Error::LimitExceeded { .. } => "limit_exceeded",
             Error::Wrap(_) => "wrap",
+            Error::Random => "random",
+            Error::Encode(_) => "encode",
         }
     }
 

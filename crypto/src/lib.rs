@@ -21,20 +21,20 @@ mod document;
 mod envelope;
 mod error;
 mod keys;
-mod manifest;
+mod names;
 mod secret;
 
 pub use binding::{Binding, Scope};
 pub use document::{
-    Envelope, ObjectMeta, OpenOptions, Opened, RecipientMismatch, SealedSecret, Template,
-    TemplateMeta, API_VERSION, KIND,
+    Envelope, ObjectMeta, OpenOptions, Opened, RecipientMismatch, SealedSecret, SealedSecretSpec,
+    SealedSecretWire, Template, TemplateMeta, API_VERSION, KIND,
 };
-pub use error::{BindingField, Error, Result};
+pub use error::{BindingField, BoxError, Error, Result};
 pub use keys::{
     looks_like_identity, parse_identity_file, parse_recipients_file, Identity, KeyId, Recipient,
     MAX_IDENTITIES, MAX_IDENTITY_FILE_BYTES,
 };
-pub use manifest::{read_documents, wipe_value, Document, Limits};
+pub use names::{is_dns_label, is_object_name, is_qualified_name};
 pub use secret::{
     entry_location, validate_data_key, PlainSecret, SecretData, ValueFinder,
     LAST_APPLIED_ANNOTATION, MAX_ANNOTATION_BYTES, MAX_SECRET_BYTES, MAX_VALUES,

@@ -10,7 +10,7 @@ const CANARY: &[u8] = b"canary-7f3e9a-do-not-log";
 
 fn reparse(yaml: &str) -> Result<SealedSecret, Error> {
     let value: Value = serde_yaml::from_str(yaml).expect("yaml");
-    SealedSecret::from_value(&value)
+    common::sealed_from_value(&value)
 }
 
 fn sealed_yaml(scope: Scope) -> (Identity, String) {
@@ -355,4 +355,28 @@ fn base64_decode(s: &str) -> Vec<u8> {
 fn base64_encode(b: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+#[test]
+fn serde_reads_the_typed_document_from_any_format_and_checks_it() {
+    let (id, yaml) = sealed_yaml(Scope::Strict);
+    let sealed: SealedSecret = serde_yaml::from_str(&yaml).expect("reads from YAML");
+    let json = sealed.to_json().expect("json");
+    let again: SealedSecret = serde_json::from_str(&json).expect("reads from JSON");
+    assert_eq!(sealed, again);
+    let opened = again
+        .open(std::slice::from_ref(&id), &OpenOptions::default())
+        .expect("opens");
+    assert_eq!(opened.secret.data["password"].as_slice(), CANARY);
+
+    // The format's checks run inside deserialization: a structurally broken document never
+    // becomes a SealedSecret, whatever reads it.
+    let envelope_id = &sealed.envelopes()[0].id;
+    let broken = json.replace(&format!("\"id\": \"{envelope_id}\""), "\"id\": \"XYZ\"");
+    assert_ne!(broken, json);
+    let err = serde_json::from_str::<SealedSecret>(&broken).expect_err("bad envelope id");
+    assert!(err.to_string().contains("16 lowercase hex digits"), "{err}");
+    let newer = json.replace("sealsync.dev/v1", "sealsync.dev/v2");
+    let err = serde_json::from_str::<SealedSecret>(&newer).expect_err("newer version");
+    assert!(err.to_string().contains("unsupported format version"), "{err}");
 }

@@ -12,7 +12,7 @@ use sealsync_crypto::{Error, Identity, OpenOptions, Scope, SealedSecret, MAX_SEC
 use serde_yaml::Value;
 
 fn sealed_value(sealed: &SealedSecret) -> Value {
-    sealed.to_value()
+    common::sealed_to_value(sealed)
 }
 
 fn line(doc: &Value, key: &str) -> String {
@@ -34,13 +34,13 @@ fn a_value_line_longer_than_a_secret_can_be_is_refused_before_any_key_is_used() 
         .expect("line");
     let huge = B64.encode(vec![0u8; 12 + MAX_SECRET_BYTES + 16 + 3]);
     doc["spec"]["encryptedData"]["a"] = format!("{env}:{huge}").into();
-    let err = SealedSecret::from_value(&doc).expect_err("too long");
+    let err = common::sealed_from_value(&doc).expect_err("too long");
     assert_eq!(err.metric_label(), "limit_exceeded", "{err}");
 
     // Exactly at the limit is structurally fine (and then fails authentication).
     let at_limit = B64.encode(vec![0u8; 12 + MAX_SECRET_BYTES + 16]);
     doc["spec"]["encryptedData"]["a"] = format!("{env}:{at_limit}").into();
-    let sealed = SealedSecret::from_value(&doc).expect("at the limit");
+    let sealed = common::sealed_from_value(&doc).expect("at the limit");
     let err = sealed
         .open(std::slice::from_ref(&id), &OpenOptions::default())
         .expect_err("not authentic");
@@ -60,7 +60,7 @@ fn envelope_ids_are_lowercase_hex() {
         "the id has a letter (true for all but 1 in 2^{{16}} keys)"
     );
     let value: Value = serde_yaml::from_str(&upper).expect("yaml");
-    let err = SealedSecret::from_value(&value).expect_err("uppercase id");
+    let err = common::sealed_from_value(&value).expect_err("uppercase id");
     assert_eq!(err.metric_label(), "malformed", "{err}");
     assert!(err.to_string().contains("spec.envelopes[0].id"), "{err}");
 }
@@ -85,7 +85,7 @@ fn the_key_mismatch_diagnosis_is_bounded() {
     let last = raw.len() - 1;
     raw[last] ^= 1;
     doc["spec"]["encryptedData"]["big"] = format!("{env}:{}", B64.encode(raw)).into();
-    let tampered = SealedSecret::from_value(&doc).expect("structurally valid");
+    let tampered = common::sealed_from_value(&doc).expect("structurally valid");
 
     let start = Instant::now();
     let err = tampered
@@ -111,7 +111,7 @@ fn sealing_refuses_what_opening_would_refuse() {
     let s = secret(Some("app"), "db", &[("big", &fits)]);
     let sealed = SealedSecret::seal(&s, Scope::Strict, &recipients(&[&id])).expect("fits");
     let value: Value = serde_yaml::from_str(&sealed.to_yaml().expect("yaml")).expect("yaml");
-    let opened = SealedSecret::from_value(&value)
+    let opened = common::sealed_from_value(&value)
         .expect("valid")
         .open(std::slice::from_ref(&id), &OpenOptions::default())
         .expect("opens");
@@ -133,7 +133,7 @@ fn a_wrapped_key_with_more_recipient_stanzas_than_allowed_is_refused_before_any_
     )
     .expect("age itself has no such bound");
     doc["spec"]["envelopes"][0]["wrappedKey"] = B64.encode(&wrapped).into();
-    let err = SealedSecret::from_value(&doc).expect_err("too many stanzas");
+    let err = common::sealed_from_value(&doc).expect_err("too many stanzas");
     assert_eq!(err.metric_label(), "limit_exceeded", "{err}");
     assert!(err.to_string().contains("64 stanzas"), "{err}");
 

@@ -22,6 +22,8 @@
 //! The regenerator keeps `kat-identity.txt` and fixes every data key and nonce; only the age
 //! wrapping (randomized by age itself) differs from one run to the next.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -29,8 +31,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use ring::digest;
 use sealsync_crypto::{
-    parse_identity_file, read_documents, vectors, Binding, Error, Identity, Limits, OpenOptions,
-    Recipient, Scope, SealedSecret,
+    parse_identity_file, vectors, Binding, Error, Identity, OpenOptions, Recipient, Scope,
+    SealedSecret,
 };
 use serde_json::{json, Value as Json};
 
@@ -125,9 +127,11 @@ fn strip_header(text: &str) -> String {
 }
 
 fn parse_one(text: &str) -> Result<SealedSecret, Error> {
-    let docs = read_documents(text, Limits::default())?;
-    assert_eq!(docs.len(), 1, "one document expected");
-    SealedSecret::from_value(&docs[0].value)
+    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| Error::Malformed {
+        location: "the document".to_owned(),
+        reason: e.to_string(),
+    })?;
+    common::sealed_from_value(&value)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -325,7 +329,7 @@ fn kat_document_envelopes_and_value_lines() {
     let identities = kat_identities();
     let binding = Binding::new(scope(doc), s(doc, "namespace"), s(doc, "name"));
     let plaintext = &doc["plaintext_hex"];
-    let value = sealed.to_value();
+    let value = common::sealed_to_value(&sealed);
     let lines = &value["spec"]["encryptedData"];
 
     let expected = array(doc, "envelopes");
@@ -624,7 +628,7 @@ fn regenerate() {
             "encryptedData": encrypted,
         }
     });
-    let sealed = SealedSecret::from_value(&serde_yaml::to_value(&wire).expect("value"))
+    let sealed = common::sealed_from_value(&serde_yaml::to_value(&wire).expect("value"))
         .expect("the generated document is valid");
     let yaml = sealed.to_yaml().expect("yaml");
     let header = "# Known-answer sealed document (crypto/tests/vectors.rs, vectors.json).\n\

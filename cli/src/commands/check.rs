@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args as ClapArgs;
+use sealsync_core::manifest::{
+    read_documents, sealed_from_manifest, secret_from_manifest, Limits, ManifestError,
+};
 use sealsync_crypto::{
-    read_documents, validate_data_key, Identity, KeyId, Limits, OpenOptions, PlainSecret,
-    SealedSecret, LAST_APPLIED_ANNOTATION,
+    validate_data_key, Identity, KeyId, OpenOptions, SealedSecret, LAST_APPLIED_ANNOTATION,
 };
 use serde_yaml::Value;
 
@@ -111,9 +113,9 @@ fn check_file(
     };
     let kustomization = is_kustomization_file(file);
     // Opening costs a trial per identity and recipient stanza: bound it per file.
-    let parsed: Vec<Option<Result<SealedSecret, sealsync_crypto::Error>>> = docs
+    let parsed: Vec<Option<Result<SealedSecret, ManifestError>>> = docs
         .iter()
-        .map(|d| (d.kind() == Some("SealedSecret")).then(|| SealedSecret::from_value(&d.value)))
+        .map(|d| (d.kind() == Some("SealedSecret")).then(|| sealed_from_manifest(&d.value)))
         .collect();
     let stanzas: usize = parsed
         .iter()
@@ -154,12 +156,10 @@ fn check_file(
             Some("Secret") => {
                 // What seal would refuse (a `stringdata` typo, a number, a value in an
                 // annotation) is a finding too: the values are in Git either way.
-                if let Err(e) = PlainSecret::from_manifest(&doc.value) {
-                    let (field, reason) = match &e {
-                        sealsync_crypto::Error::Malformed { location, reason } => {
-                            (location.clone(), reason.clone())
-                        }
-                        other => ("-".to_owned(), other.to_string()),
+                if let Err(e) = secret_from_manifest(&doc.value) {
+                    let (field, reason) = match e.malformed_at() {
+                        Some((location, reason)) => (location.to_owned(), reason.to_owned()),
+                        None => ("-".to_owned(), e.to_string()),
                     };
                     problem(at.clone(), &field, format!("not a valid Secret: {reason}"));
                 }
@@ -182,14 +182,14 @@ fn check_file(
                 }
             }
             Some("SealedSecret") => {
-                let sealed = match parsed.unwrap_or_else(|| SealedSecret::from_value(&doc.value)) {
+                let sealed = match parsed.unwrap_or_else(|| sealed_from_manifest(&doc.value)) {
                     Ok(s) => s,
                     Err(e) => {
-                        match &e {
-                            sealsync_crypto::Error::Malformed { location, reason } => {
+                        match e.malformed_at() {
+                            Some((location, reason)) => {
                                 problem(at.clone(), location, format!("malformed: {reason}"))
                             }
-                            _ => problem(at.clone(), "spec", e.to_string()),
+                            None => problem(at.clone(), "spec", e.to_string()),
                         }
                         continue;
                     }
@@ -423,7 +423,7 @@ fn last_applied_secret(doc: &Value) -> Option<String> {
 }
 
 /// The first place outside `spec.encryptedData` that holds one of the opened values.
-fn exposed_value(doc: &Value, secret: &PlainSecret) -> Option<(String, String)> {
+fn exposed_value(doc: &Value, secret: &sealsync_crypto::PlainSecret) -> Option<(String, String)> {
     let finder = secret.value_finder();
     let mut found = None;
     walk_strings(doc, &mut String::new(), &mut |path, text| {

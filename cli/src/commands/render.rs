@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args as ClapArgs;
+use sealsync_core::manifest::sealed_from_manifest;
 use sealsync_core::redact::{mask_secret, MASK};
 use sealsync_core::render::{render, Manifest, RenderLimits, SourceFile};
-use sealsync_crypto::SealedSecret;
 use serde_json::Value as Json;
 
 use crate::error::{CliError, CliResult};
@@ -73,8 +73,8 @@ fn masked(manifest: &Manifest) -> CliResult<Json> {
     }
     let yaml = serde_yaml::to_value(&manifest.object)
         .map_err(|e| CliError::new(format!("{}: {e}", manifest.location())))?;
-    let sealed = SealedSecret::from_value(&yaml)
-        .map_err(|e| CliError::from_crypto(&e).context(manifest.location()))?;
+    let sealed = sealed_from_manifest(&yaml)
+        .map_err(|e| CliError::from_manifest(&e).context(manifest.location()))?;
     let template = sealed.template();
     let mut metadata = serde_json::Map::new();
     metadata.insert("name".into(), Json::String(sealed.metadata().name.clone()));

@@ -9,7 +9,8 @@ use clap::Args as ClapArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeSet;
 
-use sealsync_crypto::{read_documents, Identity, KeyId, Limits, SealedSecret};
+use sealsync_core::manifest::{read_documents, sealed_from_manifest, sealed_to_manifest, Limits};
+use sealsync_crypto::{Identity, KeyId};
 
 use crate::commands::{check_open_budget, load_identities};
 use crate::error::{CliError, CliResult};
@@ -87,7 +88,7 @@ fn reseal_file(
     let place = file.display().to_string();
     let locked = fsio::LockedFile::open(file)?;
     let docs = read_documents(&locked.text, Limits::default())
-        .map_err(|e| CliError::from_crypto(&e).context(&place))?;
+        .map_err(|e| CliError::from_manifest(&e).context(&place))?;
     let sealed_count = docs
         .iter()
         .filter(|d| d.kind() == Some("SealedSecret"))
@@ -110,8 +111,8 @@ fn reseal_file(
     let mut parsed = Vec::with_capacity(docs.len());
     for doc in &docs {
         let at = format!("{place}: {}", doc.describe());
-        let sealed = SealedSecret::from_value(&doc.value)
-            .map_err(|e| CliError::from_crypto(&e).context(&at))?;
+        let sealed = sealed_from_manifest(&doc.value)
+            .map_err(|e| CliError::from_manifest(&e).context(&at))?;
         parsed.push((doc, at, sealed));
     }
     let stanzas: usize = parsed.iter().map(|(_, _, s)| s.stanza_count()).sum();
@@ -141,7 +142,7 @@ fn reseal_file(
             sealed.rewrap(identities, &resolved.recipients)
         };
         result.map_err(|e| CliError::from_crypto(&e).context(&at))?;
-        out.push(sealed.to_value());
+        out.push(sealed_to_manifest(&sealed));
     }
     if out.iter().zip(&docs).all(|(new, old)| *new == old.value) {
         return Ok(Outcome::Unchanged);

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use clap::Args as ClapArgs;
 use rayon::prelude::*;
-use sealsync_crypto::{
-    read_documents, validate_data_key, Limits, PlainSecret, Recipient, Scope, SealedSecret,
-    SecretData,
+use sealsync_core::manifest::{
+    read_documents, sealed_from_manifest, sealed_to_manifest, secret_from_manifest, Limits,
 };
+use sealsync_crypto::{validate_data_key, PlainSecret, Recipient, Scope, SealedSecret, SecretData};
 use zeroize::Zeroizing;
 
 use crate::error::{CliError, CliResult};
@@ -116,7 +116,7 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
         .map(|(input, recipients, scope)| {
             check_namespace(&input.secret, *scope, &input.place)?;
             SealedSecret::seal(&input.secret, *scope, recipients)
-                .map(|s| s.to_value())
+                .map(|s| sealed_to_manifest(&s))
                 .map_err(|e| CliError::from_crypto(&e).context(&input.place))
         })
         .collect();
@@ -185,7 +185,7 @@ fn read_secrets(path: Option<&Path>, namespace_flag: Option<&str>) -> CliResult<
     let source = fsio::display_source(path);
     let text = fsio::read_input(path)?;
     let docs = read_documents(&text, Limits::default())
-        .map_err(|e| CliError::from_crypto(&e).context(&source))?;
+        .map_err(|e| CliError::from_manifest(&e).context(&source))?;
     let mut out = Vec::with_capacity(docs.len());
     for doc in &docs {
         let place = format!("{source}: {}", doc.describe());
@@ -193,8 +193,8 @@ fn read_secrets(path: Option<&Path>, namespace_flag: Option<&str>) -> CliResult<
             return Err(CliError::new(format!("{place}: is already sealed"))
                 .with_hint("to change values, use --merge-into with the sealed file"));
         }
-        let mut secret = PlainSecret::from_manifest(&doc.value).map_err(|e| {
-            let err = CliError::from_crypto(&e).context(&place);
+        let mut secret = secret_from_manifest(&doc.value).map_err(|e| {
+            let err = CliError::from_manifest(&e).context(&place);
             if doc.kind() != Some("Secret") {
                 err.with_hint("seal takes only Secrets: move other objects to their own files")
             } else {
@@ -357,7 +357,7 @@ fn merge_into(args: &Args, target: &Path, inputs: Vec<Input>) -> CliResult<ExitC
     // Held until the new file is in place: a concurrent merge waits, then reads our result.
     let locked = fsio::LockedFile::open(target)?;
     let docs = read_documents(&locked.text, Limits::default())
-        .map_err(|e| CliError::from_crypto(&e).context(&place))?;
+        .map_err(|e| CliError::from_manifest(&e).context(&place))?;
     let [doc] = docs.as_slice() else {
         return Err(CliError::new(format!(
             "{place}: --merge-into needs a file with exactly one SealedSecret, found {} documents",
@@ -365,8 +365,8 @@ fn merge_into(args: &Args, target: &Path, inputs: Vec<Input>) -> CliResult<ExitC
         ))
         .with_hint("split the file, or seal into a new file with -w"));
     };
-    let mut sealed = SealedSecret::from_value(&doc.value)
-        .map_err(|e| CliError::from_crypto(&e).context(format!("{place}: {}", doc.describe())))?;
+    let mut sealed = sealed_from_manifest(&doc.value)
+        .map_err(|e| CliError::from_manifest(&e).context(format!("{place}: {}", doc.describe())))?;
     let meta = sealed.metadata();
     if !input.secret.name.is_empty() && input.secret.name != meta.name {
         return Err(CliError::new(format!(
@@ -411,7 +411,7 @@ fn merge_into(args: &Args, target: &Path, inputs: Vec<Input>) -> CliResult<ExitC
     sealed
         .merge(&input.secret.data, &resolved.recipients)
         .map_err(|e| CliError::from_crypto(&e).context(&place))?;
-    let new_value = sealed.to_value();
+    let new_value = sealed_to_manifest(&sealed);
     let text = match splice::splice(
         &locked.text,
         &[&doc.value],

@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args as ClapArgs;
-use sealsync_crypto::{read_documents, wipe_value, Limits, OpenOptions, SealedSecret};
+use sealsync_core::manifest::{
+    read_documents, sealed_from_manifest, secret_to_manifest, wipe_value, Limits,
+};
+use sealsync_crypto::OpenOptions;
 
 use crate::commands::{check_open_budget, load_identities};
 use crate::error::{CliError, CliResult};
@@ -37,7 +40,7 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
     let source = fsio::display_source(args.file.as_deref());
     let text = fsio::read_input(args.file.as_deref())?;
     let docs = read_documents(&text, Limits::default())
-        .map_err(|e| CliError::from_crypto(&e).context(&source))?;
+        .map_err(|e| CliError::from_manifest(&e).context(&source))?;
     let options = OpenOptions {
         default_namespace: args.namespace.as_deref(),
     };
@@ -51,8 +54,8 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
                 ),
             );
         }
-        let sealed = SealedSecret::from_value(&doc.value)
-            .map_err(|e| CliError::from_crypto(&e).context(&place))?;
+        let sealed = sealed_from_manifest(&doc.value)
+            .map_err(|e| CliError::from_manifest(&e).context(&place))?;
         sealed_docs.push((place, sealed));
     }
     let stanzas = sealed_docs.iter().map(|(_, s)| s.stanza_count()).sum();
@@ -62,7 +65,7 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
         let opened = sealed
             .open(&identities, &options)
             .map_err(|e| CliError::from_crypto(&e).context(place))?;
-        secrets.push(opened.secret.to_manifest());
+        secrets.push(secret_to_manifest(&opened.secret));
     }
     if secrets.is_empty() {
         return Err(CliError::new(format!("{source}: holds no SealedSecret"))

@@ -7,6 +7,7 @@ mod crd;
 mod duration;
 #[cfg(feature = "kube")]
 pub mod kubeclient;
+pub mod manifest;
 pub mod redact;
 pub mod render;
 

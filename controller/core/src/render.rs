@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use sealsync_crypto::{read_documents, Limits};
+use crate::manifest::{read_documents, Document, Limits, ManifestError};
 use serde_json::Value as Json;
 
 /// One file of the source tree.
@@ -186,7 +186,7 @@ pub enum RenderError {
         file: String,
         /// The parser's error: line, column and the limit, never the input.
         #[source]
-        source: sealsync_crypto::Error,
+        source: ManifestError,
     },
     /// A document is not a Kubernetes object.
     #[error("{file}: {document}: {problem}")]
@@ -344,9 +344,8 @@ pub fn render(
             file: file.path.clone(),
             source,
         })?;
-        let is_object = |d: &sealsync_crypto::Document| {
-            d.value.get("apiVersion").is_some() && d.value.get("kind").is_some()
-        };
+        let is_object =
+            |d: &Document| d.value.get("apiVersion").is_some() && d.value.get("kind").is_some();
         if !documents.iter().any(is_object) {
             continue;
         }
@@ -392,7 +391,7 @@ pub fn render(
     Ok(manifests)
 }
 
-fn to_manifest(file: &str, document: &sealsync_crypto::Document) -> Result<Manifest, RenderError> {
+fn to_manifest(file: &str, document: &Document) -> Result<Manifest, RenderError> {
     let describe = document.describe();
     let invalid = |problem: &str| RenderError::InvalidObject {
         file: file.to_owned(),
@@ -457,25 +456,7 @@ fn is_api_version(s: &str) -> bool {
     version_ok && group_ok && s.len() <= 253
 }
 
-/// A lowercase RFC 1123 subdomain of at most 253 bytes.
-pub fn is_object_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && !s.starts_with(['-', '.'])
-        && !s.ends_with(['-', '.'])
-}
-
-/// A lowercase RFC 1123 label of at most 63 bytes: what a namespace name must be.
-pub fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
+pub use sealsync_crypto::{is_dns_label, is_object_name};
 
 #[cfg(test)]
 mod tests {

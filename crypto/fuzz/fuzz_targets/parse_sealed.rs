@@ -1,5 +1,6 @@
-//! Fuzzes the sealed-document parser and the open path: `read_documents` →
-//! `SealedSecret::from_value` → `check_structure` → `open`, with a fixed test identity.
+//! Fuzzes the typed sealed-document path: serde reads the wire form (YAML or JSON) →
+//! `SealedSecret::try_from` → `check_structure` → `open`, with a fixed test identity. The
+//! bounded manifest reader in front of it is fuzzed in `controller/core/fuzz`.
 //!
 //! Run: `cargo fuzz run parse_sealed crypto/fuzz/seeds` from `crypto/` (nightly, or stable with
 //! `RUSTC_BOOTSTRAP=1`). CI only builds it: `cargo build --manifest-path crypto/fuzz/Cargo.toml --bins`.
@@ -8,9 +9,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use sealsync_crypto::{
-    parse_identity_file, read_documents, Identity, Limits, OpenOptions, SealedSecret,
-};
+use sealsync_crypto::{parse_identity_file, Identity, OpenOptions, SealedSecret};
 
 /// The public TEST ONLY identity of the known-answer vectors, so that seeds derived from
 /// `crypto/tests/data/kat-sealed.yaml` reach the envelope, binding and AEAD checks.
@@ -22,18 +21,14 @@ fn identities() -> &'static [Identity] {
 }
 
 fuzz_target!(|data: &[u8]| {
+    if data.len() > 256 * 1024 {
+        return;
+    }
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let limits = Limits::small(256 * 1024, 16);
-    let Ok(documents) = read_documents(text, limits) else {
-        return;
-    };
-    for document in &documents {
-        let Ok(sealed) = SealedSecret::from_value(&document.value) else {
-            continue;
-        };
-        // from_value already checked the structure; checking again must agree.
+    if let Ok(sealed) = serde_yaml::from_str::<SealedSecret>(text) {
+        // Reading already checked the structure; checking again must agree.
         assert!(sealed.check_structure().is_ok());
         let options = OpenOptions {
             default_namespace: Some("fuzz"),
@@ -41,8 +36,7 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(opened) = sealed.open(identities(), &options) {
             // A document that opens reserializes to one that opens to the same values.
             let yaml = sealed.to_yaml().expect("serializes");
-            let again: serde_yaml::Value = serde_yaml::from_str(&yaml).expect("reparses");
-            let again = SealedSecret::from_value(&again).expect("still valid");
+            let again: SealedSecret = serde_yaml::from_str(&yaml).expect("still valid");
             let reopened = again.open(identities(), &options).expect("still opens");
             assert_eq!(opened.secret.data, reopened.secret.data);
         }

@@ -1,19 +1,19 @@
-//! Property tests of the sealed format: round trips, merge and rewrap line stability, and
-//! robustness of the parser and open path against arbitrary and mutated input.
+//! Property tests of sealed documents as the CLI and the controller read them: round trips
+//! through the shared manifest reader, merge and rewrap line stability, and robustness of the
+//! read and open path against arbitrary and mutated input.
 //!
 //! Case counts are modest because every case performs age X25519 operations; the suite stays
 //! fast in debug builds (dependencies are optimised by the workspace dev profile).
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
-use common::secret;
 use proptest::prelude::*;
+use sealsync_core::manifest::{
+    read_documents, sealed_from_manifest, sealed_to_manifest, Limits, ManifestError,
+};
 use sealsync_crypto::{
-    read_documents, Error, Identity, KeyId, Limits, OpenOptions, Recipient, Scope, SealedSecret,
-    SecretData,
+    Error, Identity, KeyId, OpenOptions, PlainSecret, Recipient, Scope, SealedSecret, SecretData,
 };
 use zeroize::Zeroizing;
 
@@ -105,8 +105,13 @@ fn seal(
     scope: Scope,
     recipients: &[Recipient],
 ) -> SealedSecret {
-    let mut s = secret(Some(ns), name, &[]);
-    s.data = to_data(values);
+    let s = PlainSecret {
+        name: name.to_owned(),
+        namespace: Some(ns.to_owned()),
+        type_: Some("Opaque".to_owned()),
+        data: to_data(values),
+        ..PlainSecret::default()
+    };
     SealedSecret::seal(&s, scope, recipients).expect("seals")
 }
 
@@ -114,12 +119,12 @@ fn seal(
 fn read_back(text: &str) -> SealedSecret {
     let docs = read_documents(text, Limits::default()).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
     assert_eq!(docs.len(), 1);
-    SealedSecret::from_value(&docs[0].value).unwrap_or_else(|e| panic!("{e:?}\n{text}"))
+    sealed_from_manifest(&docs[0].value).unwrap_or_else(|e| panic!("{e:?}\n{text}"))
 }
 
 /// `key → value line` as the document holds them.
 fn value_lines(sealed: &SealedSecret) -> BTreeMap<String, String> {
-    let value = sealed.to_value();
+    let value = sealed_to_manifest(sealed);
     sealed
         .data_keys()
         .map(|k| {
@@ -316,16 +321,33 @@ fn valid_document() -> &'static (String, BTreeMap<String, Vec<u8>>) {
     })
 }
 
+/// An error of the read path: displayable, with a metric label.
+trait MetricError: std::fmt::Display + std::fmt::Debug {
+    fn label(&self) -> &'static str;
+}
+
+impl MetricError for Error {
+    fn label(&self) -> &'static str {
+        self.metric_label()
+    }
+}
+
+impl MetricError for ManifestError {
+    fn label(&self) -> &'static str {
+        self.metric_label()
+    }
+}
+
 /// The whole read path. Returns what opened; checks that errors never show a value.
 fn read_path(text: &str) -> Vec<BTreeMap<String, Vec<u8>>> {
     let limits = Limits::small(1 << 20, 8);
-    let check_error = |e: &Error| {
+    let check_error = |e: &dyn MetricError| {
         let msg = format!("{e} {e:?}");
         assert!(
             !msg.contains(std::str::from_utf8(CANARY).expect("ascii")),
             "{msg}"
         );
-        let _ = e.metric_label();
+        let _ = e.label();
     };
     let documents = match read_documents(text, limits) {
         Ok(d) => d,
@@ -336,7 +358,7 @@ fn read_path(text: &str) -> Vec<BTreeMap<String, Vec<u8>>> {
     };
     let mut opened = Vec::new();
     for doc in &documents {
-        let sealed = match SealedSecret::from_value(&doc.value) {
+        let sealed = match sealed_from_manifest(&doc.value) {
             Ok(s) => s,
             Err(e) => {
                 check_error(&e);
@@ -345,7 +367,7 @@ fn read_path(text: &str) -> Vec<BTreeMap<String, Vec<u8>>> {
         };
         sealed
             .check_structure()
-            .expect("from_value checked the structure");
+            .expect("reading checked the structure");
         let _ = sealed.key_ids();
         let options = OpenOptions {
             default_namespace: Some("default"),

@@ -1,14 +1,15 @@
 //! Fuzzes the manifest intake that the CLI and the controller share: `read_documents` (the
-//! bounded YAML and JSON reader) → `PlainSecret::from_manifest`. Properties: no panic, every
-//! input is answered within the limits, and no error message quotes a secret value.
+//! bounded YAML and JSON reader) → `secret_from_manifest` for Secrets and
+//! `sealed_from_manifest` for SealedSecrets. Properties: no panic, every input is answered
+//! within the limits, and no error message quotes a secret value.
 //!
 //! Seeds in `seeds-manifests/` include the hostile inputs of the hardening work (alias bombs,
 //! deep nesting, duplicate keys, typos that put a value in a key).
-//! Run: `cargo fuzz run read_manifests crypto/fuzz/seeds-manifests` from `crypto/`.
+//! Run: `cargo fuzz run read_manifests fuzz/seeds-manifests` from `controller/core/`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sealsync_crypto::{read_documents, Limits, PlainSecret};
+use sealsync_core::manifest::{read_documents, sealed_from_manifest, secret_from_manifest, Limits};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -23,10 +24,17 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     for document in &documents {
+        if document.kind() == Some("SealedSecret") {
+            if let Ok(sealed) = sealed_from_manifest(&document.value) {
+                // Reading checked the structure; checking again must agree.
+                assert!(sealed.check_structure().is_ok());
+            }
+            continue;
+        }
         if document.kind() != Some("Secret") {
             continue;
         }
-        match PlainSecret::from_manifest(&document.value) {
+        match secret_from_manifest(&document.value) {
             Ok(secret) => {
                 // Every value found by the exposure search is one of the Secret's own.
                 let finder = secret.value_finder();
@@ -42,7 +50,11 @@ fuzz_target!(|data: &[u8]| {
                 // (Only a value that occurs once in the document: the same text as a name is
                 // a name, and names are printed.)
                 let whole = serde_yaml::to_string(&document.value).unwrap_or_default();
-                if let Some(map) = document.value.get("stringData").and_then(|v| v.as_mapping()) {
+                if let Some(map) = document
+                    .value
+                    .get("stringData")
+                    .and_then(|v| v.as_mapping())
+                {
                     for v in map.values().filter_map(|v| v.as_str()) {
                         if v.len() >= 24
                             && v.chars().all(|c| c.is_ascii_alphanumeric())

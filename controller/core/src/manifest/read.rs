@@ -15,7 +15,11 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_yaml::{Mapping, Value};
 use zeroize::Zeroize;
 
-use crate::error::{Error, Result};
+use sealsync_crypto::is_object_name;
+
+use super::error::ManifestError as Error;
+
+type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Bounds on what one manifest stream (one file, or stdin) may hold.
 #[derive(Debug, Clone, Copy)]
@@ -117,15 +121,6 @@ impl Drop for Document {
         // memory.
         wipe_value(&mut self.value);
     }
-}
-
-/// A lowercase RFC 1123 subdomain of at most 253 bytes: a name or namespace that is safe to
-/// print.
-pub(crate) fn is_object_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
 }
 
 fn is_identifier(s: &str, max: usize) -> bool {

@@ -4,7 +4,7 @@
 //! Secret checks, is checked for the canary.
 
 use proptest::prelude::*;
-use sealsync_crypto::{read_documents, Limits, PlainSecret};
+use sealsync_core::manifest::{read_documents, secret_from_manifest, Limits};
 
 const CANARY: &str = "Zq8canaryWv3Lp0Tx7";
 
@@ -57,7 +57,7 @@ proptest! {
             Ok(docs) => {
                 for doc in &docs {
                     prop_assert!(!doc.describe().contains(CANARY));
-                    if let Err(e) = PlainSecret::from_manifest(&doc.value) {
+                    if let Err(e) = secret_from_manifest(&doc.value) {
                         let msg = e.to_string();
                         // A canary that became a name or key of the document by the edit is
                         // no longer a value; only values must stay hidden.
