@@ -643,7 +643,9 @@ async fn write_resolved(
             return Ok(());
         }
         Planned::Recreate => {
-            api.delete(d.name(), &DeleteParams::foreground())
+            // Background, as `kubectl replace --force` does: foreground deletion waits for the
+            // garbage collector to remove the dependents first, and hangs where it is slow.
+            api.delete(d.name(), &DeleteParams::background())
                 .await
                 .map_err(|e| api_error(d, e))?;
             wait_gone(&api, d).await?;
@@ -745,10 +747,36 @@ fn transient(location: &str, e: &kube::Error) -> ApplyError {
     }
 }
 
+/// kube-apiserver answers a server-side apply whose object does not fit its kind's schema (an
+/// unknown field, a value of the wrong type) or does not decode into its Go type (bad base64 in
+/// a Secret's data) with 500 and one of these messages, not with 4xx: the manifest is at
+/// fault, and retrying cannot help.
+fn is_schema_mismatch(status: &kube::core::Status) -> bool {
+    status.code == 500
+        && (status
+            .message
+            .starts_with("failed to create typed patch object")
+            || status.message.starts_with("failed to convert new object"))
+}
+
+/// The field path of a schema mismatch (`.data.k` in `failed to create typed patch object
+/// (/bad; /v1, Kind=Secret): .data.k: illegal base64 …`), when it is plain enough to print.
+fn schema_mismatch_field(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once("): ")?;
+    let field = rest.split(": ").next()?;
+    let printable = field.starts_with('.')
+        && field.len() <= 256
+        && field
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/[]=".contains(&b));
+    printable.then_some(field)
+}
+
 fn api_error(d: &Desired, e: kube::Error) -> ApplyError {
     match e {
         kube::Error::Api(status)
-            if status.code >= 400 && status.code < 500 && status.code != 429 =>
+            if (status.code >= 400 && status.code < 500 && status.code != 429)
+                || is_schema_mismatch(&status) =>
         {
             ApplyError::Invalid {
                 location: d.location.clone(),
@@ -771,6 +799,15 @@ fn api_error(d: &Desired, e: kube::Error) -> ApplyError {
 fn server_message(d: &Desired, status: &kube::core::Status) -> String {
     if !d.is_secret() {
         return status.message.chars().take(1024).collect();
+    }
+    if is_schema_mismatch(status) {
+        // The server's own text may quote what it could not decode: only the field is kept.
+        return match schema_mismatch_field(&status.message) {
+            Some(field) => format!("the Secret does not fit its schema at {field}"),
+            None => "the API server cannot decode the Secret: a data value that is not base64, \
+                     or a field of the wrong type"
+                .to_owned(),
+        };
     }
     let fields: Vec<String> = status
         .details
@@ -837,5 +874,49 @@ mod tests {
                 "ValidatingWebhookConfiguration"
             ]
         );
+    }
+
+    fn status(code: u16, message: &str) -> kube::core::Status {
+        kube::core::Status {
+            code,
+            message: message.to_owned(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_schema_mismatch_is_the_manifest_not_the_server() {
+        let secret = desired("v1", "Secret", "bad");
+        let message = "failed to create typed patch object (/bad; /v1, Kind=Secret): .data.k: \
+                       illegal base64 data at input byte 0 canary-value";
+        let err = api_error(&secret, kube::Error::Api(Box::new(status(500, message))));
+        assert!(!err.is_transient(), "{err}");
+        let shown = err.to_string();
+        assert!(shown.contains(".data.k"), "{shown}");
+        assert!(!shown.contains("canary"), "{shown}");
+
+        let cm = desired("v1", "ConfigMap", "typo");
+        let message = "failed to create typed patch object (/typo; /v1, Kind=ConfigMap): .dta: \
+                       field not declared in schema";
+        let err = api_error(&cm, kube::Error::Api(Box::new(status(500, message))));
+        assert!(!err.is_transient(), "{err}");
+        assert!(
+            err.to_string().contains(".dta: field not declared"),
+            "{err}"
+        );
+
+        let message = "failed to convert new object (newns/bad; /v1, Kind=Secret) to proper \
+                       version: unable to convert unstructured object to /v1, Kind=Secret: error \
+                       decoding from json: illegal base64 data at input byte 0";
+        let err = api_error(&secret, kube::Error::Api(Box::new(status(500, message))));
+        assert!(!err.is_transient(), "{err}");
+        assert!(err.to_string().contains("not base64"), "{err}");
+
+        // Any other 500 is the server's, and is retried.
+        let err = api_error(
+            &cm,
+            kube::Error::Api(Box::new(status(500, "etcdserver: leader changed"))),
+        );
+        assert!(err.is_transient(), "{err}");
     }
 }

@@ -378,5 +378,8 @@ fn serde_reads_the_typed_document_from_any_format_and_checks_it() {
     assert!(err.to_string().contains("16 lowercase hex digits"), "{err}");
     let newer = json.replace("sealsync.dev/v1", "sealsync.dev/v2");
     let err = serde_json::from_str::<SealedSecret>(&newer).expect_err("newer version");
-    assert!(err.to_string().contains("unsupported format version"), "{err}");
+    assert!(
+        err.to_string().contains("unsupported format version"),
+        "{err}"
+    );
 }

@@ -2,6 +2,8 @@
 //!
 //! - [`apiserver`]: an in-process Kubernetes API test server, faithful enough for kubectl and
 //!   kube-rs (see `tests/TESTCLUSTER.md` for what it models and what it does not).
+//! - [`kubeapiserver`]: the real kube-apiserver and etcd (built by `scripts/kube-apiserver.sh`)
+//!   behind a fault-injecting proxy.
 //! - [`git`]: temporary bare repositories served over `git daemon` and smart HTTP.
 //! - [`openbao`]: a real `bao server -dev` on a free loopback port, with KV and auth helpers.
 //! - [`bins`]: the workspace's own binaries (CLI, controller), for tests that run them.
@@ -12,5 +14,6 @@ pub mod apiserver;
 pub mod bins;
 pub mod controller;
 pub mod git;
+pub mod kubeapiserver;
 pub mod openbao;
 pub mod process;

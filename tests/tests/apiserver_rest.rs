@@ -801,17 +801,15 @@ async fn service_account_tokens_and_token_review() {
 }
 
 #[tokio::test]
-async fn test_cluster_from_env_or_start_uses_in_process_server() {
-    // Only meaningful when no real cluster is configured.
-    if std::env::var_os("SEALSYNC_E2E_KUBECONFIG").is_some() {
-        return;
-    }
-    let c = TestCluster::from_env_or_start().await.expect("cluster");
+async fn test_cluster_start_embedded_uses_in_process_server() {
+    let c = TestCluster::start_embedded().await.expect("cluster");
     assert!(!c.is_real());
     assert!(c.kubeconfig_path().is_file());
     let url = c.url().expect("url");
     assert_eq!(get(&url, "/version").await.status, 200);
     assert!(c.server().is_ok());
+    assert!(c.faults().is_ok());
+    assert!(c.kube_apiserver().is_none());
 }
 
 /// The managedFields entry of `manager` with `operation` (and `subresource`, "" for none).

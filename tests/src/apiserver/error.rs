@@ -24,9 +24,12 @@ pub enum TestClusterError {
     /// The kubeconfig could not be produced.
     #[error("kubeconfig error: {0}")]
     Kubeconfig(String),
-    /// The operation needs the in-process server but a real cluster is in use.
-    #[error("{0} is not available against a real cluster (SEALSYNC_E2E_KUBECONFIG is set)")]
+    /// The operation needs the in-process server but another cluster is in use.
+    #[error("{0} is only available on the embedded test server, not on this cluster")]
     RealCluster(&'static str),
+    /// The real kube-apiserver or etcd did not start (or is not built).
+    #[error("kube-apiserver: {0}")]
+    KubeApiServer(String),
 }
 
 impl TestClusterError {

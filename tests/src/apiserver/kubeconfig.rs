@@ -22,6 +22,21 @@ pub fn kubeconfig(server: &str, token: &str) -> serde_yaml::Value {
     serde_yaml::to_value(doc).unwrap_or(serde_yaml::Value::Null)
 }
 
+/// Like [`kubeconfig`], for an HTTPS server whose certificate `ca_data` (base64 of a PEM CA)
+/// signed.
+pub fn kubeconfig_with_ca(server: &str, token: &str, ca_data: &str) -> serde_yaml::Value {
+    let mut doc = kubeconfig(server, token);
+    if let Some(cluster) = doc
+        .get_mut("clusters")
+        .and_then(|c| c.get_mut(0))
+        .and_then(|c| c.get_mut("cluster"))
+        .and_then(|c| c.as_mapping_mut())
+    {
+        cluster.insert("certificate-authority-data".into(), ca_data.into());
+    }
+    doc
+}
+
 /// Writes `doc` to `path` (mode 0600, like kubectl's own files).
 pub fn write(path: &Path, doc: &serde_yaml::Value) -> Result<(), TestClusterError> {
     let text =

@@ -39,7 +39,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use cluster::TestCluster;
+pub use cluster::{FaultInjector, TestCluster, TEST_APISERVER_ENV};
 pub use error::TestClusterError;
 pub use faults::{FailureRule, LatencyRule};
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::{Client, Config};
-use sealsync_tests::apiserver::{TestApiServer, TestCluster};
+use sealsync_tests::apiserver::{FaultInjector, TestCluster};
 use sealsync_tests::controller::ControllerProcess;
 use sealsync_tests::git::{BareRepo, GitServer};
 use serde_json::Value as Json;
@@ -34,9 +34,10 @@ pub struct Env {
 
 impl Env {
     /// The in-process test server, for fault injection; panics against a real cluster.
-    pub fn server(&self) -> &TestApiServer {
-        self.cluster.server().expect(
-            "this test injects API faults and needs the test server, not SEALSYNC_E2E_KUBECONFIG",
+    pub fn faults(&self) -> &dyn FaultInjector {
+        self.cluster.faults().expect(
+            "this test injects API faults: it needs the embedded server or kube-apiserver, \
+             not SEALSYNC_E2E_KUBECONFIG",
         )
     }
 
