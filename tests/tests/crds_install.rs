@@ -1,10 +1,12 @@
 //! `kubectl apply --server-side -f deploy/crds/` installs the checked-in CRDs, and a GitSync
 //! written as the README shows is accepted, listed with its short name and printer columns.
+//! On the real kube-apiserver (what `scripts/test.sh` runs) that also checks the CRD's schema
+//! is structural and the GitSync passes its validation with its defaults.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sealsync_tests::apiserver::TestApiServer;
+use sealsync_tests::apiserver::TestCluster;
 
 fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str], stdin: Option<&str>) -> (i32, String) {
     use std::io::Write;
@@ -38,10 +40,12 @@ fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str], stdin: Option<&str>) 
 
 #[test]
 fn crds_install_with_kubectl_server_side_apply() {
-    let server = TestApiServer::start_blocking().expect("start the test API server");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let cluster = runtime
+        .block_on(TestCluster::from_env_or_start())
+        .expect("start a test cluster");
     let dir = tempfile::tempdir().expect("tmp");
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let kubeconfig = cluster.kubeconfig_path().to_path_buf();
     let cache = dir.path().join("cache");
     let crds: PathBuf = [env!("CARGO_MANIFEST_DIR"), "..", "deploy", "crds"]
         .iter()
@@ -76,4 +80,36 @@ fn crds_install_with_kubectl_server_side_apply() {
     for column in ["NAME", "READY", "REVISION", "SUSPENDED", "AGE", "shop"] {
         assert!(out.contains(column), "missing {column}: {out}");
     }
+    // The defaults of the schema, as the API server stored them.
+    let (code, out) = kubectl(
+        &kubeconfig,
+        &cache,
+        &[
+            "get",
+            "gs",
+            "shop",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.spec.prune} {.spec.selfHeal}",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{out}");
+    if cluster.kube_apiserver().is_some() {
+        assert_eq!(out.trim(), "true true", "{out}");
+    }
+    // A GitSync that breaks the schema is refused by the API server itself.
+    let invalid = "apiVersion: sealsync.dev/v1\nkind: GitSync\nmetadata:\n  name: bad\n  namespace: shop\nspec:\n  url: git://127.0.0.1/shop.git\n  interval: 1m\n  prune: maybe\n";
+    let (code, out) = kubectl(
+        &kubeconfig,
+        &cache,
+        &["apply", "--server-side", "-f", "-"],
+        Some(invalid),
+    );
+    if cluster.kube_apiserver().is_some() {
+        assert_ne!(code, 0, "{out}");
+        assert!(out.contains("spec.prune"), "{out}");
+    }
+    drop(runtime);
 }
