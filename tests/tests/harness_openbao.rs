@@ -313,6 +313,45 @@ async fn jwt_login_with_an_es256_token() {
         .is_err());
 }
 
+async fn grant_auth_delegator(cluster: &TestApiServer, namespace: &str, name: &str) {
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": format!("{name}-auth-delegator")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+    });
+    let response = admin_post(
+        cluster,
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        &binding,
+    )
+    .await;
+    assert_eq!(response, 201, "creating the ClusterRoleBinding");
+}
+
+/// POSTs JSON with the admin token; the status code.
+async fn admin_post(cluster: &TestApiServer, path: &str, body: &serde_json::Value) -> u16 {
+    let kubeconfig = tempfile::NamedTempFile::new().expect("tmp");
+    cluster
+        .write_kubeconfig(kubeconfig.path())
+        .expect("kubeconfig");
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig.path()).expect("read");
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("config");
+    let client = kube::Client::try_from(config).expect("client");
+    let request = http::Request::post(path)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(body).expect("json"))
+        .expect("request");
+    match client.request_text(request).await {
+        Ok(_) => 201,
+        Err(kube::Error::Api(status)) => status.code,
+        Err(e) => panic!("{e}"),
+    }
+}
+
 #[tokio::test]
 async fn kubernetes_login_with_a_service_account_token_from_the_test_api_server() {
     let cluster = TestApiServer::start().await.expect("start test API server");
@@ -328,10 +367,12 @@ async fn kubernetes_login_with_a_service_account_token_from_the_test_api_server(
     .await
     .expect("policy");
 
-    // OpenBao authenticates its TokenReview calls with this token.
+    // OpenBao authenticates its TokenReview calls with this token; like on any cluster, its
+    // service account needs system:auth-delegator to create TokenReviews.
     let reviewer = cluster
         .issue_service_account_token("kube-system", "openbao-reviewer", &[])
         .expect("reviewer token");
+    grant_auth_delegator(&cluster, "kube-system", "openbao-reviewer").await;
     root.configure_kubernetes_auth("kubernetes", cluster.url(), &reviewer, None)
         .await
         .expect("kubernetes config");

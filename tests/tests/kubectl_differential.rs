@@ -19,7 +19,7 @@ use regex::Regex;
 use sealsync_tests::apiserver::TestCluster;
 
 /// The share of cases (in percent) on which the embedded server must answer like the real one.
-const AGREEMENT_FLOOR: f64 = 50.0;
+const AGREEMENT_FLOOR: f64 = 65.0;
 
 struct Kubectl {
     kubeconfig: PathBuf,
@@ -120,10 +120,7 @@ impl Normalizer {
                 (rule(r#"("continue"\s*:\s*")[^"]*"#, "${1}TOKEN")),
                 (rule(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "TIME")),
                 // `kubectl diff` headers: the local time of the temporary files.
-                (rule(
-                    r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? [+-]\d{4}",
-                    "TIME",
-                )),
+                (rule(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? [+-]\d{4}", "TIME")),
                 (rule(r"\b\d+(ms|s|m|h|d)(\d+(s|m|h))?\b", "AGE")),
                 (rule(r"<invalid>|<unknown>", "AGE")),
                 (rule(r"\b10\.0\.0\.\d+\b", "CLUSTERIP")),

@@ -15,7 +15,9 @@
 
 pub mod fieldmanager;
 pub mod patch;
+pub mod protobuf;
 
+pub mod authz;
 pub mod cluster;
 pub mod control;
 pub mod discovery;

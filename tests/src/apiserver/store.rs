@@ -160,6 +160,45 @@ impl Store {
             });
             self.put(ObjKey::new(&ns_def, "", ns), obj, None);
         }
+        // Two of kube-apiserver's bootstrap ClusterRoles, the ones bindings commonly name: the
+        // authorizer reads them like any other role.
+        let Some(role_def) = self
+            .find("rbac.authorization.k8s.io", "clusterroles")
+            .cloned()
+        else {
+            return;
+        };
+        let bootstrap = [
+            (
+                "cluster-admin",
+                json!([
+                    {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+                    {"nonResourceURLs": ["*"], "verbs": ["*"]},
+                ]),
+            ),
+            (
+                "system:auth-delegator",
+                json!([
+                    {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+                    {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
+                ]),
+            ),
+        ];
+        for (name, rules) in bootstrap {
+            let obj = json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": {
+                    "name": name,
+                    "uid": uuid::Uuid::new_v4().to_string(),
+                    "creationTimestamp": now,
+                    "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+                    "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"},
+                },
+                "rules": rules,
+            });
+            self.put(ObjKey::new(&role_def, "", name), obj, None);
+        }
     }
 
     /// Forgets every object (keeps the resourceVersion counter monotonic) and re-seeds.

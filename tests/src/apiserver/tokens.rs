@@ -310,7 +310,7 @@ fn review(shared: &Shared, token: &str, requested: &[String]) -> Value {
     if token == shared.admin_token {
         return json!({
             "authenticated": true,
-            "user": {"username": "sealsync-testcluster-admin", "groups": ["system:masters", "system:authenticated"]},
+            "user": {"username": super::authz::ADMIN_USER, "groups": ["system:masters", "system:authenticated"]},
             "audiences": wanted,
         });
     }

@@ -78,7 +78,11 @@ impl KubeApiServer {
         let token_file = dir.path().join("tokens.csv");
         std::fs::write(
             &token_file,
-            format!("{admin_token},sealsync-admin,sealsync-admin,\"system:masters\"\n"),
+            // The admin's name is the embedded server's, so that both answer `whoami` alike.
+            format!(
+                "{admin_token},{},,\"system:masters\"\n",
+                crate::apiserver::authz::ADMIN_USER
+            ),
         )
         .context("writing the token file")?;
 

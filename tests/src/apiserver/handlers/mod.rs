@@ -101,6 +101,8 @@ pub struct Req {
     pub headers: HeaderMap,
     /// Request body.
     pub body: Bytes,
+    /// Who makes the request (after impersonation).
+    pub user: super::authz::UserInfo,
 }
 
 impl Req {
@@ -169,6 +171,10 @@ pub async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) ->
         return error_response(&err);
     }
 
+    let user = match super::authz::authenticate(&shared, &parts.headers) {
+        Ok(user) => user,
+        Err(e) => return error_response(&e),
+    };
     let body = match read_body(body).await {
         Ok(b) => b,
         Err(e) => return error_response(&e),
@@ -204,6 +210,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) ->
         dry_run,
         headers: parts.headers,
         body,
+        user,
     };
     match route(&shared, req).await {
         Ok(resp) => resp,
@@ -419,6 +426,17 @@ async fn dispatch(shared: &Arc<Shared>, req: &Req, t: Target) -> ApiResult<Respo
     if !sub_ok {
         return Err(ApiError::method_not_allowed());
     }
+    let attrs = super::authz::Attributes::resource(
+        verb,
+        &t.def.group,
+        &t.def.plural,
+        t.sub.as_deref(),
+        t.namespace.as_deref(),
+        t.name.as_deref(),
+    );
+    if !super::authz::authorize(&shared.lock(), &req.user, &attrs).allowed {
+        return Err(super::authz::forbidden(&req.user, &attrs));
+    }
     match verb {
         "watch" => watch::serve(shared, req, &t),
         "list" => list(shared, req, &t),
@@ -430,6 +448,9 @@ async fn dispatch(shared: &Arc<Shared>, req: &Req, t: Target) -> ApiResult<Respo
             if t.def.is("authentication.k8s.io", "tokenreviews") {
                 return tokens::token_review(shared, req, &t);
             }
+            if let Some(response) = reviews(shared, req, &t)? {
+                return Ok(response);
+            }
             let obj = parse_body(req)?;
             let (code, out) = create(shared, &t, obj, &manager_for(req), req.dry_run)?;
             Ok(json_response(code, &render_one(&t, &out, req)))
@@ -440,6 +461,44 @@ async fn dispatch(shared: &Arc<Shared>, req: &Req, t: Target) -> ApiResult<Respo
         "deletecollection" => delete_collection(shared, req, &t),
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// The access and identity reviews: answered from the request, never stored.
+fn reviews(shared: &Arc<Shared>, req: &Req, t: &Target) -> ApiResult<Option<Response<Body>>> {
+    use super::authz;
+    let kind = match (t.def.group.as_str(), t.def.plural.as_str()) {
+        ("authorization.k8s.io", "selfsubjectaccessreviews") => "SelfSubjectAccessReview",
+        ("authorization.k8s.io", "subjectaccessreviews") => "SubjectAccessReview",
+        ("authorization.k8s.io", "localsubjectaccessreviews") => "LocalSubjectAccessReview",
+        ("authentication.k8s.io", "selfsubjectreviews") => {
+            return Ok(Some(json_response(
+                201,
+                &json!({
+                    "kind": "SelfSubjectReview",
+                    "apiVersion": "authentication.k8s.io/v1",
+                    "metadata": {"creationTimestamp": null},
+                    "status": {"userInfo": req.user.to_json()},
+                }),
+            )));
+        }
+        _ => return Ok(None),
+    };
+    let mut body = parse_body(req)?;
+    let subject = if kind == "SelfSubjectAccessReview" {
+        req.user.clone()
+    } else {
+        authz::review_subject(&body["spec"])
+    };
+    if kind == "LocalSubjectAccessReview" {
+        if let Some(ns) = &t.namespace {
+            body["spec"]["resourceAttributes"]["namespace"] = json!(ns);
+        }
+    }
+    let store = shared.lock();
+    Ok(Some(json_response(
+        201,
+        &authz::access_review(&store, kind, &subject, &body),
+    )))
 }
 
 /// The field manager for a non-apply write: the `fieldManager` parameter, or the part of
@@ -462,7 +521,10 @@ pub fn manager_for(req: &Req) -> String {
 /// Parses a JSON or YAML request body into an object.
 pub fn parse_body(req: &Req) -> ApiResult<Value> {
     let ct = req.header("content-type").to_ascii_lowercase();
-    if ct.contains("protobuf") || ct.contains("cbor") {
+    if ct.contains("protobuf") {
+        return super::protobuf::decode(&req.body, &ct);
+    }
+    if ct.contains("cbor") {
         return Err(ApiError::unsupported_media_type(
             &ct,
             &["application/json", "application/yaml"],
