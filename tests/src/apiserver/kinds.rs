@@ -72,6 +72,22 @@ pub fn on_write(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
+    if def.is("", "services") {
+        // A Service keeps the address it was given when an update leaves it out.
+        if let (Some(old_spec), Some(spec)) = (
+            old.and_then(|o| o.get("spec")),
+            obj.get_mut("spec").and_then(Value::as_object_mut),
+        ) {
+            for field in ["clusterIP", "clusterIPs"] {
+                if spec.get(field).is_none_or(Value::is_null) {
+                    if let Some(v) = old_spec.get(field) {
+                        spec.insert(field.to_owned(), v.clone());
+                    }
+                }
+            }
+        }
+    }
+    super::defaults::apply(def, obj);
     if def.is("", "secrets") {
         secret(def, &name, obj, old)?;
     } else if def.is("", "configmaps") {

@@ -26,13 +26,20 @@ pub enum PatchError {
     /// a custom resource.
     #[error("{0}")]
     Unsupported(String),
+    /// A JSON patch operation did not apply (a `test` failed, a path is missing). kube-apiserver
+    /// answers these with its generic 422 message and keeps the reason to itself.
+    #[error("JSON patch failed: {0}")]
+    JsonPatchFailed(String),
 }
 
 impl PatchError {
     /// The message alone, as kube-apiserver puts it into the Status.
     pub fn message(&self) -> &str {
         match self {
-            Self::Malformed(m) | Self::Failed(m) | Self::Unsupported(m) => m,
+            Self::Malformed(m)
+            | Self::Failed(m)
+            | Self::Unsupported(m)
+            | Self::JsonPatchFailed(m) => m,
         }
     }
 }
@@ -92,7 +99,7 @@ fn apply_one(doc: &mut Value, op: &json_patch::PatchOperation) -> Result<(), Pat
                 format!("{name} operation does not apply: doc is missing path: \"{path}\": missing value")
             }
         };
-        PatchError::Failed(message)
+        PatchError::JsonPatchFailed(message)
     })
 }
 
@@ -754,7 +761,7 @@ mod tests {
         .expect_err("test fails");
         assert_eq!(
             err,
-            PatchError::Failed("testing value /spec/replicas failed: test failed".into())
+            PatchError::JsonPatchFailed("testing value /spec/replicas failed: test failed".into())
         );
         // As in kube-apiserver: testing a missing path for null passes.
         let out = json_patch(
@@ -768,7 +775,7 @@ mod tests {
         assert_eq!(out, json!({"metadata": {"finalizers": ["f"]}}));
         assert!(matches!(
             json_patch(&target, &json!([{"op": "remove", "path": "/nope"}])),
-            Err(PatchError::Failed(_))
+            Err(PatchError::JsonPatchFailed(_))
         ));
         assert!(matches!(
             json_patch(&target, &json!({"op": "add"})),

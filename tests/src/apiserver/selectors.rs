@@ -191,8 +191,41 @@ fn extra_fields(group: &str, plural: &str) -> &'static [&'static str] {
             "type",
         ],
         ("batch", "jobs") => &["status.successful"],
+        ("", "pods") => &[
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.podIPs",
+            "status.nominatedNodeName",
+        ],
+        ("", "nodes") => &["spec.unschedulable"],
+        ("", "replicationcontrollers") => &["status.replicas"],
+        ("", "services") => &["spec.clusterIP", "spec.type"],
         _ => &[],
     }
+}
+
+/// Whether kube-apiserver registers field label conversions of its own for the kind; the
+/// others get the generic conversion, which words its refusal differently.
+fn has_own_field_labels(group: &str, plural: &str) -> bool {
+    matches!(
+        (group, plural),
+        (
+            "",
+            "secrets"
+                | "namespaces"
+                | "events"
+                | "pods"
+                | "nodes"
+                | "replicationcontrollers"
+                | "services"
+        ) | ("events.k8s.io", "events")
+            | ("batch", "jobs")
+    )
 }
 
 impl FieldSelector {
@@ -218,7 +251,12 @@ impl FieldSelector {
             };
             let field = field.trim();
             if !COMMON_FIELDS.contains(&field) && !extra_fields(group, plural).contains(&field) {
-                return Err(format!("field label not supported: {field}"));
+                if has_own_field_labels(group, plural) {
+                    return Err(format!("field label not supported: {field}"));
+                }
+                return Err(format!(
+                    "{field:?} is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+                ));
             }
             reqs.push((field.to_string(), neg, value.trim().to_string()));
         }

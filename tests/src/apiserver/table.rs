@@ -179,6 +179,50 @@ fn columns(def: &ResourceDef) -> Vec<Col> {
         }
     }
     cols.push(age_col());
+    if def.group == "apps" && def.plural != "controllerrevisions" {
+        cols.extend(workload_wide_columns());
+    }
+    cols
+}
+
+/// The `-o wide` columns of the apps workloads: the template's containers and images, and
+/// the selector.
+fn workload_wide_columns() -> Vec<Col> {
+    let containers = |o: &Value, field: &str| -> String {
+        o.pointer("/spec/template/spec/containers")
+            .and_then(Value::as_array)
+            .map(|cs| {
+                cs.iter()
+                    .filter_map(|c| c.get(field).and_then(Value::as_str))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default()
+    };
+    let mut cols = vec![
+        col("Containers", "string", "Names of each container in the template.", move |o, _| {
+            json!(containers(o, "name"))
+        }),
+        col("Images", "string", "Images referenced by each container in the template.", move |o, _| {
+            json!(containers(o, "image"))
+        }),
+        col("Selector", "string", "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment.", |o, _| {
+            let labels = o
+                .pointer("/spec/selector/matchLabels")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            json!(labels)
+        }),
+    ];
+    for c in &mut cols {
+        c.priority = 1;
+    }
     cols
 }
 

@@ -8,6 +8,14 @@ pub(crate) fn patch_error(e: PatchError) -> ApiError {
     match e {
         PatchError::Malformed(m) => ApiError::bad_request(m),
         PatchError::Failed(m) => ApiError::new(422, "Invalid", m),
+        // What kube-apiserver's NewGenericServerResponse(422, …) answers: the reason stays in
+        // the server's log.
+        PatchError::JsonPatchFailed(_) => ApiError::new(
+            422,
+            "Invalid",
+            "the server rejected our request due to an error in our request",
+        )
+        .with_details(json!({})),
         other => ApiError::internal(other),
     }
 }
