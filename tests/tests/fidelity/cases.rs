@@ -208,6 +208,50 @@ pub fn all() -> Vec<Case> {
         case("a table of ConfigMaps", vec![with("create -f -", CM), run("get configmaps -n {ns} --no-headers -o custom-columns=NAME:.metadata.name,DATA:.data.mode")]),
         case("wide deployments", vec![with("create -f -", DEPLOY), run("get deployments -n {ns} -o wide")]),
         case("raw paging", vec![with("create -f -", LIST), run("get --raw /api/v1/namespaces/{ns}/configmaps?limit=1")]),
+        case(
+            "create deployment (protobuf body)",
+            vec![
+                run("create deployment web -n {ns} --image=nginx:1.27 --replicas=2 --port=80"),
+                run("get deployment web -n {ns} -o jsonpath={.spec.replicas}/{.spec.selector.matchLabels}/{.spec.template.spec.containers[0].ports[0].containerPort}/{.spec.strategy.type}/{.spec.template.spec.containers[0].imagePullPolicy}"),
+            ],
+        ),
+        case(
+            "create job and cronjob (protobuf body)",
+            vec![
+                run("create job once -n {ns} --image=busybox -- echo hi"),
+                run("get job once -n {ns} -o jsonpath={.spec.template.spec.containers[0].command}/{.spec.template.spec.restartPolicy}/{.spec.backoffLimit}"),
+                run("create cronjob nightly -n {ns} --image=busybox --schedule='*/5 * * * *'"),
+            ],
+        ),
+        case(
+            "create service clusterip (protobuf body)",
+            vec![
+                run("create service clusterip web -n {ns} --tcp=80:8080"),
+                run("get service web -n {ns} -o jsonpath={.spec.ports[0].port}/{.spec.ports[0].targetPort}/{.spec.selector}/{.spec.type}"),
+            ],
+        ),
+        case(
+            "create quota (protobuf body)",
+            vec![run("create quota small -n {ns} --hard=pods=2,configmaps=5"), run("get quota small -n {ns} -o jsonpath={.spec.hard}")],
+        ),
+        case(
+            "create role and rolebinding (protobuf body)",
+            vec![
+                run("create role viewer -n {ns} --verb=get,list --resource=configmaps"),
+                run("create rolebinding viewer -n {ns} --role=viewer --serviceaccount={ns}:bot"),
+                run("get rolebinding viewer -n {ns} -o jsonpath={.roleRef.name}/{.subjects[0].kind}/{.subjects[0].name}"),
+                run("auth can-i list configmaps -n {ns} --as=system:serviceaccount:{ns}:bot"),
+            ],
+        ),
+        case(
+            "create clusterrole and clusterrolebinding (protobuf body)",
+            vec![
+                run("create clusterrole ns-reader-{n} --verb=get --resource=namespaces"),
+                run("create clusterrolebinding ns-reader-{n} --clusterrole=ns-reader-{n} --user=alice-{n}"),
+                run("auth can-i get namespaces --as=alice-{n}"),
+                run("auth can-i delete namespaces --as=alice-{n}"),
+            ],
+        ),
         case("delete reports", vec![with("create -f -", CM), run("delete configmap settings -n {ns}"), run("get configmap settings -n {ns}")]),
     ]
 }

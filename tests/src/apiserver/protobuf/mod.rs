@@ -1,8 +1,12 @@
 //! Protobuf request bodies (`application/vnd.kubernetes.protobuf`), which kubectl's typed
-//! commands send: `create configmap|secret|namespace|serviceaccount|token`, `auth can-i` and
+//! commands send: `create configmap|secret|namespace|serviceaccount|token|deployment|job|
+//! cronjob|service|quota|role|rolebinding|clusterrole|clusterrolebinding`, `auth can-i` and
 //! `auth whoami`. The body is the `k8s\0` magic, then a `runtime.Unknown` whose `raw` holds the
 //! object; k8s-pb decodes it, and the object is turned into the JSON the rest of the server
-//! reads. Kinds not listed here still get 415, as before.
+//! reads. Other kinds get 415, and so does a body that sets a field no converter reads.
+
+mod rbac;
+mod workloads;
 
 use std::collections::BTreeMap;
 
@@ -71,6 +75,33 @@ pub fn decode(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
             }
             json!({"metadata": meta(review.metadata), "spec": out})
         }
+        ("apps/v1", "Deployment") => workloads::deployment(
+            k8s_pb::api::apps::v1::Deployment::decode(raw).map_err(|_| bad(&kind))?,
+        )?,
+        ("batch/v1", "Job") => {
+            workloads::job(k8s_pb::api::batch::v1::Job::decode(raw).map_err(|_| bad(&kind))?)?
+        }
+        ("batch/v1", "CronJob") => workloads::cron_job(
+            k8s_pb::api::batch::v1::CronJob::decode(raw).map_err(|_| bad(&kind))?,
+        )?,
+        ("v1", "Service") => {
+            workloads::service(core::Service::decode(raw).map_err(|_| bad(&kind))?)?
+        }
+        ("v1", "ResourceQuota") => {
+            workloads::resource_quota(core::ResourceQuota::decode(raw).map_err(|_| bad(&kind))?)?
+        }
+        ("rbac.authorization.k8s.io/v1", "Role") => {
+            rbac::role(k8s_pb::api::rbac::v1::Role::decode(raw).map_err(|_| bad(&kind))?)?
+        }
+        ("rbac.authorization.k8s.io/v1", "ClusterRole") => rbac::cluster_role(
+            k8s_pb::api::rbac::v1::ClusterRole::decode(raw).map_err(|_| bad(&kind))?,
+        )?,
+        ("rbac.authorization.k8s.io/v1", "RoleBinding") => rbac::role_binding(
+            k8s_pb::api::rbac::v1::RoleBinding::decode(raw).map_err(|_| bad(&kind))?,
+        )?,
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => rbac::cluster_role_binding(
+            k8s_pb::api::rbac::v1::ClusterRoleBinding::decode(raw).map_err(|_| bad(&kind))?,
+        )?,
         _ => {
             return Err(ApiError::unsupported_media_type(
                 content_type,
@@ -81,6 +112,78 @@ pub fn decode(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
     object["apiVersion"] = json!(api_version);
     object["kind"] = json!(kind);
     Ok(object)
+}
+
+/// Refuses a message that still holds fields after a converter took out the ones it reads:
+/// they would otherwise be lost without a word. Go encodes its non-pointer fields even when
+/// they hold their zero value (`stdin: false`, `resources: {}`), which JSON would leave out;
+/// those do not count.
+fn rest<M: Message>(message: &M, what: &str) -> Result<(), ApiError> {
+    if only_zero_values(&message.encode_to_vec(), 0) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "this test server does not read every field of a protobuf {what}; send the object as JSON or YAML"
+            ),
+        ))
+    }
+}
+
+/// Whether encoded protobuf fields hold nothing but zero values: varints and fixed-width
+/// numbers of 0, and empty strings, bytes or messages (a nested message of zero values
+/// included).
+fn only_zero_values(mut bytes: &[u8], depth: usize) -> bool {
+    fn varint(bytes: &mut &[u8]) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = bytes.split_first()?;
+            *bytes = rest;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+    if depth > 32 {
+        return false;
+    }
+    while !bytes.is_empty() {
+        let Some(key) = varint(&mut bytes) else {
+            return false;
+        };
+        let zero = match key & 7 {
+            0 => varint(&mut bytes) == Some(0),
+            1 | 5 => {
+                let width = if key & 7 == 1 { 8 } else { 4 };
+                if bytes.len() < width {
+                    return false;
+                }
+                let (value, rest) = bytes.split_at(width);
+                bytes = rest;
+                value.iter().all(|b| *b == 0)
+            }
+            2 => {
+                let Some(len) = varint(&mut bytes).and_then(|l| usize::try_from(l).ok()) else {
+                    return false;
+                };
+                if bytes.len() < len {
+                    return false;
+                }
+                let (payload, rest) = bytes.split_at(len);
+                bytes = rest;
+                payload.is_empty() || only_zero_values(payload, depth + 1)
+            }
+            _ => false,
+        };
+        if !zero {
+            return false;
+        }
+    }
+    true
 }
 
 fn put_str(out: &mut Value, key: &str, value: Option<String>) {
@@ -285,10 +388,74 @@ mod tests {
 
     #[test]
     fn other_kinds_and_garbage_are_refused() {
-        let body = envelope("apps/v1", "Deployment", Vec::new());
+        let body = envelope("apps/v1", "StatefulSet", Vec::new());
         let err = decode(&body, "application/vnd.kubernetes.protobuf").expect_err("415");
         assert_eq!(err.code, 415);
         let err = decode(b"not protobuf", "application/vnd.kubernetes.protobuf").expect_err("400");
         assert_eq!(err.code, 400);
+    }
+
+    #[test]
+    fn a_field_no_converter_reads_is_refused_not_dropped() {
+        use k8s_pb::api::apps::v1 as apps;
+        let deployment = |host_network: Option<bool>| apps::Deployment {
+            metadata: Some(ObjectMeta {
+                name: Some("web".into()),
+                ..Default::default()
+            }),
+            spec: Some(apps::DeploymentSpec {
+                replicas: Some(1),
+                paused: Some(false),
+                template: Some(core::PodTemplateSpec {
+                    spec: Some(core::PodSpec {
+                        containers: vec![core::Container {
+                            name: Some("app".into()),
+                            image: Some("nginx".into()),
+                            // What Go encodes for its non-pointer fields.
+                            stdin: Some(false),
+                            tty: Some(false),
+                            resources: Some(Default::default()),
+                            ..Default::default()
+                        }],
+                        host_network,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let ct = "application/vnd.kubernetes.protobuf";
+        let zero = envelope(
+            "apps/v1",
+            "Deployment",
+            deployment(Some(false)).encode_to_vec(),
+        );
+        let json = decode(&zero, ct).expect("zero values are not fields");
+        assert_eq!(
+            json["spec"]["template"]["spec"]["containers"][0]["image"],
+            "nginx"
+        );
+        assert!(json["spec"].get("paused").is_none(), "{json}");
+        let set = envelope(
+            "apps/v1",
+            "Deployment",
+            deployment(Some(true)).encode_to_vec(),
+        );
+        let err = decode(&set, ct).expect_err("hostNetwork is not read");
+        assert_eq!(err.code, 415);
+        assert!(err.message.contains("PodSpec"), "{}", err.message);
+    }
+
+    #[test]
+    fn zero_values_are_recognised_on_the_wire() {
+        assert!(only_zero_values(&[], 0));
+        assert!(only_zero_values(&[0x08, 0x00], 0)); // field 1 varint 0
+        assert!(only_zero_values(&[0x12, 0x00], 0)); // field 2 empty
+        assert!(only_zero_values(&[0x12, 0x02, 0x08, 0x00], 0)); // a message of zeros
+        assert!(!only_zero_values(&[0x08, 0x01], 0));
+        assert!(!only_zero_values(&[0x12, 0x01, b'a'], 0));
+        assert!(!only_zero_values(&[0x12, 0x05], 0)); // truncated
     }
 }
