@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::error::{ApiError, ApiResult, Cause};
 use super::resources::{self, ResourceDef};
 
-fn invalid(def: &ResourceDef, name: &str, causes: Vec<Cause>) -> ApiError {
+pub(crate) fn invalid(def: &ResourceDef, name: &str, causes: Vec<Cause>) -> ApiError {
     ApiError::invalid(&def.qualified_kind(), &def.group, name, causes)
 }
 

@@ -20,6 +20,7 @@ pub mod protobuf;
 pub mod authz;
 pub mod cluster;
 pub mod control;
+pub mod crdschema;
 pub mod defaults;
 pub mod discovery;
 pub mod error;

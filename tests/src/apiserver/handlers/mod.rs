@@ -452,6 +452,7 @@ async fn dispatch(shared: &Arc<Shared>, req: &Req, t: Target) -> ApiResult<Respo
                 return Ok(response);
             }
             let obj = parse_body(req)?;
+            strict_fields(shared, req, &t, &obj)?;
             let (code, out) = create(shared, &t, obj, &manager_for(req), req.dry_run)?;
             Ok(json_response(code, &render_one(&t, &out, req)))
         }
@@ -767,6 +768,7 @@ fn create_inner(
     if store.get(&key).is_some() {
         return Err(ApiError::already_exists(&t.def, &name));
     }
+    apply_crd_schema(&store, t, &name, obj)?;
     if !from_apply {
         let schema = crd_schema(&store, t);
         *obj = fieldmanager::record_update_with(
@@ -800,6 +802,65 @@ impl Mode {
     fn fields_recorded(self) -> bool {
         matches!(self, Mode::Apply | Mode::Scale)
     }
+}
+
+/// The `openAPIV3Schema` of a custom resource's version, from its CRD.
+pub(super) fn crd_openapi(store: &Store, t: &Target) -> Option<Value> {
+    if !t.def.custom {
+        return None;
+    }
+    let crd = store.get(&ObjKey::crd_of(&t.def))?;
+    let version = crd
+        .pointer("/spec/versions")?
+        .as_array()?
+        .iter()
+        .find(|v| v.get("name").and_then(Value::as_str) == Some(t.version.as_str()))?
+        .clone();
+    version
+        .pointer("/schema/openAPIV3Schema")
+        .or_else(|| crd.pointer("/spec/validation/openAPIV3Schema"))
+        .cloned()
+}
+
+/// Prunes, defaults and validates a custom resource against its CRD's schema, as
+/// kube-apiserver does before storing it.
+fn apply_crd_schema(store: &Store, t: &Target, name: &str, obj: &mut Value) -> ApiResult<()> {
+    let Some(schema) = crd_openapi(store, t) else {
+        return Ok(());
+    };
+    super::crdschema::prune(&schema, obj);
+    super::crdschema::apply_defaults(&schema, obj);
+    let causes = super::crdschema::validate(&schema, obj);
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(kinds::invalid(&t.def, name, causes))
+    }
+}
+
+/// Under `fieldValidation=Strict`, a custom resource with fields its schema does not declare
+/// is refused, naming every one (kube-apiserver's strict decoding error).
+pub(super) fn strict_fields(shared: &Shared, req: &Req, t: &Target, obj: &Value) -> ApiResult<()> {
+    if req.q("fieldValidation") != Some("Strict") {
+        return Ok(());
+    }
+    let Some(schema) = crd_openapi(&shared.lock(), t) else {
+        return Ok(());
+    };
+    let unknown = super::crdschema::prune(&schema, &mut obj.clone());
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let fields: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("unknown field {f:?}"))
+        .collect();
+    Err(ApiError::bad_request(format!(
+        "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {}",
+        fields.join(", "),
+        kind = t.def.kind,
+        version = t.version,
+    )))
 }
 
 /// The schema of a custom resource's version from its CRD (None for built-in kinds, which the
@@ -963,6 +1024,9 @@ pub(super) fn commit_update(
     }
 
     kinds::on_write(&t.def, &mut new, Some(old), &now)?;
+    if t.sub.is_none() {
+        apply_crd_schema(store, t, &name, &mut new)?;
+    }
 
     if t.def.has_generation && spec_part(&t.def, &new) != spec_part(&t.def, old) {
         let g = old
@@ -1069,6 +1133,9 @@ fn update(shared: &Shared, req: &Req, t: &Target) -> ApiResult<Response<Body>> {
         check_type(t, &mut new)?;
     }
     check_namespace(t, &mut new)?;
+    if t.sub.is_none() {
+        strict_fields(shared, req, t, &new)?;
+    }
     let manager = manager_for(req);
     let mut store = shared.lock();
     let old = store

@@ -194,6 +194,23 @@ pub(crate) fn apply_patch(
             return Err(ApiError::stale(&t.def, name));
         }
     }
+    if t.sub.is_none() {
+        if let Some(undeclared) = crd_openapi(&store, t)
+            .and_then(|schema| crate::apiserver::crdschema::first_undeclared(&schema, &applied))
+        {
+            // kube-apiserver's typed-patch conversion error: a 500 without a reason.
+            let namespace = t.namespace.as_deref().unwrap_or_default();
+            return Err(ApiError::new(
+                500,
+                "",
+                format!(
+                    "failed to create typed patch object ({namespace}/{name}; {}, Kind={}): {undeclared}",
+                    t.api_version(),
+                    t.def.kind
+                ),
+            ));
+        }
+    }
     let live_out = live.as_ref().map(|l| output(t, l, false));
     let schema = crd_schema(&store, t);
     let merged = fieldmanager::server_side_apply_with(
