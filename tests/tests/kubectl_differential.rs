@@ -19,7 +19,7 @@ use regex::Regex;
 use sealsync_tests::apiserver::TestCluster;
 
 /// The share of cases (in percent) on which the embedded server must answer like the real one.
-const AGREEMENT_FLOOR: f64 = 90.0;
+const AGREEMENT_FLOOR: f64 = 95.0;
 
 struct Kubectl {
     kubeconfig: PathBuf,

@@ -18,6 +18,7 @@ pub mod patch;
 pub mod protobuf;
 
 pub mod authz;
+pub mod builtin_schemas;
 pub mod cluster;
 pub mod control;
 pub mod crdschema;

@@ -768,7 +768,7 @@ fn create_inner(
     if store.get(&key).is_some() {
         return Err(ApiError::already_exists(&t.def, &name));
     }
-    apply_crd_schema(&store, t, &name, obj)?;
+    apply_schema(&store, t, &name, obj)?;
     if !from_apply {
         let schema = crd_schema(&store, t);
         *obj = fieldmanager::record_update_with(
@@ -804,10 +804,12 @@ impl Mode {
     }
 }
 
-/// The `openAPIV3Schema` of a custom resource's version, from its CRD.
-pub(super) fn crd_openapi(store: &Store, t: &Target) -> Option<Value> {
+/// The schema a write to `t` is checked against: a custom resource's version's
+/// `openAPIV3Schema` from its CRD, or a built-in kind's schema.
+pub(super) fn object_schema(store: &Store, t: &Target) -> Option<std::borrow::Cow<'static, Value>> {
     if !t.def.custom {
-        return None;
+        return super::builtin_schemas::for_resource(&t.def.group, &t.def.plural)
+            .map(std::borrow::Cow::Borrowed);
     }
     let crd = store.get(&ObjKey::crd_of(&t.def))?;
     let version = crd
@@ -820,15 +822,20 @@ pub(super) fn crd_openapi(store: &Store, t: &Target) -> Option<Value> {
         .pointer("/schema/openAPIV3Schema")
         .or_else(|| crd.pointer("/spec/validation/openAPIV3Schema"))
         .cloned()
+        .map(std::borrow::Cow::Owned)
 }
 
-/// Prunes, defaults and validates a custom resource against its CRD's schema, as
-/// kube-apiserver does before storing it.
-fn apply_crd_schema(store: &Store, t: &Target, name: &str, obj: &mut Value) -> ApiResult<()> {
-    let Some(schema) = crd_openapi(store, t) else {
+/// Prunes the fields the schema does not declare, as kube-apiserver's decoder drops them; a
+/// custom resource also gets its schema's defaults and is validated against it. (Built-in
+/// kinds are validated by hand-written Go in kube-apiserver, not by their schemas.)
+fn apply_schema(store: &Store, t: &Target, name: &str, obj: &mut Value) -> ApiResult<()> {
+    let Some(schema) = object_schema(store, t) else {
         return Ok(());
     };
     super::crdschema::prune(&schema, obj);
+    if !t.def.custom {
+        return Ok(());
+    }
     super::crdschema::apply_defaults(&schema, obj);
     let causes = super::crdschema::validate(&schema, obj);
     if causes.is_empty() {
@@ -838,13 +845,13 @@ fn apply_crd_schema(store: &Store, t: &Target, name: &str, obj: &mut Value) -> A
     }
 }
 
-/// Under `fieldValidation=Strict`, a custom resource with fields its schema does not declare
-/// is refused, naming every one (kube-apiserver's strict decoding error).
+/// Under `fieldValidation=Strict`, an object with fields its schema does not declare is
+/// refused, naming every one (kube-apiserver's strict decoding error).
 pub(super) fn strict_fields(shared: &Shared, req: &Req, t: &Target, obj: &Value) -> ApiResult<()> {
     if req.q("fieldValidation") != Some("Strict") {
         return Ok(());
     }
-    let Some(schema) = crd_openapi(&shared.lock(), t) else {
+    let Some(schema) = object_schema(&shared.lock(), t) else {
         return Ok(());
     };
     let unknown = super::crdschema::prune(&schema, &mut obj.clone());
@@ -1025,7 +1032,7 @@ pub(super) fn commit_update(
 
     kinds::on_write(&t.def, &mut new, Some(old), &now)?;
     if t.sub.is_none() {
-        apply_crd_schema(store, t, &name, &mut new)?;
+        apply_schema(store, t, &name, &mut new)?;
     }
 
     if t.def.has_generation && spec_part(&t.def, &new) != spec_part(&t.def, old) {

@@ -195,7 +195,7 @@ pub(crate) fn apply_patch(
         }
     }
     if t.sub.is_none() {
-        if let Some(undeclared) = crd_openapi(&store, t)
+        if let Some(undeclared) = object_schema(&store, t)
             .and_then(|schema| crate::apiserver::crdschema::first_undeclared(&schema, &applied))
         {
             // kube-apiserver's typed-patch conversion error: a 500 without a reason.
@@ -204,8 +204,9 @@ pub(crate) fn apply_patch(
                 500,
                 "",
                 format!(
-                    "failed to create typed patch object ({namespace}/{name}; {}, Kind={}): {undeclared}",
-                    t.api_version(),
+                    "failed to create typed patch object ({namespace}/{name}; {}/{}, Kind={}): {undeclared}",
+                    t.def.group,
+                    t.version,
                     t.def.kind
                 ),
             ));
