@@ -80,6 +80,27 @@ impl Faults {
         self.state().latency.push(rule);
     }
 
+    /// Fails the next `count` requests whose method and path prefix match with `status`
+    /// (method None matches any).
+    pub fn fail_next(&self, count: u32, method: Option<&str>, path_prefix: &str, status: u16) {
+        self.add_failure(FailureRule {
+            method: method.map(str::to_string),
+            path_prefix: path_prefix.to_string(),
+            status,
+            count: Some(count),
+            message: None,
+        });
+    }
+
+    /// Delays requests whose method and path prefix match.
+    pub fn delay(&self, method: Option<&str>, path_prefix: &str, delay: Duration) {
+        self.add_latency(LatencyRule {
+            method: method.map(str::to_string),
+            path_prefix: path_prefix.to_string(),
+            delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+        });
+    }
+
     /// Removes every rule.
     pub fn clear(&self) {
         let mut s = self.state();

@@ -201,13 +201,9 @@ impl TestApiServer {
     /// Fails the next `count` requests whose method and path prefix match with `status`
     /// (method None matches any).
     pub fn fail_next(&self, count: u32, method: Option<&str>, path_prefix: &str, status: u16) {
-        self.add_failure(FailureRule {
-            method: method.map(str::to_string),
-            path_prefix: path_prefix.to_string(),
-            status,
-            count: Some(count),
-            message: None,
-        });
+        self.shared
+            .faults
+            .fail_next(count, method, path_prefix, status);
     }
 
     /// Adds a failure rule.
@@ -222,11 +218,7 @@ impl TestApiServer {
 
     /// Adds latency to requests whose method and path prefix match.
     pub fn add_latency(&self, method: Option<&str>, path_prefix: &str, delay: Duration) {
-        self.shared.faults.add_latency(LatencyRule {
-            method: method.map(str::to_string),
-            path_prefix: path_prefix.to_string(),
-            delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-        });
+        self.shared.faults.delay(method, path_prefix, delay);
     }
 
     /// Removes all failure and latency rules.

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::apiserver::error::ApiError;
-use crate::apiserver::faults::{FailureRule, Faults, LatencyRule};
+use crate::apiserver::faults::Faults;
 
 type ProxyBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -188,22 +188,14 @@ impl FaultProxy {
 
     /// Fails the next `count` requests whose method and path prefix match with `status`.
     pub fn fail_next(&self, count: u32, method: Option<&str>, path_prefix: &str, status: u16) {
-        self.shared.faults.add_failure(FailureRule {
-            method: method.map(str::to_string),
-            path_prefix: path_prefix.to_string(),
-            status,
-            count: Some(count),
-            message: None,
-        });
+        self.shared
+            .faults
+            .fail_next(count, method, path_prefix, status);
     }
 
     /// Adds latency to requests whose method and path prefix match.
     pub fn add_latency(&self, method: Option<&str>, path_prefix: &str, delay: Duration) {
-        self.shared.faults.add_latency(LatencyRule {
-            method: method.map(str::to_string),
-            path_prefix: path_prefix.to_string(),
-            delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-        });
+        self.shared.faults.delay(method, path_prefix, delay);
     }
 
     /// Removes all failure and latency rules.
