@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the real kube-apiserver and etcd that the end-to-end tests run against, from their Go
-# modules, with this machine's Go toolchain. Nothing prebuilt is downloaded: the Go module
+# Builds the real kube-apiserver, kube-controller-manager and etcd that the end-to-end tests run
+# against, from their Go modules, with this machine's Go toolchain. Nothing prebuilt is downloaded: the Go module
 # proxy serves the sources, and scripts/kube-apiserver/go.sum pins every one of them.
 #
 # The versions are those of scripts/kube-apiserver/go.mod: Kubernetes v1.33 (the newest minor
@@ -35,12 +35,14 @@ if [ "${1:-}" = "--print-dir" ]; then
 fi
 
 have_binaries() {
-    [ -x "$cache_dir/kube-apiserver" ] && [ -x "$cache_dir/etcd" ] &&
-        "$cache_dir/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes $kube_version"
+    [ -x "$cache_dir/kube-apiserver" ] && [ -x "$cache_dir/kube-controller-manager" ] &&
+        [ -x "$cache_dir/etcd" ] &&
+        "$cache_dir/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes $kube_version" &&
+        "$cache_dir/kube-controller-manager" --version 2>/dev/null | grep -qx "Kubernetes $kube_version"
 }
 
 if have_binaries; then
-    echo "kube-apiserver $kube_version and etcd $etcd_version in $cache_dir"
+    echo "kube-apiserver and kube-controller-manager $kube_version and etcd $etcd_version in $cache_dir"
     exit 0
 fi
 if [ "${SEALSYNC_NO_INSTALL:-0}" = 1 ]; then
@@ -54,7 +56,7 @@ if ! command -v go >/dev/null 2>&1; then
     exit 1
 fi
 
-echo "building kube-apiserver $kube_version and etcd $etcd_version with $(go version) (several minutes the first time)"
+echo "building kube-apiserver and kube-controller-manager $kube_version and etcd $etcd_version with $(go version) (several minutes the first time)"
 started=$SECONDS
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -76,14 +78,17 @@ ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
     # runs once per version.
     export GOCACHE="$work/go-build"
     go build -trimpath -ldflags "$ldflags" -o bin/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+    go build -trimpath -ldflags "$ldflags" -o bin/kube-controller-manager \
+        k8s.io/kubernetes/cmd/kube-controller-manager
     go build -trimpath -ldflags "-s -w" -o bin/etcd go.etcd.io/etcd/server/v3
 )
 mkdir -p "$cache_dir"
-# Move into place only once both exist, so an interrupted build never leaves half a pair.
+# Move into place only once all exist, so an interrupted build never leaves half a set.
 mv -f "$work/bin/etcd" "$cache_dir/etcd"
+mv -f "$work/bin/kube-controller-manager" "$cache_dir/kube-controller-manager"
 mv -f "$work/bin/kube-apiserver" "$cache_dir/kube-apiserver"
 if ! have_binaries; then
     echo "kube-apiserver.sh: the built kube-apiserver does not report $kube_version" >&2
     exit 1
 fi
-echo "built kube-apiserver $kube_version and etcd $etcd_version in $((SECONDS - started)) s: $cache_dir ($(du -sh "$cache_dir" | cut -f1))"
+echo "built kube-apiserver and kube-controller-manager $kube_version and etcd $etcd_version in $((SECONDS - started)) s: $cache_dir ($(du -sh "$cache_dir" | cut -f1))"

@@ -1,110 +1,231 @@
-//! The schemas of the built-in kinds, from k8s-openapi (the same OpenAPI definitions
-//! kube-apiserver v1.33 serves), with every subschema inlined: what the embedded server prunes
-//! undeclared fields by, and what strict field validation and server-side apply refuse them by.
-//! Generated once per kind, on first use.
+//! The schemas of the built-in kinds, in two forms:
+//!
+//! - from k8s-openapi, with every subschema inlined: what the embedded server prunes
+//!   undeclared fields by, and what strict field validation and server-side apply refuse them
+//!   by (generated once per kind, on first use);
+//! - kube-apiserver's own published OpenAPI v3 definitions, which `/openapi/v3` serves and
+//!   `kubectl explain` reads.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use k8s_openapi::api::{apps, batch, coordination, core, events, networking, rbac};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
+use schemars::generate::SchemaSettings;
 use schemars::JsonSchema;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-fn generate<T: JsonSchema>() -> Value {
-    let generator = schemars::generate::SchemaSettings::default()
+/// One built-in kind with a schema.
+struct Kind {
+    group: &'static str,
+    plural: &'static str,
+    /// The schema with every subschema inlined.
+    inlined: fn() -> Value,
+}
+
+fn inlined<T: JsonSchema>() -> Value {
+    let generator = SchemaSettings::default()
         .with(|settings| settings.inline_subschemas = true)
         .into_generator();
     serde_json::to_value(generator.into_root_schema_for::<T>()).unwrap_or(Value::Null)
 }
 
-type Schemas = HashMap<(&'static str, &'static str), Value>;
+macro_rules! kinds {
+    ($(($group:literal, $plural:literal, $ty:ty)),* $(,)?) => {
+        &[$(Kind {
+            group: $group,
+            plural: $plural,
+            inlined: inlined::<$ty>,
+        }),*]
+    };
+}
 
-fn all() -> &'static Schemas {
-    static SCHEMAS: OnceLock<Schemas> = OnceLock::new();
-    SCHEMAS.get_or_init(|| {
-        let mut out = Schemas::new();
-        let mut add = |group: &'static str, plural: &'static str, schema: Value| {
-            out.insert((group, plural), schema);
-        };
-        add("", "configmaps", generate::<core::v1::ConfigMap>());
-        add("", "secrets", generate::<core::v1::Secret>());
-        add("", "services", generate::<core::v1::Service>());
-        add(
-            "",
-            "serviceaccounts",
-            generate::<core::v1::ServiceAccount>(),
-        );
-        add("", "namespaces", generate::<core::v1::Namespace>());
-        add("", "events", generate::<core::v1::Event>());
-        add("", "pods", generate::<core::v1::Pod>());
-        add("", "endpoints", generate::<core::v1::Endpoints>());
-        add("", "limitranges", generate::<core::v1::LimitRange>());
-        add(
-            "",
-            "persistentvolumeclaims",
-            generate::<core::v1::PersistentVolumeClaim>(),
-        );
-        add("", "podtemplates", generate::<core::v1::PodTemplate>());
-        add(
-            "",
-            "replicationcontrollers",
-            generate::<core::v1::ReplicationController>(),
-        );
-        add("", "resourcequotas", generate::<core::v1::ResourceQuota>());
-        add("", "nodes", generate::<core::v1::Node>());
-        add(
-            "",
-            "persistentvolumes",
-            generate::<core::v1::PersistentVolume>(),
-        );
-        add("apps", "deployments", generate::<apps::v1::Deployment>());
-        add("apps", "statefulsets", generate::<apps::v1::StatefulSet>());
-        add("apps", "daemonsets", generate::<apps::v1::DaemonSet>());
-        add("apps", "replicasets", generate::<apps::v1::ReplicaSet>());
-        add("batch", "jobs", generate::<batch::v1::Job>());
-        add("batch", "cronjobs", generate::<batch::v1::CronJob>());
-        add(
-            "networking.k8s.io",
-            "ingresses",
-            generate::<networking::v1::Ingress>(),
-        );
-        add(
-            "rbac.authorization.k8s.io",
-            "roles",
-            generate::<rbac::v1::Role>(),
-        );
-        add(
-            "rbac.authorization.k8s.io",
-            "rolebindings",
-            generate::<rbac::v1::RoleBinding>(),
-        );
-        add(
-            "rbac.authorization.k8s.io",
-            "clusterroles",
-            generate::<rbac::v1::ClusterRole>(),
-        );
-        add(
-            "rbac.authorization.k8s.io",
-            "clusterrolebindings",
-            generate::<rbac::v1::ClusterRoleBinding>(),
-        );
-        add(
-            "coordination.k8s.io",
-            "leases",
-            generate::<coordination::v1::Lease>(),
-        );
-        add("events.k8s.io", "events", generate::<events::v1::Event>());
-        out
+const KINDS: &[Kind] = kinds![
+    ("", "configmaps", core::v1::ConfigMap),
+    ("", "secrets", core::v1::Secret),
+    ("", "services", core::v1::Service),
+    ("", "serviceaccounts", core::v1::ServiceAccount),
+    ("", "namespaces", core::v1::Namespace),
+    ("", "events", core::v1::Event),
+    ("", "pods", core::v1::Pod),
+    ("", "endpoints", core::v1::Endpoints),
+    ("", "limitranges", core::v1::LimitRange),
+    (
+        "",
+        "persistentvolumeclaims",
+        core::v1::PersistentVolumeClaim
+    ),
+    ("", "podtemplates", core::v1::PodTemplate),
+    (
+        "",
+        "replicationcontrollers",
+        core::v1::ReplicationController
+    ),
+    ("", "resourcequotas", core::v1::ResourceQuota),
+    ("", "nodes", core::v1::Node),
+    ("", "persistentvolumes", core::v1::PersistentVolume),
+    ("apps", "deployments", apps::v1::Deployment),
+    ("apps", "statefulsets", apps::v1::StatefulSet),
+    ("apps", "daemonsets", apps::v1::DaemonSet),
+    ("apps", "replicasets", apps::v1::ReplicaSet),
+    ("apps", "controllerrevisions", apps::v1::ControllerRevision),
+    ("batch", "jobs", batch::v1::Job),
+    ("batch", "cronjobs", batch::v1::CronJob),
+    ("networking.k8s.io", "ingresses", networking::v1::Ingress),
+    ("rbac.authorization.k8s.io", "roles", rbac::v1::Role),
+    (
+        "rbac.authorization.k8s.io",
+        "rolebindings",
+        rbac::v1::RoleBinding
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "clusterroles",
+        rbac::v1::ClusterRole
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "clusterrolebindings",
+        rbac::v1::ClusterRoleBinding
+    ),
+    ("coordination.k8s.io", "leases", coordination::v1::Lease),
+    ("events.k8s.io", "events", events::v1::Event),
+    (
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        apiextensions::v1::CustomResourceDefinition
+    ),
+];
+
+fn find(group: &str, plural: &str) -> Option<(usize, &'static Kind)> {
+    KINDS
+        .iter()
+        .enumerate()
+        .find(|(_, k)| k.group == group && k.plural == plural)
+}
+
+/// The inlined schema of a built-in resource, when this module has it.
+pub fn for_resource(group: &str, plural: &str) -> Option<&'static Value> {
+    static INLINED: OnceLock<Vec<OnceLock<Value>>> = OnceLock::new();
+    let (index, kind) = find(group, plural)?;
+    let cache = INLINED.get_or_init(|| KINDS.iter().map(|_| OnceLock::new()).collect());
+    Some(cache.get(index)?.get_or_init(kind.inlined)).filter(|s| s.is_object())
+}
+
+/// kube-apiserver's own OpenAPI v3 definitions of the group-versions this server serves
+/// (`tests/data/openapi/schemas.json`, extracted by `scripts/openapi-schemas.py` from the
+/// specification published with the Kubernetes release the real test server is built from):
+/// what `/openapi/v3` serves, so `kubectl explain` shows the real descriptions, enums and
+/// required fields.
+fn published() -> &'static Map<String, Value> {
+    static PUBLISHED: OnceLock<Map<String, Value>> = OnceLock::new();
+    PUBLISHED.get_or_init(|| {
+        let text = include_str!("../../data/openapi/schemas.json");
+        match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(mut doc)) => match doc.remove("schemas") {
+                Some(Value::Object(schemas)) => schemas,
+                _ => Map::new(),
+            },
+            _ => Map::new(),
+        }
     })
 }
 
-/// The schema of a built-in resource, when this module has it.
-pub fn for_resource(group: &str, plural: &str) -> Option<&'static Value> {
-    all()
-        .iter()
-        .find(|((g, p), _)| *g == group && *p == plural)
-        .map(|(_, schema)| schema)
-        .filter(|s| s.is_object())
+/// The Kubernetes release the published definitions come from.
+pub fn published_version() -> Option<String> {
+    let text = include_str!("../../data/openapi/schemas.json");
+    serde_json::from_str::<Value>(text)
+        .ok()?
+        .get("kubernetesVersion")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Adds `name` and every definition it refers to, transitively.
+fn add_with_references(name: &str, out: &mut Map<String, Value>) {
+    let mut pending = vec![name.to_string()];
+    while let Some(next) = pending.pop() {
+        if out.contains_key(&next) {
+            continue;
+        }
+        let Some(definition) = published().get(&next) else {
+            continue;
+        };
+        collect_references(definition, &mut pending);
+        out.insert(next, definition.clone());
+    }
+}
+
+fn collect_references(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                match (key.as_str(), v) {
+                    ("$ref", Value::String(r)) => {
+                        if let Some(name) = r.strip_prefix("#/components/schemas/") {
+                            out.push(name.to_string());
+                        }
+                    }
+                    _ => collect_references(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_references(v, out)),
+        _ => {}
+    }
+}
+
+/// Whether a definition declares the given group, version and kind.
+fn declares(definition: &Value, group: &str, version: &str, kind: &str) -> bool {
+    definition
+        .get("x-kubernetes-group-version-kind")
+        .and_then(Value::as_array)
+        .is_some_and(|gvks| {
+            gvks.iter().any(|gvk| {
+                gvk.get("group").and_then(Value::as_str) == Some(group)
+                    && gvk.get("version").and_then(Value::as_str) == Some(version)
+                    && gvk.get("kind").and_then(Value::as_str) == Some(kind)
+            })
+        })
+}
+
+/// The OpenAPI v3 components of a group-version's built-in kinds (`kinds` names each one):
+/// the kind's definition, carrying `x-kubernetes-group-version-kind`, and every definition
+/// it refers to.
+pub fn components(group: &str, version: &str, kinds: &[&str]) -> Map<String, Value> {
+    let mut out = Map::new();
+    for kind in kinds {
+        let found = published()
+            .iter()
+            .find(|(_, definition)| declares(definition, group, version, kind))
+            .map(|(name, _)| name.clone());
+        if let Some(name) = found {
+            add_with_references(&name, &mut out);
+        }
+    }
+    out
+}
+
+/// The name of ObjectMeta's definition.
+pub const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+
+/// ObjectMeta's definition and those it refers to, for the documents of custom resources.
+pub fn object_meta_components() -> Map<String, Value> {
+    let mut out = Map::new();
+    add_with_references(OBJECT_META, &mut out);
+    out
+}
+
+/// The descriptions of `apiVersion`, `kind` and `metadata` every kind's definition carries.
+pub fn type_meta_descriptions() -> (String, String, String) {
+    let config_map = published().get("io.k8s.api.core.v1.ConfigMap");
+    let text = |field: &str| {
+        config_map
+            .and_then(|s| s.pointer(&format!("/properties/{field}/description")))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    (text("apiVersion"), text("kind"), text("metadata"))
 }
 
 #[cfg(test)]
@@ -122,5 +243,26 @@ mod tests {
         assert!(config_map
             .pointer("/properties/data/additionalProperties")
             .is_some());
+    }
+
+    #[test]
+    fn the_published_definitions_are_of_the_real_servers_release() {
+        assert_eq!(
+            published_version().as_deref(),
+            Some(crate::kubeapiserver::binaries::kube_version())
+        );
+    }
+
+    #[test]
+    fn components_are_the_kinds_and_what_they_refer_to() {
+        let defs = components("apps", "v1", &["Deployment"]);
+        let deployment = defs
+            .get("io.k8s.api.apps.v1.Deployment")
+            .expect("the kind's definition");
+        assert!(declares(deployment, "apps", "v1", "Deployment"));
+        assert!(defs.contains_key("io.k8s.api.apps.v1.DeploymentSpec"));
+        assert!(defs.contains_key("io.k8s.api.core.v1.Container"));
+        assert!(defs.contains_key(OBJECT_META));
+        assert!(!defs.contains_key("io.k8s.api.apps.v1.StatefulSet"));
     }
 }

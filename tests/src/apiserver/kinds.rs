@@ -88,6 +88,10 @@ pub fn on_write(
         }
     }
     super::defaults::apply(def, obj);
+    let causes = super::validation::validate(def, obj);
+    if !causes.is_empty() {
+        return Err(invalid(def, &name, causes));
+    }
     if def.is("", "secrets") {
         secret(def, &name, obj, old)?;
     } else if def.is("", "configmaps") {

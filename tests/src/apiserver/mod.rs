@@ -25,7 +25,9 @@ pub mod crdschema;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
+mod eventsview;
 pub mod faults;
+mod gc;
 pub mod handlers;
 pub mod kinds;
 pub mod kubeconfig;
@@ -37,6 +39,7 @@ pub mod server;
 pub mod store;
 pub mod table;
 pub mod tokens;
+mod validation;
 pub mod watch;
 
 use std::net::SocketAddr;

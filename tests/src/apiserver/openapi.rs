@@ -1,13 +1,16 @@
-//! A minimal OpenAPI v3 surface. kubectl (1.32) downloads `/openapi/v3` and the document of
-//! an object's group-version to learn whether the server supports the `fieldValidation`
-//! query parameter; without it, `kubectl apply`/`create -f` stop with "failed to download
-//! openapi". The documents list each resource's paths with the
-//! `x-kubernetes-group-version-kind` extension and the query parameters of the real
-//! server; they carry no schemas (`components.schemas` is empty), so clients that need
-//! schemas fall back to their built-in type information.
+//! The OpenAPI v3 documents. kubectl downloads `/openapi/v3` and the document of an object's
+//! group-version to learn whether the server supports the `fieldValidation` query parameter
+//! (without it, `kubectl apply`/`create -f` stop with "failed to download openapi"), and
+//! `kubectl explain` reads the schemas. Each document lists its resources' paths with the
+//! `x-kubernetes-group-version-kind` extension and the query parameters of the real server,
+//! and `components.schemas` holds the kinds' definitions: the built-in kinds' from
+//! kube-apiserver's published specification ([`super::builtin_schemas::components`]), a
+//! custom resource's from its CRD, completed with `apiVersion`, `kind` and `metadata` as
+//! kube-apiserver completes them.
 
 use serde_json::{json, Map, Value};
 
+use super::builtin_schemas;
 use super::discovery::GIT_VERSION;
 use super::resources::{served_at, ResourceDef};
 
@@ -42,12 +45,20 @@ fn hash(v: &Value) -> String {
         .collect()
 }
 
+/// The `openAPIV3Schema` of a custom resource's version, when its CRD has one.
+pub type CustomSchema<'a> = &'a dyn Fn(&ResourceDef, &str) -> Option<Value>;
+
 /// `/openapi/v3`: the index of group-version documents.
-pub fn index(defs: &[ResourceDef]) -> Value {
+pub fn index(defs: &[ResourceDef], custom: CustomSchema<'_>) -> Value {
     let mut paths = Map::new();
     for (g, v) in gvs(defs) {
         let p = gv_path(&g, &v);
-        let doc = group_version(defs, &g, &v).unwrap_or(Value::Null);
+        // The built-in definitions never change, so the hash need not cover them: hashing
+        // megabytes of schema on every index request would cost more than serving it.
+        let doc = json!([
+            document(defs, &g, &v, custom, false),
+            builtin_schemas::published_version(),
+        ]);
         paths.insert(
             p.clone(),
             json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", hash(&doc))}),
@@ -65,14 +76,29 @@ fn ok_response() -> Value {
 }
 
 /// `/openapi/v3/api/v1` or `/openapi/v3/apis/GROUP/VERSION`.
-pub fn group_version(defs: &[ResourceDef], group: &str, version: &str) -> Option<Value> {
+pub fn group_version(
+    defs: &[ResourceDef],
+    group: &str,
+    version: &str,
+    custom: CustomSchema<'_>,
+) -> Option<Value> {
+    document(defs, group, version, custom, true)
+}
+
+fn document(
+    defs: &[ResourceDef],
+    group: &str,
+    version: &str,
+    custom: CustomSchema<'_>,
+    builtin_components: bool,
+) -> Option<Value> {
     let served = served_at(defs, group, version);
     if served.is_empty() {
         return None;
     }
     let base = format!("/{}", gv_path(group, version));
     let mut paths = Map::new();
-    for d in served {
+    for d in &served {
         let gvk = json!({"group": d.group, "version": version, "kind": d.kind});
         let write_params = vec![
             param("dryRun", "When present, indicates that modifications should not be persisted."),
@@ -139,10 +165,81 @@ pub fn group_version(defs: &[ResourceDef], group: &str, version: &str) -> Option
             );
         }
     }
+    let builtin_kinds: Vec<&str> = served
+        .iter()
+        .filter(|d| !d.custom)
+        .map(|d| d.kind.as_str())
+        .collect();
+    let mut schemas = if builtin_components {
+        builtin_schemas::components(group, version, &builtin_kinds)
+    } else {
+        Map::new()
+    };
+    for d in served.iter().filter(|d| d.custom) {
+        if let Some(schema) = custom(d, version) {
+            add_custom_definition(&mut schemas, d, version, schema);
+        }
+    }
     Some(json!({
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": GIT_VERSION},
         "paths": paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": schemas},
     }))
+}
+
+/// `com.example.v1.Gadget`: how kube-apiserver names a custom resource's definition (the
+/// group's labels reversed, then version and kind).
+fn custom_definition_name(group: &str, version: &str, kind: &str) -> String {
+    let mut parts: Vec<&str> = group.split('.').rev().collect();
+    parts.push(version);
+    parts.push(kind);
+    parts.join(".")
+}
+
+/// Adds a custom resource's definition: its CRD schema with `apiVersion`, `kind` and a
+/// `metadata` that refers to ObjectMeta (whose definitions come along), and its GVK.
+fn add_custom_definition(
+    schemas: &mut Map<String, Value>,
+    def: &ResourceDef,
+    version: &str,
+    mut schema: Value,
+) {
+    let meta = builtin_schemas::object_meta_components();
+    for (name, definition) in meta {
+        schemas.entry(name).or_insert(definition);
+    }
+    let common = builtin_schemas::type_meta_descriptions();
+    if let Some(obj) = schema.as_object_mut() {
+        obj.insert(
+            "x-kubernetes-group-version-kind".into(),
+            json!([{"group": def.group, "kind": def.kind, "version": version}]),
+        );
+        let props = obj
+            .entry("properties")
+            .or_insert_with(|| json!({}))
+            .as_object_mut();
+        if let Some(props) = props {
+            props.insert(
+                "apiVersion".into(),
+                json!({"description": common.0, "type": "string"}),
+            );
+            props.insert(
+                "kind".into(),
+                json!({"description": common.1, "type": "string"}),
+            );
+            props.insert(
+                "metadata".into(),
+                json!({
+                    "allOf": [{"$ref": format!("#/components/schemas/{}", builtin_schemas::OBJECT_META)}],
+                    "description": common.2,
+                }),
+            );
+        }
+        obj.entry("type").or_insert_with(|| json!("object"));
+    }
+    schemas.insert(
+        custom_definition_name(&def.group, version, &def.kind),
+        schema,
+    );
 }

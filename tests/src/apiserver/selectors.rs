@@ -258,7 +258,15 @@ impl FieldSelector {
                     "{field:?} is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
                 ));
             }
-            reqs.push((field.to_string(), neg, value.trim().to_string()));
+            // events.k8s.io Events are stored in the core form, so their fields are matched
+            // under the core names.
+            let stored_field = match field.strip_prefix("regarding.") {
+                Some(rest) if super::eventsview::is_view(group, plural) => {
+                    format!("involvedObject.{rest}")
+                }
+                _ => field.to_string(),
+            };
+            reqs.push((stored_field, neg, value.trim().to_string()));
         }
         Ok(Self { reqs })
     }

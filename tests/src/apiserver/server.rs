@@ -172,6 +172,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut conns = JoinSet::new();
+    let collector = tokio::spawn(super::gc::run(Arc::clone(&shared), shutdown.clone()));
     loop {
         tokio::select! {
             r = listener.accept() => {
@@ -205,4 +206,5 @@ pub async fn serve(
         }
     }
     conns.abort_all();
+    collector.abort();
 }

@@ -1,12 +1,14 @@
 //! The object store: one global resourceVersion counter, objects keyed by
 //! (group, resource, namespace, name), and a bounded history of change events for watches.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
+use super::eventsview::storage_resource;
+use super::gc;
 use super::resources::{self, ResourceDef};
 
 /// Key of one stored object. Ordering gives the list order etcd gives: by namespace, then name.
@@ -23,11 +25,13 @@ pub struct ObjKey {
 }
 
 impl ObjKey {
-    /// Builds a key.
+    /// Builds a key. Resources that are views of another's storage (events.k8s.io Events)
+    /// get the key of their storage.
     pub fn new(def: &ResourceDef, namespace: &str, name: &str) -> Self {
+        let (group, plural) = storage_resource(&def.group, &def.plural);
         Self {
-            group: def.group.clone(),
-            plural: def.plural.clone(),
+            group: group.to_string(),
+            plural: plural.to_string(),
             namespace: if def.namespaced {
                 namespace.to_string()
             } else {
@@ -110,6 +114,8 @@ pub struct Store {
     compacted: u64,
     tx: broadcast::Sender<Arc<Event>>,
     resources: Arc<Vec<ResourceDef>>,
+    /// Owner uid to the objects whose ownerReferences name it (for garbage collection).
+    dependents: HashMap<String, BTreeSet<ObjKey>>,
 }
 
 /// Namespaces that exist on a fresh cluster.
@@ -128,6 +134,7 @@ impl Store {
             compacted: 0,
             tx,
             resources: Arc::new(resources::builtins()),
+            dependents: HashMap::new(),
         };
         s.seed(now);
         s
@@ -204,6 +211,7 @@ impl Store {
     /// Forgets every object (keeps the resourceVersion counter monotonic) and re-seeds.
     pub fn wipe(&mut self, now: &str) {
         self.objects.clear();
+        self.dependents.clear();
         self.resources = Arc::new(resources::builtins());
         self.forget_history();
         self.seed(now);
@@ -256,17 +264,18 @@ impl Store {
         namespace: Option<&str>,
         after: Option<(&str, &str)>,
     ) -> Vec<(ObjKey, Arc<Value>)> {
+        let (group, plural) = storage_resource(&def.group, &def.plural);
         let lo = ObjKey {
-            group: def.group.clone(),
-            plural: def.plural.clone(),
+            group: group.to_string(),
+            plural: plural.to_string(),
             namespace: namespace.unwrap_or("").to_string(),
             name: String::new(),
         };
         self.objects
             .range(lo..)
             .take_while(|(k, _)| {
-                k.group == def.group
-                    && k.plural == def.plural
+                k.group == group
+                    && k.plural == plural
                     && namespace.is_none_or(|ns| k.namespace == ns)
             })
             .filter(|(k, _)| {
@@ -285,6 +294,39 @@ impl Store {
             .filter(|k| k.namespace == ns)
             .cloned()
             .collect()
+    }
+
+    /// The objects whose ownerReferences name `owner_uid`.
+    pub fn dependents_of(&self, owner_uid: &str) -> Vec<ObjKey> {
+        self.dependents
+            .get(owner_uid)
+            .map(|keys| keys.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every object with ownerReferences.
+    pub fn keys_with_owners(&self) -> Vec<ObjKey> {
+        let all: BTreeSet<&ObjKey> = self.dependents.values().flatten().collect();
+        all.into_iter().cloned().collect()
+    }
+
+    fn index_owners(&mut self, key: &ObjKey, old: Option<&Value>, new: Option<&Value>) {
+        let old_uids = old.map(gc::owner_uids).unwrap_or_default();
+        let new_uids = new.map(gc::owner_uids).unwrap_or_default();
+        if old_uids == new_uids {
+            return;
+        }
+        for uid in old_uids {
+            if let Some(keys) = self.dependents.get_mut(&uid) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.dependents.remove(&uid);
+                }
+            }
+        }
+        for uid in new_uids {
+            self.dependents.entry(uid).or_default().insert(key.clone());
+        }
     }
 
     /// Number of stored objects.
@@ -325,7 +367,8 @@ impl Store {
         } else {
             EventType::Added
         };
-        self.objects.insert(key.clone(), Arc::clone(&obj));
+        let replaced = self.objects.insert(key.clone(), Arc::clone(&obj));
+        self.index_owners(&key, replaced.as_deref(), Some(&obj));
         let crd = key.group == "apiextensions.k8s.io" && key.plural == "customresourcedefinitions";
         self.record(Event {
             rv,
@@ -344,6 +387,7 @@ impl Store {
     /// deletion's resourceVersion, as etcd-backed watches report it).
     pub fn remove(&mut self, key: &ObjKey) -> Option<Arc<Value>> {
         let old = self.objects.remove(key)?;
+        self.index_owners(key, Some(&old), None);
         let rv = self.next_rv();
         let mut last = (*old).clone();
         set_rv(&mut last, rv);

@@ -105,7 +105,116 @@ fn i64_at(o: &Value, ptr: &str) -> i64 {
     o.pointer(ptr).and_then(Value::as_i64).unwrap_or(0)
 }
 
+/// A field of an Event under its core name or its events.k8s.io name: kube-apiserver prints
+/// both groups' Events with one printer.
+fn event_field<'a>(o: &'a Value, core: &str, view: &str) -> Option<&'a Value> {
+    o.get(core).or_else(|| o.get(view))
+}
+
+fn event_str(o: &Value, core: &str, view: &str) -> String {
+    event_field(o, core, view)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// kube-apiserver's Event columns (`printEvent`): first and last seen fall back to the
+/// event time, the count to 1 for a singleton event of the new API.
+fn event_columns() -> Vec<Col> {
+    fn first_seen(o: &Value, now: i64) -> String {
+        match event_field(o, "firstTimestamp", "deprecatedFirstTimestamp") {
+            Some(t) if !t.is_null() => age(Some(t), now),
+            _ => age(o.get("eventTime"), now),
+        }
+    }
+    fn last_seen(o: &Value, now: i64) -> String {
+        if let Some(t) = o.pointer("/series/lastObservedTime") {
+            return age(Some(t), now);
+        }
+        match event_field(o, "lastTimestamp", "deprecatedLastTimestamp") {
+            Some(t) if !t.is_null() => age(Some(t), now),
+            _ => first_seen(o, now),
+        }
+    }
+    let object = |o: &Value, _: i64| {
+        let involved = event_field(o, "involvedObject", "regarding");
+        let kind = involved
+            .and_then(|i| i.get("kind"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_lowercase();
+        match involved.and_then(|i| i.get("name")).and_then(Value::as_str) {
+            Some(name) if !name.is_empty() => json!(format!("{kind}/{name}")),
+            _ => json!(kind),
+        }
+    };
+    let wide = |mut c: Col| {
+        c.priority = 1;
+        c
+    };
+    let mut name = name_col();
+    name.priority = 1;
+    vec![
+        col("Last Seen", "string", "", |o, now| json!(last_seen(o, now))),
+        col("Type", "string", "", |o, _| {
+            json!(event_str(o, "type", "type"))
+        }),
+        col("Reason", "string", "", |o, _| {
+            json!(event_str(o, "reason", "reason"))
+        }),
+        col("Object", "string", "", object),
+        wide(col("Subobject", "string", "", |o, _| {
+            json!(event_field(o, "involvedObject", "regarding")
+                .and_then(|i| i.get("fieldPath"))
+                .and_then(Value::as_str)
+                .unwrap_or_default())
+        })),
+        wide(col("Source", "string", "", |o, _| {
+            let source = event_field(o, "source", "deprecatedSource");
+            let part = |f: &str| {
+                source
+                    .and_then(|s| s.get(f))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let first = |a: String, b: String| if a.is_empty() { b } else { a };
+            let component = first(
+                part("component"),
+                event_str(o, "reportingComponent", "reportingController"),
+            );
+            let instance = first(
+                part("host"),
+                event_str(o, "reportingInstance", "reportingInstance"),
+            );
+            json!(if instance.is_empty() {
+                component
+            } else {
+                format!("{component}, {instance}")
+            })
+        })),
+        col("Message", "string", "", |o, _| {
+            json!(event_str(o, "message", "note").trim())
+        }),
+        wide(col("First Seen", "string", "", |o, now| {
+            json!(first_seen(o, now))
+        })),
+        wide(col("Count", "string", "", |o, _| {
+            let count = o
+                .pointer("/series/count")
+                .or_else(|| event_field(o, "count", "deprecatedCount"))
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            json!(if count == 0 { 1 } else { count })
+        })),
+        name,
+    ]
+}
+
 fn columns(def: &ResourceDef) -> Vec<Col> {
+    if def.plural == "events" && (def.group.is_empty() || def.group == "events.k8s.io") {
+        return event_columns();
+    }
     let mut cols = vec![name_col()];
     match (def.group.as_str(), def.plural.as_str()) {
         ("", "configmaps") => cols.push(col("Data", "integer", "", |o, _| {

@@ -36,8 +36,10 @@ struct Filter {
 
 impl Filter {
     fn in_scope(&self, ev: &Event) -> bool {
-        ev.key.group == self.target.def.group
-            && ev.key.plural == self.target.def.plural
+        let (group, plural) =
+            super::eventsview::storage_resource(&self.target.def.group, &self.target.def.plural);
+        ev.key.group == group
+            && ev.key.plural == plural
             && self
                 .target
                 .namespace

@@ -1,4 +1,5 @@
-//! Where `scripts/kube-apiserver.sh` put the real kube-apiserver and etcd.
+//! Where `scripts/kube-apiserver.sh` put the real kube-apiserver, kube-controller-manager and
+//! etcd.
 
 use std::path::PathBuf;
 
@@ -45,17 +46,35 @@ pub fn bin_dir() -> PathBuf {
         .join(format!("kube-{}-etcd-{}", kube_version(), etcd_version()))
 }
 
-/// Both binaries, or what to do to get them.
-pub fn find() -> Result<(PathBuf, PathBuf), String> {
+/// The built binaries.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// `kube-apiserver`.
+    pub apiserver: PathBuf,
+    /// `kube-controller-manager`.
+    pub controller_manager: PathBuf,
+    /// `etcd`.
+    pub etcd: PathBuf,
+}
+
+/// The binaries, or what to do to get them.
+pub fn find() -> Result<Binaries, String> {
     let dir = bin_dir();
-    let apiserver = dir.join("kube-apiserver");
-    let etcd = dir.join("etcd");
-    if apiserver.is_file() && etcd.is_file() {
-        Ok((apiserver, etcd))
+    let found = Binaries {
+        apiserver: dir.join("kube-apiserver"),
+        controller_manager: dir.join("kube-controller-manager"),
+        etcd: dir.join("etcd"),
+    };
+    if [&found.apiserver, &found.controller_manager, &found.etcd]
+        .iter()
+        .all(|p| p.is_file())
+    {
+        Ok(found)
     } else {
         Err(format!(
-            "kube-apiserver {} and etcd {} are not built in {}: run scripts/kube-apiserver.sh \
-             (it builds them from their Go modules; several minutes the first time)",
+            "kube-apiserver and kube-controller-manager {} and etcd {} are not built in {}: run \
+             scripts/kube-apiserver.sh (it builds them from their Go modules; several minutes \
+             the first time)",
             kube_version(),
             etcd_version(),
             dir.display()

@@ -9,8 +9,11 @@
 //! - a [`FaultProxy`] in front of it, which every kubeconfig points at, so that tests inject
 //!   failures, latency and dropped watches on the real server too.
 //!
-//! No controllers run (no kube-controller-manager): a deleted Namespace stays `Terminating`
-//! and nothing is garbage-collected, as with envtest.
+//! - kube-controller-manager with two of its controllers, the namespace controller and the
+//!   garbage collector, so that a deleted Namespace goes once empty and dependents follow
+//!   their owners, as in a cluster. The others stay off: no ReplicaSets or Pods appear for a
+//!   Deployment, and no `default` ServiceAccount or `kube-root-ca.crt` ConfigMap per
+//!   namespace, so both test servers hold the same objects.
 
 pub mod binaries;
 mod pki;
@@ -38,6 +41,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(90);
 pub struct KubeApiServer {
     // Field order is drop order: the proxy first, then the server, then its store.
     proxy: FaultProxy,
+    controller_manager: ChildGuard,
     apiserver: ChildGuard,
     etcd: ChildGuard,
     pki: Pki,
@@ -55,12 +59,12 @@ impl KubeApiServer {
 
     /// Like [`KubeApiServer::start`], with the proxy listening on `listen`.
     pub async fn start_on(listen: SocketAddr) -> Result<Self> {
-        let (apiserver_bin, etcd_bin) = binaries::find().map_err(anyhow::Error::msg)?;
+        let bins = binaries::find().map_err(anyhow::Error::msg)?;
         // Ports are probed, then bound by the child: another process may take one in between,
         // so a failed start is tried again with fresh ports.
         let mut last = None;
         for _ in 0..3 {
-            match Self::start_once(listen, &apiserver_bin, &etcd_bin).await {
+            match Self::start_once(listen, &bins).await {
                 Ok(server) => return Ok(server),
                 Err(e) => last = Some(e),
             }
@@ -68,7 +72,7 @@ impl KubeApiServer {
         Err(last.unwrap_or_else(|| anyhow::anyhow!("kube-apiserver did not start")))
     }
 
-    async fn start_once(listen: SocketAddr, apiserver_bin: &Path, etcd_bin: &Path) -> Result<Self> {
+    async fn start_once(listen: SocketAddr, bins: &binaries::Binaries) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("sealsync-kube-apiserver-")
             .tempdir()
@@ -92,7 +96,7 @@ impl KubeApiServer {
         let peer_url = format!("http://127.0.0.1:{peer_port}");
         let mut etcd = ChildGuard::spawn(
             "etcd",
-            Command::new(etcd_bin)
+            Command::new(&bins.etcd)
                 .arg("--name=sealsync")
                 .arg(format!("--data-dir={}", dir.path().join("etcd").display()))
                 .arg(format!("--listen-client-urls={client_url}"))
@@ -113,7 +117,7 @@ impl KubeApiServer {
         let apiserver_addr = SocketAddr::from(([127, 0, 0, 1], secure_port));
         let apiserver = ChildGuard::spawn_redacted(
             "kube-apiserver",
-            Command::new(apiserver_bin)
+            Command::new(&bins.apiserver)
                 .arg(format!("--etcd-servers={client_url}"))
                 .arg("--bind-address=127.0.0.1")
                 .arg("--advertise-address=127.0.0.1")
@@ -150,6 +154,35 @@ impl KubeApiServer {
             vec![admin_token.clone()],
         )?;
 
+        // The controller manager talks to kube-apiserver directly: injected faults are for the
+        // clients under test.
+        let ca_base64 = base64::engine::general_purpose::STANDARD.encode(pki.ca_pem.as_bytes());
+        let controller_kubeconfig = dir.path().join("controller-manager.kubeconfig");
+        kubeconfig::write(
+            &controller_kubeconfig,
+            &kubeconfig::kubeconfig_with_ca(
+                &format!("https://{apiserver_addr}"),
+                &admin_token,
+                &ca_base64,
+            ),
+        )
+        .map_err(anyhow::Error::from)?;
+        let controller_manager = ChildGuard::spawn_redacted(
+            "kube-controller-manager",
+            Command::new(&bins.controller_manager)
+                .arg(format!("--kubeconfig={}", controller_kubeconfig.display()))
+                .arg("--controllers=namespace-controller,garbage-collector-controller")
+                .arg("--leader-elect=false")
+                // No serving port: nothing reads its metrics or health here.
+                .arg("--secure-port=0")
+                // Namespace clean-up lists every resource type; the default 20 requests per
+                // second would make it take seconds.
+                .arg("--kube-api-qps=500")
+                .arg("--kube-api-burst=1000")
+                .arg("--v=0"),
+            vec![admin_token.clone()],
+        )?;
+
         let proxy = FaultProxy::start(
             listen,
             apiserver_addr,
@@ -160,6 +193,7 @@ impl KubeApiServer {
         .await?;
         let mut server = Self {
             proxy,
+            controller_manager,
             apiserver,
             etcd,
             pki,
@@ -257,11 +291,13 @@ impl KubeApiServer {
         vec![
             self.etcd.log_path().to_path_buf(),
             self.apiserver.log_path().to_path_buf(),
+            self.controller_manager.log_path().to_path_buf(),
         ]
     }
 
     /// Stops everything now (drop does the same).
     pub fn shutdown(mut self) -> Result<()> {
+        self.controller_manager.kill()?;
         self.apiserver.kill()?;
         self.etcd.kill()
     }

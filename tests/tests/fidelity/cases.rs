@@ -8,6 +8,12 @@
 pub struct Step {
     pub args: &'static str,
     pub stdin: Option<&'static str>,
+    /// Whether only the exit code is compared: for `kubectl wait`, whose output depends on
+    /// whether the object was already gone, which is timing, not behaviour.
+    pub exit_code_only: bool,
+    /// Whether the step is retried (for up to 30 s) until it succeeds: for what kube-apiserver
+    /// publishes asynchronously, such as a new CRD's OpenAPI definitions.
+    pub eventually: bool,
 }
 
 /// A named case.
@@ -17,13 +23,41 @@ pub struct Case {
 }
 
 fn run(args: &'static str) -> Step {
-    Step { args, stdin: None }
+    Step {
+        args,
+        stdin: None,
+        exit_code_only: false,
+        eventually: false,
+    }
 }
 
 fn with(args: &'static str, stdin: &'static str) -> Step {
     Step {
         args,
         stdin: Some(stdin),
+        exit_code_only: false,
+        eventually: false,
+    }
+}
+
+/// Waits for something that happens asynchronously on kube-apiserver's side (garbage
+/// collection, namespace clean-up): only the exit code counts.
+fn settle(args: &'static str) -> Step {
+    Step {
+        args,
+        stdin: None,
+        exit_code_only: true,
+        eventually: false,
+    }
+}
+
+/// A step that succeeds once the server has caught up: retried until it exits 0.
+fn eventually(args: &'static str) -> Step {
+    Step {
+        args,
+        stdin: None,
+        exit_code_only: false,
+        eventually: true,
     }
 }
 
@@ -45,6 +79,15 @@ const CM_BAD_NAME: &str =
 const DEPLOY_NO_SELECTOR: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: broken\n  namespace: {ns}\nspec:\n  template:\n    metadata: {labels: {app: x}}\n    spec:\n      containers: [{name: app, image: nginx}]\n";
 const CM_IMMUTABLE: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: frozen\n  namespace: {ns}\nimmutable: true\ndata:\n  k: one\n";
 const CM_IMMUTABLE_CHANGED: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: frozen\n  namespace: {ns}\nimmutable: true\ndata:\n  k: two\n";
+const OWNER: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: owner\n  namespace: {ns}\ndata:\n  k: v\n";
+const DEPENDENT: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dependent\n  namespace: {ns}\n  ownerReferences:\n  - {apiVersion: v1, kind: ConfigMap, name: owner, uid: '{uid:configmap/owner}'}\ndata:\n  k: v\n";
+const DANGLING: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dangling\n  namespace: {ns}\n  ownerReferences:\n  - {apiVersion: v1, kind: ConfigMap, name: gone, uid: 0b7a2c1e-0000-4000-8000-000000000000}\n";
+const EVENT_CORE: &str = "apiVersion: v1\nkind: Event\nmetadata:\n  name: started\n  namespace: {ns}\ninvolvedObject: {kind: ConfigMap, name: settings, namespace: {ns}}\nreason: Started\nmessage: all good\ntype: Normal\nsource: {component: tester}\n";
+const EVENT_NEW: &str = "apiVersion: events.k8s.io/v1\nkind: Event\nmetadata:\n  name: synced\n  namespace: {ns}\nregarding: {kind: ConfigMap, name: settings, namespace: {ns}}\nreason: Synced\nnote: applied revision 1\ntype: Normal\naction: Apply\nreportingController: sealsync.dev/test\nreportingInstance: test-1\neventTime: '2026-01-01T00:00:00.000000Z'\n";
+const SERVICE_NO_PORTS: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: portless\n  namespace: {ns}\nspec:\n  selector: {app: web}\n";
+const JOB_ALWAYS: &str = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: forever\n  namespace: {ns}\nspec:\n  template:\n    spec:\n      containers: [{name: main, image: busybox}]\n";
+const POD_BAD_PORT: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: badport\n  namespace: {ns}\nspec:\n  containers:\n  - {name: App, image: nginx, ports: [{containerPort: 70000}]}\n  - {name: sidecar, ports: [{containerPort: 81, protocol: HTTP}]}\n";
 const CRD: &str = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: gadgets{n}.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n  names: {plural: gadgets{n}, singular: gadget{n}, kind: Gadget{n}}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    additionalPrinterColumns:\n    - {name: Size, type: integer, jsonPath: .spec.size}\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec:\n            type: object\n            required: [size]\n            properties:\n              size: {type: integer, minimum: 1}\n              color: {type: string, default: blue}\n";
 const GADGET: &str = "apiVersion: example.com/v1\nkind: Gadget{n}\nmetadata:\n  name: g1\n  namespace: {ns}\nspec:\n  size: 3\n  extra: dropped\n";
 const GADGET_INVALID: &str = "apiVersion: example.com/v1\nkind: Gadget{n}\nmetadata:\n  name: g2\n  namespace: {ns}\nspec:\n  size: 0\n";
@@ -202,6 +245,75 @@ pub fn all() -> Vec<Case> {
         case("api-resources of apps", vec![run("api-resources --api-group=apps -o name")]),
         case("api-resources of the core group, namespaced", vec![run("api-resources --api-group= --namespaced=true -o name")]),
         case("explain", vec![run("explain configmap.data")]),
+        case("explain a nested field", vec![run("explain deployment.spec.template.spec.containers.ports")]),
+        case("explain an object", vec![run("explain service.spec")]),
+        case("explain recursively", vec![run("explain configmap --recursive")]),
+        case(
+            "explain a custom resource",
+            vec![
+                with("apply --server-side -f -", CRD),
+                run("wait --for=condition=Established crd/gadgets{n}.example.com --timeout=30s"),
+                eventually("explain gadgets{n}.spec"),
+            ],
+        ),
+        case(
+            "dependents are collected with their owner",
+            vec![
+                with("create -f -", OWNER),
+                with("create -f -", DEPENDENT),
+                run("delete configmap owner -n {ns}"),
+                settle("wait --for=delete configmap/dependent -n {ns} --timeout=30s"),
+                run("get configmaps -n {ns} -o name"),
+            ],
+        ),
+        case(
+            "orphaned dependents stay without the reference",
+            vec![
+                with("create -f -", OWNER),
+                with("create -f -", DEPENDENT),
+                run("delete configmap owner -n {ns} --cascade=orphan"),
+                settle("wait --for=delete configmap/owner -n {ns} --timeout=30s"),
+                run("get configmap dependent -n {ns} -o jsonpath={.metadata.name}:{.metadata.ownerReferences}"),
+            ],
+        ),
+        case(
+            "foreground deletion takes the dependents first",
+            vec![
+                with("create -f -", OWNER),
+                with("create -f -", DEPENDENT),
+                run("delete configmap owner -n {ns} --cascade=foreground"),
+                run("get configmaps -n {ns} -o name"),
+            ],
+        ),
+        case(
+            "a dangling owner reference is collected",
+            vec![
+                with("create -f -", DANGLING),
+                settle("wait --for=delete configmap/dangling -n {ns} --timeout=30s"),
+            ],
+        ),
+        case(
+            "a deleted namespace goes with its contents",
+            vec![
+                with("create -f -", CM),
+                run("delete namespace {ns} --wait=false"),
+                settle("wait --for=delete namespace/{ns} --timeout=60s"),
+                run("get configmaps -n {ns} -o name"),
+            ],
+        ),
+        case(
+            "an Event written through one group is read through the other",
+            vec![
+                with("create -f -", EVENT_CORE),
+                with("create -f -", EVENT_NEW),
+                run("get events.v1.events.k8s.io started -n {ns} -o jsonpath={.note}/{.regarding.name}/{.deprecatedSource.component}"),
+                run("get events.v1. synced -n {ns} -o jsonpath={.message}/{.involvedObject.kind}/{.reportingComponent}"),
+                run("get events -n {ns} --field-selector=reason=Synced -o name"),
+            ],
+        ),
+        case("a Service without ports", vec![with("create -f -", SERVICE_NO_PORTS)]),
+        case("a Job whose pods restart Always", vec![with("create -f -", JOB_ALWAYS)]),
+        case("containers with bad names, images and ports", vec![with("create -f -", POD_BAD_PORT)]),
         case("pods are served", vec![run("get pods -n {ns}")]),
         case("replicasets are served", vec![run("get replicasets -n {ns}")]),
         case("events of both groups", vec![run("get events -n {ns}"), run("get events.events.k8s.io -n {ns}")]),

@@ -1,6 +1,7 @@
 //! `delete` and `deletecollection`: options, preconditions, finalizers and cascades.
 
 use super::*;
+use crate::apiserver::gc::{self, Propagation};
 
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -9,6 +10,25 @@ pub(crate) struct DeleteOptions {
     pub(crate) dry_run: Vec<String>,
     #[serde(default)]
     pub(crate) preconditions: Option<Preconditions>,
+    #[serde(default)]
+    pub(crate) propagation_policy: Option<String>,
+    #[serde(default)]
+    pub(crate) orphan_dependents: Option<bool>,
+}
+
+impl DeleteOptions {
+    /// How the dependents of `obj` (of resource `def`) are treated.
+    fn propagation(&self, req: &Req, def: &ResourceDef, obj: &Value) -> Propagation {
+        // The query parameters kubectl and client-go may send instead of a body.
+        let policy = self
+            .propagation_policy
+            .clone()
+            .or_else(|| req.q("propagationPolicy").map(str::to_string));
+        let orphan = self
+            .orphan_dependents
+            .or_else(|| req.q("orphanDependents").map(|v| v == "true"));
+        Propagation::resolve(orphan, policy.as_deref(), obj, &def.group, &def.plural)
+    }
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -19,6 +39,11 @@ pub(crate) struct Preconditions {
 }
 
 pub(crate) fn delete_options(req: &Req) -> ApiResult<(DeleteOptions, bool)> {
+    if let Some(policy) = req.q("propagationPolicy") {
+        if !matches!(policy, "Orphan" | "Background" | "Foreground") {
+            return Err(unsupported_policy(policy));
+        }
+    }
     let opts: DeleteOptions = if req.body.iter().all(u8::is_ascii_whitespace) {
         DeleteOptions::default()
     } else {
@@ -26,14 +51,36 @@ pub(crate) fn delete_options(req: &Req) -> ApiResult<(DeleteOptions, bool)> {
             .or_else(|_| serde_yaml::from_slice(&req.body))
             .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
     };
+    if let Some(policy) = opts.propagation_policy.as_deref() {
+        if !matches!(policy, "Orphan" | "Background" | "Foreground") {
+            return Err(unsupported_policy(policy));
+        }
+    }
     let dry = req.dry_run || opts.dry_run.iter().any(|d| d == "All");
     Ok((opts, dry))
 }
 
-/// Removes an object and finishes whatever was waiting for it: a terminating namespace that
-/// is now empty, or a terminating CRD with no objects left.
+fn unsupported_policy(policy: &str) -> ApiError {
+    ApiError::invalid(
+        "DeleteOptions",
+        "",
+        "",
+        vec![super::super::error::Cause {
+            reason: "FieldValueNotSupported".into(),
+            message: format!(
+                "Unsupported value: {policy:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+            ),
+            field: "propagationPolicy".into(),
+        }],
+    )
+}
+
+/// Removes an object and finishes whatever was waiting for it: its dependents (garbage
+/// collection), an owner deleting in the foreground, a terminating namespace that is now
+/// empty, or a terminating CRD with no objects left.
 pub fn remove_and_cascade(store: &mut Store, key: &ObjKey) -> Option<Arc<Value>> {
     let last = store.remove(key)?;
+    gc::removed(store, key, &last);
     if !key.namespace.is_empty() {
         let ns_key = ObjKey::namespace(&key.namespace);
         if store
@@ -57,19 +104,23 @@ pub fn remove_and_cascade(store: &mut Store, key: &ObjKey) -> Option<Arc<Value>>
     Some(last)
 }
 
-/// Deletes one stored object (used by DELETE, deletecollection and cascades). Returns
-/// (deleted now, resulting object).
+/// Deletes one stored object (used by DELETE, deletecollection and cascades), its dependents
+/// treated by `policy`. Returns (deleted now, resulting object).
 pub(crate) fn delete_one(
     store: &mut Store,
     def: &ResourceDef,
     key: &ObjKey,
     dry_run: bool,
+    policy: Propagation,
 ) -> Option<(bool, Value)> {
     let old = store.get(key)?;
     let now = now();
     let is_ns = def.is("", "namespaces");
     let is_crd = def.is("apiextensions.k8s.io", "customresourcedefinitions");
-    let mut pending = !finalizers(&old).is_empty();
+    let gc_finalizer = policy.finalizer();
+    // As kube-apiserver does, the GC finalizer is set whatever the dependents: the collector
+    // removes it once it has orphaned or deleted them.
+    let mut pending = !finalizers(&old).is_empty() || gc_finalizer.is_some();
     if is_ns {
         pending = pending || !store.keys_in_namespace(&key.name).is_empty();
     }
@@ -89,17 +140,33 @@ pub(crate) fn delete_one(
         return Some((true, (*last).clone()));
     }
     let mut new = (*old).clone();
-    if old.pointer("/metadata/deletionTimestamp").is_none() {
-        let meta = meta_mut(&mut new);
-        meta.insert("deletionTimestamp".into(), json!(now));
-        meta.insert("deletionGracePeriodSeconds".into(), json!(0));
-        if def.has_generation {
-            let g = meta.get("generation").and_then(Value::as_i64).unwrap_or(0);
-            meta.insert("generation".into(), json!(g + 1));
-        }
-        if is_ns {
-            if let Some(m) = new.as_object_mut() {
-                m.insert("status".into(), json!({"phase": "Terminating"}));
+    let finalizers_before = finalizers(&old);
+    let mut wanted: Vec<String> = finalizers_before
+        .iter()
+        .filter(|f| *f != gc::ORPHAN_FINALIZER && *f != gc::FOREGROUND_FINALIZER)
+        .cloned()
+        .collect();
+    if let Some(f) = gc_finalizer {
+        wanted.push(f.to_string());
+    }
+    let finalizers_changed = wanted != finalizers_before;
+    if finalizers_changed {
+        meta_mut(&mut new).insert("finalizers".into(), json!(wanted));
+    }
+    let first_deletion = old.pointer("/metadata/deletionTimestamp").is_none();
+    if first_deletion || finalizers_changed {
+        if first_deletion {
+            let meta = meta_mut(&mut new);
+            meta.insert("deletionTimestamp".into(), json!(now));
+            meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+            if def.has_generation {
+                let g = meta.get("generation").and_then(Value::as_i64).unwrap_or(0);
+                meta.insert("generation".into(), json!(g + 1));
+            }
+            if is_ns {
+                if let Some(m) = new.as_object_mut() {
+                    m.insert("status".into(), json!({"phase": "Terminating"}));
+                }
             }
         }
         if dry_run {
@@ -114,14 +181,20 @@ pub(crate) fn delete_one(
     if is_ns {
         for k in store.keys_in_namespace(&key.name) {
             if let Some(d) = store.find(&k.group, &k.plural).cloned() {
-                delete_one(store, &d, &k, false);
+                delete_one(store, &d, &k, false, Propagation::Background);
             }
         }
     }
     if let Some(cd) = crd_def {
         for (k, _) in store.list(&cd, None, None) {
-            delete_one(store, &cd, &k, false);
+            delete_one(store, &cd, &k, false, Propagation::Background);
         }
+    }
+    if gc_finalizer.is_some() {
+        // Stand-in for the garbage collector; kube-apiserver has answered with the object
+        // carrying the finalizer by the time the collector acts.
+        gc::finish_owner(store, key);
+        return Some((false, new));
     }
     match store.get(key) {
         Some(o) => Some((false, (*o).clone())),
@@ -165,7 +238,8 @@ pub(crate) fn delete(shared: &Shared, req: &Req, t: &Target) -> ApiResult<Respon
             }
         }
     }
-    let (deleted, obj) = delete_one(&mut store, &t.def, &key, dry)
+    let policy = opts.propagation(req, &t.def, &old);
+    let (deleted, obj) = delete_one(&mut store, &t.def, &key, dry, policy)
         .ok_or_else(|| ApiError::not_found(&t.def, &name))?;
     drop(store);
     if deleted && !t.def.return_deleted_object {
@@ -193,7 +267,7 @@ pub(crate) fn delete_collection(
     t: &Target,
 ) -> ApiResult<Response<Body>> {
     let (ls, fs) = selectors(req, t)?;
-    let (_, dry) = delete_options(req)?;
+    let (opts, dry) = delete_options(req)?;
     let mut store = shared.lock();
     let keys: Vec<ObjKey> = store
         .list(&t.def, t.namespace.as_deref(), None)
@@ -203,7 +277,11 @@ pub(crate) fn delete_collection(
         .collect();
     let mut items = Vec::new();
     for k in keys {
-        if let Some((_, obj)) = delete_one(&mut store, &t.def, &k, dry) {
+        let Some(current) = store.get(&k) else {
+            continue;
+        };
+        let policy = opts.propagation(req, &t.def, &current);
+        if let Some((_, obj)) = delete_one(&mut store, &t.def, &k, dry, policy) {
             items.push(output(t, &obj, true));
         }
     }

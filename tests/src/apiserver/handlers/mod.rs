@@ -300,13 +300,25 @@ async fn route(shared: &Arc<Shared>, req: Req) -> ApiResult<Response<Body>> {
             );
             Ok(resp)
         }
-        ["openapi", "v3"] => Ok(json_response(200, &openapi::index(&defs))),
-        ["openapi", "v3", "api", "v1"] => openapi::group_version(&defs, "", "v1")
-            .map(|d| json_response(200, &d))
-            .ok_or_else(ApiError::page_not_found),
-        ["openapi", "v3", "apis", group, version] => openapi::group_version(&defs, group, version)
-            .map(|d| json_response(200, &d))
-            .ok_or_else(ApiError::page_not_found),
+        ["openapi", "v3"] => {
+            let store = shared.lock();
+            let custom = |d: &ResourceDef, v: &str| custom_schema(&store, d, v);
+            Ok(json_response(200, &openapi::index(&defs, &custom)))
+        }
+        ["openapi", "v3", "api", "v1"] => {
+            let store = shared.lock();
+            let custom = |d: &ResourceDef, v: &str| custom_schema(&store, d, v);
+            openapi::group_version(&defs, "", "v1", &custom)
+                .map(|d| json_response(200, &d))
+                .ok_or_else(ApiError::page_not_found)
+        }
+        ["openapi", "v3", "apis", group, version] => {
+            let store = shared.lock();
+            let custom = |d: &ResourceDef, v: &str| custom_schema(&store, d, v);
+            openapi::group_version(&defs, group, version, &custom)
+                .map(|d| json_response(200, &d))
+                .ok_or_else(ApiError::page_not_found)
+        }
         ["api"] => {
             if discovery::wants_aggregated(&accept) {
                 Ok(json_response_typed(
@@ -577,6 +589,13 @@ fn finalizers(obj: &Value) -> Vec<String> {
     str_list(obj.pointer("/metadata/finalizers"))
 }
 
+/// Turns an object written through a view (events.k8s.io Events) into its stored form.
+fn into_storage(t: &Target, obj: &mut Value) {
+    if super::eventsview::is_view(&t.def.group, &t.def.plural) {
+        *obj = super::eventsview::to_storage(std::mem::take(obj));
+    }
+}
+
 /// Checks and fills apiVersion/kind against the URL's resource.
 fn check_type(t: &Target, obj: &mut Value) -> ApiResult<()> {
     check_type_is(obj, &t.api_version(), &t.def.kind)
@@ -701,6 +720,7 @@ fn create_inner(
     from_apply: bool,
 ) -> ApiResult<()> {
     check_type(t, obj)?;
+    into_storage(t, obj);
     check_namespace(t, obj)?;
     let now = now();
     {
@@ -811,25 +831,35 @@ pub(super) fn object_schema(store: &Store, t: &Target) -> Option<std::borrow::Co
         return super::builtin_schemas::for_resource(&t.def.group, &t.def.plural)
             .map(std::borrow::Cow::Borrowed);
     }
-    let crd = store.get(&ObjKey::crd_of(&t.def))?;
-    let version = crd
+    custom_schema(store, &t.def, &t.version).map(std::borrow::Cow::Owned)
+}
+
+/// The `openAPIV3Schema` of one version of a custom resource, from its CRD.
+fn custom_schema(store: &Store, def: &ResourceDef, version: &str) -> Option<Value> {
+    let crd = store.get(&ObjKey::crd_of(def))?;
+    let served = crd
         .pointer("/spec/versions")?
         .as_array()?
         .iter()
-        .find(|v| v.get("name").and_then(Value::as_str) == Some(t.version.as_str()))?
-        .clone();
-    version
+        .find(|v| v.get("name").and_then(Value::as_str) == Some(version))?;
+    served
         .pointer("/schema/openAPIV3Schema")
         .or_else(|| crd.pointer("/spec/validation/openAPIV3Schema"))
         .cloned()
-        .map(std::borrow::Cow::Owned)
 }
 
 /// Prunes the fields the schema does not declare, as kube-apiserver's decoder drops them; a
 /// custom resource also gets its schema's defaults and is validated against it. (Built-in
 /// kinds are validated by hand-written Go in kube-apiserver, not by their schemas.)
 fn apply_schema(store: &Store, t: &Target, name: &str, obj: &mut Value) -> ApiResult<()> {
-    let Some(schema) = object_schema(store, t) else {
+    // The stored form of a view's objects follows the schema of its storage.
+    let (group, plural) = super::eventsview::storage_resource(&t.def.group, &t.def.plural);
+    let schema = if (group, plural) != (t.def.group.as_str(), t.def.plural.as_str()) {
+        super::builtin_schemas::for_resource(group, plural).map(std::borrow::Cow::Borrowed)
+    } else {
+        object_schema(store, t)
+    };
+    let Some(schema) = schema else {
         return Ok(());
     };
     super::crdschema::prune(&schema, obj);
@@ -976,6 +1006,7 @@ pub(super) fn commit_update(
         new = merged;
     } else {
         check_type(t, &mut new)?;
+        into_storage(t, &mut new);
         if t.def.status {
             if let Some(m) = new.as_object_mut() {
                 match old.get("status") {
@@ -1107,7 +1138,11 @@ fn render_one(t: &Target, obj: &Value, req: &Req) -> Value {
 /// An object as served at the target's version. Built-in list items carry no
 /// apiVersion/kind, as typed lists from kube-apiserver do.
 pub fn output(t: &Target, obj: &Value, list_item: bool) -> Value {
-    let mut out = obj.clone();
+    let mut out = if super::eventsview::is_view(&t.def.group, &t.def.plural) {
+        super::eventsview::to_view(obj)
+    } else {
+        obj.clone()
+    };
     if let Some(m) = out.as_object_mut() {
         if list_item && !t.def.custom {
             m.remove("apiVersion");
