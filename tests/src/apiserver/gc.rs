@@ -297,7 +297,12 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
         tokio::select! {
             ev = events.recv() => match ev {
                 Ok(ev) => {
-                    if ev.kind == EventType::Deleted || owner_uids(&ev.object).is_empty() {
+                    // A substring test first: most objects have no owners, and parsing every
+                    // change twice would double the cost of writes.
+                    if ev.kind == EventType::Deleted
+                        || !ev.object.text().contains("\"ownerReferences\"")
+                        || owner_uids(&ev.object.value()).is_empty()
+                    {
                         continue;
                     }
                     let mut store = shared.lock();

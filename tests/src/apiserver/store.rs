@@ -1,5 +1,8 @@
 //! The object store: one global resourceVersion counter, objects keyed by
 //! (group, resource, namespace, name), and a bounded history of change events for watches.
+//!
+//! Objects are kept as their JSON text ([`Stored`]), parsed when read: a `serde_json::Value`
+//! tree costs several times its text, and the store and the watch history hold every object.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -84,6 +87,27 @@ impl EventType {
     }
 }
 
+/// One stored object: its JSON text, shared by the store and the watch history.
+#[derive(Debug, Clone)]
+pub struct Stored(Arc<str>);
+
+impl Stored {
+    fn new(obj: &Value) -> Self {
+        // Serializing a Value cannot fail: its keys are strings.
+        Self(Arc::from(serde_json::to_string(obj).unwrap_or_default()))
+    }
+
+    /// The object.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+
+    /// The object's JSON text.
+    pub fn text(&self) -> &str {
+        &self.0
+    }
+}
+
 /// One change, as kept in the history and sent to watchers.
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -94,10 +118,10 @@ pub struct Event {
     /// Which object.
     pub key: ObjKey,
     /// The object after the change (for DELETED: its last state, with the deletion's rv).
-    pub object: Arc<Value>,
+    pub object: Stored,
     /// The object before the change (MODIFIED only); lets selector watches turn a change
     /// that leaves the selection into DELETED, as kube-apiserver does.
-    pub prev: Option<Arc<Value>>,
+    pub prev: Option<Stored>,
 }
 
 /// Default number of events kept for watch resumption.
@@ -107,7 +131,7 @@ pub const DEFAULT_HISTORY: usize = 10_000;
 #[derive(Debug)]
 pub struct Store {
     rv: u64,
-    objects: BTreeMap<ObjKey, Arc<Value>>,
+    objects: BTreeMap<ObjKey, Stored>,
     history: VecDeque<Arc<Event>>,
     history_cap: usize,
     /// Every event with rv > `compacted` is in `history`; older resourceVersions are "too old".
@@ -248,7 +272,7 @@ impl Store {
 
     /// The object at `key`.
     pub fn get(&self, key: &ObjKey) -> Option<Arc<Value>> {
-        self.objects.get(key).cloned()
+        self.objects.get(key).map(|s| Arc::new(s.value()))
     }
 
     /// Whether a namespace exists.
@@ -264,6 +288,19 @@ impl Store {
         namespace: Option<&str>,
         after: Option<(&str, &str)>,
     ) -> Vec<(ObjKey, Arc<Value>)> {
+        self.list_stored(def, namespace, after)
+            .into_iter()
+            .map(|(k, s)| (k, Arc::new(s.value())))
+            .collect()
+    }
+
+    /// Like [`Store::list`], without parsing: for readers that take one object at a time.
+    pub fn list_stored(
+        &self,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        after: Option<(&str, &str)>,
+    ) -> Vec<(ObjKey, Stored)> {
         let (group, plural) = storage_resource(&def.group, &def.plural);
         let lo = ObjKey {
             group: group.to_string(),
@@ -283,7 +320,7 @@ impl Store {
                     (k.namespace.as_str(), k.name.as_str()) > (ans, aname)
                 })
             })
-            .map(|(k, v)| (k.clone(), Arc::clone(v)))
+            .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
 
@@ -361,21 +398,23 @@ impl Store {
     pub fn put(&mut self, key: ObjKey, mut obj: Value, prev: Option<Arc<Value>>) -> Arc<Value> {
         let rv = self.next_rv();
         set_rv(&mut obj, rv);
+        let stored = Stored::new(&obj);
         let obj = Arc::new(obj);
         let kind = if prev.is_some() {
             EventType::Modified
         } else {
             EventType::Added
         };
-        let replaced = self.objects.insert(key.clone(), Arc::clone(&obj));
-        self.index_owners(&key, replaced.as_deref(), Some(&obj));
+        let replaced = self.objects.insert(key.clone(), stored.clone());
+        let replaced_value = replaced.as_ref().map(Stored::value);
+        self.index_owners(&key, replaced_value.as_ref(), Some(&obj));
         let crd = key.group == "apiextensions.k8s.io" && key.plural == "customresourcedefinitions";
         self.record(Event {
             rv,
             kind,
             key,
-            object: Arc::clone(&obj),
-            prev,
+            object: stored,
+            prev: replaced.filter(|_| prev.is_some()),
         });
         if crd {
             self.rebuild_resources();
@@ -386,17 +425,18 @@ impl Store {
     /// Removes the object at `key`, records DELETED, and returns its last state (carrying the
     /// deletion's resourceVersion, as etcd-backed watches report it).
     pub fn remove(&mut self, key: &ObjKey) -> Option<Arc<Value>> {
-        let old = self.objects.remove(key)?;
+        let old = self.objects.remove(key)?.value();
         self.index_owners(key, Some(&old), None);
         let rv = self.next_rv();
-        let mut last = (*old).clone();
+        let mut last = old;
         set_rv(&mut last, rv);
+        let stored = Stored::new(&last);
         let last = Arc::new(last);
         self.record(Event {
             rv,
             kind: EventType::Deleted,
             key: key.clone(),
-            object: Arc::clone(&last),
+            object: stored,
             prev: None,
         });
         if key.group == "apiextensions.k8s.io" && key.plural == "customresourcedefinitions" {
@@ -409,7 +449,7 @@ impl Store {
         let mut defs = resources::builtins();
         for (k, crd) in &self.objects {
             if k.group == "apiextensions.k8s.io" && k.plural == "customresourcedefinitions" {
-                if let Some(def) = resources::from_crd(crd) {
+                if let Some(def) = resources::from_crd(&crd.value()) {
                     if !defs.iter().any(|d| d.is(&def.group, &def.plural)) {
                         defs.push(def);
                     }

@@ -79,11 +79,12 @@ impl Filter {
         if !self.in_scope(ev) {
             return None;
         }
-        let now = self.matches(&ev.object);
+        let object = ev.object.value();
+        let now = self.matches(&object);
         let ty = match ev.kind {
             EventType::Added | EventType::Deleted if now => ev.kind.as_str(),
             EventType::Modified => {
-                let was = ev.prev.as_deref().is_some_and(|p| self.matches(p));
+                let was = ev.prev.as_ref().is_some_and(|p| self.matches(&p.value()));
                 match (was, now) {
                     (true, true) => "MODIFIED",
                     (false, true) => "ADDED",
@@ -93,7 +94,7 @@ impl Filter {
             }
             _ => return None,
         };
-        Some(self.line(ty, &ev.object))
+        Some(self.line(ty, &object))
     }
 
     fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
@@ -216,7 +217,8 @@ pub fn serve(shared: &Arc<Shared>, req: &Req, t: &Target) -> ApiResult<Response<
         _ => {
             // No resourceVersion (or "0", or sendInitialEvents): synthetic ADDED events for
             // the current state, then changes from now on.
-            for (_, obj) in store.list(&t.def, t.namespace.as_deref(), None) {
+            for (_, stored) in store.list_stored(&t.def, t.namespace.as_deref(), None) {
+                let obj = stored.value();
                 if filter.matches(&obj) {
                     initial.push(filter.line("ADDED", &obj));
                 }

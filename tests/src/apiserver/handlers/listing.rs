@@ -63,22 +63,46 @@ pub(crate) fn list(shared: &Shared, req: &Req, t: &Target) -> ApiResult<Response
         }
         None => (store.rv(), None),
     };
-    let all = store.list(
+    let all = store.list_stored(
         &t.def,
         t.namespace.as_deref(),
         after.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
     );
     drop(store);
-    let matching: Vec<(ObjKey, Arc<Value>)> = all
-        .into_iter()
-        .filter(|(_, o)| ls.matches(o) && fs.matches(o))
-        .collect();
-    let total = matching.len();
+    let accept = req.header("accept");
+    let as_table = table::wants_table(accept);
+    let as_partial = table::wants_partial(accept);
+    // Objects are parsed one at a time and a plain list is serialized as it goes, so a large
+    // list costs its response body, not a parsed copy of every object.
+    let mut total = 0usize;
+    let mut last_taken: Option<ObjKey> = None;
+    let mut parsed: Vec<Value> = Vec::new();
+    let mut items = Vec::<u8>::new();
+    for (key, stored) in all {
+        let object = stored.value();
+        if !(ls.matches(&object) && fs.matches(&object)) {
+            continue;
+        }
+        total += 1;
+        if limit > 0 && total > limit {
+            continue;
+        }
+        last_taken = Some(key);
+        if as_table || as_partial {
+            parsed.push(output(t, &object, false));
+        } else {
+            if !items.is_empty() {
+                items.push(b',');
+            }
+            // Serializing a Value cannot fail.
+            let _ = serde_json::to_writer(&mut items, &output(t, &object, true));
+        }
+    }
     let take = if limit > 0 { limit.min(total) } else { total };
     let mut meta = serde_json::Map::new();
     meta.insert("resourceVersion".into(), json!(list_rv.to_string()));
     if take < total {
-        if let Some((k, _)) = matching.get(take.saturating_sub(1)) {
+        if let Some(k) = &last_taken {
             meta.insert(
                 "continue".into(),
                 json!(encode_continue(list_rv, &k.namespace, &k.name)),
@@ -86,16 +110,7 @@ pub(crate) fn list(shared: &Shared, req: &Req, t: &Target) -> ApiResult<Response
             meta.insert("remainingItemCount".into(), json!(total - take));
         }
     }
-    let items: Vec<Value> = matching[..take]
-        .iter()
-        .map(|(_, o)| output(t, o, true))
-        .collect();
-    let accept = req.header("accept");
-    if table::wants_table(accept) {
-        let full: Vec<Value> = matching[..take]
-            .iter()
-            .map(|(_, o)| output(t, o, false))
-            .collect();
+    if as_table {
         let cont = meta
             .get("continue")
             .and_then(Value::as_str)
@@ -104,30 +119,30 @@ pub(crate) fn list(shared: &Shared, req: &Req, t: &Target) -> ApiResult<Response
             200,
             &table::to_table(
                 &t.def,
-                &full,
+                &parsed,
                 &list_rv.to_string(),
                 cont.as_deref(),
                 req.q("includeObject"),
             ),
         ));
     }
-    if table::wants_partial(accept) {
-        let full: Vec<Value> = matching[..take]
-            .iter()
-            .map(|(_, o)| table::partial(&output(t, o, false)))
-            .collect();
+    if as_partial {
+        let full: Vec<Value> = parsed.iter().map(table::partial).collect();
         return Ok(json_response(
             200,
             &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": Value::Object(meta), "items": full}),
         ));
     }
-    Ok(json_response(
-        200,
-        &json!({
-            "kind": t.def.list_kind(),
-            "apiVersion": t.api_version(),
-            "metadata": Value::Object(meta),
-            "items": items,
-        }),
-    ))
+    let head = json!({
+        "kind": t.def.list_kind(),
+        "apiVersion": t.api_version(),
+        "metadata": Value::Object(meta),
+    });
+    // `{...head...}` with `"items":[...]` spliced in before the closing brace.
+    let mut body = serde_json::to_vec(&head).unwrap_or_default();
+    body.pop();
+    body.extend_from_slice(b",\"items\":[");
+    body.append(&mut items);
+    body.extend_from_slice(b"]}");
+    Ok(json_bytes_response(200, body, "application/json"))
 }

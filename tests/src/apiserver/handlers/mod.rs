@@ -45,7 +45,15 @@ pub fn json_response(code: u16, body: &Value) -> Response<Body> {
 
 /// A JSON response with an explicit Content-Type.
 pub fn json_response_typed(code: u16, body: &Value, content_type: &str) -> Response<Body> {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    json_bytes_response(
+        code,
+        serde_json::to_vec(body).unwrap_or_default(),
+        content_type,
+    )
+}
+
+/// A response whose JSON body is already serialized.
+pub fn json_bytes_response(code: u16, bytes: Vec<u8>, content_type: &str) -> Response<Body> {
     let mut resp = Response::new(Body::from(bytes));
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     add_common_headers(resp.headers_mut());
