@@ -1,6 +1,6 @@
 //! Kubernetes API test server.
 //!
-//! An in-process HTTP server that answers like kube-apiserver v1.32 for what kubectl and
+//! An in-process HTTP server that answers like kube-apiserver v1.33 for what kubectl and
 //! kube-rs do: discovery, CRUD, lists with selectors and paging, watches, patches and
 //! server-side apply, the status and scale subresources, CRDs, service-account tokens and
 //! TokenReview, plus fault injection. See `tests/TESTCLUSTER.md` for what is modelled.
@@ -13,34 +13,34 @@
 //! # Ok(()) }
 //! ```
 
-pub mod fieldmanager;
-pub mod patch;
-pub mod protobuf;
+mod fieldmanager;
+mod patch;
+mod protobuf;
 
-pub mod authz;
-pub mod builtin_schemas;
-pub mod cluster;
-pub mod control;
-pub mod crdschema;
-pub mod defaults;
-pub mod discovery;
-pub mod error;
+pub(crate) mod authz;
+mod builtin_schemas;
+mod cluster;
+mod control;
+mod crdschema;
+mod defaults;
+mod discovery;
+pub(crate) mod error;
 mod eventsview;
-pub mod faults;
+pub(crate) mod faults;
 mod gc;
-pub mod handlers;
-pub mod kinds;
-pub mod kubeconfig;
-pub mod openapi;
-pub mod resources;
-pub mod scale;
-pub mod selectors;
-pub mod server;
-pub mod store;
-pub mod table;
-pub mod tokens;
+mod handlers;
+mod kinds;
+pub(crate) mod kubeconfig;
+mod openapi;
+mod resources;
+mod scale;
+mod selectors;
+mod server;
+mod store;
+mod table;
+mod tokens;
 mod validation;
-pub mod watch;
+mod watch;
 
 use std::net::SocketAddr;
 use std::path::Path;

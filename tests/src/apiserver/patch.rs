@@ -32,18 +32,6 @@ pub enum PatchError {
     JsonPatchFailed(String),
 }
 
-impl PatchError {
-    /// The message alone, as kube-apiserver puts it into the Status.
-    pub fn message(&self) -> &str {
-        match self {
-            Self::Malformed(m)
-            | Self::Failed(m)
-            | Self::Unsupported(m)
-            | Self::JsonPatchFailed(m) => m,
-        }
-    }
-}
-
 /// RFC 7386 JSON merge patch.
 pub fn json_merge_patch(target: &Value, patch: &Value) -> Result<Value, PatchError> {
     // kube-apiserver decodes the patch into an object; a bare array or scalar is refused
@@ -909,7 +897,7 @@ mod tests {
         let err = smp(json!({"spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}}))
             .expect_err("no merge key");
         assert!(
-            err.message()
+            err.to_string()
                 .contains("does not contain declared merge key: name"),
             "{err}"
         );

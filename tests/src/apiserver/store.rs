@@ -275,11 +275,6 @@ impl Store {
         self.objects.get(key).map(|s| Arc::new(s.value()))
     }
 
-    /// Whether a namespace exists.
-    pub fn namespace_exists(&self, ns: &str) -> bool {
-        self.objects.contains_key(&ObjKey::namespace(ns))
-    }
-
     /// Objects of one resource, optionally in one namespace, in key order, starting after
     /// `after` (namespace, name) when given.
     pub fn list(
@@ -369,11 +364,6 @@ impl Store {
     /// Number of stored objects.
     pub fn len(&self) -> usize {
         self.objects.len()
-    }
-
-    /// Whether the store is empty (it never is once seeded).
-    pub fn is_empty(&self) -> bool {
-        self.objects.is_empty()
     }
 
     fn next_rv(&mut self) -> u64 {

@@ -141,6 +141,7 @@ pub struct FieldManagerOptions<'a> {
 ///
 /// Returns the merged object with `metadata.managedFields` updated. `now` is an RFC 3339 time
 /// stamp for the managedFields entry.
+#[cfg(test)]
 pub fn server_side_apply(
     live: Option<&Value>,
     applied: &Value,
@@ -161,6 +162,7 @@ pub fn server_side_apply(
 /// Records an `Update` operation (create, replace, or a non-apply patch) by `manager`:
 /// the fields that changed between `old` and `new` move to `manager`. `subresource` is
 /// `Some("status")` for status writes. Returns `new` with managedFields set.
+#[cfg(test)]
 pub fn record_update(
     old: Option<&Value>,
     new: Value,

@@ -99,8 +99,6 @@ pub struct Req {
     pub method: Method,
     /// Decoded path segments.
     pub segments: Vec<String>,
-    /// The raw path.
-    pub path: String,
     /// Query parameters (last value wins, except `dryRun` which is checked for "All").
     pub query: HashMap<String, String>,
     /// Whether any `dryRun` value is `All`.
@@ -213,7 +211,6 @@ pub async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) ->
     let req = Req {
         method,
         segments,
-        path,
         query,
         dry_run,
         headers: parts.headers,
