@@ -88,10 +88,6 @@ pub fn on_write(
         }
     }
     super::defaults::apply(def, obj);
-    let causes = super::validation::validate(def, obj);
-    if !causes.is_empty() {
-        return Err(invalid(def, &name, causes));
-    }
     if def.is("", "secrets") {
         secret(def, &name, obj, old)?;
     } else if def.is("", "configmaps") {
@@ -100,6 +96,10 @@ pub fn on_write(
         namespace(&name, obj);
     } else if def.is("apiextensions.k8s.io", "customresourcedefinitions") {
         crd(def, &name, obj, old, now)?;
+    }
+    let causes = super::validation::validate(def, obj);
+    if !causes.is_empty() {
+        return Err(invalid(def, &name, causes));
     }
     Ok(())
 }

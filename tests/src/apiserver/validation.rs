@@ -15,10 +15,16 @@ use super::selectors::{label_selector_string, LabelSelector};
 const PORT_RANGE_MSG: &str = "must be between 1 and 65535, inclusive";
 const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
+const CONFIG_KEY_MSG: &str = "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')";
+/// The most data a ConfigMap or Secret holds (`core.MaxSecretSize`).
+const MAX_DATA_BYTES: usize = 1024 * 1024;
+/// The most bytes all annotations of an object hold (`TotalAnnotationSizeLimitB`).
+const MAX_ANNOTATION_BYTES: usize = 256 * 1024;
 
 /// The causes the kind's Go validation reports for `obj`, in its order; empty when valid.
 pub fn validate(def: &ResourceDef, obj: &Value) -> Vec<Cause> {
     let mut errs = Errors::default();
+    annotations(&mut errs, obj);
     let spec = obj.get("spec").unwrap_or(&Value::Null);
     match (def.group.as_str(), def.plural.as_str()) {
         ("apps", "deployments") => replicated(&mut errs, spec, "deployment", true),
@@ -43,6 +49,8 @@ pub fn validate(def: &ResourceDef, obj: &Value) -> Vec<Cause> {
             "template.spec",
         ),
         ("", "services") => service(&mut errs, spec),
+        ("", "configmaps") => config_map(&mut errs, obj),
+        ("", "secrets") => secret_data(&mut errs, obj),
         _ => {}
     }
     errs.0
@@ -101,6 +109,14 @@ impl Errors {
         );
     }
 
+    fn too_long(&mut self, field: &str, max: usize) {
+        self.push(
+            "FieldValueTooLong",
+            field,
+            format!("Too long: may not be more than {max} bytes"),
+        );
+    }
+
     fn forbidden(&mut self, field: &str, why: &str) {
         self.push("FieldValueForbidden", field, format!("Forbidden: {why}"));
     }
@@ -153,6 +169,86 @@ fn nonnegative(errs: &mut Errors, spec: &Value, key: &str, path: &str) {
             );
         }
     }
+}
+
+fn is_config_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 253
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && key != "."
+        && key != ".."
+        && !key.starts_with("..")
+}
+
+/// All annotations together hold at most 256 KiB, keys included.
+fn annotations(errs: &mut Errors, obj: &Value) {
+    let Some(map) = obj
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+    else {
+        return;
+    };
+    let total: usize = map
+        .iter()
+        .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+        .sum();
+    if total > MAX_ANNOTATION_BYTES {
+        errs.too_long("metadata.annotations", MAX_ANNOTATION_BYTES);
+    }
+}
+
+/// Keys are config keys, none in both `data` and `binaryData`, and all values together hold
+/// at most 1 MiB (`binaryData` counted decoded).
+fn config_map(errs: &mut Errors, obj: &Value) {
+    let data = obj.get("data").and_then(Value::as_object);
+    let binary = obj.get("binaryData").and_then(Value::as_object);
+    let mut total = 0usize;
+    for (key, value) in data.into_iter().flatten() {
+        if !is_config_key(key) {
+            errs.invalid(&format!("data[{key}]"), &go_quote(key), CONFIG_KEY_MSG);
+        }
+        if binary.is_some_and(|b| b.contains_key(key)) {
+            errs.invalid(
+                &format!("data[{key}]"),
+                &go_quote(key),
+                "duplicate of key present in binaryData",
+            );
+        }
+        total += value.as_str().map_or(0, str::len);
+    }
+    for (key, value) in binary.into_iter().flatten() {
+        if !is_config_key(key) {
+            errs.invalid(
+                &format!("binaryData[{key}]"),
+                &go_quote(key),
+                CONFIG_KEY_MSG,
+            );
+        }
+        total += decoded_len(value);
+    }
+    if total > MAX_DATA_BYTES {
+        errs.too_long("[]", MAX_DATA_BYTES);
+    }
+}
+
+/// A Secret's values together hold at most 1 MiB, decoded.
+fn secret_data(errs: &mut Errors, obj: &Value) {
+    let total: usize = obj
+        .get("data")
+        .and_then(Value::as_object)
+        .map(|m| m.values().map(decoded_len).sum())
+        .unwrap_or(0);
+    if total > MAX_DATA_BYTES {
+        errs.too_long("data", MAX_DATA_BYTES);
+    }
+}
+
+/// The decoded length of a base64 value (what the Go type holds as bytes).
+fn decoded_len(value: &Value) -> usize {
+    let text = value.as_str().unwrap_or_default().trim_end_matches('=');
+    text.len() * 3 / 4
 }
 
 /// Deployments, ReplicaSets, StatefulSets and DaemonSets: a selector is required and must

@@ -40,6 +40,11 @@ fn with(args: &'static str, stdin: &'static str) -> Step {
     }
 }
 
+/// A manifest built at run time (too large to write out), kept for the whole run.
+fn generated(text: String) -> &'static str {
+    Box::leak(text.into_boxed_str())
+}
+
 /// Waits for something that happens asynchronously on kube-apiserver's side (garbage
 /// collection, namespace clean-up): only the exit code counts.
 fn settle(args: &'static str) -> Step {
@@ -312,6 +317,40 @@ pub fn all() -> Vec<Case> {
             ],
         ),
         case("a Service without ports", vec![with("create -f -", SERVICE_NO_PORTS)]),
+        case(
+            "a ConfigMap over 1 MiB",
+            vec![with(
+                "create -f -",
+                generated(format!(
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\n  namespace: {{ns}}\ndata:\n  blob: {}\n",
+                    "a".repeat(1_100_000)
+                )),
+            )],
+        ),
+        case(
+            "a Secret over 1 MiB",
+            vec![with(
+                "create -f -",
+                generated(format!(
+                    "apiVersion: v1\nkind: Secret\nmetadata:\n  name: big\n  namespace: {{ns}}\ndata:\n  blob: {}\n",
+                    "YWFh".repeat(370_000)
+                )),
+            )],
+        ),
+        case(
+            "annotations over 256 KiB",
+            vec![with(
+                "create -f -",
+                generated(format!(
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: noted\n  namespace: {{ns}}\n  annotations:\n    note: {}\n",
+                    "n".repeat(270_000)
+                )),
+            )],
+        ),
+        case(
+            "a ConfigMap key that is not a config key",
+            vec![with("create -f -", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: keys\n  namespace: {ns}\ndata:\n  'bad key!': x\n  good: fine\n")],
+        ),
         case("a Job whose pods restart Always", vec![with("create -f -", JOB_ALWAYS)]),
         case("containers with bad names, images and ports", vec![with("create -f -", POD_BAD_PORT)]),
         case("pods are served", vec![run("get pods -n {ns}")]),
