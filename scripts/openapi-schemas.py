@@ -45,6 +45,35 @@ def kube_version():
     sys.exit("openapi-schemas.py: no k8s.io/kubernetes version in scripts/kube-apiserver/go.mod")
 
 
+def served_group_versions():
+    out = set()
+    for gv in GROUP_VERSIONS:
+        parts = gv.split("/")
+        out.add(("", parts[1]) if parts[0] == "api" else (parts[1], parts[2]))
+    return out
+
+
+def v2_closure(definitions):
+    """The v2 definitions of kinds in the served group-versions, and what they refer to."""
+    served = served_group_versions()
+    pending = [
+        name
+        for name, d in definitions.items()
+        if any(
+            (g.get("group", ""), g.get("version")) in served
+            for g in d.get("x-kubernetes-group-version-kind", [])
+        )
+    ]
+    out = {}
+    while pending:
+        name = pending.pop()
+        if name in out or name not in definitions:
+            continue
+        out[name] = definitions[name]
+        pending.extend(re.findall(r'"#/definitions/([^"]+)"', json.dumps(definitions[name])))
+    return out
+
+
 def main():
     version = kube_version()
     binary = os.path.join(ROOT, "target/debug/sealsync-testcluster")
@@ -70,19 +99,30 @@ def main():
                     if key in schemas and schemas[key] != definition:
                         sys.exit(f"openapi-schemas.py: {key} differs between group-versions")
                     schemas[key] = definition
+            v2 = json.loads(
+                subprocess.run(
+                    ["kubectl", "--kubeconfig", kubeconfig, "get", "--raw", "/openapi/v2"],
+                    check=True, capture_output=True, text=True,
+                ).stdout
+            )["definitions"]
         finally:
             server.terminate()
             server.wait()
+    definitions_v2 = v2_closure(v2)
     out = {
         "source": f"kube-apiserver {version} /openapi/v3 (Kubernetes, Apache License 2.0)",
         "kubernetesVersion": version,
         "schemas": schemas,
+        "definitionsV2": definitions_v2,
     }
     path = os.path.join(ROOT, "tests/data/openapi/schemas.json")
     with open(path, "w") as f:
         json.dump(out, f, separators=(",", ":"), sort_keys=True)
         f.write("\n")
-    print(f"{len(schemas)} definitions of Kubernetes {version} written to {path}")
+    print(
+        f"{len(schemas)} OpenAPI v3 and {len(definitions_v2)} v2 definitions of Kubernetes "
+        f"{version} written to {path}"
+    )
 
 
 if __name__ == "__main__":

@@ -130,6 +130,21 @@ fn published() -> &'static Map<String, Value> {
     })
 }
 
+/// kube-apiserver's OpenAPI v2 definitions of the same kinds (served at `/openapi/v2`).
+pub fn definitions_v2() -> &'static Map<String, Value> {
+    static V2: OnceLock<Map<String, Value>> = OnceLock::new();
+    V2.get_or_init(|| {
+        let text = include_str!("../../data/openapi/schemas.json");
+        match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(mut doc)) => match doc.remove("definitionsV2") {
+                Some(Value::Object(definitions)) => definitions,
+                _ => Map::new(),
+            },
+            _ => Map::new(),
+        }
+    })
+}
+
 /// The Kubernetes release the published definitions come from.
 pub fn published_version() -> Option<String> {
     let text = include_str!("../../data/openapi/schemas.json");

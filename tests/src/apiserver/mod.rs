@@ -32,6 +32,7 @@ mod handlers;
 mod kinds;
 pub(crate) mod kubeconfig;
 mod openapi;
+mod openapi_v2;
 mod resources;
 mod scale;
 mod selectors;

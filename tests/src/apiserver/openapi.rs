@@ -190,7 +190,7 @@ fn document(
 
 /// `com.example.v1.Gadget`: how kube-apiserver names a custom resource's definition (the
 /// group's labels reversed, then version and kind).
-fn custom_definition_name(group: &str, version: &str, kind: &str) -> String {
+pub fn custom_definition_name(group: &str, version: &str, kind: &str) -> String {
     let mut parts: Vec<&str> = group.split('.').rev().collect();
     parts.push(version);
     parts.push(kind);

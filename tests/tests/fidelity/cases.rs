@@ -73,6 +73,7 @@ fn case(name: &'static str, steps: Vec<Step>) -> Case {
 const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: {ns}\n  labels: {app: demo, tier: backend}\ndata:\n  mode: blue\n";
 const CM_GREEN: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: {ns}\n  labels: {app: demo, tier: backend}\ndata:\n  mode: green\n";
 const DEPLOY: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: {ns}\n  labels: {app: web}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - name: app\n        image: nginx:1.27\n        ports: [{containerPort: 80}]\n";
+const DEPLOY_SIDECAR: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: {ns}\n  labels: {app: web}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - name: app\n        image: nginx:1.28\n        ports: [{containerPort: 80}]\n      - name: sidecar\n        image: busybox\n";
 const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: {ns}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n";
 const SECRET_STRING_DATA: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\n  namespace: {ns}\nstringData:\n  user: admin\n";
 const SECRET_BAD_BASE64: &str =
@@ -253,6 +254,23 @@ pub fn all() -> Vec<Case> {
         case("explain a nested field", vec![run("explain deployment.spec.template.spec.containers.ports")]),
         case("explain an object", vec![run("explain service.spec")]),
         case("explain recursively", vec![run("explain configmap --recursive")]),
+        case("explain from OpenAPI v2", vec![run("explain deployment.spec.strategy --output=plaintext-openapiv2")]),
+        case(
+            "explain a custom resource from OpenAPI v2",
+            vec![
+                with("apply --server-side -f -", CRD),
+                run("wait --for=condition=Established crd/gadgets{n}.example.com --timeout=30s"),
+                eventually("explain gadgets{n}.spec --output=plaintext-openapiv2"),
+            ],
+        ),
+        case(
+            "client-side apply merges containers by name (strategic merge keys from OpenAPI v2)",
+            vec![
+                with("apply -f -", DEPLOY),
+                with("apply -f -", DEPLOY_SIDECAR),
+                run("get deployment web -n {ns} -o jsonpath={.spec.template.spec.containers[*].name}"),
+            ],
+        ),
         case(
             "explain a custom resource",
             vec![

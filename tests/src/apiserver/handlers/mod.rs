@@ -289,21 +289,27 @@ async fn route(shared: &Arc<Shared>, req: Req) -> ApiResult<Response<Body>> {
             &shared.tokens.jwks(),
             "application/jwk-set+json",
         )),
-        // An empty OpenAPI v2 document (a zero-length protobuf message is a valid empty
-        // Document). kubectl falls back to v2 client-side validation for kinds the v3
-        // documents do not cover (a CR whose CRD is applied in the same run); with no
-        // schemas, that validation accepts them, as it does for schema-less kinds on a real
-        // server.
         ["openapi", "v2"] => {
-            let mut resp = Response::new(Body::empty());
-            add_common_headers(resp.headers_mut());
-            resp.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static(
-                    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
-                ),
-            );
-            Ok(resp)
+            let store = shared.lock();
+            let custom = |d: &ResourceDef, v: &str| custom_schema(&store, d, v);
+            if accept.contains("protobuf") {
+                let body = super::openapi_v2::protobuf_document(&defs, &custom);
+                drop(store);
+                let mut resp = Response::new(Body::from(body));
+                add_common_headers(resp.headers_mut());
+                resp.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static(
+                        "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                    ),
+                );
+                Ok(resp)
+            } else {
+                Ok(json_response(
+                    200,
+                    &super::openapi_v2::json_document(&defs, &custom),
+                ))
+            }
         }
         ["openapi", "v3"] => {
             let store = shared.lock();
