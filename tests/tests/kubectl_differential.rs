@@ -127,6 +127,9 @@ impl Normalizer {
                 (rule(r"gen-[a-z0-9]{5}\b", "gen-XXXXX")),
                 (rule(r"I\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ [^\n]*\n", "")),
                 (rule(r"[^\n]*client-side throttling[^\n]*\n", "")),
+                // Table columns are padded to the widest cell, and a placeholder above may
+                // stand for cells of different widths (ages, addresses).
+                (rule(r" {2,}", "  ")),
             ],
         }
     }

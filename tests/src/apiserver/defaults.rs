@@ -36,6 +36,11 @@ pub fn apply(def: &ResourceDef, obj: &mut Value) {
             }
         }
         ("", "services") => service(object),
+        ("", "persistentvolumeclaims") => {
+            if let Some(spec) = child(object, "spec") {
+                default(spec, "volumeMode", json!("Filesystem"));
+            }
+        }
         _ => {}
     }
 }

@@ -88,6 +88,17 @@ pub fn on_write(
         }
     }
     super::defaults::apply(def, obj);
+    if old.is_none() {
+        if def.is("", "pods") {
+            pod_status_on_create(obj);
+        } else if def.is("batch", "jobs") {
+            job_selector_on_create(obj, &name);
+        } else if def.is("", "persistentvolumeclaims") {
+            if let Some(m) = obj.as_object_mut() {
+                m.insert("status".into(), json!({"phase": "Pending"}));
+            }
+        }
+    }
     if def.is("", "secrets") {
         secret(def, &name, obj, old)?;
     } else if def.is("", "configmaps") {
@@ -102,6 +113,90 @@ pub fn on_write(
         return Err(invalid(def, &name, causes));
     }
     Ok(())
+}
+
+/// A new Pod is `Pending`, with the QoS class its containers' resources give (kube-apiserver's
+/// pod strategy sets both on create).
+fn pod_status_on_create(obj: &mut Value) {
+    let containers: Vec<Value> = obj
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let resource = |c: &Value, kind: &str, name: &str| {
+        c.pointer(&format!("/resources/{kind}/{name}"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let any = containers.iter().any(|c| {
+        ["requests", "limits"].iter().any(|k| {
+            c.pointer(&format!("/resources/{k}"))
+                .and_then(Value::as_object)
+                .is_some_and(|m| !m.is_empty())
+        })
+    });
+    let guaranteed = !containers.is_empty()
+        && containers.iter().all(|c| {
+            ["cpu", "memory"].iter().all(|r| {
+                let limit = resource(c, "limits", r);
+                limit.is_some() && resource(c, "requests", r).is_none_or(|q| Some(q) == limit)
+            })
+        });
+    let qos = if !any {
+        "BestEffort"
+    } else if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    };
+    if let Some(m) = obj.as_object_mut() {
+        m.insert(
+            "status".into(),
+            json!({"phase": "Pending", "qosClass": qos}),
+        );
+    }
+}
+
+/// A new Job without `manualSelector` gets a selector on its uid and the labels that match it
+/// on its pod template, as kube-apiserver's job strategy generates them.
+fn job_selector_on_create(obj: &mut Value, name: &str) {
+    if obj.pointer("/spec/manualSelector").and_then(Value::as_bool) == Some(true) {
+        return;
+    }
+    let uid = obj
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if spec.get("selector").is_some_and(|s| !s.is_null()) {
+        return;
+    }
+    spec.insert(
+        "selector".into(),
+        json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
+    );
+    let template = spec.entry("template").or_insert_with(|| json!({}));
+    let Some(template) = template.as_object_mut() else {
+        return;
+    };
+    let meta = template.entry("metadata").or_insert_with(|| json!({}));
+    let Some(meta) = meta.as_object_mut() else {
+        return;
+    };
+    let labels = meta.entry("labels").or_insert_with(|| json!({}));
+    if let Some(labels) = labels.as_object_mut() {
+        for (k, v) in [
+            ("batch.kubernetes.io/controller-uid", uid.as_str()),
+            ("batch.kubernetes.io/job-name", name),
+            ("controller-uid", uid.as_str()),
+            ("job-name", name),
+        ] {
+            labels.insert(k.into(), json!(v));
+        }
+    }
 }
 
 fn immutable_data(

@@ -15,6 +15,7 @@
 
 mod fieldmanager;
 mod patch;
+mod printers;
 mod protobuf;
 
 pub(crate) mod authz;

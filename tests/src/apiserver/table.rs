@@ -48,16 +48,16 @@ pub fn partial(obj: &Value) -> Value {
 /// Computes one cell from an object and the current Unix time.
 type CellFn = Box<dyn Fn(&Value, i64) -> Value>;
 
-struct Col {
+pub(super) struct Col {
     name: String,
     type_: String,
     format: String,
     description: String,
-    priority: i64,
+    pub(super) priority: i64,
     cell: CellFn,
 }
 
-fn col(
+pub(super) fn col(
     name: &str,
     type_: &str,
     description: &str,
@@ -73,7 +73,7 @@ fn col(
     }
 }
 
-fn name_col() -> Col {
+pub(super) fn name_col() -> Col {
     let mut c = col(
         "Name",
         "string",
@@ -84,7 +84,7 @@ fn name_col() -> Col {
     c
 }
 
-fn age_col() -> Col {
+pub(super) fn age_col() -> Col {
     col(
         "Age",
         "string",
@@ -214,6 +214,9 @@ fn event_columns() -> Vec<Col> {
 fn columns(def: &ResourceDef) -> Vec<Col> {
     if def.plural == "events" && (def.group.is_empty() || def.group == "events.k8s.io") {
         return event_columns();
+    }
+    if let Some(cols) = super::printers::builtin(&def.group, &def.plural) {
+        return cols;
     }
     let mut cols = vec![name_col()];
     match (def.group.as_str(), def.plural.as_str()) {
@@ -432,7 +435,7 @@ mod json_path_tests {
 }
 
 /// kubectl's `duration.HumanDuration` of the time since `ts`.
-fn age(ts: Option<&Value>, now: i64) -> String {
+pub(super) fn age(ts: Option<&Value>, now: i64) -> String {
     let Some(t) = ts
         .and_then(Value::as_str)
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())

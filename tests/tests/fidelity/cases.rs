@@ -94,6 +94,8 @@ const EVENT_NEW: &str = "apiVersion: events.k8s.io/v1\nkind: Event\nmetadata:\n 
 const SERVICE_NO_PORTS: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: portless\n  namespace: {ns}\nspec:\n  selector: {app: web}\n";
 const JOB_ALWAYS: &str = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: forever\n  namespace: {ns}\nspec:\n  template:\n    spec:\n      containers: [{name: main, image: busybox}]\n";
 const POD_BAD_PORT: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: badport\n  namespace: {ns}\nspec:\n  containers:\n  - {name: App, image: nginx, ports: [{containerPort: 70000}]}\n  - {name: sidecar, ports: [{containerPort: 81, protocol: HTTP}]}\n";
+const CORE_KINDS: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: {ns}}\nspec: {selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data, namespace: {ns}}\nspec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n---\napiVersion: v1\nkind: ResourceQuota\nmetadata: {name: small, namespace: {ns}}\nspec: {hard: {pods: \"2\"}}\n---\napiVersion: v1\nkind: LimitRange\nmetadata: {name: limits, namespace: {ns}}\nspec: {limits: [{type: Container, default: {cpu: 100m}}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: {ns}}\nspec: {containers: [{name: main, image: busybox}]}\n---\napiVersion: v1\nkind: Endpoints\nmetadata: {name: web2, namespace: {ns}}\nsubsets: [{addresses: [{ip: 10.1.2.3}], ports: [{port: 80}]}]\n---\napiVersion: v1\nkind: ReplicationController\nmetadata: {name: rc, namespace: {ns}}\nspec: {replicas: 1, selector: {app: rc}, template: {metadata: {labels: {app: rc}}, spec: {containers: [{name: main, image: busybox}]}}}\n";
+const OTHER_KINDS: &str = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: once, namespace: {ns}}\nspec: {template: {spec: {restartPolicy: Never, containers: [{name: main, image: busybox}]}}}\n---\napiVersion: batch/v1\nkind: CronJob\nmetadata: {name: nightly, namespace: {ns}}\nspec: {schedule: \"*/5 * * * *\", jobTemplate: {spec: {template: {spec: {restartPolicy: Never, containers: [{name: main, image: busybox}]}}}}}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: viewer, namespace: {ns}}\nrules: [{apiGroups: [\"\"], resources: [configmaps], verbs: [get]}]\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web, namespace: {ns}}\nspec: {rules: [{host: example.com, http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}}]}\n---\napiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {name: leader, namespace: {ns}}\nspec: {holderIdentity: me}\n---\napiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: rs, namespace: {ns}}\nspec: {replicas: 1, selector: {matchLabels: {app: rs}}, template: {metadata: {labels: {app: rs}}, spec: {containers: [{name: main, image: busybox}]}}}\n---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: ss, namespace: {ns}}\nspec: {replicas: 1, serviceName: web, selector: {matchLabels: {app: ss}}, template: {metadata: {labels: {app: ss}}, spec: {containers: [{name: main, image: busybox}]}}}\n---\napiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: ds, namespace: {ns}}\nspec: {selector: {matchLabels: {app: ds}}, template: {metadata: {labels: {app: ds}}, spec: {containers: [{name: main, image: busybox}]}}}\n";
 const CRD: &str = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: gadgets{n}.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n  names: {plural: gadgets{n}, singular: gadget{n}, kind: Gadget{n}}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    additionalPrinterColumns:\n    - {name: Size, type: integer, jsonPath: .spec.size}\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec:\n            type: object\n            required: [size]\n            properties:\n              size: {type: integer, minimum: 1}\n              color: {type: string, default: blue}\n";
 const GADGET: &str = "apiVersion: example.com/v1\nkind: Gadget{n}\nmetadata:\n  name: g1\n  namespace: {ns}\nspec:\n  size: 3\n  extra: dropped\n";
 const GADGET_INVALID: &str = "apiVersion: example.com/v1\nkind: Gadget{n}\nmetadata:\n  name: g2\n  namespace: {ns}\nspec:\n  size: 0\n";
@@ -376,6 +378,22 @@ pub fn all() -> Vec<Case> {
         case("events of both groups", vec![run("get events -n {ns}"), run("get events.events.k8s.io -n {ns}")]),
         case("a table of ConfigMaps", vec![with("create -f -", CM), run("get configmaps -n {ns} --no-headers -o custom-columns=NAME:.metadata.name,DATA:.data.mode")]),
         case("wide deployments", vec![with("create -f -", DEPLOY), run("get deployments -n {ns} -o wide")]),
+        case(
+            "tables of core kinds",
+            vec![
+                with("create -f -", CORE_KINDS),
+                run("get services,pods,pvc,endpoints,rc,quota,limitranges -n {ns}"),
+                run("get services,pods,pvc,endpoints,rc -n {ns} -o wide"),
+            ],
+        ),
+        case(
+            "tables of workload, batch, rbac, networking and coordination kinds",
+            vec![
+                with("create -f -", OTHER_KINDS),
+                run("get jobs,cronjobs,replicasets,statefulsets,daemonsets,roles,rolebindings,ingresses,leases -n {ns}"),
+                run("get jobs,cronjobs,replicasets,statefulsets,daemonsets,rolebindings -n {ns} -o wide"),
+            ],
+        ),
         case("raw paging", vec![with("create -f -", LIST), run("get --raw /api/v1/namespaces/{ns}/configmaps?limit=1")]),
         case(
             "create deployment (protobuf body)",

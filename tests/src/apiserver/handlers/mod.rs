@@ -427,6 +427,21 @@ fn resolve(defs: &[ResourceDef], group: &str, version: &str, rest: &[&str]) -> A
 }
 
 async fn dispatch(shared: &Arc<Shared>, req: &Req, t: Target) -> ApiResult<Response<Body>> {
+    let deprecated = t.def.is("", "endpoints");
+    let mut response = dispatch_verb(shared, req, t).await?;
+    if deprecated {
+        // kube-apiserver's deprecation warning for the v1 Endpoints API.
+        response.headers_mut().append(
+            "warning",
+            HeaderValue::from_static(
+                "299 - \"v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\"",
+            ),
+        );
+    }
+    Ok(response)
+}
+
+async fn dispatch_verb(shared: &Arc<Shared>, req: &Req, t: Target) -> ApiResult<Response<Body>> {
     let verb = match (&req.method, &t.name, &t.sub) {
         (&Method::GET, _, _) if t.watch_prefix || req.q_bool("watch") => "watch",
         (&Method::GET, None, _) => "list",
