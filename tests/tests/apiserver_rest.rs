@@ -32,7 +32,7 @@ async fn starts_fast_and_serves_discovery() {
     assert!(v.json()["gitVersion"]
         .as_str()
         .unwrap()
-        .starts_with("v1.32"));
+        .starts_with("v1.33"));
 
     let api = get(s.url(), "/api").await.json();
     assert_eq!(api["kind"], "APIVersions");

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::resources::{served_at, ResourceDef};
 
 /// The Kubernetes version the server claims to be.
-pub const GIT_VERSION: &str = "v1.32.0";
+pub const GIT_VERSION: &str = "v1.33.13";
 
 /// Media type of aggregated discovery, as kubectl 1.32 asks for it.
 pub const AGGREGATED_V2: &str =
@@ -18,7 +18,7 @@ pub const AGGREGATED_V2: &str =
 pub fn version() -> Value {
     json!({
         "major": "1",
-        "minor": "32",
+        "minor": "33",
         "gitVersion": GIT_VERSION,
         "gitCommit": "70d3cc986aa8221cd1dfb1121852688902d3bf53",
         "gitTreeState": "clean",
