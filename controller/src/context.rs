@@ -40,6 +40,8 @@ pub struct Shared {
     pub recorder: Recorder,
     /// Consecutive failures per GitSync uid, for the retry backoff.
     pub failures: Mutex<HashMap<String, u32>>,
+    /// The registered push webhooks.
+    pub webhooks: crate::webhook::Webhooks,
 }
 
 impl std::fmt::Debug for Shared {

@@ -1,4 +1,5 @@
-//! The `http` stage: `/healthz`, `/readyz`, `/metrics` and `GET /v1/keys`.
+//! The `http` stage: `/healthz`, `/readyz`, `/metrics`, `GET /v1/keys` and the push webhooks
+//! (`POST /hook/<path>`, [`crate::webhook`]).
 //!
 //! `/v1/keys` serves only public recipients, the same text as the ConfigMap
 //! `sealsync-public-keys`, like `kubeseal --fetch-cert` reads the public certificate. It is
@@ -8,13 +9,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
+use kube::runtime::reflector::Store;
+use sealsync_core::GitSync;
 
 use crate::context::Shared;
+use crate::metrics::WebhookLabels;
+use crate::webhook::{Outcome, MAX_BODY};
 
 /// Requests per second `/v1/keys` answers; more get 429.
 const KEYS_PER_SECOND: f64 = 20.0;
@@ -61,6 +67,7 @@ pub struct HttpState {
     /// Set once the keys are loaded and the controller runs.
     pub ready: Arc<AtomicBool>,
     keys_limit: RateLimit,
+    gitsyncs: Store<GitSync>,
 }
 
 /// Serves the endpoints on `listener` until the process ends.
@@ -68,17 +75,23 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
     ready: Arc<AtomicBool>,
+    gitsyncs: Store<GitSync>,
 ) -> std::io::Result<()> {
     let state = Arc::new(HttpState {
         shared,
         ready,
         keys_limit: RateLimit::new(KEYS_PER_SECOND),
+        gitsyncs,
     });
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/keys", get(keys))
+        .route(
+            "/hook/{digest}",
+            post(hook).layer(DefaultBodyLimit::max(MAX_BODY)),
+        )
         .with_state(state);
     axum::serve(listener, app).await
 }
@@ -115,6 +128,50 @@ async fn keys(State(state): State<Arc<HttpState>>) -> Response {
     match text {
         Some(text) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "keys not loaded yet\n").into_response(),
+    }
+}
+
+async fn hook(
+    State(state): State<Arc<HttpState>>,
+    Path(digest): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let metrics = &state.shared.metrics;
+    match state
+        .shared
+        .webhooks
+        .handle(&digest, &headers, &body, &state.gitsyncs)
+    {
+        Ok(outcome) => {
+            let (kind, text) = match outcome {
+                Outcome::Pong => ("ping", "pong\n".to_owned()),
+                Outcome::Triggered(n) => ("push", format!("reconciling {n} GitSync(s)\n")),
+                Outcome::Ignored => ("other", "event ignored\n".to_owned()),
+            };
+            metrics
+                .webhooks_received
+                .get_or_create(&WebhookLabels { kind })
+                .inc();
+            tracing::info!(event = kind, "webhook");
+            (StatusCode::OK, text).into_response()
+        }
+        Err(refusal) => {
+            metrics
+                .webhooks_rejected
+                .get_or_create(&WebhookLabels {
+                    kind: refusal.metric_label(),
+                })
+                .inc();
+            tracing::info!(reason = refusal.metric_label(), "webhook refused");
+            let (code, text) = refusal.response();
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                (status, [(header::RETRY_AFTER, "1")], text).into_response()
+            } else {
+                (status, text).into_response()
+            }
+        }
     }
 }
 

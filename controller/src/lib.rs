@@ -16,5 +16,6 @@ pub mod prune;
 pub mod reconcile;
 pub mod source;
 pub mod status;
+pub mod webhook;
 
 pub use error::Error;

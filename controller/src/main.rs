@@ -15,7 +15,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{reflector, watcher, Controller, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use sealsync_controller::context::{Settings, Shared};
-use sealsync_controller::{http, keys, metrics, reconcile};
+use sealsync_controller::{http, keys, metrics, reconcile, webhook};
 use sealsync_core::{GitSync, REQUESTED_AT_ANNOTATION};
 
 /// The sealsync controller: applies GitSyncs, decrypting SealedSecrets on the way.
@@ -72,6 +72,7 @@ async fn main() -> Result<()> {
         .unwrap_or_else(|| std::env::temp_dir().join("sealsync-controller"));
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded();
     let shared = Arc::new(Shared {
         client: client.clone(),
         settings: Settings {
@@ -90,12 +91,18 @@ async fn main() -> Result<()> {
             },
         ),
         failures: Default::default(),
+        webhooks: webhook::Webhooks::new(trigger_tx),
     });
     let ready = Arc::new(AtomicBool::new(false));
-    let server = tokio::spawn(http::serve(listener, shared.clone(), ready.clone()));
+    let (reader, writer) = reflector::store();
+    let server = tokio::spawn(http::serve(
+        listener,
+        shared.clone(),
+        ready.clone(),
+        reader.clone(),
+    ));
 
     let api: Api<GitSync> = Api::all(client.clone());
-    let (reader, writer) = reflector::store();
     // Reconcile on spec changes, on `sealsync.dev/requestedAt`, and on deletion; not on the
     // controller's own status writes.
     let trigger = watcher(api.clone(), watcher::Config::default())
@@ -107,6 +114,8 @@ async fn main() -> Result<()> {
     tracing::info!("controller: running");
     Controller::for_stream(trigger, reader)
         .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrent))
+        // Pushes announced by webhooks reconcile their GitSyncs at once.
+        .reconcile_on(trigger_rx)
         .shutdown_on_signal()
         .run(reconcile::reconcile, reconcile::error_policy, shared)
         .for_each(|result| async move {

@@ -21,6 +21,14 @@ pub struct ActionLabels {
     pub action: &'static str,
 }
 
+/// `event` of a verified webhook request (`ping`, `push`, `other`), or `reason` of a refused
+/// one.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// The event or the refusal.
+    pub kind: &'static str,
+}
+
 /// Every metric the controller exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -31,6 +39,10 @@ pub struct Metrics {
     pub objects: Family<ActionLabels, Counter>,
     /// SealedSecrets that could not be opened.
     pub decrypt_failures: Counter,
+    /// Verified webhook requests, by event.
+    pub webhooks_received: Family<WebhookLabels, Counter>,
+    /// Refused webhook requests, by reason.
+    pub webhooks_rejected: Family<WebhookLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -56,11 +68,25 @@ impl Default for Metrics {
             "SealedSecrets that could not be opened",
             decrypt_failures.clone(),
         );
+        let webhooks_received = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "webhooks_received",
+            "Verified webhook requests, by event (kind: ping, push, other)",
+            webhooks_received.clone(),
+        );
+        let webhooks_rejected = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "webhooks_rejected",
+            "Refused webhook requests, by reason (kind)",
+            webhooks_rejected.clone(),
+        );
         Self {
             registry,
             reconcile_duration,
             objects,
             decrypt_failures,
+            webhooks_received,
+            webhooks_rejected,
         }
     }
 }

@@ -105,6 +105,7 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     let name = gs.name_any();
     let api: Api<GitSync> = Api::namespaced(ctx.client.clone(), &namespace);
 
+    register_webhook(&gs, ctx).await;
     if gs.spec.suspend {
         tracing::info!(gitsync = %format!("{namespace}/{name}"), "suspended; not reconciling");
         return Action::await_change();
@@ -473,6 +474,55 @@ async fn credentials(gs: &GitSync, ctx: &Shared) -> Result<Option<Credentials>, 
     }
 }
 
+/// Registers the GitSync's push webhook with the token from its Secret, or forgets it. A
+/// missing Secret or key does not fail the sync (polling goes on); it is reported as a
+/// warning Event, and `status.webhookPath` stays empty until the Secret exists.
+async fn register_webhook(gs: &GitSync, ctx: &Shared) {
+    let namespace = gs.namespace().unwrap_or_default();
+    let name = gs.name_any();
+    let Some(webhook) = &gs.spec.webhook else {
+        ctx.webhooks.unregister(&namespace, &name);
+        return;
+    };
+    let key = webhook.secret_ref.key.as_deref().unwrap_or("token");
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let found = match secrets.get_opt(&webhook.secret_ref.name).await {
+        Ok(secret) => secret,
+        Err(e) => {
+            // Keep the registered hook: the API being down says nothing about the token.
+            tracing::warn!(error = %e, "reading the webhook Secret");
+            return;
+        }
+    };
+    let token = found.and_then(|s| {
+        let mut data = s.data.unwrap_or_default();
+        let token = data.remove(key).map(|b| Zeroizing::new(b.0));
+        for (_, mut v) in data {
+            zeroize::Zeroize::zeroize(&mut v.0);
+        }
+        token
+    });
+    match token.filter(|t| !t.is_empty()) {
+        Some(token) => {
+            ctx.webhooks.register(&namespace, &name, token);
+        }
+        None => {
+            ctx.webhooks.unregister(&namespace, &name);
+            status::event(
+                &ctx.recorder,
+                gs,
+                true,
+                "WebhookSecretMissing",
+                format!(
+                    "spec.webhook.secretRef: Secret {namespace}/{} has no key {key:?}; create it with the webhook's token",
+                    webhook.secret_ref.name
+                ),
+            )
+            .await;
+        }
+    }
+}
+
 /// Writes the status, the event and the metrics of a finished reconcile.
 async fn finish(
     ctx: &Shared,
@@ -489,6 +539,9 @@ async fn finish(
     if let Some(requested) = gs.annotations().get(REQUESTED_AT_ANNOTATION) {
         st.last_handled_reconcile_at = Some(requested.clone());
     }
+    st.webhook_path = ctx
+        .webhooks
+        .path_of(&gs.namespace().unwrap_or_default(), &gs.name_any());
     if attempted.is_some() {
         st.last_attempted_revision = attempted;
     }
@@ -600,6 +653,8 @@ fn remove_repository(gs: &GitSync, ctx: &Shared) {
 
 /// Deletes every object of a deleted GitSync's inventory when `spec.prune` is on.
 async fn cleanup(gs: Arc<GitSync>, ctx: &Shared) -> Result<Action, Error> {
+    ctx.webhooks
+        .unregister(&gs.namespace().unwrap_or_default(), &gs.name_any());
     if !gs.spec.prune {
         remove_repository(&gs, ctx);
         return Ok(Action::await_change());

@@ -92,6 +92,11 @@ impl ControllerProcess {
         http_request_blocking(self.http_addr, "GET", path)
     }
 
+    /// `POST path` with headers and a body to the controller's HTTP server.
+    pub fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<(u16, String)> {
+        crate::process::http_send_blocking(self.http_addr, "POST", path, headers, body)
+    }
+
     /// The HTTP address.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr

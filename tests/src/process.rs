@@ -383,14 +383,31 @@ fn next_candidate_port(step: u32) -> u16 {
 /// A plain HTTP/1.1 request without a body on a fresh connection: status and body (at most
 /// 4 MiB). For the controller's small endpoints in blocking tests.
 pub fn http_request_blocking(addr: SocketAddr, method: &str, path: &str) -> Result<(u16, String)> {
+    http_send_blocking(addr, method, path, &[], &[])
+}
+
+/// Like [`http_request_blocking`], with request headers and a body.
+pub fn http_send_blocking(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(u16, String)> {
     use std::io::Write;
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .with_context(|| format!("connecting to {addr}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
     let mut raw = Vec::new();
     stream.take(4 * 1024 * 1024).read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw);

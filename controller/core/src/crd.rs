@@ -84,6 +84,31 @@ pub struct GitSyncSpec {
     /// the revision with a message to seal it.
     #[serde(default)]
     pub allow_plaintext_secrets: bool,
+    /// A push webhook: `POST /hook/<path>` on the controller reconciles this GitSync (and the
+    /// others in its namespace that follow the same repository and branch) at once. The path
+    /// is derived from the Secret's token, so it cannot be guessed, and is reported in
+    /// `status.webhookPath`. GitHub's `X-Hub-Signature-256` and GitLab's `X-Gitlab-Token`
+    /// are checked against the same token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookSpec>,
+}
+
+/// The webhook of a GitSync.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookSpec {
+    /// The Secret (in the GitSync's namespace) and key that hold the webhook's token.
+    pub secret_ref: KeyedSecretRef,
+}
+
+/// A key of a Secret in the GitSync's own namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct KeyedSecretRef {
+    /// The Secret's name.
+    pub name: String,
+    /// The key. Default: `token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 fn default_true() -> bool {
@@ -219,6 +244,9 @@ pub struct GitSyncStatus {
     /// The value of the `sealsync.dev/requestedAt` annotation the last reconcile handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
+    /// The path of the push webhook (`/hook/<hex>`), once its Secret has been read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_path: Option<String>,
 }
 
 /// The objects of a revision, as Flux's kustomize-controller lists them.
@@ -297,6 +325,7 @@ mod tests {
             target_namespace: None,
             force: false,
             allow_plaintext_secrets: false,
+            webhook: None,
         }
     }
 
