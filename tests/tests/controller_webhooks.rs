@@ -108,6 +108,14 @@ async fn a_signed_push_applies_the_new_commit_at_once_and_bad_requests_are_refus
         assert!(!text.contains(TOKEN));
     }
 
+    // A body over the 1 MiB bound is refused before anything else is read.
+    let huge = vec![b' '; 1024 * 1024 + 1024];
+    let (code, _) = env
+        .controller
+        .post(&path, &[("X-GitHub-Event", "push")], &huge)
+        .expect("POST");
+    assert_eq!(code, 413);
+
     // A ping is answered.
     let ping = br#"{"zen":"Keep it logically awesome."}"#;
     let (code, text) = env
