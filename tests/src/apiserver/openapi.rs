@@ -197,6 +197,44 @@ pub fn custom_definition_name(group: &str, version: &str, kind: &str) -> String 
     parts.join(".")
 }
 
+/// Completes a CRD's schema as kube-apiserver publishes it: the GVK extension, `apiVersion`
+/// and `kind` with their descriptions, and `metadata` as `metadata_ref` (a reference to
+/// ObjectMeta, in the form of the document's version) with its description.
+pub fn complete_custom_definition(
+    schema: &mut Value,
+    def: &ResourceDef,
+    version: &str,
+    mut metadata_ref: Value,
+) {
+    let (api_version, kind, metadata) = builtin_schemas::type_meta_descriptions();
+    let Some(obj) = schema.as_object_mut() else {
+        return;
+    };
+    obj.insert(
+        "x-kubernetes-group-version-kind".into(),
+        json!([{"group": def.group, "kind": def.kind, "version": version}]),
+    );
+    if let Some(m) = metadata_ref.as_object_mut() {
+        m.insert("description".into(), json!(metadata));
+    }
+    if let Some(props) = obj
+        .entry("properties")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+    {
+        props.insert(
+            "apiVersion".into(),
+            json!({"description": api_version, "type": "string"}),
+        );
+        props.insert(
+            "kind".into(),
+            json!({"description": kind, "type": "string"}),
+        );
+        props.insert("metadata".into(), metadata_ref);
+    }
+    obj.entry("type").or_insert_with(|| json!("object"));
+}
+
 /// Adds a custom resource's definition: its CRD schema with `apiVersion`, `kind` and a
 /// `metadata` that refers to ObjectMeta (whose definitions come along), and its GVK.
 fn add_custom_definition(
@@ -209,35 +247,10 @@ fn add_custom_definition(
     for (name, definition) in meta {
         schemas.entry(name).or_insert(definition);
     }
-    let common = builtin_schemas::type_meta_descriptions();
-    if let Some(obj) = schema.as_object_mut() {
-        obj.insert(
-            "x-kubernetes-group-version-kind".into(),
-            json!([{"group": def.group, "kind": def.kind, "version": version}]),
-        );
-        let props = obj
-            .entry("properties")
-            .or_insert_with(|| json!({}))
-            .as_object_mut();
-        if let Some(props) = props {
-            props.insert(
-                "apiVersion".into(),
-                json!({"description": common.0, "type": "string"}),
-            );
-            props.insert(
-                "kind".into(),
-                json!({"description": common.1, "type": "string"}),
-            );
-            props.insert(
-                "metadata".into(),
-                json!({
-                    "allOf": [{"$ref": format!("#/components/schemas/{}", builtin_schemas::OBJECT_META)}],
-                    "description": common.2,
-                }),
-            );
-        }
-        obj.entry("type").or_insert_with(|| json!("object"));
-    }
+    let metadata_ref = json!({
+        "allOf": [{"$ref": format!("#/components/schemas/{}", builtin_schemas::OBJECT_META)}],
+    });
+    complete_custom_definition(&mut schema, def, version, metadata_ref);
     schemas.insert(
         custom_definition_name(&def.group, version, &def.kind),
         schema,

@@ -11,46 +11,20 @@ use serde_json::{json, Map, Value};
 
 use super::builtin_schemas;
 use super::discovery::GIT_VERSION;
-use super::openapi::{custom_definition_name, CustomSchema};
+use super::openapi::{complete_custom_definition, custom_definition_name, CustomSchema};
 use super::resources::ResourceDef;
 
 /// The document's definitions: the built-in ones and the custom resources'.
 fn definitions(defs: &[ResourceDef], custom: CustomSchema<'_>) -> Map<String, Value> {
     let mut out = builtin_schemas::definitions_v2().clone();
-    let (api_version, kind, metadata) = builtin_schemas::type_meta_descriptions();
     for def in defs.iter().filter(|d| d.custom) {
         for version in &def.versions {
             let Some(mut schema) = custom(def, version) else {
                 continue;
             };
-            if let Some(obj) = schema.as_object_mut() {
-                obj.insert(
-                    "x-kubernetes-group-version-kind".into(),
-                    json!([{"group": def.group, "kind": def.kind, "version": version}]),
-                );
-                let props = obj
-                    .entry("properties")
-                    .or_insert_with(|| json!({}))
-                    .as_object_mut();
-                if let Some(props) = props {
-                    props.insert(
-                        "apiVersion".into(),
-                        json!({"description": api_version, "type": "string"}),
-                    );
-                    props.insert(
-                        "kind".into(),
-                        json!({"description": kind, "type": "string"}),
-                    );
-                    props.insert(
-                        "metadata".into(),
-                        json!({
-                            "$ref": format!("#/definitions/{}", builtin_schemas::OBJECT_META),
-                            "description": metadata,
-                        }),
-                    );
-                }
-                obj.entry("type").or_insert_with(|| json!("object"));
-            }
+            let metadata_ref =
+                json!({"$ref": format!("#/definitions/{}", builtin_schemas::OBJECT_META)});
+            complete_custom_definition(&mut schema, def, version, metadata_ref);
             out.insert(
                 custom_definition_name(&def.group, version, &def.kind),
                 schema,

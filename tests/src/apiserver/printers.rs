@@ -186,6 +186,30 @@ pub fn builtin(group: &str, plural: &str) -> Option<Vec<Col>> {
             }
             cols
         }
+        ("apps", "deployments") => {
+            let mut cols = vec![
+                name_col(),
+                col("Ready", "string", "", |o, _| {
+                    json!(format!(
+                        "{}/{}",
+                        int_at(o, "/status/readyReplicas"),
+                        o.pointer("/spec/replicas")
+                            .and_then(Value::as_i64)
+                            .unwrap_or(1)
+                    ))
+                }),
+                col("Up-to-date", "string", "", |o, _| {
+                    json!(int_at(o, "/status/updatedReplicas"))
+                }),
+                col("Available", "string", "", |o, _| {
+                    json!(int_at(o, "/status/availableReplicas"))
+                }),
+                age_col(),
+            ];
+            cols.extend(template_cells("/spec/template/spec/containers"));
+            cols.push(selector_col("/spec/selector"));
+            cols
+        }
         ("apps", "statefulsets") => {
             let mut cols = vec![
                 name_col(),

@@ -101,10 +101,6 @@ fn len_of(o: &Value, ptr: &str) -> usize {
     }
 }
 
-fn i64_at(o: &Value, ptr: &str) -> i64 {
-    o.pointer(ptr).and_then(Value::as_i64).unwrap_or(0)
-}
-
 /// A field of an Event under its core name or its events.k8s.io name: kube-apiserver prints
 /// both groups' Events with one printer.
 fn event_field<'a>(o: &'a Value, core: &str, view: &str) -> Option<&'a Value> {
@@ -243,23 +239,6 @@ fn columns(def: &ResourceDef) -> Vec<Col> {
         ("", "serviceaccounts") => cols.push(col("Secrets", "string", "", |o, _| {
             json!(len_of(o, "/secrets"))
         })),
-        ("apps", "deployments") => {
-            cols.push(col("Ready", "string", "", |o, _| {
-                json!(format!(
-                    "{}/{}",
-                    i64_at(o, "/status/readyReplicas"),
-                    o.pointer("/spec/replicas")
-                        .and_then(Value::as_i64)
-                        .unwrap_or(1)
-                ))
-            }));
-            cols.push(col("Up-to-date", "integer", "", |o, _| {
-                json!(i64_at(o, "/status/updatedReplicas"))
-            }));
-            cols.push(col("Available", "integer", "", |o, _| {
-                json!(i64_at(o, "/status/availableReplicas"))
-            }));
-        }
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
             cols.push(col("Created At", "date", "", |o, _| {
                 json!(o
@@ -291,50 +270,6 @@ fn columns(def: &ResourceDef) -> Vec<Col> {
         }
     }
     cols.push(age_col());
-    if def.group == "apps" && def.plural != "controllerrevisions" {
-        cols.extend(workload_wide_columns());
-    }
-    cols
-}
-
-/// The `-o wide` columns of the apps workloads: the template's containers and images, and
-/// the selector.
-fn workload_wide_columns() -> Vec<Col> {
-    let containers = |o: &Value, field: &str| -> String {
-        o.pointer("/spec/template/spec/containers")
-            .and_then(Value::as_array)
-            .map(|cs| {
-                cs.iter()
-                    .filter_map(|c| c.get(field).and_then(Value::as_str))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .unwrap_or_default()
-    };
-    let mut cols = vec![
-        col("Containers", "string", "Names of each container in the template.", move |o, _| {
-            json!(containers(o, "name"))
-        }),
-        col("Images", "string", "Images referenced by each container in the template.", move |o, _| {
-            json!(containers(o, "image"))
-        }),
-        col("Selector", "string", "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment.", |o, _| {
-            let labels = o
-                .pointer("/spec/selector/matchLabels")
-                .and_then(Value::as_object)
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default();
-            json!(labels)
-        }),
-    ];
-    for c in &mut cols {
-        c.priority = 1;
-    }
     cols
 }
 

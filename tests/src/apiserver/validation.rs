@@ -9,11 +9,11 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::Value;
 
 use super::error::Cause;
+use super::kinds::{is_dns_label, DNS1123_LABEL_MSG};
 use super::resources::ResourceDef;
 use super::selectors::{label_selector_string, LabelSelector};
 
 const PORT_RANGE_MSG: &str = "must be between 1 and 65535, inclusive";
-const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 const CONFIG_KEY_MSG: &str = "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')";
 /// The most data a ConfigMap or Secret holds (`core.MaxSecretSize`).
@@ -148,15 +148,6 @@ fn go_string_map(map: Option<&Value>) -> String {
 
 fn str_at<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 fn nonnegative(errs: &mut Errors, spec: &Value, key: &str, path: &str) {
