@@ -46,12 +46,12 @@ if have_binaries; then
     exit 0
 fi
 if [ "${SEALSYNC_NO_INSTALL:-0}" = 1 ]; then
-    echo "kube-apiserver.sh: kube-apiserver $kube_version is not built in $cache_dir" \
+    echo "kube-apiserver.sh: kube-apiserver and kube-controller-manager $kube_version are not built in $cache_dir" \
         "(run scripts/kube-apiserver.sh)" >&2
     exit 1
 fi
 if ! command -v go >/dev/null 2>&1; then
-    echo "kube-apiserver.sh: the Go toolchain is needed to build kube-apiserver and etcd;" \
+    echo "kube-apiserver.sh: the Go toolchain is needed to build kube-apiserver, kube-controller-manager and etcd;" \
         "install Go 1.24 or newer and put it on PATH" >&2
     exit 1
 fi
