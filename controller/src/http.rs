@@ -164,8 +164,7 @@ async fn hook(
                 })
                 .inc();
             tracing::info!(reason = refusal.metric_label(), "webhook refused");
-            let (code, text) = refusal.response();
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+            let (status, text) = refusal.response();
             if status == StatusCode::TOO_MANY_REQUESTS {
                 (status, [(header::RETRY_AFTER, "1")], text).into_response()
             } else {

@@ -1,9 +1,10 @@
 //! The `webhook` stage: `POST /hook/<path>` reconciles GitSyncs at once when their repository
 //! receives a push, instead of at the next poll.
 //!
-//! - The path is `sha256(token ‖ namespace ‖ name)` in hex, as Flux's Receiver derives its
-//!   path: it cannot be guessed without the token, and it is published in
-//!   `status.webhookPath`. The token lives in the Secret `spec.webhook.secretRef` names.
+//! - The path is `sha256(token ‖ namespace ‖ "/" ‖ name)` in hex, as Flux's Receiver derives
+//!   its path from the token and the object's name: it cannot be guessed without the token,
+//!   and it is published in `status.webhookPath`. The separator keeps `ab`/`c` and `a`/`bc`
+//!   apart. The token lives in the Secret `spec.webhook.secretRef` names.
 //! - GitHub's `X-Hub-Signature-256` (HMAC-SHA256 of the raw body, compared in constant time;
 //!   there is no SHA-1 fallback) and GitLab's `X-Gitlab-Token` are checked against it.
 //! - `ping` is answered; a `push` reconciles every GitSync in the hook's namespace that
@@ -16,6 +17,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
 
+use axum::http::StatusCode;
 use futures::channel::mpsc::UnboundedSender;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::ResourceExt;
@@ -59,6 +61,7 @@ pub fn digest(token: &[u8], namespace: &str, name: &str) -> String {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(token);
     ctx.update(namespace.as_bytes());
+    ctx.update(b"/");
     ctx.update(name.as_bytes());
     ctx.finish()
         .as_ref()
@@ -98,23 +101,26 @@ impl Refusal {
     }
 
     /// The HTTP status and the body: what to do, never anything about the token.
-    pub fn response(self) -> (u16, &'static str) {
+    pub fn response(self) -> (StatusCode, &'static str) {
         match self {
-            Self::Unknown => (404, "no webhook at this path\n"),
+            Self::Unknown => (StatusCode::NOT_FOUND, "no webhook at this path\n"),
             Self::Unsigned => (
-                401,
+                StatusCode::UNAUTHORIZED,
                 "missing X-Hub-Signature-256 (GitHub) or X-Gitlab-Token (GitLab); set the webhook's secret to the token in spec.webhook.secretRef\n",
             ),
             Self::Sha1Only => (
-                401,
+                StatusCode::UNAUTHORIZED,
                 "only X-Hub-Signature (SHA-1) was sent; sealsync accepts X-Hub-Signature-256\n",
             ),
             Self::BadSignature => (
-                401,
+                StatusCode::UNAUTHORIZED,
                 "the signature does not match; check the webhook's secret\n",
             ),
-            Self::BadPayload => (400, "the body is not a JSON push event\n"),
-            Self::RateLimited => (429, "too many requests for this webhook; retry in a second\n"),
+            Self::BadPayload => (StatusCode::BAD_REQUEST, "the body is not a JSON push event\n"),
+            Self::RateLimited => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests for this webhook; retry in a second\n",
+            ),
         }
     }
 }
@@ -254,24 +260,16 @@ pub fn verify(headers: &axum::http::HeaderMap, body: &[u8], token: &[u8]) -> Res
         return hmac::verify(&key, body, &expected).map_err(|_| Refusal::BadSignature);
     }
     if let Some(given) = header(headers, "x-gitlab-token") {
-        // Compare MACs of both rather than the strings, so the time taken says nothing
-        // about how much of the token matched.
-        let tag = hmac::sign(&key, given.as_bytes());
+        // Compare MACs of both rather than the strings (ring verifies in constant time), so
+        // the time taken says nothing about how much of the token matched.
         let want = hmac::sign(&key, token);
-        return if ring_eq(tag.as_ref(), want.as_ref()) {
-            Ok(())
-        } else {
-            Err(Refusal::BadSignature)
-        };
+        return hmac::verify(&key, given.as_bytes(), want.as_ref())
+            .map_err(|_| Refusal::BadSignature);
     }
     if headers.contains_key("x-hub-signature") {
         return Err(Refusal::Sha1Only);
     }
     Err(Refusal::Unsigned)
-}
-
-fn ring_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
@@ -390,20 +388,6 @@ mod tests {
             verify(&headers, b"{}", b"s3cret2"),
             Err(Refusal::BadSignature)
         );
-    }
-
-    #[test]
-    fn refusals_never_quote_the_token() {
-        for r in [
-            Refusal::Unknown,
-            Refusal::Unsigned,
-            Refusal::Sha1Only,
-            Refusal::BadSignature,
-            Refusal::BadPayload,
-            Refusal::RateLimited,
-        ] {
-            assert!(!r.response().1.contains("s3cret"));
-        }
     }
 
     #[test]

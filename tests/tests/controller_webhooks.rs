@@ -4,8 +4,6 @@
 
 mod controller_common;
 
-use std::time::Duration;
-
 use controller_common::*;
 use ring::hmac;
 use serde_json::json;
@@ -219,5 +217,4 @@ async fn a_signed_push_applies_the_new_commit_at_once_and_bad_requests_are_refus
     assert!(!status.to_string().contains(TOKEN));
     assert!(!env.controller.log().contains(TOKEN));
     assert!(!metrics.contains(TOKEN));
-    tokio::time::sleep(Duration::from_millis(100)).await;
 }

@@ -112,47 +112,54 @@ pub fn for_resource(group: &str, plural: &str) -> Option<&'static Value> {
 }
 
 /// kube-apiserver's own OpenAPI v3 definitions of the group-versions this server serves
-/// (`tests/data/openapi/schemas.json`, extracted by `scripts/openapi-schemas.py` from the
-/// specification published with the Kubernetes release the real test server is built from):
+/// (`tests/data/openapi/schemas.json`, recorded by `scripts/openapi-schemas.py` from the real
+/// test server's `/openapi/v3`):
 /// what `/openapi/v3` serves, so `kubectl explain` shows the real descriptions, enums and
 /// required fields.
 fn published() -> &'static Map<String, Value> {
-    static PUBLISHED: OnceLock<Map<String, Value>> = OnceLock::new();
-    PUBLISHED.get_or_init(|| {
+    &recorded().schemas
+}
+
+/// `tests/data/openapi/schemas.json`, parsed once.
+#[derive(Default)]
+struct Recorded {
+    version: Option<String>,
+    schemas: Map<String, Value>,
+    definitions_v2: Map<String, Value>,
+}
+
+fn recorded() -> &'static Recorded {
+    static RECORDED: OnceLock<Recorded> = OnceLock::new();
+    RECORDED.get_or_init(|| {
         let text = include_str!("../../data/openapi/schemas.json");
-        match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(mut doc)) => match doc.remove("schemas") {
-                Some(Value::Object(schemas)) => schemas,
-                _ => Map::new(),
-            },
+        let Ok(Value::Object(mut doc)) = serde_json::from_str::<Value>(text) else {
+            return Recorded::default();
+        };
+        let mut map = |key: &str| match doc.remove(key) {
+            Some(Value::Object(m)) => m,
             _ => Map::new(),
+        };
+        let schemas = map("schemas");
+        let definitions_v2 = map("definitionsV2");
+        Recorded {
+            version: doc
+                .get("kubernetesVersion")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            schemas,
+            definitions_v2,
         }
     })
 }
 
 /// kube-apiserver's OpenAPI v2 definitions of the same kinds (served at `/openapi/v2`).
 pub fn definitions_v2() -> &'static Map<String, Value> {
-    static V2: OnceLock<Map<String, Value>> = OnceLock::new();
-    V2.get_or_init(|| {
-        let text = include_str!("../../data/openapi/schemas.json");
-        match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(mut doc)) => match doc.remove("definitionsV2") {
-                Some(Value::Object(definitions)) => definitions,
-                _ => Map::new(),
-            },
-            _ => Map::new(),
-        }
-    })
+    &recorded().definitions_v2
 }
 
 /// The Kubernetes release the published definitions come from.
-pub fn published_version() -> Option<String> {
-    let text = include_str!("../../data/openapi/schemas.json");
-    serde_json::from_str::<Value>(text)
-        .ok()?
-        .get("kubernetesVersion")?
-        .as_str()
-        .map(str::to_string)
+pub fn published_version() -> Option<&'static str> {
+    recorded().version.as_deref()
 }
 
 /// Adds `name` and every definition it refers to, transitively.
@@ -263,7 +270,7 @@ mod tests {
     #[test]
     fn the_published_definitions_are_of_the_real_servers_release() {
         assert_eq!(
-            published_version().as_deref(),
+            published_version(),
             Some(crate::kubeapiserver::binaries::kube_version())
         );
     }

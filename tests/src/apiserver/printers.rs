@@ -70,6 +70,24 @@ fn template_cells(containers: &'static str) -> [Col; 2] {
     ]
 }
 
+/// `spec.replicas`, or the 1 kube-apiserver defaults it to.
+fn desired_replicas(o: &Value) -> i64 {
+    o.pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
+}
+
+/// `ready/desired`, as Deployments and StatefulSets print it.
+fn ready_of_desired() -> Col {
+    col("Ready", "string", "", |o, _| {
+        json!(format!(
+            "{}/{}",
+            int_at(o, "/status/readyReplicas"),
+            desired_replicas(o)
+        ))
+    })
+}
+
 fn selector_col(ptr: &'static str) -> Col {
     wide(col("Selector", "string", "", move |o, _| {
         json!(format_selector(o.pointer(ptr)))
@@ -161,12 +179,7 @@ pub fn builtin(group: &str, plural: &str) -> Option<Vec<Col>> {
         ("apps", "replicasets") | ("", "replicationcontrollers") => {
             let mut cols = vec![
                 name_col(),
-                col("Desired", "integer", "", |o, _| {
-                    json!(o
-                        .pointer("/spec/replicas")
-                        .and_then(Value::as_i64)
-                        .unwrap_or(1))
-                }),
+                col("Desired", "integer", "", |o, _| json!(desired_replicas(o))),
                 col("Current", "integer", "", |o, _| {
                     json!(int_at(o, "/status/replicas"))
                 }),
@@ -189,15 +202,7 @@ pub fn builtin(group: &str, plural: &str) -> Option<Vec<Col>> {
         ("apps", "deployments") => {
             let mut cols = vec![
                 name_col(),
-                col("Ready", "string", "", |o, _| {
-                    json!(format!(
-                        "{}/{}",
-                        int_at(o, "/status/readyReplicas"),
-                        o.pointer("/spec/replicas")
-                            .and_then(Value::as_i64)
-                            .unwrap_or(1)
-                    ))
-                }),
+                ready_of_desired(),
                 col("Up-to-date", "string", "", |o, _| {
                     json!(int_at(o, "/status/updatedReplicas"))
                 }),
@@ -211,19 +216,7 @@ pub fn builtin(group: &str, plural: &str) -> Option<Vec<Col>> {
             cols
         }
         ("apps", "statefulsets") => {
-            let mut cols = vec![
-                name_col(),
-                col("Ready", "string", "", |o, _| {
-                    json!(format!(
-                        "{}/{}",
-                        int_at(o, "/status/readyReplicas"),
-                        o.pointer("/spec/replicas")
-                            .and_then(Value::as_i64)
-                            .unwrap_or(1)
-                    ))
-                }),
-                age_col(),
-            ];
+            let mut cols = vec![name_col(), ready_of_desired(), age_col()];
             cols.extend(template_cells("/spec/template/spec/containers"));
             cols
         }

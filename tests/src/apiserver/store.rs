@@ -396,7 +396,12 @@ impl Store {
             EventType::Added
         };
         let replaced = self.objects.insert(key.clone(), stored.clone());
-        let replaced_value = replaced.as_ref().map(Stored::value);
+        // Parsing the previous object only to read its owners would double the cost of every
+        // write; most objects have none.
+        let replaced_value = replaced
+            .as_ref()
+            .filter(|s| s.text().contains("\"ownerReferences\""))
+            .map(Stored::value);
         self.index_owners(&key, replaced_value.as_ref(), Some(&obj));
         let crd = key.group == "apiextensions.k8s.io" && key.plural == "customresourcedefinitions";
         self.record(Event {
