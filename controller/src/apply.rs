@@ -20,6 +20,8 @@ use kube::{Api, Client};
 use sealsync_core::{FIELD_MANAGER, OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL, RECONCILE_ANNOTATION};
 use serde_json::Value as Json;
 
+use crate::heal::Fingerprint;
+
 /// One object ready to apply: owner labels set, namespace defaulted.
 pub struct Desired {
     /// `file: document N (Kind ns/name)`, for messages.
@@ -76,6 +78,24 @@ pub struct ApplyOutcome {
     /// Inventory entries of every object written, so that a revision that fails half-way
     /// still records what it created (for a later prune).
     pub written: Vec<sealsync_core::InventoryEntry>,
+    /// Each object's inventory id and state after the apply: what self-heal compares watch
+    /// events with.
+    pub observed: Vec<(String, Fingerprint)>,
+}
+
+/// What [`apply_one`] did to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// It matched the manifest; nothing was written.
+    Unchanged,
+    /// It has `sealsync.dev/reconcile: disabled`.
+    Skipped,
+    /// It did not exist and was created.
+    Created,
+    /// It was changed back to the manifest.
+    Configured,
+    /// It was deleted and created again (an immutable field, `spec.force`).
+    Recreated,
 }
 
 /// A failed apply, with what it wrote before the failure.
@@ -303,10 +323,10 @@ pub struct ApplyOptions {
 
 /// What the dry-run found for one object.
 enum Planned {
-    /// Equal to the live object: nothing to write.
-    Unchanged,
-    /// The live object has `sealsync.dev/reconcile: disabled`.
-    Skipped,
+    /// Equal to the live object (fingerprinted): nothing to write.
+    Unchanged(Fingerprint),
+    /// The live object (fingerprinted) has `sealsync.dev/reconcile: disabled`.
+    Skipped(Fingerprint),
     /// To write; `true` when the object does not exist yet.
     Write { create: bool },
     /// An immutable field changed and `spec.force` is on.
@@ -455,6 +475,7 @@ async fn apply_stages(
                     outcome.skipped += r.skipped;
                     outcome.recreated += r.recreated;
                     outcome.written.extend(r.written);
+                    outcome.observed.extend(r.observed);
                 }
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -571,7 +592,7 @@ async fn plan_resolved(
             .and_then(|a| a.get(RECONCILE_ANNOTATION))
             .is_some_and(|v| v.eq_ignore_ascii_case("disabled"))
         {
-            return Ok(Planned::Skipped);
+            return Ok(Planned::Skipped(Fingerprint::of(&live.metadata)));
         }
     }
     match api
@@ -586,7 +607,7 @@ async fn plan_resolved(
                 return Ok(Planned::TakeOver);
             }
             if same_object(&dry, &live) {
-                Ok(Planned::Unchanged)
+                Ok(Planned::Unchanged(Fingerprint::of(&live.metadata)))
             } else {
                 Ok(Planned::Write { create: false })
             }
@@ -633,13 +654,16 @@ async fn write_resolved(
     outcome: &mut ApplyOutcome,
 ) -> Result<(), ApplyError> {
     let api = object_api(client, resolved, d)?;
+    let id = || crate::inventory::entry_of(&d.object).id;
     match plan {
-        Planned::Unchanged => {
+        Planned::Unchanged(seen) => {
             outcome.unchanged += 1;
+            outcome.observed.push((id(), seen));
             return Ok(());
         }
-        Planned::Skipped => {
+        Planned::Skipped(seen) => {
             outcome.skipped += 1;
+            outcome.observed.push((id(), seen));
             return Ok(());
         }
         Planned::Recreate => {
@@ -662,11 +686,49 @@ async fn write_resolved(
             outcome.configured += 1;
         }
     }
-    api.patch(d.name(), &patch_params(false), &Patch::Apply(&d.object))
+    let after = api
+        .patch(d.name(), &patch_params(false), &Patch::Apply(&d.object))
         .await
         .map_err(|e| api_error(d, e))?;
     outcome.written.push(crate::inventory::entry_of(&d.object));
+    outcome
+        .observed
+        .push((id(), Fingerprint::of(&after.metadata)));
     Ok(())
+}
+
+/// Plans and applies one object on its own, as self-heal does when a watch reports a change:
+/// the same dry-run comparison as a full apply, so an object that still matches its manifest
+/// is not written. Returns what was done and the object's state afterwards.
+pub async fn apply_one(
+    client: &Client,
+    resolved: (ApiResource, bool),
+    d: &Desired,
+    options: ApplyOptions,
+) -> Result<(Applied, Fingerprint), ApplyError> {
+    let plan = plan_resolved(client, Some(resolved.clone()), d, options).await?;
+    let mut outcome = ApplyOutcome::default();
+    write_resolved(client, Some(resolved), d, plan, &mut outcome).await?;
+    let applied = if outcome.created > 0 {
+        Applied::Created
+    } else if outcome.recreated > 0 {
+        Applied::Recreated
+    } else if outcome.configured > 0 {
+        Applied::Configured
+    } else if outcome.skipped > 0 {
+        Applied::Skipped
+    } else {
+        Applied::Unchanged
+    };
+    let seen = outcome
+        .observed
+        .pop()
+        .map(|(_, seen)| seen)
+        .ok_or_else(|| ApplyError::Transient {
+            location: d.location.clone(),
+            message: "the apply reported no state".to_owned(),
+        })?;
+    Ok((applied, seen))
 }
 
 async fn wait_gone(api: &Api<DynamicObject>, d: &Desired) -> Result<(), ApplyError> {

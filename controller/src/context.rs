@@ -3,10 +3,9 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kube::runtime::events::Recorder;
 use kube::Client;
 use tokio::sync::RwLock;
 
@@ -35,13 +34,15 @@ pub struct Shared {
     /// The cluster keys.
     pub keys: RwLock<KeyRing>,
     /// Metrics.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// Events.
-    pub recorder: Recorder,
+    pub recorder: crate::events::EventRecorder,
     /// Consecutive failures per GitSync uid, for the retry backoff.
     pub failures: Mutex<HashMap<String, u32>>,
     /// The registered push webhooks.
     pub webhooks: crate::webhook::Webhooks,
+    /// The applied objects self-heal watches.
+    pub healer: crate::heal::Healer,
 }
 
 impl std::fmt::Debug for Shared {

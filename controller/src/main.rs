@@ -11,11 +11,11 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use clap::Parser;
 use futures::StreamExt;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{reflector, watcher, Controller, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use sealsync_controller::context::{Settings, Shared};
-use sealsync_controller::{http, keys, metrics, reconcile, webhook};
+use sealsync_controller::events::EventRecorder;
+use sealsync_controller::{heal, http, keys, metrics, reconcile, webhook};
 use sealsync_core::{GitSync, REQUESTED_AT_ANNOTATION};
 
 /// The sealsync controller: applies GitSyncs, decrypting SealedSecrets on the way.
@@ -44,6 +44,11 @@ struct Args {
     /// GitSyncs reconciled at once.
     #[arg(long, default_value_t = 4)]
     concurrent: u16,
+    /// How often a GitSync whose revision has not changed is re-planned in full although its
+    /// watches report no drift: a safety net under watch-based self-heal (`0s` re-plans at
+    /// every poll, as Flux does).
+    #[arg(long, default_value = "1h", value_parser = parse_period)]
+    full_resync_period: Duration,
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -73,6 +78,9 @@ async fn main() -> Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded();
+    let metrics = Arc::new(metrics::Metrics::default());
+    let (healer, heal_queue) =
+        heal::Healer::new(client.clone(), metrics.clone(), args.full_resync_period);
     let shared = Arc::new(Shared {
         client: client.clone(),
         settings: Settings {
@@ -82,17 +90,17 @@ async fn main() -> Result<()> {
             ready_timeout: Duration::from_secs(60),
         },
         keys: tokio::sync::RwLock::new(ring),
-        metrics: metrics::Metrics::default(),
-        recorder: Recorder::new(
+        metrics: metrics.clone(),
+        recorder: EventRecorder::new(
             client.clone(),
-            Reporter {
-                controller: "sealsync-controller".to_owned(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
+            "sealsync-controller",
+            std::env::var("POD_NAME").ok(),
         ),
         failures: Default::default(),
         webhooks: webhook::Webhooks::new(trigger_tx),
+        healer,
     });
+    let corrections = tokio::spawn(heal::run_corrections(shared.clone(), heal_queue));
     let ready = Arc::new(AtomicBool::new(false));
     let (reader, writer) = reflector::store();
     let server = tokio::spawn(http::serve(
@@ -125,6 +133,7 @@ async fn main() -> Result<()> {
         })
         .await;
     server.abort();
+    corrections.abort();
     tracing::info!("controller: stopped");
     Ok(())
 }
@@ -138,6 +147,10 @@ fn trigger_hash(gs: &GitSync) -> Option<u64> {
     gs.metadata.deletion_timestamp.is_some().hash(&mut hasher);
     gs.finalizers().hash(&mut hasher);
     Some(hasher.finish())
+}
+
+fn parse_period(text: &str) -> Result<Duration, String> {
+    sealsync_core::parse_duration(text).map_err(|e| e.to_string())
 }
 
 fn init_logging(format: &str) {

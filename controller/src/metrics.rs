@@ -1,5 +1,5 @@
 //! Prometheus metrics, all prefixed `sealsync_`. Labels hold only fixed words (a reason, an
-//! action), never names or values.
+//! action) or the name of a kind or resource, never an object's name or a value.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -29,6 +29,27 @@ pub struct WebhookLabels {
     pub kind: &'static str,
 }
 
+/// `kind` of a corrected object (`ConfigMap`, `Deployment`, …).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// The object's kind.
+    pub kind: String,
+}
+
+/// `resource` of a self-heal watch (`configmaps`, `deployments`, …).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WatchLabels {
+    /// The plural resource name.
+    pub resource: String,
+}
+
+/// `source` of an apply: `reconcile` (a full reconcile) or `heal` (a drift correction).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// Which path applied.
+    pub source: &'static str,
+}
+
 /// Every metric the controller exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -43,6 +64,19 @@ pub struct Metrics {
     pub webhooks_received: Family<WebhookLabels, Counter>,
     /// Refused webhook requests, by reason.
     pub webhooks_rejected: Family<WebhookLabels, Counter>,
+    /// Objects written back after drift, by kind.
+    pub drift_corrections: Family<KindLabels, Counter>,
+    /// Self-heal watches started again after a failure, by resource.
+    pub watch_restarts: Family<WatchLabels, Counter>,
+    /// Objects written to the API server, by source.
+    pub apply_writes: Family<SourceLabels, Counter>,
+    /// Applies skipped because the dry-run matched the live object, by source.
+    pub apply_noops: Family<SourceLabels, Counter>,
+    /// Polls that found the revision unchanged and every object watched and in sync: one ref
+    /// listing, no API request.
+    pub polls_unchanged: Counter,
+    /// Seconds from a verified push webhook to its revision applied.
+    pub push_to_applied: Histogram,
 }
 
 impl Default for Metrics {
@@ -80,8 +114,50 @@ impl Default for Metrics {
             "Refused webhook requests, by reason (kind)",
             webhooks_rejected.clone(),
         );
+        let drift_corrections = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "drift_corrections",
+            "Objects written back by self-heal after a change or deletion, by kind",
+            drift_corrections.clone(),
+        );
+        let watch_restarts = Family::<WatchLabels, Counter>::default();
+        registry.register(
+            "watch_restarts",
+            "Self-heal watches listed and started again after a failure, by resource",
+            watch_restarts.clone(),
+        );
+        let apply_writes = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "apply_writes",
+            "Objects written by server-side apply, by source (reconcile, heal)",
+            apply_writes.clone(),
+        );
+        let apply_noops = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "apply_noops",
+            "Applies skipped because the dry-run matched the live object, by source (reconcile, heal)",
+            apply_noops.clone(),
+        );
+        let polls_unchanged = Counter::default();
+        registry.register(
+            "polls_unchanged",
+            "Polls that found the revision unchanged and every object watched and in sync",
+            polls_unchanged.clone(),
+        );
+        let push_to_applied = Histogram::new(exponential_buckets(0.05, 2.0, 12));
+        registry.register(
+            "push_to_applied_seconds",
+            "Seconds from a verified push webhook to its revision applied",
+            push_to_applied.clone(),
+        );
         Self {
             registry,
+            drift_corrections,
+            watch_restarts,
+            apply_writes,
+            apply_noops,
+            polls_unchanged,
+            push_to_applied,
             reconcile_duration,
             objects,
             decrypt_failures,
@@ -98,6 +174,16 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// Counts writes and skipped no-op applies of `source`.
+    pub fn count_applies(&self, source: &'static str, writes: usize, noops: usize) {
+        self.apply_writes
+            .get_or_create(&SourceLabels { source })
+            .inc_by(writes as u64);
+        self.apply_noops
+            .get_or_create(&SourceLabels { source })
+            .inc_by(noops as u64);
     }
 
     /// Counts objects under `action`.

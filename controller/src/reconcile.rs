@@ -14,17 +14,16 @@ use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
 use kube::{Resource, ResourceExt};
 use sealsync_core::render::{self, normalize_path, RenderLimits};
-use sealsync_core::{
-    parse_duration, GitSync, Inventory, FINALIZER, OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL,
-    REQUESTED_AT_ANNOTATION,
-};
+use sealsync_core::{parse_duration, GitSync, Inventory, FINALIZER, REQUESTED_AT_ANNOTATION};
 use serde_json::Value as Json;
 use zeroize::Zeroizing;
 
 use crate::apply::{self, ApplyOptions, Desired, Resolver};
 use crate::context::Shared;
 use crate::error::Error;
+use crate::heal::{Fingerprint, HealSpec, SyncKey, TrackedSource};
 use crate::metrics::ReasonLabels;
+use crate::prepare::{self, Owner};
 use crate::source::{self, Credentials, FetchRequest, SourceLimits};
 use crate::{decrypt, inventory, prune, status};
 
@@ -41,6 +40,27 @@ struct Applied {
     changed: bool,
     /// The revision was applied but some stale objects could not be deleted.
     prune_error: Option<String>,
+    /// What self-heal watches from now on: each object's manifest and state after the apply.
+    heal: Option<HealHandover>,
+}
+
+/// Each applied object's manifest, and its state after the apply (by inventory id).
+type HealHandover = (Vec<TrackedSource>, Vec<(String, Fingerprint)>);
+
+impl Applied {
+    /// The last applied revision, left as it is.
+    fn unchanged(gs: &GitSync, revision: String, summary: &str) -> Self {
+        let status = gs.status.clone().unwrap_or_default();
+        Self {
+            revision,
+            inventory: status.inventory.unwrap_or_default(),
+            usage: status.sealed_secrets,
+            summary: summary.to_owned(),
+            changed: false,
+            prune_error: None,
+            heal: None,
+        }
+    }
 }
 
 /// The entry point the controller runtime calls.
@@ -104,8 +124,18 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     let namespace = gs.namespace().unwrap_or_default();
     let name = gs.name_any();
     let api: Api<GitSync> = Api::namespaced(ctx.client.clone(), &namespace);
+    let key: SyncKey = (namespace.clone(), name.clone());
 
-    register_webhook(&gs, ctx).await;
+    if gs.spec.webhook.is_none() {
+        ctx.webhooks.unregister(&namespace, &name);
+    } else if ctx.webhooks.path_of(&namespace, &name).is_none() {
+        // Until its Secret exists, every poll looks for it (quietly: the warning Event comes
+        // from full reconciles only).
+        register_webhook(&gs, ctx, false).await;
+    }
+    if gs.spec.suspend || !gs.spec.self_heal {
+        ctx.healer.forget(&key);
+    }
     if gs.spec.suspend {
         tracing::info!(gitsync = %format!("{namespace}/{name}"), "suspended; not reconciling");
         return Action::await_change();
@@ -121,7 +151,7 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     let mut attempted = None;
     let mut written = Vec::new();
     let run = run(&gs, ctx, &mut attempted, &mut written);
-    let result = match tokio::time::timeout(timeout, run).await {
+    let mut result = match tokio::time::timeout(timeout, run).await {
         Ok(r) => r,
         Err(_) => Err(Error::Apply(apply::ApplyError::Transient {
             location: "the reconcile".to_owned(),
@@ -130,9 +160,28 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     };
     let mut failed = result.as_ref().map_or(true, |a| a.prune_error.is_some());
     let mut terminal = result.as_ref().err().is_some_and(Error::is_terminal);
+    let heal = result.as_mut().ok().and_then(|a| a.heal.take());
+    let written_ids: Vec<String> = written.iter().map(|e| e.id.clone()).collect();
+    let full = heal.is_some();
+    let revision = result.as_ref().ok().map(|a| a.revision.clone());
     if !finish(ctx, &api, &gs, result, attempted, written, started).await {
         failed = true;
         terminal = false;
+    }
+    match (heal, revision) {
+        (Some((sources, observed)), Some(revision)) if gs.spec.self_heal => {
+            let spec = HealSpec {
+                uid: uid.clone(),
+                generation: gs.meta().generation,
+                revision,
+                force: gs.spec.force,
+                allow_plaintext: gs.spec.allow_plaintext_secrets,
+                default_namespace: default_namespace(&gs),
+            };
+            ctx.healer.record(&key, spec, sources, observed);
+        }
+        _ if !full => ctx.healer.end_failed(&key, &written_ids),
+        _ => {}
     }
 
     let failures = {
@@ -175,6 +224,18 @@ async fn run(
         ));
     }
     let credentials = credentials(gs, ctx).await?;
+    let key: SyncKey = (namespace.clone(), name.clone());
+    // A poll of an unchanged revision whose objects are watched (or need no healing) reads
+    // nothing more than the remote's refs.
+    let known_commit = gs
+        .status
+        .as_ref()
+        .and_then(|s| s.last_applied_revision.as_deref())
+        .filter(|applied| {
+            unchanged_since_last_apply(gs, applied)
+                && (!gs.spec.self_heal || ctx.healer.is_armed(&key, gs.meta().generation, applied))
+        })
+        .and_then(|applied| applied.rsplit_once("sha1:").map(|(_, c)| c.to_owned()));
 
     // 1. Fetch.
     let snapshot = source::fetch(FetchRequest {
@@ -188,33 +249,35 @@ async fn run(
             .join(gs.uid().unwrap_or_else(|| format!("{namespace}_{name}"))),
         limits: SourceLimits::default(),
         timeout: Duration::from_secs(120),
+        known_commit: known_commit.clone(),
     })
     .await?;
     *attempted = Some(snapshot.revision.clone());
 
-    // Without selfHeal, an unchanged revision and spec are left alone: drift stays until the
-    // next commit, a spec change or `sealsync sync` (Argo CD's selfHeal: false).
-    if !gs.spec.self_heal && unchanged_since_last_apply(gs, &snapshot.revision) {
-        let status = gs.status.clone().unwrap_or_default();
-        return Ok(Applied {
-            revision: snapshot.revision.clone(),
-            inventory: status.inventory.unwrap_or_default(),
-            usage: status.sealed_secrets,
-            summary: "unchanged revision; selfHeal is off, so drift is not corrected".to_owned(),
-            changed: false,
-            prune_error: None,
-        });
+    if known_commit.as_deref() == Some(snapshot.commit.as_str()) {
+        ctx.metrics.polls_unchanged.inc();
+        // Without selfHeal, drift stays until the next commit, a spec change or `sealsync
+        // sync` (Argo CD's selfHeal: false); with it, the watches have found none.
+        let summary = if gs.spec.self_heal {
+            "unchanged revision; every object watched and in sync"
+        } else {
+            "unchanged revision; selfHeal is off, so drift is not corrected"
+        };
+        return Ok(Applied::unchanged(gs, snapshot.revision.clone(), summary));
+    }
+
+    // A full reconcile: self-heal stands aside until it ends, and the webhook's Secret is
+    // read again (a rotated token takes effect here).
+    ctx.healer.begin(&key);
+    if gs.spec.webhook.is_some() {
+        register_webhook(gs, ctx, true).await;
     }
 
     // 2. Render.
     let manifests = render::render(&snapshot.files, &path, &RenderLimits::default())?;
 
     // 3. Decrypt.
-    let default_namespace = gs
-        .spec
-        .target_namespace
-        .clone()
-        .unwrap_or_else(|| namespace.clone());
+    let default_namespace = default_namespace(gs);
     let decrypted = {
         let keys = ctx.keys.read().await;
         decrypt::decrypt(
@@ -229,58 +292,50 @@ async fn run(
             }
         })?
     };
-    drop(manifests);
 
     // 4. Prepare: owner labels, namespaces by scope.
     let mut resolver = Resolver::default();
     let mut desired = Vec::with_capacity(decrypted.objects.len());
+    let mut sources = Vec::new();
     let revision_crds: Vec<Json> = decrypted
         .objects
         .iter()
         .filter(|(_, o)| o["kind"] == "CustomResourceDefinition")
         .map(|(_, o)| o.clone())
         .collect();
-    for (location, object) in &decrypted.objects {
-        let mut object = object.clone();
+    let owner = Owner {
+        namespace: &namespace,
+        name: &name,
+        default_namespace: &default_namespace,
+        controller_namespace: &ctx.settings.namespace,
+    };
+    // Decryption yields one object per rendered manifest, in order.
+    for ((location, object), manifest) in decrypted.objects.iter().zip(&manifests) {
         let namespaced =
-            is_namespaced(ctx, &mut resolver, &object, &revision_crds, location).await?;
-        let meta = object
-            .get_mut("metadata")
-            .and_then(Json::as_object_mut)
-            .ok_or_else(|| Error::Spec(format!("{location}: metadata is not a map")))?;
-        if namespaced {
-            if !meta.contains_key("namespace") {
-                meta.insert(
-                    "namespace".to_owned(),
-                    Json::String(default_namespace.clone()),
-                );
-            }
-        } else {
-            meta.remove("namespace");
-        }
-        let object_namespace = meta.get("namespace").and_then(Json::as_str);
-        if object_namespace == Some(ctx.settings.namespace.as_str()) {
-            // The controller's keys live there; no revision may write next to them.
-            return Err(Error::Spec(format!(
-                "{location}: objects in the controller's namespace {} are refused",
-                ctx.settings.namespace
-            )));
-        }
-        let labels = meta
-            .entry("labels")
-            .or_insert_with(|| Json::Object(Default::default()));
-        if let Some(labels) = labels.as_object_mut() {
-            labels.insert(OWNER_NAME_LABEL.to_owned(), Json::String(name.clone()));
-            labels.insert(
-                OWNER_NAMESPACE_LABEL.to_owned(),
-                Json::String(namespace.clone()),
-            );
+            is_namespaced(ctx, &mut resolver, object, &revision_crds, location).await?;
+        let object = prepare::prepare(object.clone(), location, namespaced, owner)?;
+        if gs.spec.self_heal {
+            sources.push(PendingSource {
+                namespaced,
+                manifest: serde_json::to_vec(&manifest.object).unwrap_or_default(),
+                file: manifest.file.clone(),
+                document: manifest.document.clone(),
+                id: inventory::entry_of(&object).id,
+                api_version: object["apiVersion"].as_str().unwrap_or_default().to_owned(),
+                kind: object["kind"].as_str().unwrap_or_default().to_owned(),
+                namespace: object["metadata"]["namespace"].as_str().map(str::to_owned),
+                name: object["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            });
         }
         desired.push(Desired {
             location: location.clone(),
             object,
         });
     }
+    drop(manifests);
     let usage = decrypted.usage.clone();
     drop(decrypted);
     apply::sort_for_apply(&mut desired);
@@ -321,6 +376,11 @@ async fn run(
         }
     };
     drop(desired);
+    ctx.metrics.count_applies(
+        "reconcile",
+        outcome.created + outcome.configured + outcome.recreated,
+        outcome.unchanged,
+    );
     ctx.metrics.count_objects("created", outcome.created);
     ctx.metrics
         .count_objects("configured", outcome.configured + outcome.recreated);
@@ -361,6 +421,17 @@ async fn run(
             String::new()
         }
     );
+    let heal = if gs.spec.self_heal {
+        let mut tracked = Vec::with_capacity(sources.len());
+        for pending in sources {
+            if let Some(source) = pending.resolve(ctx, &mut resolver).await {
+                tracked.push(source);
+            }
+        }
+        Some((tracked, outcome.observed))
+    } else {
+        Some((Vec::new(), Vec::new()))
+    };
     Ok(Applied {
         revision: snapshot.revision.clone(),
         inventory: final_inventory,
@@ -368,7 +439,50 @@ async fn run(
         summary,
         changed,
         prune_error,
+        heal,
     })
+}
+
+/// An applied object's manifest, before its kind's resource is known (a CRD of the revision
+/// may serve it only after the apply).
+struct PendingSource {
+    namespaced: bool,
+    manifest: Vec<u8>,
+    file: String,
+    document: String,
+    id: String,
+    api_version: String,
+    kind: String,
+    namespace: Option<String>,
+    name: String,
+}
+
+impl PendingSource {
+    async fn resolve(self, ctx: &Shared, resolver: &mut Resolver) -> Option<TrackedSource> {
+        let (resource, _) = resolver
+            .resolve(&ctx.client, &self.api_version, &self.kind)
+            .await
+            .ok()
+            .flatten()?;
+        Some(TrackedSource {
+            id: self.id,
+            resource,
+            namespaced: self.namespaced,
+            namespace: self.namespace,
+            name: self.name,
+            file: self.file,
+            document: self.document,
+            manifest: self.manifest,
+        })
+    }
+}
+
+/// The namespace of namespaced objects whose manifests name none.
+fn default_namespace(gs: &GitSync) -> String {
+    gs.spec
+        .target_namespace
+        .clone()
+        .unwrap_or_else(|| gs.namespace().unwrap_or_default())
 }
 
 /// The revision, the spec and any `requestedAt` were all handled by the last successful apply.
@@ -477,7 +591,7 @@ async fn credentials(gs: &GitSync, ctx: &Shared) -> Result<Option<Credentials>, 
 /// Registers the GitSync's push webhook with the token from its Secret, or forgets it. A
 /// missing Secret or key does not fail the sync (polling goes on); it is reported as a
 /// warning Event, and `status.webhookPath` stays empty until the Secret exists.
-async fn register_webhook(gs: &GitSync, ctx: &Shared) {
+async fn register_webhook(gs: &GitSync, ctx: &Shared, report: bool) {
     let namespace = gs.namespace().unwrap_or_default();
     let name = gs.name_any();
     let Some(webhook) = &gs.spec.webhook else {
@@ -508,6 +622,9 @@ async fn register_webhook(gs: &GitSync, ctx: &Shared) {
         }
         None => {
             ctx.webhooks.unregister(&namespace, &name);
+            if !report {
+                return;
+            }
             status::event(
                 &ctx.recorder,
                 gs,
@@ -556,6 +673,14 @@ async fn finish(
         .observe(started.elapsed().as_secs_f64());
     match result {
         Ok(applied) => {
+            if let Some(pushed) = ctx
+                .webhooks
+                .take_push(&gs.namespace().unwrap_or_default(), &gs.name_any())
+            {
+                ctx.metrics
+                    .push_to_applied
+                    .observe(pushed.elapsed().as_secs_f64());
+            }
             match &applied.prune_error {
                 None => {
                     let message = format!("Applied revision: {}", applied.revision);
@@ -653,6 +778,9 @@ fn remove_repository(gs: &GitSync, ctx: &Shared) {
 
 /// Deletes every object of a deleted GitSync's inventory when `spec.prune` is on.
 async fn cleanup(gs: Arc<GitSync>, ctx: &Shared) -> Result<Action, Error> {
+    // Deleting the inventory below must not look like drift.
+    ctx.healer
+        .forget(&(gs.namespace().unwrap_or_default(), gs.name_any()));
     ctx.webhooks
         .unregister(&gs.namespace().unwrap_or_default(), &gs.name_any());
     if !gs.spec.prune {

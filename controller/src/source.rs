@@ -84,6 +84,9 @@ pub struct FetchRequest {
     pub limits: SourceLimits,
     /// The whole fetch's deadline.
     pub timeout: Duration,
+    /// The commit applied last: when the ref still points at it, the tree is not read and
+    /// [`Snapshot::files`] stays empty (a poll that finds nothing new costs one ref listing).
+    pub known_commit: Option<String>,
 }
 
 /// One fetched revision.
@@ -401,7 +404,11 @@ fn fetch_blocking(
         }
     };
 
-    let files = read_tree(&repo, &commit_hex, &request.path, &request.limits)?;
+    let files = if request.known_commit.as_deref() == Some(commit_hex.as_str()) {
+        Vec::new()
+    } else {
+        read_tree(&repo, &commit_hex, &request.path, &request.limits)?
+    };
     let revision = match &request.revision {
         Revision::Branch(b) => format!("{b}@sha1:{commit_hex}"),
         Revision::Tag(t) => format!("{t}@sha1:{commit_hex}"),

@@ -1,9 +1,9 @@
 //! The `status` stage: conditions in the kstatus style, revisions, inventory and key usage,
 //! written through the status subresource by server-side apply; and Kubernetes Events.
 
+use crate::events::EventRecorder;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Resource, ResourceExt};
 use sealsync_core::{GitSync, GitSyncStatus, FIELD_MANAGER};
 
@@ -75,11 +75,19 @@ pub fn remove_condition(conditions: &mut Vec<Condition>, type_: &str) {
     conditions.retain(|c| c.type_ != type_);
 }
 
+/// The longest Event note kube-apiserver accepts.
+const MAX_NOTE: usize = 1024;
+
 fn truncate(message: &str) -> String {
-    if message.len() <= MAX_MESSAGE {
+    truncate_to(message, MAX_MESSAGE)
+}
+
+fn truncate_to(message: &str, limit: usize) -> String {
+    if message.len() <= limit {
         return message.to_owned();
     }
-    let mut end = MAX_MESSAGE;
+    // Room for the marker.
+    let mut end = limit.saturating_sub(10);
     while !message.is_char_boundary(end) {
         end -= 1;
     }
@@ -109,19 +117,29 @@ pub async fn write(
 
 /// Publishes an Event on the GitSync. Failures are logged, not returned: an Event is a
 /// courtesy, and a reconcile must not fail because one could not be written.
-pub async fn event(recorder: &Recorder, gs: &GitSync, warning: bool, reason: &str, note: String) {
-    let event = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.to_owned(),
-        note: Some(truncate(&note)),
-        action: "Reconcile".to_owned(),
-        secondary: None,
-    };
-    if let Err(e) = recorder.publish(&event, &gs.object_ref(&())).await {
+pub async fn event(
+    recorder: &EventRecorder,
+    gs: &GitSync,
+    warning: bool,
+    reason: &str,
+    note: String,
+) {
+    event_on(recorder, &gs.object_ref(&()), warning, reason, note).await;
+}
+
+/// Publishes an Event on the object `reference` names (a GitSync known only by its key).
+pub async fn event_on(
+    recorder: &EventRecorder,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    warning: bool,
+    reason: &str,
+    note: String,
+) {
+    let note = truncate_to(&note, MAX_NOTE);
+    if let Err(e) = recorder
+        .publish(reference, warning, reason, "Reconcile", &note)
+        .await
+    {
         tracing::warn!(error = %e, "could not publish an event");
     }
 }

@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
+use std::time::Instant;
 
 use axum::http::StatusCode;
 use futures::channel::mpsc::UnboundedSender;
@@ -48,6 +49,9 @@ pub struct Webhooks {
     hooks: RwLock<HashMap<String, Hook>>,
     limits: Mutex<HashMap<String, RateLimit>>,
     trigger: UnboundedSender<ObjectRef<GitSync>>,
+    /// When the oldest push not yet applied arrived, per GitSync, for the push → applied
+    /// latency.
+    pushed: Mutex<HashMap<(String, String), Instant>>,
 }
 
 impl std::fmt::Debug for Webhooks {
@@ -152,6 +156,7 @@ impl Webhooks {
             hooks: RwLock::new(HashMap::new()),
             limits: Mutex::new(HashMap::new()),
             trigger,
+            pushed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -185,6 +190,13 @@ impl Webhooks {
     pub fn unregister(&self, namespace: &str, name: &str) {
         let mut hooks = self.hooks.write().unwrap_or_else(|p| p.into_inner());
         hooks.retain(|_, h| !(h.namespace == namespace && h.name == name));
+        self.take_push(namespace, name);
+    }
+
+    /// When the oldest push to the GitSync that no reconcile has applied yet arrived.
+    pub fn take_push(&self, namespace: &str, name: &str) -> Option<Instant> {
+        let mut pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
+        pushed.remove(&(namespace.to_owned(), name.to_owned()))
     }
 
     /// Handles one request to `/hook/<digest>`: checks the rate limit and the signature,
@@ -224,6 +236,11 @@ impl Webhooks {
                     .is_ok()
                 {
                     triggered += 1;
+                    // Keyed by GitSyncs that exist, so the map is bounded by their number.
+                    let mut pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
+                    pushed
+                        .entry((namespace.clone(), gs.name_any()))
+                        .or_insert_with(Instant::now);
                 }
             }
         }

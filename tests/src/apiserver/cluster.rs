@@ -33,6 +33,8 @@ pub trait FaultInjector {
     fn clear_faults(&self);
     /// Ends every open watch stream.
     fn drop_watches(&self);
+    /// The requests received so far.
+    fn requests(&self) -> super::faults::RequestCounts;
 }
 
 impl FaultInjector for TestApiServer {
@@ -48,6 +50,9 @@ impl FaultInjector for TestApiServer {
     fn drop_watches(&self) {
         TestApiServer::drop_watches(self);
     }
+    fn requests(&self) -> super::faults::RequestCounts {
+        self.shared.faults.requests()
+    }
 }
 
 impl FaultInjector for FaultProxy {
@@ -62,6 +67,9 @@ impl FaultInjector for FaultProxy {
     }
     fn drop_watches(&self) {
         FaultProxy::drop_watches(self);
+    }
+    fn requests(&self) -> super::faults::RequestCounts {
+        self.faults().requests()
     }
 }
 

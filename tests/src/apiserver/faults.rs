@@ -50,6 +50,18 @@ pub struct LatencyRule {
 struct State {
     failures: Vec<FailureRule>,
     latency: Vec<LatencyRule>,
+    requests: RequestCounts,
+}
+
+/// Requests the server received: what a benchmark or an idle-cost test reads.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RequestCounts {
+    /// Every request.
+    pub total: u64,
+    /// Requests that change state: POST, PUT, PATCH and DELETE without `dryRun`.
+    pub writes: u64,
+    /// Watch requests (a watch is one long request).
+    pub watches: u64,
 }
 
 /// The fault rules in force.
@@ -68,6 +80,23 @@ fn matches(method: &Option<String>, prefix: &str, req_method: &str, path: &str) 
 impl Faults {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts one request.
+    pub fn count(&self, method: &str, query: Option<&str>) {
+        let params = || query.into_iter().flat_map(|q| q.split('&'));
+        let dry_run = params().any(|p| p.starts_with("dryRun="));
+        let watch = params().any(|p| p == "watch=true" || p == "watch=1");
+        let write = matches!(method, "POST" | "PUT" | "PATCH" | "DELETE") && !dry_run;
+        let mut state = self.state();
+        state.requests.total += 1;
+        state.requests.writes += u64::from(write);
+        state.requests.watches += u64::from(watch);
+    }
+
+    /// The requests counted so far.
+    pub fn requests(&self) -> RequestCounts {
+        self.state().requests
     }
 
     /// Adds a failure rule.

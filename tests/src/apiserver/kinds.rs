@@ -37,15 +37,7 @@ fn is_dns_subdomain(s: &str) -> bool {
 
 /// Validates `metadata.name` the way the resource's strategy does.
 pub fn validate_name(def: &ResourceDef, name: &str) -> ApiResult<()> {
-    let problem = if def.group == "rbac.authorization.k8s.io" {
-        let bad = name == "." || name == ".." || name.contains('/') || name.contains('%');
-        bad.then_some("may not contain '/' or '%' and may not be '.' or '..'")
-    } else if def.is("", "namespaces") {
-        (!is_dns_label(name)).then_some(DNS1123_LABEL_MSG)
-    } else {
-        (!is_dns_subdomain(name)).then_some(DNS1123_SUBDOMAIN_MSG)
-    };
-    match problem {
+    match name_problem(def, name) {
         None => Ok(()),
         Some(why) => Err(invalid(
             def,
@@ -56,6 +48,38 @@ pub fn validate_name(def: &ResourceDef, name: &str) -> ApiResult<()> {
                 format!("Invalid value: {name:?}: {why}"),
             )],
         )),
+    }
+}
+
+/// Validates `metadata.generateName` as a name prefix, as ValidateObjectMeta does: a trailing
+/// dash is allowed, anything else follows the name's rules. `generated` is the name it gave.
+pub fn validate_generate_name(def: &ResourceDef, prefix: &str, generated: &str) -> ApiResult<()> {
+    let masked = match prefix.strip_suffix('-') {
+        Some(head) if !head.is_empty() => format!("{head}a"),
+        _ => prefix.to_owned(),
+    };
+    match name_problem(def, &masked) {
+        None => Ok(()),
+        Some(why) => Err(invalid(
+            def,
+            generated,
+            vec![cause(
+                "FieldValueInvalid",
+                "metadata.generateName",
+                format!("Invalid value: {prefix:?}: {why}"),
+            )],
+        )),
+    }
+}
+
+fn name_problem(def: &ResourceDef, name: &str) -> Option<&'static str> {
+    if def.group == "rbac.authorization.k8s.io" {
+        let bad = name == "." || name == ".." || name.contains('/') || name.contains('%');
+        bad.then_some("may not contain '/' or '%' and may not be '.' or '..'")
+    } else if def.is("", "namespaces") {
+        (!is_dns_label(name)).then_some(DNS1123_LABEL_MSG)
+    } else {
+        (!is_dns_subdomain(name)).then_some(DNS1123_SUBDOMAIN_MSG)
     }
 }
 
@@ -446,4 +470,22 @@ fn crd(
         map.insert("status".into(), status);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generate_name_prefix_may_end_in_a_dash_but_not_a_dot() {
+        let events = crate::apiserver::resources::builtins()
+            .into_iter()
+            .find(|d| d.is("events.k8s.io", "events"))
+            .expect("events");
+        assert!(validate_generate_name(&events, "apps-", "apps-x2b4c").is_ok());
+        let err = validate_generate_name(&events, "apps.", "apps.x2b4c").expect_err("refused");
+        let text = format!("{err:?}");
+        assert!(text.contains("metadata.generateName"), "{text}");
+        assert!(text.contains("apps.x2b4c"), "{text}");
+    }
 }

@@ -51,7 +51,7 @@ use std::time::Duration;
 
 pub use cluster::{FaultInjector, TestCluster, TEST_APISERVER_ENV};
 pub use error::TestClusterError;
-pub use faults::{FailureRule, LatencyRule};
+pub use faults::{FailureRule, LatencyRule, RequestCounts};
 
 use server::Shared;
 

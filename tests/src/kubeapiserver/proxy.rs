@@ -237,6 +237,7 @@ fn is_watch(query: Option<&str>) -> bool {
 async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<ProxyBody> {
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
+    shared.faults.count(&method, req.uri().query());
     let delay = shared.faults.latency_for(&method, &path);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;

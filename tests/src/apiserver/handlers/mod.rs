@@ -169,6 +169,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) ->
         return control::handle(&shared, &method, &path, &body).await;
     }
 
+    shared.faults.count(method.as_str(), parts.uri.query());
     let delay = shared.faults.latency_for(method.as_str(), &path);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -760,6 +761,7 @@ fn create_inner(
             match meta.get("generateName").and_then(Value::as_str) {
                 Some(prefix) if !prefix.is_empty() => {
                     let generated = generate_name(prefix);
+                    kinds::validate_generate_name(&t.def, prefix, &generated)?;
                     meta.insert("name".into(), json!(generated));
                 }
                 _ => {

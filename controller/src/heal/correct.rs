@@ -1,0 +1,323 @@
+//! Correcting one drifted object: its manifest opened and prepared again, then applied alone.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Resource;
+use sealsync_core::render::Manifest;
+use sealsync_core::GitSync;
+
+use super::{backoff, Job, ObjectKey, Queue, Seen, SyncKey, TrackedSource, FIGHT_WINDOW};
+use crate::apply::{self, Applied, ApplyOptions, Desired};
+use crate::context::Shared;
+use crate::metrics::KindLabels;
+use crate::prepare::{self, Owner};
+
+/// Corrections running at once.
+const CONCURRENCY: usize = 4;
+
+/// Takes corrections off `queue` until the controller stops.
+pub async fn run_corrections(shared: Arc<Shared>, queue: Queue) {
+    queue
+        .0
+        .for_each_concurrent(CONCURRENCY, |job| {
+            let shared = Arc::clone(&shared);
+            async move { correct(&shared, job).await }
+        })
+        .await;
+}
+
+/// What a correction needs, taken from the registry under its lock.
+struct Claimed {
+    source: Arc<TrackedSource>,
+    spec: super::HealSpec,
+    seen: Seen,
+    delay: Duration,
+}
+
+/// What the registry says after a correction.
+struct Settled {
+    /// The object was corrected again within the fight window: corrections now back off.
+    conflict: Option<Duration>,
+}
+
+async fn correct(shared: &Shared, job: Job) {
+    let Some(claimed) = claim(shared, &job) else {
+        return;
+    };
+    if !claimed.delay.is_zero() {
+        tokio::time::sleep(claimed.delay).await;
+    }
+    let result = open_and_apply(shared, &job.sync, &claimed).await;
+    let source = &claimed.source;
+    let what = format!(
+        "{} {}",
+        kind_of(source),
+        match &source.namespace {
+            Some(ns) => format!("{ns}/{}", source.name),
+            None => source.name.clone(),
+        }
+    );
+    match result {
+        Ok((applied, after)) => {
+            let wrote = matches!(
+                applied,
+                Applied::Created | Applied::Configured | Applied::Recreated
+            );
+            shared
+                .metrics
+                .count_applies("heal", usize::from(wrote), usize::from(!wrote));
+            let settled = settle(shared, &job, Some(after), wrote, false);
+            if !wrote {
+                return;
+            }
+            shared
+                .metrics
+                .drift_corrections
+                .get_or_create(&KindLabels {
+                    kind: kind_of(source).to_owned(),
+                })
+                .inc();
+            let cause = match &claimed.seen {
+                Seen::Gone => "was deleted".to_owned(),
+                Seen::Present {
+                    manager: Some(manager),
+                    ..
+                } => format!("was changed by {manager}"),
+                _ => "was changed".to_owned(),
+            };
+            tracing::info!(
+                gitsync = %format!("{}/{}", job.sync.0, job.sync.1),
+                object = %what,
+                cause = %cause,
+                "drift corrected"
+            );
+            let note = format!(
+                "{what} {cause}; applied again from {} ({})",
+                source.file, claimed.spec.revision
+            );
+            event(
+                shared,
+                &job.sync,
+                &claimed.spec.uid,
+                false,
+                "DriftCorrected",
+                note,
+            )
+            .await;
+            if let Some(next) = settled.and_then(|s| s.conflict) {
+                let note = format!(
+                    "{what} {cause} again soon after the last correction; corrections back off \
+                     (next in {} s, at most every 5 min). If another controller owns a field the \
+                     manifest sets, remove that field from the manifest or annotate the object \
+                     sealsync.dev/reconcile: disabled",
+                    next.as_secs()
+                );
+                event(
+                    shared,
+                    &job.sync,
+                    &claimed.spec.uid,
+                    true,
+                    "DriftConflict",
+                    note,
+                )
+                .await;
+            }
+        }
+        Err(error) => {
+            let transient = !error.is_terminal();
+            settle(shared, &job, None, false, transient);
+            tracing::warn!(
+                gitsync = %format!("{}/{}", job.sync.0, job.sync.1),
+                object = %what,
+                error = %error,
+                retried = transient,
+                "drift correction failed"
+            );
+            if !transient {
+                let note = format!(
+                    "{what} drifted and could not be applied again: {error}; the next full \
+                     reconcile retries"
+                );
+                event(
+                    shared,
+                    &job.sync,
+                    &claimed.spec.uid,
+                    true,
+                    "DriftCorrectionFailed",
+                    note,
+                )
+                .await;
+            }
+        }
+    }
+}
+
+/// How soon after a correction another one counts as a repeat: the quiet period plus the
+/// current backoff.
+fn fight_window(fights: u32) -> Duration {
+    FIGHT_WINDOW + backoff(fights)
+}
+
+fn kind_of(source: &TrackedSource) -> &str {
+    &source.resource.kind
+}
+
+/// Takes the job's object from the registry; `None` when it is no longer tracked, or a full
+/// reconcile of its GitSync runs (which applies it anyway).
+fn claim(shared: &Shared, job: &Job) -> Option<Claimed> {
+    let inner = &shared.healer.inner;
+    let mut state = inner.lock();
+    let sync = state.syncs.get_mut(&job.sync)?;
+    let busy = sync.busy;
+    let spec = sync.spec.clone();
+    let object = sync.objects.get_mut(&job.object)?;
+    if busy {
+        object.queued = false;
+        object.again = false;
+        return None;
+    }
+    let retry = if object.failures > 0 {
+        Duration::from_secs(1u64 << object.failures.min(5))
+    } else {
+        Duration::ZERO
+    };
+    let fight = match object.last_correction {
+        Some(at) if at.elapsed() < fight_window(object.fights) => {
+            backoff(object.fights + 1).saturating_sub(at.elapsed())
+        }
+        _ => Duration::ZERO,
+    };
+    Some(Claimed {
+        source: Arc::clone(&object.source),
+        spec,
+        seen: object.seen.clone(),
+        delay: retry.max(fight),
+    })
+}
+
+/// Records a correction's result and queues the object again if it changed meanwhile.
+fn settle(
+    shared: &Shared,
+    job: &Job,
+    after: Option<super::Fingerprint>,
+    wrote: bool,
+    retry: bool,
+) -> Option<Settled> {
+    let inner = &shared.healer.inner;
+    let mut state = inner.lock();
+    let sync = state.syncs.get_mut(&job.sync)?;
+    let object = sync.objects.get_mut(&job.object)?;
+    object.queued = false;
+    let mut settled = Settled { conflict: None };
+    match after {
+        Some(fingerprint) => {
+            object.failures = 0;
+            object.synced = Some(fingerprint);
+            if wrote {
+                let repeat = object
+                    .last_correction
+                    .is_some_and(|at| at.elapsed() < fight_window(object.fights));
+                object.fights = if repeat { object.fights + 1 } else { 0 };
+                object.last_correction = Some(Instant::now());
+                if object.fights > 0 {
+                    settled.conflict = Some(backoff(object.fights + 1));
+                }
+            }
+        }
+        None if retry => {
+            object.failures = object.failures.saturating_add(1);
+            object.again = true;
+        }
+        None => object.failures = 0,
+    }
+    let busy = sync.busy;
+    if std::mem::take(&mut object.again) && !busy && (retry || object.drifted()) {
+        let key: ObjectKey = job.object.clone();
+        let sync_key: SyncKey = job.sync.clone();
+        inner.enqueue(&sync_key, &key, object);
+    }
+    Some(settled)
+}
+
+/// Opens the object's manifest (a SealedSecret with the cluster keys), prepares it and applies
+/// it alone.
+async fn open_and_apply(
+    shared: &Shared,
+    sync: &SyncKey,
+    claimed: &Claimed,
+) -> Result<(Applied, super::Fingerprint), crate::Error> {
+    let source = &claimed.source;
+    let object = serde_json::from_slice(&source.manifest).map_err(|_| {
+        crate::Error::Spec(format!(
+            "{}: {}: the recorded manifest cannot be read",
+            source.file, source.document
+        ))
+    })?;
+    let manifests = [Manifest {
+        file: source.file.clone(),
+        document: source.document.clone(),
+        object,
+    }];
+    let mut decrypted = {
+        let keys = shared.keys.read().await;
+        crate::decrypt::decrypt(
+            &manifests,
+            &keys.identities,
+            &claimed.spec.default_namespace,
+            claimed.spec.allow_plaintext,
+        )?
+    };
+    drop(manifests);
+    let (location, opened) = decrypted
+        .objects
+        .pop()
+        .ok_or_else(|| crate::Error::Spec(format!("{}: nothing to apply", source.file)))?;
+    let object = prepare::prepare(
+        opened,
+        &location,
+        source.namespaced,
+        Owner {
+            namespace: &sync.0,
+            name: &sync.1,
+            default_namespace: &claimed.spec.default_namespace,
+            controller_namespace: &shared.settings.namespace,
+        },
+    )?;
+    let desired = Desired { location, object };
+    let result = apply::apply_one(
+        &shared.client,
+        (source.resource.clone(), source.namespaced),
+        &desired,
+        ApplyOptions {
+            force: claimed.spec.force,
+            concurrency: 1,
+            ready_timeout: shared.settings.ready_timeout,
+            self_heal: true,
+        },
+    )
+    .await?;
+    Ok(result)
+}
+
+/// Publishes an Event on the GitSync.
+async fn event(
+    shared: &Shared,
+    sync: &SyncKey,
+    uid: &str,
+    warning: bool,
+    reason: &str,
+    note: String,
+) {
+    let reference = ObjectReference {
+        api_version: Some(GitSync::api_version(&()).into_owned()),
+        kind: Some(GitSync::kind(&()).into_owned()),
+        namespace: Some(sync.0.clone()),
+        name: Some(sync.1.clone()),
+        uid: Some(uid.to_owned()),
+        ..Default::default()
+    };
+    crate::status::event_on(&shared.recorder, &reference, warning, reason, note).await;
+}

@@ -1,0 +1,526 @@
+//! The `heal` stage: drift undone within about a second, from watches, one object at a time.
+//!
+//! After each successful full reconcile the controller hands over what it applied: for every
+//! object its rendered manifest (still sealed, for a SealedSecret), its resource, and its state
+//! right after the apply ([`Fingerprint`]). One metadata-only watch per resource in use,
+//! filtered by the `sealsync.dev/gitsync-name` label, reports every change. A change whose
+//! fingerprint differs from the recorded one queues that object alone. The correction
+//! (see `correct`) opens and prepares its manifest again and applies it through the same dry-run
+//! comparison as a full apply, so an object that still matches is not written, and a field that
+//! another manager set and the manifest does not set is left alone.
+//!
+//! The controller's own writes record the resulting fingerprint, so the watch event they cause
+//! matches and triggers nothing. When another controller keeps changing a field the manifest
+//! sets, corrections back off as Argo CD's self-heal does (2 s, then ×3, up to 5 min) instead of
+//! fighting at full speed.
+//!
+//! A watch that fails is started again with a fresh list (a relist also follows a 410 Gone), so
+//! changes made while it was down are found by comparing the listed objects; objects missing
+//! from the list are treated as deleted. While every watch of a GitSync is listed and the
+//! revision is unchanged, a poll does not re-plan the objects at all: see [`Healer::is_armed`].
+
+mod correct;
+mod fingerprint;
+mod watch;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::ApiResource;
+use kube::Client;
+use sealsync_core::{OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL};
+
+pub use correct::run_corrections;
+pub use fingerprint::Fingerprint;
+
+use crate::metrics::Metrics;
+
+/// A GitSync: `(namespace, name)`.
+pub type SyncKey = (String, String);
+
+/// The first correction after a quiet period is immediate; a repeat within this window backs
+/// off.
+const FIGHT_WINDOW: Duration = Duration::from_secs(30);
+/// The first delay of a repeated correction, and its growth, as Argo CD's self-heal.
+const BACKOFF_INITIAL: Duration = Duration::from_secs(2);
+const BACKOFF_FACTOR: u32 = 3;
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// A resource a watch follows.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Gvr {
+    group: String,
+    version: String,
+    plural: String,
+}
+
+impl Gvr {
+    fn of(resource: &ApiResource) -> Self {
+        Self {
+            group: resource.group.clone(),
+            version: resource.version.clone(),
+            plural: resource.plural.clone(),
+        }
+    }
+}
+
+/// One applied object: its resource, namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ObjectKey {
+    gvr: Gvr,
+    namespace: Option<String>,
+    name: String,
+}
+
+/// How a GitSync's objects are healed, from its spec at the last full reconcile.
+#[derive(Debug, Clone)]
+pub struct HealSpec {
+    /// The GitSync's uid, for its events.
+    pub uid: String,
+    /// The generation the objects were applied for.
+    pub generation: Option<i64>,
+    /// The revision they came from.
+    pub revision: String,
+    /// `spec.force`.
+    pub force: bool,
+    /// `spec.allowPlaintextSecrets`.
+    pub allow_plaintext: bool,
+    /// The namespace of namespaced objects whose manifests name none.
+    pub default_namespace: String,
+}
+
+/// One applied object, as the full reconcile hands it over.
+pub struct TrackedSource {
+    /// The inventory id.
+    pub id: String,
+    /// The resource it is read and written through.
+    pub resource: ApiResource,
+    /// Whether the kind is namespaced.
+    pub namespaced: bool,
+    /// Its namespace, for namespaced kinds.
+    pub namespace: Option<String>,
+    /// Its name.
+    pub name: String,
+    /// The file it came from.
+    pub file: String,
+    /// Its document in the file, for messages.
+    pub document: String,
+    /// The rendered manifest as compact JSON: a SealedSecret stays sealed here and is opened
+    /// only for a correction, so no plaintext is kept between syncs.
+    pub manifest: Vec<u8>,
+}
+
+impl std::fmt::Debug for TrackedSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrackedSource")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the watch last reported of an object.
+#[derive(Debug, Clone)]
+enum Seen {
+    /// Nothing since the object was recorded.
+    Unknown,
+    /// It exists in this state; `manager` wrote it last, other than the controller.
+    Present {
+        fingerprint: Fingerprint,
+        manager: Option<String>,
+    },
+    /// It was deleted, or lost the owner label.
+    Gone,
+}
+
+#[derive(Debug)]
+struct TrackedObject {
+    source: Arc<TrackedSource>,
+    /// The state known to match the manifest.
+    synced: Option<Fingerprint>,
+    seen: Seen,
+    /// A correction is queued or running.
+    queued: bool,
+    /// A change arrived while the correction ran: check again after it.
+    again: bool,
+    /// Corrections in a row, each within [`FIGHT_WINDOW`] of the last.
+    fights: u32,
+    last_correction: Option<Instant>,
+    /// Transient failures in a row.
+    failures: u32,
+}
+
+impl TrackedObject {
+    fn drifted(&self) -> bool {
+        match &self.seen {
+            Seen::Unknown => false,
+            Seen::Gone => true,
+            Seen::Present { fingerprint, .. } => self.synced.as_ref() != Some(fingerprint),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct TrackedSync {
+    spec: HealSpec,
+    objects: HashMap<ObjectKey, TrackedObject>,
+    /// A full reconcile of this GitSync is running: it writes, not self-heal.
+    busy: bool,
+    last_full: Instant,
+}
+
+#[derive(Debug)]
+struct WatchState {
+    /// The first list finished and no error came since.
+    listed: bool,
+    /// Objects seen during the current (re)list.
+    relisted: HashSet<(Option<String>, String)>,
+    task: tokio::task::AbortHandle,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    syncs: HashMap<SyncKey, TrackedSync>,
+    watches: HashMap<Gvr, WatchState>,
+}
+
+/// A queued correction.
+#[derive(Debug)]
+pub struct Job {
+    sync: SyncKey,
+    object: ObjectKey,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    queue: UnboundedSender<Job>,
+    client: Client,
+    metrics: Arc<Metrics>,
+    full_resync: Duration,
+}
+
+/// The registry of applied objects and their watches.
+#[derive(Clone)]
+pub struct Healer {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Healer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.inner.lock();
+        f.debug_struct("Healer")
+            .field("gitsyncs", &state.syncs.len())
+            .field("watches", &state.watches.len())
+            .finish()
+    }
+}
+
+/// The correction queue, for [`run_corrections`].
+pub struct Queue(UnboundedReceiver<Job>);
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Queue")
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn enqueue(&self, sync: &SyncKey, key: &ObjectKey, object: &mut TrackedObject) {
+        if object.queued {
+            object.again = true;
+            return;
+        }
+        object.queued = true;
+        let _ = self.queue.unbounded_send(Job {
+            sync: sync.clone(),
+            object: key.clone(),
+        });
+    }
+
+    /// A watch reported `meta` (or its deletion, with `gone`).
+    fn observe(&self, gvr: &Gvr, meta: &ObjectMeta, gone: bool, relisting: bool) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let name = meta.name.clone().unwrap_or_default();
+        if relisting {
+            if let Some(watch) = state.watches.get_mut(gvr) {
+                watch
+                    .relisted
+                    .insert((meta.namespace.clone(), name.clone()));
+            }
+        }
+        let labels = meta.labels.as_ref();
+        let label = |key: &str| labels.and_then(|l| l.get(key)).cloned();
+        let (Some(sync_name), Some(sync_namespace)) =
+            (label(OWNER_NAME_LABEL), label(OWNER_NAMESPACE_LABEL))
+        else {
+            return;
+        };
+        let sync_key = (sync_namespace, sync_name);
+        let Some(sync) = state.syncs.get_mut(&sync_key) else {
+            return;
+        };
+        let key = ObjectKey {
+            gvr: gvr.clone(),
+            namespace: meta.namespace.clone(),
+            name,
+        };
+        let Some(object) = sync.objects.get_mut(&key) else {
+            return;
+        };
+        object.seen = if gone {
+            Seen::Gone
+        } else {
+            Seen::Present {
+                fingerprint: Fingerprint::of(meta),
+                manager: fingerprint::last_other_manager(meta),
+            }
+        };
+        if !sync.busy && object.drifted() {
+            self.enqueue(&sync_key, &key, object);
+        }
+    }
+
+    /// A watch starts a (re)list.
+    fn relist_started(&self, gvr: &Gvr) {
+        if let Some(watch) = self.lock().watches.get_mut(gvr) {
+            watch.listed = false;
+            watch.relisted.clear();
+        }
+    }
+
+    /// A watch finished its (re)list: objects it did not list are gone.
+    fn relist_done(&self, gvr: &Gvr) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let Some(watch) = state.watches.get_mut(gvr) else {
+            return;
+        };
+        watch.listed = true;
+        let listed = std::mem::take(&mut watch.relisted);
+        for (sync_key, sync) in &mut state.syncs {
+            for (key, object) in &mut sync.objects {
+                if &key.gvr == gvr && !listed.contains(&(key.namespace.clone(), key.name.clone())) {
+                    object.seen = Seen::Gone;
+                    if !sync.busy {
+                        self.enqueue(sync_key, key, object);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A watch failed; it starts again with a fresh list.
+    fn watch_failed(&self, gvr: &Gvr) {
+        if let Some(watch) = self.lock().watches.get_mut(gvr) {
+            watch.listed = false;
+        }
+    }
+}
+
+impl Healer {
+    /// A healer with no objects, and the queue its corrections are taken from.
+    pub fn new(client: Client, metrics: Arc<Metrics>, full_resync: Duration) -> (Self, Queue) {
+        let (queue, receiver) = futures::channel::mpsc::unbounded();
+        let inner = Arc::new(Inner {
+            state: Mutex::new(State::default()),
+            queue,
+            client,
+            metrics,
+            full_resync,
+        });
+        (Self { inner }, Queue(receiver))
+    }
+
+    /// A full reconcile of `sync` starts: self-heal stands aside until it ends.
+    pub fn begin(&self, sync: &SyncKey) {
+        if let Some(tracked) = self.inner.lock().syncs.get_mut(sync) {
+            tracked.busy = true;
+        }
+    }
+
+    /// A full reconcile applied `sources`, leaving them as `observed` (inventory id →
+    /// state): from now on these are the objects healed, and nothing else.
+    pub fn record(
+        &self,
+        sync: &SyncKey,
+        spec: HealSpec,
+        sources: Vec<TrackedSource>,
+        observed: Vec<(String, Fingerprint)>,
+    ) {
+        let observed: HashMap<String, Fingerprint> = observed.into_iter().collect();
+        let mut guard = self.inner.lock();
+        let state = &mut *guard;
+        let mut previous = state
+            .syncs
+            .remove(sync)
+            .map(|s| s.objects)
+            .unwrap_or_default();
+        let mut objects = HashMap::with_capacity(sources.len());
+        let mut resources = HashMap::new();
+        for source in sources {
+            let key = ObjectKey {
+                gvr: Gvr::of(&source.resource),
+                namespace: source.namespace.clone(),
+                name: source.name.clone(),
+            };
+            resources
+                .entry(key.gvr.clone())
+                .or_insert_with(|| source.resource.clone());
+            let synced = observed.get(&source.id).cloned();
+            let earlier = previous.remove(&key);
+            let (fights, last_correction) = earlier
+                .as_ref()
+                .map_or((0, None), |o| (o.fights, o.last_correction));
+            objects.insert(
+                key,
+                TrackedObject {
+                    source: Arc::new(source),
+                    synced,
+                    // What the watch reported during the reconcile is compared below.
+                    seen: earlier.map_or(Seen::Unknown, |o| o.seen),
+                    queued: false,
+                    again: false,
+                    fights,
+                    last_correction,
+                    failures: 0,
+                },
+            );
+        }
+        state.syncs.insert(
+            sync.clone(),
+            TrackedSync {
+                spec,
+                objects,
+                busy: false,
+                last_full: Instant::now(),
+            },
+        );
+        for (gvr, resource) in resources {
+            if let std::collections::hash_map::Entry::Vacant(slot) = state.watches.entry(gvr) {
+                let task = watch::spawn(Arc::clone(&self.inner), slot.key().clone(), resource);
+                slot.insert(WatchState {
+                    listed: false,
+                    relisted: HashSet::new(),
+                    task,
+                });
+            }
+        }
+        if let Some(tracked) = state.syncs.get_mut(sync) {
+            for (key, object) in &mut tracked.objects {
+                if object.drifted() {
+                    self.inner.enqueue(sync, key, object);
+                }
+            }
+        }
+        stop_unused_watches(state);
+    }
+
+    /// A full reconcile failed after writing the objects `written` (inventory ids): their
+    /// current state is accepted, so that self-heal does not undo the attempt before its retry.
+    /// Everything else keeps being healed to the last good revision.
+    pub fn end_failed(&self, sync: &SyncKey, written: &[String]) {
+        let mut guard = self.inner.lock();
+        let Some(tracked) = guard.syncs.get_mut(sync) else {
+            return;
+        };
+        tracked.busy = false;
+        for object in tracked.objects.values_mut() {
+            if written.contains(&object.source.id) {
+                if let Seen::Present { fingerprint, .. } = &object.seen {
+                    object.synced = Some(fingerprint.clone());
+                }
+            }
+        }
+        let sync_key = sync.clone();
+        for (key, object) in &mut tracked.objects {
+            if object.drifted() {
+                self.inner.enqueue(&sync_key, key, object);
+            }
+        }
+    }
+
+    /// Stops healing `sync`'s objects: it was deleted, suspended, or turned self-heal off.
+    pub fn forget(&self, sync: &SyncKey) {
+        let mut guard = self.inner.lock();
+        if guard.syncs.remove(sync).is_some() {
+            stop_unused_watches(&mut guard);
+        }
+    }
+
+    /// Whether `sync`'s objects are known to match `revision` at `generation` without
+    /// re-planning them: they were applied for it by a full reconcile less than the full-resync
+    /// period ago, every watch of theirs is listed, and no correction is pending. A poll that
+    /// finds its revision unchanged then costs one ref listing and no API request.
+    pub fn is_armed(&self, sync: &SyncKey, generation: Option<i64>, revision: &str) -> bool {
+        let guard = self.inner.lock();
+        let Some(tracked) = guard.syncs.get(sync) else {
+            return false;
+        };
+        tracked.spec.generation == generation
+            && tracked.spec.revision == revision
+            && !tracked.busy
+            && tracked.last_full.elapsed() < self.inner.full_resync
+            && tracked.objects.values().all(|o| !o.queued && !o.drifted())
+            && tracked
+                .objects
+                .keys()
+                .all(|k| guard.watches.get(&k.gvr).is_some_and(|watch| watch.listed))
+    }
+
+    /// How many objects and watches are tracked, for tests and logs.
+    pub fn counts(&self) -> (usize, usize) {
+        let guard = self.inner.lock();
+        (
+            guard.syncs.values().map(|s| s.objects.len()).sum(),
+            guard.watches.len(),
+        )
+    }
+}
+
+/// Stops the watches of resources no tracked object uses any more.
+fn stop_unused_watches(state: &mut State) {
+    let used: HashSet<&Gvr> = state
+        .syncs
+        .values()
+        .flat_map(|s| s.objects.keys().map(|k| &k.gvr))
+        .collect();
+    let unused: Vec<Gvr> = state
+        .watches
+        .keys()
+        .filter(|gvr| !used.contains(gvr))
+        .cloned()
+        .collect();
+    for gvr in unused {
+        if let Some(watch) = state.watches.remove(&gvr) {
+            watch.task.abort();
+        }
+    }
+}
+
+/// The delay before the next correction of an object corrected `fights` times in a row.
+fn backoff(fights: u32) -> Duration {
+    if fights == 0 {
+        return Duration::ZERO;
+    }
+    let factor = BACKOFF_FACTOR.saturating_pow(fights - 1);
+    BACKOFF_INITIAL.saturating_mul(factor).min(BACKOFF_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_corrections_back_off_like_argo_cd() {
+        let delays: Vec<u64> = (0..8).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(delays, [0, 2, 6, 18, 54, 162, 300, 300]);
+        assert_eq!(backoff(u32::MAX), BACKOFF_MAX);
+    }
+}
