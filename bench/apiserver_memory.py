@@ -14,26 +14,14 @@ The real server's figures add kube-apiserver's and etcd's memory (kube-controlle
 left out: it is not what stores or serves objects).
 """
 import argparse
-import base64
-import http.client
 import json
 import os
-import ssl
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 
-import yaml  # PyYAML: kubeconfigs are YAML
-
-
-def rss_kib(pid, field="VmRSS"):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
+from common import Client, rss_kib
 
 
 def children(pid):
@@ -54,35 +42,6 @@ def children(pid):
 def comm(pid):
     with open(f"/proc/{pid}/comm") as f:
         return f.read().strip()
-
-
-class Client:
-    def __init__(self, kubeconfig):
-        with open(kubeconfig) as f:
-            config = yaml.safe_load(f)
-        cluster = config["clusters"][0]["cluster"]
-        self.token = config["users"][0]["user"]["token"]
-        url = urllib.parse.urlparse(cluster["server"])
-        if url.scheme == "https":
-            context = ssl.create_default_context()
-            ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
-            context.load_verify_locations(cadata=ca)
-            self.conn = http.client.HTTPSConnection(url.hostname, url.port, context=context)
-        else:
-            self.conn = http.client.HTTPConnection(url.hostname, url.port)
-
-    def request(self, method, path, body=None):
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        self.conn.request(method, path, body=data, headers=headers)
-        response = self.conn.getresponse()
-        payload = response.read()
-        if response.status >= 300:
-            sys.exit(f"{method} {path}: {response.status} {payload[:300]!r}")
-        return payload
 
 
 def config_map(namespace, i):

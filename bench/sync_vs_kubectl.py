@@ -14,35 +14,7 @@ Release builds. Not a test: run it by hand. Usage: bench/sync_vs_kubectl.py [--o
 """
 import argparse, json, os, re, shutil, subprocess, sys, tempfile, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REL = os.path.join(ROOT, "target", "release")
-
-
-def run(argv, **kw):
-    proc = subprocess.run(argv, capture_output=True, text=True, **kw)
-    if proc.returncode != 0:
-        sys.exit(f"command failed: {' '.join(argv)}\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout
-
-
-def wait_for_line(path, needle, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with open(path) as f:
-            for line in f:
-                if needle in line:
-                    return line
-        time.sleep(0.02)
-    sys.exit(f"{path} never logged {needle!r}")
-
-
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from common import REL, ROOT, free_port, run, wait_for_line
 
 
 def main():

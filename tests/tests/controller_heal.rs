@@ -381,3 +381,61 @@ async fn an_unchanged_poll_lists_refs_and_sends_no_api_request() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_that_expires_lists_again_and_finds_what_was_deleted_meanwhile() {
+    let env = Env::start(&[NS]).await;
+    let first = env
+        .repo
+        .commit_files(
+            &[
+                (
+                    "settings.yaml",
+                    configmap_yaml(NS, "settings", "mode", "blue"),
+                ),
+                ("other.yaml", configmap_yaml(NS, "other", "mode", "green")),
+            ],
+            "first",
+        )
+        .expect("commit");
+    env.apply_gitsync(NS, "apps", json!({"interval": "1h"}))
+        .await;
+    env.wait_applied(NS, "apps", &first).await;
+    // Let the watch list once, so that the deletion below falls into its gap.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The watch is cut, and its resume and the first relist get 410 Gone, as after an
+    // API server restart that lost the watch history. Meanwhile a ConfigMap is deleted.
+    env.faults()
+        .fail_next(2, Some("GET"), "/api/v1/configmaps", 410);
+    env.faults().drop_watches();
+    dynamic_api(&env.client, "v1", "ConfigMap", Some(NS))
+        .await
+        .delete("other", &Default::default())
+        .await
+        .expect("delete");
+    let back = wait_for_value(
+        "the ConfigMap deleted during the gap to come back",
+        Duration::from_secs(20),
+        || async { config_value(&env, "other").await },
+        || env.controller.log_tail(30),
+    )
+    .await;
+    assert_eq!(back, "green");
+    let text = metrics(&env);
+    assert!(
+        metric(
+            &text,
+            "sealsync_watch_restarts_total{resource=\"configmaps\"}"
+        ) >= 1.0,
+        "{text}"
+    );
+    // The untouched ConfigMap was not written.
+    assert!(
+        metric(
+            &text,
+            "sealsync_drift_corrections_total{kind=\"ConfigMap\"}"
+        ) == 1.0,
+        "{text}"
+    );
+}

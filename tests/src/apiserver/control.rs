@@ -6,7 +6,8 @@
 //! - `POST /_testcluster/watches/drop` ends every open watch;
 //! - `POST /_testcluster/restart` with `{"wipe": bool, "downMs": n}`;
 //! - `POST /_testcluster/tokens` with `{"namespace", "name", "audiences"}` returns `{"token"}`;
-//! - `GET /_testcluster/stats`.
+//! - `GET /_testcluster/stats`: objects stored, the resourceVersion, and the requests received
+//!   (total, writes, watches) outside this control API.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,8 +97,17 @@ pub async fn handle(
                     .map_err(ApiError::internal)
             }),
         (&Method::GET, "stats") => {
+            let requests = shared.faults.requests();
             let s = shared.lock();
-            Ok(json!({"objects": s.len(), "resourceVersion": s.rv().to_string()}))
+            Ok(json!({
+                "objects": s.len(),
+                "resourceVersion": s.rv().to_string(),
+                "requests": {
+                    "total": requests.total,
+                    "writes": requests.writes,
+                    "watches": requests.watches,
+                },
+            }))
         }
         _ => Err(ApiError::page_not_found()),
     };
