@@ -30,6 +30,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,7 +65,7 @@ class Controller:
              "--data-dir", os.path.join(tmp, f"data-{self.port}"), "--log-format", "json",
              *extra],
             stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT,
-            env={**os.environ, "RUST_LOG": "info,kube=warn"})
+            env={**os.environ, "RUST_LOG": os.environ.get("BENCH_RUST_LOG", "info,kube=warn")})
         wait_for_line(self.log_path, "controller: running")
         self.offset = 0
 
@@ -166,7 +167,7 @@ def push_to_applied(args, ctl, remote, work_dir, hook_path):
     return latencies
 
 
-def edit_to_corrected(args, ctl, api):
+def edit_to_corrected(args, ctl, api, patched):
     latencies = []
     for i in range(args.edits):
         name = f"edit-{i:02}"
@@ -174,6 +175,7 @@ def edit_to_corrected(args, ctl, api):
         api.request("PATCH", f"/api/v1/namespaces/bench-push/configmaps/{name}"
                     "?fieldManager=kubectl-edit", {"data": {"mode": "edited"}},
                     content_type="application/merge-patch+json")
+        patched.append(time.time() - start)
         done = ctl.wait_log(lambda f: f.get("message") == "drift corrected"
                             and f.get("object") == f"ConfigMap bench-push/{name}")
         latencies.append(done - start)
@@ -203,6 +205,7 @@ def main():
     ap.add_argument("--gitsyncs", type=int, default=10)
     ap.add_argument("--objects", type=int, default=1000)
     ap.add_argument("--idle-minutes", type=float, default=3)
+    ap.add_argument("--log-dir", help="copy the controller and server logs here")
     args = ap.parse_args()
     run(["cargo", "build", "--release", "-q", "-p", "sealsync-controller", "-p", "sealsync-tests",
          "--bin", "sealsync-controller", "--bin", "sealsync-testcluster"], cwd=ROOT)
@@ -229,23 +232,28 @@ def main():
             kubectl_apply(kubectl, "apiVersion: v1\nkind: Secret\nmetadata:\n  name: hook\n"
                           f"  namespace: bench-push\nstringData:\n  token: {TOKEN}\n")
 
-            # One repository: push/ for the webhook and edits, idle-K/ for the idle GitSyncs.
-            remote = GitRemote(tmp)
+            # Two repositories: push/ in one for the webhook and edits, idle-K/ in the other for
+            # the idle GitSyncs, which the pushes must not change.
+            remote = GitRemote(tmp, "push")
+            idle_remote = GitRemote(tmp, "idle")
             push_dir = os.path.join(remote.work, "push")
             os.makedirs(push_dir)
             for i in range(args.edits):
                 with open(os.path.join(push_dir, f"edit-{i:02}.yaml"), "w") as f:
                     f.write(configmap("bench-push", f"edit-{i:02}", "blue"))
             for k in range(args.gitsyncs):
-                d = os.path.join(remote.work, f"idle-{k}")
+                d = os.path.join(idle_remote.work, f"idle-{k}")
                 os.makedirs(d)
                 for i in range(args.objects):
                     with open(os.path.join(d, f"cm-{i:04}.yaml"), "w") as f:
                         f.write(configmap(f"bench-idle-{k}", f"cm-{i:04}", f"value-{i}"))
             first = remote.commit("objects")
+            idle_first = idle_remote.commit("objects")
             procs.append(remote.serve(os.path.join(tmp, "daemon.log")))
+            idle_remote.port = remote.port
 
             ctl = Controller(tmp, kubeconfig)
+            start = time.time()
             kubectl_apply(kubectl, (
                 "apiVersion: sealsync.dev/v1\nkind: GitSync\nmetadata:\n  name: pushed\n"
                 f"  namespace: bench-push\nspec:\n  url: {remote.url()}\n  interval: 1h\n"
@@ -253,16 +261,17 @@ def main():
             for k in range(args.gitsyncs):
                 kubectl_apply(kubectl, (
                     "apiVersion: sealsync.dev/v1\nkind: GitSync\nmetadata:\n  name: idle\n"
-                    f"  namespace: bench-idle-{k}\nspec:\n  url: {remote.url()}\n  interval: 1m\n"
+                    f"  namespace: bench-idle-{k}\nspec:\n  url: {idle_remote.url()}\n  interval: 1m\n"
                     f"  path: idle-{k}\n"))
-            start = time.time()
             for k in range(args.gitsyncs):
-                wait_ready(api, f"bench-idle-{k}", "idle", first)
+                wait_ready(api, f"bench-idle-{k}", "idle", idle_first)
             first_sync = time.time() - start
             hook_path = wait_ready(api, "bench-push", "pushed", first)["webhookPath"]
 
+            checks = ctl.metric('sealsync_apply_noops_total{source="heal"}')
             pushes = push_to_applied(args, ctl, remote, push_dir, hook_path)
-            edits = edit_to_corrected(args, ctl, api)
+            patched = []
+            edits = edit_to_corrected(args, ctl, api, patched)
 
             # Idle: let every GitSync poll once after its watches listed.
             time.sleep(65)
@@ -280,6 +289,11 @@ def main():
             for p in reversed(procs):
                 p.kill()
                 p.wait()
+            if args.log_dir:
+                os.makedirs(args.log_dir, exist_ok=True)
+                for name in os.listdir(tmp):
+                    if name.endswith(".log"):
+                        shutil.copy(os.path.join(tmp, name), args.log_dir)
 
     flux_push = simulate_polling(60, 0)
     argo_push = simulate_polling(120, 60)
@@ -294,7 +308,8 @@ def main():
         p50, p95 = simulate_polling(interval * 60, 0)
         print(f"  Flux Kustomization {interval}m interval : p50 {p50:.0f} s, p95 {p95:.0f} s")
     total = args.gitsyncs * args.objects
-    print(f"first sync of {args.gitsyncs} GitSyncs x {args.objects} objects: {first_sync:.1f} s")
+    print(f"first sync of {args.gitsyncs} GitSyncs x {args.objects} objects (and 21 more): "
+          f"{first_sync:.1f} s; self-heal checks that wrote nothing by then: {checks:.0f}")
     print(f"idle, per hour, {args.gitsyncs} GitSyncs polling every minute, watched:")
     print(f"  API requests {quiet['requests']:.0f}, writes {quiet['writes']:.0f}, "
           f"CPU {quiet['cpu']:.2f} s, unchanged polls {quiet['polls']:.0f}")
@@ -305,6 +320,7 @@ def main():
           f"(peak {hwm / 1024:.1f} MiB; target <= 96)")
     print(f"push latencies: {[round(x, 3) for x in pushes]}")
     print(f"edit latencies: {[round(x, 3) for x in edits]}")
+    print(f"  of which the PATCH itself: {[round(x, 3) for x in patched]}")
 
 
 if __name__ == "__main__":

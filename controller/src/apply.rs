@@ -81,6 +81,9 @@ pub struct ApplyOutcome {
     /// Each object's inventory id and state after the apply: what self-heal compares watch
     /// events with.
     pub observed: Vec<(String, Fingerprint)>,
+    /// States an object passed through on the way (the managedFields take-over before the
+    /// apply), whose watch events are the controller's own.
+    pub intermediate: Vec<Fingerprint>,
 }
 
 /// What [`apply_one`] did to an object.
@@ -679,9 +682,10 @@ async fn write_resolved(
         Planned::Write { create: false } => outcome.configured += 1,
         Planned::TakeOver => {
             if let Some(live) = api.get_opt(d.name()).await.map_err(|e| api_error(d, e))? {
-                crate::drift::take_over(&api, &live, d.api_version())
+                let taken = crate::drift::take_over(&api, &live, d.api_version())
                     .await
                     .map_err(|e| api_error(d, e))?;
+                outcome.intermediate.push(Fingerprint::of(&taken.metadata));
             }
             outcome.configured += 1;
         }
@@ -699,13 +703,14 @@ async fn write_resolved(
 
 /// Plans and applies one object on its own, as self-heal does when a watch reports a change:
 /// the same dry-run comparison as a full apply, so an object that still matches its manifest
-/// is not written. Returns what was done and the object's state afterwards.
+/// is not written. Returns what was done, the object's state afterwards, and the states its
+/// writes passed through before that.
 pub async fn apply_one(
     client: &Client,
     resolved: (ApiResource, bool),
     d: &Desired,
     options: ApplyOptions,
-) -> Result<(Applied, Fingerprint), ApplyError> {
+) -> Result<(Applied, Fingerprint, Vec<Fingerprint>), ApplyError> {
     let plan = plan_resolved(client, Some(resolved.clone()), d, options).await?;
     let mut outcome = ApplyOutcome::default();
     write_resolved(client, Some(resolved), d, plan, &mut outcome).await?;
@@ -728,7 +733,7 @@ pub async fn apply_one(
             location: d.location.clone(),
             message: "the apply reported no state".to_owned(),
         })?;
-    Ok((applied, seen))
+    Ok((applied, seen, outcome.intermediate))
 }
 
 async fn wait_gone(api: &Api<DynamicObject>, d: &Desired) -> Result<(), ApplyError> {

@@ -92,7 +92,7 @@ pub async fn take_over(
     api: &Api<DynamicObject>,
     live: &DynamicObject,
     api_version: &str,
-) -> Result<(), kube::Error> {
+) -> Result<DynamicObject, kube::Error> {
     let entries = live.metadata.managed_fields.clone().unwrap_or_default();
     let rewritten = taken_over(&entries, api_version);
     let name = live.metadata.name.clone().unwrap_or_default();
@@ -105,8 +105,7 @@ pub async fn take_over(
         }
     });
     api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    Ok(())
+        .await
 }
 
 #[cfg(test)]

@@ -232,8 +232,19 @@ async fn run(
         .as_ref()
         .and_then(|s| s.last_applied_revision.as_deref())
         .filter(|applied| {
-            unchanged_since_last_apply(gs, applied)
-                && (!gs.spec.self_heal || ctx.healer.is_armed(&key, gs.meta().generation, applied))
+            if !unchanged_since_last_apply(gs, applied) {
+                return false;
+            }
+            if !gs.spec.self_heal {
+                return true;
+            }
+            match ctx.healer.armed(&key, gs.meta().generation, applied) {
+                Ok(()) => true,
+                Err(why) => {
+                    tracing::info!(reason = why, "re-planning every object");
+                    false
+                }
+            }
         })
         .and_then(|applied| applied.rsplit_once("sha1:").map(|(_, c)| c.to_owned()));
 

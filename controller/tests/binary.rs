@@ -19,6 +19,7 @@ fn help_lists_the_documented_flags() {
         "--http-addr",
         "--data-dir",
         "--apply-concurrency",
+        "--full-resync-period",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
     }
@@ -39,4 +40,15 @@ fn a_missing_kubeconfig_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("reading the kubeconfig"), "{err}");
     assert!(err.contains("nope.yaml"), "{err}");
+}
+
+#[test]
+fn a_bad_full_resync_period_is_refused_with_the_expected_form() {
+    let out = controller()
+        .args(["--full-resync-period", "soon"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--full-resync-period"), "{err}");
 }

@@ -34,7 +34,16 @@ struct Claimed {
     source: Arc<TrackedSource>,
     spec: super::HealSpec,
     seen: Seen,
-    delay: Duration,
+}
+
+/// What to do with a job.
+enum Claim {
+    /// The object is no longer tracked, or a full reconcile applies it anyway.
+    Skip,
+    /// Retried, or corrected again soon after the last correction: wait this long first.
+    Defer(Duration),
+    /// Correct it now.
+    Run(Claimed),
 }
 
 /// What the registry says after a correction.
@@ -44,12 +53,20 @@ struct Settled {
 }
 
 async fn correct(shared: &Shared, job: Job) {
-    let Some(claimed) = claim(shared, &job) else {
-        return;
+    let claimed = match claim(shared, &job) {
+        Claim::Skip => return,
+        Claim::Defer(delay) => {
+            // The wait happens outside the correction slots: a backed-off object must not
+            // hold up the corrections of others.
+            let queue = shared.healer.inner.queue.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = queue.unbounded_send(job);
+            });
+            return;
+        }
+        Claim::Run(claimed) => claimed,
     };
-    if !claimed.delay.is_zero() {
-        tokio::time::sleep(claimed.delay).await;
-    }
     let result = open_and_apply(shared, &job.sync, &claimed).await;
     let source = &claimed.source;
     let what = format!(
@@ -61,7 +78,7 @@ async fn correct(shared: &Shared, job: Job) {
         }
     );
     match result {
-        Ok((applied, after)) => {
+        Ok((applied, after, intermediate)) => {
             let wrote = matches!(
                 applied,
                 Applied::Created | Applied::Configured | Applied::Recreated
@@ -69,7 +86,7 @@ async fn correct(shared: &Shared, job: Job) {
             shared
                 .metrics
                 .count_applies("heal", usize::from(wrote), usize::from(!wrote));
-            let settled = settle(shared, &job, Some(after), wrote, false);
+            let settled = settle(shared, &job, Some((after, intermediate)), wrote, false);
             if !wrote {
                 return;
             }
@@ -165,19 +182,23 @@ fn kind_of(source: &TrackedSource) -> &str {
     &source.resource.kind
 }
 
-/// Takes the job's object from the registry; `None` when it is no longer tracked, or a full
-/// reconcile of its GitSync runs (which applies it anyway).
-fn claim(shared: &Shared, job: &Job) -> Option<Claimed> {
+/// Takes the job's object from the registry.
+fn claim(shared: &Shared, job: &Job) -> Claim {
     let inner = &shared.healer.inner;
     let mut state = inner.lock();
-    let sync = state.syncs.get_mut(&job.sync)?;
+    let Some(sync) = state.syncs.get_mut(&job.sync) else {
+        return Claim::Skip;
+    };
     let busy = sync.busy;
     let spec = sync.spec.clone();
-    let object = sync.objects.get_mut(&job.object)?;
+    let Some(object) = sync.objects.get_mut(&job.object) else {
+        return Claim::Skip;
+    };
     if busy {
         object.queued = false;
         object.again = false;
-        return None;
+        object.not_before = None;
+        return Claim::Skip;
     }
     let retry = if object.failures > 0 {
         Duration::from_secs(1u64 << object.failures.min(5))
@@ -190,11 +211,26 @@ fn claim(shared: &Shared, job: &Job) -> Option<Claimed> {
         }
         _ => Duration::ZERO,
     };
-    Some(Claimed {
+    let now = Instant::now();
+    match object.not_before.take() {
+        // The wait was served.
+        Some(at) if at <= now => {}
+        Some(at) => {
+            object.not_before = Some(at);
+            return Claim::Defer(at - now);
+        }
+        None => {
+            let delay = retry.max(fight);
+            if !delay.is_zero() {
+                object.not_before = Some(now + delay);
+                return Claim::Defer(delay);
+            }
+        }
+    }
+    Claim::Run(Claimed {
         source: Arc::clone(&object.source),
         spec,
         seen: object.seen.clone(),
-        delay: retry.max(fight),
     })
 }
 
@@ -202,7 +238,7 @@ fn claim(shared: &Shared, job: &Job) -> Option<Claimed> {
 fn settle(
     shared: &Shared,
     job: &Job,
-    after: Option<super::Fingerprint>,
+    after: Option<(super::Fingerprint, Vec<super::Fingerprint>)>,
     wrote: bool,
     retry: bool,
 ) -> Option<Settled> {
@@ -213,9 +249,10 @@ fn settle(
     object.queued = false;
     let mut settled = Settled { conflict: None };
     match after {
-        Some(fingerprint) => {
+        Some((fingerprint, intermediate)) => {
             object.failures = 0;
             object.synced = Some(fingerprint);
+            object.own = intermediate;
             if wrote {
                 let repeat = object
                     .last_correction
@@ -248,7 +285,7 @@ async fn open_and_apply(
     shared: &Shared,
     sync: &SyncKey,
     claimed: &Claimed,
-) -> Result<(Applied, super::Fingerprint), crate::Error> {
+) -> Result<(Applied, super::Fingerprint, Vec<super::Fingerprint>), crate::Error> {
     let source = &claimed.source;
     let object = serde_json::from_slice(&source.manifest).map_err(|_| {
         crate::Error::Spec(format!(

@@ -140,6 +140,11 @@ struct TrackedObject {
     source: Arc<TrackedSource>,
     /// The state known to match the manifest.
     synced: Option<Fingerprint>,
+    /// States the controller's last correction passed through before `synced` (a
+    /// managedFields take-over): their watch events are its own, not drift.
+    own: Vec<Fingerprint>,
+    /// A repeated correction waits until then, outside the correction slots.
+    not_before: Option<Instant>,
     seen: Seen,
     /// A correction is queued or running.
     queued: bool,
@@ -150,6 +155,8 @@ struct TrackedObject {
     last_correction: Option<Instant>,
     /// Transient failures in a row.
     failures: u32,
+    /// When the full reconcile handed it over: a relist that started earlier may not hold it.
+    recorded: Instant,
 }
 
 impl TrackedObject {
@@ -157,7 +164,9 @@ impl TrackedObject {
         match &self.seen {
             Seen::Unknown => false,
             Seen::Gone => true,
-            Seen::Present { fingerprint, .. } => self.synced.as_ref() != Some(fingerprint),
+            Seen::Present { fingerprint, .. } => {
+                self.synced.as_ref() != Some(fingerprint) && !self.own.contains(fingerprint)
+            }
         }
     }
 }
@@ -175,6 +184,8 @@ struct TrackedSync {
 struct WatchState {
     /// The first list finished and no error came since.
     listed: bool,
+    /// When the current (re)list started.
+    list_started: Instant,
     /// Objects seen during the current (re)list.
     relisted: HashSet<(Option<String>, String)>,
     task: tokio::task::AbortHandle,
@@ -291,6 +302,7 @@ impl Inner {
     fn relist_started(&self, gvr: &Gvr) {
         if let Some(watch) = self.lock().watches.get_mut(gvr) {
             watch.listed = false;
+            watch.list_started = Instant::now();
             watch.relisted.clear();
         }
     }
@@ -304,9 +316,14 @@ impl Inner {
         };
         watch.listed = true;
         let listed = std::mem::take(&mut watch.relisted);
+        let started = watch.list_started;
         for (sync_key, sync) in &mut state.syncs {
             for (key, object) in &mut sync.objects {
-                if &key.gvr == gvr && !listed.contains(&(key.namespace.clone(), key.name.clone())) {
+                // An object recorded after the list started may have been created after it.
+                if &key.gvr == gvr
+                    && object.recorded < started
+                    && !listed.contains(&(key.namespace.clone(), key.name.clone()))
+                {
                     object.seen = Seen::Gone;
                     if !sync.busy {
                         self.enqueue(sync_key, key, object);
@@ -383,6 +400,8 @@ impl Healer {
                 TrackedObject {
                     source: Arc::new(source),
                     synced,
+                    own: Vec::new(),
+                    not_before: None,
                     // What the watch reported during the reconcile is compared below.
                     seen: earlier.map_or(Seen::Unknown, |o| o.seen),
                     queued: false,
@@ -390,6 +409,7 @@ impl Healer {
                     fights,
                     last_correction,
                     failures: 0,
+                    recorded: Instant::now(),
                 },
             );
         }
@@ -407,6 +427,7 @@ impl Healer {
                 let task = watch::spawn(Arc::clone(&self.inner), slot.key().clone(), resource);
                 slot.insert(WatchState {
                     listed: false,
+                    list_started: Instant::now(),
                     relisted: HashSet::new(),
                     task,
                 });
@@ -457,21 +478,38 @@ impl Healer {
     /// Whether `sync`'s objects are known to match `revision` at `generation` without
     /// re-planning them: they were applied for it by a full reconcile less than the full-resync
     /// period ago, every watch of theirs is listed, and no correction is pending. A poll that
-    /// finds its revision unchanged then costs one ref listing and no API request.
-    pub fn is_armed(&self, sync: &SyncKey, generation: Option<i64>, revision: &str) -> bool {
+    /// finds its revision unchanged then costs one ref listing and no API request. The error
+    /// says why a full re-plan is needed.
+    pub fn armed(
+        &self,
+        sync: &SyncKey,
+        generation: Option<i64>,
+        revision: &str,
+    ) -> Result<(), &'static str> {
         let guard = self.inner.lock();
         let Some(tracked) = guard.syncs.get(sync) else {
-            return false;
+            return Err("nothing watched yet");
         };
-        tracked.spec.generation == generation
-            && tracked.spec.revision == revision
-            && !tracked.busy
-            && tracked.last_full.elapsed() < self.inner.full_resync
-            && tracked.objects.values().all(|o| !o.queued && !o.drifted())
-            && tracked
-                .objects
-                .keys()
-                .all(|k| guard.watches.get(&k.gvr).is_some_and(|watch| watch.listed))
+        if tracked.spec.generation != generation || tracked.spec.revision != revision {
+            return Err("the spec or revision changed");
+        }
+        if tracked.busy {
+            return Err("a full reconcile runs");
+        }
+        if tracked.last_full.elapsed() >= self.inner.full_resync {
+            return Err("the full-resync period passed");
+        }
+        if !tracked.objects.values().all(|o| !o.queued && !o.drifted()) {
+            return Err("a drift correction is pending");
+        }
+        let listed = tracked
+            .objects
+            .keys()
+            .all(|k| guard.watches.get(&k.gvr).is_some_and(|watch| watch.listed));
+        if !listed {
+            return Err("a watch is not listed");
+        }
+        Ok(())
     }
 
     /// How many objects and watches are tracked, for tests and logs.
