@@ -72,28 +72,33 @@ async fn config_value(env: &Env, name: &str) -> Option<String> {
     cm.data["data"]["mode"].as_str().map(str::to_owned)
 }
 
+/// Commits `files`, creates the GitSync `apps` polling at `interval`, and waits until it has
+/// applied them.
+async fn sync_files(env: &Env, interval: &str, files: &[(&str, String)]) {
+    let first = env.repo.commit_files(files, "first").expect("commit");
+    env.apply_gitsync(NS, "apps", json!({"interval": interval}))
+        .await;
+    env.wait_applied(NS, "apps", &first).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_and_deletions_are_undone_from_watches_without_fighting() {
     let env = Env::start(&[NS]).await;
     let sealed = env.seal(&secret_yaml(NS, "db", "password", CANARY));
-    let first = env
-        .repo
-        .commit_files(
-            &[
-                (
-                    "settings.yaml",
-                    configmap_yaml(NS, "settings", "mode", "blue"),
-                ),
-                ("other.yaml", configmap_yaml(NS, "other", "mode", "green")),
-                ("web.yaml", deployment_yaml("web", 2)),
-                ("db.sealed.yaml", sealed),
-            ],
-            "first",
-        )
-        .expect("commit");
-    env.apply_gitsync(NS, "apps", json!({"interval": "1h"}))
-        .await;
-    env.wait_applied(NS, "apps", &first).await;
+    sync_files(
+        &env,
+        "1h",
+        &[
+            (
+                "settings.yaml",
+                configmap_yaml(NS, "settings", "mode", "blue"),
+            ),
+            ("other.yaml", configmap_yaml(NS, "other", "mode", "green")),
+            ("web.yaml", deployment_yaml("web", 2)),
+            ("db.sealed.yaml", sealed),
+        ],
+    )
+    .await;
     let secret_rv = resource_version(&env, "v1", "Secret", "db").await;
 
     // A `kubectl edit` of a value and a label it adds: both undone, by the watch.
@@ -301,22 +306,18 @@ async fn edits_and_deletions_are_undone_from_watches_without_fighting() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unchanged_poll_lists_refs_and_sends_no_api_request() {
     let env = Env::start(&[NS]).await;
-    let first = env
-        .repo
-        .commit_files(
-            &[
-                (
-                    "settings.yaml",
-                    configmap_yaml(NS, "settings", "mode", "blue"),
-                ),
-                ("web.yaml", deployment_yaml("web", 1)),
-            ],
-            "first",
-        )
-        .expect("commit");
-    env.apply_gitsync(NS, "apps", json!({"interval": "1s"}))
-        .await;
-    env.wait_applied(NS, "apps", &first).await;
+    sync_files(
+        &env,
+        "1s",
+        &[
+            (
+                "settings.yaml",
+                configmap_yaml(NS, "settings", "mode", "blue"),
+            ),
+            ("web.yaml", deployment_yaml("web", 1)),
+        ],
+    )
+    .await;
     wait_for("an unchanged poll", Duration::from_secs(20), || async {
         metric(&metrics(&env), "sealsync_polls_unchanged_total") >= 1.0
     })
@@ -385,22 +386,18 @@ async fn an_unchanged_poll_lists_refs_and_sends_no_api_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_that_expires_lists_again_and_finds_what_was_deleted_meanwhile() {
     let env = Env::start(&[NS]).await;
-    let first = env
-        .repo
-        .commit_files(
-            &[
-                (
-                    "settings.yaml",
-                    configmap_yaml(NS, "settings", "mode", "blue"),
-                ),
-                ("other.yaml", configmap_yaml(NS, "other", "mode", "green")),
-            ],
-            "first",
-        )
-        .expect("commit");
-    env.apply_gitsync(NS, "apps", json!({"interval": "1h"}))
-        .await;
-    env.wait_applied(NS, "apps", &first).await;
+    sync_files(
+        &env,
+        "1h",
+        &[
+            (
+                "settings.yaml",
+                configmap_yaml(NS, "settings", "mode", "blue"),
+            ),
+            ("other.yaml", configmap_yaml(NS, "other", "mode", "green")),
+        ],
+    )
+    .await;
     // Let the watch list once, so that the deletion below falls into its gap.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
