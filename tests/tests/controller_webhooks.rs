@@ -213,6 +213,11 @@ async fn a_signed_push_applies_the_new_commit_at_once_and_bad_requests_are_refus
         metrics.contains(r#"sealsync_webhooks_rejected_total{kind="bad_signature"} 2"#),
         "{metrics}"
     );
+    // Both pushes that reached a GitSync were timed from the request to their apply.
+    assert!(
+        metrics.contains("sealsync_push_to_applied_seconds_count 2"),
+        "{metrics}"
+    );
     let status = env.gitsync_status(NS, "apps").await;
     assert!(!status.to_string().contains(TOKEN));
     assert!(!env.controller.log().contains(TOKEN));
