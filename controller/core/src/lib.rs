@@ -10,6 +10,7 @@ pub mod kubeclient;
 pub mod manifest;
 pub mod redact;
 pub mod render;
+pub mod vaultref;
 
 #[cfg(feature = "kube")]
 pub use crd::{
