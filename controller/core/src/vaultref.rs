@@ -210,8 +210,10 @@ fn parse_vals(text: &str, prefix: &'static str) -> Result<(VaultRef, usize), Ref
 /// `<path:MOUNT/data/PATH#KEY[#VERSION]>`: returns the reference and the bytes it used.
 fn parse_avp(text: &str) -> Result<(VaultRef, usize), RefError> {
     let end = text.find('>').ok_or_else(|| {
+        // Only the reference's own first word is quoted: what follows may be a literal value.
+        let word = text.split(char::is_whitespace).next().unwrap_or_default();
         malformed(
-            text,
+            word,
             "no closing `>`: write <path:MOUNT/data/PATH#KEY> or <path:MOUNT/data/PATH#KEY#VERSION>",
         )
     })?;
@@ -416,8 +418,12 @@ mod tests {
 
     #[test]
     fn errors_never_quote_more_than_the_reference() {
-        let value = format!("ref+vault://secret/app {}", "s3cr3t-literal");
-        let err = parse(&value).expect_err("no key").to_string();
-        assert!(!err.contains("s3cr3t"), "{err}");
+        for value in [
+            "ref+vault://secret/app s3cr3t-literal",
+            "<path:secret/data/app#k s3cr3t-literal",
+        ] {
+            let err = parse(value).expect_err(value).to_string();
+            assert!(!err.contains("s3cr3t"), "{err}");
+        }
     }
 }

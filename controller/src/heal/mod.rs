@@ -17,7 +17,7 @@
 //! A watch that fails is started again with a fresh list (a relist also follows a 410 Gone), so
 //! changes made while it was down are found by comparing the listed objects; objects missing
 //! from the list are treated as deleted. While every watch of a GitSync is listed and the
-//! revision is unchanged, a poll does not re-plan the objects at all: see [`Healer::is_armed`].
+//! revision is unchanged, a poll does not re-plan the objects at all: see [`Healer::armed`].
 
 mod correct;
 mod fingerprint;
@@ -510,15 +510,6 @@ impl Healer {
             return Err("a watch is not listed");
         }
         Ok(())
-    }
-
-    /// How many objects and watches are tracked, for tests and logs.
-    pub fn counts(&self) -> (usize, usize) {
-        let guard = self.inner.lock();
-        (
-            guard.syncs.values().map(|s| s.objects.len()).sum(),
-            guard.watches.len(),
-        )
     }
 }
 
