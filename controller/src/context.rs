@@ -43,6 +43,8 @@ pub struct Shared {
     pub webhooks: crate::webhook::Webhooks,
     /// The applied objects self-heal watches.
     pub healer: crate::heal::Healer,
+    /// Vault sessions and refreshes.
+    pub vault: crate::vault::Vault,
 }
 
 impl std::fmt::Debug for Shared {

@@ -23,10 +23,12 @@ pub enum DecryptError {
         source: ManifestError,
     },
     /// A Secret in Git holds values in plaintext.
-    #[error("{location}: a plaintext Secret in Git; seal it with `sealsync seal` (or set spec.allowPlaintextSecrets: true to apply it as it is)")]
+    #[error("{location}: a plaintext Secret in Git ({keys}); seal it with `sealsync seal` or put Vault references in its values (or set spec.allowPlaintextSecrets: true to apply it as it is)")]
     Plaintext {
         /// `file: document`.
         location: String,
+        /// The fields with literal values, as `stringData.KEY`.
+        keys: String,
     },
 }
 
@@ -55,22 +57,26 @@ impl Drop for Decrypted {
     }
 }
 
-fn is_sealed(m: &Manifest) -> bool {
+/// Whether `m` is a SealedSecret: its values are opened, never read as Vault references.
+pub fn is_sealed(m: &Manifest) -> bool {
     m.api_version() == sealsync_crypto::API_VERSION && m.kind() == sealsync_crypto::KIND
 }
 
-/// Whether a `v1` Secret manifest carries values.
-fn has_plaintext(m: &Manifest) -> bool {
+/// The fields of a `v1` Secret manifest that carry literal values; values that hold Vault
+/// references are not plaintext. A malformed reference is reported by the vault stage.
+fn plaintext_fields(m: &Manifest) -> Vec<String> {
     if m.api_version() != "v1" || m.kind() != "Secret" {
-        return false;
+        return Vec::new();
     }
-    ["data", "stringData"]
-        .iter()
-        .any(|field| match &m.object[*field] {
-            Json::Object(values) => !values.is_empty(),
-            Json::Null => false,
-            _ => true,
-        })
+    let mut fields: Vec<String> = ["data", "stringData"]
+        .into_iter()
+        .filter(|field| !matches!(&m.object[*field], Json::Object(_) | Json::Null))
+        .map(str::to_owned)
+        .collect();
+    if let Ok(values) = sealsync_core::vaultref::secret_values(&m.object) {
+        fields.extend(values.literal);
+    }
+    fields
 }
 
 /// Opens every SealedSecret of `manifests` with `identities`. Objects without a namespace are
@@ -133,10 +139,14 @@ pub fn decrypt(
             });
             objects.push((location, secret));
         } else {
-            if has_plaintext(m) && !allow_plaintext {
-                return Err(DecryptError::Plaintext {
-                    location: m.location(),
-                });
+            if !allow_plaintext {
+                let fields = plaintext_fields(m);
+                if !fields.is_empty() {
+                    return Err(DecryptError::Plaintext {
+                        location: m.location(),
+                        keys: fields.join(", "),
+                    });
+                }
             }
             objects.push((m.location(), m.object.clone()));
         }

@@ -5,6 +5,7 @@ use crate::apply::ApplyError;
 use crate::decrypt::DecryptError;
 use crate::keys::KeysError;
 use crate::source::SourceError;
+use crate::vault::VaultError;
 use sealsync_core::render::RenderError;
 use sealsync_core::SpecError;
 
@@ -30,6 +31,9 @@ pub enum Error {
     /// A SealedSecret did not open, or a plaintext Secret was refused.
     #[error(transparent)]
     Decrypt(#[from] DecryptError),
+    /// Vault references could not be resolved.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
     /// The apply failed.
     #[error(transparent)]
     Apply(#[from] ApplyError),
@@ -60,6 +64,7 @@ impl Error {
             Error::Source(_) => "FetchFailed",
             Error::Render(_) => "RenderFailed",
             Error::Decrypt(_) => "DecryptionFailed",
+            Error::Vault(_) => "VaultFailed",
             Error::Apply(_) => "ApplyFailed",
             Error::Prune(_) => "PruneFailed",
             Error::Keys(_) => "KeysUnavailable",
@@ -78,6 +83,7 @@ impl Error {
         match self {
             Error::Spec(_) | Error::Ref(_) | Error::Render(_) | Error::Decrypt(_) => true,
             Error::Apply(e) => !e.is_transient(),
+            Error::Vault(e) => e.is_terminal(),
             _ => false,
         }
     }

@@ -17,8 +17,10 @@ pub mod metrics;
 pub mod prepare;
 pub mod prune;
 pub mod reconcile;
+pub mod secretkeys;
 pub mod source;
 pub mod status;
+pub mod vault;
 pub mod webhook;
 
 pub use error::Error;

@@ -15,7 +15,7 @@ use kube::runtime::{reflector, watcher, Controller, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use sealsync_controller::context::{Settings, Shared};
 use sealsync_controller::events::EventRecorder;
-use sealsync_controller::{heal, http, keys, metrics, reconcile, webhook};
+use sealsync_controller::{heal, http, keys, metrics, reconcile, vault, webhook};
 use sealsync_core::{GitSync, REQUESTED_AT_ANNOTATION};
 
 /// The sealsync controller: applies GitSyncs, decrypting SealedSecrets on the way.
@@ -61,6 +61,8 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     init_logging(&args.log_format);
 
+    // Read before anything else runs; VAULT_TOKEN is only ever sent to VAULT_ADDR.
+    let vault_defaults = vault::Defaults::from_env()?;
     let client = client(&args).await?;
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
@@ -99,7 +101,9 @@ async fn main() -> Result<()> {
         failures: Default::default(),
         webhooks: webhook::Webhooks::new(trigger_tx),
         healer,
+        vault: vault::Vault::new(vault_defaults),
     });
+    let refreshes = tokio::spawn(vault::run_refreshes(shared.clone()));
     let corrections = tokio::spawn(heal::run_corrections(shared.clone(), heal_queue));
     let ready = Arc::new(AtomicBool::new(false));
     let (reader, writer) = reflector::store();
@@ -134,6 +138,7 @@ async fn main() -> Result<()> {
         .await;
     server.abort();
     corrections.abort();
+    refreshes.abort();
     tracing::info!("controller: stopped");
     Ok(())
 }
@@ -155,7 +160,11 @@ fn parse_period(text: &str) -> Result<Duration, String> {
 
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,gix=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,gix=warn"))
+        // vaultrs and rustify trace requests and errors of their own; the vault stage reports
+        // every failure itself, with the GitSync, the Secret and the reference.
+        .add_directive(quiet("vaultrs"))
+        .add_directive(quiet("rustify"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -165,6 +174,12 @@ fn init_logging(format: &str) {
     } else {
         builder.init();
     }
+}
+
+fn quiet(target: &str) -> tracing_subscriber::filter::Directive {
+    format!("{target}=off")
+        .parse()
+        .unwrap_or_else(|_| tracing_subscriber::filter::LevelFilter::OFF.into())
 }
 
 async fn client(args: &Args) -> Result<Client> {

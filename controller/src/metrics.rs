@@ -1,9 +1,10 @@
 //! Prometheus metrics, all prefixed `sealsync_`. Labels hold only fixed words (a reason, an
-//! action) or the name of a kind or resource, never an object's name or a value.
+//! action), the name of a kind or resource, or a GitSync's namespace and name; never a value.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -50,6 +51,25 @@ pub struct SourceLabels {
     pub source: &'static str,
 }
 
+/// `operation` (`login`, `renew`, `mount`, `read`) and `result` (`ok` or why not) of a
+/// Vault request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VaultLabels {
+    /// What was asked.
+    pub operation: &'static str,
+    /// How it went.
+    pub result: &'static str,
+}
+
+/// A GitSync's `namespace` and `name`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GitSyncLabels {
+    /// The GitSync's namespace.
+    pub namespace: String,
+    /// The GitSync's name.
+    pub name: String,
+}
+
 /// Every metric the controller exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -77,6 +97,12 @@ pub struct Metrics {
     pub polls_unchanged: Counter,
     /// Seconds from a verified push webhook to its revision applied.
     pub push_to_applied: Histogram,
+    /// Vault requests by operation and result.
+    pub vault_requests: Family<VaultLabels, Counter>,
+    /// Seconds to resolve every reference of a revision or a refresh.
+    pub vault_resolve: Histogram,
+    /// When each GitSync's references were last refreshed successfully (Unix seconds).
+    pub vault_last_refresh: Family<GitSyncLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -150,8 +176,29 @@ impl Default for Metrics {
             "Seconds from a verified push webhook to its revision applied",
             push_to_applied.clone(),
         );
+        let vault_requests = Family::<VaultLabels, Counter>::default();
+        registry.register(
+            "vault_requests",
+            "Vault requests, by operation (login, renew, mount, read) and result",
+            vault_requests.clone(),
+        );
+        let vault_resolve = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register(
+            "vault_resolve_seconds",
+            "Seconds to resolve every Vault reference of a revision or a refresh",
+            vault_resolve.clone(),
+        );
+        let vault_last_refresh = Family::<GitSyncLabels, Gauge>::default();
+        registry.register(
+            "vault_last_refresh_timestamp_seconds",
+            "When each GitSync's Vault references were last refreshed successfully",
+            vault_last_refresh.clone(),
+        );
         Self {
             registry,
+            vault_requests,
+            vault_resolve,
+            vault_last_refresh,
             drift_corrections,
             watch_restarts,
             apply_writes,
@@ -184,6 +231,13 @@ impl Metrics {
         self.apply_noops
             .get_or_create(&SourceLabels { source })
             .inc_by(noops as u64);
+    }
+
+    /// Counts one Vault request.
+    pub fn count_vault(&self, operation: &'static str, result: &'static str) {
+        self.vault_requests
+            .get_or_create(&VaultLabels { operation, result })
+            .inc();
     }
 
     /// Counts objects under `action`.

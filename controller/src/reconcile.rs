@@ -1,7 +1,7 @@
 //! One reconcile of one GitSync: the stages in order, atomic per revision.
 //!
-//! fetch → render → decrypt → prepare (owner labels, namespaces) → apply (dry-run gated) →
-//! prune → status. A failure at any stage leaves the cluster on the last good revision:
+//! fetch → render → decrypt → resolve Vault references → prepare (owner labels, namespaces) →
+//! apply (dry-run gated) → prune → status. A failure at any stage leaves the cluster on the last good revision:
 //! `lastAppliedRevision` and the inventory do not move, nothing is pruned, and the status
 //! names the stage, the file and the document.
 
@@ -135,6 +135,10 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     }
     if gs.spec.suspend || !gs.spec.self_heal {
         ctx.healer.forget(&key);
+    }
+    if gs.spec.suspend {
+        // Nothing is applied while suspended, Vault refreshes included.
+        ctx.vault.forget(&key);
     }
     if gs.spec.suspend {
         tracing::info!(gitsync = %format!("{namespace}/{name}"), "suspended; not reconciling");
@@ -280,6 +284,8 @@ async fn run(
     // A full reconcile: self-heal stands aside until it ends, and the webhook's Secret is
     // read again (a rotated token takes effect here).
     ctx.healer.begin(&key);
+    // A Vault refresh of this GitSync waits until the new revision is applied (or failed).
+    let _refresh_guard = ctx.vault.refresher.lock(&key).await;
     if gs.spec.webhook.is_some() {
         register_webhook(gs, ctx, true).await;
     }
@@ -289,7 +295,7 @@ async fn run(
 
     // 3. Decrypt.
     let default_namespace = default_namespace(gs);
-    let decrypted = {
+    let mut decrypted = {
         let keys = ctx.keys.read().await;
         decrypt::decrypt(
             &manifests,
@@ -304,7 +310,18 @@ async fn run(
         })?
     };
 
-    // 4. Prepare: owner labels, namespaces by scope.
+    // 4. Resolve Vault references, every one before anything is applied.
+    let sealed: Vec<bool> = manifests.iter().map(decrypt::is_sealed).collect();
+    let vault = crate::vault::resolve_revision(
+        ctx,
+        gs,
+        &default_namespace,
+        &mut decrypted.objects,
+        &sealed,
+    )
+    .await?;
+
+    // 5. Prepare: owner labels, namespaces by scope.
     let mut resolver = Resolver::default();
     let mut desired = Vec::with_capacity(decrypted.objects.len());
     let mut sources = Vec::new();
@@ -366,7 +383,7 @@ async fn run(
     drop(seen);
     let new_inventory = inventory::of_objects(desired.iter().map(|d| &d.object));
 
-    // 5. Apply.
+    // 6. Apply.
     let outcome = match apply::apply_all(
         &ctx.client,
         &mut resolver,
@@ -443,6 +460,19 @@ async fn run(
     } else {
         Some((Vec::new(), Vec::new()))
     };
+    match vault.refresh_interval {
+        Some(interval) => ctx.vault.refresher.register(
+            &key,
+            crate::vault::RefreshEntry::new(
+                vault.secrets,
+                interval,
+                snapshot.revision.clone(),
+                default_namespace.clone(),
+                gs.spec.force,
+            ),
+        ),
+        None => ctx.vault.forget(&key),
+    }
     Ok(Applied {
         revision: snapshot.revision.clone(),
         inventory: final_inventory,
@@ -791,6 +821,8 @@ fn remove_repository(gs: &GitSync, ctx: &Shared) {
 async fn cleanup(gs: Arc<GitSync>, ctx: &Shared) -> Result<Action, Error> {
     // Deleting the inventory below must not look like drift.
     ctx.healer
+        .forget(&(gs.namespace().unwrap_or_default(), gs.name_any()));
+    ctx.vault
         .forget(&(gs.namespace().unwrap_or_default(), gs.name_any()));
     ctx.webhooks
         .unregister(&gs.namespace().unwrap_or_default(), &gs.name_any());

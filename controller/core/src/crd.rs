@@ -91,6 +91,89 @@ pub struct GitSyncSpec {
     /// are checked against the same token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookSpec>,
+    /// The service account, in the GitSync's namespace, that the GitSync acts as: Vault's
+    /// Kubernetes login presents a token of it. Default: `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// Where Vault (or OpenBao) is and how to log in, to resolve the references
+    /// (`ref+vault://PATH#KEY`, `<path:MOUNT/data/PATH#KEY>`) that Secrets in Git hold. Unset
+    /// fields take the controller's `VAULT_ADDR`, `VAULT_NAMESPACE` and `VAULT_CACERT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault: Option<VaultSpec>,
+}
+
+/// Vault settings of a GitSync. At most one login method may be set; with none, the
+/// controller's own `VAULT_TOKEN` is used, and only with the controller's `VAULT_ADDR`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultSpec {
+    /// The server, such as `https://vault.example:8200`. Default: the controller's
+    /// `VAULT_ADDR`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The Vault Enterprise or OpenBao namespace. Default: the controller's `VAULT_NAMESPACE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// How often the references are read again, so that a value changed in Vault reaches the
+    /// cluster without a commit: a duration such as `5m` or `1h`. Default: `1h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_interval: Option<String>,
+    /// PEM certificates of the CAs that sign the server's certificate, base64-encoded like
+    /// every Kubernetes `caBundle`. Default: the controller's `VAULT_CACERT`, else the
+    /// system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<String>,
+    /// The KV version (1 or 2) of every mount the references name. Default: found out per
+    /// mount from `sys/internal/ui/mounts`, as vals does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_version: Option<u8>,
+    /// Log in with a token kept in a Secret (key default `token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<VaultTokenAuth>,
+    /// Log in with AppRole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_role: Option<VaultAppRoleAuth>,
+    /// Log in with a token of the GitSync's service account, requested for each login
+    /// through the TokenRequest API (Vault checks it with a TokenReview).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<VaultKubernetesAuth>,
+}
+
+/// Token login.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultTokenAuth {
+    /// The Secret, in the GitSync's namespace, that holds the token (key default `token`).
+    pub secret_ref: KeyedSecretRef,
+}
+
+/// AppRole login.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultAppRoleAuth {
+    /// Where the AppRole method is mounted. Default: `approle`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount: Option<String>,
+    /// The role id.
+    pub role_id: String,
+    /// The Secret, in the GitSync's namespace, that holds the secret id (key default
+    /// `secretId`).
+    pub secret_ref: KeyedSecretRef,
+}
+
+/// Kubernetes login.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultKubernetesAuth {
+    /// Where the Kubernetes method is mounted. Default: `kubernetes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount: Option<String>,
+    /// The Vault role.
+    pub role: String,
+    /// The audience of the requested token, when the Vault role requires one. Default: the
+    /// API server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
 }
 
 /// The webhook of a GitSync.
@@ -106,7 +189,7 @@ pub struct WebhookSpec {
 pub struct KeyedSecretRef {
     /// The Secret's name.
     pub name: String,
-    /// The key. Default: `token`.
+    /// The key. Default: `token` (for AppRole, `secretId`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
 }
@@ -326,6 +409,8 @@ mod tests {
             force: false,
             allow_plaintext_secrets: false,
             webhook: None,
+            service_account_name: None,
+            vault: None,
         }
     }
 

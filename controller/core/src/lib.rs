@@ -15,9 +15,9 @@ pub mod vaultref;
 #[cfg(feature = "kube")]
 pub use crd::{
     GitRef, GitSync, GitSyncSpec, GitSyncStatus, Inventory, InventoryEntry, KeyedSecretRef,
-    Revision, SealedSecretUsage, SecretRef, SpecError, WebhookSpec, FIELD_MANAGER, FINALIZER,
-    GROUP, OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL, PRUNE_ANNOTATION, RECONCILE_ANNOTATION,
-    REQUESTED_AT_ANNOTATION,
+    Revision, SealedSecretUsage, SecretRef, SpecError, VaultAppRoleAuth, VaultKubernetesAuth,
+    VaultSpec, VaultTokenAuth, WebhookSpec, FIELD_MANAGER, FINALIZER, GROUP, OWNER_NAMESPACE_LABEL,
+    OWNER_NAME_LABEL, PRUNE_ANNOTATION, RECONCILE_ANNOTATION, REQUESTED_AT_ANNOTATION,
 };
 pub use duration::{parse_duration, DurationError};
 

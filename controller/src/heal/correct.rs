@@ -307,11 +307,23 @@ async fn open_and_apply(
             claimed.spec.allow_plaintext,
         )?
     };
+    let sealed = crate::decrypt::is_sealed(&manifests[0]);
     drop(manifests);
-    let (location, opened) = decrypted
+    let (location, mut opened) = decrypted
         .objects
         .pop()
         .ok_or_else(|| crate::Error::Spec(format!("{}: nothing to apply", source.file)))?;
+    if !sealed {
+        // A Secret with Vault references is healed with the values Vault holds now.
+        opened = crate::vault::resolve_object(
+            shared,
+            sync,
+            &location,
+            opened,
+            &claimed.spec.default_namespace,
+        )
+        .await?;
+    }
     let object = prepare::prepare(
         opened,
         &location,

@@ -467,6 +467,19 @@ impl Healer {
         }
     }
 
+    /// The controller wrote the object `id` of `sync` outside a full reconcile (a Vault
+    /// refresh): its new state, and the states it passed through, are not drift.
+    pub fn adopt(&self, sync: &SyncKey, id: &str, state: Fingerprint, passed: Vec<Fingerprint>) {
+        let mut guard = self.inner.lock();
+        let Some(tracked) = guard.syncs.get_mut(sync) else {
+            return;
+        };
+        if let Some(object) = tracked.objects.values_mut().find(|o| o.source.id == id) {
+            object.synced = Some(state);
+            object.own = passed;
+        }
+    }
+
     /// Stops healing `sync`'s objects: it was deleted, suspended, or turned self-heal off.
     pub fn forget(&self, sync: &SyncKey) {
         let mut guard = self.inner.lock();

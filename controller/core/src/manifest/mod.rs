@@ -10,4 +10,5 @@ mod secret;
 pub use error::ManifestError;
 pub use read::{read_documents, wipe_value, Document, Limits};
 pub use sealed::{sealed_from_manifest, sealed_to_manifest};
+pub(crate) use secret::decode_data_value;
 pub use secret::{secret_from_manifest, secret_to_manifest};

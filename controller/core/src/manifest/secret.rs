@@ -125,7 +125,7 @@ fn check_fields(
 
 /// Decodes a `data` value as kube-apiserver does: standard padded base64, where line breaks
 /// (`\n`, `\r`) are ignored, so a block scalar or a line-wrapped value is accepted.
-fn decode_data_value(encoded: &str) -> Option<Zeroizing<Vec<u8>>> {
+pub(crate) fn decode_data_value(encoded: &str) -> Option<Zeroizing<Vec<u8>>> {
     let mut compact = Zeroizing::new(String::with_capacity(encoded.len()));
     compact.extend(encoded.chars().filter(|c| !matches!(c, '\n' | '\r')));
     B64.decode(compact.as_bytes()).ok().map(Zeroizing::new)

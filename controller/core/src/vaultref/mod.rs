@@ -13,6 +13,12 @@
 
 use std::fmt;
 
+mod objects;
+
+pub use objects::{
+    reference_outside_secret, secret_values, SecretValue, SecretValues, ValueError, ValueSource,
+};
+
 /// The most references one value may hold.
 pub const MAX_REFS_PER_VALUE: usize = 16;
 /// The longest path of a reference, in bytes.

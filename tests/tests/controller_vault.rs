@@ -1,0 +1,518 @@
+//! Vault references end to end: a real OpenBao dev server, the test API server, a real
+//! `git daemon` and the controller as a process. KV v1 and v2, a pinned version, the three
+//! login methods, refreshes without a commit, and every failure leaving the cluster as it was.
+
+mod controller_common;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use controller_common::*;
+use sealsync_tests::openbao::OpenBao;
+use serde_json::json;
+
+const NS: &str = "vault";
+/// Values that must never appear in a log, an event, the status or the metrics.
+const CANARY_PASSWORD: &str = "canary-vault-password-9d41c2";
+const CANARY_NEXT: &str = "canary-vault-rotated-77ab10";
+const CANARY_LEGACY: &str = "canary-vault-kv1-3e5f08";
+
+async fn bao() -> OpenBao {
+    OpenBao::start()
+        .await
+        .expect("start OpenBao (scripts/ensure-test-tools.sh installs it)")
+}
+
+/// A token with `policy`, created by root.
+async fn token_with(bao: &OpenBao, policy: &str, hcl: &str) -> String {
+    bao.root().write_policy(policy, hcl).await.expect("policy");
+    let answer = bao
+        .root()
+        .write(
+            "auth/token/create",
+            &json!({"policies": [policy], "ttl": "1h", "renewable": true}),
+        )
+        .await
+        .expect("create token")
+        .expect("answer");
+    answer["auth"]["client_token"]
+        .as_str()
+        .expect("client_token")
+        .to_owned()
+}
+
+/// A Secret in the test namespace holding `value` under `key`, made with the API.
+async fn cluster_secret(env: &Env, name: &str, key: &str, value: &str) {
+    apply_yaml(
+        &env.client,
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {NS}\nstringData:\n  {key}: {value:?}\n"
+        ),
+    )
+    .await;
+}
+
+async fn live_value(env: &Env, name: &str, key: &str) -> Option<String> {
+    let secret = env.get("v1", "Secret", Some(NS), name).await?;
+    secret.data["data"].get(key)?;
+    Some(secret_value(&secret, key))
+}
+
+async fn events(env: &Env) -> String {
+    let list = dynamic_api(&env.client, "events.k8s.io/v1", "Event", Some(NS))
+        .await
+        .list(&Default::default())
+        .await
+        .expect("events");
+    serde_json::to_string(&list.items).expect("json")
+}
+
+fn metrics(env: &Env) -> String {
+    env.controller.get("/metrics").expect("GET /metrics").1
+}
+
+/// Asserts that none of `secrets` shows in the controller's log, events, status or metrics.
+async fn assert_nowhere(env: &Env, secrets: &[&str]) {
+    let status = env.gitsync_status(NS, "apps").await.to_string();
+    let (log, events, metrics) = (env.controller.log(), events(env).await, metrics(env));
+    for secret in secrets {
+        for (what, text) in [
+            ("log", &log),
+            ("events", &events),
+            ("status", &status),
+            ("metrics", &metrics),
+        ] {
+            assert!(
+                !text.contains(secret),
+                "a secret value or token leaked into the {what}"
+            );
+        }
+    }
+}
+
+/// Waits until the GitSync is not Ready with `reason`; returns the message.
+async fn wait_reason(env: &Env, reason: &str) -> String {
+    wait_for_value(
+        &format!("Ready=False with reason {reason}"),
+        Duration::from_secs(60),
+        || async {
+            let status = env.gitsync_status(NS, "apps").await;
+            let cond = condition(&status, "Ready")?;
+            (cond["status"] == "False" && cond["reason"] == reason)
+                .then(|| cond["message"].as_str().unwrap_or_default().to_owned())
+        },
+        || env.controller.log_tail(30),
+    )
+    .await
+}
+
+fn b64(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_v1_and_v2_resolve_and_refresh_without_a_commit() {
+    let bao = bao().await;
+    let root = bao.root();
+    root.kv2_write(
+        "secret",
+        "shop/db",
+        &json!({"user": "shop", "password": CANARY_PASSWORD}),
+    )
+    .await
+    .expect("write v1");
+    root.enable_kv_v1("legacy").await.expect("kv v1");
+    root.kv1_write("legacy", "api", &json!({"key": CANARY_LEGACY}))
+        .await
+        .expect("write kv1");
+    let token = token_with(
+        &bao,
+        "shop",
+        r#"path "secret/data/shop/*" { capabilities = ["read"] }
+path "legacy/*" { capabilities = ["read"] }"#,
+    )
+    .await;
+
+    let env = Env::start(&[NS]).await;
+    cluster_secret(&env, "vault-token", "token", &token).await;
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: {NS}\nstringData:\n  password: ref+vault://secret/shop/db#password\n  url: postgres://ref+vault://secret/shop/db#user+:ref+vault://secret/shop/db#/password+@db:5432/shop\n  pinned: ref+vault://secret/shop/db?version=1#password\n  avp: <path:secret/data/shop/db#user>\n  legacy: ref+vault://legacy/api#key\ndata:\n  encoded: {}\n",
+        b64("ref+vault://secret/shop/db#user")
+    );
+    let commit = env
+        .repo
+        .commit_files(
+            &[
+                ("db.yaml", secret),
+                (
+                    "settings.yaml",
+                    configmap_yaml(NS, "settings", "mode", "blue"),
+                ),
+            ],
+            "references",
+        )
+        .expect("commit");
+    env.apply_gitsync(
+        NS,
+        "apps",
+        json!({"interval": "1h", "vault": {
+            "address": bao.addr(),
+            "refreshInterval": "5s",
+            "token": {"secretRef": {"name": "vault-token"}},
+        }}),
+    )
+    .await;
+    env.wait_applied(NS, "apps", &commit).await;
+    assert_eq!(
+        live_value(&env, "db", "password").await.as_deref(),
+        Some(CANARY_PASSWORD)
+    );
+    assert_eq!(
+        live_value(&env, "db", "url").await.as_deref(),
+        Some(format!("postgres://shop:{CANARY_PASSWORD}@db:5432/shop").as_str())
+    );
+    assert_eq!(
+        live_value(&env, "db", "pinned").await.as_deref(),
+        Some(CANARY_PASSWORD)
+    );
+    assert_eq!(live_value(&env, "db", "avp").await.as_deref(), Some("shop"));
+    assert_eq!(
+        live_value(&env, "db", "legacy").await.as_deref(),
+        Some(CANARY_LEGACY)
+    );
+    assert_eq!(
+        live_value(&env, "db", "encoded").await.as_deref(),
+        Some("shop")
+    );
+    let settings_rv = env
+        .get("v1", "ConfigMap", Some(NS), "settings")
+        .await
+        .and_then(|c| c.metadata.resource_version)
+        .expect("settings");
+    // Identical references are read once: one read of secret/shop/db (latest), one of
+    // version 1, one of legacy/api.
+    let text = metrics(&env);
+    assert!(
+        text.contains(r#"sealsync_vault_requests_total{operation="read",result="ok"} 3"#),
+        "{text}"
+    );
+
+    // A new version in Vault reaches the cluster within the refresh interval, no commit.
+    root.kv2_write(
+        "secret",
+        "shop/db",
+        &json!({"user": "shop", "password": CANARY_NEXT}),
+    )
+    .await
+    .expect("write v2");
+    wait_for("the refreshed value", Duration::from_secs(30), || async {
+        live_value(&env, "db", "password").await.as_deref() == Some(CANARY_NEXT)
+    })
+    .await;
+    assert_eq!(
+        live_value(&env, "db", "pinned").await.as_deref(),
+        Some(CANARY_PASSWORD),
+        "a pinned version stays"
+    );
+    let status = env.gitsync_status(NS, "apps").await;
+    assert!(status["lastAppliedRevision"]
+        .as_str()
+        .is_some_and(|r| r.ends_with(&commit)));
+    assert_eq!(
+        env.get("v1", "ConfigMap", Some(NS), "settings")
+            .await
+            .and_then(|c| c.metadata.resource_version),
+        Some(settings_rv),
+        "a refresh writes only the changed Secrets"
+    );
+    let text = metrics(&env);
+    assert!(
+        text.contains("sealsync_vault_last_refresh_timestamp_seconds{"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sealsync_vault_resolve_seconds_count"),
+        "{text}"
+    );
+    assert_nowhere(&env, &[CANARY_PASSWORD, CANARY_NEXT, CANARY_LEGACY, &token]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_apply_nothing_and_name_the_reference() {
+    let bao = bao().await;
+    let root = bao.root();
+    root.kv2_write("secret", "shop/db", &json!({"password": CANARY_PASSWORD}))
+        .await
+        .expect("write");
+    root.kv2_write("secret", "other/db", &json!({"password": "x"}))
+        .await
+        .expect("write");
+    let token = token_with(
+        &bao,
+        "shop",
+        r#"path "secret/data/shop/*" { capabilities = ["read"] }"#,
+    )
+    .await;
+    let env = Env::start(&[NS]).await;
+    cluster_secret(&env, "vault-token", "token", &token).await;
+    let db = |reference: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: {NS}\nstringData:\n  password: {reference}\n"
+        )
+    };
+    let good = env
+        .repo
+        .commit_files(
+            &[("db.yaml", db("ref+vault://secret/shop/db#password"))],
+            "good",
+        )
+        .expect("commit");
+    env.apply_gitsync(
+        NS,
+        "apps",
+        json!({"interval": "2s", "vault": {
+            "address": bao.addr(),
+            "token": {"secretRef": {"name": "vault-token", "key": "token"}},
+        }}),
+    )
+    .await;
+    env.wait_applied(NS, "apps", &good).await;
+
+    // Each bad revision also adds a ConfigMap: none of it may be applied.
+    let cases: [(&str, String, &str); 4] = [
+        (
+            "missing key",
+            db("ref+vault://secret/shop/db#nope"),
+            r#"Secret vault/db, stringData.password: reference secret/shop/db#nope: the secret at secret/shop/db has no key "nope""#,
+        ),
+        (
+            "forbidden path",
+            db("ref+vault://secret/other/db#password"),
+            "reference secret/other/db#password: permission denied reading secret/data/other/db",
+        ),
+        (
+            "missing version",
+            db("ref+vault://secret/shop/db?version=9#password"),
+            "reference secret/shop/db#password (version 9): no secret at secret/data/shop/db?version=9",
+        ),
+        (
+            "reference in a ConfigMap",
+            configmap_yaml(NS, "leak", "dsn", "ref+vault://secret/shop/db#password"),
+            "data.dsn holds a Vault reference; references are resolved only in the data and stringData of a v1 Secret",
+        ),
+    ];
+    for (what, file, needle) in cases {
+        let bad = env
+            .repo
+            .commit_files(
+                &[
+                    ("db.yaml", file),
+                    ("new.yaml", configmap_yaml(NS, "new", "mode", "x")),
+                ],
+                what,
+            )
+            .expect("commit");
+        let status = env.wait_failed(NS, "apps", &bad).await;
+        let cond = condition(&status, "Ready").expect("Ready");
+        assert_eq!(cond["reason"], "VaultFailed", "{what}: {cond}");
+        let message = cond["message"].as_str().unwrap_or_default();
+        assert!(message.contains(needle), "{what}: {message}");
+        assert!(status["lastAppliedRevision"]
+            .as_str()
+            .is_some_and(|r| r.ends_with(&good)));
+        assert!(
+            env.get("v1", "ConfigMap", Some(NS), "new").await.is_none(),
+            "{what}"
+        );
+        assert_eq!(
+            live_value(&env, "db", "password").await.as_deref(),
+            Some(CANARY_PASSWORD)
+        );
+    }
+
+    // Back to the good file; then Vault sealed, and Vault stopped: the Secret stays.
+    env.repo
+        .commit_files(
+            &[("db.yaml", db("ref+vault://secret/shop/db#password"))],
+            "again",
+        )
+        .expect("commit");
+    let head = env
+        .repo
+        .delete_files(&["new.yaml"], "drop")
+        .expect("delete");
+    env.wait_applied(NS, "apps", &head).await;
+    root.write("sys/seal", &json!({})).await.expect("seal");
+    env.apply_gitsync(
+        NS,
+        "apps",
+        json!({"interval": "2s", "vault": {
+            "address": bao.addr(),
+            "token": {"secretRef": {"name": "vault-token", "key": "token"}},
+            "namespace": "",
+            "refreshInterval": "5s",
+        }}),
+    )
+    .await;
+    let message = wait_reason(&env, "VaultFailed").await;
+    assert!(message.contains("sealed"), "{message}");
+    assert_eq!(
+        live_value(&env, "db", "password").await.as_deref(),
+        Some(CANARY_PASSWORD)
+    );
+    let addr = bao.addr().to_owned();
+    bao.stop().expect("stop OpenBao");
+    env.apply_gitsync(
+        NS,
+        "apps",
+        json!({"interval": "2s", "vault": {
+            "address": addr,
+            "token": {"secretRef": {"name": "vault-token", "key": "token"}},
+            "refreshInterval": "6s",
+        }}),
+    )
+    .await;
+    let message = wait_for_value(
+        "an unreachable Vault",
+        Duration::from_secs(60),
+        || async {
+            let status = env.gitsync_status(NS, "apps").await;
+            let cond = condition(&status, "Ready")?.clone();
+            let m = cond["message"].as_str().unwrap_or_default().to_owned();
+            m.contains("unreachable").then_some(m)
+        },
+        || env.controller.log_tail(30),
+    )
+    .await;
+    assert!(message.contains(&addr), "{message}");
+    assert_eq!(
+        live_value(&env, "db", "password").await.as_deref(),
+        Some(CANARY_PASSWORD)
+    );
+    assert_nowhere(&env, &[CANARY_PASSWORD, &token]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approle_and_kubernetes_logins() {
+    let bao = bao().await;
+    let root = bao.root();
+    root.kv2_write("secret", "shop/db", &json!({"password": CANARY_PASSWORD}))
+        .await
+        .expect("write");
+    root.write_policy(
+        "shop",
+        r#"path "secret/data/shop/*" { capabilities = ["read"] }"#,
+    )
+    .await
+    .expect("policy");
+    let approle = root
+        .setup_approle("approle", "shop", &["shop"])
+        .await
+        .expect("approle");
+
+    let env = Env::start(&[NS]).await;
+    cluster_secret(&env, "approle", "secretId", &approle.secret_id).await;
+    let file = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: {NS}\nstringData:\n  password: ref+vault://secret/shop/db#password\n"
+    );
+    let commit = env
+        .repo
+        .commit_files(&[("db.yaml", file)], "db")
+        .expect("commit");
+    env.apply_gitsync(
+        NS,
+        "apps",
+        json!({"interval": "1h", "vault": {
+            "address": bao.addr(),
+            "appRole": {"roleId": approle.role_id, "secretRef": {"name": "approle"}},
+        }}),
+    )
+    .await;
+    env.wait_applied(NS, "apps", &commit).await;
+    assert_eq!(
+        live_value(&env, "db", "password").await.as_deref(),
+        Some(CANARY_PASSWORD)
+    );
+
+    // Kubernetes: OpenBao checks the GitSync's service-account token with a TokenReview
+    // against the test API server.
+    let url = env.cluster.url().expect("url");
+    let ca = env.cluster.kube_apiserver().map(|k| k.ca_pem().to_owned());
+    apply_yaml(
+        &env.client,
+        &format!(
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: openbao-reviewer\n  namespace: {NS}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: openbao-reviewer\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: system:auth-delegator\nsubjects:\n- kind: ServiceAccount\n  name: openbao-reviewer\n  namespace: {NS}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: shop-sync\n  namespace: {NS}\n"
+        ),
+    )
+    .await;
+    let reviewer = request_token(&env, "openbao-reviewer").await;
+    root.configure_kubernetes_auth("kubernetes", &url, &reviewer, ca.as_deref())
+        .await
+        .expect("kubernetes auth");
+    root.create_kubernetes_role("kubernetes", "shop", &["shop-sync"], &[NS], &["shop"], None)
+        .await
+        .expect("role");
+    root.kv2_write("secret", "shop/db", &json!({"password": CANARY_NEXT}))
+        .await
+        .expect("write");
+    env.apply_gitsync(
+        NS,
+        "apps",
+        json!({"interval": "1h", "serviceAccountName": "shop-sync", "vault": {
+            "address": bao.addr(),
+            "appRole": null,
+            "kubernetes": {"role": "shop"},
+        }}),
+    )
+    .await;
+    wait_for(
+        "the value read with Kubernetes login",
+        Duration::from_secs(30),
+        || async { live_value(&env, "db", "password").await.as_deref() == Some(CANARY_NEXT) },
+    )
+    .await;
+
+    // A service account the role does not bind is refused, and nothing changes.
+    root.kv2_write("secret", "shop/db", &json!({"password": "never-applied"}))
+        .await
+        .expect("write");
+    env.apply_gitsync(
+        NS,
+        "apps",
+        json!({"interval": "1h", "serviceAccountName": "default", "vault": {
+            "address": bao.addr(),
+            "kubernetes": {"role": "shop"},
+        }}),
+    )
+    .await;
+    let message = wait_reason(&env, "VaultFailed").await;
+    assert!(
+        message.contains("logging in to Vault with kubernetes"),
+        "{message}"
+    );
+    assert_eq!(
+        live_value(&env, "db", "password").await.as_deref(),
+        Some(CANARY_NEXT)
+    );
+    assert_nowhere(
+        &env,
+        &[CANARY_PASSWORD, CANARY_NEXT, &approle.secret_id, &reviewer],
+    )
+    .await;
+}
+
+/// A token of `service_account` in the test namespace, from the TokenRequest API.
+async fn request_token(env: &Env, service_account: &str) -> String {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let api: kube::Api<ServiceAccount> = kube::Api::namespaced(env.client.clone(), NS);
+    let answer = api
+        .create_token_request(
+            service_account,
+            &Default::default(),
+            &TokenRequest::default(),
+        )
+        .await
+        .expect("TokenRequest");
+    answer.status.expect("status").token
+}
