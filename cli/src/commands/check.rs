@@ -9,6 +9,7 @@ use clap::Args as ClapArgs;
 use sealsync_core::manifest::{
     read_documents, sealed_from_manifest, secret_from_manifest, Limits, ManifestError,
 };
+use sealsync_core::vaultref::{reference_outside_secret, secret_values, ValueError};
 use sealsync_crypto::{
     validate_data_key, Identity, KeyId, OpenOptions, SealedSecret, LAST_APPLIED_ANNOTATION,
 };
@@ -152,6 +153,19 @@ fn check_file(
                 problem(at.clone(), &field, message);
             }
         }
+        if doc.kind() != Some("SealedSecret") {
+            let json = serde_json::to_value(&doc.value).unwrap_or_default();
+            if let Some(field) = reference_outside_secret(&json) {
+                problem(
+                    at.clone(),
+                    &field,
+                    "holds a Vault reference, which the controller resolves only in the data and \
+                     stringData of a v1 Secret (anywhere else the value would be stored \
+                     unencrypted): move it into a Secret"
+                        .to_owned(),
+                );
+            }
+        }
         match doc.kind() {
             Some("Secret") => {
                 // What seal would refuse (a `stringdata` typo, a number, a value in an
@@ -163,11 +177,45 @@ fn check_file(
                     };
                     problem(at.clone(), &field, format!("not a valid Secret: {reason}"));
                 }
-                for field in ["data", "stringData"] {
+                // Values that hold Vault references are not plaintext: the controller resolves
+                // them during the sync.
+                let json = serde_json::to_value(&doc.value).unwrap_or_default();
+                // A malformed reference is the finding: the controller refuses the revision for
+                // it alone.
+                let references = match secret_values(&json) {
+                    Ok(values) => Some(values.references),
+                    Err(ValueError::Malformed { field, source }) => {
+                        problem(
+                            at.clone(),
+                            &field,
+                            format!("malformed Vault reference: {source}"),
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        problem(at.clone(), "-", e.to_string());
+                        None
+                    }
+                };
+                let fields: &[&str] = if references.is_some() {
+                    &["data", "stringData"]
+                } else {
+                    &[]
+                };
+                let references = references.unwrap_or_default();
+                for &field in fields {
                     let Some(map) = doc.value.get(field).and_then(|v| v.as_mapping()) else {
                         continue;
                     };
-                    if map.is_empty() {
+                    let literal: Vec<_> = map
+                        .iter()
+                        .filter(|(k, _)| {
+                            !references
+                                .iter()
+                                .any(|r| r.source.field() == field && k.as_str() == Some(&r.key))
+                        })
+                        .collect();
+                    if literal.is_empty() {
                         continue;
                     }
                     problem(
@@ -176,7 +224,11 @@ fn check_file(
                         format!(
                             "plaintext Secret values ({}): seal them with `sealsync seal`",
                             // A key without a value may be a value typed without ': '.
-                            key_list(map.iter().map(|(k, v)| k.as_str().filter(|_| !v.is_null())))
+                            key_list(
+                                literal
+                                    .iter()
+                                    .map(|(k, v)| k.as_str().filter(|_| !v.is_null()))
+                            )
                         ),
                     );
                 }

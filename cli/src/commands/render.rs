@@ -8,6 +8,7 @@ use clap::Args as ClapArgs;
 use sealsync_core::manifest::sealed_from_manifest;
 use sealsync_core::redact::{mask_secret, MASK};
 use sealsync_core::render::{render, Manifest, RenderLimits, SourceFile};
+use sealsync_core::vaultref::{reference_outside_secret, secret_values};
 use serde_json::Value as Json;
 
 use crate::error::{CliError, CliResult};
@@ -67,6 +68,19 @@ fn masked(manifest: &Manifest) -> CliResult<Json> {
     let is_sealed = manifest.api_version() == sealsync_crypto::API_VERSION
         && manifest.kind() == sealsync_crypto::KIND;
     if !is_sealed {
+        // The controller refuses a revision with a reference it would store unencrypted, or
+        // one it cannot read.
+        if let Some(field) = reference_outside_secret(&manifest.object) {
+            return Err(CliError::new(format!(
+                "{}: {field} holds a Vault reference; references are resolved only in the data and stringData of a v1 Secret",
+                manifest.location()
+            ))
+            .with_hint("move the reference into a Secret: anywhere else its value would be stored unencrypted"));
+        }
+        secret_values(&manifest.object).map_err(|e| {
+            CliError::new(format!("{}: {e}", manifest.location()))
+                .with_hint("the controller would refuse this revision too; fix the reference")
+        })?;
         let mut object = manifest.object.clone();
         mask_secret(&mut object);
         return Ok(object);

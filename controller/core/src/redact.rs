@@ -6,15 +6,28 @@ use serde_json::Value as Json;
 pub const MASK: &str = "***";
 
 /// Replaces every value under `data` and `stringData` of a `v1` Secret with [`MASK`], and
-/// drops kubectl's last-applied copy, which repeats them. Other objects are left as they are.
+/// drops kubectl's last-applied copy, which repeats them. Values that hold Vault references
+/// are shown as they are: a reference names a path, not a value. Other objects are left as
+/// they are.
 pub fn mask_secret(object: &mut Json) {
     let is_secret = object["apiVersion"] == "v1" && object["kind"] == "Secret";
     if !is_secret {
         return;
     }
+    let references: Vec<(&'static str, String)> = crate::vaultref::secret_values(object)
+        .map(|v| {
+            v.references
+                .into_iter()
+                .map(|r| (r.source.field(), r.key))
+                .collect()
+        })
+        .unwrap_or_default();
     for field in ["data", "stringData"] {
         if let Some(Json::Object(values)) = object.get_mut(field) {
-            for value in values.values_mut() {
+            for (key, value) in values.iter_mut() {
+                if references.iter().any(|(f, k)| *f == field && k == key) {
+                    continue;
+                }
                 crate::render::wipe_json(value);
                 *value = Json::String(MASK.to_owned());
             }
@@ -45,5 +58,16 @@ mod tests {
             serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "x"}});
         mask_secret(&mut cm);
         assert_eq!(cm["data"]["a"], "x");
+    }
+
+    #[test]
+    fn references_are_shown_unresolved() {
+        let mut secret = serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+            "stringData": {"a": "ref+vault://secret/db#password", "b": "hunter2"}
+        });
+        mask_secret(&mut secret);
+        assert_eq!(secret["stringData"]["a"], "ref+vault://secret/db#password");
+        assert_eq!(secret["stringData"]["b"], MASK);
     }
 }
