@@ -21,6 +21,7 @@ pub struct ControllerProcess {
     data_dir: PathBuf,
     kubeconfig: PathBuf,
     namespace: String,
+    env: Vec<(String, String)>,
 }
 
 impl ControllerProcess {
@@ -37,6 +38,18 @@ impl ControllerProcess {
         data_dir: &Path,
         extra: &[&str],
     ) -> Result<Self> {
+        Self::start_with_env(kubeconfig, namespace, data_dir, extra, &[])
+    }
+
+    /// Like [`ControllerProcess::start_with`], with environment variables (such as
+    /// `VAULT_ADDR`), kept for [`ControllerProcess::restart`].
+    pub fn start_with_env(
+        kubeconfig: &Path,
+        namespace: &str,
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(String, String)],
+    ) -> Result<Self> {
         let binary = crate::bins::controller()?;
         let mut cmd = Command::new(binary);
         cmd.arg("--kubeconfig")
@@ -46,7 +59,8 @@ impl ControllerProcess {
             .arg(data_dir)
             .args(extra)
             .env_remove("KUBECONFIG")
-            .env("RUST_LOG", "info,kube=warn");
+            .env("RUST_LOG", "info,kube=warn")
+            .envs(env.iter().map(|(k, v)| (k, v)));
         let mut guard = ChildGuard::spawn("sealsync-controller", &mut cmd)?;
         guard.wait_for_log_line("http: listening", START_TIMEOUT)?;
         let log =
@@ -64,6 +78,7 @@ impl ControllerProcess {
             data_dir: data_dir.to_path_buf(),
             kubeconfig: kubeconfig.to_path_buf(),
             namespace: namespace.to_owned(),
+            env: env.to_vec(),
         };
         process.wait_ready(START_TIMEOUT)?;
         Ok(process)
@@ -119,7 +134,13 @@ impl ControllerProcess {
 
     /// Starts a new controller with the same settings (after [`ControllerProcess::kill`]).
     pub fn restart(&mut self) -> Result<()> {
-        let next = Self::start(&self.kubeconfig, &self.namespace, &self.data_dir)?;
+        let next = Self::start_with_env(
+            &self.kubeconfig,
+            &self.namespace,
+            &self.data_dir,
+            &[],
+            &self.env,
+        )?;
         let old = std::mem::replace(self, next);
         // The previous log is kept only as long as the old guard lives; its output was read.
         drop(old);

@@ -516,3 +516,197 @@ async fn request_token(env: &Env, service_account: &str) -> String {
         .expect("TokenRequest");
     answer.status.expect("status").token
 }
+
+/// The Vault requests of `operation` with `result` the controller counted.
+fn vault_count(env: &Env, operation: &str, result: &str) -> u64 {
+    let sample =
+        format!(r#"sealsync_vault_requests_total{{operation="{operation}",result="{result}"}} "#);
+    metrics(env)
+        .lines()
+        .find_map(|l| l.strip_prefix(&sample)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn db_file() -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: {NS}\nstringData:\n  password: ref+vault://secret/shop/db#password\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_renewed_before_they_expire_and_replaced_after_a_403() {
+    let bao = bao().await;
+    let root = bao.root();
+    root.kv2_write("secret", "shop/db", &json!({"password": "one"}))
+        .await
+        .expect("write");
+    root.write_policy(
+        "shop",
+        r#"path "secret/data/shop/*" { capabilities = ["read"] }"#,
+    )
+    .await
+    .expect("policy");
+    // A token that lives 8 s unless renewed, made once everything else runs.
+    let env = Env::start(&[NS]).await;
+    let short = root
+        .write(
+            "auth/token/create",
+            &json!({"policies": ["shop"], "ttl": "8s", "renewable": true}),
+        )
+        .await
+        .expect("create token")
+        .expect("answer")["auth"]["client_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    cluster_secret(&env, "vault-token", "token", &short).await;
+    let commit = env
+        .repo
+        .commit_files(&[("db.yaml", db_file())], "db")
+        .expect("commit");
+    env.apply_gitsync(
+        NS,
+        "apps",
+        json!({"interval": "1h", "vault": {
+            "address": bao.addr(),
+            "refreshInterval": "5s",
+            "token": {"secretRef": {"name": "vault-token"}},
+        }}),
+    )
+    .await;
+    env.wait_applied(NS, "apps", &commit).await;
+    // Well past the token's first TTL, a changed value still arrives: it was renewed.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    root.kv2_write("secret", "shop/db", &json!({"password": "two"}))
+        .await
+        .expect("write");
+    wait_for(
+        "the value read with the renewed token",
+        Duration::from_secs(20),
+        || async { live_value(&env, "db", "password").await.as_deref() == Some("two") },
+    )
+    .await;
+    assert!(vault_count(&env, "renew", "ok") >= 1, "{}", metrics(&env));
+    assert_eq!(vault_count(&env, "login", "ok"), 1, "{}", metrics(&env));
+    drop(env);
+
+    // AppRole: every token of the role revoked; the next refresh gets a 403, logs in again
+    // and reads on.
+    let approle = root
+        .setup_approle("approle", "shop", &["shop"])
+        .await
+        .expect("approle");
+    let env = Env::start(&[NS]).await;
+    cluster_secret(&env, "approle", "secret-id", &approle.secret_id).await;
+    let commit = env
+        .repo
+        .commit_files(&[("db.yaml", db_file())], "db")
+        .expect("commit");
+    env.apply_gitsync(
+        NS,
+        "apps",
+        json!({"interval": "1h", "vault": {
+            "address": bao.addr(),
+            "refreshInterval": "5s",
+            "appRole": {"roleId": approle.role_id, "secretRef": {"name": "approle", "key": "secret-id"}},
+        }}),
+    )
+    .await;
+    env.wait_applied(NS, "apps", &commit).await;
+    root.write("sys/leases/revoke-prefix/auth/approle/login", &json!({}))
+        .await
+        .expect("revoke");
+    root.kv2_write("secret", "shop/db", &json!({"password": "three"}))
+        .await
+        .expect("write");
+    wait_for(
+        "the value read after a new login",
+        Duration::from_secs(20),
+        || async { live_value(&env, "db", "password").await.as_deref() == Some("three") },
+    )
+    .await;
+    assert!(vault_count(&env, "login", "ok") >= 2, "{}", metrics(&env));
+    assert_nowhere(&env, &[&short, &approle.secret_id]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_token_is_a_default_for_its_own_address_only() {
+    let bao = bao().await;
+    bao.root()
+        .kv2_write("secret", "shop/db", &json!({"password": CANARY_PASSWORD}))
+        .await
+        .expect("write");
+    let env = Env::start_with_controller_env(&[NS], &bao.env_vars()).await;
+    let commit = env
+        .repo
+        .commit_files(&[("db.yaml", db_file())], "db")
+        .expect("commit");
+    // No spec.vault: VAULT_ADDR and VAULT_TOKEN of the controller.
+    env.apply_gitsync(NS, "apps", json!({"interval": "1h"}))
+        .await;
+    env.wait_applied(NS, "apps", &commit).await;
+    assert_eq!(
+        live_value(&env, "db", "password").await.as_deref(),
+        Some(CANARY_PASSWORD)
+    );
+
+    // A GitSync that names another server without a login of its own: the controller's
+    // token is not sent there.
+    env.apply_gitsync(
+        NS,
+        "apps",
+        json!({"interval": "1h", "vault": {"address": "http://127.0.0.1:9"}}),
+    )
+    .await;
+    let message = wait_reason(&env, "VaultFailed").await;
+    assert!(message.contains("no login method"), "{message}");
+    assert_nowhere(&env, &[CANARY_PASSWORD, bao.root_token()]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_secret_is_healed_with_the_value_in_vault() {
+    let bao = bao().await;
+    let root = bao.root();
+    root.kv2_write("secret", "shop/db", &json!({"password": CANARY_PASSWORD}))
+        .await
+        .expect("write");
+    let token = token_with(
+        &bao,
+        "shop",
+        r#"path "secret/data/shop/*" { capabilities = ["read"] }"#,
+    )
+    .await;
+    let env = Env::start(&[NS]).await;
+    cluster_secret(&env, "vault-token", "token", &token).await;
+    let commit = env
+        .repo
+        .commit_files(&[("db.yaml", db_file())], "db")
+        .expect("commit");
+    env.apply_gitsync(
+        NS,
+        "apps",
+        json!({"interval": "1h", "vault": {
+            "address": bao.addr(),
+            "token": {"secretRef": {"name": "vault-token"}},
+        }}),
+    )
+    .await;
+    env.wait_applied(NS, "apps", &commit).await;
+    let api = dynamic_api(&env.client, "v1", "Secret", Some(NS)).await;
+    let params = kube::api::PatchParams {
+        field_manager: Some("kubectl-edit".to_owned()),
+        ..Default::default()
+    };
+    api.patch(
+        "db",
+        &params,
+        &kube::api::Patch::Merge(&json!({"data": {"password": b64("edited")}})),
+    )
+    .await
+    .expect("edit");
+    wait_for("the edit to be undone", Duration::from_secs(15), || async {
+        live_value(&env, "db", "password").await.as_deref() == Some(CANARY_PASSWORD)
+    })
+    .await;
+    assert_nowhere(&env, &[CANARY_PASSWORD, &token]).await;
+}

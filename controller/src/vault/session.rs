@@ -110,7 +110,12 @@ impl Session {
     }
 
     /// The mount of `path`, from the ones looked up before or from Vault.
-    async fn mount_of(&self, token: &str, path: &str) -> Result<Mount, ReadError> {
+    async fn mount_of(
+        &self,
+        token: &str,
+        path: &str,
+        metrics: &Metrics,
+    ) -> Result<Mount, ReadError> {
         if let Some(version) = self.config.kv_version {
             return Ok(kv::assumed_mount(path, version));
         }
@@ -124,7 +129,14 @@ impl Session {
         if let Some(mount) = known {
             return Ok(mount);
         }
-        let mount = kv::detect_mount(&self.transport, token, path).await?;
+        let mount = kv::detect_mount(&self.transport, token, path).await;
+        metrics.count_vault(
+            "mount",
+            mount
+                .as_ref()
+                .map_or_else(ReadError::metric_label, |_| "ok"),
+        );
+        let mount = mount?;
         self.mounts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -168,13 +180,15 @@ impl Session {
         let mut wanted: HashMap<(String, String, Option<u64>), Vec<ReadKey>> = HashMap::new();
         let mut mounts: HashMap<String, Mount> = HashMap::new();
         for key in keys {
-            let located = self.mount_of(token, &key.path).await.and_then(|mount| {
-                let rest = kv::path_in_mount(&mount, &key)?;
-                Ok((mount, rest))
-            });
+            let located = self
+                .mount_of(token, &key.path, metrics)
+                .await
+                .and_then(|mount| {
+                    let rest = kv::path_in_mount(&mount, &key)?;
+                    Ok((mount, rest))
+                });
             match located {
                 Ok((mount, rest)) => {
-                    metrics.count_vault("mount", "ok");
                     wanted
                         .entry((mount.path.clone(), rest, key.version))
                         .or_default()
@@ -182,7 +196,6 @@ impl Session {
                     mounts.insert(mount.path.clone(), mount);
                 }
                 Err(e) => {
-                    metrics.count_vault("mount", e.metric_label());
                     results.insert(key, Err(e));
                 }
             }

@@ -48,6 +48,11 @@ impl Env {
 
     /// Starts everything; `namespaces` are created for the test's objects.
     pub async fn start(namespaces: &[&str]) -> Env {
+        Self::start_with_controller_env(namespaces, &[]).await
+    }
+
+    /// Like [`Env::start`], with environment variables for the controller.
+    pub async fn start_with_controller_env(namespaces: &[&str], env: &[(String, String)]) -> Env {
         // SEALSYNC_E2E_KUBECONFIG runs these against a real cluster (one test at a time:
         // they share namespace names and each starts a controller).
         let cluster = TestCluster::from_env_or_start()
@@ -83,9 +88,10 @@ impl Env {
         }
         let data_dir = dir.path().join("data");
         std::fs::create_dir_all(&data_dir).expect("data dir");
-        let (kc, dd) = (kubeconfig.clone(), data_dir.clone());
+        let (kc, dd, vars) = (kubeconfig.clone(), data_dir.clone(), env.to_vec());
         let controller = tokio::task::spawn_blocking(move || {
-            ControllerProcess::start(&kc, CONTROLLER_NS, &dd).expect("start the controller")
+            ControllerProcess::start_with_env(&kc, CONTROLLER_NS, &dd, &[], &vars)
+                .expect("start the controller")
         })
         .await
         .expect("join");
