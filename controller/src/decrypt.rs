@@ -153,3 +153,39 @@ pub fn decrypt(
     }
     Ok(Decrypted { objects, usage })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(object: Json) -> Manifest {
+        Manifest {
+            file: "db.yaml".to_owned(),
+            document: "document 1 (Secret app/db)".to_owned(),
+            object,
+        }
+    }
+
+    #[test]
+    fn values_with_vault_references_are_not_plaintext() {
+        let refs_only = manifest(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "app"},
+            "stringData": {"password": "ref+vault://secret/db#password", "url": "pg://<path:secret/data/db#user>@h"},
+        }));
+        let opened =
+            decrypt(std::slice::from_ref(&refs_only), &[], "app", false).expect("not plaintext");
+        assert_eq!(opened.objects.len(), 1);
+
+        let mixed = manifest(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "app"},
+            "stringData": {"password": "ref+vault://secret/db#password", "user": "admin"},
+            "data": {"other": "c2VjcmV0"},
+        }));
+        let err = decrypt(std::slice::from_ref(&mixed), &[], "app", false).expect_err("plaintext");
+        assert_eq!(
+            err.to_string(),
+            "db.yaml: document 1 (Secret app/db): a plaintext Secret in Git (data.other, stringData.user); seal it with `sealsync seal` or put Vault references in its values (or set spec.allowPlaintextSecrets: true to apply it as it is)"
+        );
+        assert!(decrypt(std::slice::from_ref(&mixed), &[], "app", true).is_ok());
+    }
+}

@@ -132,6 +132,14 @@ pub enum VaultError {
         #[source]
         source: ValueError,
     },
+    /// A refresh took too long.
+    #[error(
+        "the refresh did not finish within {seconds}s: Vault answers too slowly; it is retried"
+    )]
+    TimedOut {
+        /// The bound.
+        seconds: u64,
+    },
     /// The login failed.
     #[error("logging in to Vault with {method}: {reason}")]
     Login {

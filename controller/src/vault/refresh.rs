@@ -21,6 +21,9 @@ use crate::prepare::{self, Owner};
 
 /// The first retry after a failed refresh; doubled each time, up to the interval.
 const FIRST_RETRY: Duration = Duration::from_secs(15);
+/// The longest one refresh may take (it holds the GitSync's lock, which a full reconcile
+/// waits for).
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A Secret with references as Git holds it (decrypted, not yet resolved or prepared), and
 /// a digest of the values last applied.
@@ -194,7 +197,14 @@ async fn refresh(shared: &Shared, key: &SyncKey) {
     let Some(mut entry) = shared.vault.refresher.entries().remove(key) else {
         return;
     };
-    let result = refresh_entry(shared, key, &mut entry).await;
+    let result =
+        match tokio::time::timeout(REFRESH_TIMEOUT, refresh_entry(shared, key, &mut entry)).await {
+            Ok(result) => result,
+            Err(_) => Err(crate::Error::Vault(VaultError::Spec(format!(
+                "the refresh did not finish within {}s; Vault answers too slowly",
+                REFRESH_TIMEOUT.as_secs()
+            )))),
+        };
     let api: Api<GitSync> = Api::namespaced(shared.client.clone(), &key.0);
     match result {
         Ok(changed) => {

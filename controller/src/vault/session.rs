@@ -17,6 +17,9 @@ use crate::metrics::Metrics;
 
 /// Reads in flight at once.
 const CONCURRENT_READS: usize = 16;
+/// The most bytes of values one resolution keeps: a GitSync may name any server, and the
+/// answers of all its reads are held until the Secrets are written.
+pub const MAX_RESOLVED_BYTES: usize = 64 * 1024 * 1024;
 
 /// What each distinct read returned.
 pub type ReadResults = HashMap<ReadKey, Result<SecretData, ReadError>>;
@@ -200,14 +203,31 @@ impl Session {
                 }
             }
         }
+        let kept = std::sync::atomic::AtomicUsize::new(0);
+        let kept = &kept;
         let reads: Vec<_> = futures::stream::iter(wanted)
             .map(|((mount, rest, version), keys)| {
                 let mount = mounts.get(&mount).cloned();
                 async move {
                     let result = match mount {
-                        Some(mount) => {
-                            kv::read(&self.transport, token, &mount, &rest, version).await
-                        }
+                        Some(mount) => kv::read(&self.transport, token, &mount, &rest, version)
+                            .await
+                            .and_then(|data| {
+                                let size: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
+                                let total = kept
+                                    .fetch_add(size, std::sync::atomic::Ordering::Relaxed)
+                                    + size;
+                                if total > MAX_RESOLVED_BYTES {
+                                    return Err(ReadError::BadResponse {
+                                        path: format!("{}/{rest}", mount.path),
+                                        reason: format!(
+                                            "the references of one sync read more than {} MiB",
+                                            MAX_RESOLVED_BYTES / (1024 * 1024)
+                                        ),
+                                    });
+                                }
+                                Ok(data)
+                            }),
                         None => Err(ReadError::BadResponse {
                             path: rest,
                             reason: "its mount was not found".to_owned(),
