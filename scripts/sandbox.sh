@@ -2,7 +2,8 @@
 # The main job on a bundled local sandbox: the test Kubernetes API server, a local Git server
 # (git daemon) and sealsync-controller as real processes. It fetches the cluster key, seals a
 # Secret, commits it with a Deployment and a ConfigMap, shows the GitSync becoming Ready,
-# changes a value, shows a manual edit being undone, and shows `sealsync status`. Everything
+# changes a value, shows a manual edit being undone, resolves a Vault reference (when OpenBao
+# is installed) and refreshes it without a commit, and shows `sealsync status`. Everything
 # runs in a temporary directory and every process it starts is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -140,6 +141,42 @@ kubectl get configmap settings -n shop -o jsonpath='mode={.data.mode}{"\n"}'
 "$bin/sealsync" sync shop -n shop
 kubectl get configmap settings -n shop -o jsonpath='mode={.data.mode}{"\n"}'
 
-step "8. sealsync status"
+step "8. a value kept in Vault (OpenBao): resolved during the sync, refreshed without a commit"
+if command -v bao >/dev/null; then
+    bao_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+    export BAO_ADDR="http://127.0.0.1:$bao_port"
+    BAO_TOKEN="sandbox-root-$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
+    export BAO_TOKEN
+    BAO_DEV_ROOT_TOKEN_ID="$BAO_TOKEN" bao server -dev -dev-no-store-token \
+        -dev-listen-address="127.0.0.1:$bao_port" > "$work/bao.log" 2>&1 &
+    pids+=($!)
+    wait_for "$work/bao.log" "Development mode should NOT be used"
+    for _ in $(seq 100); do bao kv put -mount=secret shop/api key=first-example-key >/dev/null 2>&1 && break; sleep 0.1; done
+    kubectl create secret generic vault-token -n shop --from-literal=token="$BAO_TOKEN"
+    cat > "$work/repo/apps/shop/api-key.yaml" <<'YAML'
+apiVersion: v1
+kind: Secret
+metadata:
+  name: api-key
+  namespace: shop
+stringData:
+  key: ref+vault://secret/shop/api#key
+YAML
+    "$bin/sealsync" check "$work/repo/apps/shop/api-key.yaml"
+    git -C "$work/repo" add -A
+    git -C "$work/repo" commit -q -m "shop: the API key, from Vault"
+    git -C "$work/repo" push -q origin HEAD:main
+    kubectl patch gitsync shop -n shop --type merge -p "{\"spec\":{\"vault\":{\"address\":\"$BAO_ADDR\",\"refreshInterval\":\"5s\",\"token\":{\"secretRef\":{\"name\":\"vault-token\"}}}}}"
+    "$bin/sealsync" sync shop -n shop
+    digest() { kubectl get secret api-key -n shop -o jsonpath='{.data.key}' | sha256sum | cut -c1-16; }
+    before="$(digest)"
+    bao kv put -mount=secret shop/api key=rotated-example-key >/dev/null
+    for _ in $(seq 150); do [ "$(digest)" != "$before" ] && break; sleep 0.1; done
+    echo "api-key digest before: $before  after the change in Vault (no commit): $(digest)"
+else
+    echo "skipped: OpenBao is not installed (scripts/ensure-test-tools.sh installs it)"
+fi
+
+step "9. sealsync status"
 "$bin/sealsync" status -n shop
 kubectl get gitsync -n shop

@@ -710,3 +710,105 @@ async fn an_edited_secret_is_healed_with_the_value_in_vault() {
     .await;
     assert_nowhere(&env, &[CANARY_PASSWORD, &token]).await;
 }
+
+/// `bao server -dev -dev-tls` on a free port: the server, its address and CA, and the root
+/// token; its certificate is signed by a CA made for this run.
+fn start_tls_bao(dir: &std::path::Path) -> (sealsync_tests::process::ChildGuard, String, String) {
+    use std::process::Command;
+    let bin = sealsync_tests::openbao::bao_binary().expect("bao");
+    let token = format!("sealsync-tls-root-{}", std::process::id());
+    let mut last = None;
+    // The port pair is picked before bao binds it; retry the rare collision with a new pair.
+    for _ in 0..4 {
+        let port = sealsync_tests::process::free_loopback_port_pair().expect("port");
+        let mut cmd = Command::new(&bin);
+        cmd.args(["server", "-dev", "-dev-tls", "-dev-no-store-token"])
+            .arg(format!("-dev-tls-cert-dir={}", dir.display()))
+            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .env("BAO_DEV_ROOT_TOKEN_ID", &token);
+        for (key, _) in std::env::vars_os() {
+            let k = key.to_string_lossy();
+            if k.starts_with("VAULT_") || k.starts_with("BAO_") {
+                cmd.env_remove(&key);
+            }
+        }
+        let mut guard = sealsync_tests::process::ChildGuard::spawn_redacted(
+            "bao -dev-tls",
+            &mut cmd,
+            vec![token.clone()],
+        )
+        .expect("start bao -dev-tls");
+        match guard.wait_for_log_line(
+            "Development mode should NOT be used",
+            Duration::from_secs(30),
+        ) {
+            Ok(()) => return (guard, format!("https://127.0.0.1:{port}"), token),
+            Err(e) => last = Some(e),
+        }
+    }
+    panic!("bao -dev-tls did not start: {last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_vault_is_trusted_through_the_ca_bundle() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_bao, addr, root) = start_tls_bao(dir.path());
+    let ca = dir.path().join("vault-ca.pem");
+    // The dev server's KV mount answers once it has upgraded; the CLI speaks TLS with the CA.
+    let written = (0..100).any(|_| {
+        let ok = std::process::Command::new(sealsync_tests::openbao::bao_binary().expect("bao"))
+            .args(["kv", "put", "-mount=secret", "shop/db"])
+            .arg(format!("password={CANARY_PASSWORD}"))
+            .env("BAO_ADDR", &addr)
+            .env("BAO_CACERT", &ca)
+            .env("BAO_TOKEN", &root)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        ok
+    });
+    assert!(written, "could not write to bao -dev-tls");
+
+    let env = Env::start(&[NS]).await;
+    cluster_secret(&env, "vault-token", "token", &root).await;
+    let commit = env
+        .repo
+        .commit_files(&[("db.yaml", db_file())], "db")
+        .expect("commit");
+    // Without the CA the certificate is not trusted, and nothing is sent past the handshake.
+    env.apply_gitsync(
+        NS,
+        "apps",
+        json!({"interval": "1h", "vault": {
+            "address": addr,
+            "token": {"secretRef": {"name": "vault-token"}},
+        }}),
+    )
+    .await;
+    let message = wait_reason(&env, "VaultFailed").await;
+    assert!(
+        message.contains("unreachable") && message.contains("certificate"),
+        "{message}"
+    );
+    assert!(env.get("v1", "Secret", Some(NS), "db").await.is_none());
+
+    let bundle = b64(&std::fs::read_to_string(&ca).expect("CA"));
+    env.apply_gitsync(
+        NS,
+        "apps",
+        json!({"interval": "1h", "vault": {
+            "address": addr,
+            "caBundle": bundle,
+            "token": {"secretRef": {"name": "vault-token"}},
+        }}),
+    )
+    .await;
+    env.wait_applied(NS, "apps", &commit).await;
+    assert_eq!(
+        live_value(&env, "db", "password").await.as_deref(),
+        Some(CANARY_PASSWORD)
+    );
+    assert_nowhere(&env, &[CANARY_PASSWORD, &root]).await;
+}

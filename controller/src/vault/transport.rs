@@ -129,18 +129,20 @@ impl Transport {
         endpoint: &E,
         token: Option<&str>,
     ) -> Result<Reply, CallError> {
-        let middleware = vaultrs::api::EndpointMiddleware {
+        let mut middleware = vaultrs::api::EndpointMiddleware {
             token: token.unwrap_or_default().to_owned(),
             version: "v1".to_owned(),
             wrap: None,
             namespace: self.namespace.clone(),
         };
-        let mut request = endpoint
-            .request(&self.address)
-            .map_err(|e| CallError::Unreachable(format!("building the request: {e}")))?;
-        middleware
-            .request(endpoint, &mut request)
-            .map_err(|e| CallError::Unreachable(format!("building the request: {e}")))?;
+        let built = endpoint.request(&self.address).and_then(|mut request| {
+            middleware.request(endpoint, &mut request)?;
+            Ok(request)
+        });
+        // The header holds its own copy now.
+        zeroize::Zeroize::zeroize(&mut middleware.token);
+        let request =
+            built.map_err(|e| CallError::Unreachable(format!("building the request: {e}")))?;
         let request = reqwest::Request::try_from(request)
             .map_err(|e| CallError::Unreachable(format!("building the request: {e}")))?;
         self.send(request).await
