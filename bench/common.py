@@ -126,3 +126,21 @@ class GitRemote:
 
     def url(self):
         return f"git://127.0.0.1:{self.port}/{self.name}.git"
+
+
+def wait_gitsync_ready(api, namespace, name, commit, timeout=600, fail_fast=False):
+    """Waits until the GitSync has applied `commit` and is Ready; its status. With
+    `fail_fast`, a Ready=False condition ends the run with its message."""
+    want = f"main@sha1:{commit}"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        gs = json.loads(api.request(
+            "GET", f"/apis/sealsync.dev/v1/namespaces/{namespace}/gitsyncs/{name}"))
+        status = gs.get("status", {})
+        ready = [c for c in status.get("conditions", []) if c["type"] == "Ready"]
+        if fail_fast and ready and ready[0]["status"] == "False":
+            sys.exit(f"{namespace}/{name}: {ready[0]['message']}")
+        if status.get("lastAppliedRevision") == want and ready and ready[0]["status"] == "True":
+            return status
+        time.sleep(0.05)
+    sys.exit(f"GitSync {namespace}/{name} did not apply {commit}")

@@ -36,7 +36,8 @@ import sys
 import tempfile
 import time
 
-from common import REL, ROOT, Client, GitRemote, cpu_seconds, free_port, rss_kib, run, wait_for_line
+from common import (REL, ROOT, Client, GitRemote, cpu_seconds, free_port, rss_kib, run,
+                    wait_for_line, wait_gitsync_ready)
 
 TOKEN = "bench-webhook-token"
 
@@ -121,17 +122,7 @@ def kubectl_apply(kubectl, text):
 
 
 def wait_ready(api, namespace, name, commit, timeout=600):
-    want = f"main@sha1:{commit}"
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        gs = json.loads(api.request(
-            "GET", f"/apis/sealsync.dev/v1/namespaces/{namespace}/gitsyncs/{name}"))
-        status = gs.get("status", {})
-        ready = [c for c in status.get("conditions", []) if c["type"] == "Ready"]
-        if status.get("lastAppliedRevision") == want and ready and ready[0]["status"] == "True":
-            return status
-        time.sleep(0.2)
-    sys.exit(f"GitSync {namespace}/{name} did not apply {commit}")
+    return wait_gitsync_ready(api, namespace, name, commit, timeout)
 
 
 def stats(api):

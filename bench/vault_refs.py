@@ -23,7 +23,8 @@ import sys
 import tempfile
 import time
 
-from common import REL, ROOT, Client, GitRemote, free_port, run, wait_for_line
+from common import (REL, ROOT, Client, GitRemote, free_port, run, wait_for_line,
+                    wait_gitsync_ready)
 
 ROOT_TOKEN = "bench-root-token"
 
@@ -92,22 +93,6 @@ def secrets_yaml(namespace, refs, paths):
             lines.append(f"  k{k}: ref+vault://secret/bench/p-{path:04}#key-{key:02}")
         docs.append("\n".join(lines))
     return "\n---\n".join(docs) + "\n"
-
-
-def wait_ready(api, namespace, name, commit, timeout=300):
-    want = f"main@sha1:{commit}"
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        gs = json.loads(api.request(
-            "GET", f"/apis/sealsync.dev/v1/namespaces/{namespace}/gitsyncs/{name}"))
-        status = gs.get("status", {})
-        ready = [c for c in status.get("conditions", []) if c["type"] == "Ready"]
-        if ready and ready[0]["status"] == "False":
-            sys.exit(f"{namespace}/{name}: {ready[0]['message']}")
-        if status.get("lastAppliedRevision") == want and ready and ready[0]["status"] == "True":
-            return
-        time.sleep(0.05)
-    sys.exit(f"{namespace}/{name} did not apply {commit}")
 
 
 def sequential_reads(bao, paths, rounds=3):
@@ -188,7 +173,7 @@ def main():
                            f"    refreshInterval: 10s\n    token:\n      secretRef:\n        name: vault\n")
                 subprocess.run(kubectl + ["apply", "--server-side", "-f", "-"], input=gitsync,
                                text=True, check=True, capture_output=True)
-                wait_ready(api, ns, "refs", commit)
+                wait_gitsync_ready(api, ns, "refs", commit, timeout=300, fail_fast=True)
                 resolve = metric(port, "sealsync_vault_resolve_seconds_sum") - before_sum
                 reads = metric(port, "sealsync_vault_requests_total{operation=\"read\"") - before_reads
                 mounts = metric(port, "sealsync_vault_requests_total{operation=\"mount\"") - before_mounts

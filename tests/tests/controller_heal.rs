@@ -48,16 +48,11 @@ fn metric(text: &str, sample: &str) -> f64 {
 }
 
 fn metrics(env: &Env) -> String {
-    env.controller.get("/metrics").expect("GET /metrics").1
+    metrics_text(env)
 }
 
 async fn events(env: &Env) -> String {
-    let list = dynamic_api(&env.client, "events.k8s.io/v1", "Event", Some(NS))
-        .await
-        .list(&Default::default())
-        .await
-        .expect("events");
-    serde_json::to_string(&list.items).expect("json")
+    events_json(env, NS).await
 }
 
 async fn resource_version(env: &Env, api_version: &str, kind: &str, name: &str) -> String {

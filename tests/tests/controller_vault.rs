@@ -41,6 +41,34 @@ async fn token_with(bao: &OpenBao, policy: &str, hcl: &str) -> String {
         .to_owned()
 }
 
+/// OpenBao with `secret/shop/db` holding [`CANARY_PASSWORD`], a token that may read
+/// `secret/data/shop/*` only, and the test world with that token in the Secret `vault-token`.
+async fn shop_world() -> (OpenBao, Env, String) {
+    let bao = bao().await;
+    bao.root()
+        .kv2_write("secret", "shop/db", &json!({"password": CANARY_PASSWORD}))
+        .await
+        .expect("write");
+    let token = token_with(
+        &bao,
+        "shop",
+        r#"path "secret/data/shop/*" { capabilities = ["read"] }"#,
+    )
+    .await;
+    let env = Env::start(&[NS]).await;
+    cluster_secret(&env, "vault-token", "token", &token).await;
+    (bao, env, token)
+}
+
+/// A GitSync spec polling hourly, with token login from the Secret `vault-token`.
+fn token_spec(address: &str, refresh: &str) -> serde_json::Value {
+    json!({"interval": "1h", "vault": {
+        "address": address,
+        "refreshInterval": refresh,
+        "token": {"secretRef": {"name": "vault-token"}},
+    }})
+}
+
 /// A Secret in the test namespace holding `value` under `key`, made with the API.
 async fn cluster_secret(env: &Env, name: &str, key: &str, value: &str) {
     apply_yaml(
@@ -59,16 +87,11 @@ async fn live_value(env: &Env, name: &str, key: &str) -> Option<String> {
 }
 
 async fn events(env: &Env) -> String {
-    let list = dynamic_api(&env.client, "events.k8s.io/v1", "Event", Some(NS))
-        .await
-        .list(&Default::default())
-        .await
-        .expect("events");
-    serde_json::to_string(&list.items).expect("json")
+    events_json(env, NS).await
 }
 
 fn metrics(env: &Env) -> String {
-    env.controller.get("/metrics").expect("GET /metrics").1
+    metrics_text(env)
 }
 
 /// Asserts that none of `secrets` shows in the controller's log, events, status or metrics.
@@ -152,16 +175,8 @@ path "legacy/*" { capabilities = ["read"] }"#,
             "references",
         )
         .expect("commit");
-    env.apply_gitsync(
-        NS,
-        "apps",
-        json!({"interval": "1h", "vault": {
-            "address": bao.addr(),
-            "refreshInterval": "5s",
-            "token": {"secretRef": {"name": "vault-token"}},
-        }}),
-    )
-    .await;
+    env.apply_gitsync(NS, "apps", token_spec(bao.addr(), "5s"))
+        .await;
     env.wait_applied(NS, "apps", &commit).await;
     assert_eq!(
         live_value(&env, "db", "password").await.as_deref(),
@@ -239,22 +254,11 @@ path "legacy/*" { capabilities = ["read"] }"#,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_apply_nothing_and_name_the_reference() {
-    let bao = bao().await;
+    let (bao, env, token) = shop_world().await;
     let root = bao.root();
-    root.kv2_write("secret", "shop/db", &json!({"password": CANARY_PASSWORD}))
-        .await
-        .expect("write");
     root.kv2_write("secret", "other/db", &json!({"password": "x"}))
         .await
         .expect("write");
-    let token = token_with(
-        &bao,
-        "shop",
-        r#"path "secret/data/shop/*" { capabilities = ["read"] }"#,
-    )
-    .await;
-    let env = Env::start(&[NS]).await;
-    cluster_secret(&env, "vault-token", "token", &token).await;
     let db = |reference: &str| {
         format!(
             "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: {NS}\nstringData:\n  password: {reference}\n"
@@ -564,16 +568,8 @@ async fn tokens_are_renewed_before_they_expire_and_replaced_after_a_403() {
         .repo
         .commit_files(&[("db.yaml", db_file())], "db")
         .expect("commit");
-    env.apply_gitsync(
-        NS,
-        "apps",
-        json!({"interval": "1h", "vault": {
-            "address": bao.addr(),
-            "refreshInterval": "5s",
-            "token": {"secretRef": {"name": "vault-token"}},
-        }}),
-    )
-    .await;
+    env.apply_gitsync(NS, "apps", token_spec(bao.addr(), "5s"))
+        .await;
     env.wait_applied(NS, "apps", &commit).await;
     // Well past the token's first TTL, a changed value still arrives: it was renewed.
     tokio::time::sleep(Duration::from_secs(12)).await;
@@ -665,19 +661,7 @@ async fn the_controller_token_is_a_default_for_its_own_address_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edited_secret_is_healed_with_the_value_in_vault() {
-    let bao = bao().await;
-    let root = bao.root();
-    root.kv2_write("secret", "shop/db", &json!({"password": CANARY_PASSWORD}))
-        .await
-        .expect("write");
-    let token = token_with(
-        &bao,
-        "shop",
-        r#"path "secret/data/shop/*" { capabilities = ["read"] }"#,
-    )
-    .await;
-    let env = Env::start(&[NS]).await;
-    cluster_secret(&env, "vault-token", "token", &token).await;
+    let (bao, env, token) = shop_world().await;
     let commit = env
         .repo
         .commit_files(&[("db.yaml", db_file())], "db")

@@ -255,21 +255,7 @@ async fn refresh_entry(
         .map(|s| (s.location.clone(), s.object.clone()))
         .collect();
     let planned = resolve::plan(&objects, &[], &entry.default_namespace)?;
-    let started = Instant::now();
-    let results = session
-        .read_all(
-            &shared.vault.defaults,
-            &shared.client,
-            resolve::reads_of(&planned),
-            &shared.metrics,
-        )
-        .await?;
-    resolve::substitute(&planned, &results, &mut objects)?;
-    drop(results);
-    shared
-        .metrics
-        .vault_resolve
-        .observe(started.elapsed().as_secs_f64());
+    super::read_and_substitute(shared, &session, &planned, &mut objects).await?;
     let resource = ApiResource::erase::<Secret>(&());
     let mut applied = 0;
     for ((location, object), template) in objects.iter_mut().zip(entry.secrets.iter_mut()) {

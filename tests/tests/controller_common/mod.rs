@@ -418,3 +418,18 @@ pub fn secret_value(secret: &DynamicObject, key: &str) -> String {
     )
     .expect("utf8")
 }
+
+/// Every events.k8s.io Event in `namespace`, as JSON text (for canary checks).
+pub async fn events_json(env: &Env, namespace: &str) -> String {
+    let list = dynamic_api(&env.client, "events.k8s.io/v1", "Event", Some(namespace))
+        .await
+        .list(&Default::default())
+        .await
+        .expect("events");
+    serde_json::to_string(&list.items).expect("json")
+}
+
+/// The controller's `/metrics` text.
+pub fn metrics_text(env: &Env) -> String {
+    env.controller.get("/metrics").expect("GET /metrics").1
+}
