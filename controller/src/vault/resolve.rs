@@ -37,14 +37,15 @@ pub fn plan(
 ) -> Result<Vec<Planned>, VaultError> {
     let mut planned = Vec::new();
     for (index, (location, object)) in objects.iter().enumerate() {
-        if sealed.get(index).copied().unwrap_or(false) {
-            continue;
-        }
+        // A sealed Secret's labels and annotations come from its template, in clear text.
         if let Some(field) = reference_outside_secret(object) {
             return Err(VaultError::Outside {
                 location: location.clone(),
                 field,
             });
+        }
+        if sealed.get(index).copied().unwrap_or(false) {
+            continue;
         }
         let values = secret_values(object).map_err(|source| VaultError::Malformed {
             location: location.clone(),
@@ -211,6 +212,22 @@ mod tests {
         assert_eq!(
             objects[1].1["stringData"]["v"],
             "ref+vault://secret/db#pass"
+        );
+    }
+
+    #[test]
+    fn a_sealed_secret_template_is_checked_too() {
+        let objects = vec![(
+            "sealed.yaml: document 1 (SealedSecret s)".to_owned(),
+            json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "s", "annotations": {"dsn": "ref+vault://secret/db#pass"}},
+                "stringData": {"v": "sealed text"}}),
+        )];
+        let err = plan(&objects, &[true], "apps").expect_err("refused");
+        assert!(
+            err.to_string()
+                .contains("metadata.annotations.dsn holds a Vault reference"),
+            "{err}"
         );
     }
 
