@@ -32,12 +32,26 @@ pub async fn read_key(
     name: &str,
     key: &str,
 ) -> Result<KeyLookup, kube::Error> {
+    read_first_key(client, namespace, name, &[key]).await
+}
+
+/// Reads the first of `keys` that the Secret `namespace/name` holds.
+pub async fn read_first_key(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    keys: &[&str],
+) -> Result<KeyLookup, kube::Error> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let Some(secret) = secrets.get_opt(name).await? else {
         return Ok(KeyLookup::NoSecret);
     };
     let mut data = secret.data.unwrap_or_default();
-    let found = data.remove(key).map(|b| Zeroizing::new(b.0));
+    let found = keys
+        .iter()
+        .find(|k| data.get(**k).is_some_and(|v| !v.0.is_empty()))
+        .and_then(|k| data.remove(*k))
+        .map(|b| Zeroizing::new(b.0));
     for (_, mut other) in data {
         other.0.zeroize();
     }

@@ -415,7 +415,8 @@ async fn approle_and_kubernetes_logins() {
         .expect("approle");
 
     let env = Env::start(&[NS]).await;
-    cluster_secret(&env, "approle", "secretId", &approle.secret_id).await;
+    // Stored as the `bao` CLI prints it; with no `key`, it is found under that name too.
+    cluster_secret(&env, "approle", "secret_id", &approle.secret_id).await;
     let file = format!(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: {NS}\nstringData:\n  password: ref+vault://secret/shop/db#password\n"
     );

@@ -156,8 +156,8 @@ pub struct VaultAppRoleAuth {
     pub mount: Option<String>,
     /// The role id.
     pub role_id: String,
-    /// The Secret, in the GitSync's namespace, that holds the secret id (key default
-    /// `secretId`).
+    /// The Secret, in the GitSync's namespace, that holds the secret id (key default: the
+    /// first of `secretId`, `secret-id` and `secret_id` it holds).
     pub secret_ref: KeyedSecretRef,
 }
 
@@ -189,7 +189,8 @@ pub struct WebhookSpec {
 pub struct KeyedSecretRef {
     /// The Secret's name.
     pub name: String,
-    /// The key. Default: `token` (for AppRole, `secretId`).
+    /// The key. Default: `token` (for AppRole, the first of `secretId`, `secret-id` and
+    /// `secret_id` the Secret holds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
 }

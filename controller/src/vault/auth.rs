@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use super::config::{Auth, Defaults, VaultConfig};
 use super::error::VaultError;
 use super::transport::{Reply, Transport};
-use crate::secretkeys::{read_key, KeyLookup};
+use crate::secretkeys::{read_first_key, KeyLookup};
 
 /// How long a requested service-account token lives (the API server's minimum).
 const SERVICE_ACCOUNT_TOKEN_SECONDS: i64 = 600;
@@ -138,10 +138,15 @@ async fn secret_text(
     method: &'static str,
     field: &str,
     name: &str,
-    key: &str,
+    keys: &[&str],
 ) -> Result<Zeroizing<String>, VaultError> {
     let namespace = &config.gitsync_namespace;
-    let lookup = read_key(kube, namespace, name, key)
+    let key = keys
+        .iter()
+        .map(|k| format!("{k:?}"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let lookup = read_first_key(kube, namespace, name, keys)
         .await
         .map_err(|e| login_error(method, format!("reading Secret {namespace}/{name}: {e}")))?;
     let bytes = match lookup {
@@ -155,14 +160,14 @@ async fn secret_text(
         KeyLookup::NoKey => {
             return Err(login_error(
                 method,
-                format!("{field}: Secret {namespace}/{name} has no key {key:?}"),
+                format!("{field}: Secret {namespace}/{name} has no key {key}"),
             ))
         }
     };
     let text = std::str::from_utf8(&bytes).map_err(|_| {
         login_error(
             method,
-            format!("{field}: key {key:?} of Secret {namespace}/{name} is not text"),
+            format!("{field}: key {key} of Secret {namespace}/{name} is not text"),
         )
     })?;
     Ok(Zeroizing::new(
@@ -194,7 +199,7 @@ pub async fn login(
                 method,
                 "spec.vault.token.secretRef",
                 secret,
-                key,
+                &[key.as_str()],
             )
             .await?;
             check_token(method, &token, &format!("key {key:?} of Secret {secret}"))?;
@@ -206,13 +211,17 @@ pub async fn login(
             secret,
             key,
         } => {
+            let keys: Vec<&str> = match key {
+                Some(key) => vec![key.as_str()],
+                None => super::config::DEFAULT_SECRET_ID_KEYS.to_vec(),
+            };
             let secret_id = secret_text(
                 kube,
                 config,
                 method,
                 "spec.vault.appRole.secretRef",
                 secret,
-                key,
+                &keys,
             )
             .await?;
             let request = vaultrs::api::auth::approle::requests::LoginWithApproleRequest {

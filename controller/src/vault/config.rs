@@ -11,6 +11,10 @@ use super::error::VaultError;
 
 /// The default `refreshInterval`, as External Secrets Operator's.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(3600);
+/// The keys an AppRole secret id is looked for under when `secretRef.key` is unset: the
+/// documented default, then the spellings `kubectl create secret` users and the `bao` CLI
+/// (`secret_id`) produce.
+pub const DEFAULT_SECRET_ID_KEYS: [&str; 3] = ["secretId", "secret-id", "secret_id"];
 /// The shortest `refreshInterval`: Vault is not a message bus.
 const MIN_REFRESH: Duration = Duration::from_secs(5);
 /// The largest `VAULT_CACERT` file read.
@@ -89,8 +93,8 @@ pub enum Auth {
         role_id: String,
         /// The Secret.
         secret: String,
-        /// Its key.
-        key: String,
+        /// Its key; unset, the first of [`DEFAULT_SECRET_ID_KEYS`] it holds.
+        key: Option<String>,
     },
     /// Kubernetes, with a requested token of the GitSync's service account.
     Kubernetes {
@@ -197,11 +201,7 @@ impl VaultConfig {
                 )?,
                 role_id: app_role.role_id.clone(),
                 secret: check_name(&app_role.secret_ref.name, "appRole.secretRef.name")?,
-                key: app_role
-                    .secret_ref
-                    .key
-                    .clone()
-                    .unwrap_or_else(|| "secretId".to_owned()),
+                key: app_role.secret_ref.key.clone().filter(|k| !k.is_empty()),
             }
         } else if let Some(kubernetes) = &spec.kubernetes {
             if kubernetes.role.trim().is_empty() {
