@@ -144,3 +144,16 @@ def wait_gitsync_ready(api, namespace, name, commit, timeout=600, fail_fast=Fals
             return status
         time.sleep(0.05)
     sys.exit(f"GitSync {namespace}/{name} did not apply {commit}")
+
+
+def start_testcluster(tmp, procs):
+    """Starts the embedded test API server (release build), appends it to `procs`, and returns
+    its kubeconfig path and a Client for it."""
+    kubeconfig = os.path.join(tmp, "kubeconfig")
+    procs.append(subprocess.Popen(
+        [os.path.join(REL, "sealsync-testcluster"), "--kubeconfig-out", kubeconfig],
+        stdout=open(os.path.join(tmp, "server.log"), "w"), stderr=subprocess.STDOUT))
+    deadline = time.time() + 30
+    while not os.path.exists(kubeconfig) and time.time() < deadline:
+        time.sleep(0.02)
+    return kubeconfig, Client(kubeconfig)

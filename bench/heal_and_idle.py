@@ -36,8 +36,8 @@ import sys
 import tempfile
 import time
 
-from common import (REL, ROOT, Client, GitRemote, cpu_seconds, free_port, rss_kib, run,
-                    wait_for_line, wait_gitsync_ready)
+from common import (REL, ROOT, GitRemote, cpu_seconds, free_port, rss_kib, run,
+                    start_testcluster, wait_for_line, wait_gitsync_ready)
 
 TOKEN = "bench-webhook-token"
 
@@ -202,17 +202,10 @@ def main():
          "--bin", "sealsync-controller", "--bin", "sealsync-testcluster"], cwd=ROOT)
 
     with tempfile.TemporaryDirectory() as tmp:
-        kubeconfig = os.path.join(tmp, "kubeconfig")
         procs = []
         ctl = None
         try:
-            procs.append(subprocess.Popen(
-                [os.path.join(REL, "sealsync-testcluster"), "--kubeconfig-out", kubeconfig],
-                stdout=open(os.path.join(tmp, "server.log"), "w"), stderr=subprocess.STDOUT))
-            deadline = time.time() + 30
-            while not os.path.exists(kubeconfig) and time.time() < deadline:
-                time.sleep(0.02)
-            api = Client(kubeconfig)
+            kubeconfig, api = start_testcluster(tmp, procs)
             kubectl = ["kubectl", "--kubeconfig", kubeconfig, "--cache-dir",
                        os.path.join(tmp, "kcache")]
             run(kubectl + ["apply", "--server-side", "-f", os.path.join(ROOT, "deploy", "crds")])

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 
-from common import (REL, ROOT, Client, GitRemote, free_port, run, wait_for_line,
+from common import (REL, ROOT, GitRemote, free_port, run, start_testcluster, wait_for_line,
                     wait_gitsync_ready)
 
 ROOT_TOKEN = "bench-root-token"
@@ -120,14 +120,7 @@ def main():
         procs = []
         bao = Bao(tmp)
         try:
-            kubeconfig = os.path.join(tmp, "kubeconfig")
-            procs.append(subprocess.Popen(
-                [os.path.join(REL, "sealsync-testcluster"), "--kubeconfig-out", kubeconfig],
-                stdout=open(os.path.join(tmp, "server.log"), "w"), stderr=subprocess.STDOUT))
-            deadline = time.time() + 30
-            while not os.path.exists(kubeconfig) and time.time() < deadline:
-                time.sleep(0.02)
-            api = Client(kubeconfig)
+            kubeconfig, api = start_testcluster(tmp, procs)
             kubectl = ["kubectl", "--kubeconfig", kubeconfig, "--cache-dir", os.path.join(tmp, "kc")]
             run(kubectl + ["apply", "--server-side", "-f", os.path.join(ROOT, "deploy", "crds")])
 
