@@ -59,7 +59,7 @@ impl Shared {
     /// The published recipients file.
     pub async fn recipients_file(&self) -> Option<String> {
         let keys = self.keys.read().await;
-        if keys.identities.is_empty() {
+        if keys.identities().is_empty() {
             None
         } else {
             Some(keys.recipients_file(&self.settings.namespace))

@@ -6,7 +6,9 @@ use sealsync_core::manifest::{
 };
 use sealsync_core::render::Manifest;
 use sealsync_core::SealedSecretUsage;
-use sealsync_crypto::{Identity, OpenOptions};
+use sealsync_crypto::OpenOptions;
+
+use crate::keys::KeyRing;
 use serde_json::Value as Json;
 
 /// Why a revision could not be decrypted. Messages name the file and document, never a value.
@@ -21,6 +23,14 @@ pub enum DecryptError {
         /// What the format found.
         #[source]
         source: ManifestError,
+    },
+    /// A SealedSecret is sealed only to keys this cluster retired.
+    #[error("{location}: it is sealed to key(s) {retired}, which this cluster retired (the private key is deleted), and to no current key; reseal it to the current keys (`sealsync keys fetch`, then `sealsync reseal -i` with a recovery identity it is also sealed to) or seal its values again with `sealsync seal`")]
+    RetiredKey {
+        /// `file: document`.
+        location: String,
+        /// `KEYID (retired DATE)`, comma-separated.
+        retired: String,
     },
     /// A Secret in Git holds values in plaintext.
     #[error("{location}: a plaintext Secret in Git ({keys}); seal it with `sealsync seal` or put Vault references in its values (or set spec.allowPlaintextSecrets: true to apply it as it is)")]
@@ -79,11 +89,43 @@ fn plaintext_fields(m: &Manifest) -> Vec<String> {
     fields
 }
 
-/// Opens every SealedSecret of `manifests` with `identities`. Objects without a namespace are
-/// opened for `default_namespace`, where they will be applied.
+/// Why `sealed` did not open: a document sealed only to retired keys gets a message that says
+/// so; anything else is reported as the format found it.
+fn open_failure(
+    location: &str,
+    sealed: &sealsync_crypto::SealedSecret,
+    ring: &KeyRing,
+    error: sealsync_crypto::Error,
+) -> DecryptError {
+    if matches!(error, sealsync_crypto::Error::NoMatchingIdentity { .. }) {
+        let listed = sealed.key_ids();
+        let current: Vec<String> = ring.key_ids();
+        let retired: Vec<String> = listed
+            .iter()
+            .filter_map(|id| {
+                ring.retired
+                    .get(id)
+                    .map(|at| format!("{id} (retired {at})"))
+            })
+            .collect();
+        if !retired.is_empty() && !listed.iter().any(|id| current.contains(&id.to_string())) {
+            return DecryptError::RetiredKey {
+                location: location.to_owned(),
+                retired: retired.join(", "),
+            };
+        }
+    }
+    DecryptError::Open {
+        location: location.to_owned(),
+        source: error.into(),
+    }
+}
+
+/// Opens every SealedSecret of `manifests` with the keys of `ring`, newest first. Objects
+/// without a namespace are opened for `default_namespace`, where they will be applied.
 pub fn decrypt(
     manifests: &[Manifest],
-    identities: &[Identity],
+    ring: &KeyRing,
     default_namespace: &str,
     allow_plaintext: bool,
 ) -> Result<Decrypted, DecryptError> {
@@ -107,12 +149,12 @@ pub fn decrypt(
             let sealed = sealed_from_manifest(&yaml).map_err(open_err)?;
             let opened = sealed
                 .open(
-                    identities,
+                    ring.identities(),
                     &OpenOptions {
                         default_namespace: Some(default_namespace),
                     },
                 )
-                .map_err(|e| open_err(e.into()))?;
+                .map_err(|e| open_failure(&location, &sealed, ring, e))?;
             // The YAML form holds the values in base64: wiped once converted.
             let mut manifest = secret_to_manifest(&opened.secret);
             let converted = serde_json::to_value(&manifest);
@@ -172,8 +214,13 @@ mod tests {
             "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "app"},
             "stringData": {"password": "ref+vault://secret/db#password", "url": "pg://<path:secret/data/db#user>@h"},
         }));
-        let opened =
-            decrypt(std::slice::from_ref(&refs_only), &[], "app", false).expect("not plaintext");
+        let opened = decrypt(
+            std::slice::from_ref(&refs_only),
+            &KeyRing::default(),
+            "app",
+            false,
+        )
+        .expect("not plaintext");
         assert_eq!(opened.objects.len(), 1);
 
         let mixed = manifest(serde_json::json!({
@@ -181,11 +228,23 @@ mod tests {
             "stringData": {"password": "ref+vault://secret/db#password", "user": "admin"},
             "data": {"other": "c2VjcmV0"},
         }));
-        let err = decrypt(std::slice::from_ref(&mixed), &[], "app", false).expect_err("plaintext");
+        let err = decrypt(
+            std::slice::from_ref(&mixed),
+            &KeyRing::default(),
+            "app",
+            false,
+        )
+        .expect_err("plaintext");
         assert_eq!(
             err.to_string(),
             "db.yaml: document 1 (Secret app/db): a plaintext Secret in Git (data.other, stringData.user); seal it with `sealsync seal` or put Vault references in its values (or set spec.allowPlaintextSecrets: true to apply it as it is)"
         );
-        assert!(decrypt(std::slice::from_ref(&mixed), &[], "app", true).is_ok());
+        assert!(decrypt(
+            std::slice::from_ref(&mixed),
+            &KeyRing::default(),
+            "app",
+            true
+        )
+        .is_ok());
     }
 }

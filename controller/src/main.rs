@@ -71,7 +71,7 @@ async fn main() -> Result<()> {
     tracing::info!(addr = %http_addr, "http: listening");
 
     let ring = load_keys(&client, &args.namespace).await;
-    tracing::info!(key_ids = ?ring.identities.iter().map(|i| i.key_id().to_string()).collect::<Vec<_>>(), "keys loaded");
+    tracing::info!(key_ids = ?ring.key_ids(), "keys loaded");
 
     let data_dir = args
         .data_dir
@@ -114,12 +114,22 @@ async fn main() -> Result<()> {
         reader.clone(),
     ));
 
+    // The key manager follows the GitSyncs' status (which keys opened what), and answers
+    // rotation and retirement requests.
+    let usage_changed = Arc::new(tokio::sync::Notify::new());
+    let key_manager = tokio::spawn(keys::manager::run(
+        shared.clone(),
+        reader.clone(),
+        usage_changed.clone(),
+    ));
+
     let api: Api<GitSync> = Api::all(client.clone());
     // Reconcile on spec changes, on `sealsync.dev/requestedAt`, and on deletion; not on the
     // controller's own status writes.
     let trigger = watcher(api.clone(), watcher::Config::default())
         .default_backoff()
         .reflect(writer)
+        .inspect(move |_| usage_changed.notify_one())
         .applied_objects()
         .predicate_filter(trigger_hash, Default::default());
     ready.store(true, Ordering::Relaxed);
@@ -139,6 +149,7 @@ async fn main() -> Result<()> {
     server.abort();
     corrections.abort();
     refreshes.abort();
+    key_manager.abort();
     tracing::info!("controller: stopped");
     Ok(())
 }

@@ -299,12 +299,15 @@ async fn run(
         let keys = ctx.keys.read().await;
         decrypt::decrypt(
             &manifests,
-            &keys.identities,
+            &keys,
             &default_namespace,
             gs.spec.allow_plaintext_secrets,
         )
         .inspect_err(|e| {
-            if matches!(e, decrypt::DecryptError::Open { .. }) {
+            if matches!(
+                e,
+                decrypt::DecryptError::Open { .. } | decrypt::DecryptError::RetiredKey { .. }
+            ) {
                 ctx.metrics.decrypt_failures.inc();
             }
         })?

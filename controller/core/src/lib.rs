@@ -10,6 +10,8 @@ pub mod kubeclient;
 pub mod manifest;
 pub mod redact;
 pub mod render;
+#[cfg(feature = "kube")]
+mod sealingkey;
 pub mod vaultref;
 
 #[cfg(feature = "kube")]
@@ -20,6 +22,11 @@ pub use crd::{
     OWNER_NAME_LABEL, PRUNE_ANNOTATION, RECONCILE_ANNOTATION, REQUESTED_AT_ANNOTATION,
 };
 pub use duration::{parse_duration, DurationError};
+#[cfg(feature = "kube")]
+pub use sealingkey::{
+    KeyState, KeyUse, SealingKey, SealingKeySpec, SealingKeyStatus, MAX_LISTED_DOCUMENTS,
+    RETIRE_REQUESTED_AT_ANNOTATION,
+};
 
 /// Every custom resource definition sealsync installs, as YAML documents: what `crdgen` writes
 /// to `deploy/crds/`.
@@ -31,5 +38,7 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
     );
     out.push_str("---\n");
     out.push_str(&serde_yaml::to_string(&GitSync::crd())?);
+    out.push_str("---\n");
+    out.push_str(&serde_yaml::to_string(&SealingKey::crd())?);
     Ok(out)
 }

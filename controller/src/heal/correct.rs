@@ -302,7 +302,7 @@ async fn open_and_apply(
         let keys = shared.keys.read().await;
         crate::decrypt::decrypt(
             &manifests,
-            &keys.identities,
+            &keys,
             &claimed.spec.default_namespace,
             claimed.spec.allow_plaintext,
         )?

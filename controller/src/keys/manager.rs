@@ -1,0 +1,521 @@
+//! The key manager: answers rotation and retirement requests and keeps every SealingKey's
+//! status current.
+//!
+//! It acts on watch events only (key Secrets, SealingKeys, GitSync status changes) and
+//! compares what it would write with what its caches hold, so an idle cluster costs no
+//! request. Each pass:
+//! 1. reloads the key Secrets when their set changed;
+//! 2. generates a key for each new SealingKey that has none yet (rotation);
+//! 3. creates the SealingKey of each key Secret that has none (the first key, a restore);
+//! 4. decides retirement requests;
+//! 5. writes each SealingKey's status that changed, and republishes the recipients when the
+//!    set of keys changed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Resource, ResourceExt};
+use sealsync_core::{
+    GitSync, KeyState, SealingKey, SealingKeySpec, SealingKeyStatus, FIELD_MANAGER,
+    MAX_LISTED_DOCUMENTS, RETIRE_REQUESTED_AT_ANNOTATION,
+};
+use sealsync_crypto::{Identity, KeyId};
+use tokio::sync::Notify;
+
+use super::usage::{self, Usage};
+use super::{api_err, now_rfc3339, publish, secrets, KeyRing, KeysError, StoredKey, KEY_LABEL};
+use crate::context::Shared;
+use crate::status::{event_on, set_condition};
+
+/// How long events are gathered before a pass, so that a burst costs one pass.
+const DEBOUNCE: Duration = Duration::from_millis(150);
+/// How long a failed pass waits before it is tried again.
+const RETRY: Duration = Duration::from_secs(5);
+/// How many documents a retirement refusal names.
+const REFUSAL_LISTED: usize = 10;
+
+/// Runs the key manager until the process ends. `usage_changed` is notified on every GitSync
+/// event, so that the documents each key opens stay current.
+pub async fn run(shared: Arc<Shared>, gitsyncs: Store<GitSync>, usage_changed: Arc<Notify>) {
+    let namespace = shared.settings.namespace.clone();
+    let (sealing_keys, sk_writer) = reflector::store::<SealingKey>();
+    let sk_events = watcher(
+        Api::<SealingKey>::namespaced(shared.client.clone(), &namespace),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(sk_writer);
+    let (key_secrets, secret_writer) = reflector::store();
+    let secret_events = watcher(
+        Api::<PartialObjectMeta<Secret>>::namespaced(shared.client.clone(), &namespace),
+        watcher::Config::default().labels(KEY_LABEL),
+    )
+    .default_backoff()
+    .reflect(secret_writer);
+    let mut events = futures::stream::select(ticks(sk_events), ticks(secret_events));
+
+    let mut manager = Manager {
+        shared,
+        gitsyncs,
+        sealing_keys,
+        key_secrets,
+        loaded: None,
+    };
+    let mut due: Option<tokio::time::Instant> = None;
+    loop {
+        let sleep = async {
+            match due {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            event = events.next() => {
+                if event.is_none() {
+                    return;
+                }
+                due.get_or_insert_with(|| tokio::time::Instant::now() + DEBOUNCE);
+            }
+            () = usage_changed.notified() => {
+                due.get_or_insert_with(|| tokio::time::Instant::now() + DEBOUNCE);
+            }
+            () = sleep => {
+                due = None;
+                if !manager.ready() {
+                    continue;
+                }
+                if let Err(e) = manager.pass().await {
+                    tracing::warn!(error = %e, "keys: pass failed; retrying");
+                    due = Some(tokio::time::Instant::now() + RETRY);
+                }
+            }
+        }
+    }
+}
+
+fn ticks<T, E: std::fmt::Display>(
+    stream: impl Stream<Item = Result<T, E>> + Send + 'static,
+) -> futures::stream::BoxStream<'static, ()> {
+    stream
+        .map(|event| {
+            if let Err(e) = event {
+                tracing::debug!(error = %e, "keys: watch");
+            }
+        })
+        .boxed()
+}
+
+struct Manager {
+    shared: Arc<Shared>,
+    gitsyncs: Store<GitSync>,
+    sealing_keys: Store<SealingKey>,
+    key_secrets: Store<PartialObjectMeta<Secret>>,
+    /// The names and resourceVersions of the key Secrets last loaded.
+    loaded: Option<BTreeSet<(String, String)>>,
+}
+
+impl Manager {
+    /// Whether every cache has listed once: before that, a key could look unused.
+    fn ready(&self) -> bool {
+        use futures::FutureExt;
+        let listed = |ready: Option<Result<(), reflector::store::WriterDropped>>| {
+            matches!(ready, Some(Ok(())))
+        };
+        listed(self.sealing_keys.wait_until_ready().now_or_never())
+            && listed(self.key_secrets.wait_until_ready().now_or_never())
+            && listed(self.gitsyncs.wait_until_ready().now_or_never())
+    }
+
+    fn namespace(&self) -> &str {
+        &self.shared.settings.namespace
+    }
+
+    fn secrets_fingerprint(&self) -> BTreeSet<(String, String)> {
+        self.key_secrets
+            .state()
+            .iter()
+            .map(|m| (m.name_any(), m.resource_version().unwrap_or_default()))
+            .collect()
+    }
+
+    async fn pass(&mut self) -> Result<(), KeysError> {
+        // 1. Reload the keys when their Secrets changed.
+        let fingerprint = self.secrets_fingerprint();
+        let mut keys_changed = false;
+        if self.loaded.as_ref() != Some(&fingerprint) {
+            let keys = secrets::load(&self.shared.client, self.namespace()).await?;
+            self.install(keys).await;
+            self.loaded = Some(fingerprint);
+            keys_changed = true;
+        }
+        let sealing_keys = self.sealing_keys.state();
+
+        // 2. Rotation: a new SealingKey without a key gets one, generated here.
+        let mut generated = false;
+        for sk in &sealing_keys {
+            let has_id = sk.status.as_ref().and_then(|s| s.key_id.as_ref()).is_some();
+            if has_id
+                || sk.metadata.deletion_timestamp.is_some()
+                || self.has_key(&sk.name_any()).await
+            {
+                continue;
+            }
+            let identity = Identity::generate();
+            let created = secrets::create(
+                &self.shared.client,
+                self.namespace(),
+                &sk.name_any(),
+                &identity,
+                &now_rfc3339(),
+            )
+            .await?;
+            if created {
+                tracing::info!(key_id = %identity.key_id(), sealing_key = %sk.name_any(), "keys: generated a new key (rotation)");
+                event_on(
+                    &self.shared.recorder,
+                    &sk.object_ref(&()),
+                    false,
+                    "KeyGenerated",
+                    format!(
+                        "generated key {} in the cluster; it is now the current key",
+                        identity.key_id()
+                    ),
+                )
+                .await;
+            }
+            generated = true;
+        }
+        if generated {
+            let keys = secrets::load(&self.shared.client, self.namespace()).await?;
+            self.install(keys).await;
+            keys_changed = true;
+        }
+
+        // 3. Every key Secret has its SealingKey.
+        let names: BTreeSet<String> = sealing_keys.iter().map(|sk| sk.name_any()).collect();
+        let missing: Vec<String> = {
+            let ring = self.shared.keys.read().await;
+            ring.keys()
+                .iter()
+                .filter(|k| !names.contains(&k.name))
+                .map(|k| k.name.clone())
+                .collect()
+        };
+        for name in missing {
+            self.create_view(&name).await?;
+        }
+
+        // 4 and 5. Retirement requests, then the statuses.
+        let usage = usage::from_gitsyncs(self.gitsyncs.state().iter().map(|gs| &**gs));
+        for sk in &sealing_keys {
+            self.retire_if_requested(sk, &usage).await?;
+        }
+        let retired = retired_ids(&self.sealing_keys.state());
+        {
+            let mut ring = self.shared.keys.write().await;
+            if ring.retired != retired {
+                ring.retired = retired;
+            }
+        }
+        // Compared in memory with the cache: only a status that changed is written.
+        for sk in self.sealing_keys.state() {
+            self.write_status(&sk, &usage, None).await?;
+        }
+        if keys_changed {
+            let ring = self.shared.keys.read().await;
+            publish(&self.shared.client, self.namespace(), &ring).await?;
+            tracing::info!(key_ids = ?ring.key_ids(), "keys: published the recipients");
+        }
+        Ok(())
+    }
+
+    async fn has_key(&self, name: &str) -> bool {
+        self.shared.keys.read().await.position(name).is_some()
+    }
+
+    /// Replaces the loaded keys, keeping the retired ids.
+    async fn install(&self, keys: Vec<StoredKey>) {
+        let mut ring = self.shared.keys.write().await;
+        let retired = std::mem::take(&mut ring.retired);
+        *ring = KeyRing::new(keys, retired);
+    }
+
+    async fn create_view(&self, name: &str) -> Result<(), KeysError> {
+        let api: Api<SealingKey> = Api::namespaced(self.shared.client.clone(), self.namespace());
+        let view = SealingKey {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                namespace: Some(self.namespace().to_owned()),
+                labels: Some(BTreeMap::from([(
+                    "app.kubernetes.io/managed-by".to_owned(),
+                    "sealsync".to_owned(),
+                )])),
+                ..ObjectMeta::default()
+            },
+            spec: SealingKeySpec {},
+            status: None,
+        };
+        match api.create(&PostParams::default(), &view).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+            Err(e) => Err(api_err(format!(
+                "creating the SealingKey {}/{name}",
+                self.namespace()
+            ))(e)),
+        }
+    }
+
+    /// Decides a retirement request: refused for the current key and for a key that a synced
+    /// document needs; otherwise the key leaves the ring and its Secret is deleted.
+    async fn retire_if_requested(&self, sk: &SealingKey, usage: &Usage) -> Result<(), KeysError> {
+        let Some(requested) = sk
+            .annotations()
+            .get(RETIRE_REQUESTED_AT_ANNOTATION)
+            .cloned()
+        else {
+            return Ok(());
+        };
+        let status = sk.status.clone().unwrap_or_default();
+        if status.last_handled_retire_at.as_deref() == Some(requested.as_str()) {
+            return Ok(());
+        }
+        let name = sk.name_any();
+        let (position, key_id) = {
+            let ring = self.shared.keys.read().await;
+            let position = ring.position(&name);
+            let key_id = position
+                .map(|p| ring.keys()[p].key_id.to_string())
+                .or(status.key_id.clone());
+            (position, key_id)
+        };
+        let key_id_text = key_id.clone().unwrap_or_else(|| name.clone());
+        let decision = match position {
+            None if status.key_id.is_none() => Decision::Refused(
+                "NoKey",
+                format!("SealingKey {name} holds no key yet; wait for the controller to generate it"),
+            ),
+            None => Decision::Retired,
+            Some(0) => Decision::Refused(
+                "CurrentKey",
+                format!(
+                    "key {key_id_text} is the current key, which new documents are sealed to; run `sealsync keys rotate` first, reseal the documents and retire it then"
+                ),
+            ),
+            Some(_) => match key_id.as_ref().and_then(|id| usage.get(id)) {
+                Some(uses) if !uses.is_empty() => Decision::Refused(
+                    "InUse",
+                    format!(
+                        "key {key_id_text} is the only key that opens {} synced document(s): {}. Reseal them to the current key (`sealsync reseal`), let the GitSyncs apply them, then retire the key again",
+                        uses.len(),
+                        usage::describe(uses, REFUSAL_LISTED)
+                    ),
+                ),
+                _ => Decision::Retired,
+            },
+        };
+        let reference = sk.object_ref(&());
+        match decision {
+            Decision::Refused(reason, message) => {
+                tracing::info!(key_id = %key_id_text, reason, "keys: retirement refused");
+                event_on(
+                    &self.shared.recorder,
+                    &reference,
+                    true,
+                    "RetireRefused",
+                    message.clone(),
+                )
+                .await;
+                self.write_status(sk, usage, Some((&requested, false, reason, &message)))
+                    .await
+            }
+            Decision::Retired => {
+                let stored = {
+                    let ring = self.shared.keys.read().await;
+                    ring.keys()
+                        .iter()
+                        .find(|k| k.name == name)
+                        .map(|k| secrets::KeyHandle {
+                            name: k.name.clone(),
+                            uid: k.uid.clone(),
+                        })
+                };
+                if let Some(handle) = &stored {
+                    secrets::delete(&self.shared.client, self.namespace(), handle).await?;
+                    let mut ring = self.shared.keys.write().await;
+                    ring.remove(&name);
+                    if let Some(id) = key_id.as_deref().and_then(|id| KeyId::parse(id).ok()) {
+                        ring.retired.insert(id, now_rfc3339());
+                    }
+                    publish(&self.shared.client, self.namespace(), &ring).await?;
+                }
+                let message = format!(
+                    "key {key_id_text} is retired: its private key was deleted from the cluster, and documents sealed only to it no longer open"
+                );
+                tracing::info!(key_id = %key_id_text, "keys: retired");
+                event_on(
+                    &self.shared.recorder,
+                    &reference,
+                    false,
+                    "Retired",
+                    message.clone(),
+                )
+                .await;
+                self.write_status(sk, usage, Some((&requested, true, "Retired", &message)))
+                    .await
+            }
+        }
+    }
+
+    /// Writes `sk`'s status when it differs from what the cache holds. `retire` records a
+    /// decided request: `(request, retired, reason, message)`.
+    async fn write_status(
+        &self,
+        sk: &SealingKey,
+        usage: &Usage,
+        retire: Option<(&str, bool, &str, &str)>,
+    ) -> Result<(), KeysError> {
+        let name = sk.name_any();
+        let old = sk.status.clone().unwrap_or_default();
+        let mut status = old.clone();
+        {
+            let ring = self.shared.keys.read().await;
+            match ring.position(&name) {
+                Some(index) => {
+                    let key = &ring.keys()[index];
+                    let recipient = ring.identities()[index].recipient();
+                    status.key_id = Some(recipient.key_id().to_string());
+                    status.recipient = Some(recipient.as_str().to_owned());
+                    status.state = Some(KeyState::Active);
+                    status.current = index == 0;
+                    status.created = Some(key.created.clone());
+                    status.retired = None;
+                    set_condition(
+                        &mut status.conditions,
+                        "Ready",
+                        true,
+                        "Loaded",
+                        &format!(
+                            "the controller opens documents with this key; its private part is in Secret {}/{name}",
+                            self.namespace()
+                        ),
+                        None,
+                    );
+                }
+                None if old.key_id.is_none() => return Ok(()),
+                None => {
+                    status.current = false;
+                    let retired_now = matches!(retire, Some((_, true, _, _)));
+                    if retired_now || old.state == Some(KeyState::Retired) {
+                        status.state = Some(KeyState::Retired);
+                        status.retired = old.retired.clone().or_else(|| Some(now_rfc3339()));
+                        set_condition(
+                            &mut status.conditions,
+                            "Ready",
+                            false,
+                            "Retired",
+                            "the key is retired; its private part was deleted",
+                            None,
+                        );
+                    } else {
+                        status.state = Some(KeyState::Missing);
+                        set_condition(
+                            &mut status.conditions,
+                            "Ready",
+                            false,
+                            "KeyMissing",
+                            &format!(
+                                "the Secret {}/{name} with the private key is gone although the key was never retired; restore it from a backup with `sealsync keys restore`",
+                                self.namespace()
+                            ),
+                            None,
+                        );
+                    }
+                }
+            }
+        }
+        let uses = status
+            .key_id
+            .as_ref()
+            .and_then(|id| usage.get(id))
+            .cloned()
+            .unwrap_or_default();
+        status.documents = u32::try_from(uses.len()).unwrap_or(u32::MAX);
+        status.used_by = uses.into_iter().take(MAX_LISTED_DOCUMENTS).collect();
+        if let Some((request, retired, reason, message)) = retire {
+            status.last_handled_retire_at = Some(request.to_owned());
+            set_condition(
+                &mut status.conditions,
+                "Retired",
+                retired,
+                reason,
+                message,
+                None,
+            );
+        }
+        if same_status(&old, &status) {
+            return Ok(());
+        }
+        let api: Api<SealingKey> = Api::namespaced(self.shared.client.clone(), self.namespace());
+        let body = serde_json::json!({
+            "apiVersion": SealingKey::api_version(&()),
+            "kind": SealingKey::kind(&()),
+            "metadata": {"name": name},
+            "status": status,
+        });
+        match api
+            .patch_status(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Deleted meanwhile: a key Secret without a view gets a new one next pass.
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(api_err(format!(
+                "writing the status of SealingKey {}/{name}",
+                self.namespace()
+            ))(e)),
+        }
+    }
+}
+
+enum Decision {
+    Refused(&'static str, String),
+    Retired,
+}
+
+/// Statuses equal but for the conditions' transition times (which `set_condition` keeps when
+/// a condition's status does not change, so this compares what a reader would see change).
+fn same_status(a: &SealingKeyStatus, b: &SealingKeyStatus) -> bool {
+    let strip = |s: &SealingKeyStatus| {
+        let mut s = s.clone();
+        for c in &mut s.conditions {
+            c.last_transition_time = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            );
+        }
+        s
+    };
+    strip(a) == strip(b)
+}
+
+fn retired_ids(sealing_keys: &[Arc<SealingKey>]) -> BTreeMap<KeyId, String> {
+    sealing_keys
+        .iter()
+        .filter_map(|sk| sk.status.as_ref())
+        .filter(|s| s.state == Some(KeyState::Retired))
+        .filter_map(|s| {
+            let id = KeyId::parse(s.key_id.as_deref()?).ok()?;
+            Some((id, s.retired.clone().unwrap_or_default()))
+        })
+        .collect()
+}

@@ -1,0 +1,225 @@
+//! The `keys` stage: the cluster's sealing identities and their lifecycle.
+//!
+//! Each key is a Secret of the controller's namespace (labelled `sealsync.dev/sealing-key` and
+//! `sealsync.dev/key-id`, the identity under `identity.txt`) that only the controller reads,
+//! and a [`sealsync_core::SealingKey`] of the same name that shows it without its private part.
+//! On first start the controller generates the first key (`sealsync-key-1`). The public
+//! recipients are published in the ConfigMap `sealsync-public-keys` and served at
+//! `GET /v1/keys`, newest key first.
+//!
+//! - [`secrets`]: reading, generating and deleting key Secrets.
+//! - [`usage`]: which synced documents each key opens, from the GitSyncs' status.
+//! - [`manager`]: the loop that answers rotation and retirement requests and keeps every
+//!   SealingKey's status current.
+//!
+//! Private keys are never logged, never put in an event, status or metric, and never leave
+//! the cluster.
+
+pub mod manager;
+pub mod secrets;
+pub mod usage;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use sealsync_core::FIELD_MANAGER;
+use sealsync_crypto::{Identity, KeyId, Recipient};
+
+pub use secrets::{load_or_create, StoredKey, FIRST_KEY_SECRET, IDENTITY_KEY};
+
+/// The label on every key Secret; its value is the key's state (`active`).
+pub const KEY_LABEL: &str = "sealsync.dev/sealing-key";
+/// The label with the key's id, so `kubectl get secrets -L sealsync.dev/key-id` lists them.
+pub const KEY_ID_LABEL: &str = "sealsync.dev/key-id";
+/// The annotation with the time the key was generated (RFC 3339): it orders the keys, and
+/// survives a backup and restore, unlike the Secret's creation time.
+pub const CREATED_ANNOTATION: &str = "sealsync.dev/created-at";
+/// The ConfigMap with the public recipients.
+pub const PUBLIC_KEYS_CONFIGMAP: &str = "sealsync-public-keys";
+/// The ConfigMap key that holds the recipients file.
+pub const RECIPIENTS_KEY: &str = "recipients.txt";
+
+/// Why the keys could not be loaded or changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeysError {
+    /// The API server failed.
+    #[error("{action}: {source}")]
+    Api {
+        /// What was being done.
+        action: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// A key Secret holds something that is not an identity. Its contents are never shown.
+    #[error("Secret {namespace}/{name} is labelled {KEY_LABEL} but its {IDENTITY_KEY} is not one age identity; restore it from a backup or remove the label")]
+    Corrupt {
+        /// The namespace.
+        namespace: String,
+        /// The Secret.
+        name: String,
+    },
+}
+
+impl KeysError {
+    /// A short stable label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            KeysError::Api { .. } => "api",
+            KeysError::Corrupt { .. } => "corrupt",
+        }
+    }
+}
+
+pub(crate) fn api_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> KeysError {
+    let action = action.into();
+    move |source| KeysError::Api { action, source }
+}
+
+/// A loaded key without its private part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyMeta {
+    /// The Secret's (and SealingKey's) name.
+    pub name: String,
+    /// When the key was generated (RFC 3339).
+    pub created: String,
+    /// The Secret's uid.
+    pub uid: Option<String>,
+    /// The key id.
+    pub key_id: KeyId,
+}
+
+/// The identities the controller opens SealedSecrets with, the recipients it publishes, and
+/// the ids of the keys that were retired.
+#[derive(Default)]
+pub struct KeyRing {
+    /// Every loaded identity, newest first: the first is the current key. Documents are
+    /// opened with the current key first, so that an old key shows as used only where the
+    /// current one cannot open the document.
+    identities: Vec<Identity>,
+    /// The same keys, in the same order, without their private part.
+    meta: Vec<KeyMeta>,
+    /// Retired key ids and when they were retired, to tell a document sealed only to one of
+    /// them from a document sealed to an unknown key.
+    pub retired: BTreeMap<KeyId, String>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("key_ids", &self.key_ids())
+            .field("retired", &self.retired.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl KeyRing {
+    /// A ring of `keys`, which are sorted newest first here.
+    pub fn new(mut keys: Vec<StoredKey>, retired: BTreeMap<KeyId, String>) -> Self {
+        secrets::sort_newest_first(&mut keys);
+        let mut ring = KeyRing {
+            retired,
+            ..KeyRing::default()
+        };
+        for key in keys {
+            ring.meta.push(KeyMeta {
+                name: key.name,
+                created: key.created,
+                uid: key.uid,
+                key_id: key.identity.key_id().clone(),
+            });
+            ring.identities.push(key.identity);
+        }
+        ring
+    }
+
+    /// The identities, newest first.
+    pub fn identities(&self) -> &[Identity] {
+        &self.identities
+    }
+
+    /// The keys without their private part, newest first.
+    pub fn keys(&self) -> &[KeyMeta] {
+        &self.meta
+    }
+
+    /// The position of the key stored in Secret `name` (0: the current key).
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.meta.iter().position(|k| k.name == name)
+    }
+
+    /// Drops the key stored in Secret `name`.
+    pub fn remove(&mut self, name: &str) {
+        if let Some(index) = self.position(name) {
+            self.meta.remove(index);
+            self.identities.remove(index);
+        }
+    }
+
+    /// The key ids, newest first.
+    pub fn key_ids(&self) -> Vec<String> {
+        self.meta.iter().map(|k| k.key_id.to_string()).collect()
+    }
+
+    /// The public recipients, newest first.
+    pub fn recipients(&self) -> Vec<Recipient> {
+        self.identities.iter().map(Identity::recipient).collect()
+    }
+
+    /// The recipients file the ConfigMap and `/v1/keys` publish: usable as
+    /// `sealsync seal --recipients-file` and in `.sealsync.yaml`.
+    pub fn recipients_file(&self, namespace: &str) -> String {
+        let mut out = format!("# sealsync cluster recipients (controller namespace {namespace})\n");
+        for (index, (meta, identity)) in self.meta.iter().zip(&self.identities).enumerate() {
+            let r = identity.recipient();
+            let role = if index == 0 { ", current" } else { "" };
+            out.push_str(&format!(
+                "# key id {} (created {}{role})\n{}\n",
+                r.key_id(),
+                meta.created,
+                r.as_str()
+            ));
+        }
+        out
+    }
+}
+
+/// Writes the public recipients to the ConfigMap `sealsync-public-keys` by server-side apply.
+pub async fn publish(client: &Client, namespace: &str, ring: &KeyRing) -> Result<(), KeysError> {
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let body = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": PUBLIC_KEYS_CONFIGMAP,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "sealsync"},
+        },
+        "data": {
+            RECIPIENTS_KEY: ring.recipients_file(namespace),
+            "keyIds": ring.key_ids().join(","),
+        }
+    });
+    configmaps
+        .patch(
+            PUBLIC_KEYS_CONFIGMAP,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(api_err(format!(
+            "publishing the ConfigMap {namespace}/{PUBLIC_KEYS_CONFIGMAP}"
+        )))?;
+    Ok(())
+}
+
+/// The time now, to the second, in RFC 3339 (`2026-12-01T19:30:00Z`).
+pub fn now_rfc3339() -> String {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    k8s_openapi::jiff::Timestamp::from_second(now.as_second())
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| now.to_string())
+}

@@ -1,0 +1,102 @@
+//! Which synced documents each key opens, read from the GitSyncs' `status.sealedSecrets`.
+//!
+//! The decrypt stage opens each document with the newest key that can, so a document counts
+//! for an old key only where no newer key opens it: exactly the documents that retiring the
+//! old key would break.
+
+use std::collections::BTreeMap;
+
+use kube::ResourceExt;
+use sealsync_core::{GitSync, KeyUse};
+
+/// For each key id, the documents it opened, sorted.
+pub type Usage = BTreeMap<String, Vec<KeyUse>>;
+
+/// The usage the GitSyncs report. A GitSync being deleted no longer counts: its objects are
+/// about to be pruned.
+pub fn from_gitsyncs<'a>(gitsyncs: impl IntoIterator<Item = &'a GitSync>) -> Usage {
+    let mut usage = Usage::new();
+    for gs in gitsyncs {
+        if gs.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let Some(status) = gs.status.as_ref() else {
+            continue;
+        };
+        let git_sync = format!("{}/{}", gs.namespace().unwrap_or_default(), gs.name_any());
+        for doc in &status.sealed_secrets {
+            for key_id in &doc.key_ids {
+                usage.entry(key_id.clone()).or_default().push(KeyUse {
+                    git_sync: git_sync.clone(),
+                    file: doc.file.clone(),
+                    secret: doc.secret.clone(),
+                });
+            }
+        }
+    }
+    for uses in usage.values_mut() {
+        uses.sort();
+        uses.dedup();
+    }
+    usage
+}
+
+/// `GitSync ns/name: file (Secret ns/name)` lines for a refusal message, at most `limit`.
+pub fn describe(uses: &[KeyUse], limit: usize) -> String {
+    let mut lines: Vec<String> = uses
+        .iter()
+        .take(limit)
+        .map(|u| format!("GitSync {}: {} (Secret {})", u.git_sync, u.file, u.secret))
+        .collect();
+    if uses.len() > limit {
+        lines.push(format!("and {} more", uses.len() - limit));
+    }
+    lines.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealsync_core::{GitSyncStatus, SealedSecretUsage};
+
+    fn gitsync(name: &str, docs: &[(&str, &[&str])], deleting: bool) -> GitSync {
+        let mut gs: GitSync = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sealsync.dev/v1", "kind": "GitSync",
+            "metadata": {"name": name, "namespace": "team"},
+            "spec": {"url": "git://h/r", "interval": "1m"},
+        }))
+        .expect("gitsync");
+        if deleting {
+            gs.metadata.deletion_timestamp =
+                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::now(),
+                ));
+        }
+        gs.status = Some(GitSyncStatus {
+            sealed_secrets: docs
+                .iter()
+                .map(|(file, keys)| SealedSecretUsage {
+                    file: (*file).to_owned(),
+                    secret: format!("team/{file}"),
+                    key_ids: keys.iter().map(|k| (*k).to_owned()).collect(),
+                })
+                .collect(),
+            ..GitSyncStatus::default()
+        });
+        gs
+    }
+
+    #[test]
+    fn documents_are_counted_per_key_and_deleted_gitsyncs_do_not_count() {
+        let a = gitsync("a", &[("db.yaml", &["old"]), ("api.yaml", &["new"])], false);
+        let b = gitsync("b", &[("db.yaml", &["old", "new"])], false);
+        let gone = gitsync("gone", &[("x.yaml", &["old"])], true);
+        let usage = from_gitsyncs([&a, &b, &gone]);
+        assert_eq!(usage["old"].len(), 2);
+        assert_eq!(usage["new"].len(), 2);
+        assert_eq!(
+            describe(&usage["old"], 1),
+            "GitSync team/a: db.yaml (Secret team/db.yaml); and 1 more"
+        );
+    }
+}

@@ -1,0 +1,265 @@
+//! The key lifecycle end to end: the real `sealsync-controller` and `sealsync` binaries, the
+//! test API server and a real `git daemon`. Rotation, retirement refused then accepted, and a
+//! file that only a retired key opens.
+
+mod controller_common;
+
+use std::time::Duration;
+
+use controller_common::*;
+use serde_json::{json, Value as Json};
+
+const NS: &str = "shop";
+const CANARY_OLD: &str = "canary-keys-old-6d1f0a93";
+const CANARY_NEW: &str = "canary-keys-new-b27c4e18";
+
+/// Every SealingKey of the controller's namespace, as JSON.
+async fn sealing_keys(env: &Env) -> Vec<Json> {
+    dynamic_api(
+        &env.client,
+        "sealsync.dev/v1",
+        "SealingKey",
+        Some(CONTROLLER_NS),
+    )
+    .await
+    .list(&Default::default())
+    .await
+    .expect("list SealingKeys")
+    .items
+    .into_iter()
+    .map(|o| serde_json::to_value(o).expect("json"))
+    .collect()
+}
+
+async fn sealing_key_by_id(env: &Env, key_id: &str) -> Option<Json> {
+    sealing_keys(env)
+        .await
+        .into_iter()
+        .find(|sk| sk["status"]["keyId"] == key_id)
+}
+
+/// Waits until the SealingKey of `key_id` satisfies `check`.
+async fn wait_key(env: &Env, key_id: &str, what: &str, check: impl Fn(&Json) -> bool) -> Json {
+    wait_for_value(
+        &format!("key {key_id}: {what}"),
+        Duration::from_secs(30),
+        || async { sealing_key_by_id(env, key_id).await.filter(|sk| check(sk)) },
+        || env.controller.log_tail(30),
+    )
+    .await
+}
+
+fn cli(env: &Env, args: &[&str]) -> (i32, String, String) {
+    let kubeconfig = env.kubeconfig_arg();
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend([
+        "--kubeconfig",
+        &kubeconfig,
+        "--controller-namespace",
+        CONTROLLER_NS,
+    ]);
+    run_cli_status(&all)
+}
+
+fn refetch(env: &Env) {
+    let (code, _, err) = cli(
+        env,
+        &[
+            "keys",
+            "fetch",
+            "-o",
+            env.recipients.to_str().expect("utf8"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_retire_refused_then_accepted_and_a_file_on_a_retired_key() {
+    let env = Env::start(&[NS]).await;
+
+    // The first key shows as a SealingKey, current and active.
+    let first = wait_for_value(
+        "the first SealingKey",
+        Duration::from_secs(30),
+        || async {
+            sealing_keys(&env)
+                .await
+                .into_iter()
+                .find(|sk| sk["status"]["state"] == "Active" && sk["status"]["current"] == true)
+        },
+        || env.controller.log_tail(30),
+    )
+    .await;
+    let old_id = first["status"]["keyId"]
+        .as_str()
+        .expect("key id")
+        .to_owned();
+    assert_eq!(first["metadata"]["name"], "sealsync-key-1");
+    assert!(first["status"]["recipient"]
+        .as_str()
+        .is_some_and(|r| r.starts_with("age1")));
+
+    // A file sealed to the first key only.
+    let sealed_old = env.seal(&secret_yaml(NS, "db", "password", CANARY_OLD));
+    let c1 = env
+        .repo
+        .commit_files(&[("apps/db.sealed.yaml", sealed_old.as_str())], "db")
+        .expect("commit");
+    env.apply_gitsync(NS, "apps", json!({"path": "apps"})).await;
+    env.wait_applied(NS, "apps", &c1).await;
+    wait_key(&env, &old_id, "one document", |sk| {
+        sk["status"]["documents"] == 1
+    })
+    .await;
+    let (code, table, err) = cli(&env, &["keys", "list"]);
+    assert_eq!(code, 0, "{err}");
+    let row = table.lines().nth(1).expect("one key");
+    assert!(
+        row.starts_with(&old_id) && row.contains("Active") && row.contains('*'),
+        "{table}"
+    );
+
+    // Rotation: the controller generates the new key; the CLI prints its recipient.
+    let (code, recipient, err) = cli(&env, &["keys", "rotate"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(recipient.trim().starts_with("age1"), "{recipient}");
+    assert!(err.contains("it is now the current key"), "{err}");
+    assert!(
+        err.contains(&format!("sealsync keys retire {old_id}")),
+        "{err}"
+    );
+    let new_key = sealing_keys(&env)
+        .await
+        .into_iter()
+        .find(|sk| sk["status"]["current"] == true)
+        .expect("a current key");
+    let new_id = new_key["status"]["keyId"].as_str().expect("id").to_owned();
+    assert_ne!(new_id, old_id);
+    assert_eq!(new_key["status"]["recipient"], recipient.trim());
+    wait_key(&env, &old_id, "no longer current", |sk| {
+        sk["status"]["current"] == false
+    })
+    .await;
+    refetch(&env);
+    let published = std::fs::read_to_string(&env.recipients).expect("recipients");
+    let order: Vec<&str> = published
+        .lines()
+        .filter(|l| l.starts_with("age1"))
+        .collect();
+    assert_eq!(order.len(), 2, "{published}");
+    assert_eq!(
+        order[0],
+        recipient.trim(),
+        "the new key comes first: {published}"
+    );
+    assert_eq!(env.controller.get("/v1/keys").expect("keys").1, published);
+
+    // Retiring the current key, and a key a synced document needs, is refused.
+    let (code, _, err) = cli(&env, &["keys", "retire", &new_id]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("(CurrentKey)") && err.contains("sealsync keys rotate"),
+        "{err}"
+    );
+    let (code, _, err) = cli(&env, &["keys", "retire", &old_id]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("(InUse)")
+            && err.contains("GitSync shop/apps: apps/db.sealed.yaml (Secret shop/db)"),
+        "{err}"
+    );
+    assert!(
+        env.get("v1", "Secret", Some(CONTROLLER_NS), "sealsync-key-1")
+            .await
+            .is_some(),
+        "a refused retirement keeps the key"
+    );
+
+    // Sealed again to both keys: the current key opens it, so the old one is no longer used.
+    let sealed_new = env.seal(&secret_yaml(NS, "db", "password", CANARY_NEW));
+    let c2 = env
+        .repo
+        .commit_files(&[("apps/db.sealed.yaml", sealed_new.as_str())], "reseal")
+        .expect("commit");
+    let status = env.wait_applied(NS, "apps", &c2).await;
+    assert_eq!(
+        status["sealedSecrets"][0]["keyIds"],
+        json!([new_id]),
+        "{status:#}"
+    );
+    wait_key(&env, &old_id, "no documents", |sk| {
+        sk["status"]["documents"] == 0
+    })
+    .await;
+    wait_key(&env, &new_id, "one document", |sk| {
+        sk["status"]["documents"] == 1 && sk["status"]["usedBy"][0]["file"] == "apps/db.sealed.yaml"
+    })
+    .await;
+
+    let (code, _, err) = cli(&env, &["keys", "retire", &old_id]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(&format!("Retired key {old_id}")), "{err}");
+    assert!(
+        env.get("v1", "Secret", Some(CONTROLLER_NS), "sealsync-key-1")
+            .await
+            .is_none(),
+        "the private key is deleted"
+    );
+    let retired = wait_key(&env, &old_id, "retired", |sk| {
+        sk["status"]["state"] == "Retired"
+    })
+    .await;
+    assert!(retired["status"]["retired"].is_string(), "{retired:#}");
+    let (code, _, err) = cli(&env, &["keys", "retire", &old_id]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("already retired"), "{err}");
+    refetch(&env);
+    let published = std::fs::read_to_string(&env.recipients).expect("recipients");
+    assert!(!published.contains(&old_id), "{published}");
+    assert!(published.contains(&new_id), "{published}");
+
+    // A file only the retired key opens fails with a status that says so; nothing changes.
+    let c3 = env
+        .repo
+        .commit_files(
+            &[("apps/db.sealed.yaml", sealed_old.as_str())],
+            "back to the old key",
+        )
+        .expect("commit");
+    let status = env.wait_failed(NS, "apps", &c3).await;
+    let message = condition(&status, "Ready").expect("Ready")["message"]
+        .as_str()
+        .expect("message")
+        .to_owned();
+    assert!(
+        message.contains("apps/db.sealed.yaml")
+            && message.contains(&format!("{old_id} (retired "))
+            && message.contains("reseal"),
+        "{message}"
+    );
+    assert_eq!(
+        status["lastAppliedRevision"],
+        format!("main@sha1:{c2}"),
+        "{status:#}"
+    );
+    let secret = env.get("v1", "Secret", Some(NS), "db").await.expect("db");
+    assert_eq!(secret_value(&secret, "password"), CANARY_NEW);
+
+    // No value and no private key anywhere a user or an operator reads.
+    let (_, listed, _) = cli(&env, &["keys", "list", "-o", "yaml"]);
+    let events = events_json(&env, CONTROLLER_NS).await + &events_json(&env, NS).await;
+    let keys_json = serde_json::to_string(&sealing_keys(&env).await).expect("json");
+    for (place, text) in [
+        ("the controller log", env.controller.log()),
+        ("events", events),
+        ("the SealingKeys", keys_json),
+        ("keys list -o yaml", listed),
+        ("/metrics", metrics_text(&env)),
+        ("the GitSync status", status.to_string()),
+    ] {
+        for canary in [CANARY_OLD, CANARY_NEW, "AGE-SECRET-KEY-"] {
+            assert!(!text.contains(canary), "{canary} in {place}");
+        }
+    }
+}
