@@ -132,6 +132,13 @@ pub enum Error {
     /// The document could not be written as YAML or JSON.
     #[error("writing the document failed: {0}")]
     Encode(#[source] BoxError),
+
+    /// A key backup could not be written or read.
+    #[error("key backup: {reason}")]
+    Backup {
+        /// What is wrong, never with key material.
+        reason: String,
+    },
 }
 
 /// The cause of an error from another crate, kept for [`std::error::Error::source`].
@@ -186,6 +193,7 @@ impl Error {
             Error::Wrap(_) => "wrap",
             Error::Random => "random",
             Error::Encode(_) => "encode",
+            Error::Backup { .. } => "backup",
         }
     }
 

@@ -16,6 +16,7 @@
 //! [age]: https://age-encryption.org/v1
 
 mod aead;
+mod backup;
 mod binding;
 mod document;
 mod envelope;
@@ -24,6 +25,9 @@ mod keys;
 mod names;
 mod secret;
 
+pub use backup::{
+    open_backup, parse_backup_text, seal_backup, BackupKey, BACKUP_HEADER, MAX_BACKUP_BYTES,
+};
 pub use binding::{Binding, Scope};
 pub use document::{
     Envelope, ObjectMeta, OpenOptions, Opened, RecipientMismatch, SealedSecret, SealedSecretSpec,

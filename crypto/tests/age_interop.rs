@@ -304,3 +304,41 @@ fn foreign_payloads_from_go_age_are_refused() {
         );
     }
 }
+
+/// A key backup is an armored age file that Go `age -d -i recovery.key` opens, and what it
+/// gives is an identity file both implementations read; Go `age -a` re-encrypting that text
+/// gives a backup we open.
+#[test]
+fn go_age_opens_a_key_backup_and_we_open_its_armored_output() {
+    let recovery = go_keygen();
+    let recipient: Recipient = recovery.recipient.parse().expect("recipient");
+    let keys: Vec<sealsync_crypto::BackupKey> = ["sealsync-key-1", "sealsync-key-x7k2p"]
+        .iter()
+        .map(|name| sealsync_crypto::BackupKey {
+            name: (*name).to_owned(),
+            created: "2026-12-01T19:00:00Z".to_owned(),
+            identity: Identity::generate(),
+        })
+        .collect();
+    let armored = sealsync_crypto::seal_backup(&keys, "namespace sealsync-system", &[recipient])
+        .expect("seal");
+    let plaintext =
+        String::from_utf8(go_decrypt(&recovery.file, armored.as_bytes())).expect("utf8");
+    assert!(
+        plaintext.starts_with(sealsync_crypto::BACKUP_HEADER),
+        "header"
+    );
+    let ours = parse_identity_file(&plaintext).expect("an identity file");
+    let ids: Vec<_> = ours.iter().map(|i| i.key_id().clone()).collect();
+    let want: Vec<_> = keys.iter().map(|k| k.identity.key_id().clone()).collect();
+    assert_eq!(ids, want);
+
+    let mut cmd = Command::new(tool(AGE));
+    cmd.arg("-a").arg("-r").arg(&recovery.recipient);
+    let from_go = run(cmd, plaintext.as_bytes());
+    let reopened =
+        sealsync_crypto::open_backup(&from_go, &our_identities(&recovery.file)).expect("open");
+    assert_eq!(reopened.len(), 2);
+    assert_eq!(reopened[1].name, "sealsync-key-x7k2p");
+    assert_eq!(reopened[1].created, "2026-12-01T19:00:00Z");
+}
