@@ -66,6 +66,10 @@ impl CliError {
             CryptoError::LimitExceeded { .. } => {
                 "split the input into smaller Secrets or files (YAML aliases count once per use)"
             }
+            CryptoError::Backup { .. } => {
+                "pass the file `sealsync keys backup` wrote, with -i the recovery identity whose \
+                 public recipient is in the controller's --recovery-recipients-file"
+            }
             _ => "report this as a bug in sealsync",
         };
         CliError::new(err.to_string()).with_hint(hint)

@@ -23,6 +23,8 @@ pub struct Settings {
     pub apply_concurrency: usize,
     /// How long CRDs and Namespaces of a revision may take to become ready.
     pub ready_timeout: Duration,
+    /// The recovery recipients the key backup is encrypted to; no backup without it.
+    pub recovery_recipients_file: Option<PathBuf>,
 }
 
 /// Shared state.

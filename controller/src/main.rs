@@ -49,6 +49,12 @@ struct Args {
     /// every poll, as Flux does).
     #[arg(long, default_value = "1h", value_parser = parse_period)]
     full_resync_period: Duration,
+    /// A file of recovery recipients (one `age1…` a line; in-cluster, a mounted ConfigMap).
+    /// With it the controller keeps every private key, encrypted only to these recipients, in
+    /// the Secret `sealsync-key-backup`, rewritten after each rotation (`sealsync keys backup`
+    /// reads it). Without it no key ever leaves the cluster in any form.
+    #[arg(long, value_name = "FILE")]
+    recovery_recipients_file: Option<PathBuf>,
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -63,6 +69,13 @@ async fn main() -> Result<()> {
 
     // Read before anything else runs; VAULT_TOKEN is only ever sent to VAULT_ADDR.
     let vault_defaults = vault::Defaults::from_env()?;
+    if let Some(file) = &args.recovery_recipients_file {
+        let recipients = keys::backup::read_recovery_recipients(file)?;
+        tracing::info!(
+            recovery_recipients = ?recipients.iter().map(|r| r.key_id().to_string()).collect::<Vec<_>>(),
+            "keys: backups are encrypted to the recovery recipients"
+        );
+    }
     let client = client(&args).await?;
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
@@ -90,6 +103,7 @@ async fn main() -> Result<()> {
             data_dir,
             apply_concurrency: args.apply_concurrency,
             ready_timeout: Duration::from_secs(60),
+            recovery_recipients_file: args.recovery_recipients_file.clone(),
         },
         keys: tokio::sync::RwLock::new(ring),
         metrics: metrics.clone(),

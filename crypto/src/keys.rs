@@ -161,7 +161,9 @@ pub fn parse_recipients_file(text: &str) -> Result<Vec<Recipient>> {
     Ok(out)
 }
 
-/// A private key that can unwrap data keys, with the id of its public half.
+/// A private key that can unwrap data keys, with the id of its public half. The key is wiped
+/// when an `Identity` (or a clone of it) is dropped.
+#[derive(Clone)]
 pub struct Identity {
     inner: age::x25519::Identity,
     id: KeyId,

@@ -263,3 +263,226 @@ async fn rotate_retire_refused_then_accepted_and_a_file_on_a_retired_key() {
         }
     }
 }
+
+/// Applies a GitSync following `repo_url` through `client`.
+async fn apply_gitsync_with(client: &kube::Client, repo_url: &str) {
+    let body = json!({
+        "apiVersion": "sealsync.dev/v1",
+        "kind": "GitSync",
+        "metadata": {"name": "apps", "namespace": NS},
+        "spec": {"url": repo_url, "interval": "2s", "path": "apps"},
+    });
+    dynamic_api(client, "sealsync.dev/v1", "GitSync", Some(NS))
+        .await
+        .patch(
+            "apps",
+            &kube::api::PatchParams::apply("e2e-test").force(),
+            &kube::api::Patch::Apply(&body),
+        )
+        .await
+        .expect("apply the GitSync");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_in_one_cluster_restore_in_a_rebuilt_one_and_the_same_repository_syncs() {
+    // The cluster admin's offline recovery key; only its public half reaches the controller.
+    let offline = tempfile::tempdir().expect("tmp");
+    let recovery_key = offline.path().join("recovery.key");
+    let recovery_key_arg = recovery_key.to_str().expect("utf8").to_owned();
+    let recipient = run_cli_ok(&["keys", "generate", "-o", &recovery_key_arg]);
+    let recipients_file = offline.path().join("recovery-recipients.txt");
+    std::fs::write(
+        &recipients_file,
+        format!("# the security team\n{recipient}"),
+    )
+    .expect("write");
+    let env = Env::start_with(
+        &[NS],
+        &[
+            "--recovery-recipients-file".to_owned(),
+            recipients_file.to_str().expect("utf8").to_owned(),
+        ],
+        &[],
+    )
+    .await;
+
+    // Two keys: the first, and one from a rotation; a file sealed to each.
+    let sealed_old = env.seal(&secret_yaml(NS, "db", "password", CANARY_OLD));
+    let (code, _, err) = cli(&env, &["keys", "rotate"]);
+    assert_eq!(
+        code,
+        0,
+        "{err}\ncontroller log:\n{}",
+        env.controller.log_tail(30)
+    );
+    refetch(&env);
+    let sealed_new = env.seal(&secret_yaml(NS, "api", "token", CANARY_NEW));
+    let commit = env
+        .repo
+        .commit_files(
+            &[
+                ("apps/db.sealed.yaml", sealed_old.as_str()),
+                ("apps/api.sealed.yaml", sealed_new.as_str()),
+            ],
+            "two secrets",
+        )
+        .expect("commit");
+    env.apply_gitsync(NS, "apps", json!({"path": "apps"})).await;
+    env.wait_applied(NS, "apps", &commit).await;
+    let key_ids: Vec<String> = sealing_keys(&env)
+        .await
+        .iter()
+        .filter_map(|sk| sk["status"]["keyId"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(key_ids.len(), 2);
+
+    // The backup holds both keys, and Go age opens it with the recovery key.
+    let backup = offline.path().join("backup.age");
+    let backup_arg = backup.to_str().expect("utf8").to_owned();
+    let (code, _, err) = cli(&env, &["keys", "backup", "-o", &backup_arg]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("the backup of 2 key(s)"), "{err}");
+    let armored = std::fs::read_to_string(&backup).expect("backup");
+    assert!(
+        armored.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"),
+        "{armored}"
+    );
+    let opened = std::process::Command::new("age")
+        .args(["-d", "-i", &recovery_key_arg, &backup_arg])
+        .output()
+        .expect("run age");
+    assert!(
+        opened.status.success(),
+        "{}",
+        String::from_utf8_lossy(&opened.stderr)
+    );
+    let plaintext = String::from_utf8(opened.stdout).expect("utf8");
+    assert_eq!(plaintext.matches("AGE-SECRET-KEY-1").count(), 2);
+    for id in &key_ids {
+        assert!(plaintext.contains(id.as_str()), "{id} in the backup");
+    }
+    drop(plaintext);
+
+    // A key Secret deleted by hand shows as Missing, and the backup brings it back.
+    let first_id = sealing_keys(&env)
+        .await
+        .into_iter()
+        .find(|sk| sk["metadata"]["name"] == "sealsync-key-1")
+        .and_then(|sk| sk["status"]["keyId"].as_str().map(str::to_owned))
+        .expect("the first key");
+    dynamic_api(&env.client, "v1", "Secret", Some(CONTROLLER_NS))
+        .await
+        .delete("sealsync-key-1", &Default::default())
+        .await
+        .expect("delete the key Secret");
+    let missing = wait_key(&env, &first_id, "missing", |sk| {
+        sk["status"]["state"] == "Missing"
+    })
+    .await;
+    assert!(
+        condition(&missing["status"], "Ready").expect("Ready")["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("sealsync keys restore")),
+        "{missing:#}"
+    );
+    let (code, _, err) = cli(
+        &env,
+        &[
+            "keys",
+            "restore",
+            "-f",
+            &backup_arg,
+            "-i",
+            &recovery_key_arg,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!(
+            "Key {first_id}: restored as Secret {CONTROLLER_NS}/sealsync-key-1"
+        )),
+        "{err}"
+    );
+    wait_key(&env, &first_id, "active again", |sk| {
+        sk["status"]["state"] == "Active"
+    })
+    .await;
+
+    // A rebuilt cluster: its controller starts with a key of its own; the restore adds the
+    // old cluster's keys beside it, and the same repository syncs there.
+    let (cluster_b, kubeconfig_b, client_b) = start_cluster(&[NS]).await;
+    let dir_b = tempfile::tempdir().expect("tmp");
+    let mut controller_b = start_controller(&kubeconfig_b, dir_b.path(), &[], &[]).await;
+    let kubeconfig_b_arg = kubeconfig_b.to_str().expect("utf8").to_owned();
+    let restore_b = run_cli_status(&[
+        "keys",
+        "restore",
+        "-f",
+        &backup_arg,
+        "-i",
+        &recovery_key_arg,
+        "--kubeconfig",
+        &kubeconfig_b_arg,
+        "--controller-namespace",
+        CONTROLLER_NS,
+    ]);
+    assert_eq!(restore_b.0, 0, "{}", restore_b.2);
+    assert!(restore_b.2.contains("Restored 2 key(s)"), "{}", restore_b.2);
+    assert!(
+        restore_b.2.contains(&format!(
+            "Key {first_id}: restored as Secret {CONTROLLER_NS}/sealsync-key-{first_id}"
+        )),
+        "the rebuilt cluster's own first key keeps its name: {}",
+        restore_b.2
+    );
+    apply_gitsync_with(&client_b, &env.repo.git_url()).await;
+    let api_b = dynamic_api(&client_b, "sealsync.dev/v1", "GitSync", Some(NS)).await;
+    let want = format!("main@sha1:{commit}");
+    wait_for_value(
+        "the rebuilt cluster to apply the same revision",
+        Duration::from_secs(60),
+        || async {
+            let gs = api_b
+                .get_opt("apps")
+                .await
+                .expect("get")
+                .map(|o| o.data["status"].clone())?;
+            (gs["lastAppliedRevision"] == want.as_str() && ready(&gs) == Some(true)).then_some(())
+        },
+        || controller_b.log_tail(30),
+    )
+    .await;
+    let secrets_b = dynamic_api(&client_b, "v1", "Secret", Some(NS)).await;
+    let db = secrets_b.get("db").await.expect("db");
+    assert_eq!(secret_value(&db, "password"), CANARY_OLD);
+    let api = secrets_b.get("api").await.expect("api");
+    assert_eq!(secret_value(&api, "token"), CANARY_NEW);
+    let (code, listed, err) = run_cli_status(&[
+        "keys",
+        "list",
+        "--kubeconfig",
+        &kubeconfig_b_arg,
+        "--controller-namespace",
+        CONTROLLER_NS,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(listed.lines().count(), 4, "three keys: {listed}");
+
+    // No private key and no value in logs, events or CLI output; the backup on disk is
+    // ciphertext only.
+    let log_b = controller_b.log();
+    controller_b.kill().expect("stop");
+    drop(cluster_b);
+    for (place, text) in [
+        ("the controller log", env.controller.log()),
+        ("the rebuilt cluster's controller log", log_b),
+        ("events", events_json(&env, CONTROLLER_NS).await),
+        ("keys restore output", restore_b.1 + &restore_b.2),
+        ("the backup file", armored),
+        ("/metrics", metrics_text(&env)),
+    ] {
+        for canary in [CANARY_OLD, CANARY_NEW, "AGE-SECRET-KEY-"] {
+            assert!(!text.contains(canary), "{canary} in {place}");
+        }
+    }
+}

@@ -6,6 +6,8 @@
 mod crd;
 mod duration;
 #[cfg(feature = "kube")]
+pub mod keysecret;
+#[cfg(feature = "kube")]
 pub mod kubeclient;
 pub mod manifest;
 pub mod redact;

@@ -29,6 +29,7 @@ use sealsync_core::{
 use sealsync_crypto::{Identity, KeyId};
 use tokio::sync::Notify;
 
+use super::backup::BackupWriter;
 use super::usage::{self, Usage};
 use super::{api_err, now_rfc3339, publish, secrets, KeyRing, KeysError, StoredKey, KEY_LABEL};
 use crate::context::Shared;
@@ -38,6 +39,8 @@ use crate::status::{event_on, set_condition};
 const DEBOUNCE: Duration = Duration::from_millis(150);
 /// How long a failed pass waits before it is tried again.
 const RETRY: Duration = Duration::from_secs(5);
+/// How often the recovery recipients file is read again.
+const RECHECK: Duration = Duration::from_secs(60);
 /// How many documents a retirement refusal names.
 const REFUSAL_LISTED: usize = 10;
 
@@ -61,13 +64,19 @@ pub async fn run(shared: Arc<Shared>, gitsyncs: Store<GitSync>, usage_changed: A
     .reflect(secret_writer);
     let mut events = futures::stream::select(ticks(sk_events), ticks(secret_events));
 
+    let backup = BackupWriter::new(shared.settings.recovery_recipients_file.clone());
     let mut manager = Manager {
         shared,
         gitsyncs,
         sealing_keys,
         key_secrets,
         loaded: None,
+        backup,
     };
+    // The recovery recipients file is re-read now and then (a ConfigMap update reaches a
+    // mounted file without any API event); the check costs no request when nothing changed.
+    let mut recheck = tokio::time::interval(RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut due: Option<tokio::time::Instant> = None;
     loop {
         let sleep = async {
@@ -84,6 +93,9 @@ pub async fn run(shared: Arc<Shared>, gitsyncs: Store<GitSync>, usage_changed: A
                 due.get_or_insert_with(|| tokio::time::Instant::now() + DEBOUNCE);
             }
             () = usage_changed.notified() => {
+                due.get_or_insert_with(|| tokio::time::Instant::now() + DEBOUNCE);
+            }
+            _ = recheck.tick() => {
                 due.get_or_insert_with(|| tokio::time::Instant::now() + DEBOUNCE);
             }
             () = sleep => {
@@ -119,6 +131,8 @@ struct Manager {
     key_secrets: Store<PartialObjectMeta<Secret>>,
     /// The names and resourceVersions of the key Secrets last loaded.
     loaded: Option<BTreeSet<(String, String)>>,
+    /// Keeps the backup current.
+    backup: BackupWriter,
 }
 
 impl Manager {
@@ -168,12 +182,16 @@ impl Manager {
                 continue;
             }
             let identity = Identity::generate();
+            let created_at = {
+                let ring = self.shared.keys.read().await;
+                creation_time_after(ring.keys().first().map(|k| k.created.as_str()))
+            };
             let created = secrets::create(
                 &self.shared.client,
                 self.namespace(),
                 &sk.name_any(),
                 &identity,
-                &now_rfc3339(),
+                &created_at,
             )
             .await?;
             if created {
@@ -233,7 +251,10 @@ impl Manager {
             publish(&self.shared.client, self.namespace(), &ring).await?;
             tracing::info!(key_ids = ?ring.key_ids(), "keys: published the recipients");
         }
-        Ok(())
+        let ring = self.shared.keys.read().await;
+        self.backup
+            .ensure(&self.shared.client, &self.shared.settings.namespace, &ring)
+            .await
     }
 
     async fn has_key(&self, name: &str) -> bool {
@@ -488,6 +509,23 @@ impl Manager {
     }
 }
 
+/// The creation time of a new key: now, but later than the current key's, so that the new
+/// key sorts first even when it is made within the same second (times are kept to the second).
+fn creation_time_after(current: Option<&str>) -> String {
+    use k8s_openapi::jiff::{SignedDuration, Timestamp};
+    let now = now_rfc3339();
+    let Some(latest) = current.and_then(|c| c.parse::<Timestamp>().ok()) else {
+        return now;
+    };
+    match now.parse::<Timestamp>() {
+        Ok(t) if t > latest => now,
+        _ => latest
+            .checked_add(SignedDuration::from_secs(1))
+            .map(|t| t.to_string())
+            .unwrap_or(now),
+    }
+}
+
 enum Decision {
     Refused(&'static str, String),
     Retired,
@@ -518,4 +556,18 @@ fn retired_ids(sealing_keys: &[Arc<SealingKey>]) -> BTreeMap<KeyId, String> {
             Some((id, s.retired.clone().unwrap_or_default()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_key_is_created_after_the_current_one() {
+        let far = "2999-01-01T00:00:00Z";
+        assert_eq!(creation_time_after(Some(far)), "2999-01-01T00:00:01Z");
+        let past = "2001-01-01T00:00:00Z";
+        assert!(creation_time_after(Some(past)).as_str() > past);
+        assert!(!creation_time_after(None).is_empty());
+    }
 }

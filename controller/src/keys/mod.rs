@@ -9,12 +9,14 @@
 //!
 //! - [`secrets`]: reading, generating and deleting key Secrets.
 //! - [`usage`]: which synced documents each key opens, from the GitSyncs' status.
+//! - [`backup`]: the backup of every key, encrypted to the recovery recipients.
 //! - [`manager`]: the loop that answers rotation and retirement requests and keeps every
 //!   SealingKey's status current.
 //!
 //! Private keys are never logged, never put in an event, status or metric, and never leave
 //! the cluster.
 
+pub mod backup;
 pub mod manager;
 pub mod secrets;
 pub mod usage;
@@ -27,19 +29,10 @@ use kube::{Api, Client};
 use sealsync_core::FIELD_MANAGER;
 use sealsync_crypto::{Identity, KeyId, Recipient};
 
-pub use secrets::{load_or_create, StoredKey, FIRST_KEY_SECRET, IDENTITY_KEY};
-
-/// The label on every key Secret; its value is the key's state (`active`).
-pub const KEY_LABEL: &str = "sealsync.dev/sealing-key";
-/// The label with the key's id, so `kubectl get secrets -L sealsync.dev/key-id` lists them.
-pub const KEY_ID_LABEL: &str = "sealsync.dev/key-id";
-/// The annotation with the time the key was generated (RFC 3339): it orders the keys, and
-/// survives a backup and restore, unlike the Secret's creation time.
-pub const CREATED_ANNOTATION: &str = "sealsync.dev/created-at";
-/// The ConfigMap with the public recipients.
-pub const PUBLIC_KEYS_CONFIGMAP: &str = "sealsync-public-keys";
-/// The ConfigMap key that holds the recipients file.
-pub const RECIPIENTS_KEY: &str = "recipients.txt";
+pub use sealsync_core::keysecret::{
+    FIRST_KEY_SECRET, IDENTITY_KEY, KEY_ID_LABEL, KEY_LABEL, PUBLIC_KEYS_CONFIGMAP, RECIPIENTS_KEY,
+};
+pub use secrets::{load_or_create, StoredKey};
 
 /// Why the keys could not be loaded or changed.
 #[derive(Debug, thiserror::Error)]
@@ -55,13 +48,14 @@ pub enum KeysError {
         source: kube::Error,
     },
     /// A key Secret holds something that is not an identity. Its contents are never shown.
-    #[error("Secret {namespace}/{name} is labelled {KEY_LABEL} but its {IDENTITY_KEY} is not one age identity; restore it from a backup or remove the label")]
-    Corrupt {
-        /// The namespace.
-        namespace: String,
-        /// The Secret.
-        name: String,
-    },
+    #[error(transparent)]
+    Corrupt(#[from] sealsync_core::keysecret::CorruptKeySecret),
+    /// The recovery recipients file cannot be used.
+    #[error(transparent)]
+    Recovery(#[from] backup::RecoveryRecipientsError),
+    /// The backup could not be encrypted.
+    #[error("encrypting the key backup: {0}")]
+    Backup(String),
 }
 
 impl KeysError {
@@ -69,7 +63,9 @@ impl KeysError {
     pub fn metric_label(&self) -> &'static str {
         match self {
             KeysError::Api { .. } => "api",
-            KeysError::Corrupt { .. } => "corrupt",
+            KeysError::Corrupt(_) => "corrupt",
+            KeysError::Recovery(_) => "recovery_recipients",
+            KeysError::Backup(_) => "backup",
         }
     }
 }

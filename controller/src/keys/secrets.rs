@@ -3,50 +3,17 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::ByteString;
-use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams, Preconditions};
+use kube::api::{DeleteParams, ListParams, PostParams, Preconditions};
 use kube::{Api, Client};
-use sealsync_crypto::{parse_identity_file, Identity};
-use zeroize::{Zeroize, Zeroizing};
-
-use super::{
-    api_err, now_rfc3339, KeyRing, KeysError, CREATED_ANNOTATION, KEY_ID_LABEL, KEY_LABEL,
+use sealsync_core::keysecret::{
+    key_secret, read_key_secret, wipe_secret, FIRST_KEY_SECRET, KEY_LABEL,
 };
+use sealsync_crypto::Identity;
 
-/// The Secret of the key generated on first start.
-pub const FIRST_KEY_SECRET: &str = "sealsync-key-1";
-/// The Secret key that holds an identity.
-pub const IDENTITY_KEY: &str = "identity.txt";
+use super::{api_err, now_rfc3339, KeyRing, KeysError};
 
 /// One key loaded from its Secret.
-pub struct StoredKey {
-    /// The Secret's name, which is also its SealingKey's name.
-    pub name: String,
-    /// When the key was generated (RFC 3339).
-    pub created: String,
-    /// The private key.
-    pub identity: Identity,
-    /// The Secret's uid, for a delete that cannot hit a replacement.
-    pub uid: Option<String>,
-}
-
-impl std::fmt::Debug for StoredKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredKey")
-            .field("name", &self.name)
-            .field("key_id", self.identity.key_id())
-            .field("created", &self.created)
-            .finish_non_exhaustive()
-    }
-}
-
-fn wipe(secret: &mut Secret) {
-    if let Some(data) = secret.data.as_mut() {
-        for v in data.values_mut() {
-            v.0.zeroize();
-        }
-    }
-}
+pub use sealsync_core::keysecret::KeySecret as StoredKey;
 
 /// Reads every key Secret of `namespace`, newest first.
 pub async fn load(client: &Client, namespace: &str) -> Result<Vec<StoredKey>, KeysError> {
@@ -58,56 +25,18 @@ pub async fn load(client: &Client, namespace: &str) -> Result<Vec<StoredKey>, Ke
     let mut found = Vec::new();
     let mut failure = None;
     for mut secret in list.items {
-        if failure.is_none() {
-            match parse(&mut secret, namespace) {
-                Ok(key) => found.push(key),
-                Err(e) => failure = Some(e),
+        match read_key_secret(&mut secret, namespace) {
+            Ok(key) => found.push(key),
+            Err(e) => {
+                failure.get_or_insert(KeysError::Corrupt(e));
             }
         }
-        wipe(&mut secret);
     }
     if let Some(e) = failure {
         return Err(e);
     }
     sort_newest_first(&mut found);
     Ok(found)
-}
-
-fn parse(secret: &mut Secret, namespace: &str) -> Result<StoredKey, KeysError> {
-    let name = secret.metadata.name.clone().unwrap_or_default();
-    let created = secret
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(CREATED_ANNOTATION).cloned())
-        .or_else(|| {
-            secret
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .map(|t| t.0.to_string())
-        })
-        .unwrap_or_default();
-    let corrupt = || KeysError::Corrupt {
-        namespace: namespace.to_owned(),
-        name: name.clone(),
-    };
-    let bytes = secret
-        .data
-        .as_mut()
-        .and_then(|d| d.remove(IDENTITY_KEY))
-        .ok_or_else(corrupt)?;
-    let text = Zeroizing::new(String::from_utf8(bytes.0).map_err(|_| corrupt())?);
-    let mut identities = parse_identity_file(&text).map_err(|_| corrupt())?;
-    if identities.len() != 1 {
-        return Err(corrupt());
-    }
-    Ok(StoredKey {
-        name,
-        created,
-        identity: identities.remove(0),
-        uid: secret.metadata.uid.clone(),
-    })
 }
 
 /// Newest first; ties (keys generated in the same second) by key id, so that every replica
@@ -130,44 +59,12 @@ pub async fn create(
     created: &str,
 ) -> Result<bool, KeysError> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let text = Zeroizing::new(format!(
-        "# sealsync cluster key {}\n{}\n",
-        identity.key_id(),
-        identity.to_secret_string().as_str()
-    ));
-    let mut secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            namespace: Some(namespace.to_owned()),
-            labels: Some(BTreeMap::from([
-                (KEY_LABEL.to_owned(), "active".to_owned()),
-                (KEY_ID_LABEL.to_owned(), identity.key_id().to_string()),
-                (
-                    "app.kubernetes.io/managed-by".to_owned(),
-                    "sealsync".to_owned(),
-                ),
-            ])),
-            annotations: Some(BTreeMap::from([(
-                CREATED_ANNOTATION.to_owned(),
-                created.to_owned(),
-            )])),
-            ..ObjectMeta::default()
-        },
-        type_: Some("Opaque".to_owned()),
-        // Only the controller reads it; marking it immutable keeps a stray edit from
-        // replacing a key in place.
-        immutable: Some(true),
-        data: Some(BTreeMap::from([(
-            IDENTITY_KEY.to_owned(),
-            ByteString(text.as_bytes().to_vec()),
-        )])),
-        ..Secret::default()
-    };
+    let mut secret = key_secret(namespace, name, identity, created);
     let result = secrets.create(&PostParams::default(), &secret).await;
-    wipe(&mut secret);
+    wipe_secret(&mut secret);
     match result {
         Ok(mut stored) => {
-            wipe(&mut stored);
+            wipe_secret(&mut stored);
             Ok(true)
         }
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),

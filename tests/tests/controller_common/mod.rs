@@ -53,48 +53,14 @@ impl Env {
 
     /// Like [`Env::start`], with environment variables for the controller.
     pub async fn start_with_controller_env(namespaces: &[&str], env: &[(String, String)]) -> Env {
-        // SEALSYNC_E2E_KUBECONFIG runs these against a real cluster (one test at a time:
-        // they share namespace names and each starts a controller).
-        let cluster = TestCluster::from_env_or_start()
-            .await
-            .expect("start the test API server");
+        Self::start_with(namespaces, &[], env).await
+    }
+
+    /// Like [`Env::start`], with arguments and environment variables for the controller.
+    pub async fn start_with(namespaces: &[&str], args: &[String], env: &[(String, String)]) -> Env {
+        let (cluster, kubeconfig, client) = start_cluster(namespaces).await;
         let dir = tempfile::tempdir().expect("tmp");
-        let kubeconfig = cluster.kubeconfig_path().to_path_buf();
-        let client = client_for(&kubeconfig).await;
-        let crds = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds/sealsync.yaml"),
-        )
-        .expect("read the CRDs");
-        apply_yaml(&client, &crds).await;
-        wait_for(
-            "the GitSync CRD to be served",
-            Duration::from_secs(20),
-            || async {
-                kube::discovery::pinned_kind(
-                    &client,
-                    &GroupVersionKind::gvk("sealsync.dev", "v1", "GitSync"),
-                )
-                .await
-                .is_ok()
-            },
-        )
-        .await;
-        for ns in std::iter::once(&CONTROLLER_NS).chain(namespaces) {
-            apply_yaml(
-                &client,
-                &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"),
-            )
-            .await;
-        }
-        let data_dir = dir.path().join("data");
-        std::fs::create_dir_all(&data_dir).expect("data dir");
-        let (kc, dd, vars) = (kubeconfig.clone(), data_dir.clone(), env.to_vec());
-        let controller = tokio::task::spawn_blocking(move || {
-            ControllerProcess::start_with_env(&kc, CONTROLLER_NS, &dd, &[], &vars)
-                .expect("start the controller")
-        })
-        .await
-        .expect("join");
+        let controller = start_controller(&kubeconfig, dir.path(), args, env).await;
         let git = tokio::task::spawn_blocking(|| GitServer::start().expect("git server"))
             .await
             .expect("join");
@@ -224,6 +190,68 @@ impl Env {
             .await
             .expect("get")
     }
+}
+
+/// A test API server (or the cluster in `SEALSYNC_E2E_KUBECONFIG`) with the CRDs, the
+/// controller's namespace and `namespaces`.
+pub async fn start_cluster(namespaces: &[&str]) -> (TestCluster, PathBuf, Client) {
+    // SEALSYNC_E2E_KUBECONFIG runs these against a real cluster (one test at a time:
+    // they share namespace names and each starts a controller).
+    let cluster = TestCluster::from_env_or_start()
+        .await
+        .expect("start the test API server");
+    let kubeconfig = cluster.kubeconfig_path().to_path_buf();
+    let client = client_for(&kubeconfig).await;
+    let crds = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds/sealsync.yaml"),
+    )
+    .expect("read the CRDs");
+    apply_yaml(&client, &crds).await;
+    wait_for(
+        "the GitSync CRD to be served",
+        Duration::from_secs(20),
+        || async {
+            kube::discovery::pinned_kind(
+                &client,
+                &GroupVersionKind::gvk("sealsync.dev", "v1", "GitSync"),
+            )
+            .await
+            .is_ok()
+        },
+    )
+    .await;
+    for ns in std::iter::once(&CONTROLLER_NS).chain(namespaces) {
+        apply_yaml(
+            &client,
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"),
+        )
+        .await;
+    }
+    (cluster, kubeconfig, client)
+}
+
+/// Starts the controller against `kubeconfig`, with its data under `dir`.
+pub async fn start_controller(
+    kubeconfig: &Path,
+    dir: &Path,
+    args: &[String],
+    env: &[(String, String)],
+) -> ControllerProcess {
+    let data_dir = dir.join("data");
+    std::fs::create_dir_all(&data_dir).expect("data dir");
+    let (kc, dd, vars, args) = (
+        kubeconfig.to_path_buf(),
+        data_dir,
+        env.to_vec(),
+        args.to_vec(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let extra: Vec<&str> = args.iter().map(String::as_str).collect();
+        ControllerProcess::start_with_env(&kc, CONTROLLER_NS, &dd, &extra, &vars)
+            .expect("start the controller")
+    })
+    .await
+    .expect("join")
 }
 
 /// `Ready`'s status.

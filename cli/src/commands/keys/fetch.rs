@@ -8,9 +8,7 @@ use crate::output;
 
 use super::FetchArgs;
 
-/// The ConfigMap the controller publishes its recipients in, and its key.
-const PUBLIC_KEYS_CONFIGMAP: &str = "sealsync-public-keys";
-const RECIPIENTS_KEY: &str = "recipients.txt";
+use sealsync_core::keysecret::{PUBLIC_KEYS_CONFIGMAP, RECIPIENTS_KEY};
 
 pub fn run(args: FetchArgs) -> CliResult<ExitCode> {
     use crate::cluster;

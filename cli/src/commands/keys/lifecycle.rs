@@ -17,7 +17,7 @@ use crate::error::{CliError, CliResult};
 use crate::output;
 
 /// How often the commands look for the controller's answer.
-const POLL: Duration = Duration::from_millis(250);
+pub(super) const POLL: Duration = Duration::from_millis(250);
 
 fn state(sk: &SealingKey) -> String {
     match sk.status.as_ref().and_then(|s| s.state) {
@@ -30,7 +30,7 @@ fn key_id(sk: &SealingKey) -> Option<&str> {
     sk.status.as_ref().and_then(|s| s.key_id.as_deref())
 }
 
-async fn list_keys(client: Client, namespace: &str) -> CliResult<Vec<SealingKey>> {
+pub(super) async fn list_keys(client: Client, namespace: &str) -> CliResult<Vec<SealingKey>> {
     let api: Api<SealingKey> = Api::namespaced(client, namespace);
     let mut items = api
         .list(&ListParams::default())
@@ -101,7 +101,7 @@ pub fn list(args: ListArgs) -> CliResult<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn timeout(args: &ControllerArgs) -> CliResult<Duration> {
+pub(super) fn parse_timeout(args: &ControllerArgs) -> CliResult<Duration> {
     parse_duration(&args.timeout).map_err(|e| {
         CliError::new(format!("--timeout: {e}")).with_hint("pass a duration such as 30s or 2m")
     })
@@ -137,14 +137,14 @@ async fn wait_for<T>(
 
 pub fn rotate(args: RotateArgs) -> CliResult<ExitCode> {
     let args = args.controller;
-    let wait = timeout(&args)?;
+    let wait = parse_timeout(&args)?;
     let namespace = args.controller_namespace.clone();
     let (name, key, previous) = cluster::block_on(async {
         let (client, _) = args.cluster.connect().await?;
+        // Right after the controller's first start its SealingKeys may not exist yet: the
+        // request is made all the same, and the wait below tells a controller that is not
+        // running.
         let existing = list_keys(client.clone(), &namespace).await?;
-        if existing.is_empty() {
-            return Err(no_keys(&namespace));
-        }
         let previous: Vec<String> = existing
             .iter()
             .filter(|sk| sk.status.as_ref().and_then(|s| s.state) == Some(KeyState::Active))
@@ -208,7 +208,7 @@ pub fn rotate(args: RotateArgs) -> CliResult<ExitCode> {
 pub fn retire(args: RetireArgs) -> CliResult<ExitCode> {
     let wanted = args.key.clone();
     let args = args.controller;
-    let wait = timeout(&args)?;
+    let wait = parse_timeout(&args)?;
     let namespace = args.controller_namespace.clone();
     cluster::block_on(async {
         let (client, _) = args.cluster.connect().await?;

@@ -1,9 +1,11 @@
 //! `sealsync keys`: offline identities, and the cluster's keys as a security team manages
 //! them (one module per subcommand).
 
+mod backup;
 mod fetch;
 mod generate;
 mod lifecycle;
+mod restore;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +30,12 @@ pub enum Command {
     /// Retire a key: its private part is deleted from the cluster. Refused while a synced
     /// document opens only with it, or while it is the current key.
     Retire(RetireArgs),
+    /// Copy out the controller's backup of every cluster key: an armored age file encrypted
+    /// only to the recovery recipients the cluster admin configured.
+    Backup(BackupArgs),
+    /// Load the keys of a backup into a cluster (a rebuilt one, after a disaster), opening it
+    /// here with a recovery identity.
+    Restore(RestoreArgs),
 }
 
 /// Where the controller runs, and how long to wait for it.
@@ -97,5 +105,32 @@ pub fn run(cmd: Command) -> CliResult<ExitCode> {
         Command::List(args) => lifecycle::list(args),
         Command::Rotate(args) => lifecycle::rotate(args),
         Command::Retire(args) => lifecycle::retire(args),
+        Command::Backup(args) => backup::run(args),
+        Command::Restore(args) => restore::run(args),
     }
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct BackupArgs {
+    /// Write the backup to FILE instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct RestoreArgs {
+    /// The backup, as `keys backup` wrote it (or any age file of an identity file).
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: PathBuf,
+    /// The recovery identity that opens it. Repeatable. Default: the file that
+    /// SEALSYNC_AGE_KEY_FILE, else SOPS_AGE_KEY_FILE, names.
+    #[arg(short = 'i', long = "identity", value_name = "IDENTITY_FILE")]
+    pub identities: Vec<PathBuf>,
+    /// Also restore keys that this cluster retired.
+    #[arg(long)]
+    pub include_retired: bool,
+    #[command(flatten)]
+    pub controller: ControllerArgs,
 }
