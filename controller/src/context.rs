@@ -25,6 +25,8 @@ pub struct Settings {
     pub ready_timeout: Duration,
     /// The recovery recipients the key backup is encrypted to; no backup without it.
     pub recovery_recipients_file: Option<PathBuf>,
+    /// Recipients of peer clusters `/v1/rewrap` may also wrap to.
+    pub peer_recipients_file: Option<PathBuf>,
 }
 
 /// Shared state.

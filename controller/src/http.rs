@@ -1,5 +1,5 @@
-//! The `http` stage: `/healthz`, `/readyz`, `/metrics`, `GET /v1/keys` and the push webhooks
-//! (`POST /hook/<path>`, [`crate::webhook`]).
+//! The `http` stage: `/healthz`, `/readyz`, `/metrics`, `GET /v1/keys`, `POST /v1/rewrap`
+//! ([`crate::rewrap`]) and the push webhooks (`POST /hook/<path>`, [`crate::webhook`]).
 //!
 //! `/v1/keys` serves only public recipients, the same text as the ConfigMap
 //! `sealsync-public-keys`, like `kubeseal --fetch-cert` reads the public certificate. It is
@@ -18,12 +18,17 @@ use axum::Router;
 use kube::runtime::reflector::Store;
 use sealsync_core::GitSync;
 
+use crate::callers::{Callers, Permission, Refusal};
 use crate::context::Shared;
-use crate::metrics::WebhookLabels;
+use crate::metrics::{ResultLabels, WebhookLabels};
+use crate::rewrap::{RewrapError, RewrapRequest};
 use crate::webhook::{Outcome, MAX_BODY};
 
 /// Requests per second `/v1/keys` answers; more get 429.
 const KEYS_PER_SECOND: f64 = 20.0;
+/// Requests per second `/v1/rewrap` takes to a token review at all, whoever sends them: the
+/// per-caller limit applies only once a caller is known, and each review costs the API server.
+const REWRAP_PER_SECOND: f64 = 20.0;
 
 /// A token bucket.
 #[derive(Debug)]
@@ -39,6 +44,15 @@ impl RateLimit {
             state: Mutex::new((per_second, Instant::now())),
             per_second,
         }
+    }
+
+    /// Whether the bucket is full: a caller that has not called for a while.
+    pub fn is_full(&self) -> bool {
+        let Ok(state) = self.state.lock() else {
+            return false;
+        };
+        let refill = state.1.elapsed().as_secs_f64() * self.per_second;
+        state.0 + refill >= self.per_second
     }
 
     /// Takes a token if there is one.
@@ -67,6 +81,8 @@ pub struct HttpState {
     /// Set once the keys are loaded and the controller runs.
     pub ready: Arc<AtomicBool>,
     keys_limit: RateLimit,
+    rewrap_limit: RateLimit,
+    callers: Callers,
     gitsyncs: Store<GitSync>,
 }
 
@@ -76,11 +92,14 @@ pub async fn serve(
     shared: Arc<Shared>,
     ready: Arc<AtomicBool>,
     gitsyncs: Store<GitSync>,
+    rewrap_per_caller: f64,
 ) -> std::io::Result<()> {
     let state = Arc::new(HttpState {
         shared,
         ready,
         keys_limit: RateLimit::new(KEYS_PER_SECOND),
+        rewrap_limit: RateLimit::new(REWRAP_PER_SECOND),
+        callers: Callers::new(rewrap_per_caller),
         gitsyncs,
     });
     let app = Router::new()
@@ -88,6 +107,10 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/keys", get(keys))
+        .route(
+            "/v1/rewrap",
+            post(rewrap).layer(DefaultBodyLimit::max(crate::rewrap::MAX_BODY)),
+        )
         .route(
             "/hook/{digest}",
             post(hook).layer(DefaultBodyLimit::max(MAX_BODY)),
@@ -128,6 +151,90 @@ async fn keys(State(state): State<Arc<HttpState>>) -> Response {
     match text {
         Some(text) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "keys not loaded yet\n").into_response(),
+    }
+}
+
+fn too_many() -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, "1")],
+        "too many requests; retry in a second\n",
+    )
+        .into_response()
+}
+
+async fn rewrap(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let count = |result: &'static str| {
+        state
+            .shared
+            .metrics
+            .rewrap_requests
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    };
+    if !state.rewrap_limit.try_take() {
+        count("rate_limited");
+        return too_many();
+    }
+    let shared = &state.shared;
+    let caller = match state
+        .callers
+        .admit(
+            &shared.client,
+            &shared.settings.namespace,
+            &headers,
+            Permission {
+                verb: "create",
+                subresource: "rewrap",
+            },
+        )
+        .await
+    {
+        Ok(caller) => caller,
+        Err(refusal) => {
+            count(refusal.metric_label());
+            tracing::info!(reason = refusal.metric_label(), "rewrap refused");
+            return match refusal {
+                Refusal::RateLimited => too_many(),
+                Refusal::Unauthenticated(m) => {
+                    (StatusCode::UNAUTHORIZED, format!("{m}\n")).into_response()
+                }
+                Refusal::Forbidden(m) => (StatusCode::FORBIDDEN, format!("{m}\n")).into_response(),
+                Refusal::Unavailable(m) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, format!("{m}\n")).into_response()
+                }
+            };
+        }
+    };
+    let request: RewrapRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            count("bad_request");
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("the body is not a re-wrap request ({{\"documents\": [\"…\"], \"recipients\": [\"age1…\"]}}): {e}\n"),
+            )
+                .into_response();
+        }
+    };
+    let documents = request.documents.len();
+    match crate::rewrap::rewrap(shared, request).await {
+        Ok(response) => {
+            count("ok");
+            tracing::info!(caller = %caller, documents, "rewrap");
+            axum::Json(response).into_response()
+        }
+        Err(error) => {
+            count(error.metric_label());
+            tracing::info!(caller = %caller, reason = error.metric_label(), "rewrap refused");
+            let (status, message) = match error {
+                RewrapError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+                RewrapError::UntrustedRecipient(m) => (StatusCode::FORBIDDEN, m),
+                RewrapError::Unopenable(m) => (StatusCode::UNPROCESSABLE_ENTITY, m),
+                RewrapError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
+            };
+            (status, format!("{message}\n")).into_response()
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! One module per stage; [`reconcile`] runs them in order.
 
 pub mod apply;
+pub mod callers;
 pub mod context;
 pub mod decrypt;
 pub mod drift;
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod prepare;
 pub mod prune;
 pub mod reconcile;
+pub mod rewrap;
 pub mod secretkeys;
 pub mod source;
 pub mod status;

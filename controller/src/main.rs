@@ -55,6 +55,14 @@ struct Args {
     /// reads it). Without it no key ever leaves the cluster in any form.
     #[arg(long, value_name = "FILE")]
     recovery_recipients_file: Option<PathBuf>,
+    /// A file of the recipients of peer clusters (one `age1…` a line) that `POST /v1/rewrap`
+    /// may wrap to besides this cluster's own keys and recovery recipients: a file sealed for
+    /// staging and prod stays sealed for both.
+    #[arg(long, value_name = "FILE")]
+    peer_recipients_file: Option<PathBuf>,
+    /// Requests a second each caller of `POST /v1/rewrap` may make (and as many at once).
+    #[arg(long, default_value_t = 2.0)]
+    rewrap_rate: f64,
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -69,6 +77,12 @@ async fn main() -> Result<()> {
 
     // Read before anything else runs; VAULT_TOKEN is only ever sent to VAULT_ADDR.
     let vault_defaults = vault::Defaults::from_env()?;
+    if let Some(file) = &args.peer_recipients_file {
+        keys::backup::read_recipients_setting("--peer-recipients-file", file)?;
+    }
+    if !(args.rewrap_rate.is_finite() && args.rewrap_rate > 0.0) {
+        anyhow::bail!("--rewrap-rate: a number of requests a second above 0");
+    }
     if let Some(file) = &args.recovery_recipients_file {
         let recipients = keys::backup::read_recovery_recipients(file)?;
         tracing::info!(
@@ -104,6 +118,7 @@ async fn main() -> Result<()> {
             apply_concurrency: args.apply_concurrency,
             ready_timeout: Duration::from_secs(60),
             recovery_recipients_file: args.recovery_recipients_file.clone(),
+            peer_recipients_file: args.peer_recipients_file.clone(),
         },
         keys: tokio::sync::RwLock::new(ring),
         metrics: metrics.clone(),
@@ -126,6 +141,7 @@ async fn main() -> Result<()> {
         shared.clone(),
         ready.clone(),
         reader.clone(),
+        args.rewrap_rate,
     ));
 
     // The key manager follows the GitSyncs' status (which keys opened what), and answers

@@ -70,6 +70,27 @@ pub struct GitSyncLabels {
     pub name: String,
 }
 
+/// `result` of a request: `ok` or why not.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// How it went.
+    pub result: &'static str,
+}
+
+/// `state` of a key: `Active`, `Retired`, `Missing`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    /// The state.
+    pub state: &'static str,
+}
+
+/// `key_id` of a cluster key (public: derived from the recipient).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KeyLabels {
+    /// The key id.
+    pub key_id: String,
+}
+
 /// Every metric the controller exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -103,6 +124,15 @@ pub struct Metrics {
     pub vault_resolve: Histogram,
     /// When each GitSync's references were last refreshed successfully (Unix seconds).
     pub vault_last_refresh: Family<GitSyncLabels, Gauge>,
+    /// Re-wrap requests by result.
+    pub rewrap_requests: Family<ResultLabels, Counter>,
+    /// Cluster keys by state.
+    pub keys: Family<StateLabels, Gauge>,
+    /// Synced documents each key opens.
+    pub key_documents: Family<KeyLabels, Gauge>,
+    /// When the oldest key that opens a synced document was created (Unix seconds; 0 when no
+    /// document is synced).
+    pub oldest_key_in_use: Gauge,
 }
 
 impl Default for Metrics {
@@ -194,8 +224,36 @@ impl Default for Metrics {
             "When each GitSync's Vault references were last refreshed successfully",
             vault_last_refresh.clone(),
         );
+        let rewrap_requests = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "rewrap_requests",
+            "Requests to /v1/rewrap, by result (ok, unauthenticated, forbidden, rate_limited, bad_request, untrusted_recipient, unopenable, unavailable)",
+            rewrap_requests.clone(),
+        );
+        let keys = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "keys",
+            "Cluster sealing keys, by state (Active, Retired, Missing)",
+            keys.clone(),
+        );
+        let key_documents = Family::<KeyLabels, Gauge>::default();
+        registry.register(
+            "key_documents",
+            "Synced SealedSecrets each key opens (the newest key that opens a document counts)",
+            key_documents.clone(),
+        );
+        let oldest_key_in_use = Gauge::default();
+        registry.register(
+            "oldest_key_in_use_created_timestamp_seconds",
+            "When the oldest key that still opens a synced document was created",
+            oldest_key_in_use.clone(),
+        );
         Self {
             registry,
+            rewrap_requests,
+            keys,
+            key_documents,
+            oldest_key_in_use,
             vault_requests,
             vault_resolve,
             vault_last_refresh,

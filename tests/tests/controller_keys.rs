@@ -49,6 +49,22 @@ async fn wait_key(env: &Env, key_id: &str, what: &str, check: impl Fn(&Json) -> 
     .await
 }
 
+/// The SealingKey of the first key, once the controller shows it as current and active.
+async fn first_key(env: &Env) -> Json {
+    wait_for_value(
+        "the first SealingKey",
+        Duration::from_secs(30),
+        || async {
+            sealing_keys(env)
+                .await
+                .into_iter()
+                .find(|sk| sk["status"]["state"] == "Active" && sk["status"]["current"] == true)
+        },
+        || env.controller.log_tail(30),
+    )
+    .await
+}
+
 fn cli(env: &Env, args: &[&str]) -> (i32, String, String) {
     let kubeconfig = env.kubeconfig_arg();
     let mut all: Vec<&str> = args.to_vec();
@@ -79,18 +95,7 @@ async fn rotate_retire_refused_then_accepted_and_a_file_on_a_retired_key() {
     let env = Env::start(&[NS]).await;
 
     // The first key shows as a SealingKey, current and active.
-    let first = wait_for_value(
-        "the first SealingKey",
-        Duration::from_secs(30),
-        || async {
-            sealing_keys(&env)
-                .await
-                .into_iter()
-                .find(|sk| sk["status"]["state"] == "Active" && sk["status"]["current"] == true)
-        },
-        || env.controller.log_tail(30),
-    )
-    .await;
+    let first = first_key(&env).await;
     let old_id = first["status"]["keyId"]
         .as_str()
         .expect("key id")
@@ -483,6 +488,207 @@ async fn backup_in_one_cluster_restore_in_a_rebuilt_one_and_the_same_repository_
     ] {
         for canary in [CANARY_OLD, CANARY_NEW, "AGE-SECRET-KEY-"] {
             assert!(!text.contains(canary), "{canary} in {place}");
+        }
+    }
+}
+
+/// Service accounts `dev` (allowed `create` on sealingkeys/rewrap) and `intruder` (not), and
+/// a token file for each.
+async fn rewrap_callers(env: &Env) -> (String, String) {
+    apply_yaml(
+        &env.client,
+        &format!(
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: dev, namespace: {NS}}}\n---\n\
+             apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: intruder, namespace: {NS}}}\n---\n\
+             apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: sealsync-rewrap, namespace: {CONTROLLER_NS}}}\n\
+             rules:\n- apiGroups: [sealsync.dev]\n  resources: [sealingkeys/rewrap]\n  verbs: [create]\n---\n\
+             apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: dev-rewrap, namespace: {CONTROLLER_NS}}}\n\
+             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: sealsync-rewrap}}\n\
+             subjects:\n- {{kind: ServiceAccount, name: dev, namespace: {NS}}}\n"
+        ),
+    )
+    .await;
+    (
+        request_token(&env.client, NS, "dev").await,
+        request_token(&env.client, NS, "intruder").await,
+    )
+}
+
+fn rewrap_body(documents: &[&str], recipients: &[&str]) -> Vec<u8> {
+    serde_json::to_vec(&json!({"documents": documents, "recipients": recipients})).expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reseal_through_the_controller_and_the_rewrap_endpoint_refuses_what_it_must() {
+    let env = Env::start(&[NS]).await;
+    let sealed_old = env.seal(&secret_yaml(NS, "db", "password", CANARY_OLD));
+    let c1 = env
+        .repo
+        .commit_files(&[("apps/db.sealed.yaml", sealed_old.as_str())], "db")
+        .expect("commit");
+    env.apply_gitsync(NS, "apps", json!({"path": "apps"})).await;
+    env.wait_applied(NS, "apps", &c1).await;
+    let old_id = first_key(&env).await["status"]["keyId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (code, new_recipient, err) = cli(&env, &["keys", "rotate"]);
+    assert_eq!(code, 0, "{err}");
+    let new_recipient = new_recipient.trim().to_owned();
+    let (dev, intruder) = rewrap_callers(&env).await;
+
+    // A developer without any identity re-wraps the file through the controller.
+    let work = tempfile::tempdir().expect("tmp");
+    let file = work.path().join("db.sealed.yaml");
+    std::fs::write(&file, &sealed_old).expect("write");
+    let token_file = work.path().join("dev.token");
+    std::fs::write(&token_file, &dev).expect("write");
+    let url = format!("http://{}", env.controller.http_addr());
+    let (code, _, err) = cli(
+        &env,
+        &[
+            "reseal",
+            "--controller",
+            "--controller-url",
+            &url,
+            "--token-file",
+            token_file.to_str().expect("utf8"),
+            "--recipient",
+            &new_recipient,
+            file.to_str().expect("utf8"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}\n{}", env.controller.log_tail(20));
+    assert!(
+        err.contains("re-wrapped 1 sealed document(s) in 1 file(s) through the controller"),
+        "{err}"
+    );
+    let resealed = std::fs::read_to_string(&file).expect("read");
+    let value_lines = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.trim_start().starts_with("password:"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        value_lines(&resealed),
+        value_lines(&sealed_old),
+        "value lines stay"
+    );
+    assert_ne!(resealed, sealed_old);
+    assert!(!resealed.contains(&old_id), "{resealed}");
+
+    // Applied, it opens with the new key only, and the old key can be retired.
+    let c2 = env
+        .repo
+        .commit_files(&[("apps/db.sealed.yaml", resealed.as_str())], "resealed")
+        .expect("commit");
+    let status = env.wait_applied(NS, "apps", &c2).await;
+    assert_ne!(status["sealedSecrets"][0]["keyIds"][0], old_id.as_str());
+    wait_key(&env, &old_id, "unused", |sk| sk["status"]["documents"] == 0).await;
+    let (code, _, err) = cli(&env, &["keys", "retire", &old_id]);
+    assert_eq!(code, 0, "{err}");
+
+    // The endpoint: no token, a caller without the permission, an untrusted recipient, a
+    // document whose metadata was edited, and a burst.
+    refetch(&env);
+    let current = env.seal(&secret_yaml(NS, "db", "password", CANARY_NEW));
+    let body = rewrap_body(&[&current], &[]);
+    let (code, text) = env.controller.post("/v1/rewrap", &[], &body).expect("post");
+    assert_eq!(code, 401, "{text}");
+    let bearer = |t: &str| format!("Bearer {t}");
+    let intruder_auth = bearer(&intruder);
+    let (code, text) = env
+        .controller
+        .post("/v1/rewrap", &[("authorization", &intruder_auth)], &body)
+        .expect("post");
+    assert_eq!(code, 403, "{text}");
+    assert!(text.contains("may not create sealingkeys/rewrap"), "{text}");
+    let dev_auth = bearer(&dev);
+    let (_, _, generated) = run_cli_status(&["keys", "generate"]);
+    let stranger = generated
+        .trim()
+        .strip_prefix("Public key: ")
+        .expect("a recipient")
+        .to_owned();
+    let (code, text) = env
+        .controller
+        .post(
+            "/v1/rewrap",
+            &[("authorization", &dev_auth)],
+            &rewrap_body(&[&current], &[&stranger]),
+        )
+        .expect("post");
+    assert_eq!(code, 403, "{text}");
+    assert!(text.contains("not trusted by this cluster"), "{text}");
+    // Widening the scope by editing the document does not survive: the binding sealed in
+    // the envelope wins.
+    let moved = current.replace(&format!("namespace: {NS}"), "namespace: other");
+    assert_ne!(moved, current);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (code, text) = env
+        .controller
+        .post(
+            "/v1/rewrap",
+            &[("x-sealsync-token", &dev)],
+            &rewrap_body(&[&moved], &[]),
+        )
+        .expect("post");
+    assert_eq!(code, 422, "{text}");
+    assert!(text.contains("namespace"), "{text}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (code, text) = env
+        .controller
+        .post("/v1/rewrap", &[("authorization", &dev_auth)], &body)
+        .expect("post");
+    assert_eq!(code, 200, "{text}");
+    let answer: Json = serde_json::from_str(&text).expect("json");
+    assert!(answer["documents"][0]
+        .as_str()
+        .is_some_and(|d| d.contains("kind: SealedSecret")));
+    let mut limited = 0;
+    for _ in 0..8 {
+        let (code, _) = env
+            .controller
+            .post("/v1/rewrap", &[("authorization", &dev_auth)], &body)
+            .expect("post");
+        if code == 429 {
+            limited += 1;
+        }
+    }
+    assert!(limited > 0, "a burst gets 429s");
+    let metrics = metrics_text(&env);
+    for result in [
+        "ok",
+        "unauthenticated",
+        "forbidden",
+        "untrusted_recipient",
+        "unopenable",
+        "rate_limited",
+    ] {
+        assert!(
+            metrics.contains(&format!(
+                "sealsync_rewrap_requests_total{{result=\"{result}\"}}"
+            )),
+            "{result} counted: {metrics}"
+        );
+    }
+
+    // No value, token or private key in the log, events or metrics.
+    for (place, text) in [
+        ("the controller log", env.controller.log()),
+        ("events", events_json(&env, CONTROLLER_NS).await),
+        ("/metrics", metrics),
+        ("the answer", text),
+    ] {
+        for canary in [
+            CANARY_OLD,
+            CANARY_NEW,
+            "AGE-SECRET-KEY-",
+            dev.as_str(),
+            intruder.as_str(),
+        ] {
+            assert!(!text.contains(canary), "a canary in {place}");
         }
     }
 }

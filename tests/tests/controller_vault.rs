@@ -508,18 +508,7 @@ async fn approle_and_kubernetes_logins() {
 
 /// A token of `service_account` in the test namespace, from the TokenRequest API.
 async fn request_token(env: &Env, service_account: &str) -> String {
-    use k8s_openapi::api::authentication::v1::TokenRequest;
-    use k8s_openapi::api::core::v1::ServiceAccount;
-    let api: kube::Api<ServiceAccount> = kube::Api::namespaced(env.client.clone(), NS);
-    let answer = api
-        .create_token_request(
-            service_account,
-            &Default::default(),
-            &TokenRequest::default(),
-        )
-        .await
-        .expect("TokenRequest");
-    answer.status.expect("status").token
+    controller_common::request_token(&env.client, NS, service_account).await
 }
 
 /// The Vault requests of `operation` with `result` the controller counted.

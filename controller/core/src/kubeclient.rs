@@ -41,6 +41,18 @@ pub async fn client(
     kubeconfig: Option<&Path>,
     context: Option<&str>,
 ) -> Result<(Client, String), ClientError> {
+    let config = config(kubeconfig, context).await?;
+    let namespace = config.default_namespace.clone();
+    let client = Client::try_from(config).map_err(|source| ClientError::Client { source })?;
+    Ok((client, namespace))
+}
+
+/// The configuration [`client`] builds a client from: its credentials, when a caller must pass
+/// them on (a bearer token for the controller's `/v1/rewrap`).
+pub async fn config(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> Result<Config, ClientError> {
     let options = KubeConfigOptions {
         context: context.map(str::to_owned),
         ..KubeConfigOptions::default()
@@ -69,7 +81,5 @@ pub async fn client(
             source: Box::new(e),
         })?,
     };
-    let namespace = config.default_namespace.clone();
-    let client = Client::try_from(config).map_err(|source| ClientError::Client { source })?;
-    Ok((client, namespace))
+    Ok(config)
 }

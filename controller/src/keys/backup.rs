@@ -24,10 +24,12 @@ use super::{api_err, now_rfc3339, KeyRing, KeysError};
 /// A recovery recipients file larger than this is refused.
 const MAX_RECIPIENTS_FILE_BYTES: u64 = 64 * 1024;
 
-/// Why the recovery recipients could not be read.
+/// Why a recipients file of the controller's configuration could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("--recovery-recipients-file {path}: {reason}")]
+#[error("{flag} {path}: {reason}")]
 pub struct RecoveryRecipientsError {
+    /// The flag that names the file.
+    pub flag: &'static str,
     /// The file.
     pub path: String,
     /// What is wrong with it.
@@ -36,7 +38,16 @@ pub struct RecoveryRecipientsError {
 
 /// Reads and checks the recovery recipients file: one `age1…` a line, `#` comments.
 pub fn read_recovery_recipients(path: &Path) -> Result<Vec<Recipient>, RecoveryRecipientsError> {
+    read_recipients_setting("--recovery-recipients-file", path)
+}
+
+/// Reads and checks the recipients file that `flag` names.
+pub fn read_recipients_setting(
+    flag: &'static str,
+    path: &Path,
+) -> Result<Vec<Recipient>, RecoveryRecipientsError> {
     let fail = |reason: String| RecoveryRecipientsError {
+        flag,
         path: path.display().to_string(),
         reason,
     };

@@ -101,6 +101,9 @@ pub async fn run(shared: Arc<Shared>, gitsyncs: Store<GitSync>, usage_changed: A
             () = sleep => {
                 due = None;
                 if !manager.ready() {
+                    // Look again shortly: the caches' first lists may end without an event
+                    // that wakes this loop.
+                    due = Some(tokio::time::Instant::now() + DEBOUNCE);
                     continue;
                 }
                 if let Err(e) = manager.pass().await {
@@ -246,6 +249,7 @@ impl Manager {
         for sk in self.sealing_keys.state() {
             self.write_status(&sk, &usage, None).await?;
         }
+        self.export_metrics(&usage).await;
         if keys_changed {
             let ring = self.shared.keys.read().await;
             publish(&self.shared.client, self.namespace(), &ring).await?;
@@ -255,6 +259,48 @@ impl Manager {
         self.backup
             .ensure(&self.shared.client, &self.shared.settings.namespace, &ring)
             .await
+    }
+
+    /// Keys by state, documents per key, and the creation time of the oldest key in use.
+    async fn export_metrics(&self, usage: &Usage) {
+        let metrics = &self.shared.metrics;
+        let ring = self.shared.keys.read().await;
+        let active: BTreeSet<String> = ring.key_ids().into_iter().collect();
+        let missing = self
+            .sealing_keys
+            .state()
+            .iter()
+            .filter_map(|sk| sk.status.as_ref())
+            .filter(|s| s.state == Some(KeyState::Missing))
+            .count();
+        for (state, n) in [
+            (KeyState::Active, active.len()),
+            (KeyState::Retired, ring.retired.len()),
+            (KeyState::Missing, missing),
+        ] {
+            metrics
+                .keys
+                .get_or_create(&crate::metrics::StateLabels {
+                    state: state.as_str(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        metrics.key_documents.clear();
+        let mut oldest: Option<i64> = None;
+        for key in ring.keys() {
+            let id = key.key_id.to_string();
+            let documents = usage.get(&id).map_or(0, Vec::len);
+            metrics
+                .key_documents
+                .get_or_create(&crate::metrics::KeyLabels { key_id: id })
+                .set(i64::try_from(documents).unwrap_or(i64::MAX));
+            if documents > 0 {
+                if let Ok(t) = key.created.parse::<k8s_openapi::jiff::Timestamp>() {
+                    oldest = Some(oldest.map_or(t.as_second(), |o| o.min(t.as_second())));
+                }
+            }
+        }
+        metrics.oldest_key_in_use.set(oldest.unwrap_or(0));
     }
 
     async fn has_key(&self, name: &str) -> bool {

@@ -461,3 +461,19 @@ pub async fn events_json(env: &Env, namespace: &str) -> String {
 pub fn metrics_text(env: &Env) -> String {
     env.controller.get("/metrics").expect("GET /metrics").1
 }
+
+/// A token of `service_account` in `namespace`, from the TokenRequest API.
+pub async fn request_token(client: &Client, namespace: &str, service_account: &str) -> String {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let answer = api
+        .create_token_request(
+            service_account,
+            &Default::default(),
+            &TokenRequest::default(),
+        )
+        .await
+        .expect("TokenRequest");
+    answer.status.expect("status").token
+}

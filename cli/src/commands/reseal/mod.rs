@@ -1,5 +1,8 @@
 //! `sealsync reseal`: re-wrap sealed files to the recipients `.sealsync.yaml` lists now, or
-//! re-key them after a compromise.
+//! re-key them after a compromise. With `--controller` the cluster's controller re-wraps them
+//! ([`controller`]), for developers who hold no recovery key.
+
+mod controller;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -30,8 +33,14 @@ pub struct Args {
     pub paths: Vec<PathBuf>,
     /// Re-encrypt every value under fresh data keys (after a key compromise), instead of
     /// only re-wrapping the data keys.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "controller")]
     pub rekey: bool,
+    /// Have the cluster's controller re-wrap the files (`POST /v1/rewrap`), without any
+    /// identity here. It wraps only to recipients the cluster trusts.
+    #[arg(long, conflicts_with = "identities")]
+    pub controller: bool,
+    #[command(flatten)]
+    pub controller_args: crate::rewrap_client::ControllerArgs,
     #[command(flatten)]
     pub recipients: RecipientArgs,
 }
@@ -43,13 +52,16 @@ enum Outcome {
 }
 
 pub fn run(args: Args) -> CliResult<ExitCode> {
-    let identities = load_identities(&args.identities)?;
     let paths = if args.paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
         args.paths.clone()
     };
     let files = fsio::expand_paths(&paths)?;
+    if args.controller {
+        return controller::run(&args, &files);
+    }
+    let identities = load_identities(&args.identities)?;
     let progress = if std::io::stderr().is_terminal() && files.len() > 1 {
         let bar = ProgressBar::new(files.len() as u64);
         bar.set_style(
@@ -147,13 +159,24 @@ fn reseal_file(
     if out.iter().zip(&docs).all(|(new, old)| *new == old.value) {
         return Ok(Outcome::Unchanged);
     }
-    let json = file.extension().and_then(|e| e.to_str()) == Some("json");
     let old: Vec<&serde_yaml::Value> = docs.iter().map(|d| &d.value).collect();
-    let rendered = match splice::splice(&locked.text, &old, &out) {
-        Some(text) if !json => zeroize::Zeroizing::new(text),
-        _ => output::render(&out, if json { Format::Json } else { Format::Yaml })?,
-    };
-    fsio::write_atomic(file, rendered.as_bytes())?;
+    write_out(file, &locked.text, &old, &out)?;
     drop(locked);
     Ok(Outcome::Changed(out.len()))
+}
+
+/// Writes the re-wrapped documents `out` over `old` in `file` (whose text is `text`): only the
+/// changed lines are replaced, so a review shows envelopes changing and nothing else.
+fn write_out(
+    file: &Path,
+    text: &str,
+    old: &[&serde_yaml::Value],
+    out: &[serde_yaml::Value],
+) -> CliResult<()> {
+    let json = file.extension().and_then(|e| e.to_str()) == Some("json");
+    let rendered = match splice::splice(text, old, out) {
+        Some(text) if !json => zeroize::Zeroizing::new(text),
+        _ => output::render(out, if json { Format::Json } else { Format::Yaml })?,
+    };
+    fsio::write_atomic(file, rendered.as_bytes())
 }

@@ -1,0 +1,183 @@
+//! `POST /v1/rewrap`: re-wraps sealed documents to recipients the cluster trusts, for
+//! developers who hold no recovery key (`sealsync reseal --controller`).
+//!
+//! It never returns plaintext or a data key: only envelopes change, every value line stays as
+//! it is, and each envelope keeps the binding (scope, namespace, name) sealed inside it, which
+//! must match the document's metadata (a document edited to widen its scope does not open).
+//! It wraps only to the cluster's own non-retired keys, its recovery recipients and the peer
+//! clusters' recipients of its configuration; a request naming any other recipient is refused.
+//! Callers are checked by [`crate::callers`].
+
+use std::collections::BTreeMap;
+
+use sealsync_core::manifest::{read_documents, sealed_from_manifest, sealed_to_manifest, Limits};
+use sealsync_crypto::{Identity, Recipient};
+use serde::{Deserialize, Serialize};
+
+use crate::context::Shared;
+use crate::keys::backup::{read_recipients_setting, read_recovery_recipients};
+
+/// The largest request body.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+/// The most documents one request may carry.
+pub const MAX_DOCUMENTS: usize = 500;
+/// The most key-against-recipient trials one request may cost (each an X25519 operation).
+const MAX_TRIALS: usize = 100_000;
+
+/// What a caller sends.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RewrapRequest {
+    /// Sealed documents, each a YAML or JSON text of one SealedSecret.
+    pub documents: Vec<String>,
+    /// The recipients to wrap to (`age1…`). Default: the cluster's non-retired keys and its
+    /// recovery recipients.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+}
+
+/// What the endpoint answers.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RewrapResponse {
+    /// The documents, re-wrapped, in the order sent, as YAML.
+    pub documents: Vec<String>,
+}
+
+/// Why a request could not be served. Messages name documents and key ids, never a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RewrapError {
+    /// The request is malformed or too large.
+    BadRequest(String),
+    /// A recipient the cluster does not trust.
+    UntrustedRecipient(String),
+    /// A document does not open with the cluster's keys, or does not match its binding.
+    Unopenable(String),
+    /// The controller cannot serve it now.
+    Unavailable(String),
+}
+
+impl RewrapError {
+    /// A short stable label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            RewrapError::BadRequest(_) => "bad_request",
+            RewrapError::UntrustedRecipient(_) => "untrusted_recipient",
+            RewrapError::Unopenable(_) => "unopenable",
+            RewrapError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+/// The recipients this cluster wraps to: its keys, its recovery recipients and its peers,
+/// by key id.
+fn trusted(
+    shared: &Shared,
+    cluster: &[Recipient],
+) -> Result<(BTreeMap<String, Recipient>, Vec<Recipient>), RewrapError> {
+    let unavailable =
+        |e: crate::keys::backup::RecoveryRecipientsError| RewrapError::Unavailable(e.to_string());
+    let recovery = match &shared.settings.recovery_recipients_file {
+        Some(file) => read_recovery_recipients(file).map_err(unavailable)?,
+        None => Vec::new(),
+    };
+    let peers = match &shared.settings.peer_recipients_file {
+        Some(file) => {
+            read_recipients_setting("--peer-recipients-file", file).map_err(unavailable)?
+        }
+        None => Vec::new(),
+    };
+    let mut default = cluster.to_vec();
+    default.extend(recovery.iter().cloned());
+    let all = cluster
+        .iter()
+        .chain(&recovery)
+        .chain(&peers)
+        .map(|r| (r.key_id().to_string(), r.clone()))
+        .collect();
+    Ok((all, default))
+}
+
+/// Re-wraps every document of `request`, or none.
+pub async fn rewrap(
+    shared: &Shared,
+    request: RewrapRequest,
+) -> Result<RewrapResponse, RewrapError> {
+    if request.documents.is_empty() {
+        return Err(RewrapError::BadRequest("no documents".to_owned()));
+    }
+    if request.documents.len() > MAX_DOCUMENTS {
+        return Err(RewrapError::BadRequest(format!(
+            "{} documents; at most {MAX_DOCUMENTS} a request",
+            request.documents.len()
+        )));
+    }
+    let (identities, cluster): (Vec<Identity>, Vec<Recipient>) = {
+        let ring = shared.keys.read().await;
+        (ring.identities().to_vec(), ring.recipients())
+    };
+    if identities.is_empty() {
+        return Err(RewrapError::Unavailable("keys not loaded yet".to_owned()));
+    }
+    let (trusted, default) = trusted(shared, &cluster)?;
+    let recipients = if request.recipients.is_empty() {
+        default
+    } else {
+        let mut wanted = Vec::with_capacity(request.recipients.len());
+        for (index, text) in request.recipients.iter().enumerate() {
+            let parsed: Recipient = text.parse().map_err(|e: sealsync_crypto::Error| {
+                RewrapError::BadRequest(format!("recipients[{index}]: {e}"))
+            })?;
+            let id = parsed.key_id().to_string();
+            if !trusted.contains_key(&id) {
+                return Err(RewrapError::UntrustedRecipient(format!(
+                    "recipient {id} is not trusted by this cluster: it wraps only to its own keys, its recovery recipients and the peer clusters of its configuration"
+                )));
+            }
+            wanted.push(parsed);
+        }
+        wanted
+    };
+    tokio::task::spawn_blocking(move || rewrap_all(&request.documents, &identities, &recipients))
+        .await
+        .map_err(|e| RewrapError::Unavailable(format!("the re-wrap task failed: {e}")))?
+}
+
+fn rewrap_all(
+    documents: &[String],
+    identities: &[Identity],
+    recipients: &[Recipient],
+) -> Result<RewrapResponse, RewrapError> {
+    let mut parsed = Vec::with_capacity(documents.len());
+    let mut trials = 0usize;
+    for (index, text) in documents.iter().enumerate() {
+        let place = format!("documents[{index}]");
+        let docs = read_documents(text, Limits::default())
+            .map_err(|e| RewrapError::BadRequest(format!("{place}: {e}")))?;
+        let [doc] = docs.as_slice() else {
+            return Err(RewrapError::BadRequest(format!(
+                "{place}: holds {} YAML documents; send one SealedSecret each",
+                docs.len()
+            )));
+        };
+        let place = format!("{place} ({})", doc.describe());
+        let sealed = sealed_from_manifest(&doc.value)
+            .map_err(|e| RewrapError::BadRequest(format!("{place}: {e}")))?;
+        trials = trials.saturating_add(sealed.stanza_count().saturating_mul(identities.len()));
+        if trials > MAX_TRIALS {
+            return Err(RewrapError::BadRequest(format!(
+                "opening these documents would try more than {MAX_TRIALS} key-recipient pairs; send fewer at a time"
+            )));
+        }
+        parsed.push((place, sealed));
+    }
+    let mut out = Vec::with_capacity(parsed.len());
+    for (place, mut sealed) in parsed {
+        sealed
+            .rewrap(identities, recipients)
+            .map_err(|e| RewrapError::Unopenable(format!("{place}: {e}")))?;
+        let yaml = serde_yaml::to_string(&sealed_to_manifest(&sealed))
+            .map_err(|e| RewrapError::Unavailable(format!("{place}: {e}")))?;
+        out.push(yaml);
+    }
+    Ok(RewrapResponse { documents: out })
+}
