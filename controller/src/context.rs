@@ -27,6 +27,11 @@ pub struct Settings {
     pub recovery_recipients_file: Option<PathBuf>,
     /// Recipients of peer clusters `/v1/rewrap` may also wrap to.
     pub peer_recipients_file: Option<PathBuf>,
+    /// Rotate the current key once it is this old; never without it.
+    pub key_rotation_period: Option<Duration>,
+    /// Retire a non-current key once no synced document has needed it for this long; never
+    /// without it.
+    pub retire_unused_after: Option<Duration>,
 }
 
 /// Shared state.

@@ -63,6 +63,14 @@ struct Args {
     /// Requests a second each caller of `POST /v1/rewrap` may make (and as many at once).
     #[arg(long, default_value_t = 2.0)]
     rewrap_rate: f64,
+    /// Rotate automatically: generate a new current key once the current one is this old
+    /// (such as `720h`). Off by default: nothing is rotated behind your back.
+    #[arg(long, value_name = "DURATION", value_parser = parse_period)]
+    key_rotation_period: Option<Duration>,
+    /// Retire automatically a key that is not current and that no synced document has needed
+    /// for this long (such as `168h`). Off by default.
+    #[arg(long, value_name = "DURATION", value_parser = parse_period)]
+    retire_unused_after: Option<Duration>,
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -119,6 +127,8 @@ async fn main() -> Result<()> {
             ready_timeout: Duration::from_secs(60),
             recovery_recipients_file: args.recovery_recipients_file.clone(),
             peer_recipients_file: args.peer_recipients_file.clone(),
+            key_rotation_period: args.key_rotation_period,
+            retire_unused_after: args.retire_unused_after,
         },
         keys: tokio::sync::RwLock::new(ring),
         metrics: metrics.clone(),

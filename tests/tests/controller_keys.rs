@@ -692,3 +692,57 @@ async fn reseal_through_the_controller_and_the_rewrap_endpoint_refuses_what_it_m
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_rotation_and_retirement_of_unused_keys_never_retire_a_needed_key() {
+    let env = Env::start_with(
+        &[NS],
+        &[
+            "--key-rotation-period".to_owned(),
+            "8s".to_owned(),
+            "--retire-unused-after".to_owned(),
+            "3s".to_owned(),
+        ],
+        &[],
+    )
+    .await;
+    let first_id = first_key(&env).await["status"]["keyId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let sealed = env.seal(&secret_yaml(NS, "db", "password", CANARY_OLD));
+    let commit = env
+        .repo
+        .commit_files(&[("apps/db.sealed.yaml", sealed.as_str())], "db")
+        .expect("commit");
+    env.apply_gitsync(NS, "apps", json!({"path": "apps"})).await;
+    env.wait_applied(NS, "apps", &commit).await;
+
+    // Two scheduled rotations: the second key, unused and no longer current, is retired; the
+    // first one, which a synced document needs, is not.
+    let keys = wait_for_value(
+        "a scheduled rotation to retire the unused second key",
+        Duration::from_secs(60),
+        || async {
+            let keys = sealing_keys(&env).await;
+            let retired = keys.iter().any(|sk| {
+                sk["status"]["state"] == "Retired" && sk["status"]["keyId"] != first_id.as_str()
+            });
+            retired.then_some(keys)
+        },
+        || env.controller.log_tail(30),
+    )
+    .await;
+    let scheduled = keys
+        .iter()
+        .filter(|sk| {
+            sk["metadata"]["annotations"]["sealsync.dev/rotated-by"] == "key-rotation-period"
+        })
+        .count();
+    assert!(scheduled >= 2, "{keys:#?}");
+    let first = sealing_key_by_id(&env, &first_id).await.expect("first key");
+    assert_eq!(first["status"]["state"], "Active", "{first:#}");
+    assert_eq!(first["status"]["documents"], 1, "{first:#}");
+    let status = env.gitsync_status(NS, "apps").await;
+    assert_eq!(ready(&status), Some(true), "{status:#}");
+}

@@ -93,6 +93,10 @@ pub struct SealingKeyStatus {
     /// Which ones, by GitSync and file: at most 50 are listed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub used_by: Vec<KeyUse>,
+    /// Since when no synced document has needed this active key (RFC 3339): what
+    /// `--retire-unused-after` measures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unused_since: Option<String>,
     /// The value of the retire request annotation the controller last decided on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_retire_at: Option<String>,

@@ -17,15 +17,12 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{ObjectMeta, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Resource, ResourceExt};
-use sealsync_core::{
-    GitSync, KeyState, SealingKey, SealingKeySpec, SealingKeyStatus, FIELD_MANAGER,
-    MAX_LISTED_DOCUMENTS, RETIRE_REQUESTED_AT_ANNOTATION,
-};
+use sealsync_core::{GitSync, KeyState, SealingKey, SealingKeySpec};
 use sealsync_crypto::{Identity, KeyId};
 use tokio::sync::Notify;
 
@@ -33,7 +30,7 @@ use super::backup::BackupWriter;
 use super::usage::{self, Usage};
 use super::{api_err, now_rfc3339, publish, secrets, KeyRing, KeysError, StoredKey, KEY_LABEL};
 use crate::context::Shared;
-use crate::status::{event_on, set_condition};
+use crate::status::event_on;
 
 /// How long events are gathered before a pass, so that a burst costs one pass.
 const DEBOUNCE: Duration = Duration::from_millis(150);
@@ -41,8 +38,6 @@ const DEBOUNCE: Duration = Duration::from_millis(150);
 const RETRY: Duration = Duration::from_secs(5);
 /// How often the recovery recipients file is read again.
 const RECHECK: Duration = Duration::from_secs(60);
-/// How many documents a retirement refusal names.
-const REFUSAL_LISTED: usize = 10;
 
 /// Runs the key manager until the process ends. `usage_changed` is notified on every GitSync
 /// event, so that the documents each key opens stay current.
@@ -75,7 +70,14 @@ pub async fn run(shared: Arc<Shared>, gitsyncs: Store<GitSync>, usage_changed: A
     };
     // The recovery recipients file is re-read now and then (a ConfigMap update reaches a
     // mounted file without any API event); the check costs no request when nothing changed.
-    let mut recheck = tokio::time::interval(RECHECK);
+    // Automation deadlines are checked on the same tick, often enough for short periods.
+    let settings = &manager.shared.settings;
+    let tick = [settings.key_rotation_period, settings.retire_unused_after]
+        .into_iter()
+        .flatten()
+        .map(|period| (period / 4).max(Duration::from_secs(1)))
+        .fold(RECHECK, Duration::min);
+    let mut recheck = tokio::time::interval(tick);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut due: Option<tokio::time::Instant> = None;
     loop {
@@ -127,15 +129,15 @@ fn ticks<T, E: std::fmt::Display>(
         .boxed()
 }
 
-struct Manager {
-    shared: Arc<Shared>,
-    gitsyncs: Store<GitSync>,
-    sealing_keys: Store<SealingKey>,
-    key_secrets: Store<PartialObjectMeta<Secret>>,
+pub(super) struct Manager {
+    pub(super) shared: Arc<Shared>,
+    pub(super) gitsyncs: Store<GitSync>,
+    pub(super) sealing_keys: Store<SealingKey>,
+    pub(super) key_secrets: Store<PartialObjectMeta<Secret>>,
     /// The names and resourceVersions of the key Secrets last loaded.
-    loaded: Option<BTreeSet<(String, String)>>,
+    pub(super) loaded: Option<BTreeSet<(String, String)>>,
     /// Keeps the backup current.
-    backup: BackupWriter,
+    pub(super) backup: BackupWriter,
 }
 
 impl Manager {
@@ -150,7 +152,7 @@ impl Manager {
             && listed(self.gitsyncs.wait_until_ready().now_or_never())
     }
 
-    fn namespace(&self) -> &str {
+    pub(super) fn namespace(&self) -> &str {
         &self.shared.settings.namespace
     }
 
@@ -250,6 +252,7 @@ impl Manager {
             self.write_status(&sk, &usage, None).await?;
         }
         self.export_metrics(&usage).await;
+        self.automate(&usage).await?;
         if keys_changed {
             let ring = self.shared.keys.read().await;
             publish(&self.shared.client, self.namespace(), &ring).await?;
@@ -338,221 +341,6 @@ impl Manager {
             ))(e)),
         }
     }
-
-    /// Decides a retirement request: refused for the current key and for a key that a synced
-    /// document needs; otherwise the key leaves the ring and its Secret is deleted.
-    async fn retire_if_requested(&self, sk: &SealingKey, usage: &Usage) -> Result<(), KeysError> {
-        let Some(requested) = sk
-            .annotations()
-            .get(RETIRE_REQUESTED_AT_ANNOTATION)
-            .cloned()
-        else {
-            return Ok(());
-        };
-        let status = sk.status.clone().unwrap_or_default();
-        if status.last_handled_retire_at.as_deref() == Some(requested.as_str()) {
-            return Ok(());
-        }
-        let name = sk.name_any();
-        let (position, key_id) = {
-            let ring = self.shared.keys.read().await;
-            let position = ring.position(&name);
-            let key_id = position
-                .map(|p| ring.keys()[p].key_id.to_string())
-                .or(status.key_id.clone());
-            (position, key_id)
-        };
-        let key_id_text = key_id.clone().unwrap_or_else(|| name.clone());
-        let decision = match position {
-            None if status.key_id.is_none() => Decision::Refused(
-                "NoKey",
-                format!("SealingKey {name} holds no key yet; wait for the controller to generate it"),
-            ),
-            None => Decision::Retired,
-            Some(0) => Decision::Refused(
-                "CurrentKey",
-                format!(
-                    "key {key_id_text} is the current key, which new documents are sealed to; run `sealsync keys rotate` first, reseal the documents and retire it then"
-                ),
-            ),
-            Some(_) => match key_id.as_ref().and_then(|id| usage.get(id)) {
-                Some(uses) if !uses.is_empty() => Decision::Refused(
-                    "InUse",
-                    format!(
-                        "key {key_id_text} is the only key that opens {} synced document(s): {}. Reseal them to the current key (`sealsync reseal`), let the GitSyncs apply them, then retire the key again",
-                        uses.len(),
-                        usage::describe(uses, REFUSAL_LISTED)
-                    ),
-                ),
-                _ => Decision::Retired,
-            },
-        };
-        let reference = sk.object_ref(&());
-        match decision {
-            Decision::Refused(reason, message) => {
-                tracing::info!(key_id = %key_id_text, reason, "keys: retirement refused");
-                event_on(
-                    &self.shared.recorder,
-                    &reference,
-                    true,
-                    "RetireRefused",
-                    message.clone(),
-                )
-                .await;
-                self.write_status(sk, usage, Some((&requested, false, reason, &message)))
-                    .await
-            }
-            Decision::Retired => {
-                let stored = {
-                    let ring = self.shared.keys.read().await;
-                    ring.keys()
-                        .iter()
-                        .find(|k| k.name == name)
-                        .map(|k| secrets::KeyHandle {
-                            name: k.name.clone(),
-                            uid: k.uid.clone(),
-                        })
-                };
-                if let Some(handle) = &stored {
-                    secrets::delete(&self.shared.client, self.namespace(), handle).await?;
-                    let mut ring = self.shared.keys.write().await;
-                    ring.remove(&name);
-                    if let Some(id) = key_id.as_deref().and_then(|id| KeyId::parse(id).ok()) {
-                        ring.retired.insert(id, now_rfc3339());
-                    }
-                    publish(&self.shared.client, self.namespace(), &ring).await?;
-                }
-                let message = format!(
-                    "key {key_id_text} is retired: its private key was deleted from the cluster, and documents sealed only to it no longer open"
-                );
-                tracing::info!(key_id = %key_id_text, "keys: retired");
-                event_on(
-                    &self.shared.recorder,
-                    &reference,
-                    false,
-                    "Retired",
-                    message.clone(),
-                )
-                .await;
-                self.write_status(sk, usage, Some((&requested, true, "Retired", &message)))
-                    .await
-            }
-        }
-    }
-
-    /// Writes `sk`'s status when it differs from what the cache holds. `retire` records a
-    /// decided request: `(request, retired, reason, message)`.
-    async fn write_status(
-        &self,
-        sk: &SealingKey,
-        usage: &Usage,
-        retire: Option<(&str, bool, &str, &str)>,
-    ) -> Result<(), KeysError> {
-        let name = sk.name_any();
-        let old = sk.status.clone().unwrap_or_default();
-        let mut status = old.clone();
-        {
-            let ring = self.shared.keys.read().await;
-            match ring.position(&name) {
-                Some(index) => {
-                    let key = &ring.keys()[index];
-                    let recipient = ring.identities()[index].recipient();
-                    status.key_id = Some(recipient.key_id().to_string());
-                    status.recipient = Some(recipient.as_str().to_owned());
-                    status.state = Some(KeyState::Active);
-                    status.current = index == 0;
-                    status.created = Some(key.created.clone());
-                    status.retired = None;
-                    set_condition(
-                        &mut status.conditions,
-                        "Ready",
-                        true,
-                        "Loaded",
-                        &format!(
-                            "the controller opens documents with this key; its private part is in Secret {}/{name}",
-                            self.namespace()
-                        ),
-                        None,
-                    );
-                }
-                None if old.key_id.is_none() => return Ok(()),
-                None => {
-                    status.current = false;
-                    let retired_now = matches!(retire, Some((_, true, _, _)));
-                    if retired_now || old.state == Some(KeyState::Retired) {
-                        status.state = Some(KeyState::Retired);
-                        status.retired = old.retired.clone().or_else(|| Some(now_rfc3339()));
-                        set_condition(
-                            &mut status.conditions,
-                            "Ready",
-                            false,
-                            "Retired",
-                            "the key is retired; its private part was deleted",
-                            None,
-                        );
-                    } else {
-                        status.state = Some(KeyState::Missing);
-                        set_condition(
-                            &mut status.conditions,
-                            "Ready",
-                            false,
-                            "KeyMissing",
-                            &format!(
-                                "the Secret {}/{name} with the private key is gone although the key was never retired; restore it from a backup with `sealsync keys restore`",
-                                self.namespace()
-                            ),
-                            None,
-                        );
-                    }
-                }
-            }
-        }
-        let uses = status
-            .key_id
-            .as_ref()
-            .and_then(|id| usage.get(id))
-            .cloned()
-            .unwrap_or_default();
-        status.documents = u32::try_from(uses.len()).unwrap_or(u32::MAX);
-        status.used_by = uses.into_iter().take(MAX_LISTED_DOCUMENTS).collect();
-        if let Some((request, retired, reason, message)) = retire {
-            status.last_handled_retire_at = Some(request.to_owned());
-            set_condition(
-                &mut status.conditions,
-                "Retired",
-                retired,
-                reason,
-                message,
-                None,
-            );
-        }
-        if same_status(&old, &status) {
-            return Ok(());
-        }
-        let api: Api<SealingKey> = Api::namespaced(self.shared.client.clone(), self.namespace());
-        let body = serde_json::json!({
-            "apiVersion": SealingKey::api_version(&()),
-            "kind": SealingKey::kind(&()),
-            "metadata": {"name": name},
-            "status": status,
-        });
-        match api
-            .patch_status(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&body),
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
-            // Deleted meanwhile: a key Secret without a view gets a new one next pass.
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(e) => Err(api_err(format!(
-                "writing the status of SealingKey {}/{name}",
-                self.namespace()
-            ))(e)),
-        }
-    }
 }
 
 /// The creation time of a new key: now, but later than the current key's, so that the new
@@ -570,26 +358,6 @@ fn creation_time_after(current: Option<&str>) -> String {
             .map(|t| t.to_string())
             .unwrap_or(now),
     }
-}
-
-enum Decision {
-    Refused(&'static str, String),
-    Retired,
-}
-
-/// Statuses equal but for the conditions' transition times (which `set_condition` keeps when
-/// a condition's status does not change, so this compares what a reader would see change).
-fn same_status(a: &SealingKeyStatus, b: &SealingKeyStatus) -> bool {
-    let strip = |s: &SealingKeyStatus| {
-        let mut s = s.clone();
-        for c in &mut s.conditions {
-            c.last_transition_time = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
-            );
-        }
-        s
-    };
-    strip(a) == strip(b)
 }
 
 fn retired_ids(sealing_keys: &[Arc<SealingKey>]) -> BTreeMap<KeyId, String> {

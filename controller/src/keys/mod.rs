@@ -16,8 +16,11 @@
 //! Private keys are never logged, never put in an event, status or metric, and never leave
 //! the cluster.
 
+mod automation;
 pub mod backup;
+mod keystatus;
 pub mod manager;
+mod retire;
 pub mod secrets;
 pub mod usage;
 
