@@ -140,12 +140,7 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
 
 async fn keys(State(state): State<Arc<HttpState>>) -> Response {
     if !state.keys_limit.try_take() {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, "1")],
-            "too many requests; retry in a second\n",
-        )
-            .into_response();
+        return too_many();
     }
     let text = state.shared.recipients_file().await;
     match text {

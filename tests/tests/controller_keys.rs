@@ -251,6 +251,17 @@ async fn rotate_retire_refused_then_accepted_and_a_file_on_a_retired_key() {
     let secret = env.get("v1", "Secret", Some(NS), "db").await.expect("db");
     assert_eq!(secret_value(&secret, "password"), CANARY_NEW);
 
+    // The key metrics: one active key, one retired; the failed revision does not count, the
+    // last applied one does.
+    let metrics = metrics_text(&env);
+    for sample in [
+        "sealsync_keys{state=\"Active\"} 1",
+        "sealsync_keys{state=\"Retired\"} 1",
+        &format!("sealsync_key_documents{{key_id=\"{new_id}\"}} 1"),
+    ] {
+        assert!(metrics.contains(sample), "{sample} in {metrics}");
+    }
+
     // No value and no private key anywhere a user or an operator reads.
     let (_, listed, _) = cli(&env, &["keys", "list", "-o", "yaml"]);
     let events = events_json(&env, CONTROLLER_NS).await + &events_json(&env, NS).await;
