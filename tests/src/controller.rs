@@ -54,8 +54,13 @@ impl ControllerProcess {
         let mut cmd = Command::new(binary);
         cmd.arg("--kubeconfig")
             .arg(kubeconfig)
-            .args(["--namespace", namespace, "--http-addr", "127.0.0.1:0"])
-            .arg("--data-dir")
+            .args(["--namespace", namespace]);
+        // Loopback by default; a test that needs the API server to reach the controller (its
+        // service proxy) passes an address of its own.
+        if !extra.contains(&"--http-addr") {
+            cmd.args(["--http-addr", "127.0.0.1:0"]);
+        }
+        cmd.arg("--data-dir")
             .arg(data_dir)
             .args(extra)
             .env_remove("KUBECONFIG")

@@ -757,3 +757,105 @@ async fn scheduled_rotation_and_retirement_of_unused_keys_never_retire_a_needed_
     let status = env.gitsync_status(NS, "apps").await;
     assert_eq!(ready(&status), Some(true), "{status:#}");
 }
+
+/// This machine's address on its default route: one the API server may proxy to (it refuses
+/// loopback endpoints, as kube-apiserver does).
+fn host_address() -> std::net::IpAddr {
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").expect("a UDP socket");
+    probe.connect("203.0.113.1:9").expect(
+        "this test needs an address other than loopback (a default route) for the API server's service proxy to reach the controller",
+    );
+    probe.local_addr().expect("local address").ip()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reseal_through_the_api_servers_service_proxy_as_kubeseal_reaches_its_controller() {
+    let address = host_address();
+    let env = Env::start_with(
+        &[NS],
+        &["--http-addr".to_owned(), format!("{address}:0")],
+        &[],
+    )
+    .await;
+    let port = env.controller.http_addr().port();
+    // What an install has: the controller's Pod (here a record of this process, with its
+    // address in the status as a kubelet reports it), the Service, and its Endpoints. The API
+    // server proxies only to addresses of pods.
+    apply_yaml(
+        &env.client,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: sealsync-controller-0, namespace: {CONTROLLER_NS}}}\n\
+             spec:\n  containers:\n  - {{name: controller, image: sealsync-controller}}\n"
+        ),
+    )
+    .await;
+    dynamic_api(&env.client, "v1", "Pod", Some(CONTROLLER_NS))
+        .await
+        .patch_status(
+            "sealsync-controller-0",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({
+                "status": {"podIP": address.to_string(), "podIPs": [{"ip": address.to_string()}]}
+            })),
+        )
+        .await
+        .expect("the Pod's status");
+    apply_yaml(
+        &env.client,
+        &format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: sealsync-controller, namespace: {CONTROLLER_NS}}}\n\
+             spec:\n  ports:\n  - {{name: http, port: 8080, targetPort: {port}}}\n---\n\
+             apiVersion: v1\nkind: Endpoints\nmetadata: {{name: sealsync-controller, namespace: {CONTROLLER_NS}}}\n\
+             subsets:\n- addresses:\n  - ip: \"{address}\"\n    targetRef: {{kind: Pod, namespace: {CONTROLLER_NS}, name: sealsync-controller-0}}\n  \
+             ports: [{{name: http, port: {port}}}]\n"
+        ),
+    )
+    .await;
+    let (dev, _) = rewrap_callers(&env).await;
+    first_key(&env).await;
+    let sealed_old = env.seal(&secret_yaml(NS, "db", "password", CANARY_OLD));
+    let (code, new_recipient, err) = cli(&env, &["keys", "rotate"]);
+    assert_eq!(code, 0, "{err}");
+    let work = tempfile::tempdir().expect("tmp");
+    let file = work.path().join("db.sealed.yaml");
+    std::fs::write(&file, &sealed_old).expect("write");
+    let token_file = work.path().join("dev.token");
+    std::fs::write(&token_file, &dev).expect("write");
+    let (code, _, err) = cli(
+        &env,
+        &[
+            "reseal",
+            "--controller",
+            "--token-file",
+            token_file.to_str().expect("utf8"),
+            "--recipient",
+            new_recipient.trim(),
+            file.to_str().expect("utf8"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}\n{}", env.controller.log_tail(20));
+    let resealed = std::fs::read_to_string(&file).expect("read");
+    let new_id = wait_for_value(
+        "the new key",
+        Duration::from_secs(10),
+        || async {
+            sealing_keys(&env)
+                .await
+                .into_iter()
+                .find(|sk| sk["status"]["current"] == true)
+                .and_then(|sk| sk["status"]["keyId"].as_str().map(str::to_owned))
+        },
+        || env.controller.log_tail(20),
+    )
+    .await;
+    assert!(resealed.contains(&new_id), "{resealed}");
+    // The API server consumed Authorization; the token reached the controller in
+    // X-Sealsync-Token, and the controller knew the caller.
+    let log = env.controller.log();
+    assert!(
+        log.contains("caller=system:serviceaccount:shop:dev"),
+        "{}",
+        env.controller.log_tail(20)
+    );
+    assert!(!log.contains(&dev), "the token is never logged");
+}

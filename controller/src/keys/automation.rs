@@ -43,7 +43,18 @@ impl Manager {
                     .as_deref()
                     .and_then(|since| due(since, after))
                     .is_some_and(|at| at <= now);
-                if status.state == Some(KeyState::Active) && !status.current && unused_long {
+                let loaded = self
+                    .shared
+                    .keys
+                    .read()
+                    .await
+                    .position(&sk.name_any())
+                    .is_some();
+                if loaded
+                    && status.state == Some(KeyState::Active)
+                    && !status.current
+                    && unused_long
+                {
                     tracing::info!(key = %sk.name_any(), "keys: retiring a key no document needed for --retire-unused-after");
                     self.retire(&sk, usage, None).await?;
                 }

@@ -49,9 +49,19 @@ impl Manager {
                 None => {
                     status.current = false;
                     let retired_now = matches!(retire, Some((_, true, _, _)));
-                    if retired_now || old.state == Some(KeyState::Retired) {
+                    // The ring records a retirement at once; the cache may not show it yet.
+                    let retired_at = old
+                        .key_id
+                        .as_deref()
+                        .and_then(|id| sealsync_crypto::KeyId::parse(id).ok())
+                        .and_then(|id| ring.retired.get(&id).cloned());
+                    if retired_now || old.state == Some(KeyState::Retired) || retired_at.is_some() {
                         status.state = Some(KeyState::Retired);
-                        status.retired = old.retired.clone().or_else(|| Some(now_rfc3339()));
+                        status.retired = old
+                            .retired
+                            .clone()
+                            .or(retired_at)
+                            .or_else(|| Some(now_rfc3339()));
                         set_condition(
                             &mut status.conditions,
                             "Ready",

@@ -237,19 +237,25 @@ impl Manager {
 
         // 4 and 5. Retirement requests, then the statuses.
         let usage = usage::from_gitsyncs(self.gitsyncs.state().iter().map(|gs| &**gs));
+        let mut decided = BTreeSet::new();
         for sk in &sealing_keys {
-            self.retire_if_requested(sk, &usage).await?;
-        }
-        let retired = retired_ids(&self.sealing_keys.state());
-        {
-            let mut ring = self.shared.keys.write().await;
-            if ring.retired != retired {
-                ring.retired = retired;
+            if self.retire_if_requested(sk, &usage).await? {
+                decided.insert(sk.name_any());
             }
         }
-        // Compared in memory with the cache: only a status that changed is written.
+        {
+            // Added to, never replaced: a retirement of this pass is in the ring before the
+            // cache shows its status.
+            let mut ring = self.shared.keys.write().await;
+            ring.retired.extend(retired_ids(&self.sealing_keys.state()));
+        }
+        // Compared in memory with the cache: only a status that changed is written. A status
+        // written by a decision above is newer than the cache, so it is left alone until the
+        // cache catches up.
         for sk in self.sealing_keys.state() {
-            self.write_status(&sk, &usage, None).await?;
+            if !decided.contains(&sk.name_any()) {
+                self.write_status(&sk, &usage, None).await?;
+            }
         }
         self.export_metrics(&usage).await;
         self.automate(&usage).await?;

@@ -18,24 +18,26 @@ enum Decision {
 }
 
 impl Manager {
-    /// Decides the retirement request on `sk`'s annotation, if there is a new one.
+    /// Decides the retirement request on `sk`'s annotation, if there is a new one. `true` when
+    /// it did, and wrote `sk`'s status.
     pub(super) async fn retire_if_requested(
         &self,
         sk: &SealingKey,
         usage: &Usage,
-    ) -> Result<(), KeysError> {
+    ) -> Result<bool, KeysError> {
         let Some(requested) = sk
             .annotations()
             .get(RETIRE_REQUESTED_AT_ANNOTATION)
             .cloned()
         else {
-            return Ok(());
+            return Ok(false);
         };
         let status = sk.status.clone().unwrap_or_default();
         if status.last_handled_retire_at.as_deref() == Some(requested.as_str()) {
-            return Ok(());
+            return Ok(false);
         }
-        self.retire(sk, usage, Some(&requested)).await
+        self.retire(sk, usage, Some(&requested)).await?;
+        Ok(true)
     }
 
     /// Retires `sk`'s key: refused for the current key and for a key that a synced document

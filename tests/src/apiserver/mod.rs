@@ -38,6 +38,7 @@ mod resources;
 mod scale;
 mod selectors;
 mod server;
+mod serviceproxy;
 mod store;
 mod table;
 mod tokens;

@@ -280,6 +280,9 @@ async fn route(shared: &Arc<Shared>, req: Req) -> ApiResult<Response<Body>> {
             &json!({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version", "/openid/v1/jwks", "/.well-known/openid-configuration"]}),
         )),
         ["version"] => Ok(json_response(200, &discovery::version())),
+        ["api", "v1", "namespaces", ns, "services", service, "proxy", rest @ ..] => {
+            super::serviceproxy::proxy(shared, &req, ns, service, rest).await
+        }
         ["healthz"] | ["livez"] | ["readyz"] => Ok(text_response(200, "ok")),
         [".well-known", "openid-configuration"] => Ok(json_response(
             200,
