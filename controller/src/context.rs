@@ -50,6 +50,11 @@ pub struct Shared {
     pub failures: Mutex<HashMap<String, u32>>,
     /// The registered push webhooks.
     pub webhooks: crate::webhook::Webhooks,
+    /// Asks for a reconcile of one GitSync now (a webhook push, new keys for a GitSync that
+    /// failed to decrypt).
+    pub reconcile_now: futures::channel::mpsc::UnboundedSender<
+        kube::runtime::reflector::ObjectRef<sealsync_core::GitSync>,
+    >,
     /// The applied objects self-heal watches.
     pub healer: crate::heal::Healer,
     /// Vault sessions and refreshes.

@@ -138,7 +138,8 @@ async fn main() -> Result<()> {
             std::env::var("POD_NAME").ok(),
         ),
         failures: Default::default(),
-        webhooks: webhook::Webhooks::new(trigger_tx),
+        webhooks: webhook::Webhooks::new(trigger_tx.clone()),
+        reconcile_now: trigger_tx,
         healer,
         vault: vault::Vault::new(vault_defaults),
     });

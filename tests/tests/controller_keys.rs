@@ -280,13 +280,13 @@ async fn rotate_retire_refused_then_accepted_and_a_file_on_a_retired_key() {
     }
 }
 
-/// Applies a GitSync following `repo_url` through `client`.
-async fn apply_gitsync_with(client: &kube::Client, repo_url: &str) {
+/// Applies a GitSync following `repo_url` through `client`, polling every `interval`.
+async fn apply_gitsync_with(client: &kube::Client, repo_url: &str, interval: &str) {
     let body = json!({
         "apiVersion": "sealsync.dev/v1",
         "kind": "GitSync",
         "metadata": {"name": "apps", "namespace": NS},
-        "spec": {"url": repo_url, "interval": "2s", "path": "apps"},
+        "spec": {"url": repo_url, "interval": interval, "path": "apps"},
     });
     dynamic_api(client, "sealsync.dev/v1", "GitSync", Some(NS))
         .await
@@ -430,6 +430,27 @@ async fn backup_in_one_cluster_restore_in_a_rebuilt_one_and_the_same_repository_
     let dir_b = tempfile::tempdir().expect("tmp");
     let mut controller_b = start_controller(&kubeconfig_b, dir_b.path(), &[], &[]).await;
     let kubeconfig_b_arg = kubeconfig_b.to_str().expect("utf8").to_owned();
+    // The GitSync first, polling once an hour: without the old keys it cannot decrypt.
+    apply_gitsync_with(&client_b, &env.repo.git_url(), "1h").await;
+    let api_b = dynamic_api(&client_b, "sealsync.dev/v1", "GitSync", Some(NS)).await;
+    let status_of = |api: kube::Api<kube::api::DynamicObject>| async move {
+        api.get_opt("apps")
+            .await
+            .expect("get")
+            .map(|o| o.data["status"].clone())
+            .unwrap_or(Json::Null)
+    };
+    wait_for_value(
+        "the rebuilt cluster to fail to decrypt without the old keys",
+        Duration::from_secs(60),
+        || async {
+            let status = status_of(api_b.clone()).await;
+            (condition(&status, "Ready").is_some_and(|c| c["reason"] == "DecryptionFailed"))
+                .then_some(())
+        },
+        || controller_b.log_tail(30),
+    )
+    .await;
     let restore_b = run_cli_status(&[
         "keys",
         "restore",
@@ -451,18 +472,13 @@ async fn backup_in_one_cluster_restore_in_a_rebuilt_one_and_the_same_repository_
         "the rebuilt cluster's own first key keeps its name: {}",
         restore_b.2
     );
-    apply_gitsync_with(&client_b, &env.repo.git_url()).await;
-    let api_b = dynamic_api(&client_b, "sealsync.dev/v1", "GitSync", Some(NS)).await;
+    // New keys reconcile the GitSyncs that failed to decrypt at once, not an hour later.
     let want = format!("main@sha1:{commit}");
     wait_for_value(
-        "the rebuilt cluster to apply the same revision",
+        "the rebuilt cluster to apply the same revision once the keys are restored",
         Duration::from_secs(60),
         || async {
-            let gs = api_b
-                .get_opt("apps")
-                .await
-                .expect("get")
-                .map(|o| o.data["status"].clone())?;
+            let gs = status_of(api_b.clone()).await;
             (gs["lastAppliedRevision"] == want.as_str() && ready(&gs) == Some(true)).then_some(())
         },
         || controller_b.log_tail(30),

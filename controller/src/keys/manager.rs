@@ -263,11 +263,31 @@ impl Manager {
             let ring = self.shared.keys.read().await;
             publish(&self.shared.client, self.namespace(), &ring).await?;
             tracing::info!(key_ids = ?ring.key_ids(), "keys: published the recipients");
+            drop(ring);
+            self.retry_failed_decryptions();
         }
         let ring = self.shared.keys.read().await;
         self.backup
             .ensure(&self.shared.client, &self.shared.settings.namespace, &ring)
             .await
+    }
+
+    /// A GitSync that failed to decrypt may open now (a restored key): it is reconciled at
+    /// once rather than at its next interval.
+    fn retry_failed_decryptions(&self) {
+        for gs in self.gitsyncs.state() {
+            let failed = gs
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+                .is_some_and(|c| c.status == "False" && c.reason == "DecryptionFailed");
+            if failed {
+                let _ = self
+                    .shared
+                    .reconcile_now
+                    .unbounded_send(kube::runtime::reflector::ObjectRef::from_obj(&*gs));
+            }
+        }
     }
 
     /// Keys by state, documents per key, and the creation time of the oldest key in use.
