@@ -117,6 +117,21 @@ async fn rotate_retire_refused_then_accepted_and_a_file_on_a_retired_key() {
         sk["status"]["documents"] == 1
     })
     .await;
+    let kubeconfig = env.kubeconfig_arg();
+    let (code, _, err) = run_cli_status(&[
+        "keys",
+        "list",
+        "--kubeconfig",
+        &kubeconfig,
+        "--controller-namespace",
+        "elsewhere",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("no SealingKeys in namespace elsewhere")
+            && err.contains("Pass --controller-namespace NS"),
+        "{err}"
+    );
     let (code, table, err) = cli(&env, &["keys", "list"]);
     assert_eq!(code, 0, "{err}");
     let row = table.lines().nth(1).expect("one key");

@@ -32,11 +32,19 @@ fn key_id(sk: &SealingKey) -> Option<&str> {
 
 pub(super) async fn list_keys(client: Client, namespace: &str) -> CliResult<Vec<SealingKey>> {
     let api: Api<SealingKey> = Api::namespaced(client, namespace);
-    let mut items = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| cluster::api_error(&format!("listing the SealingKeys in {namespace}"), e))?
-        .items;
+    let what = format!("listing the SealingKeys in {namespace}");
+    let mut items = match api.list(&ListParams::default()).await {
+        Ok(list) => list.items,
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            return Err(CliError::new(format!(
+                "{what}: the cluster does not know the SealingKey resource"
+            ))
+            .with_hint(
+                "install sealsync's CRDs (`kubectl apply --server-side -f deploy/crds/`) and a controller that manages keys",
+            ))
+        }
+        Err(e) => return Err(cluster::api_error(&what, e)),
+    };
     // Newest first, as the recipients file lists them.
     items.sort_by(|a, b| {
         let created = |sk: &SealingKey| sk.status.as_ref().and_then(|s| s.created.clone());
@@ -199,7 +207,8 @@ pub fn rotate(args: RotateArgs) -> CliResult<ExitCode> {
          The old keys keep decrypting until they are retired.\n\
          Next:\n  \
          1. sealsync keys fetch -o recipients.txt   (and update the recipients in .sealsync.yaml)\n  \
-         2. sealsync reseal -i RECOVERY_IDENTITY PATH...   (re-wraps the sealed files; value lines stay)\n  \
+         2. sealsync reseal --controller PATH...   (re-wraps the sealed files; value lines stay;\n     \
+         or offline with a recovery key: sealsync reseal -i RECOVERY_IDENTITY PATH...)\n  \
          3. commit, let the GitSyncs apply, check `sealsync keys list`, then: sealsync keys retire {old}"
     );
     Ok(ExitCode::SUCCESS)
