@@ -3,7 +3,8 @@
 # (git daemon) and sealsync-controller as real processes. It fetches the cluster key, seals a
 # Secret, commits it with a Deployment and a ConfigMap, shows the GitSync becoming Ready,
 # changes a value, shows a manual edit being undone, resolves a Vault reference (when OpenBao
-# is installed) and refreshes it without a commit, and shows `sealsync status`. Everything
+# is installed) and refreshes it without a commit, rotates the cluster key, re-wraps the files
+# through the controller and retires the old key, and shows `sealsync status`. Everything
 # runs in a temporary directory and every process it starts is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -177,6 +178,24 @@ else
     echo "skipped: OpenBao is not installed (scripts/ensure-test-tools.sh installs it)"
 fi
 
-step "9. sealsync status"
+step "9. rotate the cluster key, re-wrap the files through the controller, retire the old key"
+old_key="$(kubectl get sealingkeys -n sealsync-system -o jsonpath='{.items[0].status.keyId}')"
+"$bin/sealsync" keys rotate
+"$bin/sealsync" keys fetch -o "$work/cluster-recipients.txt"
+current="$(grep -m1 '^age1' "$work/cluster-recipients.txt")"
+sed -i "s|recipients: \[.*\]|recipients: [$current]|" "$work/repo/.sealsync.yaml"
+controller_url="http://$(grep -o 'http: listening addr=[0-9.:]*' "$work/controller.log" | cut -d= -f2)"
+"$bin/sealsync" reseal --controller --controller-url "$controller_url" "$work/repo/apps"
+git -C "$work/repo" diff --stat
+git -C "$work/repo" commit -q -am "shop: re-wrap to the new cluster key"
+git -C "$work/repo" push -q origin HEAD:main
+"$bin/sealsync" sync shop -n shop
+old_name="$(kubectl get sealingkeys -n sealsync-system -o jsonpath="{.items[?(@.status.keyId=='$old_key')].metadata.name}")"
+kubectl wait "sealingkey/$old_name" -n sealsync-system --for=jsonpath='{.status.documents}'=0 --timeout=30s
+"$bin/sealsync" keys list
+"$bin/sealsync" keys retire "$old_key"
+"$bin/sealsync" keys list
+
+step "10. sealsync status"
 "$bin/sealsync" status -n shop
 kubectl get gitsync -n shop

@@ -219,7 +219,7 @@ async fn rotate_retire_refused_then_accepted_and_a_file_on_a_retired_key() {
 
     let (code, _, err) = cli(&env, &["keys", "retire", &old_id]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains(&format!("Retired key {old_id}")), "{err}");
+    assert!(err.contains(&format!("Key {old_id} is retired")), "{err}");
     assert!(
         env.get("v1", "Secret", Some(CONTROLLER_NS), "sealsync-key-1")
             .await

@@ -272,7 +272,12 @@ pub fn retire(args: RetireArgs) -> CliResult<ExitCode> {
                 "is sealsync-controller running in namespace {namespace}? The request stays on SealingKey {name} until the controller decides it"
             ))),
             Some((true, _, message)) => {
-                eprintln!("Retired key {shown}: {message}.");
+                // The controller's message starts with "key …"; as a sentence it starts upper.
+                let mut sentence = message;
+                if let Some(first) = sentence.get(..1) {
+                    sentence = format!("{}{}", first.to_uppercase(), &sentence[1..]);
+                }
+                eprintln!("{sentence}.");
                 Ok(ExitCode::SUCCESS)
             }
             Some((false, reason, message)) => {
