@@ -280,6 +280,16 @@ pub fn check_rewrapped(
     if ids(after) != ids(before) {
         return Err("the controller changed the envelopes' ids".to_owned());
     }
+    // Listed key ids are not authenticated: the wrapped keys must at least hold as many
+    // recipients as they list.
+    let mismatches = after
+        .verify_recipients(&[])
+        .map_err(|e| format!("the re-wrapped envelopes do not parse: {e}"))?;
+    if let Some(first) = mismatches.first() {
+        return Err(format!(
+            "the re-wrapped document does not hold what it lists: {first}"
+        ));
+    }
     for envelope in after.envelopes() {
         let listed: BTreeSet<KeyId> = envelope.recipients.iter().cloned().collect();
         if &listed != wanted {

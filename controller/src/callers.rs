@@ -61,6 +61,14 @@ pub struct Permission {
     pub subresource: &'static str,
 }
 
+/// A caller whose token the API server accepted.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The user name.
+    pub name: String,
+    user: k8s_openapi::api::authentication::v1::UserInfo,
+}
+
 /// Checks callers and limits each one's rate.
 #[derive(Debug)]
 pub struct Callers {
@@ -77,15 +85,14 @@ impl Callers {
         }
     }
 
-    /// The caller's user name once its token is reviewed, its rate checked and its
-    /// permission confirmed.
+    /// The caller once its token is reviewed, its rate checked and its permission confirmed.
     pub async fn admit(
         &self,
         client: &Client,
         namespace: &str,
         headers: &HeaderMap,
         permission: Permission,
-    ) -> Result<String, Refusal> {
+    ) -> Result<Caller, Refusal> {
         let token = bearer_token(headers)?;
         let review = TokenReview {
             spec: TokenReviewSpec {
@@ -112,38 +119,12 @@ impl Callers {
         if !self.take(&username) {
             return Err(Refusal::RateLimited);
         }
-        let access = SubjectAccessReview {
-            spec: SubjectAccessReviewSpec {
-                user: user.username.clone(),
-                groups: user.groups.clone(),
-                uid: user.uid.clone(),
-                extra: user.extra.clone(),
-                resource_attributes: Some(ResourceAttributes {
-                    namespace: Some(namespace.to_owned()),
-                    verb: Some(permission.verb.to_owned()),
-                    group: Some(sealsync_core::GROUP.to_owned()),
-                    resource: Some("sealingkeys".to_owned()),
-                    subresource: Some(permission.subresource.to_owned()),
-                    ..ResourceAttributes::default()
-                }),
-                ..SubjectAccessReviewSpec::default()
-            },
-            ..SubjectAccessReview::default()
+        let caller = Caller {
+            name: username,
+            user,
         };
-        let decided = Api::<SubjectAccessReview>::all(client.clone())
-            .create(&PostParams::default(), &access)
-            .await
-            .map_err(|e| {
-                Refusal::Unavailable(format!("the API server could not review the access: {e}"))
-            })?;
-        if decided.status.is_some_and(|s| s.allowed) {
-            Ok(username)
-        } else {
-            Err(Refusal::Forbidden(format!(
-                "{username} may not {} sealingkeys/{} in namespace {namespace}; a cluster admin grants it with a Role",
-                permission.verb, permission.subresource
-            )))
-        }
+        authorize(client, namespace, &caller, permission).await?;
+        Ok(caller)
     }
 
     fn take(&self, caller: &str) -> bool {
@@ -161,6 +142,48 @@ impl Callers {
             .entry(caller.to_owned())
             .or_insert_with(|| RateLimit::new(self.per_caller_per_second))
             .try_take()
+    }
+}
+
+/// Whether `caller` may use `permission` in `namespace` (a SubjectAccessReview).
+pub async fn authorize(
+    client: &Client,
+    namespace: &str,
+    caller: &Caller,
+    permission: Permission,
+) -> Result<(), Refusal> {
+    let user = &caller.user;
+    let access = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: user.username.clone(),
+            groups: user.groups.clone(),
+            uid: user.uid.clone(),
+            extra: user.extra.clone(),
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(namespace.to_owned()),
+                verb: Some(permission.verb.to_owned()),
+                group: Some(sealsync_core::GROUP.to_owned()),
+                resource: Some("sealingkeys".to_owned()),
+                subresource: Some(permission.subresource.to_owned()),
+                ..ResourceAttributes::default()
+            }),
+            ..SubjectAccessReviewSpec::default()
+        },
+        ..SubjectAccessReview::default()
+    };
+    let decided = Api::<SubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &access)
+        .await
+        .map_err(|e| {
+            Refusal::Unavailable(format!("the API server could not review the access: {e}"))
+        })?;
+    if decided.status.is_some_and(|s| s.allowed) {
+        Ok(())
+    } else {
+        Err(Refusal::Forbidden(format!(
+            "{} may not {} sealingkeys/{} in namespace {namespace}; a cluster admin grants it with a Role",
+            caller.name, permission.verb, permission.subresource
+        )))
     }
 }
 

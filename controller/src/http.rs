@@ -29,6 +29,8 @@ const KEYS_PER_SECOND: f64 = 20.0;
 /// Requests per second `/v1/rewrap` takes to a token review at all, whoever sends them: the
 /// per-caller limit applies only once a caller is known, and each review costs the API server.
 const REWRAP_PER_SECOND: f64 = 20.0;
+/// Re-wraps served at once; more get 429.
+const REWRAP_AT_ONCE: usize = 2;
 
 /// A token bucket.
 #[derive(Debug)]
@@ -82,6 +84,8 @@ pub struct HttpState {
     pub ready: Arc<AtomicBool>,
     keys_limit: RateLimit,
     rewrap_limit: RateLimit,
+    /// Re-wraps in progress at once: each may cost many X25519 operations.
+    rewrap_slots: tokio::sync::Semaphore,
     callers: Callers,
     gitsyncs: Store<GitSync>,
 }
@@ -99,6 +103,7 @@ pub async fn serve(
         ready,
         keys_limit: RateLimit::new(KEYS_PER_SECOND),
         rewrap_limit: RateLimit::new(REWRAP_PER_SECOND),
+        rewrap_slots: tokio::sync::Semaphore::new(REWRAP_AT_ONCE),
         callers: Callers::new(rewrap_per_caller),
         gitsyncs,
     });
@@ -171,6 +176,10 @@ async fn rewrap(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: B
         count("rate_limited");
         return too_many();
     }
+    let Ok(_slot) = state.rewrap_slots.try_acquire() else {
+        count("rate_limited");
+        return too_many();
+    };
     let shared = &state.shared;
     let caller = match state
         .callers
@@ -189,16 +198,7 @@ async fn rewrap(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: B
         Err(refusal) => {
             count(refusal.metric_label());
             tracing::info!(reason = refusal.metric_label(), "rewrap refused");
-            return match refusal {
-                Refusal::RateLimited => too_many(),
-                Refusal::Unauthenticated(m) => {
-                    (StatusCode::UNAUTHORIZED, format!("{m}\n")).into_response()
-                }
-                Refusal::Forbidden(m) => (StatusCode::FORBIDDEN, format!("{m}\n")).into_response(),
-                Refusal::Unavailable(m) => {
-                    (StatusCode::SERVICE_UNAVAILABLE, format!("{m}\n")).into_response()
-                }
-            };
+            return refusal_response(refusal);
         }
     };
     let request: RewrapRequest = match serde_json::from_slice(&body) {
@@ -212,25 +212,64 @@ async fn rewrap(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: B
                 .into_response();
         }
     };
+    // A peer cluster's recipient moves documents to another cluster: a permission of its own.
+    match crate::rewrap::names_peers(shared, &request).await {
+        Ok(false) => {}
+        Ok(true) => {
+            let peers = Permission {
+                verb: "create",
+                subresource: "rewrap-peers",
+            };
+            if let Err(refusal) = crate::callers::authorize(
+                &shared.client,
+                &shared.settings.namespace,
+                &caller,
+                peers,
+            )
+            .await
+            {
+                count(refusal.metric_label());
+                return refusal_response(refusal);
+            }
+        }
+        Err(error) => {
+            count(error.metric_label());
+            return rewrap_error_response(error);
+        }
+    }
     let documents = request.documents.len();
     match crate::rewrap::rewrap(shared, request).await {
         Ok(response) => {
             count("ok");
-            tracing::info!(caller = %caller, documents, "rewrap");
+            tracing::info!(caller = %caller.name, documents, "rewrap");
             axum::Json(response).into_response()
         }
         Err(error) => {
             count(error.metric_label());
-            tracing::info!(caller = %caller, reason = error.metric_label(), "rewrap refused");
-            let (status, message) = match error {
-                RewrapError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
-                RewrapError::UntrustedRecipient(m) => (StatusCode::FORBIDDEN, m),
-                RewrapError::Unopenable(m) => (StatusCode::UNPROCESSABLE_ENTITY, m),
-                RewrapError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
-            };
-            (status, format!("{message}\n")).into_response()
+            tracing::info!(caller = %caller.name, reason = error.metric_label(), "rewrap refused");
+            rewrap_error_response(error)
         }
     }
+}
+
+fn refusal_response(refusal: Refusal) -> Response {
+    let (status, message) = match refusal {
+        Refusal::RateLimited => return too_many(),
+        Refusal::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, m),
+        Refusal::Forbidden(m) => (StatusCode::FORBIDDEN, m),
+        Refusal::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
+    };
+    (status, format!("{message}\n")).into_response()
+}
+
+fn rewrap_error_response(error: RewrapError) -> Response {
+    let (status, message) = match error {
+        RewrapError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+        RewrapError::UntrustedRecipient(m) => (StatusCode::FORBIDDEN, m),
+        RewrapError::Unopenable(m) => (StatusCode::UNPROCESSABLE_ENTITY, m),
+        RewrapError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
+    };
+    (status, format!("{message}\n")).into_response()
 }
 
 async fn hook(

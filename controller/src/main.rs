@@ -88,8 +88,8 @@ async fn main() -> Result<()> {
     if let Some(file) = &args.peer_recipients_file {
         keys::backup::read_recipients_setting("--peer-recipients-file", file)?;
     }
-    if !(args.rewrap_rate.is_finite() && args.rewrap_rate > 0.0) {
-        anyhow::bail!("--rewrap-rate: a number of requests a second above 0");
+    if !(args.rewrap_rate.is_finite() && args.rewrap_rate >= 1.0) {
+        anyhow::bail!("--rewrap-rate: a number of requests a second, at least 1");
     }
     if let Some(file) = &args.recovery_recipients_file {
         let recipients = keys::backup::read_recovery_recipients(file)?;
@@ -158,11 +158,21 @@ async fn main() -> Result<()> {
     // The key manager follows the GitSyncs' status (which keys opened what), and answers
     // rotation and retirement requests.
     let usage_changed = Arc::new(tokio::sync::Notify::new());
+    let first_key_pass = Arc::new(tokio::sync::Notify::new());
     let key_manager = tokio::spawn(keys::manager::run(
         shared.clone(),
         reader.clone(),
         usage_changed.clone(),
+        first_key_pass.clone(),
     ));
+    // The keys' bootstrap (SealingKeys, published recipients) comes before the first
+    // reconcile; a slow API server delays the start by at most this.
+    if tokio::time::timeout(Duration::from_secs(10), first_key_pass.notified())
+        .await
+        .is_err()
+    {
+        tracing::warn!("keys: the key manager's first pass took over 10 s; reconciling meanwhile");
+    }
 
     let api: Api<GitSync> = Api::all(client.clone());
     // Reconcile on spec changes, on `sealsync.dev/requestedAt`, and on deletion; not on the

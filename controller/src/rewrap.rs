@@ -88,13 +88,33 @@ fn trusted(
     };
     let mut default = cluster.to_vec();
     default.extend(recovery.iter().cloned());
+    // Keyed by the whole recipient, not its short key id: a key id is 64 bits of a hash, and
+    // a key made to collide with a trusted one must not pass.
     let all = cluster
         .iter()
         .chain(&recovery)
         .chain(&peers)
-        .map(|r| (r.key_id().to_string(), r.clone()))
+        .map(|r| (r.as_str().to_owned(), r.clone()))
         .collect();
     Ok((all, default))
+}
+
+/// Whether `request` names a recipient that is a peer cluster's (not this cluster's own key
+/// nor a recovery recipient): moving a document to another cluster needs a permission of its
+/// own, `create` on `sealingkeys/rewrap-peers`.
+pub async fn names_peers(shared: &Shared, request: &RewrapRequest) -> Result<bool, RewrapError> {
+    if request.recipients.is_empty() {
+        return Ok(false);
+    }
+    let cluster = shared.keys.read().await.recipients();
+    let (all, own) = trusted(shared, &cluster)?;
+    let own: std::collections::BTreeSet<&str> = own.iter().map(Recipient::as_str).collect();
+    // Untrusted recipients are refused later, with their own message.
+    Ok(request.recipients.iter().any(|text| {
+        text.parse::<Recipient>()
+            .map(|r| all.contains_key(r.as_str()) && !own.contains(r.as_str()))
+            .unwrap_or(false)
+    }))
 }
 
 /// Re-wraps every document of `request`, or none.
@@ -127,13 +147,13 @@ pub async fn rewrap(
             let parsed: Recipient = text.parse().map_err(|e: sealsync_crypto::Error| {
                 RewrapError::BadRequest(format!("recipients[{index}]: {e}"))
             })?;
-            let id = parsed.key_id().to_string();
-            if !trusted.contains_key(&id) {
+            let Some(trusted) = trusted.get(parsed.as_str()) else {
                 return Err(RewrapError::UntrustedRecipient(format!(
-                    "recipient {id} is not trusted by this cluster: it wraps only to its own keys, its recovery recipients and the peer clusters of its configuration"
+                    "recipient {} is not trusted by this cluster: it wraps only to its own keys, its recovery recipients and the peer clusters of its configuration",
+                    parsed.key_id()
                 )));
-            }
-            wanted.push(parsed);
+            };
+            wanted.push(trusted.clone());
         }
         wanted
     };

@@ -562,7 +562,25 @@ fn rewrap_body(documents: &[&str], recipients: &[&str]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reseal_through_the_controller_and_the_rewrap_endpoint_refuses_what_it_must() {
-    let env = Env::start(&[NS]).await;
+    // A peer cluster (staging) whose recipient the controller may also wrap to.
+    let peers = tempfile::tempdir().expect("tmp");
+    let (_, _, generated) = run_cli_status(&["keys", "generate"]);
+    let peer = generated
+        .trim()
+        .strip_prefix("Public key: ")
+        .expect("a recipient")
+        .to_owned();
+    let peer_file = peers.path().join("peers.txt");
+    std::fs::write(&peer_file, format!("# staging\n{peer}\n")).expect("write");
+    let env = Env::start_with(
+        &[NS],
+        &[
+            "--peer-recipients-file".to_owned(),
+            peer_file.to_str().expect("utf8").to_owned(),
+        ],
+        &[],
+    )
+    .await;
     let sealed_old = env.seal(&secret_yaml(NS, "db", "password", CANARY_OLD));
     let c1 = env
         .repo
@@ -663,6 +681,42 @@ async fn reseal_through_the_controller_and_the_rewrap_endpoint_refuses_what_it_m
         .expect("post");
     assert_eq!(code, 403, "{text}");
     assert!(text.contains("not trusted by this cluster"), "{text}");
+    // Moving a document to a peer cluster needs a permission of its own.
+    let (code, text) = env
+        .controller
+        .post(
+            "/v1/rewrap",
+            &[("authorization", &dev_auth)],
+            &rewrap_body(&[&current], &[&peer]),
+        )
+        .expect("post");
+    assert_eq!(code, 403, "{text}");
+    assert!(
+        text.contains("may not create sealingkeys/rewrap-peers"),
+        "{text}"
+    );
+    apply_yaml(
+        &env.client,
+        &format!(
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: release, namespace: {NS}}}\n---\n\
+             apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: sealsync-rewrap-peers, namespace: {CONTROLLER_NS}}}\n\
+             rules:\n- apiGroups: [sealsync.dev]\n  resources: [sealingkeys/rewrap, sealingkeys/rewrap-peers]\n  verbs: [create]\n---\n\
+             apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: release-rewrap-peers, namespace: {CONTROLLER_NS}}}\n\
+             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: sealsync-rewrap-peers}}\n\
+             subjects:\n- {{kind: ServiceAccount, name: release, namespace: {NS}}}\n"
+        ),
+    )
+    .await;
+    let release = bearer(&request_token(&env.client, NS, "release").await);
+    let (code, text) = env
+        .controller
+        .post(
+            "/v1/rewrap",
+            &[("authorization", &release)],
+            &rewrap_body(&[&current], &[&new_recipient, &peer]),
+        )
+        .expect("post");
+    assert_eq!(code, 200, "{text}");
     // Widening the scope by editing the document does not survive: the binding sealed in
     // the envelope wins.
     let moved = current.replace(&format!("namespace: {NS}"), "namespace: other");

@@ -15,7 +15,7 @@ impl Manager {
     pub(super) async fn write_status(
         &self,
         sk: &SealingKey,
-        usage: &Usage,
+        usage: Option<&Usage>,
         retire: Option<(Option<&str>, bool, &str, &str)>,
     ) -> Result<(), KeysError> {
         let name = sk.name_any();
@@ -87,19 +87,28 @@ impl Manager {
                 }
             }
         }
-        let uses = status
-            .key_id
-            .as_ref()
-            .and_then(|id| usage.get(id))
-            .cloned()
-            .unwrap_or_default();
-        status.documents = u32::try_from(uses.len()).unwrap_or(u32::MAX);
-        status.used_by = uses.into_iter().take(MAX_LISTED_DOCUMENTS).collect();
-        status.unused_since = if status.state == Some(KeyState::Active) && status.documents == 0 {
-            old.unused_since.clone().or_else(|| Some(now_rfc3339()))
-        } else {
-            None
-        };
+        // Without the GitSyncs' usage (their cache has not listed yet) the usage fields keep
+        // what they say.
+        if let Some(usage) = usage {
+            let uses = status
+                .key_id
+                .as_ref()
+                .and_then(|id| usage.get(id))
+                .cloned()
+                .unwrap_or_default();
+            status.documents = u32::try_from(uses.len()).unwrap_or(u32::MAX);
+            status.used_by = uses.into_iter().take(MAX_LISTED_DOCUMENTS).collect();
+            // The clock starts once the key is no longer current: a new current key opens nothing
+            // yet, and must not look unused when the next rotation comes.
+            status.unused_since = if status.state == Some(KeyState::Active)
+                && !status.current
+                && status.documents == 0
+            {
+                old.unused_since.clone().or_else(|| Some(now_rfc3339()))
+            } else {
+                None
+            };
+        }
         if let Some((request, retired, reason, message)) = retire {
             if let Some(request) = request {
                 status.last_handled_retire_at = Some(request.to_owned());

@@ -41,7 +41,16 @@ const RECHECK: Duration = Duration::from_secs(60);
 
 /// Runs the key manager until the process ends. `usage_changed` is notified on every GitSync
 /// event, so that the documents each key opens stay current.
-pub async fn run(shared: Arc<Shared>, gitsyncs: Store<GitSync>, usage_changed: Arc<Notify>) {
+///
+/// `first_pass` is notified once the first pass is done: the caller starts reconciling only
+/// then, so that the keys' bootstrap (their SealingKeys, the published recipients) is never
+/// mistaken for work of an idle sync.
+pub async fn run(
+    shared: Arc<Shared>,
+    gitsyncs: Store<GitSync>,
+    usage_changed: Arc<Notify>,
+    first_pass: Arc<Notify>,
+) {
     let namespace = shared.settings.namespace.clone();
     let (sealing_keys, sk_writer) = reflector::store::<SealingKey>();
     let sk_events = watcher(
@@ -67,6 +76,7 @@ pub async fn run(shared: Arc<Shared>, gitsyncs: Store<GitSync>, usage_changed: A
         key_secrets,
         loaded: None,
         backup,
+        publish_pending: false,
     };
     // The recovery recipients file is re-read now and then (a ConfigMap update reaches a
     // mounted file without any API event); the check costs no request when nothing changed.
@@ -108,13 +118,24 @@ pub async fn run(shared: Arc<Shared>, gitsyncs: Store<GitSync>, usage_changed: A
                     due = Some(tokio::time::Instant::now() + DEBOUNCE);
                     continue;
                 }
-                if let Err(e) = manager.pass().await {
-                    tracing::warn!(error = %e, "keys: pass failed; retrying");
-                    due = Some(tokio::time::Instant::now() + RETRY);
+                match manager.pass().await {
+                    Ok(()) => first_pass.notify_one(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "keys: pass failed; retrying");
+                        due = Some(tokio::time::Instant::now() + RETRY);
+                    }
                 }
             }
         }
     }
+}
+
+fn listed<K: kube::Resource + Clone + 'static>(store: &Store<K>) -> bool
+where
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    use futures::FutureExt;
+    matches!(store.wait_until_ready().now_or_never(), Some(Ok(())))
 }
 
 fn ticks<T, E: std::fmt::Display>(
@@ -138,18 +159,21 @@ pub(super) struct Manager {
     pub(super) loaded: Option<BTreeSet<(String, String)>>,
     /// Keeps the backup current.
     pub(super) backup: BackupWriter,
+    /// The loaded keys differ from the published ones.
+    pub(super) publish_pending: bool,
 }
 
 impl Manager {
-    /// Whether every cache has listed once: before that, a key could look unused.
+    /// Whether the key caches have listed once.
     fn ready(&self) -> bool {
-        use futures::FutureExt;
-        let listed = |ready: Option<Result<(), reflector::store::WriterDropped>>| {
-            matches!(ready, Some(Ok(())))
-        };
-        listed(self.sealing_keys.wait_until_ready().now_or_never())
-            && listed(self.key_secrets.wait_until_ready().now_or_never())
-            && listed(self.gitsyncs.wait_until_ready().now_or_never())
+        listed(&self.sealing_keys) && listed(&self.key_secrets)
+    }
+
+    /// The documents each key opens, once the GitSync cache has listed: before that a key
+    /// could look unused, so nothing that depends on usage is decided.
+    fn usage(&self) -> Option<Usage> {
+        listed(&self.gitsyncs)
+            .then(|| usage::from_gitsyncs(self.gitsyncs.state().iter().map(|gs| &**gs)))
     }
 
     pub(super) fn namespace(&self) -> &str {
@@ -173,6 +197,9 @@ impl Manager {
             self.install(keys).await;
             self.loaded = Some(fingerprint);
             keys_changed = true;
+            // Kept until published: a later step of this pass may fail, and the retry sees
+            // the keys as loaded already.
+            self.publish_pending = true;
         }
         let sealing_keys = self.sealing_keys.state();
 
@@ -219,6 +246,7 @@ impl Manager {
             let keys = secrets::load(&self.shared.client, self.namespace()).await?;
             self.install(keys).await;
             keys_changed = true;
+            self.publish_pending = true;
         }
 
         // 3. Every key Secret has its SealingKey.
@@ -236,11 +264,13 @@ impl Manager {
         }
 
         // 4 and 5. Retirement requests, then the statuses.
-        let usage = usage::from_gitsyncs(self.gitsyncs.state().iter().map(|gs| &**gs));
+        let usage = self.usage();
         let mut decided = BTreeSet::new();
-        for sk in &sealing_keys {
-            if self.retire_if_requested(sk, &usage).await? {
-                decided.insert(sk.name_any());
+        if let Some(usage) = &usage {
+            for sk in &sealing_keys {
+                if self.retire_if_requested(sk, usage).await? {
+                    decided.insert(sk.name_any());
+                }
             }
         }
         {
@@ -254,16 +284,22 @@ impl Manager {
         // cache catches up.
         for sk in self.sealing_keys.state() {
             if !decided.contains(&sk.name_any()) {
-                self.write_status(&sk, &usage, None).await?;
+                self.write_status(&sk, usage.as_ref(), None).await?;
             }
         }
-        self.export_metrics(&usage).await;
-        self.automate(&usage).await?;
+        if let Some(usage) = &usage {
+            self.export_metrics(usage).await;
+            self.automate(usage).await?;
+        }
         if keys_changed {
+            self.publish_pending = true;
+        }
+        if self.publish_pending {
             let ring = self.shared.keys.read().await;
             publish(&self.shared.client, self.namespace(), &ring).await?;
             tracing::info!(key_ids = ?ring.key_ids(), "keys: published the recipients");
             drop(ring);
+            self.publish_pending = false;
             self.retry_failed_decryptions();
         }
         let ring = self.shared.keys.read().await;

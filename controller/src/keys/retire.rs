@@ -65,14 +65,16 @@ impl Manager {
                 "NoKey",
                 format!("SealingKey {name} holds no key yet; wait for the controller to generate it"),
             ),
-            None => Decision::Retired,
             Some(0) => Decision::Refused(
                 "CurrentKey",
                 format!(
                     "key {key_id_text} is the current key, which new documents are sealed to; run `sealsync keys rotate` first, reseal the documents and retire it then"
                 ),
             ),
-            Some(_) => match key_id.as_ref().and_then(|id| usage.get(id)) {
+            // A Missing key (its Secret deleted by hand) is held to the same rule: it may still
+            // be restored, and retiring it would make the documents that need it unrestorable
+            // by default.
+            _ => match key_id.as_ref().and_then(|id| usage.get(id)) {
                 Some(uses) if !uses.is_empty() => Decision::Refused(
                     "InUse",
                     format!(
@@ -96,7 +98,7 @@ impl Manager {
                     message.clone(),
                 )
                 .await;
-                self.write_status(sk, usage, Some((request, false, reason, &message)))
+                self.write_status(sk, Some(usage), Some((request, false, reason, &message)))
                     .await
             }
             Decision::Retired => {
@@ -112,11 +114,15 @@ impl Manager {
                 };
                 if let Some(handle) = &stored {
                     secrets::delete(&self.shared.client, self.namespace(), handle).await?;
-                    let mut ring = self.shared.keys.write().await;
-                    ring.remove(&name);
-                    if let Some(id) = key_id.as_deref().and_then(|id| KeyId::parse(id).ok()) {
-                        ring.retired.insert(id, now_rfc3339());
+                    {
+                        let mut ring = self.shared.keys.write().await;
+                        ring.remove(&name);
+                        if let Some(id) = key_id.as_deref().and_then(|id| KeyId::parse(id).ok()) {
+                            ring.retired.insert(id, now_rfc3339());
+                        }
                     }
+                    // Published under a read lock: decryption is not held up by the API call.
+                    let ring = self.shared.keys.read().await;
                     publish(&self.shared.client, self.namespace(), &ring).await?;
                 }
                 let message = format!(
@@ -131,7 +137,7 @@ impl Manager {
                     message.clone(),
                 )
                 .await;
-                self.write_status(sk, usage, Some((request, true, "Retired", &message)))
+                self.write_status(sk, Some(usage), Some((request, true, "Retired", &message)))
                     .await
             }
         }

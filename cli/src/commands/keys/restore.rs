@@ -47,6 +47,16 @@ pub fn run(args: RestoreArgs) -> CliResult<ExitCode> {
             .filter_map(|m| m.metadata.labels.as_ref()?.get(KEY_ID_LABEL).cloned())
             .collect();
         let sealing_keys = list_keys(client.clone(), &namespace).await?;
+        // Which key each SealingKey records (none yet for a pending rotation).
+        let records: std::collections::BTreeMap<String, Option<String>> = sealing_keys
+            .iter()
+            .map(|sk| {
+                (
+                    kube::ResourceExt::name_any(sk),
+                    sk.status.as_ref().and_then(|s| s.key_id.clone()),
+                )
+            })
+            .collect();
         let retired: BTreeSet<String> = sealing_keys
             .iter()
             .filter_map(|sk| sk.status.as_ref())
@@ -64,15 +74,21 @@ pub fn run(args: RestoreArgs) -> CliResult<ExitCode> {
                 eprintln!("Key {id}: skipped, this cluster retired it (pass --include-retired to bring it back).");
                 continue;
             }
-            let created = if key.created.is_empty() {
-                super::generate::created_stamp()
-            } else {
-                key.created.clone()
-            };
+            let created = restored_creation_time(&key.created)
+                .map_err(|reason| CliError::new(format!("{source}: key {id}: {reason}")))?;
             // The backup's name first; another key may hold it in a rebuilt cluster (its own
             // first key), then a name of the key id.
             let mut stored_as = None;
             for name in [key.name.clone(), format!("sealsync-key-{id}")] {
+                // A SealingKey of that name that records another key (a retired one keeps its
+                // record) keeps it: the restored key takes the other name. Its own record (a
+                // Missing key) is restored in place.
+                if records
+                    .get(&name)
+                    .is_some_and(|recorded| recorded.as_deref() != Some(id.as_str()))
+                {
+                    continue;
+                }
                 let mut secret = key_secret(&namespace, &name, &key.identity, &created);
                 let result = secrets.create(&PostParams::default(), &secret).await;
                 wipe_secret(&mut secret);
@@ -135,4 +151,43 @@ pub fn run(args: RestoreArgs) -> CliResult<ExitCode> {
             tokio::time::sleep(POLL).await;
         }
     })
+}
+
+/// The creation time a restored key keeps: the backup's, if it is an RFC 3339 time not in the
+/// future; the oldest possible one when the backup does not say (a plain identity file), so
+/// that a restore never makes a key current by itself.
+fn restored_creation_time(created: &str) -> Result<String, String> {
+    use k8s_openapi::jiff::{SignedDuration, Timestamp};
+    if created.is_empty() {
+        return Ok("1970-01-01T00:00:00Z".to_owned());
+    }
+    let time: Timestamp = created
+        .parse()
+        .map_err(|_| format!("its creation time {created:?} is not an RFC 3339 time"))?;
+    let allowed = Timestamp::now()
+        .checked_add(SignedDuration::from_secs(300))
+        .unwrap_or(Timestamp::MAX);
+    if time > allowed {
+        return Err(format!(
+            "its creation time {created} is in the future; a backup written by the controller never says so"
+        ));
+    }
+    Ok(Timestamp::from_second(time.as_second())
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| created.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn creation_times_of_restored_keys() {
+        use super::restored_creation_time as t;
+        assert_eq!(t("").as_deref(), Ok("1970-01-01T00:00:00Z"));
+        assert_eq!(
+            t("2026-12-01T19:00:00Z").as_deref(),
+            Ok("2026-12-01T19:00:00Z")
+        );
+        assert!(t("9999-01-01T00:00:00Z").is_err());
+        assert!(t("yesterday").is_err());
+    }
 }

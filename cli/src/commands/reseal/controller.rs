@@ -164,12 +164,24 @@ pub fn run(args: &Args, files: &[PathBuf]) -> CliResult<ExitCode> {
             plan.documents[*index] = sealed_to_manifest(&after);
         }
     }
+    // Every file as read, before any is written: a file changed meanwhile stops the run with
+    // nothing written.
+    for plan in &plans {
+        let now = fsio::read_input(Some(&plan.file))?;
+        if now.as_str() != plan.text {
+            return Err(CliError::new(format!(
+                "{}: changed while it was being re-wrapped; nothing was written",
+                plan.file.display()
+            ))
+            .with_hint("run `sealsync reseal --controller` again"));
+        }
+    }
     let (mut files_changed, mut docs_changed) = (0usize, 0usize);
     for plan in &plans {
         let locked = fsio::LockedFile::open(&plan.file)?;
         if locked.text.as_str() != plan.text {
             return Err(CliError::new(format!(
-                "{}: changed while it was being re-wrapped",
+                "{}: changed while it was being re-wrapped; the {files_changed} file(s) before it were written",
                 plan.file.display()
             ))
             .with_hint("run `sealsync reseal --controller` again"));
