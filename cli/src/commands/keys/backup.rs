@@ -10,9 +10,8 @@ use sealsync_core::keysecret::{
     BACKUP_DATA_KEY, BACKUP_KEY_IDS_ANNOTATION, BACKUP_RECIPIENTS_ANNOTATION, BACKUP_SECRET,
     BACKUP_WRITTEN_ANNOTATION,
 };
-use sealsync_core::KeyState;
 
-use super::lifecycle::{list_keys, parse_timeout, POLL};
+use super::lifecycle::{active_key_ids, parse_timeout, POLL};
 use super::BackupArgs;
 use crate::cluster;
 use crate::error::{CliError, CliResult};
@@ -60,17 +59,11 @@ pub fn run(args: BackupArgs) -> CliResult<ExitCode> {
             };
             let annotations = secret.metadata.annotations.clone().unwrap_or_default();
             let held = ids(annotations.get(BACKUP_KEY_IDS_ANNOTATION));
-            let active: Vec<String> = {
-                let mut active: Vec<String> = list_keys(client.clone(), &namespace)
-                    .await?
-                    .iter()
-                    .filter_map(|sk| sk.status.as_ref())
-                    .filter(|s| s.state == Some(KeyState::Active))
-                    .filter_map(|s| s.key_id.clone())
-                    .collect();
-                active.sort();
-                active
-            };
+            // Sorted, as `ids` sorts what the backup holds.
+            let active: Vec<String> = active_key_ids(client.clone(), &namespace)
+                .await?
+                .into_iter()
+                .collect();
             if held == active {
                 let armored = secret
                     .data

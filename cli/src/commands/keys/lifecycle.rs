@@ -55,6 +55,20 @@ pub(super) async fn list_keys(client: Client, namespace: &str) -> CliResult<Vec<
     Ok(items)
 }
 
+/// The ids of the keys the controller reports active.
+pub(super) async fn active_key_ids(
+    client: Client,
+    namespace: &str,
+) -> CliResult<std::collections::BTreeSet<String>> {
+    Ok(list_keys(client, namespace)
+        .await?
+        .iter()
+        .filter_map(|sk| sk.status.as_ref())
+        .filter(|s| s.state == Some(KeyState::Active))
+        .filter_map(|s| s.key_id.clone())
+        .collect())
+}
+
 fn no_keys(namespace: &str) -> CliError {
     CliError::new(format!("no SealingKeys in namespace {namespace}")).with_hint(format!(
         "is sealsync-controller running in namespace {namespace}? It creates one SealingKey \

@@ -14,7 +14,7 @@ use sealsync_core::keysecret::{key_secret, wipe_secret, KEY_ID_LABEL, KEY_LABEL}
 use sealsync_core::KeyState;
 use sealsync_crypto::open_backup;
 
-use super::lifecycle::{list_keys, parse_timeout, POLL};
+use super::lifecycle::{active_key_ids, list_keys, parse_timeout, POLL};
 use super::RestoreArgs;
 use crate::cluster;
 use crate::commands::load_identities;
@@ -124,13 +124,7 @@ pub fn run(args: RestoreArgs) -> CliResult<ExitCode> {
         // The controller loads them from its watch; wait until it reports them active.
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let active: BTreeSet<String> = list_keys(client.clone(), &namespace)
-                .await?
-                .iter()
-                .filter_map(|sk| sk.status.as_ref())
-                .filter(|s| s.state == Some(KeyState::Active))
-                .filter_map(|s| s.key_id.clone())
-                .collect();
+            let active = active_key_ids(client.clone(), &namespace).await?;
             if restored.iter().all(|id| active.contains(id)) {
                 eprintln!(
                     "Restored {} key(s); sealsync-controller opens documents with them now.",

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use sealsync_core::manifest::{read_documents, sealed_from_manifest, sealed_to_manifest, Limits};
 use sealsync_crypto::{KeyId, SealedSecret};
 
-use super::{write_out, Args};
+use super::{key_ids, lists_exactly, only_sealed, write_out, Args};
 use crate::cluster;
 use crate::error::{CliError, CliResult};
 use crate::fsio;
@@ -39,25 +39,11 @@ fn plan(
     let text = fsio::read_input(Some(file))?;
     let docs = read_documents(&text, Limits::default())
         .map_err(|e| CliError::from_manifest(&e).context(&place))?;
-    let sealed_count = docs
-        .iter()
-        .filter(|d| d.kind() == Some("SealedSecret"))
-        .count();
-    if sealed_count == 0 {
+    if !only_sealed(&docs, &place)? {
         return Ok(None);
     }
-    if sealed_count != docs.len() {
-        return Err(
-            CliError::new(format!("{place}: mixes SealedSecrets with other objects"))
-                .with_hint("keep each SealedSecret in a file of its own, then reseal"),
-        );
-    }
     let resolved = args_resolver.resolve(Some(file))?;
-    let wanted: BTreeSet<KeyId> = resolved
-        .recipients
-        .iter()
-        .map(|r| r.key_id().clone())
-        .collect();
+    let wanted = key_ids(&resolved.recipients);
     let mut todo = Vec::new();
     let mut places = Vec::new();
     for (index, doc) in docs.iter().enumerate() {
@@ -67,10 +53,7 @@ fn plan(
         // Without an identity only the listed ids can be compared; the controller opens the
         // document, so a file listing the right keys but wrapped to others is not seen here
         // (`sealsync check -i` finds those).
-        let listed_right = sealed
-            .envelopes()
-            .iter()
-            .all(|e| e.recipients.iter().cloned().collect::<BTreeSet<_>>() == wanted);
+        let listed_right = lists_exactly(&sealed, &wanted);
         if !listed_right {
             todo.push((index, sealed));
         }

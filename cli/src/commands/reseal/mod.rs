@@ -101,25 +101,11 @@ fn reseal_file(
     let locked = fsio::LockedFile::open(file)?;
     let docs = read_documents(&locked.text, Limits::default())
         .map_err(|e| CliError::from_manifest(&e).context(&place))?;
-    let sealed_count = docs
-        .iter()
-        .filter(|d| d.kind() == Some("SealedSecret"))
-        .count();
-    if sealed_count == 0 {
+    if !only_sealed(&docs, &place)? {
         return Ok(Outcome::NotSealed);
     }
-    if sealed_count != docs.len() {
-        return Err(
-            CliError::new(format!("{place}: mixes SealedSecrets with other objects"))
-                .with_hint("keep each SealedSecret in a file of its own, then reseal"),
-        );
-    }
     let resolved = resolver.resolve(Some(file))?;
-    let wanted: BTreeSet<KeyId> = resolved
-        .recipients
-        .iter()
-        .map(|r| r.key_id().clone())
-        .collect();
+    let wanted = key_ids(&resolved.recipients);
     let mut parsed = Vec::with_capacity(docs.len());
     for doc in &docs {
         let at = format!("{place}: {}", doc.describe());
@@ -132,10 +118,7 @@ fn reseal_file(
     check_open_budget(stanzas.saturating_mul(2), identities.len(), &place)?;
     let mut out = Vec::with_capacity(docs.len());
     for (doc, at, mut sealed) in parsed {
-        let listed_right = sealed
-            .envelopes()
-            .iter()
-            .all(|e| e.recipients.iter().cloned().collect::<BTreeSet<_>>() == wanted);
+        let listed_right = lists_exactly(&sealed, &wanted);
         // Listed key ids are not authenticated: a file may list the new key and still be
         // wrapped to an old one. Check with the keys at hand before calling it done.
         let wrapped_right = listed_right
@@ -163,6 +146,36 @@ fn reseal_file(
     write_out(file, &locked.text, &old, &out)?;
     drop(locked);
     Ok(Outcome::Changed(out.len()))
+}
+
+/// Whether a file's documents are all SealedSecrets (`false`: none is, so there is nothing to
+/// reseal); a file that mixes them with other objects is an error.
+fn only_sealed(docs: &[sealsync_core::manifest::Document], place: &str) -> CliResult<bool> {
+    let sealed_count = docs
+        .iter()
+        .filter(|d| d.kind() == Some("SealedSecret"))
+        .count();
+    if sealed_count != 0 && sealed_count != docs.len() {
+        return Err(
+            CliError::new(format!("{place}: mixes SealedSecrets with other objects"))
+                .with_hint("keep each SealedSecret in a file of its own, then reseal"),
+        );
+    }
+    Ok(sealed_count != 0)
+}
+
+/// The key ids of `recipients`.
+fn key_ids(recipients: &[sealsync_crypto::Recipient]) -> BTreeSet<KeyId> {
+    recipients.iter().map(|r| r.key_id().clone()).collect()
+}
+
+/// Whether every envelope of `sealed` lists exactly `wanted` (listed ids are not
+/// authenticated; this only says whether re-wrapping is asked for).
+fn lists_exactly(sealed: &sealsync_crypto::SealedSecret, wanted: &BTreeSet<KeyId>) -> bool {
+    sealed
+        .envelopes()
+        .iter()
+        .all(|e| e.recipients.iter().cloned().collect::<BTreeSet<_>>() == *wanted)
 }
 
 /// Writes the re-wrapped documents `out` over `old` in `file` (whose text is `text`): only the
