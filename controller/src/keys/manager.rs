@@ -191,12 +191,10 @@ impl Manager {
     async fn pass(&mut self) -> Result<(), KeysError> {
         // 1. Reload the keys when their Secrets changed.
         let fingerprint = self.secrets_fingerprint();
-        let mut keys_changed = false;
         if self.loaded.as_ref() != Some(&fingerprint) {
             let keys = secrets::load(&self.shared.client, self.namespace()).await?;
             self.install(keys).await;
             self.loaded = Some(fingerprint);
-            keys_changed = true;
             // Kept until published: a later step of this pass may fail, and the retry sees
             // the keys as loaded already.
             self.publish_pending = true;
@@ -245,7 +243,6 @@ impl Manager {
         if generated {
             let keys = secrets::load(&self.shared.client, self.namespace()).await?;
             self.install(keys).await;
-            keys_changed = true;
             self.publish_pending = true;
         }
 
@@ -290,9 +287,6 @@ impl Manager {
         if let Some(usage) = &usage {
             self.export_metrics(usage).await;
             self.automate(usage).await?;
-        }
-        if keys_changed {
-            self.publish_pending = true;
         }
         if self.publish_pending {
             let ring = self.shared.keys.read().await;
