@@ -4,6 +4,7 @@
 //! One module per stage; [`reconcile`] runs them in order.
 
 pub mod apply;
+pub mod cache;
 pub mod callers;
 pub mod context;
 pub mod decrypt;
@@ -14,6 +15,7 @@ pub mod heal;
 pub mod http;
 pub mod inventory;
 pub mod keys;
+pub mod leader;
 pub mod metrics;
 pub mod prepare;
 pub mod prune;
@@ -21,6 +23,7 @@ pub mod reconcile;
 pub mod rewrap;
 pub mod secretkeys;
 pub mod source;
+pub mod standby;
 pub mod status;
 pub mod vault;
 pub mod webhook;

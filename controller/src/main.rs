@@ -15,7 +15,7 @@ use kube::runtime::{reflector, watcher, Controller, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use sealsync_controller::context::{Settings, Shared};
 use sealsync_controller::events::EventRecorder;
-use sealsync_controller::{heal, http, keys, metrics, reconcile, vault, webhook};
+use sealsync_controller::{heal, http, keys, leader, metrics, reconcile, standby, vault, webhook};
 use sealsync_core::{GitSync, REQUESTED_AT_ANNOTATION};
 
 /// The sealsync controller: applies GitSyncs, decrypting SealedSecrets on the way.
@@ -71,6 +71,26 @@ struct Args {
     /// for this long (such as `168h`). Off by default.
     #[arg(long, value_name = "DURATION", value_parser = parse_period)]
     retire_unused_after: Option<Duration>,
+    /// Elect a leader among the replicas on a Lease in the controller's namespace: only the
+    /// leader reconciles; the others serve the HTTP endpoints and take over within the
+    /// lease's 15 s when the leader goes. The key manager elects its own leader (the Lease
+    /// `<id>-keys`), shared by every shard.
+    #[arg(long)]
+    leader_elect: bool,
+    /// The Lease's name; with `--watch-label-selector`, a digest of the selector is appended,
+    /// so that each shard elects its own leader.
+    #[arg(long, default_value = "sealsync-controller")]
+    leader_election_id: String,
+    /// Reconcile only the GitSyncs whose labels match (such as `sealsync.dev/shard=a`, or
+    /// `!sealsync.dev/shard` for the unsharded rest): several controller Deployments split
+    /// the GitSyncs of one cluster.
+    #[arg(long, value_name = "SELECTOR")]
+    watch_label_selector: Option<String>,
+    /// After SIGTERM, how long the reconciles in flight may take to finish before they are
+    /// abandoned (their revision is applied again by the next leader); then the Lease is
+    /// released. Keep it under the pod's `terminationGracePeriodSeconds`.
+    #[arg(long, default_value = "20s", value_parser = parse_period)]
+    shutdown_timeout: Duration,
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -155,15 +175,87 @@ async fn main() -> Result<()> {
         args.rewrap_rate,
     ));
 
-    // The key manager follows the GitSyncs' status (which keys opened what), and answers
-    // rotation and retirement requests.
+    // SIGTERM (or Ctrl-C) asks everything to stop; `finished` says that nothing reconciles
+    // any more, so that the Leases may be released.
+    let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("controller: stopping (signal)");
+        shutdown_tx.send_replace(true);
+    });
+    let (finished, finished_rx) = tokio::sync::watch::channel(false);
+    let mut elections = Vec::new();
+    let (shard_leading, keys_leading) = if args.leader_elect {
+        let identity = leader::identity();
+        let mut elect = |name: String| {
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            let gauge = metrics
+                .leader
+                .get_or_create(&metrics::LeaseLabels {
+                    lease: name.clone(),
+                })
+                .clone();
+            let mut observed = rx.clone();
+            tokio::spawn(async move {
+                loop {
+                    gauge.set(i64::from(*observed.borrow_and_update()));
+                    if observed.changed().await.is_err() {
+                        return;
+                    }
+                }
+            });
+            let election = leader::Election {
+                namespace: args.namespace.clone(),
+                name,
+                identity: identity.clone(),
+            };
+            elections.push(tokio::spawn(leader::run(
+                client.clone(),
+                election,
+                tx,
+                wait_until_owned(finished_rx.clone(), true),
+            )));
+            rx
+        };
+        let shard = elect(leader::lease_name(
+            &args.leader_election_id,
+            args.watch_label_selector.as_deref(),
+        ));
+        let keys = elect(format!("{}-keys", args.leader_election_id));
+        (shard, keys)
+    } else {
+        (leader::always(), leader::always())
+    };
+
+    // The key manager follows every GitSync's status (which keys opened what), whatever
+    // shard this replica serves, and answers rotation and retirement requests.
+    let gitsyncs_api: Api<GitSync> = Api::all(client.clone());
+    let mut watch_config = watcher::Config::default();
+    if let Some(selector) = &args.watch_label_selector {
+        watch_config = watch_config.labels(selector);
+    }
     let usage_changed = Arc::new(tokio::sync::Notify::new());
+    let (all_gitsyncs, all_watch) = if args.watch_label_selector.is_some() {
+        let (all_reader, all_writer) = reflector::store();
+        let notify = usage_changed.clone();
+        let watch = watcher(gitsyncs_api.clone(), watcher::Config::default())
+            .default_backoff()
+            .reflect(all_writer)
+            .for_each(move |_| {
+                notify.notify_one();
+                futures::future::ready(())
+            });
+        (all_reader, Some(tokio::spawn(watch)))
+    } else {
+        (reader.clone(), None)
+    };
     let first_key_pass = Arc::new(tokio::sync::Notify::new());
     let key_manager = tokio::spawn(keys::manager::run(
         shared.clone(),
-        reader.clone(),
+        all_gitsyncs,
         usage_changed.clone(),
         first_key_pass.clone(),
+        keys_leading,
     ));
     // The keys' bootstrap (SealingKeys, published recipients) comes before the first
     // reconcile; a slow API server delays the start by at most this.
@@ -174,35 +266,158 @@ async fn main() -> Result<()> {
         tracing::warn!("keys: the key manager's first pass took over 10 s; reconciling meanwhile");
     }
 
-    let api: Api<GitSync> = Api::all(client.clone());
     // Reconcile on spec changes, on `sealsync.dev/requestedAt`, and on deletion; not on the
-    // controller's own status writes.
-    let trigger = watcher(api.clone(), watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .inspect(move |_| usage_changed.notify_one())
-        .applied_objects()
-        .predicate_filter(trigger_hash, Default::default());
+    // controller's own status writes. The watch runs on every replica (a standby's webhooks
+    // and key manager read the cache); only the leader's controller gets its events.
+    let (objects_tx, objects_rx) = futures::channel::mpsc::unbounded::<GitSync>();
+    let watch_leading = shard_leading.clone();
+    let gitsync_watch = tokio::spawn(
+        watcher(gitsyncs_api, watch_config.clone())
+            .default_backoff()
+            .reflect(writer)
+            .inspect(move |_| usage_changed.notify_one())
+            .applied_objects()
+            .predicate_filter(trigger_hash, Default::default())
+            .for_each(move |event| {
+                match event {
+                    Ok(gs) if *watch_leading.borrow() => {
+                        let _ = objects_tx.unbounded_send(gs);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(error = %e, "GitSync watch"),
+                }
+                futures::future::ready(())
+            }),
+    );
+    let (controller_tx, controller_rx) = futures::channel::mpsc::unbounded();
+    let dispatcher = tokio::spawn(standby::dispatch(
+        shared.clone(),
+        trigger_rx,
+        shard_leading.clone(),
+        controller_tx.clone(),
+    ));
+    let registrar = tokio::spawn(standby::register_webhooks(
+        shared.clone(),
+        reader.clone(),
+        shard_leading.clone(),
+    ));
     ready.store(true, Ordering::Relaxed);
-    tracing::info!("controller: running");
-    Controller::for_stream(trigger, reader)
-        .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrent))
-        // Pushes announced by webhooks reconcile their GitSyncs at once.
-        .reconcile_on(trigger_rx)
-        .shutdown_on_signal()
-        .run(reconcile::reconcile, reconcile::error_policy, shared)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "controller event");
+
+    // Stand by until this replica leads (or is told to stop first).
+    let mut leading_now = shard_leading.clone();
+    let led = tokio::select! {
+        led = leading_now.wait_for(|leading| *leading) => led.is_ok(),
+        () = wait_until(&shutdown, true) => false,
+    };
+    if led {
+        if args.leader_elect {
+            // Whatever the watch delivered while standing by is reconciled now.
+            sealsync_controller::cache::until_listed(&reader).await;
+            for gs in reader.state() {
+                let _ = controller_tx
+                    .unbounded_send(kube::runtime::reflector::ObjectRef::from_obj(&*gs));
             }
-        })
-        .await;
+        }
+        tracing::info!("controller: running");
+        let mut signalled = shutdown.clone();
+        let lost = shard_leading.clone();
+        let controller = Controller::for_stream(objects_rx.map(Ok), reader)
+            .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrent))
+            // Pushes announced by webhooks reconcile their GitSyncs at once.
+            .reconcile_on(controller_rx)
+            // Stop taking new work on SIGTERM, or as soon as the Lease is lost: another
+            // replica may lead already.
+            .graceful_shutdown_on(async move {
+                let mut lost = lost;
+                tokio::select! {
+                    _ = signalled.wait_for(|stop| *stop) => {}
+                    _ = lost.wait_for(|leading| !*leading) => {}
+                }
+            })
+            .run(reconcile::reconcile, reconcile::error_policy, shared)
+            .for_each(|result| async move {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "controller event");
+                }
+            });
+        tokio::pin!(controller);
+        // In-flight reconciles get `--shutdown-timeout` to finish once asked to stop.
+        let stopping = async {
+            let bound = tokio::select! {
+                () = wait_until(&shutdown, true) => args.shutdown_timeout,
+                // Another replica may take over once the lease expires: stop well before.
+                () = wait_until(&shard_leading, false) => LOST_LEASE_BOUND,
+            };
+            tokio::time::sleep(bound).await;
+        };
+        tokio::select! {
+            () = &mut controller => {}
+            () = stopping => tracing::warn!(
+                timeout = ?args.shutdown_timeout,
+                "controller: reconciles still running at the shutdown timeout were abandoned; the next leader applies their revisions again"
+            ),
+        }
+    }
+    let lost_lease = args.leader_elect && !*shard_leading.borrow() && !*shutdown.borrow();
+    // Nothing reconciles any more: the Leases may go to a standby now.
+    let _ = finished.send(true);
+    for election in elections {
+        let _ = tokio::time::timeout(Duration::from_secs(5), election).await;
+    }
+    gitsync_watch.abort();
+    dispatcher.abort();
+    registrar.abort();
+    if let Some(watch) = all_watch {
+        watch.abort();
+    }
     server.abort();
     corrections.abort();
     refreshes.abort();
     key_manager.abort();
+    if lost_lease {
+        // As client-go's controllers do: a replica that lost its Lease restarts and stands by
+        // afresh, rather than reconcile beside another leader.
+        anyhow::bail!(
+            "leader election: lost the Lease; exiting so that this replica restarts as a standby"
+        );
+    }
     tracing::info!("controller: stopped");
     Ok(())
+}
+
+/// How long reconciles in flight may go on once the Lease is lost.
+const LOST_LEASE_BOUND: Duration = Duration::from_secs(3);
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; stopping on Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Resolves once the flag equals `value` (or its sender is gone).
+async fn wait_until(flag: &tokio::sync::watch::Receiver<bool>, value: bool) {
+    let mut flag = flag.clone();
+    let _ = flag.wait_for(|v| *v == value).await;
+}
+
+async fn wait_until_owned(flag: tokio::sync::watch::Receiver<bool>, value: bool) {
+    wait_until(&flag, value).await;
 }
 
 fn trigger_hash(gs: &GitSync) -> Option<u64> {

@@ -91,6 +91,13 @@ pub struct KeyLabels {
     pub key_id: String,
 }
 
+/// `lease` of a leader election.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LeaseLabels {
+    /// The Lease's name.
+    pub lease: String,
+}
+
 /// Every metric the controller exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -133,6 +140,8 @@ pub struct Metrics {
     /// When the oldest key that opens a synced document was created (Unix seconds; 0 when no
     /// document is synced).
     pub oldest_key_in_use: Gauge,
+    /// 1 while this replica holds the Lease, 0 while it stands by.
+    pub leader: Family<LeaseLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -248,8 +257,15 @@ impl Default for Metrics {
             "When the oldest key that still opens a synced document was created",
             oldest_key_in_use.clone(),
         );
+        let leader = Family::<LeaseLabels, Gauge>::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the Lease (it reconciles, or manages the keys), 0 while it stands by",
+            leader.clone(),
+        );
         Self {
             registry,
+            leader,
             rewrap_requests,
             keys,
             key_documents,

@@ -635,7 +635,7 @@ async fn credentials(gs: &GitSync, ctx: &Shared) -> Result<Option<Credentials>, 
 /// Registers the GitSync's push webhook with the token from its Secret, or forgets it. A
 /// missing Secret or key does not fail the sync (polling goes on); it is reported as a
 /// warning Event, and `status.webhookPath` stays empty until the Secret exists.
-async fn register_webhook(gs: &GitSync, ctx: &Shared, report: bool) {
+pub(crate) async fn register_webhook(gs: &GitSync, ctx: &Shared, report: bool) {
     let namespace = gs.namespace().unwrap_or_default();
     let name = gs.name_any();
     let Some(webhook) = &gs.spec.webhook else {

@@ -137,6 +137,12 @@ impl ControllerProcess {
         self.guard.kill()
     }
 
+    /// SIGTERM, then waits up to `timeout` for the exit: its status, or `None` if it had to
+    /// be killed.
+    pub fn terminate(&mut self, timeout: Duration) -> Result<Option<std::process::ExitStatus>> {
+        self.guard.terminate(timeout)
+    }
+
     /// Starts a new controller with the same settings (after [`ControllerProcess::kill`]).
     pub fn restart(&mut self) -> Result<()> {
         let next = Self::start_with_env(

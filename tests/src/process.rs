@@ -233,6 +233,30 @@ impl ChildGuard {
         }
     }
 
+    /// Sends SIGTERM to the child (not its group), as the kubelet does to a container, and
+    /// waits up to `timeout` for it to exit; kills the group after that. Returns the exit
+    /// status, or `None` when it had to be killed.
+    pub fn terminate(&mut self, timeout: Duration) -> Result<Option<ExitStatus>> {
+        if self.stopped {
+            bail!("{} was already stopped", self.name);
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pgid.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.try_wait()? {
+                return Ok(Some(status));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill()?;
+        Ok(None)
+    }
+
     /// Kills the whole process group and reaps the leader. Idempotent.
     pub fn kill(&mut self) -> Result<()> {
         if self.stopped {

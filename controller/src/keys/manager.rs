@@ -50,6 +50,7 @@ pub async fn run(
     gitsyncs: Store<GitSync>,
     usage_changed: Arc<Notify>,
     first_pass: Arc<Notify>,
+    mut leading: crate::leader::Leading,
 ) {
     let namespace = shared.settings.namespace.clone();
     let (sealing_keys, sk_writer) = reflector::store::<SealingKey>();
@@ -77,6 +78,7 @@ pub async fn run(
         loaded: None,
         backup,
         publish_pending: false,
+        leading: leading.clone(),
     };
     // The recovery recipients file is re-read now and then (a ConfigMap update reaches a
     // mounted file without any API event); the check costs no request when nothing changed.
@@ -102,6 +104,10 @@ pub async fn run(
                 if event.is_none() {
                     return;
                 }
+                due.get_or_insert_with(|| tokio::time::Instant::now() + DEBOUNCE);
+            }
+            Ok(()) = leading.changed() => {
+                // A replica that takes over the keys acts on what it has been watching.
                 due.get_or_insert_with(|| tokio::time::Instant::now() + DEBOUNCE);
             }
             () = usage_changed.notified() => {
@@ -130,14 +136,6 @@ pub async fn run(
     }
 }
 
-fn listed<K: kube::Resource + Clone + 'static>(store: &Store<K>) -> bool
-where
-    K::DynamicType: std::hash::Hash + Eq + Clone,
-{
-    use futures::FutureExt;
-    matches!(store.wait_until_ready().now_or_never(), Some(Ok(())))
-}
-
 fn ticks<T, E: std::fmt::Display>(
     stream: impl Stream<Item = Result<T, E>> + Send + 'static,
 ) -> futures::stream::BoxStream<'static, ()> {
@@ -161,18 +159,21 @@ pub(super) struct Manager {
     pub(super) backup: BackupWriter,
     /// The loaded keys differ from the published ones.
     pub(super) publish_pending: bool,
+    /// Whether this replica holds the keys' Lease: only it writes (generates, retires,
+    /// publishes, backs up); the others keep their key ring current.
+    pub(super) leading: crate::leader::Leading,
 }
 
 impl Manager {
     /// Whether the key caches have listed once.
     fn ready(&self) -> bool {
-        listed(&self.sealing_keys) && listed(&self.key_secrets)
+        crate::cache::listed(&self.sealing_keys) && crate::cache::listed(&self.key_secrets)
     }
 
     /// The documents each key opens, once the GitSync cache has listed: before that a key
     /// could look unused, so nothing that depends on usage is decided.
     fn usage(&self) -> Option<Usage> {
-        listed(&self.gitsyncs)
+        crate::cache::listed(&self.gitsyncs)
             .then(|| usage::from_gitsyncs(self.gitsyncs.state().iter().map(|gs| &**gs)))
     }
 
@@ -200,6 +201,11 @@ impl Manager {
             self.publish_pending = true;
         }
         let sealing_keys = self.sealing_keys.state();
+        if !*self.leading.borrow() {
+            let mut ring = self.shared.keys.write().await;
+            ring.retired.extend(retired_ids(&sealing_keys));
+            return Ok(());
+        }
 
         // 2. Rotation: a new SealingKey without a key gets one, generated here.
         let mut generated = false;

@@ -1,0 +1,337 @@
+//! High availability and sharding with the real controller processes: leader election on a
+//! Lease (a standby forwards pushes, takes over on SIGTERM at once and on SIGKILL within the
+//! lease duration), and shards that split the GitSyncs by label.
+
+mod controller_common;
+
+use std::time::{Duration, Instant};
+
+use controller_common::*;
+use kube::api::{Api, Patch, PatchParams};
+use ring::hmac;
+use sealsync_tests::controller::ControllerProcess;
+use serde_json::json;
+
+const NS: &str = "ha";
+const TOKEN: &str = "canary-ha-webhook-token-51c0aa";
+
+fn signed_push(repo_url: &str) -> (Vec<u8>, String) {
+    let body = serde_json::to_vec(&json!({
+        "ref": "refs/heads/main",
+        "repository": {"clone_url": repo_url},
+    }))
+    .expect("json");
+    let key = hmac::Key::new(hmac::HMAC_SHA256, TOKEN.as_bytes());
+    let hex: String = hmac::sign(&key, &body)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (body, format!("sha256={hex}"))
+}
+
+async fn lease(env: &Env, name: &str) -> serde_json::Value {
+    let api: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(env.client.clone(), CONTROLLER_NS);
+    match api.get_opt(name).await.expect("get the Lease") {
+        Some(lease) => serde_json::to_value(lease.spec).expect("json"),
+        None => serde_json::Value::Null,
+    }
+}
+
+async fn another_controller(env: &Env, dir: &str, args: &[&str]) -> ControllerProcess {
+    let dir = env.dir.path().join(dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    start_controller(&env.kubeconfig, &dir, &args, &[]).await
+}
+
+fn reconciled(log: &str, gitsync: &str) -> bool {
+    log.lines()
+        .any(|l| l.contains("reconciled") && l.contains(gitsync))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_leads_a_standby_forwards_pushes_and_takes_over() {
+    let mut env = Env::start_with(&[NS], &["--leader-elect".to_owned()], &[]).await;
+    wait_for_value(
+        "the first replica to lead",
+        Duration::from_secs(20),
+        || async {
+            let spec = lease(&env, "sealsync-controller").await;
+            spec["holderIdentity"].as_str().map(str::to_owned)
+        },
+        || env.controller.log_tail(20),
+    )
+    .await;
+    let mut standby = another_controller(&env, "standby", &["--leader-elect"]).await;
+    apply_yaml(
+        &env.client,
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: hook\n  namespace: {NS}\nstringData:\n  token: {TOKEN}\n"
+        ),
+    )
+    .await;
+    let first = env
+        .repo
+        .commit_files(
+            &[("cm.yaml", configmap_yaml(NS, "settings", "n", "v1"))],
+            "first",
+        )
+        .expect("commit");
+    // Hourly polls: only a push or a new leader's first pass can apply a later commit.
+    env.apply_gitsync(
+        NS,
+        "apps",
+        json!({"interval": "1h", "webhook": {"secretRef": {"name": "hook"}}}),
+    )
+    .await;
+    let status = env.wait_applied(NS, "apps", &first).await;
+    let path = status["webhookPath"]
+        .as_str()
+        .expect("webhookPath")
+        .to_owned();
+    assert!(
+        !reconciled(&standby.log(), "ha/apps"),
+        "the standby reconciled:\n{}",
+        standby.log()
+    );
+    assert!(!standby.log().contains("controller: running"));
+    assert!(metrics_of(&standby).contains("sealsync_leader{lease=\"sealsync-controller\"} 0"));
+    assert!(
+        metrics_of(&env.controller).contains("sealsync_leader{lease=\"sealsync-controller\"} 1")
+    );
+
+    // A push that reaches the standby (a Service picks any replica) is handed to the leader.
+    let second = env
+        .repo
+        .commit_files(
+            &[("cm.yaml", configmap_yaml(NS, "settings", "n", "v2"))],
+            "second",
+        )
+        .expect("commit");
+    let (body, signature) = signed_push(&env.repo.git_url());
+    let accepted = wait_for_value(
+        "the standby to know the webhook",
+        Duration::from_secs(20),
+        || async {
+            let (code, text) = standby
+                .post(
+                    &path,
+                    &[
+                        ("X-GitHub-Event", "push"),
+                        ("X-Hub-Signature-256", &signature),
+                    ],
+                    &body,
+                )
+                .expect("POST");
+            (code == 200).then_some(text)
+        },
+        || standby.log_tail(20),
+    )
+    .await;
+    assert_eq!(accepted.trim(), "reconciling 1 GitSync(s)");
+    env.wait_applied(NS, "apps", &second).await;
+    assert!(standby.log().contains("asked the leader to reconcile"));
+    assert!(!reconciled(&standby.log(), "ha/apps"));
+
+    // SIGTERM: the leader stops, releases the Lease and exits 0; the standby leads at once.
+    let holder_before = lease(&env, "sealsync-controller").await["holderIdentity"].clone();
+    let stopped = Instant::now();
+    let status = env
+        .controller
+        .terminate(Duration::from_secs(30))
+        .expect("terminate")
+        .unwrap_or_else(|| {
+            panic!(
+                "the leader did not exit on SIGTERM:\n{}",
+                env.controller.log_tail(30)
+            )
+        });
+    assert!(
+        status.success(),
+        "exit status {status:?}:\n{}",
+        env.controller.log_tail(30)
+    );
+    let leader_log = env.controller.log();
+    assert!(leader_log.contains("released the lease"), "{leader_log}");
+    let third = env
+        .repo
+        .commit_files(
+            &[("cm.yaml", configmap_yaml(NS, "settings", "n", "v3"))],
+            "third",
+        )
+        .expect("commit");
+    wait_for(
+        "the standby to apply the next commit after SIGTERM",
+        Duration::from_secs(30),
+        || async {
+            let st = env.gitsync_status(NS, "apps").await;
+            st["lastAppliedRevision"]
+                .as_str()
+                .is_some_and(|r| r.ends_with(&third))
+        },
+    )
+    .await;
+    let after_sigterm = stopped.elapsed();
+    let spec = lease(&env, "sealsync-controller").await;
+    assert_ne!(spec["holderIdentity"], holder_before);
+    assert!(spec["leaseTransitions"].as_i64() >= Some(1), "{spec:#}");
+    assert!(reconciled(&standby.log(), "ha/apps"));
+
+    // SIGKILL: a third replica takes over once the lease expires (15 s).
+    let third_replica = another_controller(&env, "third", &["--leader-elect"]).await;
+    standby.kill().expect("kill");
+    let killed = Instant::now();
+    let fourth = env
+        .repo
+        .commit_files(
+            &[("cm.yaml", configmap_yaml(NS, "settings", "n", "v4"))],
+            "fourth",
+        )
+        .expect("commit");
+    wait_for(
+        "the third replica to apply the next commit after SIGKILL",
+        Duration::from_secs(45),
+        || async {
+            let st = env.gitsync_status(NS, "apps").await;
+            st["lastAppliedRevision"]
+                .as_str()
+                .is_some_and(|r| r.ends_with(&fourth))
+        },
+    )
+    .await;
+    let after_sigkill = killed.elapsed();
+    assert!(
+        reconciled(&third_replica.log(), "ha/apps"),
+        "{}",
+        third_replica.log_tail(30)
+    );
+    eprintln!(
+        "takeover: after SIGTERM {:.1} s, after SIGKILL {:.1} s",
+        after_sigterm.as_secs_f64(),
+        after_sigkill.as_secs_f64()
+    );
+    for log in [leader_log, standby.log(), third_replica.log()] {
+        assert!(!log.contains(TOKEN), "the webhook token was logged");
+    }
+}
+
+fn metrics_of(controller: &ControllerProcess) -> String {
+    controller.get("/metrics").expect("GET /metrics").1
+}
+
+async fn apply_labelled_gitsync(env: &Env, name: &str, path: &str, shard: Option<&str>) {
+    let mut labels = serde_json::Map::new();
+    if let Some(shard) = shard {
+        labels.insert("sealsync.dev/shard".to_owned(), json!(shard));
+    }
+    let body = json!({
+        "apiVersion": "sealsync.dev/v1",
+        "kind": "GitSync",
+        "metadata": {"name": name, "namespace": NS, "labels": labels},
+        "spec": {"url": env.repo.git_url(), "interval": "2s", "path": path},
+    });
+    let api = dynamic_api(&env.client, "sealsync.dev/v1", "GitSync", Some(NS)).await;
+    api.patch(
+        name,
+        &PatchParams::apply("e2e-test").force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .expect("apply the GitSync");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_split_the_gitsyncs_by_label_each_with_its_own_lease() {
+    let shard_a = [
+        "--leader-elect".to_owned(),
+        "--watch-label-selector".to_owned(),
+        "sealsync.dev/shard=a".to_owned(),
+    ];
+    let env = Env::start_with(&[NS], &shard_a, &[]).await;
+    let shard_b = another_controller(
+        &env,
+        "shard-b",
+        &[
+            "--leader-elect",
+            "--watch-label-selector",
+            "sealsync.dev/shard=b",
+        ],
+    )
+    .await;
+    let commit = env
+        .repo
+        .commit_files(
+            &[
+                ("a/cm.yaml", configmap_yaml(NS, "from-a", "shard", "a")),
+                ("b/cm.yaml", configmap_yaml(NS, "from-b", "shard", "b")),
+                (
+                    "rest/cm.yaml",
+                    configmap_yaml(NS, "from-rest", "shard", "none"),
+                ),
+            ],
+            "shards",
+        )
+        .expect("commit");
+    apply_labelled_gitsync(&env, "team-a", "a", Some("a")).await;
+    apply_labelled_gitsync(&env, "team-b", "b", Some("b")).await;
+    apply_labelled_gitsync(&env, "unsharded", "rest", None).await;
+    env.wait_applied(NS, "team-a", &commit).await;
+    env.wait_applied(NS, "team-b", &commit).await;
+
+    let log_a = env.controller.log();
+    let log_b = shard_b.log();
+    assert!(
+        reconciled(&log_a, "ha/team-a") && !reconciled(&log_a, "ha/team-b"),
+        "{log_a}"
+    );
+    assert!(
+        reconciled(&log_b, "ha/team-b") && !reconciled(&log_b, "ha/team-a"),
+        "{log_b}"
+    );
+    // No shard selects the unlabelled GitSync: nobody touches it.
+    assert_eq!(
+        env.gitsync_status(NS, "unsharded").await,
+        serde_json::Value::Null
+    );
+    assert!(env
+        .get("v1", "ConfigMap", Some(NS), "from-rest")
+        .await
+        .is_none());
+
+    // One Lease per shard, one for the keys: each shard has a leader; one replica holds the
+    // keys.
+    let api: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(env.client.clone(), CONTROLLER_NS);
+    let leases = api.list(&Default::default()).await.expect("leases");
+    let mut names: Vec<String> = leases
+        .items
+        .iter()
+        .filter_map(|l| l.metadata.name.clone())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(
+        names.contains(&"sealsync-controller-keys".to_owned()),
+        "{names:?}"
+    );
+    for lease in &leases.items {
+        let holder = lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.as_deref());
+        assert!(holder.is_some_and(|h| !h.is_empty()), "{lease:?}");
+    }
+    let shard_holders: std::collections::BTreeSet<_> = leases
+        .items
+        .iter()
+        .filter(|l| l.metadata.name.as_deref() != Some("sealsync-controller-keys"))
+        .filter_map(|l| l.spec.as_ref()?.holder_identity.clone())
+        .collect();
+    assert_eq!(
+        shard_holders.len(),
+        2,
+        "each shard's Lease has its own holder"
+    );
+}
