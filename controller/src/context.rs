@@ -59,6 +59,11 @@ pub struct Shared {
     pub healer: crate::heal::Healer,
     /// Vault sessions and refreshes.
     pub vault: crate::vault::Vault,
+    /// The key of the restart checksums.
+    pub checksum_key: crate::restart::ChecksumKey,
+    /// GitSyncs whose next reconcile must re-plan every object although their revision did
+    /// not change (a Vault refresh changed a Secret that workloads restart on).
+    pub replans: Mutex<std::collections::HashSet<crate::heal::SyncKey>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -70,6 +75,25 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
+    /// Asks for a full re-plan of `key` at its next reconcile, and for that reconcile now.
+    pub fn request_replan(&self, key: &crate::heal::SyncKey) {
+        self.replans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone());
+        let _ = self
+            .reconcile_now
+            .unbounded_send(kube::runtime::reflector::ObjectRef::new(&key.1).within(&key.0));
+    }
+
+    /// Whether a full re-plan of `key` was asked for (and forgets the request).
+    pub fn take_replan(&self, key: &crate::heal::SyncKey) -> bool {
+        self.replans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key)
+    }
+
     /// The published recipients file.
     pub async fn recipients_file(&self) -> Option<String> {
         let keys = self.keys.read().await;

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod prepare;
 pub mod prune;
 pub mod reconcile;
+pub mod restart;
 pub mod rewrap;
 pub mod secretkeys;
 pub mod source;

@@ -126,6 +126,7 @@ async fn main() -> Result<()> {
     tracing::info!(addr = %http_addr, "http: listening");
 
     let ring = load_keys(&client, &args.namespace).await;
+    let checksum_key = load_checksum_key(&client, &args.namespace).await;
     tracing::info!(key_ids = ?ring.key_ids(), "keys loaded");
 
     let data_dir = args
@@ -162,6 +163,8 @@ async fn main() -> Result<()> {
         reconcile_now: trigger_tx,
         healer,
         vault: vault::Vault::new(vault_defaults),
+        checksum_key,
+        replans: Default::default(),
     });
     let refreshes = tokio::spawn(vault::run_refreshes(shared.clone()));
     let corrections = tokio::spawn(heal::run_corrections(shared.clone(), heal_queue));
@@ -464,6 +467,25 @@ async fn client(args: &Args) -> Result<Client> {
         sealsync_core::kubeclient::client(args.kubeconfig.as_deref(), args.context.as_deref())
             .await?;
     Ok(client)
+}
+
+/// Loads the restart checksums' key, retrying with backoff like the keys: a new key would
+/// restart every opted-in workload.
+async fn load_checksum_key(
+    client: &Client,
+    namespace: &str,
+) -> sealsync_controller::restart::ChecksumKey {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match sealsync_controller::restart::ChecksumKey::load_or_create(client, namespace).await {
+            Ok(key) => return key,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not load the restart checksum key; retrying")
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
 }
 
 /// Loads the keys, retrying with backoff while the API server is unreachable: without keys

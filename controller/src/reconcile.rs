@@ -236,6 +236,13 @@ async fn run(
         .as_ref()
         .and_then(|s| s.last_applied_revision.as_deref())
         .filter(|applied| {
+            if ctx.take_replan(&key) {
+                tracing::info!(
+                    reason = "a Vault refresh changed a Secret that workloads restart on",
+                    "re-planning every object"
+                );
+                return false;
+            }
             if !unchanged_since_last_apply(gs, applied) {
                 return false;
             }
@@ -291,7 +298,7 @@ async fn run(
     }
 
     // 2. Render.
-    let manifests = render::render(&snapshot.files, &path, &RenderLimits::default())?;
+    let mut manifests = render::render(&snapshot.files, &path, &RenderLimits::default())?;
 
     // 3. Decrypt.
     let default_namespace = default_namespace(gs);
@@ -324,7 +331,21 @@ async fn run(
     )
     .await?;
 
-    // 5. Prepare: owner labels, namespaces by scope.
+    // 5. Restarts: opted-in workloads carry a checksum of the Secrets they use, in Git and
+    // in what self-heal re-applies.
+    let restarts = crate::restart::annotate(
+        &mut decrypted.objects,
+        &ctx.checksum_key,
+        gs.spec.restart_on_secret_change,
+        &default_namespace,
+    );
+    for (index, checksum) in &restarts.annotated {
+        if let Some(manifest) = manifests.get_mut(*index) {
+            crate::restart::set_template_annotation(&mut manifest.object, checksum);
+        }
+    }
+
+    // 6. Prepare: owner labels, namespaces by scope.
     let mut resolver = Resolver::default();
     let mut desired = Vec::with_capacity(decrypted.objects.len());
     let mut sources = Vec::new();
@@ -472,6 +493,7 @@ async fn run(
                 snapshot.revision.clone(),
                 default_namespace.clone(),
                 gs.spec.force,
+                restarts.secrets,
             ),
         ),
         None => ctx.vault.forget(&key),

@@ -23,6 +23,12 @@ pub const PRUNE_ANNOTATION: &str = "sealsync.dev/prune";
 /// controller echoes the value in `status.lastHandledReconcileAt` once it has run. Flux's
 /// `reconcile.fluxcd.io/requestedAt` works the same way.
 pub const REQUESTED_AT_ANNOTATION: &str = "sealsync.dev/requestedAt";
+/// `sealsync.dev/restart-on-secret-change: "true"` on a Deployment, StatefulSet or DaemonSet:
+/// its pods restart when a Secret of the same revision that they use changes (`"false"`
+/// opts out of `spec.restartOnSecretChange`).
+pub const RESTART_ON_SECRET_CHANGE_ANNOTATION: &str = "sealsync.dev/restart-on-secret-change";
+/// The pod-template annotation that carries a keyed checksum of the Secrets a workload uses.
+pub const SECRET_CHECKSUM_ANNOTATION: &str = "sealsync.dev/secret-checksum";
 /// The finalizer that lets the controller prune a deleted GitSync's objects.
 pub const FINALIZER: &str = "sealsync.dev/finalizer";
 /// The field manager of every server-side apply.
@@ -91,6 +97,13 @@ pub struct GitSyncSpec {
     /// are checked against the same token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookSpec>,
+    /// Restart every Deployment, StatefulSet and DaemonSet of the revision when a Secret of
+    /// the revision that its pods use changes (in Git or in Vault): the controller sets the
+    /// pod-template annotation `sealsync.dev/secret-checksum`. A workload opts in on its own
+    /// with the annotation `sealsync.dev/restart-on-secret-change: "true"` (and out with
+    /// `"false"`). Default: false.
+    #[serde(default)]
+    pub restart_on_secret_change: bool,
     /// The service account, in the GitSync's namespace, that the GitSync acts as: Vault's
     /// Kubernetes login presents a token of it. Default: `default`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -410,6 +423,7 @@ mod tests {
             force: false,
             allow_plaintext_secrets: false,
             webhook: None,
+            restart_on_secret_change: false,
             service_account_name: None,
             vault: None,
         }

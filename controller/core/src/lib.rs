@@ -22,6 +22,7 @@ pub use crd::{
     Revision, SealedSecretUsage, SecretRef, SpecError, VaultAppRoleAuth, VaultKubernetesAuth,
     VaultSpec, VaultTokenAuth, WebhookSpec, FIELD_MANAGER, FINALIZER, GROUP, OWNER_NAMESPACE_LABEL,
     OWNER_NAME_LABEL, PRUNE_ANNOTATION, RECONCILE_ANNOTATION, REQUESTED_AT_ANNOTATION,
+    RESTART_ON_SECRET_CHANGE_ANNOTATION, SECRET_CHECKSUM_ANNOTATION,
 };
 pub use duration::{parse_duration, DurationError};
 #[cfg(feature = "kube")]

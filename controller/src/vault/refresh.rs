@@ -75,6 +75,9 @@ pub struct Entry {
     pub default_namespace: String,
     /// `spec.force`.
     pub force: bool,
+    /// The Secrets that opted-in workloads restart on: a change to one re-plans the revision
+    /// instead, so that the workloads roll out with it.
+    pub restart_secrets: std::collections::BTreeSet<crate::restart::SecretId>,
     due: Instant,
     failures: u32,
 }
@@ -87,6 +90,7 @@ impl Entry {
         revision: String,
         default_namespace: String,
         force: bool,
+        restart_secrets: std::collections::BTreeSet<crate::restart::SecretId>,
     ) -> Self {
         Self {
             secrets,
@@ -94,6 +98,7 @@ impl Entry {
             revision,
             default_namespace,
             force,
+            restart_secrets,
             due: Instant::now() + interval,
             failures: 0,
         }
@@ -256,6 +261,33 @@ async fn refresh_entry(
         .collect();
     let planned = resolve::plan(&objects, &[], &entry.default_namespace)?;
     super::read_and_substitute(shared, &session, &planned, &mut objects).await?;
+    let restarts_on_change =
+        objects
+            .iter()
+            .zip(entry.secrets.iter())
+            .any(|((_, object), template)| {
+                let id = (
+                    object["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or(&entry.default_namespace)
+                        .to_owned(),
+                    object["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+                entry.restart_secrets.contains(&id)
+                    && shared.vault.digest(object) != template.digest
+            });
+    if restarts_on_change {
+        for (_, object) in &mut objects {
+            sealsync_core::render::wipe_json(object);
+        }
+        // The full reconcile reads the references again and applies the Secrets with the
+        // workloads' new checksums in one apply.
+        shared.request_replan(key);
+        return Ok(0);
+    }
     let resource = ApiResource::erase::<Secret>(&());
     let mut applied = 0;
     for ((location, object), template) in objects.iter_mut().zip(entry.secrets.iter_mut()) {
