@@ -786,3 +786,54 @@ async fn a_tls_vault_is_trusted_through_the_ca_bundle() {
     );
     assert_nowhere(&env, &[CANARY_PASSWORD, &root]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refreshed_value_rolls_out_the_workloads_that_restart_on_it() {
+    let (bao, env, token) = shop_world().await;
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: {NS}\nstringData:\n  password: ref+vault://secret/shop/db#password\n"
+    );
+    let deployment = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: {NS}\n  annotations:\n    sealsync.dev/restart-on-secret-change: \"true\"\nspec:\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n        - name: app\n          image: registry.example/web:1\n          envFrom:\n            - secretRef:\n                name: db\n"
+    );
+    let commit = env
+        .repo
+        .commit_files(&[("db.yaml", secret), ("web.yaml", deployment)], "web")
+        .expect("commit");
+    env.apply_gitsync(NS, "apps", token_spec(bao.addr(), "5s"))
+        .await;
+    env.wait_applied(NS, "apps", &commit).await;
+    let rollout = || async {
+        let web = env
+            .get("apps/v1", "Deployment", Some(NS), "web")
+            .await
+            .expect("web");
+        (
+            web.data["spec"]["template"]["metadata"]["annotations"]["sealsync.dev/secret-checksum"]
+                .as_str()
+                .map(str::to_owned),
+            web.metadata.generation,
+        )
+    };
+    let (first, generation) = rollout().await;
+    assert!(first.is_some());
+    assert_eq!(generation, Some(1));
+    // Refreshes that find the same value change nothing.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert_eq!(rollout().await, (first.clone(), Some(1)));
+
+    bao.root()
+        .kv2_write("secret", "shop/db", &json!({"password": CANARY_NEXT}))
+        .await
+        .expect("write");
+    wait_for("the refreshed value", Duration::from_secs(30), || async {
+        live_value(&env, "db", "password").await.as_deref() == Some(CANARY_NEXT)
+    })
+    .await;
+    wait_for("the rollout", Duration::from_secs(15), || async {
+        let (checksum, generation) = rollout().await;
+        checksum != first && generation == Some(2)
+    })
+    .await;
+    assert_nowhere(&env, &[CANARY_PASSWORD, CANARY_NEXT, &token]).await;
+}
