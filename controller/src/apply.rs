@@ -123,6 +123,16 @@ pub enum ApplyError {
         /// The server's message.
         message: String,
     },
+    /// The identity the GitSync applies as may not write the object; nothing was written.
+    #[error("{location}: {message}; grant it to {actor} with a Role or ClusterRole and a binding, or remove the object from the repository (dry-run; nothing was applied)")]
+    Forbidden {
+        /// The object.
+        location: String,
+        /// The API server's refusal: who may not do what, to which resource, where.
+        message: String,
+        /// Who the GitSync applies as.
+        actor: String,
+    },
     /// The kind is not served by the cluster.
     #[error("{location}: the cluster does not serve {api_version} {kind}; install its CRD first or add it to the repository")]
     UnknownKind {
@@ -164,9 +174,12 @@ pub enum ApplyError {
 impl ApplyError {
     /// Whether retrying the same revision may succeed.
     pub fn is_transient(&self) -> bool {
+        // A missing permission can be granted without a commit: retried with backoff.
         matches!(
             self,
-            ApplyError::Transient { .. } | ApplyError::NotReady { .. }
+            ApplyError::Transient { .. }
+                | ApplyError::NotReady { .. }
+                | ApplyError::Forbidden { .. }
         )
     }
 }
@@ -803,6 +816,12 @@ fn same_object(dry: &DynamicObject, live: &DynamicObject) -> bool {
     strip(dry) == strip(live)
 }
 
+/// The user a 403 names (`... is forbidden: User "NAME" cannot ...`).
+fn forbidden_user(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once("User \"")?;
+    rest.split_once('"').map(|(user, _)| user)
+}
+
 fn is_immutable(status: &kube::core::Status) -> bool {
     status.code == 422 && status.message.contains("immutable")
 }
@@ -841,6 +860,14 @@ fn schema_mismatch_field(message: &str) -> Option<&str> {
 
 fn api_error(d: &Desired, e: kube::Error) -> ApplyError {
     match e {
+        // A refusal names the user, verb, resource and namespace, never a value.
+        kube::Error::Api(status) if status.code == 403 => ApplyError::Forbidden {
+            location: d.location.clone(),
+            actor: forbidden_user(&status.message)
+                .unwrap_or("the controller's service account")
+                .to_owned(),
+            message: status.message.chars().take(1024).collect(),
+        },
         kube::Error::Api(status)
             if (status.code >= 400 && status.code < 500 && status.code != 429)
                 || is_schema_mismatch(&status) =>

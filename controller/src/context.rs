@@ -32,12 +32,21 @@ pub struct Settings {
     /// Retire a non-current key once no synced document has needed it for this long; never
     /// without it.
     pub retire_unused_after: Option<Duration>,
+    /// The service account (in each GitSync's namespace) a GitSync without
+    /// `spec.serviceAccountName` applies as; without it such a GitSync applies as the
+    /// controller.
+    pub default_service_account: Option<String>,
 }
 
 /// Shared state.
 pub struct Shared {
     /// The API client.
     pub client: Client,
+    /// The configuration `client` was built from, for the clients that impersonate a
+    /// GitSync's service account.
+    pub config: kube::Config,
+    /// Those clients, by user name (one connection pool each).
+    pub impersonating: Mutex<HashMap<String, Client>>,
     /// The settings.
     pub settings: Settings,
     /// The cluster keys.
@@ -74,7 +83,71 @@ impl std::fmt::Debug for Shared {
     }
 }
 
+/// Who a GitSync applies and prunes as.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Actor {
+    /// The controller's own identity.
+    Controller,
+    /// `system:serviceaccount:NAMESPACE:NAME`, impersonated.
+    ServiceAccount(String),
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Actor::Controller => f.write_str("the controller"),
+            Actor::ServiceAccount(user) => f.write_str(user),
+        }
+    }
+}
+
 impl Shared {
+    /// Who the GitSync in `namespace` with `spec.serviceAccountName` = `service_account`
+    /// acts as.
+    pub fn actor(
+        &self,
+        namespace: &str,
+        service_account: Option<&str>,
+    ) -> Result<Actor, crate::Error> {
+        let Some(name) = service_account.or(self.settings.default_service_account.as_deref())
+        else {
+            return Ok(Actor::Controller);
+        };
+        if !is_dns_subdomain(name) {
+            return Err(crate::Error::Spec(format!(
+                "spec.serviceAccountName: {name:?} is not a service account name"
+            )));
+        }
+        Ok(Actor::ServiceAccount(format!(
+            "system:serviceaccount:{namespace}:{name}"
+        )))
+    }
+
+    /// The client that acts as `actor`.
+    pub fn client_as(&self, actor: &Actor) -> Result<Client, crate::Error> {
+        let Actor::ServiceAccount(user) = actor else {
+            return Ok(self.client.clone());
+        };
+        let mut clients = self.impersonating.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = clients.get(user) {
+            return Ok(client.clone());
+        }
+        let mut config = self.config.clone();
+        config.auth_info.impersonate = Some(user.clone());
+        // The API server adds the service account's groups itself.
+        config.auth_info.impersonate_groups = None;
+        let client = Client::try_from(config).map_err(|source| crate::Error::Kube {
+            action: "creating the client that impersonates the service account",
+            source,
+        })?;
+        // Bounded by the service accounts GitSyncs name; cleared if it ever grows large.
+        if clients.len() >= 1024 {
+            clients.clear();
+        }
+        clients.insert(user.clone(), client.clone());
+        Ok(client)
+    }
+
     /// Asks for a full re-plan of `key` at its next reconcile, and for that reconcile now.
     pub fn request_replan(&self, key: &crate::heal::SyncKey) {
         self.replans
@@ -103,4 +176,18 @@ impl Shared {
             Some(keys.recipients_file(&self.settings.namespace))
         }
     }
+}
+
+/// A Kubernetes object name (RFC 1123 subdomain).
+pub fn is_dns_subdomain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }

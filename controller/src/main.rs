@@ -91,6 +91,12 @@ struct Args {
     /// released. Keep it under the pod's `terminationGracePeriodSeconds`.
     #[arg(long, default_value = "20s", value_parser = parse_period)]
     shutdown_timeout: Duration,
+    /// The service account, in each GitSync's namespace, that a GitSync without
+    /// `spec.serviceAccountName` applies and prunes as (impersonated). With it, every GitSync
+    /// is bound by RBAC granted to service accounts of its own namespace; without it, such a
+    /// GitSync applies as the controller.
+    #[arg(long, value_name = "NAME")]
+    default_service_account: Option<String>,
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -108,6 +114,11 @@ async fn main() -> Result<()> {
     if let Some(file) = &args.peer_recipients_file {
         keys::backup::read_recipients_setting("--peer-recipients-file", file)?;
     }
+    if let Some(name) = &args.default_service_account {
+        if !sealsync_controller::context::is_dns_subdomain(name) {
+            anyhow::bail!("--default-service-account: {name:?} is not a service account name");
+        }
+    }
     if !(args.rewrap_rate.is_finite() && args.rewrap_rate >= 1.0) {
         anyhow::bail!("--rewrap-rate: a number of requests a second, at least 1");
     }
@@ -118,7 +129,7 @@ async fn main() -> Result<()> {
             "keys: backups are encrypted to the recovery recipients"
         );
     }
-    let client = client(&args).await?;
+    let (client, config) = client(&args).await?;
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("binding the HTTP address {}", args.http_addr))?;
@@ -141,6 +152,8 @@ async fn main() -> Result<()> {
         heal::Healer::new(client.clone(), metrics.clone(), args.full_resync_period);
     let shared = Arc::new(Shared {
         client: client.clone(),
+        config,
+        impersonating: Default::default(),
         settings: Settings {
             namespace: args.namespace.clone(),
             data_dir,
@@ -150,6 +163,7 @@ async fn main() -> Result<()> {
             peer_recipients_file: args.peer_recipients_file.clone(),
             key_rotation_period: args.key_rotation_period,
             retire_unused_after: args.retire_unused_after,
+            default_service_account: args.default_service_account.clone(),
         },
         keys: tokio::sync::RwLock::new(ring),
         metrics: metrics.clone(),
@@ -462,11 +476,12 @@ fn quiet(target: &str) -> tracing_subscriber::filter::Directive {
         .unwrap_or_else(|_| tracing_subscriber::filter::LevelFilter::OFF.into())
 }
 
-async fn client(args: &Args) -> Result<Client> {
-    let (client, _) =
-        sealsync_core::kubeclient::client(args.kubeconfig.as_deref(), args.context.as_deref())
+async fn client(args: &Args) -> Result<(Client, kube::Config)> {
+    let config =
+        sealsync_core::kubeclient::config(args.kubeconfig.as_deref(), args.context.as_deref())
             .await?;
-    Ok(client)
+    let client = Client::try_from(config.clone()).context("creating the Kubernetes client")?;
+    Ok((client, config))
 }
 
 /// Loads the restart checksums' key, retrying with backoff like the keys: a new key would

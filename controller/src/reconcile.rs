@@ -19,7 +19,7 @@ use serde_json::Value as Json;
 use zeroize::Zeroizing;
 
 use crate::apply::{self, ApplyOptions, Desired, Resolver};
-use crate::context::Shared;
+use crate::context::{Actor, Shared};
 use crate::error::Error;
 use crate::heal::{Fingerprint, HealSpec, SyncKey, TrackedSource};
 use crate::metrics::ReasonLabels;
@@ -152,9 +152,17 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
         }
     };
 
+    let actor = match ctx.actor(&namespace, gs.spec.service_account_name.as_deref()) {
+        Ok(actor) => actor,
+        Err(e) => {
+            let _ = finish(ctx, &api, &gs, Err(e), None, Vec::new(), started).await;
+            return Action::await_change();
+        }
+    };
+
     let mut attempted = None;
     let mut written = Vec::new();
-    let run = run(&gs, ctx, &mut attempted, &mut written);
+    let run = run(&gs, ctx, &actor, &mut attempted, &mut written);
     let mut result = match tokio::time::timeout(timeout, run).await {
         Ok(r) => r,
         Err(_) => Err(Error::Apply(apply::ApplyError::Transient {
@@ -181,6 +189,7 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
                 force: gs.spec.force,
                 allow_plaintext: gs.spec.allow_plaintext_secrets,
                 default_namespace: default_namespace(&gs),
+                actor: actor.clone(),
             };
             ctx.healer.record(&key, spec, sources, observed);
         }
@@ -212,6 +221,7 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
 async fn run(
     gs: &GitSync,
     ctx: &Shared,
+    actor: &Actor,
     attempted: &mut Option<String>,
     written: &mut Vec<sealsync_core::InventoryEntry>,
 ) -> Result<Applied, Error> {
@@ -227,7 +237,13 @@ async fn run(
                 .to_owned(),
         ));
     }
+    gs.spec
+        .check_secret_namespaces(&namespace)
+        .map_err(Error::Spec)?;
     let credentials = credentials(gs, ctx).await?;
+    // Applies and prunes go through the GitSync's service account when it has one: its RBAC,
+    // not the controller's, bounds what the repository may change.
+    let client = ctx.client_as(actor)?;
     let key: SyncKey = (namespace.clone(), name.clone());
     // A poll of an unchanged revision whose objects are watched (or need no healing) reads
     // nothing more than the remote's refs.
@@ -409,7 +425,7 @@ async fn run(
 
     // 6. Apply.
     let outcome = match apply::apply_all(
-        &ctx.client,
+        &client,
         &mut resolver,
         &desired,
         ApplyOptions {
@@ -449,7 +465,7 @@ async fn run(
     let mut pruned = 0;
     let mut prune_error = None;
     if gs.spec.prune && !stale.is_empty() {
-        let result = prune::prune(&ctx.client, &mut resolver, stale, &namespace, &name).await;
+        let result = prune::prune(&client, &mut resolver, stale, &namespace, &name).await;
         pruned = result.deleted.len();
         ctx.metrics.count_objects("pruned", pruned);
         if result.error.is_some() {
@@ -494,6 +510,7 @@ async fn run(
                 default_namespace.clone(),
                 gs.spec.force,
                 restarts.secrets,
+                actor.clone(),
             ),
         ),
         None => ctx.vault.forget(&key),
@@ -863,8 +880,21 @@ async fn cleanup(gs: Arc<GitSync>, ctx: &Shared) -> Result<Action, Error> {
         .and_then(|s| s.inventory.clone())
         .unwrap_or_default()
         .entries;
+    let client = match ctx
+        .actor(&namespace, gs.spec.service_account_name.as_deref())
+        .and_then(|actor| ctx.client_as(&actor))
+    {
+        Ok(client) => client,
+        Err(e) => {
+            // Nothing was ever applied as an invalid service account; pruning as the
+            // controller instead could delete what the GitSync's account may not.
+            tracing::warn!(error = %e, "not pruning the deleted GitSync's objects");
+            remove_repository(&gs, ctx);
+            return Ok(Action::await_change());
+        }
+    };
     let mut resolver = Resolver::default();
-    let result = prune::prune(&ctx.client, &mut resolver, entries, &namespace, &name).await;
+    let result = prune::prune(&client, &mut resolver, entries, &namespace, &name).await;
     match result.error {
         Some(e) => Err(Error::Prune(e)),
         None => {

@@ -206,6 +206,10 @@ pub struct KeyedSecretRef {
     /// `secret_id` the Secret holds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// Only the GitSync's own namespace may be named: a GitSync never reads another
+    /// namespace's Secret, and a reference to one is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 fn default_true() -> bool {
@@ -217,6 +221,10 @@ fn default_true() -> bool {
 pub struct SecretRef {
     /// The Secret's name.
     pub name: String,
+    /// Only the GitSync's own namespace may be named: a GitSync never reads another
+    /// namespace's Secret, and a reference to one is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 /// Exactly one of `branch`, `tag` or `commit`.
@@ -275,6 +283,43 @@ impl SpecError {
 }
 
 impl GitSyncSpec {
+    /// Refuses references to Secrets of a namespace other than the GitSync's own: a tenant
+    /// must not read, through the controller, what its own RBAC keeps from it.
+    pub fn check_secret_namespaces(&self, own_namespace: &str) -> Result<(), String> {
+        let mut refs: Vec<(&str, Option<&str>)> = Vec::new();
+        if let Some(r) = &self.secret_ref {
+            refs.push(("spec.secretRef", r.namespace.as_deref()));
+        }
+        if let Some(w) = &self.webhook {
+            refs.push(("spec.webhook.secretRef", w.secret_ref.namespace.as_deref()));
+        }
+        if let Some(v) = &self.vault {
+            if let Some(t) = &v.token {
+                refs.push((
+                    "spec.vault.token.secretRef",
+                    t.secret_ref.namespace.as_deref(),
+                ));
+            }
+            if let Some(a) = &v.app_role {
+                refs.push((
+                    "spec.vault.appRole.secretRef",
+                    a.secret_ref.namespace.as_deref(),
+                ));
+            }
+        }
+        for (field, namespace) in refs {
+            match namespace {
+                Some(ns) if !ns.is_empty() && ns != own_namespace => {
+                    return Err(format!(
+                        "{field}.namespace: {ns:?} is another namespace; a GitSync may only use Secrets of its own namespace ({own_namespace:?}): copy the Secret there"
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// The revision to follow: `spec.ref`, or the branch `main` when it is absent or empty.
     pub fn revision(&self) -> Result<Revision, SpecError> {
         let r = self.git_ref.clone().unwrap_or_default();

@@ -336,8 +336,9 @@ async fn open_and_apply(
         },
     )?;
     let desired = Desired { location, object };
+    let client = shared.client_as(&claimed.spec.actor)?;
     let result = apply::apply_one(
-        &shared.client,
+        &client,
         (source.resource.clone(), source.namespaced),
         &desired,
         ApplyOptions {

@@ -90,6 +90,8 @@ pub struct HealSpec {
     pub allow_plaintext: bool,
     /// The namespace of namespaced objects whose manifests name none.
     pub default_namespace: String,
+    /// Who writes the corrections: the same identity as the full reconcile.
+    pub actor: crate::context::Actor,
 }
 
 /// One applied object, as the full reconcile hands it over.

@@ -354,6 +354,7 @@ mod tests {
                 secret_ref: KeyedSecretRef {
                     name: "vault".into(),
                     key: None,
+                    namespace: None,
                 },
             }),
             ..VaultSpec::default()

@@ -78,6 +78,8 @@ pub struct Entry {
     /// The Secrets that opted-in workloads restart on: a change to one re-plans the revision
     /// instead, so that the workloads roll out with it.
     pub restart_secrets: std::collections::BTreeSet<crate::restart::SecretId>,
+    /// Who applies the refreshed Secrets.
+    pub actor: crate::context::Actor,
     due: Instant,
     failures: u32,
 }
@@ -91,6 +93,7 @@ impl Entry {
         default_namespace: String,
         force: bool,
         restart_secrets: std::collections::BTreeSet<crate::restart::SecretId>,
+        actor: crate::context::Actor,
     ) -> Self {
         Self {
             secrets,
@@ -99,6 +102,7 @@ impl Entry {
             default_namespace,
             force,
             restart_secrets,
+            actor,
             due: Instant::now() + interval,
             failures: 0,
         }
@@ -289,6 +293,7 @@ async fn refresh_entry(
         return Ok(0);
     }
     let resource = ApiResource::erase::<Secret>(&());
+    let client = shared.client_as(&entry.actor)?;
     let mut applied = 0;
     for ((location, object), template) in objects.iter_mut().zip(entry.secrets.iter_mut()) {
         let digest = shared.vault.digest(object);
@@ -313,7 +318,7 @@ async fn refresh_entry(
             object: prepared,
         };
         let (outcome, seen, intermediate) = apply::apply_one(
-            &shared.client,
+            &client,
             (resource.clone(), true),
             &desired,
             ApplyOptions {
