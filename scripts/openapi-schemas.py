@@ -27,6 +27,7 @@ GROUP_VERSIONS = [
     "apis/apps/v1",
     "apis/batch/v1",
     "apis/networking.k8s.io/v1",
+    "apis/policy/v1",
     "apis/rbac.authorization.k8s.io/v1",
     "apis/coordination.k8s.io/v1",
     "apis/events.k8s.io/v1",

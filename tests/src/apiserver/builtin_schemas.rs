@@ -8,7 +8,7 @@
 
 use std::sync::OnceLock;
 
-use k8s_openapi::api::{apps, batch, coordination, core, events, networking, rbac};
+use k8s_openapi::api::{apps, batch, coordination, core, events, networking, policy, rbac};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
 use schemars::generate::SchemaSettings;
 use schemars::JsonSchema;
@@ -71,6 +71,16 @@ const KINDS: &[Kind] = kinds![
     ("batch", "jobs", batch::v1::Job),
     ("batch", "cronjobs", batch::v1::CronJob),
     ("networking.k8s.io", "ingresses", networking::v1::Ingress),
+    (
+        "networking.k8s.io",
+        "networkpolicies",
+        networking::v1::NetworkPolicy
+    ),
+    (
+        "policy",
+        "poddisruptionbudgets",
+        policy::v1::PodDisruptionBudget
+    ),
     ("rbac.authorization.k8s.io", "roles", rbac::v1::Role),
     (
         "rbac.authorization.k8s.io",
