@@ -202,46 +202,51 @@ async fn main() -> Result<()> {
     });
     let (finished, finished_rx) = tokio::sync::watch::channel(false);
     let mut elections = Vec::new();
-    let (shard_leading, keys_leading) = if args.leader_elect {
-        let identity = leader::identity();
-        let mut elect = |name: String| {
-            let (tx, rx) = tokio::sync::watch::channel(false);
-            let gauge = metrics
-                .leader
-                .get_or_create(&metrics::LeaseLabels {
-                    lease: name.clone(),
-                })
-                .clone();
-            let mut observed = rx.clone();
-            tokio::spawn(async move {
-                loop {
-                    gauge.set(i64::from(*observed.borrow_and_update()));
-                    if observed.changed().await.is_err() {
-                        return;
-                    }
+    let identity = leader::identity();
+    let mut elect = |name: String| {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let gauge = metrics
+            .leader
+            .get_or_create(&metrics::LeaseLabels {
+                lease: name.clone(),
+            })
+            .clone();
+        let mut observed = rx.clone();
+        tokio::spawn(async move {
+            loop {
+                gauge.set(i64::from(*observed.borrow_and_update()));
+                if observed.changed().await.is_err() {
+                    return;
                 }
-            });
-            let election = leader::Election {
-                namespace: args.namespace.clone(),
-                name,
-                identity: identity.clone(),
-            };
-            elections.push(tokio::spawn(leader::run(
-                client.clone(),
-                election,
-                tx,
-                wait_until_owned(finished_rx.clone(), true),
-            )));
-            rx
+            }
+        });
+        let election = leader::Election {
+            namespace: args.namespace.clone(),
+            name,
+            identity: identity.clone(),
         };
-        let shard = elect(leader::lease_name(
+        elections.push(tokio::spawn(leader::run(
+            client.clone(),
+            election,
+            tx,
+            wait_until_owned(finished_rx.clone(), true),
+        )));
+        rx
+    };
+    let shard_leading = if args.leader_elect {
+        elect(leader::lease_name(
             &args.leader_election_id,
             args.watch_label_selector.as_deref(),
-        ));
-        let keys = elect(format!("{}-keys", args.leader_election_id));
-        (shard, keys)
+        ))
     } else {
-        (leader::always(), leader::always())
+        leader::always()
+    };
+    // Shards share the keys: one replica of them all manages the keys, even when the shards
+    // run without leader election.
+    let keys_leading = if args.leader_elect || args.watch_label_selector.is_some() {
+        elect(format!("{}-keys", args.leader_election_id))
+    } else {
+        leader::always()
     };
 
     // The key manager follows every GitSync's status (which keys opened what), whatever
