@@ -9,18 +9,45 @@
 - kubectl: the same 1,000 objects, the 200 Secrets in plaintext, in one
   `kubectl apply --server-side -f DIR` into a fresh namespace.
 
+With --impersonate, both sides act as a service account `deployer` of their namespace
+(RBAC on ConfigMaps and Secrets there only): the controller with --default-service-account
+deployer, kubectl with --as system:serviceaccount:NS:deployer. That measures what tenancy
+costs.
+
 Targets: time ratio (sealsync / kubectl) at most 0.5, controller peak RSS at most 64 MiB.
-Release builds. Not a test: run it by hand. Usage: bench/sync_vs_kubectl.py [--objects N]
+Release builds. Not a test: run it by hand.
+Usage: bench/sync_vs_kubectl.py [--objects N] [--impersonate]
 """
 import argparse, json, os, re, shutil, subprocess, sys, tempfile, time
 
 from common import REL, ROOT, free_port, run, wait_for_line
 
 
+DEPLOYER = """apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: deployer, namespace: {ns}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: deployer, namespace: {ns}}}
+rules:
+  - apiGroups: [""]
+    resources: [configmaps, secrets]
+    verbs: [get, list, watch, create, update, patch, delete]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: deployer, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: deployer}}
+subjects: [{{kind: ServiceAccount, name: deployer, namespace: {ns}}}]
+"""
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--objects", type=int, default=1000)
     ap.add_argument("--sealed", type=int, default=200)
+    ap.add_argument("--impersonate", action="store_true")
     args = ap.parse_args()
     if not shutil.which("kubectl") or not shutil.which("git"):
         sys.exit("kubectl and git are needed")
@@ -49,6 +76,11 @@ def main():
                                input=f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n",
                                text=True, capture_output=True)
 
+            if args.impersonate:
+                for ns in ["bench-kubectl", "bench-sealsync"]:
+                    subprocess.run(kubectl + ["apply", "--server-side", "-f", "-"], check=True,
+                                   input=DEPLOYER.format(ns=ns), text=True, capture_output=True)
+
             # The controller.
             data_dir = os.path.join(tmp, "data")
             ctl_log_path = os.path.join(tmp, "controller.log")
@@ -56,7 +88,8 @@ def main():
             controller = subprocess.Popen(
                 [os.path.join(REL, "sealsync-controller"), "--kubeconfig", kubeconfig,
                  "--namespace", "sealsync-system", "--http-addr", "127.0.0.1:0",
-                 "--data-dir", data_dir],
+                 "--data-dir", data_dir]
+                + (["--default-service-account", "deployer"] if args.impersonate else []),
                 stdout=ctl_log, stderr=subprocess.STDOUT,
                 env={**os.environ, "RUST_LOG": "info,kube=warn"})
             procs.append(controller)
@@ -93,7 +126,9 @@ def main():
 
             # kubectl apply --server-side of the same objects.
             start = time.perf_counter()
-            run(kubectl + ["apply", "--server-side", "-f", plain])
+            as_user = (["--as", "system:serviceaccount:bench-kubectl:deployer"]
+                       if args.impersonate else [])
+            run(kubectl + as_user + ["apply", "--server-side", "-f", plain])
             kubectl_secs = time.perf_counter() - start
 
             # A Git repository served by git daemon.
@@ -143,7 +178,8 @@ def main():
                 p.kill()
                 p.wait()
 
-    print(f"objects: {args.objects} ({args.sealed} sealed), applied by the controller: {applied}")
+    mode = "as the service account deployer" if args.impersonate else "as the controller"
+    print(f"objects: {args.objects} ({args.sealed} sealed), applied by the controller: {applied} ({mode})")
     print(f"kubectl apply --server-side : {kubectl_secs:7.2f} s")
     print(f"sealsync GitSync to Ready   : {sealsync_secs:7.2f} s (includes the up-to-0.05 s poll)")
     print(f"ratio sealsync / kubectl    : {sealsync_secs / kubectl_secs:7.2f} (target <= 0.5)")

@@ -8,6 +8,7 @@
 //! - [`openbao`]: a real `bao server -dev` on a free loopback port, with KV and auth helpers.
 //! - [`bins`]: the workspace's own binaries (CLI, controller), for tests that run them.
 //! - [`controller`]: the controller as a real process against a test cluster.
+//! - [`kubectl`]: `kubectl` run against a test cluster.
 //! - [`process`]: child processes that are stopped even when a test panics, and free ports.
 
 pub mod apiserver;
@@ -15,5 +16,6 @@ pub mod bins;
 pub mod controller;
 pub mod git;
 pub mod kubeapiserver;
+pub mod kubectl;
 pub mod openbao;
 pub mod process;

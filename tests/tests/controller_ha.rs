@@ -7,7 +7,7 @@ mod controller_common;
 use std::time::{Duration, Instant};
 
 use controller_common::*;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use ring::hmac;
 use sealsync_tests::controller::ControllerProcess;
 use serde_json::json;
@@ -65,13 +65,7 @@ async fn one_replica_leads_a_standby_forwards_pushes_and_takes_over() {
     )
     .await;
     let mut standby = another_controller(&env, "standby", &["--leader-elect"]).await;
-    apply_yaml(
-        &env.client,
-        &format!(
-            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: hook\n  namespace: {NS}\nstringData:\n  token: {TOKEN}\n"
-        ),
-    )
-    .await;
+    apply_yaml(&env.client, &secret_yaml(NS, "hook", "token", TOKEN)).await;
     let first = env
         .repo
         .commit_files(
@@ -221,25 +215,13 @@ fn metrics_of(controller: &ControllerProcess) -> String {
     controller.get("/metrics").expect("GET /metrics").1
 }
 
-async fn apply_labelled_gitsync(env: &Env, name: &str, path: &str, shard: Option<&str>) {
-    let mut labels = serde_json::Map::new();
-    if let Some(shard) = shard {
-        labels.insert("sealsync.dev/shard".to_owned(), json!(shard));
-    }
-    let body = json!({
-        "apiVersion": "sealsync.dev/v1",
-        "kind": "GitSync",
-        "metadata": {"name": name, "namespace": NS, "labels": labels},
-        "spec": {"url": env.repo.git_url(), "interval": "2s", "path": path},
-    });
-    let api = dynamic_api(&env.client, "sealsync.dev/v1", "GitSync", Some(NS)).await;
-    api.patch(
-        name,
-        &PatchParams::apply("e2e-test").force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .expect("apply the GitSync");
+async fn apply_sharded_gitsync(env: &Env, name: &str, path: &str, shard: Option<&str>) {
+    let labels = match shard {
+        Some(shard) => json!({"sealsync.dev/shard": shard}),
+        None => json!({}),
+    };
+    env.apply_labelled_gitsync(NS, name, labels, json!({"path": path}))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,9 +256,9 @@ async fn shards_split_the_gitsyncs_by_label_each_with_its_own_lease() {
             "shards",
         )
         .expect("commit");
-    apply_labelled_gitsync(&env, "team-a", "a", Some("a")).await;
-    apply_labelled_gitsync(&env, "team-b", "b", Some("b")).await;
-    apply_labelled_gitsync(&env, "unsharded", "rest", None).await;
+    apply_sharded_gitsync(&env, "team-a", "a", Some("a")).await;
+    apply_sharded_gitsync(&env, "team-b", "b", Some("b")).await;
+    apply_sharded_gitsync(&env, "unsharded", "rest", None).await;
     env.wait_applied(NS, "team-a", &commit).await;
     env.wait_applied(NS, "team-b", &commit).await;
 
@@ -333,5 +315,95 @@ async fn shards_split_the_gitsyncs_by_label_each_with_its_own_lease() {
         shard_holders.len(),
         2,
         "each shard's Lease has its own holder"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_abandons_an_apply_that_outlasts_the_shutdown_timeout() {
+    let mut env = Env::start_with(
+        &[NS],
+        &[
+            "--leader-elect".to_owned(),
+            "--shutdown-timeout=2s".to_owned(),
+        ],
+        &[],
+    )
+    .await;
+    let first = env
+        .repo
+        .commit_files(
+            &[("cm-00.yaml", configmap_yaml(NS, "cm-00", "k", "v"))],
+            "first",
+        )
+        .expect("commit");
+    env.apply_gitsync(NS, "apps", json!({})).await;
+    env.wait_applied(NS, "apps", &first).await;
+
+    // Every ConfigMap write (dry-runs included) now takes 3 s: the next revision's apply
+    // lasts far longer than the shutdown timeout.
+    env.faults().add_latency(
+        Some("PATCH"),
+        &format!("/api/v1/namespaces/{NS}/configmaps"),
+        Duration::from_secs(3),
+    );
+    let files: Vec<(String, String)> = (0..30)
+        .map(|i| {
+            (
+                format!("cm-{i:02}.yaml"),
+                configmap_yaml(NS, &format!("cm-{i:02}"), "k", "second"),
+            )
+        })
+        .collect();
+    let second = env.repo.commit_files(&files, "thirty").expect("commit");
+    // The 2 s poll finds the commit; its dry-runs alone take about 12 s.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let asked = Instant::now();
+    let status = env
+        .controller
+        .terminate(Duration::from_secs(30))
+        .expect("terminate")
+        .unwrap_or_else(|| panic!("no exit on SIGTERM:\n{}", env.controller.log_tail(30)));
+    let took = asked.elapsed();
+    assert!(
+        status.success(),
+        "{status:?}\n{}",
+        env.controller.log_tail(30)
+    );
+    // The 2 s bound, the Lease's release and the exit; never the apply's ~30 s.
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let log = env.controller.log();
+    assert!(log.contains("were abandoned"), "{log}");
+    assert!(log.contains("released the lease"), "{log}");
+    let st = env.gitsync_status(NS, "apps").await;
+    assert!(
+        st["lastAppliedRevision"]
+            .as_str()
+            .is_some_and(|r| r.ends_with(&first)),
+        "the abandoned revision was recorded as applied: {st:#}"
+    );
+
+    // The next leader applies the revision again, whole.
+    env.faults().clear_faults();
+    let next = another_controller(&env, "next", &["--leader-elect"]).await;
+    let st = wait_for_value(
+        "the next leader to apply the abandoned revision",
+        Duration::from_secs(60),
+        || async {
+            let st = env.gitsync_status(NS, "apps").await;
+            st["lastAppliedRevision"]
+                .as_str()
+                .is_some_and(|r| r.ends_with(&second))
+                .then_some(st)
+        },
+        || next.log_tail(20),
+    )
+    .await;
+    assert_eq!(
+        st["inventory"]["entries"].as_array().map(Vec::len),
+        Some(30)
+    );
+    eprintln!(
+        "SIGTERM during an apply: exited after {:.1} s",
+        took.as_secs_f64()
     );
 }

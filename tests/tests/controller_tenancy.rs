@@ -192,9 +192,7 @@ async fn references_to_another_namespaces_secrets_are_refused() {
     let env = Env::start(&[TEAM_A, TEAM_B]).await;
     apply_yaml(
         &env.client,
-        &format!(
-            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: hook\n  namespace: {TEAM_B}\nstringData:\n  token: canary-other-team-token\n"
-        ),
+        &secret_yaml(TEAM_B, "hook", "token", "canary-other-team-token"),
     )
     .await;
     let commit = env

@@ -30,13 +30,7 @@ fn push_payload(repo_url: &str, git_ref: &str) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_push_applies_the_new_commit_at_once_and_bad_requests_are_refused() {
     let env = Env::start(&[NS]).await;
-    apply_yaml(
-        &env.client,
-        &format!(
-            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: hook\n  namespace: {NS}\nstringData:\n  token: {TOKEN}\n"
-        ),
-    )
-    .await;
+    apply_yaml(&env.client, &secret_yaml(NS, "hook", "token", TOKEN)).await;
     let first = env
         .repo
         .commit_files(

@@ -5,38 +5,11 @@
 //! schema is structural).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use sealsync_tests::apiserver::TestCluster;
 
 fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str], stdin: Option<&str>) -> (i32, String) {
-    use std::io::Write;
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--cache-dir")
-        .arg(cache)
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run kubectl");
-    let mut pipe = child.stdin.take().expect("stdin");
-    if let Some(text) = stdin {
-        pipe.write_all(text.as_bytes()).expect("stdin");
-    }
-    drop(pipe);
-    let out = child.wait_with_output().expect("kubectl");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    sealsync_tests::kubectl::run(kubeconfig, cache, args, stdin, Some(Path::new(".")))
 }
 
 #[test]

@@ -17,35 +17,8 @@ fn repo_root() -> PathBuf {
 }
 
 fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> (i32, String) {
-    use std::io::Write;
     let cache = tempfile::tempdir().expect("tmp");
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--cache-dir")
-        .arg(cache.path())
-        .args(args)
-        .current_dir(repo_root())
-        .env_remove("KUBECONFIG")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run kubectl");
-    let mut pipe = child.stdin.take().expect("stdin");
-    if let Some(text) = stdin {
-        pipe.write_all(text.as_bytes()).expect("stdin");
-    }
-    drop(pipe);
-    let out = child.wait_with_output().expect("kubectl");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    sealsync_tests::kubectl::run(kubeconfig, cache.path(), args, stdin, None)
 }
 
 /// Every document of a multi-document YAML text, as JSON, sorted by kind, namespace, name.
@@ -219,16 +192,7 @@ async fn the_install_applies_cleanly_and_the_controller_runs_with_its_own_rbac()
     )
     .await;
     let recipients = dir.path().join("recipients.txt");
-    run_cli_ok(&[
-        "keys",
-        "fetch",
-        "--kubeconfig",
-        admin.to_str().expect("utf8"),
-        "--controller-namespace",
-        CONTROLLER_NS,
-        "-o",
-        recipients.to_str().expect("utf8"),
-    ]);
+    fetch_recipients(&admin, &recipients);
     let sealed = run_cli(
         &[
             "seal",

@@ -67,16 +67,7 @@ impl Env {
         let repo = git.create_repo("apps").expect("repo");
         // The recipients as a user fetches them, checked against what the controller serves.
         let recipients = dir.path().join("recipients.txt");
-        run_cli_ok(&[
-            "keys",
-            "fetch",
-            "--kubeconfig",
-            kubeconfig.to_str().expect("utf8"),
-            "--controller-namespace",
-            CONTROLLER_NS,
-            "-o",
-            recipients.to_str().expect("utf8"),
-        ]);
+        fetch_recipients(&kubeconfig, &recipients);
         let (code, body) = controller.get("/v1/keys").expect("GET /v1/keys");
         assert_eq!(code, 200, "{body}");
         assert_eq!(
@@ -110,6 +101,18 @@ impl Env {
     /// Creates or updates a GitSync named `name` in `namespace` with `spec` merged over a
     /// default spec pointing at the test repository.
     pub async fn apply_gitsync(&self, namespace: &str, name: &str, spec: Json) {
+        self.apply_labelled_gitsync(namespace, name, serde_json::json!({}), spec)
+            .await;
+    }
+
+    /// Like [`Env::apply_gitsync`], with labels (a shard's, for example).
+    pub async fn apply_labelled_gitsync(
+        &self,
+        namespace: &str,
+        name: &str,
+        labels: Json,
+        spec: Json,
+    ) {
         let mut full = serde_json::json!({
             "url": self.repo.git_url(),
             "interval": "2s",
@@ -118,7 +121,7 @@ impl Env {
         let body = serde_json::json!({
             "apiVersion": "sealsync.dev/v1",
             "kind": "GitSync",
-            "metadata": {"name": name, "namespace": namespace},
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
             "spec": full,
         });
         let api = dynamic_api(&self.client, "sealsync.dev/v1", "GitSync", Some(namespace)).await;
@@ -252,6 +255,20 @@ pub async fn start_controller(
     })
     .await
     .expect("join")
+}
+
+/// `sealsync keys fetch` of the controller's recipients into `out`, as a user runs it.
+pub fn fetch_recipients(kubeconfig: &Path, out: &Path) {
+    run_cli_ok(&[
+        "keys",
+        "fetch",
+        "--kubeconfig",
+        kubeconfig.to_str().expect("utf8"),
+        "--controller-namespace",
+        CONTROLLER_NS,
+        "-o",
+        out.to_str().expect("utf8"),
+    ]);
 }
 
 /// `Ready`'s status.
