@@ -440,13 +440,14 @@ async fn approle_and_kubernetes_logins() {
     );
 
     // Kubernetes: OpenBao checks the GitSync's service-account token with a TokenReview
-    // against the test API server.
+    // against the test API server. The GitSync also applies as that account (impersonated),
+    // so it may write Secrets in its namespace.
     let url = env.cluster.url().expect("url");
     let ca = env.cluster.kube_apiserver().map(|k| k.ca_pem().to_owned());
     apply_yaml(
         &env.client,
         &format!(
-            "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: openbao-reviewer\n  namespace: {NS}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: openbao-reviewer\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: system:auth-delegator\nsubjects:\n- kind: ServiceAccount\n  name: openbao-reviewer\n  namespace: {NS}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: shop-sync\n  namespace: {NS}\n"
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: openbao-reviewer\n  namespace: {NS}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: openbao-reviewer\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: system:auth-delegator\nsubjects:\n- kind: ServiceAccount\n  name: openbao-reviewer\n  namespace: {NS}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: shop-sync\n  namespace: {NS}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: shop-sync\n  namespace: {NS}\nrules:\n- apiGroups: [\"\"]\n  resources: [secrets, configmaps]\n  verbs: [get, list, watch, create, update, patch, delete]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: shop-sync\n  namespace: {NS}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: shop-sync\nsubjects:\n- kind: ServiceAccount\n  name: shop-sync\n  namespace: {NS}\n"
         ),
     )
     .await;
