@@ -1,7 +1,8 @@
 //! One reconcile of one GitSync: the stages in order, atomic per revision.
 //!
-//! fetch → render → decrypt → resolve Vault references → prepare (owner labels, namespaces) →
-//! apply (dry-run gated) → prune → status. A failure at any stage leaves the cluster on the last good revision:
+//! fetch → render → decrypt → resolve Vault references → restart checksums → prepare (owner
+//! labels, namespaces) → apply (dry-run gated, as the GitSync's service account) → prune →
+//! status. A failure at any stage leaves the cluster on the last good revision:
 //! `lastAppliedRevision` and the inventory do not move, nothing is pruned, and the status
 //! names the stage, the file and the document.
 
@@ -423,7 +424,7 @@ async fn run(
     drop(seen);
     let new_inventory = inventory::of_objects(desired.iter().map(|d| &d.object));
 
-    // 6. Apply.
+    // 7. Apply.
     let outcome = match apply::apply_all(
         &client,
         &mut resolver,
@@ -454,7 +455,7 @@ async fn run(
         .count_objects("configured", outcome.configured + outcome.recreated);
     ctx.metrics.count_objects("unchanged", outcome.unchanged);
 
-    // 6. Prune what the last applied revision had and this one has not.
+    // 8. Prune what the last applied revision had and this one has not.
     let old_inventory = gs
         .status
         .as_ref()

@@ -8,27 +8,11 @@ use std::time::{Duration, Instant};
 
 use controller_common::*;
 use kube::api::Api;
-use ring::hmac;
 use sealsync_tests::controller::ControllerProcess;
 use serde_json::json;
 
 const NS: &str = "ha";
 const TOKEN: &str = "canary-ha-webhook-token-51c0aa";
-
-fn signed_push(repo_url: &str) -> (Vec<u8>, String) {
-    let body = serde_json::to_vec(&json!({
-        "ref": "refs/heads/main",
-        "repository": {"clone_url": repo_url},
-    }))
-    .expect("json");
-    let key = hmac::Key::new(hmac::HMAC_SHA256, TOKEN.as_bytes());
-    let hex: String = hmac::sign(&key, &body)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    (body, format!("sha256={hex}"))
-}
 
 async fn lease(env: &Env, name: &str) -> serde_json::Value {
     let api: Api<k8s_openapi::api::coordination::v1::Lease> =
@@ -104,7 +88,8 @@ async fn one_replica_leads_a_standby_forwards_pushes_and_takes_over() {
             "second",
         )
         .expect("commit");
-    let (body, signature) = signed_push(&env.repo.git_url());
+    let body = push_payload(&env.repo.git_url(), "refs/heads/main");
+    let signature = github_signature(&body, TOKEN);
     let accepted = wait_for_value(
         "the standby to know the webhook",
         Duration::from_secs(20),

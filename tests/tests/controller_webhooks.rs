@@ -5,27 +5,11 @@
 mod controller_common;
 
 use controller_common::*;
-use ring::hmac;
 use serde_json::json;
 
 const NS: &str = "hooks";
 /// The webhook token: it must never appear in a response, the log, an event or the status.
 const TOKEN: &str = "canary-webhook-token-9d41c2";
-
-fn github_signature(body: &[u8], token: &str) -> String {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, token.as_bytes());
-    let tag = hmac::sign(&key, body);
-    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
-}
-
-fn push_payload(repo_url: &str, git_ref: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "ref": git_ref,
-        "repository": {"clone_url": repo_url, "ssh_url": "git@example.com:other/repo.git"},
-    }))
-    .expect("json")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_push_applies_the_new_commit_at_once_and_bad_requests_are_refused() {

@@ -494,3 +494,20 @@ pub async fn request_token(client: &Client, namespace: &str, service_account: &s
         .expect("TokenRequest");
     answer.status.expect("status").token
 }
+
+/// GitHub's `X-Hub-Signature-256` of a webhook body.
+pub fn github_signature(body: &[u8], token: &str) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, token.as_bytes());
+    let tag = ring::hmac::sign(&key, body);
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+/// A GitHub push event's payload for `git_ref` of the repository at `repo_url`.
+pub fn push_payload(repo_url: &str, git_ref: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "ref": git_ref,
+        "repository": {"clone_url": repo_url, "ssh_url": "git@example.com:other/repo.git"},
+    }))
+    .expect("json")
+}
