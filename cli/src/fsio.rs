@@ -116,9 +116,11 @@ impl LockedFile {
 
 /// Refuses to replace what is not a regular, writable file: a device node or a FIFO would be
 /// swapped for a regular file, and a read-only file is read-only for a reason. A symbolic link
-/// is followed: the file it points to is replaced, and the link stays.
+/// is followed (the file it points to is replaced, and the link stays) only when it stays
+/// inside the repository: see [`check_link_boundary`].
 pub fn writable_target(path: &Path) -> CliResult<std::path::PathBuf> {
     let place = path.display().to_string();
+    check_link_boundary(path, &place)?;
     let link = fs::symlink_metadata(path);
     let target = match &link {
         Ok(meta) if meta.file_type().is_symlink() => {
@@ -145,6 +147,63 @@ pub fn writable_target(path: &Path) -> CliResult<std::path::PathBuf> {
         Ok(_) => Ok(target),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(target),
         Err(e) => Err(io_error(&place, "write", &e)),
+    }
+}
+
+/// Refuses a write through a symbolic link (the file itself, or a directory on the way) that
+/// leads outside the repository: the root of the Git repository that holds the path, or the
+/// current directory when there is none. A link planted in a repository
+/// (`apps/db.sealed.yaml -> ~/.bashrc`) must not make `sealsync seal -w` or `--merge-into`
+/// overwrite a file elsewhere. Links that stay inside are followed as before.
+fn check_link_boundary(path: &Path, place: &str) -> CliResult<()> {
+    let cwd =
+        std::env::current_dir().map_err(|e| io_error(place, "find the current directory", &e))?;
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        cwd.join(path)
+    };
+    let parent = absolute.parent().unwrap_or(Path::new("/"));
+    let root = parent
+        .ancestors()
+        .find(|d| d.join(".git").exists())
+        .map_or(cwd, Path::to_path_buf);
+    let is_link = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
+    let through_link = is_link(&absolute)
+        || absolute
+            .ancestors()
+            .skip(1)
+            .take_while(|a| a.starts_with(&root) && *a != root)
+            .any(is_link);
+    if !through_link {
+        return Ok(());
+    }
+    let outside = || {
+        CliError::new(format!(
+            "{place}: is reached through a symbolic link that leads outside {}; it will not be \
+             written through",
+            root.display()
+        ))
+        .with_hint("write to a path inside the repository, or replace the link with the file")
+    };
+    let resolved = match fs::canonicalize(&absolute) {
+        Ok(real) => real,
+        // A link to a file that does not exist yet: where it would be created.
+        Err(_) => {
+            let target = fs::read_link(&absolute)
+                .map(|t| parent.join(t))
+                .unwrap_or_else(|_| absolute.clone());
+            let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+                return Err(outside());
+            };
+            fs::canonicalize(dir).map_err(|_| outside())?.join(name)
+        }
+    };
+    let root_real = fs::canonicalize(&root).unwrap_or(root.clone());
+    if resolved.starts_with(&root_real) {
+        Ok(())
+    } else {
+        Err(outside())
     }
 }
 

@@ -527,13 +527,17 @@ fn writes_refuse_devices_fifos_and_read_only_files() {
     assert!(text.contains("read-only"), "{text}");
     assert_eq!(fs::read_to_string(&ro).expect("read"), "keep\n");
 
-    // A symlink is followed: its target is replaced, the link stays a link.
+    // A symlink inside the current directory (no repository here) is followed: its target
+    // is replaced, the link stays a link.
     let target = dir.path().join("target.yaml");
     fs::write(&target, "old\n").expect("write");
     let link = dir.path().join("link.yaml");
     std::os::unix::fs::symlink(&target, &link).expect("symlink");
     ok(&run(
-        sealsync().args(["seal", "-r", &r, "-w"]).arg(&link),
+        sealsync()
+            .current_dir(dir.path())
+            .args(["seal", "-r", &r, "-w"])
+            .arg(&link),
         Some(&input),
     ));
     assert!(fs::symlink_metadata(&link)
@@ -543,6 +547,39 @@ fn writes_refuse_devices_fifos_and_read_only_files() {
     assert!(fs::read_to_string(&target)
         .expect("read")
         .contains("SealedSecret"));
+
+    // A link in a repository that leads out of it is not written through, by -w or by
+    // --merge-into, whether the file or a directory on the way is the link.
+    let outside = tempfile::tempdir().expect("tmp");
+    let victim = outside.path().join("victim.yaml");
+    fs::write(&victim, "keep\n").expect("write");
+    let repo = dir.path().join("repo");
+    fs::create_dir_all(repo.join(".git")).expect("repo");
+    std::os::unix::fs::symlink(&victim, repo.join("db.sealed.yaml")).expect("symlink");
+    std::os::unix::fs::symlink(outside.path(), repo.join("apps")).expect("symlink");
+    let sealed = ok(&run(sealsync().args(["seal", "-r", &r]), Some(&input)));
+    fs::write(&victim, &sealed).expect("write");
+    for (args, path) in [
+        (vec!["seal", "-r", &r, "-w"], "db.sealed.yaml"),
+        (vec!["seal", "-r", &r, "-w"], "apps/victim.yaml"),
+        (vec!["seal", "-r", &r, "-w"], "apps/new.yaml"),
+        (
+            vec!["seal", "-r", &r, "--from-literal", "k=v", "--merge-into"],
+            "db.sealed.yaml",
+        ),
+    ] {
+        let out = run(
+            sealsync().current_dir(&repo).args(&args).arg(path),
+            Some(&input),
+        );
+        let text = refused(&out, &[]);
+        assert!(
+            text.contains("symbolic link that leads outside"),
+            "{args:?} {path}: {text}"
+        );
+        assert_eq!(fs::read_to_string(&victim).expect("read"), sealed);
+        assert!(!outside.path().join("new.yaml").exists());
+    }
 }
 
 #[test]
