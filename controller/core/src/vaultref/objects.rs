@@ -127,15 +127,49 @@ pub fn secret_values(object: &Json) -> Result<SecretValues, ValueError> {
 /// `object` is not a plain Secret, or is a Secret and the reference sits outside its values
 /// (in its metadata). Such a value would be stored unencrypted if it were resolved, and left
 /// as it is it would reach the cluster as a dangling reference.
+///
+/// Text written for people is not a reference even when it looks like one: the descriptions
+/// of a CustomResourceDefinition's schema (a CRD documenting the syntax, sealsync's own among
+/// them) and, on objects other than Secrets, annotations named `description`, `summary`,
+/// `notes`, `docs` or `documentation` (with any prefix, as `kubernetes.io/description`).
 pub fn reference_outside_secret(object: &Json) -> Option<String> {
-    let secret = is_secret(object);
+    let kind = Kind {
+        secret: is_secret(object),
+        crd: object["kind"] == "CustomResourceDefinition"
+            && object["apiVersion"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("apiextensions.k8s.io/")),
+    };
     let mut path = String::new();
-    find_reference(object, &mut path, secret, 0)
+    find_reference(object, &mut path, kind, 0)
+}
+
+/// What the walked object is.
+#[derive(Debug, Clone, Copy)]
+struct Kind {
+    secret: bool,
+    crd: bool,
+}
+
+/// Annotation names (after any `prefix/`) that hold documentation.
+const DOCUMENTATION_ANNOTATIONS: &[&str] =
+    &["description", "summary", "notes", "docs", "documentation"];
+
+/// Whether the field `key` under `parent` (a field path) is documentation for people.
+fn is_documentation(kind: Kind, parent: &str, key: &str) -> bool {
+    if kind.crd && (parent == "spec" || parent.starts_with("spec.")) && key == "description" {
+        return true;
+    }
+    if !kind.secret && parent == "metadata.annotations" {
+        let name = key.rsplit_once('/').map_or(key, |(_, name)| name);
+        return DOCUMENTATION_ANNOTATIONS.contains(&name);
+    }
+    false
 }
 
 /// Walks `value` depth-first; `path` is the field path so far. Manifests are bounded in
 /// depth when read, and `depth` guards objects built in memory.
-fn find_reference(value: &Json, path: &mut String, secret: bool, depth: usize) -> Option<String> {
+fn find_reference(value: &Json, path: &mut String, kind: Kind, depth: usize) -> Option<String> {
     if depth > 256 {
         return None;
     }
@@ -150,12 +184,15 @@ fn find_reference(value: &Json, path: &mut String, secret: bool, depth: usize) -
         Json::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
             let len = path.len();
             path.push_str(&format!("[{i}]"));
-            let found = find_reference(item, path, secret, depth + 1);
+            let found = find_reference(item, path, kind, depth + 1);
             path.truncate(len);
             found
         }),
         Json::Object(map) => map.iter().find_map(|(key, item)| {
-            if secret && depth == 0 && (key == "data" || key == "stringData") {
+            if kind.secret && depth == 0 && (key == "data" || key == "stringData") {
+                return None;
+            }
+            if is_documentation(kind, path, key) {
                 return None;
             }
             let len = path.len();
@@ -163,7 +200,7 @@ fn find_reference(value: &Json, path: &mut String, secret: bool, depth: usize) -
                 path.push('.');
             }
             path.push_str(key);
-            let found = find_reference(item, path, secret, depth + 1);
+            let found = find_reference(item, path, kind, depth + 1);
             path.truncate(len);
             found
         }),
@@ -256,6 +293,38 @@ mod tests {
         let clean = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
             "stringData": {"k": "ref+vault://s/p#k"}});
         assert_eq!(reference_outside_secret(&clean), None);
+        // Documentation is not a reference: a CRD's schema descriptions, and annotations for
+        // people on objects other than Secrets.
+        let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "things.example.com"},
+            "spec": {"versions": [{"name": "v1", "schema": {"openAPIV3Schema": {"type": "object",
+                "description": "values such as ref+vault://secret/app#password are resolved",
+                "properties": {"spec": {"type": "object", "properties": {"v": {"type": "string",
+                    "description": "<path:secret/data/x#y>"}}}}}}}]}});
+        assert_eq!(reference_outside_secret(&crd), None);
+        let mut crd_with_default = crd.clone();
+        crd_with_default["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+            ["spec"]["properties"]["v"]["default"] = json!("ref+vault://secret/app#password");
+        assert_eq!(
+            reference_outside_secret(&crd_with_default).as_deref(),
+            Some("spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.v.default")
+        );
+        let documented = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c",
+            "annotations": {"kubernetes.io/description": "reads ref+vault://secret/app#k", "description": "<path:s/data/x#y>"}},
+            "data": {"a": "fine"}});
+        assert_eq!(reference_outside_secret(&documented), None);
+        let mut with_data = documented.clone();
+        with_data["data"]["b"] = json!("ref+vault://secret/app#k");
+        assert_eq!(
+            reference_outside_secret(&with_data).as_deref(),
+            Some("data.b")
+        );
+        let secret_doc = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "s", "annotations": {"description": "ref+vault://s/p#k"}}});
+        assert_eq!(
+            reference_outside_secret(&secret_doc).as_deref(),
+            Some("metadata.annotations.description")
+        );
         // Text that only looks like the start of a reference is not one.
         let docs = json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "see <path:"}});
         assert_eq!(reference_outside_secret(&docs), None);
