@@ -108,6 +108,28 @@ git daemon --reuseaddr --export-all --verbose --listen=127.0.0.1 --port="$port" 
     --base-path="$work/git" > "$work/daemon.log" 2>&1 &
 pids+=($!)
 wait_for "$work/daemon.log" "Ready to rumble"
+# The shop team's GitSync applies as its own service account: outside the trusted namespaces
+# (--trusted-namespaces) a GitSync never gets the controller's permissions.
+kubectl apply --server-side -f - <<YAML
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: shop-deployer, namespace: shop}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: shop-deployer, namespace: shop}
+rules:
+- apiGroups: ["", apps]
+  resources: [secrets, configmaps, deployments]
+  verbs: [get, list, watch, create, update, patch, delete]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: shop-deployer, namespace: shop}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: shop-deployer}
+subjects:
+- {kind: ServiceAccount, name: shop-deployer, namespace: shop}
+YAML
 cat > "$work/gitsync.yaml" <<YAML
 apiVersion: sealsync.dev/v1
 kind: GitSync
@@ -119,6 +141,7 @@ spec:
   ref: {branch: main}
   path: apps/shop
   interval: 5s
+  serviceAccountName: shop-deployer
 YAML
 cat "$work/gitsync.yaml"
 kubectl apply --server-side -f "$work/gitsync.yaml"

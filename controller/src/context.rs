@@ -34,8 +34,62 @@ pub struct Settings {
     pub retire_unused_after: Option<Duration>,
     /// The service account (in each GitSync's namespace) a GitSync without
     /// `spec.serviceAccountName` applies as; without it such a GitSync applies as the
-    /// controller.
+    /// controller, if its namespace is trusted.
     pub default_service_account: Option<String>,
+    /// Namespaces whose GitSyncs may act with the controller's own identity.
+    pub trusted_namespaces: TrustedNamespaces,
+}
+
+/// The namespaces whose GitSyncs may act with the controller's own identity: apply and prune
+/// as the controller when they name no service account, and log in to Vault with the
+/// controller's `VAULT_TOKEN`. Anyone who can create a GitSync there can do what the
+/// controller can, so by default only the controller's own namespace is trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustedNamespaces {
+    /// Every namespace (`--trusted-namespaces='*'`): the open mode, as Flux runs by default.
+    All,
+    /// These namespaces only.
+    Only(Vec<String>),
+}
+
+impl TrustedNamespaces {
+    /// Parses `--trusted-namespaces`: `*`, or namespace names separated by commas; the
+    /// controller's namespace is always trusted.
+    pub fn parse(flag: Option<&str>, controller_namespace: &str) -> Result<Self, String> {
+        let Some(flag) = flag else {
+            return Ok(Self::Only(vec![controller_namespace.to_owned()]));
+        };
+        if flag.trim() == "*" {
+            return Ok(Self::All);
+        }
+        let mut names = vec![controller_namespace.to_owned()];
+        for name in flag.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let label = name.len() <= 63 && is_dns_subdomain(name) && !name.contains('.');
+            if !label {
+                return Err(format!("{name:?} is not a namespace name"));
+            }
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_owned());
+            }
+        }
+        Ok(Self::Only(names))
+    }
+
+    /// Whether GitSyncs in `namespace` are trusted.
+    pub fn contains(&self, namespace: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(names) => names.iter().any(|n| n == namespace),
+        }
+    }
+
+    /// For messages: `sealsync-system, platform`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::All => "every namespace".to_owned(),
+            Self::Only(names) => names.join(", "),
+        }
+    }
 }
 
 /// Shared state.
@@ -73,6 +127,8 @@ pub struct Shared {
     /// GitSyncs whose next reconcile must re-plan every object although their revision did
     /// not change (a Vault refresh changed a Secret that workloads restart on).
     pub replans: Mutex<std::collections::HashSet<crate::heal::SyncKey>>,
+    /// Keeps GitSyncs whose Git server does not answer from holding every reconcile slot.
+    pub fetch_gate: crate::source::FetchGate,
 }
 
 impl std::fmt::Debug for Shared {
@@ -111,7 +167,16 @@ impl Shared {
     ) -> Result<Actor, crate::Error> {
         let Some(name) = service_account.or(self.settings.default_service_account.as_deref())
         else {
-            return Ok(Actor::Controller);
+            if self.settings.trusted_namespaces.contains(namespace) {
+                return Ok(Actor::Controller);
+            }
+            return Err(crate::Error::Spec(format!(
+                "spec.serviceAccountName is required in namespace {namespace}: only GitSyncs in \
+                 the trusted namespaces ({}; --trusted-namespaces) may apply with the \
+                 controller's own permissions; name a service account of {namespace} with a \
+                 Role for what the repository holds",
+                self.settings.trusted_namespaces.describe()
+            )));
         };
         if !is_dns_subdomain(name) {
             return Err(crate::Error::Spec(format!(
@@ -190,4 +255,26 @@ pub fn is_dns_subdomain(name: &str) -> bool {
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trusted_namespaces_always_hold_the_controllers_own() {
+        let default = TrustedNamespaces::parse(None, "sealsync-system").expect("default");
+        assert!(default.contains("sealsync-system"));
+        assert!(!default.contains("team-a"));
+        let listed =
+            TrustedNamespaces::parse(Some("platform, infra"), "sealsync-system").expect("list");
+        assert!(listed.contains("platform") && listed.contains("infra"));
+        assert!(listed.contains("sealsync-system"));
+        assert_eq!(listed.describe(), "sealsync-system, platform, infra");
+        assert_eq!(
+            TrustedNamespaces::parse(Some("*"), "x"),
+            Ok(TrustedNamespaces::All)
+        );
+        assert!(TrustedNamespaces::parse(Some("Bad_Name"), "x").is_err());
+    }
 }

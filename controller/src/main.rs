@@ -97,6 +97,14 @@ struct Args {
     /// GitSync applies as the controller.
     #[arg(long, value_name = "NAME")]
     default_service_account: Option<String>,
+    /// Namespaces (comma-separated) whose GitSyncs may act with the controller's own identity:
+    /// apply as the controller when they name no `spec.serviceAccountName`, and use its
+    /// `VAULT_TOKEN`. The controller's namespace is always trusted, and by default only it:
+    /// elsewhere a GitSync must name a service account (or `--default-service-account` names
+    /// one for all). `*` trusts every namespace (the open mode: anyone who can create a GitSync
+    /// can then do what the controller can); it is logged as a warning at start.
+    #[arg(long, value_name = "NAMESPACES")]
+    trusted_namespaces: Option<String>,
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -110,7 +118,21 @@ async fn main() -> Result<()> {
     init_logging(&args.log_format);
 
     // Read before anything else runs; VAULT_TOKEN is only ever sent to VAULT_ADDR.
-    let vault_defaults = vault::Defaults::from_env()?;
+    let mut vault_defaults = vault::Defaults::from_env()?;
+    let trusted_namespaces = sealsync_controller::context::TrustedNamespaces::parse(
+        args.trusted_namespaces.as_deref(),
+        &args.namespace,
+    )
+    .map_err(|e| anyhow::anyhow!("--trusted-namespaces: {e}"))?;
+    if trusted_namespaces == sealsync_controller::context::TrustedNamespaces::All {
+        tracing::warn!(
+            "--trusted-namespaces='*': a GitSync in any namespace that names no service account \
+             applies with the controller's own permissions and may use its VAULT_TOKEN, so \
+             anyone who can create a GitSync can do what the controller can; list the \
+             namespaces you trust, or set --default-service-account"
+        );
+    }
+    vault_defaults.trusted_namespaces = trusted_namespaces.clone();
     if let Some(file) = &args.peer_recipients_file {
         keys::backup::read_recipients_setting("--peer-recipients-file", file)?;
     }
@@ -164,6 +186,7 @@ async fn main() -> Result<()> {
             key_rotation_period: args.key_rotation_period,
             retire_unused_after: args.retire_unused_after,
             default_service_account: args.default_service_account.clone(),
+            trusted_namespaces,
         },
         keys: tokio::sync::RwLock::new(ring),
         metrics: metrics.clone(),
@@ -179,6 +202,9 @@ async fn main() -> Result<()> {
         vault: vault::Vault::new(vault_defaults),
         checksum_key,
         replans: Default::default(),
+        // Slow Git servers get one reconcile slot of the `--concurrent` ones, so a few
+        // unresponsive repositories cannot stall every other GitSync.
+        fetch_gate: sealsync_controller::source::FetchGate::new(1),
     });
     let refreshes = tokio::spawn(vault::run_refreshes(shared.clone()));
     let corrections = tokio::spawn(heal::run_corrections(shared.clone(), heal_queue));

@@ -4,6 +4,14 @@
 //! `sealsync.dev/prune: disabled` is left in place. An entry leaves the inventory only once the
 //! object is confirmed gone (or is being deleted, held only by its finalizers); an entry whose
 //! deletion failed stays, so the next reconcile tries again.
+//!
+//! Some objects are never deleted by a prune, only orphaned (they leave the inventory and stay
+//! in the cluster, with a warning Event), as Flux and Argo CD protect their own install:
+//! - the controller's own: its Namespace, the `sealsync.dev` CRDs (deleting one deletes every
+//!   GitSync, whose finalizers would then prune every team's objects), and anything in its
+//!   namespace (key Secrets, Leases, ConfigMaps);
+//! - a Namespace or a CRD without `sealsync.dev/prune: enabled`: deleting one deletes
+//!   everything in it, or every object of its kind, in Git or not.
 
 use std::time::Duration;
 
@@ -12,6 +20,17 @@ use kube::{Api, Client};
 use sealsync_core::{InventoryEntry, OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL, PRUNE_ANNOTATION};
 
 use crate::apply::Resolver;
+
+/// Whose objects are protected from prune.
+#[derive(Debug, Clone, Copy)]
+pub struct PruneScope<'a> {
+    /// The GitSync's namespace.
+    pub owner_namespace: &'a str,
+    /// The GitSync's name.
+    pub owner_name: &'a str,
+    /// The controller's own namespace.
+    pub controller_namespace: &'a str,
+}
 
 /// What prune did.
 #[derive(Debug, Default)]
@@ -22,6 +41,8 @@ pub struct PruneOutcome {
     pub retained: Vec<InventoryEntry>,
     /// Objects left alone: not ours any more, or annotated `prune: disabled`.
     pub skipped: usize,
+    /// Objects left in place and dropped from the inventory, each with the reason.
+    pub orphaned: Vec<String>,
     /// The first failure, if any.
     pub error: Option<String>,
 }
@@ -35,14 +56,46 @@ fn delete_rank(kind: &str) -> u8 {
     }
 }
 
-/// Deletes the objects of `stale` that belong to the GitSync `owner_namespace/owner_name`.
+/// Why prune must not delete an object of this kind, name and namespace whatever its
+/// annotations say: it belongs to the controller itself.
+fn controller_own(
+    kind: &str,
+    group: &str,
+    namespace: Option<&str>,
+    name: &str,
+    controller_namespace: &str,
+) -> Option<&'static str> {
+    if namespace == Some(controller_namespace)
+        || (kind == "Namespace" && group.is_empty() && name == controller_namespace)
+    {
+        return Some("it is the controller's namespace or lives in it (its keys)");
+    }
+    let sealsync_crd = kind == "CustomResourceDefinition"
+        && group == "apiextensions.k8s.io"
+        && name
+            .strip_suffix(sealsync_core::GROUP)
+            .is_some_and(|plural| plural.ends_with('.'));
+    sealsync_crd.then_some("it is a sealsync CRD: deleting it would delete every GitSync")
+}
+
+/// Whether deleting an object of this kind deletes other objects with it.
+fn cascades(kind: &str, group: &str) -> bool {
+    (kind == "Namespace" && group.is_empty())
+        || (kind == "CustomResourceDefinition" && group == "apiextensions.k8s.io")
+}
+
+/// Deletes the objects of `stale` that belong to the GitSync `scope` names.
 pub async fn prune(
     client: &Client,
     resolver: &mut Resolver,
     stale: Vec<InventoryEntry>,
-    owner_namespace: &str,
-    owner_name: &str,
+    scope: PruneScope<'_>,
 ) -> PruneOutcome {
+    let PruneScope {
+        owner_namespace,
+        owner_name,
+        controller_namespace,
+    } = scope;
     let mut outcome = PruneOutcome::default();
     let mut stale = stale;
     stale.sort_by_key(|e| {
@@ -64,6 +117,10 @@ pub async fn prune(
             "{kind} {}{name}",
             namespace.map(|n| format!("{n}/")).unwrap_or_default()
         );
+        if let Some(why) = controller_own(kind, group, namespace, name, controller_namespace) {
+            outcome.orphaned.push(format!("{what}: not deleted, {why}"));
+            continue;
+        }
         let resolved = match resolver.resolve(client, &api_version, kind).await {
             Ok(Some(r)) => r,
             // The kind is no longer served (its CRD is gone): so are its objects.
@@ -99,6 +156,20 @@ pub async fn prune(
             .is_some_and(|v| v.eq_ignore_ascii_case("disabled"));
         if !ours || disabled {
             outcome.skipped += 1;
+            continue;
+        }
+        let opted_in = live
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(PRUNE_ANNOTATION))
+            .is_some_and(|v| v.eq_ignore_ascii_case("enabled"));
+        if cascades(kind, group) && !opted_in {
+            outcome.orphaned.push(format!(
+                "{what}: not deleted, since deleting it deletes everything in it; annotate it \
+                 {PRUNE_ANNOTATION}: enabled in Git first to let sealsync delete it, or delete it \
+                 yourself"
+            ));
             continue;
         }
         if live.metadata.deletion_timestamp.is_some() {
@@ -140,4 +211,36 @@ async fn confirm_deleted(api: &Api<DynamicObject>, name: &str) -> bool {
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_controllers_own_objects_are_recognised() {
+        let own = |kind, group, ns, name| controller_own(kind, group, ns, name, "sealsync-system");
+        assert!(own("Namespace", "", None, "sealsync-system").is_some());
+        assert!(own("Secret", "", Some("sealsync-system"), "sealsync-key-1").is_some());
+        assert!(own("Lease", "coordination.k8s.io", Some("sealsync-system"), "l").is_some());
+        assert!(own(
+            "CustomResourceDefinition",
+            "apiextensions.k8s.io",
+            None,
+            "gitsyncs.sealsync.dev"
+        )
+        .is_some());
+        assert!(own("Namespace", "", None, "shop").is_none());
+        assert!(own(
+            "CustomResourceDefinition",
+            "apiextensions.k8s.io",
+            None,
+            "widgets.notsealsync.dev"
+        )
+        .is_none());
+        assert!(own("ConfigMap", "", Some("shop"), "sealsync-system").is_none());
+        assert!(cascades("Namespace", ""));
+        assert!(cascades("CustomResourceDefinition", "apiextensions.k8s.io"));
+        assert!(!cascades("Namespace", "example.com"));
+    }
 }

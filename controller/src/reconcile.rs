@@ -161,16 +161,36 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
         }
     };
 
+    let _slow_fetch_turn = match ctx.fetch_gate.enter(&key) {
+        source::FetchTurn::Wait => {
+            // Its server did not answer last time and another slow GitSync is fetching: wait
+            // without holding a reconcile slot, so the others keep moving.
+            tracing::debug!("the last fetch timed out; waiting for the slow-server slot");
+            return Action::requeue(Duration::from_secs(2));
+        }
+        turn => turn,
+    };
     let mut attempted = None;
     let mut written = Vec::new();
     let run = run(&gs, ctx, &actor, &mut attempted, &mut written);
+    let mut timed_out = false;
     let mut result = match tokio::time::timeout(timeout, run).await {
         Ok(r) => r,
-        Err(_) => Err(Error::Apply(apply::ApplyError::Transient {
-            location: "the reconcile".to_owned(),
-            message: format!("did not finish within the timeout of {timeout:?}"),
-        })),
+        Err(_) => {
+            timed_out = true;
+            Err(Error::Apply(apply::ApplyError::Transient {
+                location: "the reconcile".to_owned(),
+                message: format!("did not finish within the timeout of {timeout:?}"),
+            }))
+        }
     };
+    match &result {
+        Err(Error::Source(e)) => ctx.fetch_gate.record(&key, e.is_slow_server()),
+        // Timed out before the fetch had finished.
+        Err(_) if timed_out && attempted.is_none() => ctx.fetch_gate.record(&key, true),
+        _ if attempted.is_some() => ctx.fetch_gate.record(&key, false),
+        _ => {}
+    }
     let mut failed = result.as_ref().map_or(true, |a| a.prune_error.is_some());
     let mut terminal = result.as_ref().err().is_some_and(Error::is_terminal);
     let heal = result.as_mut().ok().and_then(|a| a.heal.take());
@@ -466,7 +486,13 @@ async fn run(
     let mut pruned = 0;
     let mut prune_error = None;
     if gs.spec.prune && !stale.is_empty() {
-        let result = prune::prune(&client, &mut resolver, stale, &namespace, &name).await;
+        let scope = prune::PruneScope {
+            owner_namespace: &namespace,
+            owner_name: &name,
+            controller_namespace: &ctx.settings.namespace,
+        };
+        let result = prune::prune(&client, &mut resolver, stale, scope).await;
+        report_orphaned(ctx, gs, &result.orphaned).await;
         pruned = result.deleted.len();
         ctx.metrics.count_objects("pruned", pruned);
         if result.error.is_some() {
@@ -853,6 +879,28 @@ async fn finish(
     true
 }
 
+/// A warning Event for the objects prune left in place, each with the reason.
+async fn report_orphaned(ctx: &Shared, gs: &GitSync, orphaned: &[String]) {
+    if orphaned.is_empty() {
+        return;
+    }
+    for what in orphaned {
+        tracing::warn!(object = %what, "left in place by prune");
+    }
+    status::event(
+        &ctx.recorder,
+        gs,
+        true,
+        "PruneSkipped",
+        format!(
+            "{} object(s) left in place and dropped from the inventory: {}",
+            orphaned.len(),
+            orphaned.join("; ")
+        ),
+    )
+    .await;
+}
+
 /// The bare repository of a deleted GitSync goes with it.
 fn remove_repository(gs: &GitSync, ctx: &Shared) {
     if let Some(uid) = gs.uid() {
@@ -869,6 +917,8 @@ async fn cleanup(gs: Arc<GitSync>, ctx: &Shared) -> Result<Action, Error> {
         .forget(&(gs.namespace().unwrap_or_default(), gs.name_any()));
     ctx.webhooks
         .unregister(&gs.namespace().unwrap_or_default(), &gs.name_any());
+    ctx.fetch_gate
+        .forget(&(gs.namespace().unwrap_or_default(), gs.name_any()));
     if !gs.spec.prune {
         remove_repository(&gs, ctx);
         return Ok(Action::await_change());
@@ -895,7 +945,13 @@ async fn cleanup(gs: Arc<GitSync>, ctx: &Shared) -> Result<Action, Error> {
         }
     };
     let mut resolver = Resolver::default();
-    let result = prune::prune(&client, &mut resolver, entries, &namespace, &name).await;
+    let scope = prune::PruneScope {
+        owner_namespace: &namespace,
+        owner_name: &name,
+        controller_namespace: &ctx.settings.namespace,
+    };
+    let result = prune::prune(&client, &mut resolver, entries, scope).await;
+    report_orphaned(ctx, &gs, &result.orphaned).await;
     match result.error {
         Some(e) => Err(Error::Prune(e)),
         None => {

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use gix::bstr::ByteSlice;
 use gix::remote::Direction;
+use sealsync_core::redact::{redact_url, redact_url_in};
 use sealsync_core::render::SourceFile;
 use sealsync_core::Revision;
 use zeroize::Zeroizing;
@@ -111,7 +112,8 @@ impl std::fmt::Debug for Snapshot {
 }
 
 /// Why a fetch failed. Messages never hold credentials: URLs with user info are refused
-/// before any fetch.
+/// before any fetch, and every URL is shown redacted (query values and fragments as `***`,
+/// where tokens such as `?access_token=` travel).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SourceError {
@@ -122,13 +124,13 @@ pub enum SourceError {
         reason: &'static str,
     },
     /// The server refused the credentials, or asked for some.
-    #[error("authentication failed for {url}: check the username and password or bearerToken in spec.secretRef")]
+    #[error("authentication failed for {}: check the username and password or bearerToken in spec.secretRef", redact_url(url))]
     Authentication {
         /// The URL.
         url: String,
     },
     /// The ref does not exist on the remote.
-    #[error("{what} was not found in {url}")]
+    #[error("{what} was not found in {}", redact_url(url))]
     RefNotFound {
         /// `branch main`, `tag v1`, `commit abc…`.
         what: String,
@@ -144,7 +146,10 @@ pub enum SourceError {
         limit: u64,
     },
     /// The fetch took longer than `spec.timeout`.
-    #[error("fetching {url} took longer than the timeout of {timeout:?}")]
+    #[error(
+        "fetching {} took longer than the timeout of {timeout:?}",
+        redact_url(url)
+    )]
     Timeout {
         /// The URL.
         url: String,
@@ -152,7 +157,7 @@ pub enum SourceError {
         timeout: Duration,
     },
     /// Git failed: the server is unreachable, the repository is broken.
-    #[error("fetching {url}: {message}")]
+    #[error("fetching {}: {}", redact_url(url), redact_url_in(message, url))]
     Git {
         /// The URL.
         url: String,
@@ -173,6 +178,79 @@ impl SourceError {
     /// Whether this is an authentication failure (the `AuthenticationFailed` reason).
     pub fn is_authentication(&self) -> bool {
         matches!(self, SourceError::Authentication { .. })
+    }
+
+    /// Whether the server was unreachable, silent or too slow: the next fetch of the same
+    /// repository may well cost a reconcile slot for as long again.
+    pub fn is_slow_server(&self) -> bool {
+        matches!(self, SourceError::Timeout { .. } | SourceError::Git { .. })
+    }
+}
+
+/// What [`FetchGate::enter`] decided.
+#[derive(Debug)]
+pub enum FetchTurn {
+    /// The GitSync is not slow: go ahead.
+    Ordinary,
+    /// It is slow, and fetches while it holds the permit.
+    Slow(tokio::sync::OwnedSemaphorePermit),
+    /// It is slow and another slow one is fetching: try again later.
+    Wait,
+}
+
+/// Keeps GitSyncs whose Git server failed to answer from taking every reconcile slot.
+///
+/// A GitSync whose last fetch timed out or could not reach its server is "slow". Slow GitSyncs
+/// fetch one at a time across the controller (or as many as `permits`): a slow one that finds
+/// the permit taken is requeued at once without fetching, so the other reconcile slots stay
+/// free for everyone else. One success makes a GitSync ordinary again.
+#[derive(Debug)]
+pub struct FetchGate {
+    slow: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl FetchGate {
+    /// A gate letting `permits` slow GitSyncs fetch at once.
+    pub fn new(permits: usize) -> Self {
+        Self {
+            slow: Default::default(),
+            permits: Arc::new(tokio::sync::Semaphore::new(permits.max(1))),
+        }
+    }
+
+    /// Whether the GitSync `key` may fetch now.
+    pub fn enter(&self, key: &(String, String)) -> FetchTurn {
+        let slow = self
+            .slow
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(key);
+        if !slow {
+            return FetchTurn::Ordinary;
+        }
+        match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(permit) => FetchTurn::Slow(permit),
+            Err(_) => FetchTurn::Wait,
+        }
+    }
+
+    /// Records how a fetch of `key` went.
+    pub fn record(&self, key: &(String, String), slow_server: bool) {
+        let mut slow = self.slow.lock().unwrap_or_else(|p| p.into_inner());
+        if slow_server {
+            slow.insert(key.clone());
+        } else {
+            slow.remove(key);
+        }
+    }
+
+    /// Forgets a deleted GitSync.
+    pub fn forget(&self, key: &(String, String)) {
+        self.slow
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
     }
 }
 
@@ -306,9 +384,15 @@ fn fetch_blocking(
                 .with_fetch_tags(gix::remote::fetch::Tags::None)
                 .with_refspecs([refspec.as_str()], Direction::Fetch)
                 .map_err(|e| git_err(e.to_string()))?;
-            let mut connection = remote
-                .connect(Direction::Fetch)
-                .map_err(|e| classify(url, &e))?;
+            let mut connection = if url.starts_with("git://") {
+                // gix's own git:// connection has a connect timeout but no read timeout: a
+                // server that accepts and never answers would hold the thread for ever.
+                remote.to_connection_with_transport(connect_git_daemon(url)?)
+            } else {
+                remote
+                    .connect(Direction::Fetch)
+                    .map_err(|e| classify(url, &e))?
+            };
             if let Some(options) = transport_options(&repo, url, request.credentials.as_ref()) {
                 connection = connection.with_transport_options(options);
             }
@@ -420,6 +504,81 @@ fn fetch_blocking(
         downloaded,
         files,
     })
+}
+
+/// How long a Git server may take to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a Git server may stay silent (before its first byte, or between two reads) before
+/// the fetch fails: a server that accepts connections and never answers (a tarpit) costs a
+/// reconcile this long, not the whole fetch timeout, and leaves no thread behind.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A git:// connection with connect, read and write timeouts.
+fn connect_git_daemon(
+    url: &str,
+) -> Result<Box<dyn gix::protocol::transport::client::blocking_io::Transport + Send>, SourceError> {
+    use gix::protocol::transport::client::git::{self, blocking_io::Connection};
+    use std::net::{TcpStream, ToSocketAddrs};
+    let failed = |message: String| SourceError::Git {
+        url: url.to_owned(),
+        message,
+    };
+    let authority = url_authority(url);
+    let path = url
+        .strip_prefix("git://")
+        .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
+        .unwrap_or("/");
+    let (host, port) = split_host_port(authority)
+        .ok_or_else(|| failed(format!("not a host and port: {authority}")))?;
+    let addresses: Vec<std::net::SocketAddr> = (host, port.unwrap_or(9418))
+        .to_socket_addrs()
+        .map_err(|e| failed(format!("resolving {host}: {e}")))?
+        .collect();
+    let mut last_error = format!("{host} has no address");
+    let mut stream = None;
+    for address in addresses {
+        match TcpStream::connect_timeout(&address, CONNECT_TIMEOUT) {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last_error = format!("connecting to {address}: {e}"),
+        }
+    }
+    let read = stream.ok_or_else(|| failed(last_error))?;
+    let timeouts = read
+        .set_read_timeout(Some(IDLE_TIMEOUT))
+        .and_then(|()| read.set_write_timeout(Some(IDLE_TIMEOUT)));
+    timeouts.map_err(|e| failed(format!("setting socket timeouts: {e}")))?;
+    let write = read
+        .try_clone()
+        .map_err(|e| failed(format!("cloning the connection: {e}")))?;
+    Ok(Box::new(Connection::new(
+        read,
+        write,
+        gix::protocol::transport::Protocol::V2,
+        path,
+        Some((host.to_owned(), port)),
+        git::ConnectMode::Daemon,
+        false,
+    )))
+}
+
+/// `host` and the optional port of `host[:port]` or `[v6]:port`.
+fn split_host_port(authority: &str) -> Option<(&str, Option<u16>)> {
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p.parse().ok()?),
+            None if after.is_empty() => None,
+            None => return None,
+        };
+        return Some((host, port));
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) => Some((host, Some(port.parse().ok()?))),
+        None => Some((authority, None)),
+    }
 }
 
 /// `host[:port]` of a URL checked by [`check_url`].
@@ -762,5 +921,47 @@ mod tests {
         assert!(check_url("https://user:pw@example.com/r.git").is_err());
         assert!(check_url("file:///tmp/r").is_err());
         assert!(check_url("ssh://git@example.com/r").is_err());
+    }
+
+    #[test]
+    fn hosts_and_ports_split() {
+        assert_eq!(split_host_port("h"), Some(("h", None)));
+        assert_eq!(split_host_port("h:9419"), Some(("h", Some(9419))));
+        assert_eq!(split_host_port("[::1]:9418"), Some(("::1", Some(9418))));
+        assert_eq!(split_host_port("[::1]"), Some(("::1", None)));
+        assert_eq!(split_host_port("h:x"), None);
+    }
+
+    #[test]
+    fn a_server_that_never_answers_fails_the_fetch_within_the_idle_timeout() {
+        // Accepts the connection and says nothing, as a tarpit does.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let held = std::thread::spawn(move || listener.accept().map(|(s, _)| s));
+        let dir = tempfile::tempdir().expect("tmp");
+        let started = std::time::Instant::now();
+        let result = fetch_blocking(
+            &FetchRequest {
+                url: format!("git://127.0.0.1:{port}/r.git?access_token=canary-77"),
+                revision: Revision::Branch("main".to_owned()),
+                path: String::new(),
+                credentials: None,
+                repo_dir: dir.path().join("repo"),
+                limits: SourceLimits::default(),
+                timeout: Duration::from_secs(120),
+                known_commit: None,
+            },
+            &Arc::new(AtomicBool::new(false)),
+        );
+        let Err(err) = result else {
+            panic!("a server that never answers gave a snapshot");
+        };
+        assert!(
+            started.elapsed() < IDLE_TIMEOUT + Duration::from_secs(10),
+            "{err}"
+        );
+        let message = err.to_string();
+        assert!(!message.contains("canary-77"), "{message}");
+        drop(held.join());
     }
 }

@@ -60,6 +60,11 @@ impl ControllerProcess {
         if !extra.contains(&"--http-addr") {
             cmd.args(["--http-addr", "127.0.0.1:0"]);
         }
+        // The suites create GitSyncs in many namespaces, most without a service account: they
+        // run in the open mode, explicitly, unless a test chooses what to trust.
+        if !extra.iter().any(|a| a.starts_with("--trusted-namespaces")) {
+            cmd.arg("--trusted-namespaces=*");
+        }
         cmd.arg("--data-dir")
             .arg(data_dir)
             .args(extra)

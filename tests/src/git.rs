@@ -347,20 +347,34 @@ impl BareRepo {
         P: AsRef<str>,
         C: AsRef<[u8]>,
     {
-        self.change_and_push(branch, message, |work| {
-            for (path, contents) in files {
-                let rel = safe_relative_path(path.as_ref())?;
-                let full = work.join(&rel);
-                if let Some(parent) = full.parent() {
-                    std::fs::create_dir_all(parent)
-                        .with_context(|| format!("creating {}", parent.display()))?;
+        self.change_and_push(branch, message, |work| write_files(work, files))
+            .with_context(|| format!("committing files to {}:{branch}", self.name))
+    }
+
+    /// Makes `files` the whole tree of [`DEFAULT_BRANCH`] in one commit and pushes it: every
+    /// file not listed is deleted. Returns the new commit id.
+    pub fn commit_tree<P, C>(&self, files: &[(P, C)], message: &str) -> Result<String>
+    where
+        P: AsRef<str>,
+        C: AsRef<[u8]>,
+    {
+        self.change_and_push(DEFAULT_BRANCH, message, |work| {
+            for entry in std::fs::read_dir(work).context("listing the work tree")? {
+                let entry = entry.context("listing the work tree")?;
+                if entry.file_name() == ".git" {
+                    continue;
                 }
-                std::fs::write(&full, contents.as_ref())
-                    .with_context(|| format!("writing {}", rel.display()))?;
+                let path = entry.path();
+                if entry.file_type().context("file type")?.is_dir() {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                }
+                .with_context(|| format!("deleting {}", path.display()))?;
             }
-            Ok(())
+            write_files(work, files)
         })
-        .with_context(|| format!("committing files to {}:{branch}", self.name))
+        .with_context(|| format!("replacing the tree of {}", self.name))
     }
 
     /// Deletes `paths` (files or directories) on [`DEFAULT_BRANCH`], commits and pushes.
@@ -587,6 +601,21 @@ fn run(cmd: &mut Command, what: &str) -> Result<String> {
         bail!("{what} failed ({}): {}", out.status, tail.trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Writes `files` (path, contents) under `work`, creating parent directories.
+fn write_files<P: AsRef<str>, C: AsRef<[u8]>>(work: &Path, files: &[(P, C)]) -> Result<()> {
+    for (path, contents) in files {
+        let rel = safe_relative_path(path.as_ref())?;
+        let full = work.join(&rel);
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&full, contents.as_ref())
+            .with_context(|| format!("writing {}", rel.display()))?;
+    }
+    Ok(())
 }
 
 /// Accepts only plain relative paths inside the work tree (no `..`, no absolute paths, nothing

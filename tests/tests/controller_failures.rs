@@ -589,7 +589,7 @@ async fn guards_against_colliding_and_dangerous_revisions() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn what_a_failed_revision_created_is_pruned_after_a_revert() {
+async fn a_failed_revision_undoes_what_its_first_stage_wrote() {
     let env = Env::start(&[NS]).await;
     let good = env
         .repo
@@ -632,22 +632,26 @@ async fn what_a_failed_revision_created_is_pruned_after_a_revert() {
         !message.contains("not-base64"),
         "the server's message about a Secret leaked: {message}"
     );
+    // Applied whole or not at all: the Namespace written before the Secret failed is gone
+    // again, and the inventory is the last good revision's.
     let ids: Vec<&str> = status["inventory"]["entries"]
         .as_array()
         .expect("inventory")
         .iter()
         .filter_map(|e| e["id"].as_str())
         .collect();
-    assert!(ids.contains(&"_newns__Namespace"), "{ids:?}");
+    assert_eq!(ids, ["shop_settings__ConfigMap"], "{status:#}");
     assert_eq!(status["lastAppliedRevision"], format!("main@sha1:{good}"));
+    let ns = env.get("v1", "Namespace", None, "newns").await;
+    assert!(
+        ns.is_none_or(|n| n.metadata.deletion_timestamp.is_some()),
+        "the Namespace of the failed revision was left behind"
+    );
 
     let reverted = env.repo.revert(&bad).expect("git revert");
     env.wait_applied(NS, "apps", &reverted).await;
     let ns = env.get("v1", "Namespace", None, "newns").await;
-    assert!(
-        ns.is_none_or(|n| n.metadata.deletion_timestamp.is_some()),
-        "the Namespace the failed revision created was not pruned"
-    );
+    assert!(ns.is_none_or(|n| n.metadata.deletion_timestamp.is_some()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

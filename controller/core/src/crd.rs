@@ -17,7 +17,10 @@ pub const OWNER_NAME_LABEL: &str = "sealsync.dev/gitsync-name";
 pub const OWNER_NAMESPACE_LABEL: &str = "sealsync.dev/gitsync-namespace";
 /// `sealsync.dev/reconcile: disabled` on a live object: the controller leaves it alone.
 pub const RECONCILE_ANNOTATION: &str = "sealsync.dev/reconcile";
-/// `sealsync.dev/prune: disabled` on a live object: never pruned.
+/// `sealsync.dev/prune: disabled` on a live object: never pruned. On a Namespace or a
+/// CustomResourceDefinition, whose deletion deletes everything in it or of its kind,
+/// `sealsync.dev/prune: enabled` is needed before prune deletes it; without it such an object is
+/// left in place (orphaned) with a warning Event.
 pub const PRUNE_ANNOTATION: &str = "sealsync.dev/prune";
 /// Set on a GitSync (to any new value, such as the time) to ask for a reconcile now; the
 /// controller echoes the value in `status.lastHandledReconcileAt` once it has run. Flux's

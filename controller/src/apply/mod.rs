@@ -9,18 +9,23 @@
 //!    whose dry-run result equals the live object, so unchanged objects keep their
 //!    resourceVersion.
 
+mod fieldset;
+mod resolver;
+mod rollback;
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use kube::discovery::{self, Scope};
 use kube::{Api, Client};
 use sealsync_core::{FIELD_MANAGER, OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL, RECONCILE_ANNOTATION};
 use serde_json::Value as Json;
 
 use crate::heal::Fingerprint;
+pub use resolver::Resolver;
+use rollback::{Previous, Undo, WriteRecord};
 
 /// One object ready to apply: owner labels set, namespace defaulted.
 pub struct Desired {
@@ -63,7 +68,7 @@ impl Desired {
 }
 
 /// What one apply did.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct ApplyOutcome {
     /// Objects that did not exist.
     pub created: usize,
@@ -75,9 +80,8 @@ pub struct ApplyOutcome {
     pub skipped: usize,
     /// Objects deleted and created again (immutable fields changed, `spec.force`).
     pub recreated: usize,
-    /// Inventory entries of every object written, so that a revision that fails half-way
-    /// still records what it created (for a later prune).
-    pub written: Vec<sealsync_core::InventoryEntry>,
+    /// Every write, in order, with how to undo it if a later step fails.
+    writes: Vec<WriteRecord>,
     /// Each object's inventory id and state after the apply: what self-heal compares watch
     /// events with.
     pub observed: Vec<(String, Fingerprint)>,
@@ -101,12 +105,13 @@ pub enum Applied {
     Recreated,
 }
 
-/// A failed apply, with what it wrote before the failure.
+/// A failed apply. What it wrote before the failure was undone; `written` lists the objects
+/// that could not be put back, which join the inventory so that a later revision prunes them.
 #[derive(Debug)]
 pub struct ApplyFailure {
     /// Why it failed.
     pub error: ApplyError,
-    /// Inventory entries of the objects written before it failed.
+    /// Inventory entries of the objects that stay as written.
     pub written: Vec<sealsync_core::InventoryEntry>,
 }
 
@@ -181,50 +186,6 @@ impl ApplyError {
                 | ApplyError::NotReady { .. }
                 | ApplyError::Forbidden { .. }
         )
-    }
-}
-
-/// Resolves `apiVersion`/`kind` to a resource and its scope, once per reconcile.
-#[derive(Default)]
-pub struct Resolver {
-    cache: HashMap<(String, String), Option<(ApiResource, bool)>>,
-}
-
-impl std::fmt::Debug for Resolver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Resolver")
-            .field("kinds", &self.cache.len())
-            .finish()
-    }
-}
-
-impl Resolver {
-    /// `(resource, namespaced)`, or `None` when the cluster does not serve the kind.
-    pub async fn resolve(
-        &mut self,
-        client: &Client,
-        api_version: &str,
-        kind: &str,
-    ) -> Result<Option<(ApiResource, bool)>, kube::Error> {
-        let key = (api_version.to_owned(), kind.to_owned());
-        if let Some(hit) = self.cache.get(&key) {
-            return Ok(hit.clone());
-        }
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-        let gvk = GroupVersionKind::gvk(group, version, kind);
-        let found = match discovery::pinned_kind(client, &gvk).await {
-            Ok((resource, caps)) => Some((resource, caps.scope == Scope::Namespaced)),
-            Err(kube::Error::Api(status)) if status.code == 404 => None,
-            Err(kube::Error::Discovery(_)) => None,
-            Err(e) => return Err(e),
-        };
-        self.cache.insert(key, found.clone());
-        Ok(found)
-    }
-
-    /// Forgets every kind: after CRDs were written.
-    pub fn clear(&mut self) {
-        self.cache.clear();
     }
 }
 
@@ -343,12 +304,12 @@ enum Planned {
     Unchanged(Fingerprint),
     /// The live object (fingerprinted) has `sealsync.dev/reconcile: disabled`.
     Skipped(Fingerprint),
-    /// To write; `true` when the object does not exist yet.
-    Write { create: bool },
+    /// To write; `create` when the object does not exist yet.
+    Write { create: bool, undo: Undo },
     /// An immutable field changed and `spec.force` is on.
     Recreate,
     /// A manual edit added fields: take them over (see `drift`), then apply.
-    TakeOver,
+    TakeOver { undo: Undo },
 }
 
 type WriteFuture<'a> = std::pin::Pin<
@@ -364,11 +325,30 @@ pub async fn apply_all(
 ) -> Result<ApplyOutcome, ApplyFailure> {
     let mut outcome = ApplyOutcome::default();
     match apply_stages(client, resolver, objects, options, &mut outcome).await {
-        Ok(()) => Ok(outcome),
-        Err(error) => Err(ApplyFailure {
-            error,
-            written: outcome.written,
-        }),
+        Ok(()) => {
+            // Nothing to undo: the earlier configurations (a Secret's values among them) go.
+            outcome.writes.clear();
+            Ok(outcome)
+        }
+        Err(error) => {
+            let writes = std::mem::take(&mut outcome.writes);
+            let attempted = writes.len();
+            let undone = rollback::roll_back(writes).await;
+            if attempted > 0 {
+                tracing::info!(
+                    undone = undone.undone,
+                    kept = undone.remaining.len(),
+                    "the revision failed after some writes; they were undone"
+                );
+            }
+            for failure in &undone.failures {
+                tracing::warn!(error = %failure, "undoing a write of the failed revision");
+            }
+            Err(ApplyFailure {
+                error,
+                written: undone.remaining,
+            })
+        }
     }
 }
 
@@ -394,7 +374,9 @@ async fn apply_stages(
     let new_namespaces: Vec<&str> = definitions
         .iter()
         .zip(&plans)
-        .filter(|(d, p)| d.kind() == "Namespace" && matches!(p, Planned::Write { create: true }))
+        .filter(|(d, p)| {
+            d.kind() == "Namespace" && matches!(p, Planned::Write { create: true, .. })
+        })
         .map(|(d, _)| d.name())
         .collect();
     let changed_kinds: Vec<(String, String)> = definitions
@@ -427,7 +409,19 @@ async fn apply_stages(
         wait_ready(client, d, options.ready_timeout).await?;
     }
     if !definitions.is_empty() {
-        resolver.clear();
+        // Kinds the revision's CRDs serve now; everything found served before still is.
+        resolver.forget_unserved();
+    }
+    for d in &deferred {
+        let is_new_kind = changed_kinds
+            .iter()
+            .any(|(group_version, kind)| group_version == d.api_version() && kind == d.kind());
+        if is_new_kind {
+            resolver
+                .wait_served(client, d.api_version(), d.kind(), options.ready_timeout)
+                .await
+                .map_err(|e| transient(&d.location, &e))?;
+        }
     }
 
     // 3. Validate what depended on them before writing any of the rest.
@@ -456,6 +450,14 @@ async fn apply_stages(
             .or_default()
             .push((d, p));
     }
+    // Every kind was resolved by its dry-run; a kind that was not (it cannot happen today)
+    // is resolved here rather than taken for "not served".
+    for (d, _) in by_stage.values().flatten() {
+        resolver
+            .resolve(client, d.api_version(), d.kind())
+            .await
+            .map_err(|e| transient(&d.location, &e))?;
+    }
     for (_, batch) in by_stage {
         // Boxed up front: a lazily mapped stream of borrowing futures trips the compiler's
         // higher-ranked Send check inside the controller runtime.
@@ -463,11 +465,7 @@ async fn apply_stages(
             .into_iter()
             .map(|(d, p)| {
                 let client = client.clone();
-                let resolved = resolver
-                    .cache
-                    .get(&(d.api_version().to_owned(), d.kind().to_owned()))
-                    .cloned()
-                    .flatten();
+                let resolved = resolver.known(d.api_version(), d.kind());
                 Box::pin(async move {
                     let mut single = ApplyOutcome::default();
                     write_resolved(&client, resolved, d, p, &mut single).await?;
@@ -490,7 +488,7 @@ async fn apply_stages(
                     outcome.unchanged += r.unchanged;
                     outcome.skipped += r.skipped;
                     outcome.recreated += r.recreated;
-                    outcome.written.extend(r.written);
+                    outcome.writes.extend(r.writes);
                     outcome.observed.extend(r.observed);
                 }
                 Err(e) => {
@@ -556,11 +554,7 @@ async fn plan_many(
         .iter()
         .map(|d| {
             let client = client.clone();
-            let resolved = resolver
-                .cache
-                .get(&(d.api_version().to_owned(), d.kind().to_owned()))
-                .cloned()
-                .flatten();
+            let resolved = resolver.known(d.api_version(), d.kind());
             let d: &Desired = d;
             Box::pin(async move { plan_resolved(&client, resolved, d, options).await })
                 as PlanFuture<'_>
@@ -584,6 +578,18 @@ async fn plan_resolved(
     let force = options.force;
     let api = object_api(client, resolved, d)?;
     let live = api.get_opt(d.name()).await.map_err(|e| api_error(d, e))?;
+    if live
+        .as_ref()
+        .is_some_and(|l| l.metadata.deletion_timestamp.is_some())
+    {
+        // Written now, it would be gone in a moment (a Namespace of an earlier revision, say,
+        // which a revert brings back): retried once the deletion has finished.
+        return Err(ApplyError::Transient {
+            location: d.location.clone(),
+            message: "the object is being deleted; the revision is applied again once it is gone"
+                .to_owned(),
+        });
+    }
     if let Some(live) = &live {
         let labels = live.metadata.labels.as_ref();
         let owner = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
@@ -617,15 +623,25 @@ async fn plan_resolved(
     {
         Ok(dry) => {
             let Some(live) = live else {
-                return Ok(Planned::Write { create: true });
+                return Ok(Planned::Write {
+                    create: true,
+                    undo: Undo::Delete,
+                });
+            };
+            let undo = || match Previous::of(&live, d.api_version(), d.kind()) {
+                Some(previous) => Undo::Restore(previous),
+                None => Undo::Keep,
             };
             if options.self_heal && crate::drift::has_manual_edits(&live) {
-                return Ok(Planned::TakeOver);
+                return Ok(Planned::TakeOver { undo: undo() });
             }
             if same_object(&dry, &live) {
                 Ok(Planned::Unchanged(Fingerprint::of(&live.metadata)))
             } else {
-                Ok(Planned::Write { create: false })
+                Ok(Planned::Write {
+                    create: false,
+                    undo: undo(),
+                })
             }
         }
         Err(kube::Error::Api(status)) if is_immutable(&status) => {
@@ -671,7 +687,7 @@ async fn write_resolved(
 ) -> Result<(), ApplyError> {
     let api = object_api(client, resolved, d)?;
     let id = || crate::inventory::entry_of(&d.object).id;
-    match plan {
+    let undo = match plan {
         Planned::Unchanged(seen) => {
             outcome.unchanged += 1;
             outcome.observed.push((id(), seen));
@@ -690,10 +706,18 @@ async fn write_resolved(
                 .map_err(|e| api_error(d, e))?;
             wait_gone(&api, d).await?;
             outcome.recreated += 1;
+            // What was deleted cannot be brought back as it was.
+            Undo::Keep
         }
-        Planned::Write { create: true } => outcome.created += 1,
-        Planned::Write { create: false } => outcome.configured += 1,
-        Planned::TakeOver => {
+        Planned::Write { create, undo } => {
+            if create {
+                outcome.created += 1;
+            } else {
+                outcome.configured += 1;
+            }
+            undo
+        }
+        Planned::TakeOver { undo } => {
             if let Some(live) = api.get_opt(d.name()).await.map_err(|e| api_error(d, e))? {
                 let taken = crate::drift::take_over(&api, &live, d.api_version())
                     .await
@@ -701,13 +725,20 @@ async fn write_resolved(
                 outcome.intermediate.push(Fingerprint::of(&taken.metadata));
             }
             outcome.configured += 1;
+            undo
         }
-    }
+    };
     let after = api
         .patch(d.name(), &patch_params(false), &Patch::Apply(&d.object))
         .await
         .map_err(|e| api_error(d, e))?;
-    outcome.written.push(crate::inventory::entry_of(&d.object));
+    outcome.writes.push(WriteRecord {
+        entry: crate::inventory::entry_of(&d.object),
+        location: d.location.clone(),
+        api,
+        name: d.name().to_owned(),
+        undo,
+    });
     outcome
         .observed
         .push((id(), Fingerprint::of(&after.metadata)));

@@ -8,6 +8,7 @@ use sealsync_core::{parse_duration, VaultSpec};
 use zeroize::Zeroizing;
 
 use super::error::VaultError;
+use crate::context::TrustedNamespaces;
 
 /// The default `refreshInterval`, as External Secrets Operator's.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(3600);
@@ -22,7 +23,6 @@ const MAX_CA_FILE: u64 = 1024 * 1024;
 
 /// The controller's `VAULT_ADDR`, `VAULT_NAMESPACE`, `VAULT_CACERT` and `VAULT_TOKEN`, read
 /// once at start.
-#[derive(Default)]
 pub struct Defaults {
     /// `VAULT_ADDR`.
     pub address: Option<String>,
@@ -32,6 +32,20 @@ pub struct Defaults {
     pub ca_pem: Option<Vec<u8>>,
     /// `VAULT_TOKEN`: used only with the controller's own address.
     pub token: Option<Zeroizing<String>>,
+    /// The namespaces whose GitSyncs may log in with `VAULT_TOKEN`.
+    pub trusted_namespaces: TrustedNamespaces,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            address: None,
+            namespace: None,
+            ca_pem: None,
+            token: None,
+            trusted_namespaces: TrustedNamespaces::Only(Vec::new()),
+        }
+    }
 }
 
 impl std::fmt::Debug for Defaults {
@@ -41,6 +55,7 @@ impl std::fmt::Debug for Defaults {
             .field("namespace", &self.namespace)
             .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
             .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
+            .field("trusted_namespaces", &self.trusted_namespaces)
             .finish()
     }
 }
@@ -69,6 +84,7 @@ impl Defaults {
             namespace: var("VAULT_NAMESPACE"),
             ca_pem,
             token: var("VAULT_TOKEN").map(|t| Zeroizing::new(t.trim().to_owned())),
+            trusted_namespaces: TrustedNamespaces::Only(Vec::new()),
         })
     }
 }
@@ -222,7 +238,16 @@ impl VaultConfig {
         } else if defaults.token.is_some() && defaults.address.as_deref() == Some(address.as_str())
         {
             // The controller's token goes only to the controller's own Vault: a GitSync that
-            // names another address cannot have it sent there.
+            // names another address cannot have it sent there. And only GitSyncs an
+            // administrator trusts get it, or any tenant could read what it may read.
+            if !defaults.trusted_namespaces.contains(gitsync_namespace) {
+                return Err(VaultError::Spec(format!(
+                    "no login method: the controller's VAULT_TOKEN serves only GitSyncs in the \
+                     trusted namespaces ({}; --trusted-namespaces), not in {gitsync_namespace}; \
+                     set token, appRole or kubernetes",
+                    defaults.trusted_namespaces.describe()
+                )));
+            }
             Auth::ControllerToken
         } else {
             return Err(VaultError::Spec(
@@ -394,12 +419,22 @@ mod tests {
         let defaults = Defaults {
             address: Some("http://127.0.0.1:8200".into()),
             token: Some(Zeroizing::new("s.root".into())),
+            trusted_namespaces: TrustedNamespaces::Only(vec!["apps".into()]),
             ..Defaults::default()
         };
         let own = VaultConfig::resolve(None, None, "apps", &defaults)
             .expect("valid")
             .expect("configured");
         assert_eq!(own.auth, Auth::ControllerToken);
+        // A tenant's GitSync outside the trusted namespaces never gets the controller's token.
+        let err = VaultConfig::resolve(None, None, "team-a", &defaults)
+            .expect_err("an untrusted namespace");
+        let message = err.to_string();
+        assert!(
+            message.contains("trusted namespaces (apps") && message.contains("team-a"),
+            "{message}"
+        );
+        assert!(!message.contains("s.root"), "{message}");
         let elsewhere = VaultSpec {
             address: Some("https://evil.example".into()),
             ..VaultSpec::default()

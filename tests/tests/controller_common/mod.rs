@@ -58,7 +58,20 @@ impl Env {
 
     /// Like [`Env::start`], with arguments and environment variables for the controller.
     pub async fn start_with(namespaces: &[&str], args: &[String], env: &[(String, String)]) -> Env {
-        let (cluster, kubeconfig, client) = start_cluster(namespaces).await;
+        let cluster = TestCluster::from_env_or_start()
+            .await
+            .expect("start the test API server");
+        Self::start_on(cluster, namespaces, args, env).await
+    }
+
+    /// Like [`Env::start_with`], on a cluster the test chose.
+    pub async fn start_on(
+        cluster: TestCluster,
+        namespaces: &[&str],
+        args: &[String],
+        env: &[(String, String)],
+    ) -> Env {
+        let (cluster, kubeconfig, client) = prepare_cluster(cluster, namespaces).await;
         let dir = tempfile::tempdir().expect("tmp");
         let controller = start_controller(&kubeconfig, dir.path(), args, env).await;
         let git = tokio::task::spawn_blocking(|| GitServer::start().expect("git server"))
@@ -203,6 +216,14 @@ pub async fn start_cluster(namespaces: &[&str]) -> (TestCluster, PathBuf, Client
     let cluster = TestCluster::from_env_or_start()
         .await
         .expect("start the test API server");
+    prepare_cluster(cluster, namespaces).await
+}
+
+/// Installs the CRDs and creates the controller's namespace and `namespaces` on `cluster`.
+pub async fn prepare_cluster(
+    cluster: TestCluster,
+    namespaces: &[&str],
+) -> (TestCluster, PathBuf, Client) {
     let kubeconfig = cluster.kubeconfig_path().to_path_buf();
     let client = client_for(&kubeconfig).await;
     let crds = std::fs::read_to_string(
