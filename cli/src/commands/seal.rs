@@ -184,7 +184,7 @@ fn gather_inputs(args: &Args) -> CliResult<Vec<Input>> {
 fn read_secrets(path: Option<&Path>, namespace_flag: Option<&str>) -> CliResult<Vec<Input>> {
     let source = fsio::display_source(path);
     let text = fsio::read_input(path)?;
-    let docs = read_documents(&text, Limits::default())
+    let docs = read_documents(&text, Limits::secrets())
         .map_err(|e| CliError::from_manifest(&e).context(&source))?;
     let mut out = Vec::with_capacity(docs.len());
     for doc in &docs {
@@ -356,7 +356,7 @@ fn merge_into(args: &Args, target: &Path, inputs: Vec<Input>) -> CliResult<ExitC
     let resolved = args.recipients.resolver()?.resolve(Some(&match_path))?;
     // Held until the new file is in place: a concurrent merge waits, then reads our result.
     let locked = fsio::LockedFile::open(target)?;
-    let docs = read_documents(&locked.text, Limits::default())
+    let docs = read_documents(&locked.text, Limits::secrets())
         .map_err(|e| CliError::from_manifest(&e).context(&place))?;
     let [doc] = docs.as_slice() else {
         return Err(CliError::new(format!(

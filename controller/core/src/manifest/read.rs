@@ -38,6 +38,9 @@ pub struct Limits {
     pub max_scalar_bytes: usize,
     /// The most alias references (`*name`) in the stream.
     pub max_aliases: usize,
+    /// The most entries one mapping may hold, counted as they are read, so that a mapping of
+    /// a million keys is refused at its limit instead of after it is built.
+    pub max_mapping_entries: usize,
 }
 
 impl Default for Limits {
@@ -49,11 +52,22 @@ impl Default for Limits {
             max_nodes: 500_000,
             max_scalar_bytes: 32 * 1024 * 1024,
             max_aliases: 10_000,
+            max_mapping_entries: 500_000,
         }
     }
 }
 
 impl Limits {
+    /// Limits for Secret manifests: no mapping may hold more entries than a Secret may hold
+    /// values, so `data` or `stringData` with a million keys stops at the value limit, while
+    /// it is read.
+    pub fn secrets() -> Self {
+        Limits {
+            max_mapping_entries: sealsync_crypto::MAX_VALUES,
+            ..Limits::default()
+        }
+    }
+
     /// Limits sized for small inputs (configuration files, fuzzing).
     pub fn small(max_bytes: usize, max_documents: usize) -> Self {
         Limits {
@@ -265,6 +279,7 @@ fn parse_stream(text: &str, limits: &Limits) -> Result<Vec<Value>> {
             scalar_bytes: limits.max_scalar_bytes,
             max_depth: limits.max_depth,
             depth: 0,
+            max_entries: limits.max_mapping_entries,
             breach: None,
         })
     });
@@ -291,6 +306,7 @@ struct Remaining {
     scalar_bytes: usize,
     max_depth: usize,
     depth: usize,
+    max_entries: usize,
     breach: Option<Breach>,
 }
 
@@ -299,6 +315,7 @@ enum Breach {
     Nodes,
     ScalarBytes,
     Depth,
+    Entries,
 }
 
 impl Breach {
@@ -313,6 +330,10 @@ impl Breach {
                 format!("{} bytes", limits.max_scalar_bytes),
             ),
             Breach::Depth => ("the YAML nesting depth", limits.max_depth.to_string()),
+            Breach::Entries => (
+                "the number of entries in one mapping (a Secret holds at most this many values)",
+                limits.max_mapping_entries.to_string(),
+            ),
         };
         Error::LimitExceeded {
             what: what.to_owned(),
@@ -360,6 +381,19 @@ fn enter<E: de::Error>() -> std::result::Result<(), E> {
         }
         r.depth += 1;
         b.set(r);
+        Ok(())
+    })
+}
+
+/// Counts one more entry of a mapping that holds `entries` already.
+fn add_entry<E: de::Error>(entries: usize) -> std::result::Result<(), E> {
+    BUDGET.with(|b| {
+        let mut r = b.get();
+        if entries >= r.max_entries {
+            r.breach = Some(Breach::Entries);
+            b.set(r);
+            return Err(E::custom(BREACH_MESSAGE));
+        }
         Ok(())
     })
 }
@@ -573,11 +607,15 @@ impl<'de> Visitor<'de> for BoundedVisitor {
         enter()?;
         let mut out = Mapping::new();
         let result = loop {
-            let key = match map.next_key_seed(BoundedSeed) {
+            let mut key = match map.next_key_seed(BoundedSeed) {
                 Ok(Some(key)) => key,
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
             };
+            if let Err(e) = add_entry(out.len()) {
+                wipe_value(&mut key);
+                break Err(e);
+            }
             let value = match map.next_value_seed(BoundedSeed) {
                 Ok(value) => value,
                 Err(e) => break Err(e),
@@ -806,6 +844,28 @@ mod tests {
         };
         let err = read_documents("a: 1\n---\nb: 2\n---\nc: 3\n", limits).expect_err("bounded");
         assert_eq!(err.metric_label(), "limit_exceeded");
+    }
+
+    #[test]
+    fn a_mapping_past_the_value_limit_stops_while_it_is_read() {
+        let mut text = String::from("kind: Secret\nstringData:\n");
+        for i in 0..10_000 {
+            text.push_str(&format!("  k{i}: v\n"));
+        }
+        let err = read_documents(&text, Limits::secrets()).expect_err("bounded");
+        assert!(
+            err.to_string().contains("entries in one mapping")
+                && err
+                    .to_string()
+                    .contains(&sealsync_crypto::MAX_VALUES.to_string()),
+            "{err}"
+        );
+        // At the limit exactly, it is read.
+        let mut text = String::from("kind: Secret\nstringData:\n");
+        for i in 0..sealsync_crypto::MAX_VALUES {
+            text.push_str(&format!("  k{i}: v\n"));
+        }
+        assert!(read_documents(&text, Limits::secrets()).is_ok());
     }
 
     #[test]
