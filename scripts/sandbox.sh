@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 for tool in git kubectl python3; do
     command -v "$tool" >/dev/null || { echo "sandbox: $tool is needed" >&2; exit 1; }
 done
-cargo build -q -p sealsync -p sealsync-controller -p sealsync-tests \
-    --bin sealsync --bin sealsync-controller --bin sealsync-testcluster
+# The workspace's binaries with the workspace's features: what `cargo test --workspace` built
+# already, so that CI's run after the tests compiles nothing again.
+cargo build -q --workspace --bins
 bin="$PWD/target/debug"
 work="$(mktemp -d)"
 pids=()

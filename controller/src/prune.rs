@@ -74,7 +74,8 @@ fn controller_own(
         && group == "apiextensions.k8s.io"
         && name
             .strip_suffix(sealsync_core::GROUP)
-            .is_some_and(|plural| plural.ends_with('.'));
+            .and_then(|plural| plural.strip_suffix('.'))
+            .is_some_and(|plural| !plural.is_empty() && !plural.contains('.'));
     sealsync_crd.then_some("it is a sealsync CRD: deleting it would delete every GitSync")
 }
 
@@ -231,6 +232,14 @@ mod tests {
         )
         .is_some());
         assert!(own("Namespace", "", None, "shop").is_none());
+        // Another group under the same domain is not sealsync's.
+        assert!(own(
+            "CustomResourceDefinition",
+            "apiextensions.k8s.io",
+            None,
+            "gadgets.model.sealsync.dev"
+        )
+        .is_none());
         assert!(own(
             "CustomResourceDefinition",
             "apiextensions.k8s.io",

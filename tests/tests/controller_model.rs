@@ -605,9 +605,10 @@ async fn run_model(env: Env, seed: u64, revisions: usize) {
     )
     .await;
     let mut objects_seen = 0;
+    let mut broken_revisions = 0;
     for revision in 0..=revisions {
         if revision > 0 {
-            let steps = model.rng.random_range(1..=3);
+            let steps = model.rng.random_range(1..=4);
             let mut what = Vec::new();
             for _ in 0..steps {
                 what.push(model.step());
@@ -648,6 +649,7 @@ async fn run_model(env: Env, seed: u64, revisions: usize) {
                 ),
             ));
             log.push(format!("a broken Secret in the new Namespace {broken_ns}"));
+            broken_revisions += 1;
             let bad = env
                 .repo
                 .commit_tree(&broken, &format!("revision {revision}, broken"))
@@ -675,9 +677,11 @@ async fn run_model(env: Env, seed: u64, revisions: usize) {
         model.history.push(model.tree.clone());
     }
     println!(
-        "model: seed {seed}, {} revisions, {objects_seen} object checks, {} objects ever",
-        revisions + 1,
-        model.ever.len()
+        "model: seed {seed}, {} revisions ({broken_revisions} broken), {objects_seen} object \
+         checks, {} objects ever, {} left orphaned",
+        revisions + 1 + broken_revisions,
+        model.ever.len(),
+        model.orphaned.len()
     );
     let log = env.controller.log_tail(100_000);
     assert!(!log.contains("panicked"), "the controller panicked:\n{log}");
@@ -718,7 +722,7 @@ fn seed_and_revisions() -> (u64, usize) {
     let revisions = std::env::var("SEALSYNC_MODEL_REVISIONS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(24);
     println!("model: SEALSYNC_MODEL_SEED={seed}");
     (seed, revisions)
 }
