@@ -838,3 +838,121 @@ async fn a_refreshed_value_rolls_out_the_workloads_that_restart_on_it() {
     .await;
     assert_nowhere(&env, &[CANARY_PASSWORD, CANARY_NEXT, &token]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_never_gets_the_controllers_identity() {
+    // The platform's secret, readable with the controller's VAULT_TOKEN (root here).
+    const PLATFORM_CANARY: &str = "canary-platform-db-5f02e1";
+    let bao = bao().await;
+    bao.root()
+        .kv2_write(
+            "secret",
+            "platform/db",
+            &json!({"password": PLATFORM_CANARY}),
+        )
+        .await
+        .expect("write");
+    // The default: only the controller's own namespace (and here `platform`) is trusted.
+    let env = Env::start_with(
+        &[NS, "platform"],
+        &["--trusted-namespaces=platform".to_owned()],
+        &bao.env_vars(),
+    )
+    .await;
+    let stolen = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: stolen\n  namespace: {NS}\nstringData:\n  password: ref+vault://secret/platform/db#password\n"
+    );
+    let escalation = format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: {NS}-is-admin\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}}\nsubjects:\n- {{kind: Group, name: system:serviceaccounts:{NS}}}\n"
+    );
+    let commit = env
+        .repo
+        .commit_files(
+            &[
+                ("tenant/stolen.yaml", stolen.as_str()),
+                ("tenant/admin.yaml", escalation.as_str()),
+            ],
+            "a tenant's repository",
+        )
+        .expect("commit");
+
+    // A tenant's GitSync without a service account does not apply as the controller.
+    env.apply_gitsync(NS, "apps", json!({"interval": "1h", "path": "tenant"}))
+        .await;
+    let message = wait_reason(&env, "InvalidSpec").await;
+    assert!(
+        message.contains("spec.serviceAccountName is required in namespace vault")
+            && message.contains("trusted namespaces (sealsync-system, platform"),
+        "{message}"
+    );
+    assert!(env
+        .get(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRoleBinding",
+            None,
+            "vault-is-admin"
+        )
+        .await
+        .is_none());
+
+    // With its own service account, the references are still not resolved with the
+    // controller's token: the tenant must log in to Vault itself.
+    apply_yaml(
+        &env.client,
+        &format!(
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: deployer, namespace: {NS}}}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: deployer, namespace: {NS}}}\nrules:\n- apiGroups: [\"\"]\n  resources: [secrets]\n  verbs: [get, list, watch, create, update, patch, delete]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: deployer, namespace: {NS}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: deployer}}\nsubjects:\n- {{kind: ServiceAccount, name: deployer, namespace: {NS}}}\n"
+        ),
+    )
+    .await;
+    let only_secret = env
+        .repo
+        .delete_files(&["tenant/admin.yaml"], "only the Secret")
+        .expect("commit");
+    env.apply_gitsync(
+        NS,
+        "apps",
+        json!({"interval": "1h", "path": "tenant", "serviceAccountName": "deployer"}),
+    )
+    .await;
+    let status = env.wait_failed(NS, "apps", &only_secret).await;
+    let ready = condition(&status, "Ready").expect("Ready");
+    assert_eq!(ready["reason"], "VaultFailed", "{status:#}");
+    let message = ready["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("VAULT_TOKEN serves only GitSyncs in the trusted namespaces")
+            && message.contains("not in vault"),
+        "{message}"
+    );
+    assert!(env.get("v1", "Secret", Some(NS), "stolen").await.is_none());
+    assert_nowhere(&env, &[PLATFORM_CANARY, bao.root_token()]).await;
+    let _ = commit;
+
+    // The platform's own GitSync, in a trusted namespace, still uses the controller's token.
+    let platform = env
+        .repo
+        .commit_files(
+            &[(
+                "platform/db.yaml",
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: platform\nstringData:\n  password: ref+vault://secret/platform/db#password\n",
+            )],
+            "the platform's database",
+        )
+        .expect("commit");
+    env.apply_gitsync(
+        "platform",
+        "db",
+        json!({"interval": "1h", "path": "platform"}),
+    )
+    .await;
+    env.wait_applied("platform", "db", &platform).await;
+    let secret = env
+        .get("v1", "Secret", Some("platform"), "db")
+        .await
+        .expect("db");
+    assert_eq!(secret_value(&secret, "password"), PLATFORM_CANARY);
+    let log = env.controller.log();
+    assert!(
+        !log.contains(bao.root_token()),
+        "the controller's token leaked into the log"
+    );
+}
