@@ -122,6 +122,11 @@ impl ControllerProcess {
         crate::process::http_send_blocking(self.http_addr, "POST", path, headers, body)
     }
 
+    /// The process id (for `/proc/PID`: threads, memory).
+    pub fn pid(&self) -> u32 {
+        self.guard.id()
+    }
+
     /// The HTTP address.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr

@@ -690,3 +690,136 @@ async fn a_manifest_that_does_not_fit_its_schema_stalls_with_the_field_named() {
     assert!(env.get("v1", "ConfigMap", Some(NS), "fine").await.is_none());
     assert!(env.get("v1", "ConfigMap", Some(NS), "typo").await.is_none());
 }
+
+/// A Git server that accepts connections and never answers, as a tarpit does.
+struct Tarpit {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Tarpit {
+    fn start() -> Tarpit {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            // Bounded: at most 10 minutes and 10,000 connections, then it stops by itself.
+            let deadline = std::time::Instant::now() + Duration::from_secs(600);
+            while !flag.load(std::sync::atomic::Ordering::Relaxed)
+                && std::time::Instant::now() < deadline
+                && held.len() < 10_000
+            {
+                match listener.accept() {
+                    Ok((socket, _)) => held.push(socket),
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        Tarpit { port, stop }
+    }
+}
+
+impl Drop for Tarpit {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn controller_threads(env: &Env) -> usize {
+    std::fs::read_dir(format!("/proc/{}/task", env.controller.pid()))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_git_servers_do_not_starve_other_gitsyncs_or_leak_their_tokens() {
+    const TOKEN: &str = "canary-url-token-0d9e4b";
+    let env = Env::start(&[NS]).await;
+    let tarpit = Tarpit::start();
+    let first = env
+        .repo
+        .commit_files(
+            &[("cm.yaml", configmap_yaml(NS, "bystander", "v", "1"))],
+            "first",
+        )
+        .expect("commit");
+    env.apply_gitsync(NS, "bystander", json!({"interval": "1h"}))
+        .await;
+    env.wait_applied(NS, "bystander", &first).await;
+    let threads_before = controller_threads(&env);
+
+    // Six tenants point at a server that accepts and never answers, one with a token in the
+    // URL's query string.
+    for i in 0..6 {
+        env.apply_gitsync(
+            NS,
+            &format!("tarpit-{i}"),
+            json!({"url": format!("git://127.0.0.1:{}/r{i}.git?access_token={TOKEN}", tarpit.port), "interval": "5s"}),
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // The bystander's next commit still arrives while they fail.
+    let second = env
+        .repo
+        .commit_files(
+            &[("cm.yaml", configmap_yaml(NS, "bystander", "v", "2"))],
+            "second",
+        )
+        .expect("commit");
+    let pushed = std::time::Instant::now();
+    let (code, _, err) = run_cli_status(&[
+        "sync",
+        "bystander",
+        "-n",
+        NS,
+        "--kubeconfig",
+        &env.kubeconfig_arg(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    env.wait_applied(NS, "bystander", &second).await;
+    println!(
+        "tarpit: the bystander's commit applied {:.1} s after the push, with 6 silent servers",
+        pushed.elapsed().as_secs_f64()
+    );
+
+    // Every tarpit GitSync fails with a fetch error that shows no token.
+    for i in 0..6 {
+        let status = wait_for_value(
+            "the tarpit GitSync to fail",
+            Duration::from_secs(90),
+            || async {
+                let status = env.gitsync_status(NS, &format!("tarpit-{i}")).await;
+                (ready(&status) == Some(false)).then_some(status)
+            },
+            || env.controller.log_tail(20),
+        )
+        .await;
+        let text = status.to_string();
+        assert!(text.contains("FetchFailed"), "{text}");
+        assert!(text.contains("access_token=***"), "{text}");
+        assert!(
+            !text.contains(TOKEN),
+            "the URL's token is in the status: {text}"
+        );
+    }
+    // Failed fetches leave no thread behind: after a minute of six silent servers the
+    // controller has about as many threads as before.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let threads_after = controller_threads(&env);
+    println!("tarpit: controller threads {threads_before} before, {threads_after} after");
+    assert!(
+        threads_after <= threads_before + 8,
+        "fetch threads pile up: {threads_before} before, {threads_after} after"
+    );
+    let events = events_json(&env, NS).await;
+    assert!(!events.contains(TOKEN), "the URL's token is in an Event");
+    assert!(
+        !env.controller.log().contains(TOKEN),
+        "the URL's token is in the log"
+    );
+}
