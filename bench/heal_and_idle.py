@@ -64,7 +64,8 @@ class Controller:
             [os.path.join(REL, "sealsync-controller"), "--kubeconfig", kubeconfig,
              "--namespace", "sealsync-system", "--http-addr", f"127.0.0.1:{self.port}",
              "--data-dir", os.path.join(tmp, f"data-{self.port}"), "--log-format", "json",
-             *extra],
+             # The benchmark's GitSyncs are the platform's own, in many namespaces.
+             "--trusted-namespaces=*", *extra],
             stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT,
             env={**os.environ, "RUST_LOG": os.environ.get("BENCH_RUST_LOG", "info,kube=warn")})
         wait_for_line(self.log_path, "controller: running")

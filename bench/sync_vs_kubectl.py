@@ -89,7 +89,8 @@ def main():
                 [os.path.join(REL, "sealsync-controller"), "--kubeconfig", kubeconfig,
                  "--namespace", "sealsync-system", "--http-addr", "127.0.0.1:0",
                  "--data-dir", data_dir]
-                + (["--default-service-account", "deployer"] if args.impersonate else []),
+                + (["--default-service-account", "deployer"] if args.impersonate
+                   else ["--trusted-namespaces=bench-sealsync"]),
                 stdout=ctl_log, stderr=subprocess.STDOUT,
                 env={**os.environ, "RUST_LOG": "info,kube=warn"})
             procs.append(controller)
