@@ -106,3 +106,104 @@ impl Resolver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use axum::http::StatusCode;
+
+    const CORE: &str = r#"{"kind":"APIResourceList","apiVersion":"v1","groupVersion":"v1","resources":[{"name":"configmaps","singularName":"configmap","namespaced":true,"kind":"ConfigMap","verbs":["get","list","create","patch"]}]}"#;
+    const UNAVAILABLE: &str = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"the server is currently unable to handle the request","reason":"ServiceUnavailable","code":503}"#;
+    const NOT_FOUND: &str = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"the server could not find the requested resource","reason":"NotFound","code":404}"#;
+
+    /// An API server whose discovery of `v1` fails while `healthy` is false (the client's own
+    /// retries included); every other group-version is not served. Counts the requests.
+    async fn scripted(
+        healthy: Arc<std::sync::atomic::AtomicBool>,
+    ) -> (Client, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let core_calls = Arc::new(AtomicUsize::new(0));
+        let other_calls = Arc::new(AtomicUsize::new(0));
+        let (core, other) = (core_calls.clone(), other_calls.clone());
+        let app = axum::Router::new()
+            .route(
+                "/api/v1",
+                axum::routing::get(move || {
+                    core.fetch_add(1, Ordering::SeqCst);
+                    let up = healthy.load(Ordering::SeqCst);
+                    async move {
+                        if !up {
+                            (StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE)
+                        } else {
+                            (StatusCode::OK, CORE)
+                        }
+                    }
+                }),
+            )
+            .fallback(move || {
+                other.fetch_add(1, Ordering::SeqCst);
+                async { (StatusCode::NOT_FOUND, NOT_FOUND) }
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let mut config = kube::Config::new(format!("http://{addr}").parse().expect("url"));
+        // kube retries a 503 fifteen times with backoff up to minutes: one answer is enough.
+        config.default_retry = false;
+        let client = Client::try_from(config).expect("client");
+        (client, core_calls, other_calls)
+    }
+
+    #[tokio::test]
+    async fn a_failed_discovery_is_an_error_and_is_not_remembered() {
+        let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (client, core_calls, _) = scripted(healthy.clone()).await;
+        let mut resolver = Resolver::default();
+        let first = resolver.resolve(&client, "v1", "ConfigMap").await;
+        assert!(first.is_err(), "a 503 is not 'not served': {first:?}");
+        healthy.store(true, Ordering::SeqCst);
+        let failed_calls = core_calls.load(Ordering::SeqCst);
+        let (resource, namespaced) = resolver
+            .resolve(&client, "v1", "ConfigMap")
+            .await
+            .expect("answered")
+            .expect("served");
+        assert_eq!(resource.plural, "configmaps");
+        assert!(namespaced);
+        // Served kinds are remembered for the reconcile, even across forget_unserved.
+        resolver.forget_unserved();
+        assert!(resolver.known("v1", "ConfigMap").is_some());
+        resolver
+            .resolve(&client, "v1", "ConfigMap")
+            .await
+            .expect("cached")
+            .expect("served");
+        assert_eq!(core_calls.load(Ordering::SeqCst), failed_calls + 1);
+    }
+
+    #[tokio::test]
+    async fn unserved_kinds_are_asked_again_after_the_definitions_are_written() {
+        let healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (client, _, other_calls) = scripted(healthy).await;
+        let mut resolver = Resolver::default();
+        for _ in 0..2 {
+            let found = resolver
+                .resolve(&client, "example.com/v1", "Widget")
+                .await
+                .expect("a 404 is an answer");
+            assert!(found.is_none());
+        }
+        assert_eq!(other_calls.load(Ordering::SeqCst), 1, "remembered");
+        resolver.forget_unserved();
+        assert!(resolver
+            .resolve(&client, "example.com/v1", "Widget")
+            .await
+            .expect("answer")
+            .is_none());
+        assert_eq!(other_calls.load(Ordering::SeqCst), 2, "asked again");
+    }
+}
