@@ -742,7 +742,7 @@ async fn silent_git_servers_do_not_starve_other_gitsyncs_or_leak_their_tokens() 
     let first = env
         .repo
         .commit_files(
-            &[("cm.yaml", configmap_yaml(NS, "bystander", "v", "1"))],
+            &[("cm.yaml", configmap_yaml(NS, "bystander", "v", "first"))],
             "first",
         )
         .expect("commit");
@@ -767,7 +767,7 @@ async fn silent_git_servers_do_not_starve_other_gitsyncs_or_leak_their_tokens() 
     let second = env
         .repo
         .commit_files(
-            &[("cm.yaml", configmap_yaml(NS, "bystander", "v", "2"))],
+            &[("cm.yaml", configmap_yaml(NS, "bystander", "v", "second"))],
             "second",
         )
         .expect("commit");

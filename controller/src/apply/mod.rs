@@ -8,6 +8,11 @@
 //! 4. The rest is written in a stable kind order, concurrently (bounded), skipping every object
 //!    whose dry-run result equals the live object, so unchanged objects keep their
 //!    resourceVersion.
+//! 5. If any step fails after something was written, every write of the attempt is undone,
+//!    last first ([`rollback`]): a revision is applied whole or not at all.
+//!
+//! Kinds are resolved once per reconcile ([`Resolver`]); a kind found served stays resolved
+//! after the first stage is written, and a failed discovery is an error, never "not served".
 
 mod fieldset;
 mod resolver;
