@@ -567,6 +567,14 @@ async fn check(env: &Env, model: &Model, commit: &str) -> Result<(), String> {
 }
 
 async fn run_model(env: Env, seed: u64, revisions: usize) {
+    let started = std::time::Instant::now();
+    let server = if env.cluster.kube_apiserver().is_some() {
+        "kube-apiserver"
+    } else if env.cluster.is_real() {
+        "an external cluster"
+    } else {
+        "the embedded server"
+    };
     let mut model = Model {
         rng: StdRng::seed_from_u64(seed),
         tree: Tree::new(),
@@ -677,11 +685,12 @@ async fn run_model(env: Env, seed: u64, revisions: usize) {
         model.history.push(model.tree.clone());
     }
     println!(
-        "model: seed {seed}, {} revisions ({broken_revisions} broken), {objects_seen} object \
-         checks, {} objects ever, {} left orphaned",
+        "model: seed {seed} on {server}: {} revisions ({broken_revisions} broken), \
+         {objects_seen} object checks, {} objects ever, {} left orphaned, {:.1} s",
         revisions + 1 + broken_revisions,
         model.ever.len(),
-        model.orphaned.len()
+        model.orphaned.len(),
+        started.elapsed().as_secs_f64()
     );
     let log = env.controller.log_tail(100_000);
     assert!(!log.contains("panicked"), "the controller panicked:\n{log}");
