@@ -149,23 +149,17 @@ pub async fn prune(
         let labels = live.metadata.labels.clone().unwrap_or_default();
         let ours = labels.get(OWNER_NAME_LABEL).map(String::as_str) == Some(owner_name)
             && labels.get(OWNER_NAMESPACE_LABEL).map(String::as_str) == Some(owner_namespace);
-        let disabled = live
+        let prune_setting = live
             .metadata
             .annotations
             .as_ref()
             .and_then(|a| a.get(PRUNE_ANNOTATION))
-            .is_some_and(|v| v.eq_ignore_ascii_case("disabled"));
-        if !ours || disabled {
+            .map(|v| v.to_ascii_lowercase());
+        if !ours || prune_setting.as_deref() == Some("disabled") {
             outcome.skipped += 1;
             continue;
         }
-        let opted_in = live
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(PRUNE_ANNOTATION))
-            .is_some_and(|v| v.eq_ignore_ascii_case("enabled"));
-        if cascades(kind, group) && !opted_in {
+        if cascades(kind, group) && prune_setting.as_deref() != Some("enabled") {
             outcome.orphaned.push(format!(
                 "{what}: not deleted, since deleting it deletes everything in it; annotate it \
                  {PRUNE_ANNOTATION}: enabled in Git first to let sealsync delete it, or delete it \
