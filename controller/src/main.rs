@@ -118,7 +118,7 @@ async fn main() -> Result<()> {
     init_logging(&args.log_format);
 
     // Read before anything else runs; VAULT_TOKEN is only ever sent to VAULT_ADDR.
-    let mut vault_defaults = vault::Defaults::from_env()?;
+    let vault_defaults = vault::Defaults::from_env()?;
     let trusted_namespaces = sealsync_controller::context::TrustedNamespaces::parse(
         args.trusted_namespaces.as_deref(),
         &args.namespace,
@@ -132,7 +132,6 @@ async fn main() -> Result<()> {
              namespaces you trust, or set --default-service-account"
         );
     }
-    vault_defaults.trusted_namespaces = trusted_namespaces.clone();
     if let Some(file) = &args.peer_recipients_file {
         keys::backup::read_recipients_setting("--peer-recipients-file", file)?;
     }

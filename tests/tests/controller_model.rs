@@ -436,12 +436,6 @@ fn manifest(
     }
 }
 
-/// Whether a live object is gone, or on its way out.
-fn gone(live: &Option<kube::api::DynamicObject>) -> bool {
-    live.as_ref()
-        .is_none_or(|o| o.metadata.deletion_timestamp.is_some())
-}
-
 /// Compares the cluster with the model; `Err` says what differs.
 async fn check(env: &Env, model: &Model, commit: &str) -> Result<(), String> {
     let status = env.gitsync_status(HOME, "model").await;

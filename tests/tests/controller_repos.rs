@@ -48,11 +48,6 @@ async fn configmap_value(env: &Env, namespace: &str, name: &str) -> Option<Strin
         .and_then(|c| c.data["data"]["value"].as_str().map(str::to_owned))
 }
 
-fn gone(live: &Option<kube::api::DynamicObject>) -> bool {
-    live.as_ref()
-        .is_none_or(|o| o.metadata.deletion_timestamp.is_some())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apps_that_declare_their_namespaces_sync_every_revision() {
     let env = Env::start(&[PLATFORM]).await;

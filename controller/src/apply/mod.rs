@@ -455,14 +455,6 @@ async fn apply_stages(
             .or_default()
             .push((d, p));
     }
-    // Every kind was resolved by its dry-run; a kind that was not (it cannot happen today)
-    // is resolved here rather than taken for "not served".
-    for (d, _) in by_stage.values().flatten() {
-        resolver
-            .resolve(client, d.api_version(), d.kind())
-            .await
-            .map_err(|e| transient(&d.location, &e))?;
-    }
     for (_, batch) in by_stage {
         // Boxed up front: a lazily mapped stream of borrowing futures trips the compiler's
         // higher-ranked Send check inside the controller runtime.
@@ -470,6 +462,7 @@ async fn apply_stages(
             .into_iter()
             .map(|(d, p)| {
                 let client = client.clone();
+                // Resolved by its dry-run, and served kinds stay resolved.
                 let resolved = resolver.known(d.api_version(), d.kind());
                 Box::pin(async move {
                     let mut single = ApplyOutcome::default();

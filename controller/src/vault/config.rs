@@ -23,6 +23,7 @@ const MAX_CA_FILE: u64 = 1024 * 1024;
 
 /// The controller's `VAULT_ADDR`, `VAULT_NAMESPACE`, `VAULT_CACERT` and `VAULT_TOKEN`, read
 /// once at start.
+#[derive(Default)]
 pub struct Defaults {
     /// `VAULT_ADDR`.
     pub address: Option<String>,
@@ -30,22 +31,9 @@ pub struct Defaults {
     pub namespace: Option<String>,
     /// The PEM file `VAULT_CACERT` names.
     pub ca_pem: Option<Vec<u8>>,
-    /// `VAULT_TOKEN`: used only with the controller's own address.
+    /// `VAULT_TOKEN`: used only with the controller's own address, for GitSyncs in the
+    /// trusted namespaces.
     pub token: Option<Zeroizing<String>>,
-    /// The namespaces whose GitSyncs may log in with `VAULT_TOKEN`.
-    pub trusted_namespaces: TrustedNamespaces,
-}
-
-impl Default for Defaults {
-    fn default() -> Self {
-        Self {
-            address: None,
-            namespace: None,
-            ca_pem: None,
-            token: None,
-            trusted_namespaces: TrustedNamespaces::Only(Vec::new()),
-        }
-    }
 }
 
 impl std::fmt::Debug for Defaults {
@@ -55,7 +43,6 @@ impl std::fmt::Debug for Defaults {
             .field("namespace", &self.namespace)
             .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
             .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
-            .field("trusted_namespaces", &self.trusted_namespaces)
             .finish()
     }
 }
@@ -84,7 +71,6 @@ impl Defaults {
             namespace: var("VAULT_NAMESPACE"),
             ca_pem,
             token: var("VAULT_TOKEN").map(|t| Zeroizing::new(t.trim().to_owned())),
-            trusted_namespaces: TrustedNamespaces::Only(Vec::new()),
         })
     }
 }
@@ -165,12 +151,14 @@ impl VaultConfig {
     }
 
     /// The settings of a GitSync in `gitsync_namespace` with `spec` (absent: the controller's
-    /// defaults alone) and `service_account` (`spec.serviceAccountName`).
+    /// defaults alone) and `service_account` (`spec.serviceAccountName`); `trusted` are the
+    /// namespaces whose GitSyncs may log in with the controller's `VAULT_TOKEN`.
     pub fn resolve(
         spec: Option<&VaultSpec>,
         service_account: Option<&str>,
         gitsync_namespace: &str,
         defaults: &Defaults,
+        trusted: &TrustedNamespaces,
     ) -> Result<Option<Self>, VaultError> {
         let empty = VaultSpec::default();
         let spec_given = spec.is_some();
@@ -240,12 +228,12 @@ impl VaultConfig {
             // The controller's token goes only to the controller's own Vault: a GitSync that
             // names another address cannot have it sent there. And only GitSyncs an
             // administrator trusts get it, or any tenant could read what it may read.
-            if !defaults.trusted_namespaces.contains(gitsync_namespace) {
+            if !trusted.contains(gitsync_namespace) {
                 return Err(VaultError::Spec(format!(
                     "no login method: the controller's VAULT_TOKEN serves only GitSyncs in the \
                      trusted namespaces ({}; --trusted-namespaces), not in {gitsync_namespace}; \
                      set token, appRole or kubernetes",
-                    defaults.trusted_namespaces.describe()
+                    trusted.describe()
                 )));
             }
             Auth::ControllerToken
@@ -393,9 +381,15 @@ mod tests {
             namespace: Some("team".into()),
             ..Defaults::default()
         };
-        let config = VaultConfig::resolve(Some(&token_spec(None)), None, "apps", &defaults)
-            .expect("valid")
-            .expect("configured");
+        let config = VaultConfig::resolve(
+            Some(&token_spec(None)),
+            None,
+            "apps",
+            &defaults,
+            &TrustedNamespaces::All,
+        )
+        .expect("valid")
+        .expect("configured");
         assert_eq!(config.address, "http://127.0.0.1:8200");
         assert_eq!(config.namespace.as_deref(), Some("team"));
         assert_eq!(config.refresh_interval, DEFAULT_REFRESH);
@@ -407,11 +401,15 @@ mod tests {
             }
         );
         // No spec and no VAULT_ADDR: no Vault at all.
-        assert!(
-            VaultConfig::resolve(None, None, "apps", &Defaults::default())
-                .expect("valid")
-                .is_none()
-        );
+        assert!(VaultConfig::resolve(
+            None,
+            None,
+            "apps",
+            &Defaults::default(),
+            &TrustedNamespaces::All
+        )
+        .expect("valid")
+        .is_none());
     }
 
     #[test]
@@ -419,15 +417,15 @@ mod tests {
         let defaults = Defaults {
             address: Some("http://127.0.0.1:8200".into()),
             token: Some(Zeroizing::new("s.root".into())),
-            trusted_namespaces: TrustedNamespaces::Only(vec!["apps".into()]),
             ..Defaults::default()
         };
-        let own = VaultConfig::resolve(None, None, "apps", &defaults)
+        let trusted = TrustedNamespaces::Only(vec!["apps".into()]);
+        let own = VaultConfig::resolve(None, None, "apps", &defaults, &trusted)
             .expect("valid")
             .expect("configured");
         assert_eq!(own.auth, Auth::ControllerToken);
         // A tenant's GitSync outside the trusted namespaces never gets the controller's token.
-        let err = VaultConfig::resolve(None, None, "team-a", &defaults)
+        let err = VaultConfig::resolve(None, None, "team-a", &defaults, &trusted)
             .expect_err("an untrusted namespace");
         let message = err.to_string();
         assert!(
@@ -439,7 +437,7 @@ mod tests {
             address: Some("https://evil.example".into()),
             ..VaultSpec::default()
         };
-        let err = VaultConfig::resolve(Some(&elsewhere), None, "apps", &defaults)
+        let err = VaultConfig::resolve(Some(&elsewhere), None, "apps", &defaults, &trusted)
             .expect_err("no token for another server");
         assert!(err.to_string().contains("no login method"), "{err}");
     }
@@ -485,7 +483,8 @@ mod tests {
             ),
             (VaultSpec::default(), "address is not set"),
         ] {
-            let err = VaultConfig::resolve(Some(&spec), None, "apps", &d).expect_err(needle);
+            let err = VaultConfig::resolve(Some(&spec), None, "apps", &d, &TrustedNamespaces::All)
+                .expect_err(needle);
             assert!(err.to_string().contains(needle), "{err} lacks {needle}");
         }
     }

@@ -149,6 +149,7 @@ pub async fn resolve_revision(
         gs.spec.service_account_name.as_deref(),
         &key.0,
         &shared.vault.defaults,
+        &shared.settings.trusted_namespaces,
     )?
     .ok_or_else(|| VaultError::NotConfigured {
         location: first.location.clone(),

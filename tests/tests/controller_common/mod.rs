@@ -473,6 +473,13 @@ pub fn configmap_yaml(namespace: &str, name: &str, key: &str, value: &str) -> St
     )
 }
 
+/// Whether a live object is gone, or on its way out (deleted, held by finalizers or a
+/// terminating Namespace).
+pub fn gone(live: &Option<DynamicObject>) -> bool {
+    live.as_ref()
+        .is_none_or(|o| o.metadata.deletion_timestamp.is_some())
+}
+
 /// Decodes `data[key]` of a live Secret.
 pub fn secret_value(secret: &DynamicObject, key: &str) -> String {
     use base64::Engine as _;
