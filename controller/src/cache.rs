@@ -9,7 +9,7 @@ use futures::FutureExt;
 use kube::runtime::reflector::Store;
 
 /// Whether `store` has listed once, without waiting.
-pub fn listed<K: kube::Resource + Clone + 'static>(store: &Store<K>) -> bool
+pub(crate) fn listed<K: kube::Resource + Clone + 'static>(store: &Store<K>) -> bool
 where
     K::DynamicType: std::hash::Hash + Eq + Clone,
 {
@@ -17,7 +17,7 @@ where
 }
 
 /// Waits until `store` has listed once.
-pub async fn until_listed<K: kube::Resource + Clone + 'static>(store: &Store<K>)
+pub(crate) async fn until_listed<K: kube::Resource + Clone + 'static>(store: &Store<K>)
 where
     K::DynamicType: std::hash::Hash + Eq + Clone,
 {

@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 use crate::http::RateLimit;
 
 /// The header that carries the caller's token through the API server's service proxy.
-pub const TOKEN_HEADER: &str = "x-sealsync-token";
+pub(crate) const TOKEN_HEADER: &str = "x-sealsync-token";
 /// The longest token accepted; real ones are a few kilobytes at most.
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// Callers remembered for rate limiting; past this the full buckets are forgotten.
@@ -28,7 +28,7 @@ const MAX_CALLERS: usize = 4096;
 
 /// Why a caller was turned away.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// No token, or one the API server does not accept.
     Unauthenticated(String),
     /// The caller may not do this.
@@ -41,7 +41,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// A short stable label for metrics.
-    pub fn metric_label(&self) -> &'static str {
+    pub(crate) fn metric_label(&self) -> &'static str {
         match self {
             Refusal::Unauthenticated(_) => "unauthenticated",
             Refusal::Forbidden(_) => "forbidden",
@@ -54,7 +54,7 @@ impl Refusal {
 /// The permission a caller needs: a verb on a subresource of `sealingkeys` in the controller's
 /// namespace, such as `create` on `sealingkeys/rewrap`.
 #[derive(Debug, Clone, Copy)]
-pub struct Permission {
+pub(crate) struct Permission {
     /// The verb.
     pub verb: &'static str,
     /// The subresource of `sealingkeys`.
@@ -63,7 +63,7 @@ pub struct Permission {
 
 /// A caller whose token the API server accepted.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub(crate) struct Caller {
     /// The user name.
     pub name: String,
     user: k8s_openapi::api::authentication::v1::UserInfo,
@@ -71,14 +71,14 @@ pub struct Caller {
 
 /// Checks callers and limits each one's rate.
 #[derive(Debug)]
-pub struct Callers {
+pub(crate) struct Callers {
     per_caller_per_second: f64,
     buckets: Mutex<HashMap<String, RateLimit>>,
 }
 
 impl Callers {
     /// Each caller gets `per_second` requests a second (and as many at once).
-    pub fn new(per_second: f64) -> Self {
+    pub(crate) fn new(per_second: f64) -> Self {
         Self {
             per_caller_per_second: per_second,
             buckets: Mutex::new(HashMap::new()),
@@ -86,7 +86,7 @@ impl Callers {
     }
 
     /// The caller once its token is reviewed, its rate checked and its permission confirmed.
-    pub async fn admit(
+    pub(crate) async fn admit(
         &self,
         client: &Client,
         namespace: &str,
@@ -146,7 +146,7 @@ impl Callers {
 }
 
 /// Whether `caller` may use `permission` in `namespace` (a SubjectAccessReview).
-pub async fn authorize(
+pub(crate) async fn authorize(
     client: &Client,
     namespace: &str,
     caller: &Caller,

@@ -14,7 +14,7 @@ use crate::metrics::Metrics;
 
 /// Settings from the command line.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Where the controller's keys live.
     pub namespace: String,
     /// Where each GitSync's bare repository is kept.
@@ -45,7 +45,7 @@ pub struct Settings {
 /// controller's `VAULT_TOKEN`. Anyone who can create a GitSync there can do what the
 /// controller can, so by default only the controller's own namespace is trusted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TrustedNamespaces {
+pub(crate) enum TrustedNamespaces {
     /// Every namespace (`--trusted-namespaces='*'`): the open mode, as Flux runs by default.
     All,
     /// These namespaces only.
@@ -55,7 +55,7 @@ pub enum TrustedNamespaces {
 impl TrustedNamespaces {
     /// Parses `--trusted-namespaces`: `*`, or namespace names separated by commas; the
     /// controller's namespace is always trusted.
-    pub fn parse(flag: Option<&str>, controller_namespace: &str) -> Result<Self, String> {
+    pub(crate) fn parse(flag: Option<&str>, controller_namespace: &str) -> Result<Self, String> {
         let Some(flag) = flag else {
             return Ok(Self::Only(vec![controller_namespace.to_owned()]));
         };
@@ -76,7 +76,7 @@ impl TrustedNamespaces {
     }
 
     /// Whether GitSyncs in `namespace` are trusted.
-    pub fn contains(&self, namespace: &str) -> bool {
+    pub(crate) fn contains(&self, namespace: &str) -> bool {
         match self {
             Self::All => true,
             Self::Only(names) => names.iter().any(|n| n == namespace),
@@ -84,7 +84,7 @@ impl TrustedNamespaces {
     }
 
     /// For messages: `sealsync-system, platform`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Self::All => "every namespace".to_owned(),
             Self::Only(names) => names.join(", "),
@@ -93,7 +93,7 @@ impl TrustedNamespaces {
 }
 
 /// Shared state.
-pub struct Shared {
+pub(crate) struct Shared {
     /// The API client.
     pub client: Client,
     /// The configuration `client` was built from, for the clients that impersonate a
@@ -141,7 +141,7 @@ impl std::fmt::Debug for Shared {
 
 /// Who a GitSync applies and prunes as.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Actor {
+pub(crate) enum Actor {
     /// The controller's own identity.
     Controller,
     /// `system:serviceaccount:NAMESPACE:NAME`, impersonated.
@@ -160,7 +160,7 @@ impl std::fmt::Display for Actor {
 impl Shared {
     /// Who the GitSync in `namespace` with `spec.serviceAccountName` = `service_account`
     /// acts as.
-    pub fn actor(
+    pub(crate) fn actor(
         &self,
         namespace: &str,
         service_account: Option<&str>,
@@ -189,7 +189,7 @@ impl Shared {
     }
 
     /// The client that acts as `actor`.
-    pub fn client_as(&self, actor: &Actor) -> Result<Client, crate::Error> {
+    pub(crate) fn client_as(&self, actor: &Actor) -> Result<Client, crate::Error> {
         let Actor::ServiceAccount(user) = actor else {
             return Ok(self.client.clone());
         };
@@ -214,7 +214,7 @@ impl Shared {
     }
 
     /// Asks for a full re-plan of `key` at its next reconcile, and for that reconcile now.
-    pub fn request_replan(&self, key: &crate::heal::SyncKey) {
+    pub(crate) fn request_replan(&self, key: &crate::heal::SyncKey) {
         self.replans
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -225,7 +225,7 @@ impl Shared {
     }
 
     /// Whether a full re-plan of `key` was asked for (and forgets the request).
-    pub fn take_replan(&self, key: &crate::heal::SyncKey) -> bool {
+    pub(crate) fn take_replan(&self, key: &crate::heal::SyncKey) -> bool {
         self.replans
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -233,7 +233,7 @@ impl Shared {
     }
 
     /// The published recipients file.
-    pub async fn recipients_file(&self) -> Option<String> {
+    pub(crate) async fn recipients_file(&self) -> Option<String> {
         let keys = self.keys.read().await;
         if keys.identities().is_empty() {
             None
@@ -244,7 +244,7 @@ impl Shared {
 }
 
 /// A Kubernetes object name (RFC 1123 subdomain).
-pub fn is_dns_subdomain(name: &str) -> bool {
+pub(crate) fn is_dns_subdomain(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
         && name.split('.').all(|label| {

@@ -14,7 +14,7 @@ use serde_json::Value as Json;
 /// Why a revision could not be decrypted. Messages name the file and document, never a value.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum DecryptError {
+pub(crate) enum DecryptError {
     /// A SealedSecret could not be opened: wrong key, tampered, moved.
     #[error("{location}: {source}")]
     Open {
@@ -43,7 +43,7 @@ pub enum DecryptError {
 }
 
 /// The objects of a revision after decryption, and which keys opened each SealedSecret.
-pub struct Decrypted {
+pub(crate) struct Decrypted {
     /// Every object, SealedSecrets replaced by their Secrets, in render order.
     pub objects: Vec<(String, Json)>,
     /// Key usage, for `status.sealedSecrets`.
@@ -68,7 +68,7 @@ impl Drop for Decrypted {
 }
 
 /// Whether `m` is a SealedSecret: its values are opened, never read as Vault references.
-pub fn is_sealed(m: &Manifest) -> bool {
+pub(crate) fn is_sealed(m: &Manifest) -> bool {
     m.api_version() == sealsync_crypto::API_VERSION && m.kind() == sealsync_crypto::KIND
 }
 
@@ -123,7 +123,7 @@ fn open_failure(
 
 /// Opens every SealedSecret of `manifests` with the keys of `ring`, newest first. Objects
 /// without a namespace are opened for `default_namespace`, where they will be applied.
-pub fn decrypt(
+pub(crate) fn decrypt(
     manifests: &[Manifest],
     ring: &KeyRing,
     default_namespace: &str,

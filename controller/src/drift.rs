@@ -23,7 +23,7 @@ fn is_manual_edit(entry: &ManagedFieldsEntry) -> bool {
 }
 
 /// Whether the live object carries fields a manual edit set.
-pub fn has_manual_edits(live: &DynamicObject) -> bool {
+pub(crate) fn has_manual_edits(live: &DynamicObject) -> bool {
     live.metadata
         .managed_fields
         .as_ref()
@@ -31,7 +31,10 @@ pub fn has_manual_edits(live: &DynamicObject) -> bool {
 }
 
 /// The managedFields with every manual-edit entry merged into the controller's Apply entry.
-pub fn taken_over(entries: &[ManagedFieldsEntry], api_version: &str) -> Vec<ManagedFieldsEntry> {
+pub(crate) fn taken_over(
+    entries: &[ManagedFieldsEntry],
+    api_version: &str,
+) -> Vec<ManagedFieldsEntry> {
     let mut kept = Vec::with_capacity(entries.len());
     let mut ours: Option<ManagedFieldsEntry> = None;
     let mut taken = Vec::new();
@@ -88,7 +91,7 @@ fn merge_fields(into: &mut Json, from: Json) {
 /// Rewrites the live object's managedFields so the controller owns what manual edits set.
 /// Guarded by the resourceVersion read, so a concurrent change fails the patch instead of
 /// being overwritten.
-pub async fn take_over(
+pub(crate) async fn take_over(
     api: &Api<DynamicObject>,
     live: &DynamicObject,
     api_version: &str,

@@ -12,7 +12,7 @@ use sealsync_core::SpecError;
 /// Why a reconcile failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub(crate) enum Error {
     /// The GitSync's spec cannot be acted on.
     #[error("{0}")]
     Spec(String),
@@ -56,7 +56,7 @@ pub enum Error {
 
 impl Error {
     /// The `Ready=False` reason.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             Error::Spec(_) | Error::Ref(_) => "InvalidSpec",
             Error::Credentials(_) => "AuthenticationFailed",
@@ -73,13 +73,13 @@ impl Error {
     }
 
     /// A short stable label for metrics.
-    pub fn metric_label(&self) -> &'static str {
+    pub(crate) fn metric_label(&self) -> &'static str {
         self.reason()
     }
 
     /// Whether retrying the same revision and spec cannot succeed: a change in Git or in the
     /// spec is needed. Reported as `Stalled=True`.
-    pub fn is_terminal(&self) -> bool {
+    pub(crate) fn is_terminal(&self) -> bool {
         match self {
             Error::Spec(_) | Error::Ref(_) | Error::Render(_) | Error::Decrypt(_) => true,
             Error::Apply(e) => !e.is_transient(),

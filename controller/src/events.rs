@@ -38,7 +38,7 @@ struct Published {
 }
 
 /// Publishes Events as the controller.
-pub struct EventRecorder {
+pub(crate) struct EventRecorder {
     client: Client,
     controller: String,
     instance: String,
@@ -55,7 +55,7 @@ impl std::fmt::Debug for EventRecorder {
 
 impl EventRecorder {
     /// A recorder reporting as `controller` (`instance`, the pod, defaults to it).
-    pub fn new(client: Client, controller: &str, instance: Option<String>) -> Self {
+    pub(crate) fn new(client: Client, controller: &str, instance: Option<String>) -> Self {
         Self {
             client,
             controller: controller.to_owned(),
@@ -66,7 +66,7 @@ impl EventRecorder {
 
     /// Publishes an Event about `regarding`; a repeat of the same message within
     /// [`SERIES_TTL`] extends the earlier Event's series instead.
-    pub async fn publish(
+    pub(crate) async fn publish(
         &self,
         regarding: &ObjectReference,
         warning: bool,

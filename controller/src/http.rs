@@ -34,14 +34,14 @@ const REWRAP_AT_ONCE: usize = 2;
 
 /// A token bucket.
 #[derive(Debug)]
-pub struct RateLimit {
+pub(crate) struct RateLimit {
     state: Mutex<(f64, Instant)>,
     per_second: f64,
 }
 
 impl RateLimit {
     /// A bucket of `per_second` tokens, refilled continuously.
-    pub fn new(per_second: f64) -> Self {
+    pub(crate) fn new(per_second: f64) -> Self {
         Self {
             state: Mutex::new((per_second, Instant::now())),
             per_second,
@@ -49,7 +49,7 @@ impl RateLimit {
     }
 
     /// Whether the bucket is full: a caller that has not called for a while.
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         let Ok(state) = self.state.lock() else {
             return false;
         };
@@ -58,7 +58,7 @@ impl RateLimit {
     }
 
     /// Takes a token if there is one.
-    pub fn try_take(&self) -> bool {
+    pub(crate) fn try_take(&self) -> bool {
         let Ok(mut state) = self.state.lock() else {
             return false;
         };
@@ -77,7 +77,7 @@ impl RateLimit {
 
 /// State the handlers read.
 #[derive(Debug)]
-pub struct HttpState {
+pub(crate) struct HttpState {
     /// Keys, metrics and the namespace.
     pub shared: Arc<Shared>,
     /// Set once the keys are loaded and the controller runs.
@@ -91,7 +91,7 @@ pub struct HttpState {
 }
 
 /// Serves the endpoints on `listener` until the process ends.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
     ready: Arc<AtomicBool>,

@@ -5,7 +5,7 @@ use sealsync_core::{Inventory, InventoryEntry};
 use serde_json::Value as Json;
 
 /// The inventory entry of an object about to be applied.
-pub fn entry_of(object: &Json) -> InventoryEntry {
+pub(crate) fn entry_of(object: &Json) -> InventoryEntry {
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     InventoryEntry::new(
@@ -18,7 +18,7 @@ pub fn entry_of(object: &Json) -> InventoryEntry {
 }
 
 /// The inventory of a revision: one entry per object, sorted, without duplicates.
-pub fn of_objects<'a>(objects: impl IntoIterator<Item = &'a Json>) -> Inventory {
+pub(crate) fn of_objects<'a>(objects: impl IntoIterator<Item = &'a Json>) -> Inventory {
     let mut entries: Vec<InventoryEntry> = objects.into_iter().map(entry_of).collect();
     entries.sort();
     entries.dedup_by(|a, b| a.id == b.id);
@@ -27,7 +27,7 @@ pub fn of_objects<'a>(objects: impl IntoIterator<Item = &'a Json>) -> Inventory 
 
 /// Entries of `old` whose object `new` no longer holds: what prune deletes. Compared by id,
 /// so an object whose apiVersion changed is not pruned.
-pub fn stale(old: &Inventory, new: &Inventory) -> Vec<InventoryEntry> {
+pub(crate) fn stale(old: &Inventory, new: &Inventory) -> Vec<InventoryEntry> {
     old.entries
         .iter()
         .filter(|o| !new.entries.iter().any(|n| n.id == o.id))

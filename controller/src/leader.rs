@@ -16,16 +16,16 @@ use kube::Client;
 use tokio::sync::watch;
 
 /// How long a lease is valid after its last renewal (client-go's default).
-pub const LEASE_DURATION: Duration = Duration::from_secs(15);
+pub(crate) const LEASE_DURATION: Duration = Duration::from_secs(15);
 /// How long a leader may go without renewing before it stops leading; shorter than the lease,
 /// so that it stops before a standby may take over.
-pub const RENEW_DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const RENEW_DEADLINE: Duration = Duration::from_secs(10);
 /// How often a leader renews and a standby looks.
-pub const RETRY_PERIOD: Duration = Duration::from_secs(2);
+pub(crate) const RETRY_PERIOD: Duration = Duration::from_secs(2);
 
 /// One Lease to compete for.
 #[derive(Debug, Clone)]
-pub struct Election {
+pub(crate) struct Election {
     /// The Lease's namespace.
     pub namespace: String,
     /// The Lease's name.
@@ -36,10 +36,10 @@ pub struct Election {
 
 /// Whether this process leads: `true` while it holds the lease. Without leader election it
 /// always leads.
-pub type Leading = watch::Receiver<bool>;
+pub(crate) type Leading = watch::Receiver<bool>;
 
 /// A receiver that always says "leading", for a controller run without leader election.
-pub fn always() -> Leading {
+pub(crate) fn always() -> Leading {
     let (tx, rx) = watch::channel(true);
     // Kept alive for the process' lifetime: a dropped sender would end `changed()` loops.
     std::mem::forget(tx);
@@ -48,7 +48,7 @@ pub fn always() -> Leading {
 
 /// This process' identity in Leases: the pod's name (or the host's), the process id and the
 /// start time, so that a restarted container never mistakes an old record for its own.
-pub fn identity() -> String {
+pub(crate) fn identity() -> String {
     let host = std::env::var("POD_NAME")
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| "sealsync-controller".to_owned());
@@ -62,7 +62,7 @@ pub fn identity() -> String {
 /// The Lease of one shard: the base name alone without a selector, else the base name and a
 /// digest of the selector, so that each shard elects its own leader (as Flux names its
 /// shards' leases).
-pub fn lease_name(base: &str, selector: Option<&str>) -> String {
+pub(crate) fn lease_name(base: &str, selector: Option<&str>) -> String {
     match selector.map(str::trim).filter(|s| !s.is_empty()) {
         None => base.to_owned(),
         Some(selector) => {
@@ -78,7 +78,7 @@ pub fn lease_name(base: &str, selector: Option<&str>) -> String {
 
 /// Competes for the lease until `stop` resolves, then releases it if held. `leading` is set
 /// to `true` once the lease is acquired and to `false` when it is lost.
-pub async fn run(
+pub(crate) async fn run(
     client: Client,
     election: Election,
     leading: watch::Sender<bool>,

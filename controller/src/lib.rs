@@ -3,30 +3,35 @@
 //!
 //! One module per stage; [`reconcile`] runs them in order.
 
-pub mod apply;
-pub mod cache;
-pub mod callers;
-pub mod context;
-pub mod decrypt;
-pub mod drift;
-pub mod error;
-pub mod events;
-pub mod heal;
-pub mod http;
-pub mod inventory;
-pub mod keys;
-pub mod leader;
-pub mod metrics;
-pub mod prepare;
-pub mod prune;
-pub mod reconcile;
-pub mod restart;
-pub mod rewrap;
-pub mod secretkeys;
-pub mod source;
-pub mod standby;
-pub mod status;
-pub mod vault;
-pub mod webhook;
+#![warn(unreachable_pub)]
 
-pub use error::Error;
+mod apply;
+mod cache;
+mod callers;
+mod context;
+mod decrypt;
+mod drift;
+mod error;
+mod events;
+mod heal;
+mod http;
+mod inventory;
+mod keys;
+mod leader;
+mod metrics;
+mod prepare;
+mod prune;
+mod reconcile;
+mod restart;
+mod rewrap;
+mod secretkeys;
+mod source;
+mod standby;
+mod status;
+mod vault;
+mod webhook;
+
+mod app;
+
+pub use app::{run, Args};
+pub(crate) use error::Error;

@@ -10,14 +10,14 @@ use prometheus_client::registry::Registry;
 
 /// `reason` of a finished reconcile: `Succeeded` or the failure reason.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabels {
+pub(crate) struct ReasonLabels {
     /// The reason.
     pub reason: &'static str,
 }
 
 /// `action` of an applied object: `created`, `configured`, `unchanged`, `pruned`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ActionLabels {
+pub(crate) struct ActionLabels {
     /// The action.
     pub action: &'static str,
 }
@@ -25,28 +25,28 @@ pub struct ActionLabels {
 /// `event` of a verified webhook request (`ping`, `push`, `other`), or `reason` of a refused
 /// one.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct WebhookLabels {
+pub(crate) struct WebhookLabels {
     /// The event or the refusal.
     pub kind: &'static str,
 }
 
 /// `kind` of a corrected object (`ConfigMap`, `Deployment`, …).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KindLabels {
+pub(crate) struct KindLabels {
     /// The object's kind.
     pub kind: String,
 }
 
 /// `resource` of a self-heal watch (`configmaps`, `deployments`, …).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct WatchLabels {
+pub(crate) struct WatchLabels {
     /// The plural resource name.
     pub resource: String,
 }
 
 /// `source` of an apply: `reconcile` (a full reconcile) or `heal` (a drift correction).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct SourceLabels {
+pub(crate) struct SourceLabels {
     /// Which path applied.
     pub source: &'static str,
 }
@@ -54,7 +54,7 @@ pub struct SourceLabels {
 /// `operation` (`login`, `renew`, `mount`, `read`) and `result` (`ok` or why not) of a
 /// Vault request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct VaultLabels {
+pub(crate) struct VaultLabels {
     /// What was asked.
     pub operation: &'static str,
     /// How it went.
@@ -63,7 +63,7 @@ pub struct VaultLabels {
 
 /// A GitSync's `namespace` and `name`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct GitSyncLabels {
+pub(crate) struct GitSyncLabels {
     /// The GitSync's namespace.
     pub namespace: String,
     /// The GitSync's name.
@@ -72,35 +72,35 @@ pub struct GitSyncLabels {
 
 /// `result` of a request: `ok` or why not.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResultLabels {
+pub(crate) struct ResultLabels {
     /// How it went.
     pub result: &'static str,
 }
 
 /// `state` of a key: `Active`, `Retired`, `Missing`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StateLabels {
+pub(crate) struct StateLabels {
     /// The state.
     pub state: &'static str,
 }
 
 /// `key_id` of a cluster key (public: derived from the recipient).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KeyLabels {
+pub(crate) struct KeyLabels {
     /// The key id.
     pub key_id: String,
 }
 
 /// `lease` of a leader election.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct LeaseLabels {
+pub(crate) struct LeaseLabels {
     /// The Lease's name.
     pub lease: String,
 }
 
 /// Every metric the controller exports.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     /// Reconcile durations by result.
     pub reconcile_duration: Family<ReasonLabels, Histogram>,
@@ -290,7 +290,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// The text exposition format.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -298,7 +298,7 @@ impl Metrics {
     }
 
     /// Counts writes and skipped no-op applies of `source`.
-    pub fn count_applies(&self, source: &'static str, writes: usize, noops: usize) {
+    pub(crate) fn count_applies(&self, source: &'static str, writes: usize, noops: usize) {
         self.apply_writes
             .get_or_create(&SourceLabels { source })
             .inc_by(writes as u64);
@@ -308,14 +308,14 @@ impl Metrics {
     }
 
     /// Counts one Vault request.
-    pub fn count_vault(&self, operation: &'static str, result: &'static str) {
+    pub(crate) fn count_vault(&self, operation: &'static str, result: &'static str) {
         self.vault_requests
             .get_or_create(&VaultLabels { operation, result })
             .inc();
     }
 
     /// Counts objects under `action`.
-    pub fn count_objects(&self, action: &'static str, n: usize) {
+    pub(crate) fn count_objects(&self, action: &'static str, n: usize) {
         self.objects
             .get_or_create(&ActionLabels { action })
             .inc_by(n as u64);

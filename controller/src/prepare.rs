@@ -9,7 +9,7 @@ use crate::error::Error;
 
 /// Who an object is prepared for.
 #[derive(Debug, Clone, Copy)]
-pub struct Owner<'a> {
+pub(crate) struct Owner<'a> {
     /// The GitSync's namespace.
     pub namespace: &'a str,
     /// The GitSync's name.
@@ -21,7 +21,7 @@ pub struct Owner<'a> {
 }
 
 /// Prepares `object` (decrypted, from `location`) for apply.
-pub fn prepare(
+pub(crate) fn prepare(
     mut object: Json,
     location: &str,
     namespaced: bool,

@@ -23,7 +23,7 @@ use crate::apply::Resolver;
 
 /// Whose objects are protected from prune.
 #[derive(Debug, Clone, Copy)]
-pub struct PruneScope<'a> {
+pub(crate) struct PruneScope<'a> {
     /// The GitSync's namespace.
     pub owner_namespace: &'a str,
     /// The GitSync's name.
@@ -34,7 +34,7 @@ pub struct PruneScope<'a> {
 
 /// What prune did.
 #[derive(Debug, Default)]
-pub struct PruneOutcome {
+pub(crate) struct PruneOutcome {
     /// Objects deleted.
     pub deleted: Vec<String>,
     /// Entries that must stay in the inventory: the deletion failed or is not confirmed.
@@ -86,7 +86,7 @@ fn cascades(kind: &str, group: &str) -> bool {
 }
 
 /// Deletes the objects of `stale` that belong to the GitSync `scope` names.
-pub async fn prune(
+pub(crate) async fn prune(
     client: &Client,
     resolver: &mut Resolver,
     stale: Vec<InventoryEntry>,

@@ -65,7 +65,7 @@ impl Applied {
 }
 
 /// The entry point the controller runtime calls.
-pub async fn reconcile(
+pub(crate) async fn reconcile(
     gs: Arc<GitSync>,
     ctx: Arc<Shared>,
 ) -> Result<Action, kube::runtime::finalizer::Error<Error>> {
@@ -87,7 +87,7 @@ pub async fn reconcile(
 }
 
 /// Requeue after a failure that is not the GitSync's own (the finalizer could not be written).
-pub fn error_policy(
+pub(crate) fn error_policy(
     _gs: Arc<GitSync>,
     error: &kube::runtime::finalizer::Error<Error>,
     _ctx: Arc<Shared>,
@@ -777,9 +777,10 @@ async fn finish(
         Ok(_) => "Succeeded",
         Err(e) => e.reason(),
     };
+    let label = result.as_ref().err().map_or(reason, Error::metric_label);
     ctx.metrics
         .reconcile_duration
-        .get_or_create(&ReasonLabels { reason })
+        .get_or_create(&ReasonLabels { reason: label })
         .observe(started.elapsed().as_secs_f64());
     match result {
         Ok(applied) => {

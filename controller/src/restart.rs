@@ -21,17 +21,17 @@ use ring::hmac;
 use serde_json::Value as Json;
 use zeroize::Zeroizing;
 
-pub use sealsync_core::{RESTART_ON_SECRET_CHANGE_ANNOTATION, SECRET_CHECKSUM_ANNOTATION};
+pub(crate) use sealsync_core::{RESTART_ON_SECRET_CHANGE_ANNOTATION, SECRET_CHECKSUM_ANNOTATION};
 
 /// The Secret, in the controller's namespace, that holds the checksum key.
-pub const CHECKSUM_KEY_SECRET: &str = "sealsync-checksum-key";
+pub(crate) const CHECKSUM_KEY_SECRET: &str = "sealsync-checksum-key";
 const CHECKSUM_KEY_FIELD: &str = "key";
 
 /// A Secret of a revision: its namespace and name.
-pub type SecretId = (String, String);
+pub(crate) type SecretId = (String, String);
 
 /// The key of every checksum.
-pub struct ChecksumKey(hmac::Key);
+pub(crate) struct ChecksumKey(hmac::Key);
 
 impl std::fmt::Debug for ChecksumKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -41,13 +41,16 @@ impl std::fmt::Debug for ChecksumKey {
 
 impl ChecksumKey {
     /// A key from raw bytes (tests, and the Secret's value).
-    pub fn from_bytes(bytes: &[u8]) -> Self {
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Self {
         Self(hmac::Key::new(hmac::HMAC_SHA256, bytes))
     }
 
     /// Reads the key from its Secret, creating it with 32 random bytes when absent; replicas
     /// that race to create it all end up with the one that was written.
-    pub async fn load_or_create(client: &Client, namespace: &str) -> Result<Self, kube::Error> {
+    pub(crate) async fn load_or_create(
+        client: &Client,
+        namespace: &str,
+    ) -> Result<Self, kube::Error> {
         let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
         loop {
             if let Some(secret) = api.get_opt(CHECKSUM_KEY_SECRET).await? {
@@ -109,7 +112,7 @@ impl ChecksumKey {
 /// that opted-in workloads use (a Vault refresh that changes one of them re-plans the
 /// revision, so that the rollout goes with it).
 #[derive(Debug, Default)]
-pub struct Restarts {
+pub(crate) struct Restarts {
     /// `(index, checksum)` of each annotated workload.
     pub annotated: Vec<(usize, String)>,
     /// The Secrets the annotated workloads use.
@@ -119,7 +122,7 @@ pub struct Restarts {
 /// Sets the checksum annotation on every opted-in workload of `objects` (decrypted and
 /// resolved, not yet prepared). `all` is the GitSync's `spec.restartOnSecretChange`; a
 /// workload's own `sealsync.dev/restart-on-secret-change` annotation overrides it either way.
-pub fn annotate(
+pub(crate) fn annotate(
     objects: &mut [(String, Json)],
     key: &ChecksumKey,
     all: bool,
@@ -157,7 +160,7 @@ pub fn annotate(
 
 /// Puts the checksum on a workload's pod template (also used on the manifest self-heal
 /// re-applies, so that healing never undoes it).
-pub fn set_template_annotation(object: &mut Json, checksum: &str) {
+pub(crate) fn set_template_annotation(object: &mut Json, checksum: &str) {
     let Some(template) = object
         .get_mut("spec")
         .and_then(|s| s.get_mut("template"))
@@ -212,7 +215,7 @@ fn namespace_of(object: &Json, default_namespace: &str) -> String {
 
 /// The Secrets a pod spec uses: env `secretKeyRef`, `envFrom` `secretRef`, `secret` volumes
 /// and the `secret` sources of projected volumes, in every kind of container.
-pub fn referenced_secrets(pod_spec: &Json) -> BTreeSet<String> {
+pub(crate) fn referenced_secrets(pod_spec: &Json) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     let mut add = |name: &Json| {
         if let Some(name) = name.as_str().filter(|n| !n.is_empty()) {
@@ -266,7 +269,7 @@ fn secret_digests(
 }
 
 /// The keyed digest of one Secret's data.
-pub fn secret_digest(object: &Json, key: &ChecksumKey) -> [u8; 32] {
+pub(crate) fn secret_digest(object: &Json, key: &ChecksumKey) -> [u8; 32] {
     let mut values: BTreeMap<&str, Zeroizing<Vec<u8>>> = BTreeMap::new();
     for (k, v) in object["data"].as_object().into_iter().flatten() {
         let text = v.as_str().unwrap_or_default();

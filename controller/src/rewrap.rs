@@ -18,16 +18,16 @@ use crate::context::Shared;
 use crate::keys::backup::{read_recipients_setting, read_recovery_recipients};
 
 /// The largest request body.
-pub const MAX_BODY: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_BODY: usize = 4 * 1024 * 1024;
 /// The most documents one request may carry.
-pub const MAX_DOCUMENTS: usize = 500;
+pub(crate) const MAX_DOCUMENTS: usize = 500;
 /// The most key-against-recipient trials one request may cost (each an X25519 operation).
 const MAX_TRIALS: usize = 100_000;
 
 /// What a caller sends.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RewrapRequest {
+pub(crate) struct RewrapRequest {
     /// Sealed documents, each a YAML or JSON text of one SealedSecret.
     pub documents: Vec<String>,
     /// The recipients to wrap to (`age1…`). Default: the cluster's non-retired keys and its
@@ -38,14 +38,14 @@ pub struct RewrapRequest {
 
 /// What the endpoint answers.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct RewrapResponse {
+pub(crate) struct RewrapResponse {
     /// The documents, re-wrapped, in the order sent, as YAML.
     pub documents: Vec<String>,
 }
 
 /// Why a request could not be served. Messages name documents and key ids, never a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RewrapError {
+pub(crate) enum RewrapError {
     /// The request is malformed or too large.
     BadRequest(String),
     /// A recipient the cluster does not trust.
@@ -58,7 +58,7 @@ pub enum RewrapError {
 
 impl RewrapError {
     /// A short stable label for metrics.
-    pub fn metric_label(&self) -> &'static str {
+    pub(crate) fn metric_label(&self) -> &'static str {
         match self {
             RewrapError::BadRequest(_) => "bad_request",
             RewrapError::UntrustedRecipient(_) => "untrusted_recipient",
@@ -102,7 +102,10 @@ fn trusted(
 /// Whether `request` names a recipient that is a peer cluster's (not this cluster's own key
 /// nor a recovery recipient): moving a document to another cluster needs a permission of its
 /// own, `create` on `sealingkeys/rewrap-peers`.
-pub async fn names_peers(shared: &Shared, request: &RewrapRequest) -> Result<bool, RewrapError> {
+pub(crate) async fn names_peers(
+    shared: &Shared,
+    request: &RewrapRequest,
+) -> Result<bool, RewrapError> {
     if request.recipients.is_empty() {
         return Ok(false);
     }
@@ -118,7 +121,7 @@ pub async fn names_peers(shared: &Shared, request: &RewrapRequest) -> Result<boo
 }
 
 /// Re-wraps every document of `request`, or none.
-pub async fn rewrap(
+pub(crate) async fn rewrap(
     shared: &Shared,
     request: RewrapRequest,
 ) -> Result<RewrapResponse, RewrapError> {

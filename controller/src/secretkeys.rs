@@ -6,7 +6,7 @@ use kube::api::Api;
 use zeroize::{Zeroize, Zeroizing};
 
 /// What was found.
-pub enum KeyLookup {
+pub(crate) enum KeyLookup {
     /// The key's bytes.
     Found(Zeroizing<Vec<u8>>),
     /// No such Secret.
@@ -25,18 +25,8 @@ impl std::fmt::Debug for KeyLookup {
     }
 }
 
-/// Reads `key` of the Secret `namespace/name`.
-pub async fn read_key(
-    client: &kube::Client,
-    namespace: &str,
-    name: &str,
-    key: &str,
-) -> Result<KeyLookup, kube::Error> {
-    read_first_key(client, namespace, name, &[key]).await
-}
-
 /// Reads the first of `keys` that the Secret `namespace/name` holds.
-pub async fn read_first_key(
+pub(crate) async fn read_first_key(
     client: &kube::Client,
     namespace: &str,
     name: &str,

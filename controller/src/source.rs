@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 
 /// How much one fetch may download and read. Each limit is named in its error.
 #[derive(Debug, Clone, Copy)]
-pub struct SourceLimits {
+pub(crate) struct SourceLimits {
     /// Bytes of the repository's object store after the fetch.
     pub max_repository_bytes: u64,
     /// Bytes of one file under the path.
@@ -47,7 +47,7 @@ impl Default for SourceLimits {
 }
 
 /// Credentials from the Secret named by `spec.secretRef`.
-pub enum Credentials {
+pub(crate) enum Credentials {
     /// HTTP basic authentication.
     Basic {
         /// `username`.
@@ -70,7 +70,7 @@ impl std::fmt::Debug for Credentials {
 
 /// What to fetch.
 #[derive(Debug)]
-pub struct FetchRequest {
+pub(crate) struct FetchRequest {
     /// The repository URL (checked by [`check_url`]).
     pub url: String,
     /// The revision to follow.
@@ -91,13 +91,11 @@ pub struct FetchRequest {
 }
 
 /// One fetched revision.
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// `<branch>@sha1:<hex>`, `<tag>@sha1:<hex>` or `sha1:<hex>`, as Flux writes it.
     pub revision: String,
     /// The commit id.
     pub commit: String,
-    /// Whether a pack was downloaded.
-    pub downloaded: bool,
     /// The files under the path, relative to the repository root.
     pub files: Vec<SourceFile>,
 }
@@ -116,7 +114,7 @@ impl std::fmt::Debug for Snapshot {
 /// where tokens such as `?access_token=` travel).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum SourceError {
+pub(crate) enum SourceError {
     /// The URL is not one the controller fetches.
     #[error("spec.url: {reason}")]
     InvalidUrl {
@@ -176,24 +174,27 @@ pub enum SourceError {
 
 impl SourceError {
     /// Whether this is an authentication failure (the `AuthenticationFailed` reason).
-    pub fn is_authentication(&self) -> bool {
+    pub(crate) fn is_authentication(&self) -> bool {
         matches!(self, SourceError::Authentication { .. })
     }
 
     /// Whether the server was unreachable, silent or too slow: the next fetch of the same
     /// repository may well cost a reconcile slot for as long again.
-    pub fn is_slow_server(&self) -> bool {
+    pub(crate) fn is_slow_server(&self) -> bool {
         matches!(self, SourceError::Timeout { .. } | SourceError::Git { .. })
     }
 }
 
 /// What [`FetchGate::enter`] decided.
 #[derive(Debug)]
-pub enum FetchTurn {
+pub(crate) enum FetchTurn {
     /// The GitSync is not slow: go ahead.
     Ordinary,
     /// It is slow, and fetches while it holds the permit.
-    Slow(tokio::sync::OwnedSemaphorePermit),
+    Slow {
+        /// Held until the fetch ends.
+        _permit: tokio::sync::OwnedSemaphorePermit,
+    },
     /// It is slow and another slow one is fetching: try again later.
     Wait,
 }
@@ -205,14 +206,14 @@ pub enum FetchTurn {
 /// the permit taken is requeued at once without fetching, so the other reconcile slots stay
 /// free for everyone else. One success makes a GitSync ordinary again.
 #[derive(Debug)]
-pub struct FetchGate {
+pub(crate) struct FetchGate {
     slow: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
     permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl FetchGate {
     /// A gate letting `permits` slow GitSyncs fetch at once.
-    pub fn new(permits: usize) -> Self {
+    pub(crate) fn new(permits: usize) -> Self {
         Self {
             slow: Default::default(),
             permits: Arc::new(tokio::sync::Semaphore::new(permits.max(1))),
@@ -220,7 +221,7 @@ impl FetchGate {
     }
 
     /// Whether the GitSync `key` may fetch now.
-    pub fn enter(&self, key: &(String, String)) -> FetchTurn {
+    pub(crate) fn enter(&self, key: &(String, String)) -> FetchTurn {
         let slow = self
             .slow
             .lock()
@@ -230,13 +231,13 @@ impl FetchGate {
             return FetchTurn::Ordinary;
         }
         match Arc::clone(&self.permits).try_acquire_owned() {
-            Ok(permit) => FetchTurn::Slow(permit),
+            Ok(permit) => FetchTurn::Slow { _permit: permit },
             Err(_) => FetchTurn::Wait,
         }
     }
 
     /// Records how a fetch of `key` went.
-    pub fn record(&self, key: &(String, String), slow_server: bool) {
+    pub(crate) fn record(&self, key: &(String, String), slow_server: bool) {
         let mut slow = self.slow.lock().unwrap_or_else(|p| p.into_inner());
         if slow_server {
             slow.insert(key.clone());
@@ -246,7 +247,7 @@ impl FetchGate {
     }
 
     /// Forgets a deleted GitSync.
-    pub fn forget(&self, key: &(String, String)) {
+    pub(crate) fn forget(&self, key: &(String, String)) {
         self.slow
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -257,7 +258,7 @@ impl FetchGate {
 /// Refuses URLs the controller does not fetch: other schemes, `file://` (gix would spawn
 /// `git`), and user info (credentials belong in `spec.secretRef`, never in a URL that is
 /// printed in status and logs).
-pub fn check_url(url: &str) -> Result<(), SourceError> {
+pub(crate) fn check_url(url: &str) -> Result<(), SourceError> {
     let rest = if let Some(rest) = url.strip_prefix("https://") {
         rest
     } else if let Some(rest) = url.strip_prefix("http://") {
@@ -285,7 +286,7 @@ pub fn check_url(url: &str) -> Result<(), SourceError> {
 }
 
 /// Fetches `request` on a blocking thread and reads the files under its path.
-pub async fn fetch(request: FetchRequest) -> Result<Snapshot, SourceError> {
+pub(crate) async fn fetch(request: FetchRequest) -> Result<Snapshot, SourceError> {
     check_url(&request.url)?;
     let interrupt = Arc::new(AtomicBool::new(false));
     let url = request.url.clone();
@@ -374,7 +375,6 @@ fn fetch_blocking(
         _ => None,
     };
 
-    let mut downloaded = false;
     let commit_hex = match commit_hex {
         Some(c) => c,
         None => {
@@ -470,7 +470,6 @@ fn fetch_blocking(
                     return Err(git_err("interrupted".to_owned()));
                 }
                 outcome.map_err(|e| classify(url, &e))?;
-                downloaded = true;
             }
             match (&request.revision, remote_id) {
                 (Revision::Commit(c), _) => {
@@ -501,7 +500,6 @@ fn fetch_blocking(
     Ok(Snapshot {
         revision,
         commit: commit_hex,
-        downloaded,
         files,
     })
 }

@@ -20,7 +20,7 @@ const REGISTER_EVERY: Duration = Duration::from_secs(10);
 
 /// Routes reconcile requests (pushes, new keys): to this replica's controller while it leads,
 /// else to the leader through the GitSync's annotation.
-pub async fn dispatch(
+pub(crate) async fn dispatch(
     shared: Arc<Shared>,
     mut requests: UnboundedReceiver<ObjectRef<GitSync>>,
     leading: Leading,
@@ -65,7 +65,7 @@ async fn forward(shared: &Shared, request: &ObjectRef<GitSync>) {
 
 /// Keeps the push webhooks registered while this replica stands by (the leader registers
 /// them as it reconciles), so that a push reaching any replica is accepted.
-pub async fn register_webhooks(
+pub(crate) async fn register_webhooks(
     shared: Arc<Shared>,
     gitsyncs: Store<GitSync>,
     mut leading: Leading,

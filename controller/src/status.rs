@@ -11,7 +11,7 @@ use sealsync_core::{GitSync, GitSyncStatus, FIELD_MANAGER};
 const MAX_MESSAGE: usize = 4096;
 
 /// Sets `type_` in `conditions`, keeping `lastTransitionTime` when the status is unchanged.
-pub fn set_condition(
+pub(crate) fn set_condition(
     conditions: &mut Vec<Condition>,
     type_: &str,
     status: bool,
@@ -45,7 +45,7 @@ pub fn set_condition(
 
 /// `Ready=False` with `reason`, and either `Stalled=True` (a new commit or spec is needed) or
 /// `Reconciling=True` with `ProgressingWithRetry` (retried with backoff); never both.
-pub fn set_failed(
+pub(crate) fn set_failed(
     conditions: &mut Vec<Condition>,
     reason: &str,
     message: &str,
@@ -71,7 +71,7 @@ pub fn set_failed(
 
 /// Removes `type_` from `conditions`: kstatus reads an absent `Reconciling` or `Stalled` as
 /// false.
-pub fn remove_condition(conditions: &mut Vec<Condition>, type_: &str) {
+pub(crate) fn remove_condition(conditions: &mut Vec<Condition>, type_: &str) {
     conditions.retain(|c| c.type_ != type_);
 }
 
@@ -95,7 +95,7 @@ fn truncate_to(message: &str, limit: usize) -> String {
 }
 
 /// Writes `status` through the status subresource.
-pub async fn write(
+pub(crate) async fn write(
     api: &Api<GitSync>,
     gs: &GitSync,
     status: &GitSyncStatus,
@@ -117,7 +117,7 @@ pub async fn write(
 
 /// Publishes an Event on the GitSync. Failures are logged, not returned: an Event is a
 /// courtesy, and a reconcile must not fail because one could not be written.
-pub async fn event(
+pub(crate) async fn event(
     recorder: &EventRecorder,
     gs: &GitSync,
     warning: bool,
@@ -128,7 +128,7 @@ pub async fn event(
 }
 
 /// Publishes an Event on the object `reference` names (a GitSync known only by its key).
-pub async fn event_on(
+pub(crate) async fn event_on(
     recorder: &EventRecorder,
     reference: &k8s_openapi::api::core::v1::ObjectReference,
     warning: bool,

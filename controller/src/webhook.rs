@@ -31,7 +31,7 @@ use crate::http::RateLimit;
 
 /// The largest webhook body read (GitHub caps payloads at 25 MB, but a push of even many
 /// commits is far smaller; GitLab's are smaller still).
-pub const MAX_BODY: usize = 1024 * 1024;
+pub(crate) const MAX_BODY: usize = 1024 * 1024;
 /// Requests per second one hook answers; more get 429.
 const PER_HOOK_PER_SECOND: f64 = 10.0;
 /// The most hooks whose rate limits are remembered (one per registered GitSync at most).
@@ -45,7 +45,7 @@ struct Hook {
 }
 
 /// The registered hooks, by path digest, and what a push triggers.
-pub struct Webhooks {
+pub(crate) struct Webhooks {
     hooks: RwLock<HashMap<String, Hook>>,
     limits: Mutex<HashMap<String, RateLimit>>,
     trigger: UnboundedSender<ObjectRef<GitSync>>,
@@ -61,7 +61,7 @@ impl std::fmt::Debug for Webhooks {
 }
 
 /// The path digest of a GitSync's hook.
-pub fn digest(token: &[u8], namespace: &str, name: &str) -> String {
+pub(crate) fn digest(token: &[u8], namespace: &str, name: &str) -> String {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(token);
     ctx.update(namespace.as_bytes());
@@ -76,7 +76,7 @@ pub fn digest(token: &[u8], namespace: &str, name: &str) -> String {
 
 /// Why a webhook request was refused (the metric label; the text is the response body).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// No hook at this path.
     Unknown,
     /// No signature or token header.
@@ -93,7 +93,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// The label of `sealsync_webhooks_rejected_total`.
-    pub fn metric_label(self) -> &'static str {
+    pub(crate) fn metric_label(self) -> &'static str {
         match self {
             Self::Unknown => "unknown_hook",
             Self::Unsigned => "unsigned",
@@ -105,7 +105,7 @@ impl Refusal {
     }
 
     /// The HTTP status and the body: what to do, never anything about the token.
-    pub fn response(self) -> (StatusCode, &'static str) {
+    pub(crate) fn response(self) -> (StatusCode, &'static str) {
         match self {
             Self::Unknown => (StatusCode::NOT_FOUND, "no webhook at this path\n"),
             Self::Unsigned => (
@@ -131,7 +131,7 @@ impl Refusal {
 
 /// What a verified request asked for.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// A `ping`.
     Pong,
     /// A push: the GitSyncs reconciled now.
@@ -142,7 +142,7 @@ pub enum Outcome {
 
 /// A push, as GitHub and GitLab describe it.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Push {
+pub(crate) struct Push {
     /// Every URL the payload gives for the repository.
     pub urls: Vec<String>,
     /// The pushed ref: `refs/heads/<branch>` or `refs/tags/<tag>`.
@@ -151,7 +151,7 @@ pub struct Push {
 
 impl Webhooks {
     /// An empty registry whose pushes are sent to `trigger`.
-    pub fn new(trigger: UnboundedSender<ObjectRef<GitSync>>) -> Self {
+    pub(crate) fn new(trigger: UnboundedSender<ObjectRef<GitSync>>) -> Self {
         Self {
             hooks: RwLock::new(HashMap::new()),
             limits: Mutex::new(HashMap::new()),
@@ -161,7 +161,12 @@ impl Webhooks {
     }
 
     /// Registers (or replaces) a GitSync's hook; returns its path.
-    pub fn register(&self, namespace: &str, name: &str, token: Zeroizing<Vec<u8>>) -> String {
+    pub(crate) fn register(
+        &self,
+        namespace: &str,
+        name: &str,
+        token: Zeroizing<Vec<u8>>,
+    ) -> String {
         let digest = digest(&token, namespace, name);
         let mut hooks = self.hooks.write().unwrap_or_else(|p| p.into_inner());
         // One hook per GitSync: an old token's path stops working when the token changes.
@@ -178,7 +183,7 @@ impl Webhooks {
     }
 
     /// The path of a GitSync's registered hook.
-    pub fn path_of(&self, namespace: &str, name: &str) -> Option<String> {
+    pub(crate) fn path_of(&self, namespace: &str, name: &str) -> Option<String> {
         let hooks = self.hooks.read().unwrap_or_else(|p| p.into_inner());
         hooks
             .iter()
@@ -187,21 +192,21 @@ impl Webhooks {
     }
 
     /// Forgets a GitSync's hook.
-    pub fn unregister(&self, namespace: &str, name: &str) {
+    pub(crate) fn unregister(&self, namespace: &str, name: &str) {
         let mut hooks = self.hooks.write().unwrap_or_else(|p| p.into_inner());
         hooks.retain(|_, h| !(h.namespace == namespace && h.name == name));
         self.take_push(namespace, name);
     }
 
     /// When the oldest push to the GitSync that no reconcile has applied yet arrived.
-    pub fn take_push(&self, namespace: &str, name: &str) -> Option<Instant> {
+    pub(crate) fn take_push(&self, namespace: &str, name: &str) -> Option<Instant> {
         let mut pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
         pushed.remove(&(namespace.to_owned(), name.to_owned()))
     }
 
     /// Handles one request to `/hook/<digest>`: checks the rate limit and the signature,
     /// then triggers the GitSyncs a push concerns.
-    pub fn handle(
+    pub(crate) fn handle(
         &self,
         digest: &str,
         headers: &axum::http::HeaderMap,
@@ -267,7 +272,11 @@ fn header(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
 }
 
 /// Checks GitHub's HMAC-SHA256 signature or GitLab's token, in constant time.
-pub fn verify(headers: &axum::http::HeaderMap, body: &[u8], token: &[u8]) -> Result<(), Refusal> {
+pub(crate) fn verify(
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+    token: &[u8],
+) -> Result<(), Refusal> {
     let key = hmac::Key::new(hmac::HMAC_SHA256, token);
     if let Some(signature) = header(headers, "x-hub-signature-256") {
         let hex = signature
@@ -300,7 +309,7 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
 }
 
 /// The repository URLs and the ref of a GitHub or GitLab push payload.
-pub fn parse_push(body: &[u8]) -> Option<Push> {
+pub(crate) fn parse_push(body: &[u8]) -> Option<Push> {
     let payload: Json = serde_json::from_slice(body).ok()?;
     let git_ref = payload.get("ref")?.as_str()?.to_owned();
     let mut urls = Vec::new();
@@ -330,7 +339,7 @@ pub fn parse_push(body: &[u8]) -> Option<Push> {
 
 /// `host/path` of a repository URL, whatever its form (`https://`, `git://`, `ssh://`,
 /// `git@host:path`), without credentials, port, `.git` or trailing slashes, lowercased host.
-pub fn normalize_url(url: &str) -> String {
+pub(crate) fn normalize_url(url: &str) -> String {
     let url = url.trim();
     let rest = match url.split_once("://") {
         Some((_, rest)) => rest.to_owned(),
@@ -346,7 +355,7 @@ pub fn normalize_url(url: &str) -> String {
 }
 
 /// Whether a push concerns a GitSync: the same repository, and its branch (or tag) pushed.
-pub fn concerns(gs: &GitSync, push: &Push) -> bool {
+pub(crate) fn concerns(gs: &GitSync, push: &Push) -> bool {
     let wanted = normalize_url(&gs.spec.url);
     if !push.urls.iter().any(|u| normalize_url(u) == wanted) {
         return false;

@@ -12,7 +12,7 @@
 use serde_json::{Map, Value as Json};
 
 /// The parts of `live` that `fields` (a `FieldsV1` tree) names.
-pub fn extract(live: &Json, fields: &Json) -> Json {
+pub(super) fn extract(live: &Json, fields: &Json) -> Json {
     project(live, fields).unwrap_or(Json::Object(Map::new()))
 }
 

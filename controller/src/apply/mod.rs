@@ -29,11 +29,11 @@ use sealsync_core::{FIELD_MANAGER, OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL, RECO
 use serde_json::Value as Json;
 
 use crate::heal::Fingerprint;
-pub use resolver::Resolver;
+pub(crate) use resolver::Resolver;
 use rollback::{Previous, Undo, WriteRecord};
 
 /// One object ready to apply: owner labels set, namespace defaulted.
-pub struct Desired {
+pub(crate) struct Desired {
     /// `file: document N (Kind ns/name)`, for messages.
     pub location: String,
     /// The object.
@@ -74,7 +74,7 @@ impl Desired {
 
 /// What one apply did.
 #[derive(Debug, Default)]
-pub struct ApplyOutcome {
+pub(crate) struct ApplyOutcome {
     /// Objects that did not exist.
     pub created: usize,
     /// Objects that changed.
@@ -97,7 +97,7 @@ pub struct ApplyOutcome {
 
 /// What [`apply_one`] did to an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
+pub(crate) enum Applied {
     /// It matched the manifest; nothing was written.
     Unchanged,
     /// It has `sealsync.dev/reconcile: disabled`.
@@ -113,7 +113,7 @@ pub enum Applied {
 /// A failed apply. What it wrote before the failure was undone; `written` lists the objects
 /// that could not be put back, which join the inventory so that a later revision prunes them.
 #[derive(Debug)]
-pub struct ApplyFailure {
+pub(crate) struct ApplyFailure {
     /// Why it failed.
     pub error: ApplyError,
     /// Inventory entries of the objects that stay as written.
@@ -124,7 +124,7 @@ pub struct ApplyFailure {
 /// message is reduced to its reason and field paths, since it may quote a value.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ApplyError {
+pub(crate) enum ApplyError {
     /// The API server rejected an object in the dry-run; nothing was written.
     #[error("{location}: {message} (dry-run; nothing was applied)")]
     Invalid {
@@ -183,7 +183,7 @@ pub enum ApplyError {
 
 impl ApplyError {
     /// Whether retrying the same revision may succeed.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         // A missing permission can be granted without a commit: retried with backoff.
         matches!(
             self,
@@ -270,7 +270,7 @@ fn kind_rank(kind: &str) -> usize {
 }
 
 /// Sorts objects into the order they are applied in.
-pub fn sort_for_apply(objects: &mut [Desired]) {
+pub(crate) fn sort_for_apply(objects: &mut [Desired]) {
     objects.sort_by(|a, b| {
         let ka = (
             stage(a.api_version(), a.kind()),
@@ -292,7 +292,7 @@ pub fn sort_for_apply(objects: &mut [Desired]) {
 
 /// Settings of one apply.
 #[derive(Debug, Clone, Copy)]
-pub struct ApplyOptions {
+pub(crate) struct ApplyOptions {
     /// Recreate objects whose immutable fields changed.
     pub force: bool,
     /// Writes in flight at once.
@@ -322,7 +322,7 @@ type WriteFuture<'a> = std::pin::Pin<
 >;
 
 /// Applies `objects` (sorted by [`sort_for_apply`]) as described in the module docs.
-pub async fn apply_all(
+pub(crate) async fn apply_all(
     client: &Client,
     resolver: &mut Resolver,
     objects: &[Desired],
@@ -747,7 +747,7 @@ async fn write_resolved(
 /// the same dry-run comparison as a full apply, so an object that still matches its manifest
 /// is not written. Returns what was done, the object's state afterwards, and the states its
 /// writes passed through before that.
-pub async fn apply_one(
+pub(crate) async fn apply_one(
     client: &Client,
     resolved: (ApiResource, bool),
     d: &Desired,

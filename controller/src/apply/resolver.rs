@@ -20,7 +20,7 @@ type KindKey = (String, String);
 
 /// Resolves kinds to resources, once per reconcile.
 #[derive(Default)]
-pub struct Resolver {
+pub(crate) struct Resolver {
     served: HashMap<KindKey, (ApiResource, bool)>,
     unserved: HashSet<KindKey>,
 }
@@ -40,7 +40,7 @@ fn key(api_version: &str, kind: &str) -> KindKey {
 
 impl Resolver {
     /// `(resource, namespaced)`, or `None` when the cluster does not serve the kind.
-    pub async fn resolve(
+    pub(crate) async fn resolve(
         &mut self,
         client: &Client,
         api_version: &str,
@@ -75,18 +75,18 @@ impl Resolver {
     }
 
     /// What discovery said of a kind that was resolved before, without asking again.
-    pub fn known(&self, api_version: &str, kind: &str) -> Option<(ApiResource, bool)> {
+    pub(crate) fn known(&self, api_version: &str, kind: &str) -> Option<(ApiResource, bool)> {
         self.served.get(&key(api_version, kind)).cloned()
     }
 
     /// Forgets every kind found not served: after the revision's CRDs were written.
-    pub fn forget_unserved(&mut self) {
+    pub(crate) fn forget_unserved(&mut self) {
         self.unserved.clear();
     }
 
     /// Resolves a kind that a CRD written moments ago serves. The CRD being Established does
     /// not mean discovery lists it yet, so "not served" is asked again until `timeout`.
-    pub async fn wait_served(
+    pub(crate) async fn wait_served(
         &mut self,
         client: &Client,
         api_version: &str,

@@ -23,12 +23,12 @@ use serde_json::Value as Json;
 
 /// The configuration the controller had applied to an object before this revision changed it.
 /// Wiped when dropped: for a Secret it holds the values.
-pub struct Previous(Json);
+pub(super) struct Previous(Json);
 
 impl Previous {
     /// `live` cut down to the fields of the controller's Apply entry, with its identity; `None`
     /// when the controller owned none of it (an object this revision adopts).
-    pub fn of(live: &DynamicObject, api_version: &str, kind: &str) -> Option<Previous> {
+    pub(super) fn of(live: &DynamicObject, api_version: &str, kind: &str) -> Option<Previous> {
         let fields = live.metadata.managed_fields.as_ref()?.iter().find(|e| {
             e.manager.as_deref() == Some(FIELD_MANAGER)
                 && e.operation.as_deref() == Some("Apply")
@@ -67,7 +67,7 @@ impl Drop for Previous {
 }
 
 /// How to undo one write.
-pub enum Undo {
+pub(super) enum Undo {
     /// The object did not exist: delete it.
     Delete,
     /// Apply what the controller had applied before.
@@ -77,7 +77,7 @@ pub enum Undo {
 }
 
 /// One write of the revision, with how to undo it.
-pub struct WriteRecord {
+pub(super) struct WriteRecord {
     /// The object's inventory entry.
     pub entry: InventoryEntry,
     /// `file: document N (Kind ns/name)`, for messages.
@@ -100,7 +100,7 @@ impl std::fmt::Debug for WriteRecord {
 
 /// What undoing the writes left behind.
 #[derive(Debug, Default)]
-pub struct RollbackOutcome {
+pub(super) struct RollbackOutcome {
     /// Writes undone.
     pub undone: usize,
     /// Entries of objects that stay as written (not restorable, or the undo failed).
@@ -110,7 +110,7 @@ pub struct RollbackOutcome {
 }
 
 /// Undoes `writes`, last first.
-pub async fn roll_back(writes: Vec<WriteRecord>) -> RollbackOutcome {
+pub(super) async fn roll_back(writes: Vec<WriteRecord>) -> RollbackOutcome {
     let mut outcome = RollbackOutcome::default();
     for record in writes.into_iter().rev() {
         let result = match &record.undo {

@@ -19,7 +19,7 @@ use crate::prepare::{self, Owner};
 const CONCURRENCY: usize = 4;
 
 /// Takes corrections off `queue` until the controller stops.
-pub async fn run_corrections(shared: Arc<Shared>, queue: Queue) {
+pub(crate) async fn run_corrections(shared: Arc<Shared>, queue: Queue) {
     queue
         .0
         .for_each_concurrent(CONCURRENCY, |job| {

@@ -14,7 +14,7 @@ use sealsync_core::FIELD_MANAGER;
 /// annotations. Objects without a generation (ConfigMaps, Secrets, Services) are compared by
 /// resourceVersion.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fingerprint {
+pub(crate) enum Fingerprint {
     /// `metadata.generation` and a hash of the labels and annotations.
     Generation {
         /// The generation.
@@ -28,7 +28,7 @@ pub enum Fingerprint {
 
 impl Fingerprint {
     /// The fingerprint of an object's metadata.
-    pub fn of(meta: &ObjectMeta) -> Self {
+    pub(crate) fn of(meta: &ObjectMeta) -> Self {
         match meta.generation {
             Some(generation) if generation > 0 => {
                 let mut hasher = DefaultHasher::new();
@@ -46,7 +46,7 @@ impl Fingerprint {
 
 /// The manager that wrote an object last, other than the controller, as `name (Operation)`:
 /// what a drift event names. `None` when managedFields name no one else.
-pub fn last_other_manager(meta: &ObjectMeta) -> Option<String> {
+pub(super) fn last_other_manager(meta: &ObjectMeta) -> Option<String> {
     meta.managed_fields
         .as_ref()?
         .iter()

@@ -33,13 +33,13 @@ use kube::core::ApiResource;
 use kube::Client;
 use sealsync_core::{OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL};
 
-pub use correct::run_corrections;
-pub use fingerprint::Fingerprint;
+pub(crate) use correct::run_corrections;
+pub(crate) use fingerprint::Fingerprint;
 
 use crate::metrics::Metrics;
 
 /// A GitSync: `(namespace, name)`.
-pub type SyncKey = (String, String);
+pub(crate) type SyncKey = (String, String);
 
 /// The first correction after a quiet period is immediate; a repeat within this window backs
 /// off.
@@ -77,7 +77,7 @@ struct ObjectKey {
 
 /// How a GitSync's objects are healed, from its spec at the last full reconcile.
 #[derive(Debug, Clone)]
-pub struct HealSpec {
+pub(crate) struct HealSpec {
     /// The GitSync's uid, for its events.
     pub uid: String,
     /// The generation the objects were applied for.
@@ -95,7 +95,7 @@ pub struct HealSpec {
 }
 
 /// One applied object, as the full reconcile hands it over.
-pub struct TrackedSource {
+pub(crate) struct TrackedSource {
     /// The inventory id.
     pub id: String,
     /// The resource it is read and written through.
@@ -201,7 +201,7 @@ struct State {
 
 /// A queued correction.
 #[derive(Debug)]
-pub struct Job {
+pub(crate) struct Job {
     sync: SyncKey,
     object: ObjectKey,
 }
@@ -216,7 +216,7 @@ struct Inner {
 
 /// The registry of applied objects and their watches.
 #[derive(Clone)]
-pub struct Healer {
+pub(crate) struct Healer {
     inner: Arc<Inner>,
 }
 
@@ -231,7 +231,7 @@ impl std::fmt::Debug for Healer {
 }
 
 /// The correction queue, for [`run_corrections`].
-pub struct Queue(UnboundedReceiver<Job>);
+pub(crate) struct Queue(UnboundedReceiver<Job>);
 
 impl std::fmt::Debug for Queue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -345,7 +345,11 @@ impl Inner {
 
 impl Healer {
     /// A healer with no objects, and the queue its corrections are taken from.
-    pub fn new(client: Client, metrics: Arc<Metrics>, full_resync: Duration) -> (Self, Queue) {
+    pub(crate) fn new(
+        client: Client,
+        metrics: Arc<Metrics>,
+        full_resync: Duration,
+    ) -> (Self, Queue) {
         let (queue, receiver) = futures::channel::mpsc::unbounded();
         let inner = Arc::new(Inner {
             state: Mutex::new(State::default()),
@@ -358,7 +362,7 @@ impl Healer {
     }
 
     /// A full reconcile of `sync` starts: self-heal stands aside until it ends.
-    pub fn begin(&self, sync: &SyncKey) {
+    pub(crate) fn begin(&self, sync: &SyncKey) {
         if let Some(tracked) = self.inner.lock().syncs.get_mut(sync) {
             tracked.busy = true;
         }
@@ -366,7 +370,7 @@ impl Healer {
 
     /// A full reconcile applied `sources`, leaving them as `observed` (inventory id →
     /// state): from now on these are the objects healed, and nothing else.
-    pub fn record(
+    pub(crate) fn record(
         &self,
         sync: &SyncKey,
         spec: HealSpec,
@@ -448,7 +452,7 @@ impl Healer {
     /// A full reconcile failed after writing the objects `written` (inventory ids): their
     /// current state is accepted, so that self-heal does not undo the attempt before its retry.
     /// Everything else keeps being healed to the last good revision.
-    pub fn end_failed(&self, sync: &SyncKey, written: &[String]) {
+    pub(crate) fn end_failed(&self, sync: &SyncKey, written: &[String]) {
         let mut guard = self.inner.lock();
         let Some(tracked) = guard.syncs.get_mut(sync) else {
             return;
@@ -471,7 +475,13 @@ impl Healer {
 
     /// The controller wrote the object `id` of `sync` outside a full reconcile (a Vault
     /// refresh): its new state, and the states it passed through, are not drift.
-    pub fn adopt(&self, sync: &SyncKey, id: &str, state: Fingerprint, passed: Vec<Fingerprint>) {
+    pub(crate) fn adopt(
+        &self,
+        sync: &SyncKey,
+        id: &str,
+        state: Fingerprint,
+        passed: Vec<Fingerprint>,
+    ) {
         let mut guard = self.inner.lock();
         let Some(tracked) = guard.syncs.get_mut(sync) else {
             return;
@@ -483,7 +493,7 @@ impl Healer {
     }
 
     /// Stops healing `sync`'s objects: it was deleted, suspended, or turned self-heal off.
-    pub fn forget(&self, sync: &SyncKey) {
+    pub(crate) fn forget(&self, sync: &SyncKey) {
         let mut guard = self.inner.lock();
         if guard.syncs.remove(sync).is_some() {
             stop_unused_watches(&mut guard);
@@ -495,7 +505,7 @@ impl Healer {
     /// period ago, every watch of theirs is listed, and no correction is pending. A poll that
     /// finds its revision unchanged then costs one ref listing and no API request. The error
     /// says why a full re-plan is needed.
-    pub fn armed(
+    pub(crate) fn armed(
         &self,
         sync: &SyncKey,
         generation: Option<i64>,

@@ -27,7 +27,7 @@ const MAX_RECIPIENTS_FILE_BYTES: u64 = 64 * 1024;
 /// Why a recipients file of the controller's configuration could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("{flag} {path}: {reason}")]
-pub struct RecoveryRecipientsError {
+pub(crate) struct RecoveryRecipientsError {
     /// The flag that names the file.
     pub flag: &'static str,
     /// The file.
@@ -37,12 +37,14 @@ pub struct RecoveryRecipientsError {
 }
 
 /// Reads and checks the recovery recipients file: one `age1…` a line, `#` comments.
-pub fn read_recovery_recipients(path: &Path) -> Result<Vec<Recipient>, RecoveryRecipientsError> {
+pub(crate) fn read_recovery_recipients(
+    path: &Path,
+) -> Result<Vec<Recipient>, RecoveryRecipientsError> {
     read_recipients_setting("--recovery-recipients-file", path)
 }
 
 /// Reads and checks the recipients file that `flag` names.
-pub fn read_recipients_setting(
+pub(crate) fn read_recipients_setting(
     flag: &'static str,
     path: &Path,
 ) -> Result<Vec<Recipient>, RecoveryRecipientsError> {
@@ -79,7 +81,7 @@ type Contents = (Vec<String>, Vec<String>);
 
 /// Keeps the backup Secret current.
 #[derive(Debug)]
-pub struct BackupWriter {
+pub(crate) struct BackupWriter {
     file: Option<PathBuf>,
     /// What the backup Secret is known to hold; `None` until read or written once.
     written: Option<Contents>,
@@ -87,7 +89,7 @@ pub struct BackupWriter {
 
 impl BackupWriter {
     /// A writer for the recipients in `file`; without one, backups are off.
-    pub fn new(file: Option<PathBuf>) -> Self {
+    pub(crate) fn new(file: Option<PathBuf>) -> Self {
         Self {
             file,
             written: None,
@@ -96,7 +98,7 @@ impl BackupWriter {
 
     /// Writes the backup when the keys or the recovery recipients changed since it was last
     /// written. Costs no request when nothing changed.
-    pub async fn ensure(
+    pub(crate) async fn ensure(
         &mut self,
         client: &kube::Client,
         namespace: &str,

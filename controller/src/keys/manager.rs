@@ -45,7 +45,7 @@ const RECHECK: Duration = Duration::from_secs(60);
 /// `first_pass` is notified once the first pass is done: the caller starts reconciling only
 /// then, so that the keys' bootstrap (their SealingKeys, the published recipients) is never
 /// mistaken for work of an idle sync.
-pub async fn run(
+pub(crate) async fn run(
     shared: Arc<Shared>,
     gitsyncs: Store<GitSync>,
     usage_changed: Arc<Notify>,

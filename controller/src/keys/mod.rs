@@ -17,12 +17,12 @@
 //! the cluster.
 
 mod automation;
-pub mod backup;
+pub(crate) mod backup;
 mod keystatus;
-pub mod manager;
+pub(crate) mod manager;
 mod retire;
-pub mod secrets;
-pub mod usage;
+pub(crate) mod secrets;
+pub(crate) mod usage;
 
 use std::collections::BTreeMap;
 
@@ -32,15 +32,13 @@ use kube::{Api, Client};
 use sealsync_core::FIELD_MANAGER;
 use sealsync_crypto::{Identity, KeyId, Recipient};
 
-pub use sealsync_core::keysecret::{
-    FIRST_KEY_SECRET, IDENTITY_KEY, KEY_ID_LABEL, KEY_LABEL, PUBLIC_KEYS_CONFIGMAP, RECIPIENTS_KEY,
-};
-pub use secrets::{load_or_create, StoredKey};
+pub(crate) use sealsync_core::keysecret::{KEY_LABEL, PUBLIC_KEYS_CONFIGMAP, RECIPIENTS_KEY};
+pub(crate) use secrets::{load_or_create, StoredKey};
 
 /// Why the keys could not be loaded or changed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum KeysError {
+pub(crate) enum KeysError {
     /// The API server failed.
     #[error("{action}: {source}")]
     Api {
@@ -61,18 +59,6 @@ pub enum KeysError {
     Backup(String),
 }
 
-impl KeysError {
-    /// A short stable label for metrics.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            KeysError::Api { .. } => "api",
-            KeysError::Corrupt(_) => "corrupt",
-            KeysError::Recovery(_) => "recovery_recipients",
-            KeysError::Backup(_) => "backup",
-        }
-    }
-}
-
 pub(crate) fn api_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> KeysError {
     let action = action.into();
     move |source| KeysError::Api { action, source }
@@ -80,7 +66,7 @@ pub(crate) fn api_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> 
 
 /// A loaded key without its private part.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyMeta {
+pub(crate) struct KeyMeta {
     /// The Secret's (and SealingKey's) name.
     pub name: String,
     /// When the key was generated (RFC 3339).
@@ -94,7 +80,7 @@ pub struct KeyMeta {
 /// The identities the controller opens SealedSecrets with, the recipients it publishes, and
 /// the ids of the keys that were retired.
 #[derive(Default)]
-pub struct KeyRing {
+pub(crate) struct KeyRing {
     /// Every loaded identity, newest first: the first is the current key. Documents are
     /// opened with the current key first, so that an old key shows as used only where the
     /// current one cannot open the document.
@@ -117,7 +103,7 @@ impl std::fmt::Debug for KeyRing {
 
 impl KeyRing {
     /// A ring of `keys`, which are sorted newest first here.
-    pub fn new(mut keys: Vec<StoredKey>, retired: BTreeMap<KeyId, String>) -> Self {
+    pub(crate) fn new(mut keys: Vec<StoredKey>, retired: BTreeMap<KeyId, String>) -> Self {
         secrets::sort_newest_first(&mut keys);
         let mut ring = KeyRing {
             retired,
@@ -136,22 +122,22 @@ impl KeyRing {
     }
 
     /// The identities, newest first.
-    pub fn identities(&self) -> &[Identity] {
+    pub(crate) fn identities(&self) -> &[Identity] {
         &self.identities
     }
 
     /// The keys without their private part, newest first.
-    pub fn keys(&self) -> &[KeyMeta] {
+    pub(crate) fn keys(&self) -> &[KeyMeta] {
         &self.meta
     }
 
     /// The position of the key stored in Secret `name` (0: the current key).
-    pub fn position(&self, name: &str) -> Option<usize> {
+    pub(crate) fn position(&self, name: &str) -> Option<usize> {
         self.meta.iter().position(|k| k.name == name)
     }
 
     /// Drops the key stored in Secret `name`.
-    pub fn remove(&mut self, name: &str) {
+    pub(crate) fn remove(&mut self, name: &str) {
         if let Some(index) = self.position(name) {
             self.meta.remove(index);
             self.identities.remove(index);
@@ -159,18 +145,18 @@ impl KeyRing {
     }
 
     /// The key ids, newest first.
-    pub fn key_ids(&self) -> Vec<String> {
+    pub(crate) fn key_ids(&self) -> Vec<String> {
         self.meta.iter().map(|k| k.key_id.to_string()).collect()
     }
 
     /// The public recipients, newest first.
-    pub fn recipients(&self) -> Vec<Recipient> {
+    pub(crate) fn recipients(&self) -> Vec<Recipient> {
         self.identities.iter().map(Identity::recipient).collect()
     }
 
     /// The recipients file the ConfigMap and `/v1/keys` publish: usable as
     /// `sealsync seal --recipients-file` and in `.sealsync.yaml`.
-    pub fn recipients_file(&self, namespace: &str) -> String {
+    pub(crate) fn recipients_file(&self, namespace: &str) -> String {
         let mut out = format!("# sealsync cluster recipients (controller namespace {namespace})\n");
         for (index, (meta, identity)) in self.meta.iter().zip(&self.identities).enumerate() {
             let r = identity.recipient();
@@ -187,7 +173,11 @@ impl KeyRing {
 }
 
 /// Writes the public recipients to the ConfigMap `sealsync-public-keys` by server-side apply.
-pub async fn publish(client: &Client, namespace: &str, ring: &KeyRing) -> Result<(), KeysError> {
+pub(crate) async fn publish(
+    client: &Client,
+    namespace: &str,
+    ring: &KeyRing,
+) -> Result<(), KeysError> {
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let body = serde_json::json!({
         "apiVersion": "v1",
@@ -216,7 +206,7 @@ pub async fn publish(client: &Client, namespace: &str, ring: &KeyRing) -> Result
 }
 
 /// The time now, to the second, in RFC 3339 (`2026-12-01T19:30:00Z`).
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     let now = k8s_openapi::jiff::Timestamp::now();
     k8s_openapi::jiff::Timestamp::from_second(now.as_second())
         .map(|t| t.to_string())

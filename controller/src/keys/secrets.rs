@@ -13,10 +13,10 @@ use sealsync_crypto::Identity;
 use super::{api_err, now_rfc3339, KeyRing, KeysError};
 
 /// One key loaded from its Secret.
-pub use sealsync_core::keysecret::KeySecret as StoredKey;
+pub(crate) use sealsync_core::keysecret::KeySecret as StoredKey;
 
 /// Reads every key Secret of `namespace`, newest first.
-pub async fn load(client: &Client, namespace: &str) -> Result<Vec<StoredKey>, KeysError> {
+pub(crate) async fn load(client: &Client, namespace: &str) -> Result<Vec<StoredKey>, KeysError> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let list = secrets
         .list(&ListParams::default().labels(KEY_LABEL))
@@ -41,7 +41,7 @@ pub async fn load(client: &Client, namespace: &str) -> Result<Vec<StoredKey>, Ke
 
 /// Newest first; ties (keys generated in the same second) by key id, so that every replica
 /// agrees on the current key.
-pub fn sort_newest_first(keys: &mut [StoredKey]) {
+pub(crate) fn sort_newest_first(keys: &mut [StoredKey]) {
     keys.sort_by(|a, b| {
         b.created
             .cmp(&a.created)
@@ -51,7 +51,7 @@ pub fn sort_newest_first(keys: &mut [StoredKey]) {
 
 /// Stores `identity` in a new Secret `name`. `Ok(false)` when a Secret of that name exists
 /// already (another replica, or an earlier attempt, made it): the caller reads that one.
-pub async fn create(
+pub(crate) async fn create(
     client: &Client,
     namespace: &str,
     name: &str,
@@ -76,7 +76,7 @@ pub async fn create(
 
 /// Names one key Secret, without its key.
 #[derive(Debug, Clone)]
-pub struct KeyHandle {
+pub(crate) struct KeyHandle {
     /// The Secret's name.
     pub name: String,
     /// Its uid.
@@ -85,7 +85,11 @@ pub struct KeyHandle {
 
 /// Deletes a key's Secret: the private key is gone from the cluster (apart from backups).
 /// The uid precondition keeps a delete from hitting a Secret restored under the same name.
-pub async fn delete(client: &Client, namespace: &str, key: &KeyHandle) -> Result<(), KeysError> {
+pub(crate) async fn delete(
+    client: &Client,
+    namespace: &str,
+    key: &KeyHandle,
+) -> Result<(), KeysError> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let params = DeleteParams {
         preconditions: key.uid.clone().map(|uid| Preconditions {
@@ -107,7 +111,7 @@ pub async fn delete(client: &Client, namespace: &str, key: &KeyHandle) -> Result
 /// Loads the key Secrets in `namespace`; generates and stores the first identity when there is
 /// none. Safe to run from several replicas at once: the first key's Secret has a fixed name,
 /// and a replica that loses the race to create it reads the winner's.
-pub async fn load_or_create(client: &Client, namespace: &str) -> Result<KeyRing, KeysError> {
+pub(crate) async fn load_or_create(client: &Client, namespace: &str) -> Result<KeyRing, KeysError> {
     let mut keys = load(client, namespace).await?;
     if keys.is_empty() {
         let identity = Identity::generate();

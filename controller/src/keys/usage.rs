@@ -10,11 +10,11 @@ use kube::ResourceExt;
 use sealsync_core::{GitSync, KeyUse};
 
 /// For each key id, the documents it opened, sorted.
-pub type Usage = BTreeMap<String, Vec<KeyUse>>;
+pub(crate) type Usage = BTreeMap<String, Vec<KeyUse>>;
 
 /// The usage the GitSyncs report. A GitSync being deleted no longer counts: its objects are
 /// about to be pruned.
-pub fn from_gitsyncs<'a>(gitsyncs: impl IntoIterator<Item = &'a GitSync>) -> Usage {
+pub(crate) fn from_gitsyncs<'a>(gitsyncs: impl IntoIterator<Item = &'a GitSync>) -> Usage {
     let mut usage = Usage::new();
     for gs in gitsyncs {
         if gs.metadata.deletion_timestamp.is_some() {
@@ -42,7 +42,7 @@ pub fn from_gitsyncs<'a>(gitsyncs: impl IntoIterator<Item = &'a GitSync>) -> Usa
 }
 
 /// `GitSync ns/name: file (Secret ns/name)` lines for a refusal message, at most `limit`.
-pub fn describe(uses: &[KeyUse], limit: usize) -> String {
+pub(crate) fn describe(uses: &[KeyUse], limit: usize) -> String {
     let mut lines: Vec<String> = uses
         .iter()
         .take(limit)

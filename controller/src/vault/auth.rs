@@ -18,7 +18,7 @@ use crate::secretkeys::{read_first_key, KeyLookup};
 const SERVICE_ACCOUNT_TOKEN_SECONDS: i64 = 600;
 
 /// A token and when to renew it.
-pub struct Lease {
+pub(super) struct Lease {
     /// The Vault token.
     pub token: Zeroizing<String>,
     /// When to renew it; never for a token without a TTL.
@@ -48,7 +48,7 @@ impl Lease {
     }
 
     /// Whether the lease is past its renewal time.
-    pub fn due(&self) -> bool {
+    pub(super) fn due(&self) -> bool {
         self.renew_at.is_some_and(|at| Instant::now() >= at)
     }
 }
@@ -176,7 +176,7 @@ async fn secret_text(
 }
 
 /// Logs in with `config`'s method.
-pub async fn login(
+pub(super) async fn login(
     transport: &Transport,
     config: &VaultConfig,
     defaults: &Defaults,
@@ -315,7 +315,7 @@ async fn lookup(
 }
 
 /// Extends `lease` with `renew-self`; `None` when Vault will not (a new login is needed).
-pub async fn renew(transport: &Transport, lease: &Lease) -> Option<Lease> {
+pub(super) async fn renew(transport: &Transport, lease: &Lease) -> Option<Lease> {
     if !lease.renewable {
         return None;
     }

@@ -11,11 +11,11 @@ use super::error::VaultError;
 use crate::context::TrustedNamespaces;
 
 /// The default `refreshInterval`, as External Secrets Operator's.
-pub const DEFAULT_REFRESH: Duration = Duration::from_secs(3600);
+pub(super) const DEFAULT_REFRESH: Duration = Duration::from_secs(3600);
 /// The keys an AppRole secret id is looked for under when `secretRef.key` is unset: the
 /// documented default, then the spellings `kubectl create secret` users and the `bao` CLI
 /// (`secret_id`) produce.
-pub const DEFAULT_SECRET_ID_KEYS: [&str; 3] = ["secretId", "secret-id", "secret_id"];
+pub(super) const DEFAULT_SECRET_ID_KEYS: [&str; 3] = ["secretId", "secret-id", "secret_id"];
 /// The shortest `refreshInterval`: Vault is not a message bus.
 const MIN_REFRESH: Duration = Duration::from_secs(5);
 /// The largest `VAULT_CACERT` file read.
@@ -24,7 +24,7 @@ const MAX_CA_FILE: u64 = 1024 * 1024;
 /// The controller's `VAULT_ADDR`, `VAULT_NAMESPACE`, `VAULT_CACERT` and `VAULT_TOKEN`, read
 /// once at start.
 #[derive(Default)]
-pub struct Defaults {
+pub(crate) struct Defaults {
     /// `VAULT_ADDR`.
     pub address: Option<String>,
     /// `VAULT_NAMESPACE`.
@@ -49,7 +49,7 @@ impl std::fmt::Debug for Defaults {
 
 impl Defaults {
     /// Reads the environment. A `VAULT_CACERT` that cannot be read is an error at start.
-    pub fn from_env() -> anyhow::Result<Self> {
+    pub(crate) fn from_env() -> anyhow::Result<Self> {
         use anyhow::Context as _;
         use std::io::Read as _;
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
@@ -77,7 +77,7 @@ impl Defaults {
 
 /// How a GitSync logs in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Auth {
+pub(crate) enum Auth {
     /// The controller's `VAULT_TOKEN`.
     ControllerToken,
     /// A token from a Secret in the GitSync's namespace.
@@ -113,7 +113,7 @@ pub enum Auth {
 
 impl Auth {
     /// The method's name in `spec.vault`, for messages.
-    pub fn method(&self) -> &'static str {
+    pub(crate) fn method(&self) -> &'static str {
         match self {
             Auth::ControllerToken => "the controller's VAULT_TOKEN",
             Auth::Token { .. } => "token",
@@ -125,7 +125,7 @@ impl Auth {
 
 /// The settings of one GitSync, checked.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct VaultConfig {
+pub(crate) struct VaultConfig {
     /// `scheme://host[:port]`, no trailing `/`.
     pub address: String,
     /// The Vault namespace.
@@ -144,7 +144,7 @@ pub struct VaultConfig {
 
 impl VaultConfig {
     /// A hash of every setting: a changed spec starts a new session (and a new login).
-    pub fn fingerprint(&self) -> u64 {
+    pub(crate) fn fingerprint(&self) -> u64 {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         self.hash(&mut hasher);
         hasher.finish()
@@ -153,7 +153,7 @@ impl VaultConfig {
     /// The settings of a GitSync in `gitsync_namespace` with `spec` (absent: the controller's
     /// defaults alone) and `service_account` (`spec.serviceAccountName`); `trusted` are the
     /// namespaces whose GitSyncs may log in with the controller's `VAULT_TOKEN`.
-    pub fn resolve(
+    pub(crate) fn resolve(
         spec: Option<&VaultSpec>,
         service_account: Option<&str>,
         gitsync_namespace: &str,

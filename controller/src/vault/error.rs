@@ -6,7 +6,7 @@ use sealsync_core::vaultref::ValueError;
 /// Why one read from Vault failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ReadError {
+pub(crate) enum ReadError {
     /// No answer: connection refused, DNS, TLS, timeout.
     #[error("Vault at {address} is unreachable ({reason}); check spec.vault.address and that Vault is running")]
     Unreachable {
@@ -79,7 +79,7 @@ pub enum ReadError {
 
 impl ReadError {
     /// A short stable label, for metrics.
-    pub fn metric_label(&self) -> &'static str {
+    pub(crate) fn metric_label(&self) -> &'static str {
         match self {
             ReadError::Unreachable { .. } => "unreachable",
             ReadError::Unavailable { .. } => "sealed",
@@ -103,7 +103,7 @@ fn errors_suffix(errors: &[String]) -> String {
 /// Why a revision's (or a refresh's) references could not be resolved.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum VaultError {
+pub(crate) enum VaultError {
     /// `spec.vault` cannot be acted on.
     #[error("spec.vault: {0}")]
     Spec(String),
@@ -168,7 +168,7 @@ pub enum VaultError {
 impl VaultError {
     /// Whether a change in Git or in the spec is needed (`Stalled`); a Vault that is down, or
     /// a value not yet written, may heal by itself.
-    pub fn is_terminal(&self) -> bool {
+    pub(crate) fn is_terminal(&self) -> bool {
         matches!(
             self,
             VaultError::Spec(_)

@@ -11,11 +11,11 @@ use super::error::ReadError;
 use super::transport::{CallError, Reply, Transport};
 
 /// The values of one secret (one path at one version).
-pub type SecretData = BTreeMap<String, Zeroizing<String>>;
+pub(super) type SecretData = BTreeMap<String, Zeroizing<String>>;
 
 /// What is read: a path at a version, as a reference names it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ReadKey {
+pub(crate) struct ReadKey {
     /// The reference's path.
     pub path: String,
     /// The KV v2 version.
@@ -26,7 +26,7 @@ pub struct ReadKey {
 
 impl ReadKey {
     /// The read a reference needs.
-    pub fn of(reference: &VaultRef) -> Self {
+    pub(crate) fn of(reference: &VaultRef) -> Self {
         Self {
             path: reference.path.clone(),
             version: reference.version,
@@ -37,7 +37,7 @@ impl ReadKey {
 
 /// A secrets engine mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mount {
+pub(super) struct Mount {
     /// Its path, without a trailing `/`.
     pub path: String,
     /// Its KV version.
@@ -46,7 +46,7 @@ pub struct Mount {
 
 impl Mount {
     /// Whether `path` lies on this mount.
-    pub fn holds(&self, path: &str) -> bool {
+    pub(super) fn holds(&self, path: &str) -> bool {
         path == self.path
             || path
                 .strip_prefix(self.path.as_str())
@@ -55,7 +55,7 @@ impl Mount {
 }
 
 /// The mount of `path` with the KV version given in the spec: the first path segment.
-pub fn assumed_mount(path: &str, version: u8) -> Mount {
+pub(super) fn assumed_mount(path: &str, version: u8) -> Mount {
     Mount {
         path: path.split('/').next().unwrap_or_default().to_owned(),
         version,
@@ -70,7 +70,7 @@ fn unreachable(transport: &Transport, e: CallError) -> ReadError {
 }
 
 /// A non-2xx answer about `path`, in words.
-pub fn refusal(transport: &Transport, path: &str, reply: &Reply) -> ReadError {
+pub(super) fn refusal(transport: &Transport, path: &str, reply: &Reply) -> ReadError {
     match reply.status {
         403 => ReadError::Forbidden {
             path: path.to_owned(),
@@ -92,7 +92,7 @@ pub fn refusal(transport: &Transport, path: &str, reply: &Reply) -> ReadError {
 }
 
 /// Asks Vault which mount `path` is on and its KV version.
-pub async fn detect_mount(
+pub(super) async fn detect_mount(
     transport: &Transport,
     token: &str,
     path: &str,
@@ -146,7 +146,7 @@ pub async fn detect_mount(
 
 /// The path of `key` inside `mount` (without `data/` on KV v2): two references that name the
 /// same secret in the two syntaxes have the same one, and are read once.
-pub fn path_in_mount(mount: &Mount, key: &ReadKey) -> Result<String, ReadError> {
+pub(super) fn path_in_mount(mount: &Mount, key: &ReadKey) -> Result<String, ReadError> {
     let rest = key
         .path
         .strip_prefix(mount.path.as_str())
@@ -173,7 +173,7 @@ pub fn path_in_mount(mount: &Mount, key: &ReadKey) -> Result<String, ReadError> 
 }
 
 /// Reads `rest` (from [`path_in_mount`]) at `version` on `mount`.
-pub async fn read(
+pub(super) async fn read(
     transport: &Transport,
     token: &str,
     mount: &Mount,

@@ -24,16 +24,16 @@ use kube::ResourceExt;
 use sealsync_core::GitSync;
 use serde_json::Value as Json;
 
-pub use config::{Defaults, VaultConfig};
-pub use error::{ReadError, VaultError};
-pub use refresh::{run_refreshes, Entry as RefreshEntry, RefSecret, Refresher};
-pub use session::Session;
+pub(crate) use config::{Defaults, VaultConfig};
+pub(crate) use error::VaultError;
+pub(crate) use refresh::{run_refreshes, Entry as RefreshEntry, RefSecret, Refresher};
+pub(crate) use session::Session;
 
 use crate::context::Shared;
 use crate::heal::SyncKey;
 
 /// The Vault side of the controller: its defaults, each GitSync's session, the refresher.
-pub struct Vault {
+pub(crate) struct Vault {
     /// The controller's `VAULT_*` defaults.
     pub defaults: Defaults,
     sessions: Mutex<HashMap<SyncKey, Arc<Session>>>,
@@ -52,7 +52,7 @@ impl std::fmt::Debug for Vault {
 
 impl Vault {
     /// No sessions yet.
-    pub fn new(defaults: Defaults) -> Self {
+    pub(crate) fn new(defaults: Defaults) -> Self {
         let rng = ring::rand::SystemRandom::new();
         // A key that never leaves the process: digests of values say only "changed or not".
         let digest_key = ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng)
@@ -71,7 +71,11 @@ impl Vault {
 
     /// The session of `key` for `config`: the current one while the settings are the same, a
     /// new one (a new login) when they changed.
-    pub fn session(&self, key: &SyncKey, config: VaultConfig) -> Result<Arc<Session>, VaultError> {
+    pub(crate) fn session(
+        &self,
+        key: &SyncKey,
+        config: VaultConfig,
+    ) -> Result<Arc<Session>, VaultError> {
         let mut sessions = self.sessions();
         if let Some(existing) = sessions.get(key) {
             if existing.fingerprint() == config.fingerprint() {
@@ -84,12 +88,12 @@ impl Vault {
     }
 
     /// The session of `key`, if it has one.
-    pub fn existing(&self, key: &SyncKey) -> Option<Arc<Session>> {
+    pub(crate) fn existing(&self, key: &SyncKey) -> Option<Arc<Session>> {
         self.sessions().get(key).cloned()
     }
 
     /// Forgets `key`'s session and refreshes (deleted, suspended, or no references left).
-    pub fn forget(&self, key: &SyncKey) {
+    pub(crate) fn forget(&self, key: &SyncKey) {
         self.sessions().remove(key);
         self.refresher.forget(key);
     }
@@ -100,7 +104,7 @@ impl Vault {
     }
 
     /// A keyed digest of a Secret's values: equal exactly when the values are.
-    pub fn digest(&self, object: &Json) -> [u8; 32] {
+    pub(crate) fn digest(&self, object: &Json) -> [u8; 32] {
         let mut ctx = ring::hmac::Context::with_key(&self.digest_key);
         for field in ["data", "stringData"] {
             ctx.update(field.as_bytes());
@@ -123,7 +127,7 @@ impl Vault {
 /// What the stage found: the Secrets to refresh later (empty when the revision has no
 /// references) and the settings they were resolved with.
 #[derive(Debug, Default)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     /// The Secrets with references, unresolved, with the digests of their values.
     pub secrets: Vec<RefSecret>,
     /// How often to read them again.
@@ -132,7 +136,7 @@ pub struct Resolved {
 
 /// Resolves the references of a revision's `objects` in place; `sealed[i]` marks objects
 /// opened from SealedSecrets, whose values are never read as references.
-pub async fn resolve_revision(
+pub(crate) async fn resolve_revision(
     shared: &Shared,
     gs: &GitSync,
     default_namespace: &str,
@@ -182,7 +186,7 @@ pub async fn resolve_revision(
 
 /// Resolves the references of one object with `key`'s current session: the self-heal of a
 /// Secret with references. Objects without references are returned as they are.
-pub async fn resolve_object(
+pub(crate) async fn resolve_object(
     shared: &Shared,
     key: &SyncKey,
     location: &str,

@@ -27,7 +27,7 @@ const REFRESH_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A Secret with references as Git holds it (decrypted, not yet resolved or prepared), and
 /// a digest of the values last applied.
-pub struct RefSecret {
+pub(crate) struct RefSecret {
     /// `file: document`.
     pub location: String,
     /// The object with its references.
@@ -38,7 +38,7 @@ pub struct RefSecret {
 
 impl RefSecret {
     /// A template without a digest yet.
-    pub fn new(location: String, object: Json) -> Self {
+    pub(crate) fn new(location: String, object: Json) -> Self {
         Self {
             location,
             object,
@@ -64,7 +64,7 @@ impl Drop for RefSecret {
 
 /// What one GitSync refreshes.
 #[derive(Debug)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// The Secrets.
     pub secrets: Vec<RefSecret>,
     /// How often.
@@ -86,7 +86,7 @@ pub struct Entry {
 
 impl Entry {
     /// An entry due one interval from now.
-    pub fn new(
+    pub(crate) fn new(
         secrets: Vec<RefSecret>,
         interval: Duration,
         revision: String,
@@ -112,7 +112,7 @@ impl Entry {
 /// The GitSyncs with references, and a lock per GitSync that a full reconcile and a refresh
 /// both hold, so that a refresh never applies an older revision's Secret over a newer one.
 #[derive(Debug, Default)]
-pub struct Refresher {
+pub(crate) struct Refresher {
     entries: Mutex<HashMap<SyncKey, Entry>>,
     locks: Mutex<HashMap<SyncKey, Arc<tokio::sync::Mutex<()>>>>,
     wake: tokio::sync::Notify,
@@ -124,7 +124,7 @@ impl Refresher {
     }
 
     /// The lock of `key`.
-    pub async fn lock(&self, key: &SyncKey) -> tokio::sync::OwnedMutexGuard<()> {
+    pub(crate) async fn lock(&self, key: &SyncKey) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = self
             .locks
             .lock()
@@ -137,7 +137,7 @@ impl Refresher {
 
     /// Refreshes `entry` for `key` from now on (replacing what was there); an entry without
     /// Secrets stops the refreshes.
-    pub fn register(&self, key: &SyncKey, entry: Entry) {
+    pub(crate) fn register(&self, key: &SyncKey, entry: Entry) {
         if entry.secrets.is_empty() {
             self.forget(key);
             return;
@@ -147,7 +147,7 @@ impl Refresher {
     }
 
     /// Stops refreshing `key`.
-    pub fn forget(&self, key: &SyncKey) {
+    pub(crate) fn forget(&self, key: &SyncKey) {
         self.entries().remove(key);
         self.locks
             .lock()
@@ -170,7 +170,7 @@ impl Refresher {
 }
 
 /// Runs until the process ends: refreshes each GitSync when due and renews tokens.
-pub async fn run_refreshes(shared: Arc<Shared>) {
+pub(crate) async fn run_refreshes(shared: Arc<Shared>) {
     loop {
         let vault = &shared.vault;
         let renewals = vault.all_sessions();
@@ -209,10 +209,9 @@ async fn refresh(shared: &Shared, key: &SyncKey) {
     let result =
         match tokio::time::timeout(REFRESH_TIMEOUT, refresh_entry(shared, key, &mut entry)).await {
             Ok(result) => result,
-            Err(_) => Err(crate::Error::Vault(VaultError::Spec(format!(
-                "the refresh did not finish within {}s; Vault answers too slowly",
-                REFRESH_TIMEOUT.as_secs()
-            )))),
+            Err(_) => Err(crate::Error::Vault(VaultError::TimedOut {
+                seconds: REFRESH_TIMEOUT.as_secs(),
+            })),
         };
     let api: Api<GitSync> = Api::namespaced(shared.client.clone(), &key.0);
     match result {

@@ -16,7 +16,7 @@ use super::session::ReadResults;
 
 /// A Secret of the revision whose values hold references.
 #[derive(Debug, Clone)]
-pub struct Planned {
+pub(super) struct Planned {
     /// Its position among the revision's objects.
     pub index: usize,
     /// `file: document`.
@@ -30,7 +30,7 @@ pub struct Planned {
 /// Finds the references of `objects`; `sealed[i]` says the object was opened from a
 /// SealedSecret, whose values are taken as they were sealed. A reference outside a plain
 /// Secret's values, or a malformed one, fails the whole revision.
-pub fn plan(
+pub(super) fn plan(
     objects: &[(String, Json)],
     sealed: &[bool],
     default_namespace: &str,
@@ -69,7 +69,7 @@ pub fn plan(
 }
 
 /// Every distinct read `planned` needs.
-pub fn reads_of(planned: &[Planned]) -> BTreeSet<ReadKey> {
+pub(super) fn reads_of(planned: &[Planned]) -> BTreeSet<ReadKey> {
     planned
         .iter()
         .flat_map(|p| &p.values)
@@ -83,7 +83,7 @@ pub fn reads_of(planned: &[Planned]) -> BTreeSet<ReadKey> {
 
 /// Writes the values `results` hold into the planned Secrets of `objects`. Fails on the
 /// first reference (in revision order) that has no value, before anything is written.
-pub fn substitute(
+pub(super) fn substitute(
     planned: &[Planned],
     results: &ReadResults,
     objects: &mut [(String, Json)],

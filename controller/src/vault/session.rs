@@ -19,13 +19,13 @@ use crate::metrics::Metrics;
 const CONCURRENT_READS: usize = 16;
 /// The most bytes of values one resolution keeps: a GitSync may name any server, and the
 /// answers of all its reads are held until the Secrets are written.
-pub const MAX_RESOLVED_BYTES: usize = 64 * 1024 * 1024;
+pub(super) const MAX_RESOLVED_BYTES: usize = 64 * 1024 * 1024;
 
 /// What each distinct read returned.
-pub type ReadResults = HashMap<ReadKey, Result<SecretData, ReadError>>;
+pub(super) type ReadResults = HashMap<ReadKey, Result<SecretData, ReadError>>;
 
 /// A GitSync's Vault session.
-pub struct Session {
+pub(crate) struct Session {
     config: VaultConfig,
     fingerprint: u64,
     transport: Transport,
@@ -44,7 +44,7 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     /// A session with `config`; nothing is sent until the first read.
-    pub fn new(config: VaultConfig) -> Result<Self, VaultError> {
+    pub(crate) fn new(config: VaultConfig) -> Result<Self, VaultError> {
         Ok(Self {
             fingerprint: config.fingerprint(),
             transport: Transport::new(&config)?,
@@ -54,18 +54,13 @@ impl Session {
         })
     }
 
-    /// The settings.
-    pub fn config(&self) -> &VaultConfig {
-        &self.config
-    }
-
     /// The hash of the settings it was made with.
-    pub fn fingerprint(&self) -> u64 {
+    pub(crate) fn fingerprint(&self) -> u64 {
         self.fingerprint
     }
 
     /// When the token must be renewed, if one is held and it expires.
-    pub fn renew_at(&self) -> Option<Instant> {
+    pub(crate) fn renew_at(&self) -> Option<Instant> {
         self.lease
             .try_lock()
             .ok()
@@ -103,7 +98,12 @@ impl Session {
     }
 
     /// Renews the token if it is due; a failure is retried at the next read.
-    pub async fn keep_alive(&self, defaults: &Defaults, kube: &kube::Client, metrics: &Metrics) {
+    pub(crate) async fn keep_alive(
+        &self,
+        defaults: &Defaults,
+        kube: &kube::Client,
+        metrics: &Metrics,
+    ) {
         let due = self.lease.lock().await.as_ref().is_some_and(Lease::due);
         if due {
             if let Err(e) = self.token(defaults, kube, metrics).await {
@@ -149,7 +149,7 @@ impl Session {
 
     /// Reads every key once. A 403 may mean the token was revoked: the forbidden reads are
     /// tried once more after a new login.
-    pub async fn read_all(
+    pub(crate) async fn read_all(
         &self,
         defaults: &Defaults,
         kube: &kube::Client,

@@ -12,14 +12,14 @@ use super::config::VaultConfig;
 use super::error::VaultError;
 
 /// The largest answer read: a Kubernetes Secret holds at most 1 MiB.
-pub const MAX_RESPONSE: usize = 2 * 1024 * 1024;
+pub(super) const MAX_RESPONSE: usize = 2 * 1024 * 1024;
 /// Connecting may take this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// One request may take this long in all.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// An answer: its status and body.
-pub struct Reply {
+pub(super) struct Reply {
     /// The HTTP status.
     pub status: u16,
     /// The body, wiped when dropped.
@@ -37,7 +37,7 @@ impl std::fmt::Debug for Reply {
 
 impl Reply {
     /// Vault's `errors` array, each cut to 200 bytes, at most three.
-    pub fn errors(&self) -> Vec<String> {
+    pub(super) fn errors(&self) -> Vec<String> {
         #[derive(serde::Deserialize)]
         struct Errors {
             #[serde(default)]
@@ -62,14 +62,14 @@ impl Reply {
     }
 
     /// Whether the status is 2xx.
-    pub fn ok(&self) -> bool {
+    pub(super) fn ok(&self) -> bool {
         (200..300).contains(&self.status)
     }
 }
 
 /// Why no answer came.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CallError {
+pub(super) enum CallError {
     /// No connection, TLS refused, or a timeout.
     #[error("{0}")]
     Unreachable(String),
@@ -79,7 +79,7 @@ pub enum CallError {
 }
 
 /// One Vault server, as one GitSync reaches it.
-pub struct Transport {
+pub(super) struct Transport {
     client: reqwest::Client,
     address: String,
     namespace: Option<String>,
@@ -96,7 +96,7 @@ impl std::fmt::Debug for Transport {
 
 impl Transport {
     /// A client for `config`'s server.
-    pub fn new(config: &VaultConfig) -> Result<Self, VaultError> {
+    pub(super) fn new(config: &VaultConfig) -> Result<Self, VaultError> {
         let mut builder = reqwest::Client::builder()
             .tls_backend_rustls()
             .redirect(reqwest::redirect::Policy::none())
@@ -119,12 +119,12 @@ impl Transport {
     }
 
     /// The server's address, for messages.
-    pub fn address(&self) -> &str {
+    pub(super) fn address(&self) -> &str {
         &self.address
     }
 
     /// Sends a request vaultrs describes, with `token`.
-    pub async fn call<E: Endpoint>(
+    pub(super) async fn call<E: Endpoint>(
         &self,
         endpoint: &E,
         token: Option<&str>,
@@ -149,7 +149,7 @@ impl Transport {
     }
 
     /// Sends `method` to the API path `path` (below `/v1/`), with `token` and a JSON `body`.
-    pub async fn raw(
+    pub(super) async fn raw(
         &self,
         method: reqwest::Method,
         path: &str,
