@@ -10,7 +10,7 @@ use kube::Client;
 use tokio::sync::RwLock;
 
 use crate::keys::KeyRing;
-use crate::metrics::Metrics;
+use crate::support::metrics::Metrics;
 
 /// Settings from the command line.
 #[derive(Debug, Clone)]
@@ -108,11 +108,11 @@ pub(crate) struct Shared {
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Events.
-    pub recorder: crate::events::EventRecorder,
+    pub recorder: crate::support::events::EventRecorder,
     /// Consecutive failures per GitSync uid, for the retry backoff.
     pub failures: Mutex<HashMap<String, u32>>,
     /// The registered push webhooks.
-    pub webhooks: crate::webhook::Webhooks,
+    pub webhooks: crate::http::webhook::Webhooks,
     /// Asks for a reconcile of one GitSync now (a webhook push, new keys for a GitSync that
     /// failed to decrypt).
     pub reconcile_now: futures::channel::mpsc::UnboundedSender<
@@ -123,12 +123,12 @@ pub(crate) struct Shared {
     /// Vault sessions and refreshes.
     pub vault: crate::vault::Vault,
     /// The key of the restart checksums.
-    pub checksum_key: crate::restart::ChecksumKey,
+    pub checksum_key: crate::sync::restarts::ChecksumKey,
     /// GitSyncs whose next reconcile must re-plan every object although their revision did
     /// not change (a Vault refresh changed a Secret that workloads restart on).
     pub replans: Mutex<std::collections::HashSet<crate::heal::SyncKey>>,
     /// Keeps GitSyncs whose Git server does not answer from holding every reconcile slot.
-    pub fetch_gate: crate::source::FetchGate,
+    pub fetch_gate: crate::sync::fetch::FetchGate,
 }
 
 impl std::fmt::Debug for Shared {

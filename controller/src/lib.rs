@@ -1,37 +1,30 @@
 //! The sealsync controller: pulls Git, decrypts SealedSecrets in memory, applies every
 //! manifest by server-side apply atomically per revision, prunes, and undoes drift.
 //!
-//! One module per stage; [`reconcile`] runs them in order.
+//! The folders are its layers, each importing only from those below it:
+//! - `app`: the wiring (flags, start-up, the loops it runs);
+//! - `reconcile`: one GitSync's reconcile, driving the sync engine;
+//! - `refresh`, `heal`: Vault refreshes and drift corrections, through the same engine;
+//! - `http` (health, metrics, keys, rewrap, webhooks) and `leader` (leadership and shards);
+//! - `sync`: the sync engine and its stages (fetch, render, decrypt, resolve, restarts,
+//!   prepare, plan, apply, prune);
+//! - `status`: the one writer of GitSync status;
+//! - `vault` and `keys`: the Vault client and the cluster keys;
+//! - `support`: small shared types (sync keys, fingerprints, actors, metrics, events).
 
 #![warn(unreachable_pub)]
 
-mod apply;
-mod cache;
-mod callers;
+mod app;
 mod context;
-mod decrypt;
-mod drift;
-mod error;
-mod events;
 mod heal;
 mod http;
-mod inventory;
 mod keys;
 mod leader;
-mod metrics;
-mod prepare;
-mod prune;
 mod reconcile;
-mod restart;
-mod rewrap;
-mod secretkeys;
-mod source;
-mod standby;
 mod status;
+mod support;
+mod sync;
 mod vault;
-mod webhook;
-
-mod app;
 
 pub use app::{run, Args};
-pub(crate) use error::Error;
+pub(crate) use sync::error::Error;

@@ -19,14 +19,14 @@ use sealsync_core::{parse_duration, GitSync, Inventory, FINALIZER, REQUESTED_AT_
 use serde_json::Value as Json;
 use zeroize::Zeroizing;
 
-use crate::apply::{self, ApplyOptions, Desired, Resolver};
 use crate::context::{Actor, Shared};
-use crate::error::Error;
 use crate::heal::{Fingerprint, HealSpec, SyncKey, TrackedSource};
-use crate::metrics::ReasonLabels;
-use crate::prepare::{self, Owner};
-use crate::source::{self, Credentials, FetchRequest, SourceLimits};
-use crate::{decrypt, inventory, prune, status};
+use crate::support::metrics::ReasonLabels;
+use crate::sync::apply::{self, ApplyOptions, Desired, Resolver};
+use crate::sync::error::Error;
+use crate::sync::fetch::{self, Credentials, FetchRequest, SourceLimits};
+use crate::sync::prepare::{self, Owner};
+use crate::{status, sync::decrypt, sync::inventory, sync::prune};
 
 /// The longest reconcile timeout when `spec.timeout` is not set.
 const MAX_DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -162,7 +162,7 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     };
 
     let _slow_fetch_turn = match ctx.fetch_gate.enter(&key) {
-        source::FetchTurn::Wait => {
+        fetch::FetchTurn::Wait => {
             // Its server did not answer last time and another slow GitSync is fetching: wait
             // without holding a reconcile slot, so the others keep moving.
             tracing::debug!("the last fetch timed out; waiting for the slow-server slot");
@@ -250,7 +250,7 @@ async fn run(
     let name = gs.name_any();
     let revision = gs.spec.revision()?;
     let path = normalize_path(gs.spec.path.as_deref().unwrap_or("")).map_err(Error::Render)?;
-    source::check_url(&gs.spec.url)?;
+    fetch::check_url(&gs.spec.url)?;
     if gs.spec.secret_ref.is_some() && !gs.spec.url.starts_with("https://") {
         // Basic auth and bearer tokens over http:// or git:// travel in clear text.
         return Err(Error::Spec(
@@ -297,7 +297,7 @@ async fn run(
         .and_then(|applied| applied.rsplit_once("sha1:").map(|(_, c)| c.to_owned()));
 
     // 1. Fetch.
-    let snapshot = source::fetch(FetchRequest {
+    let snapshot = fetch::fetch(FetchRequest {
         url: gs.spec.url.clone(),
         revision,
         path: path.clone(),
@@ -370,7 +370,7 @@ async fn run(
 
     // 5. Restarts: opted-in workloads carry a checksum of the Secrets they use, in Git and
     // in what self-heal re-applies.
-    let restarts = crate::restart::annotate(
+    let restarts = crate::sync::restarts::annotate(
         &mut decrypted.objects,
         &ctx.checksum_key,
         gs.spec.restart_on_secret_change,
@@ -378,7 +378,7 @@ async fn run(
     );
     for (index, checksum) in &restarts.annotated {
         if let Some(manifest) = manifests.get_mut(*index) {
-            crate::restart::set_template_annotation(&mut manifest.object, checksum);
+            crate::sync::restarts::set_template_annotation(&mut manifest.object, checksum);
         }
     }
 

@@ -1,7 +1,7 @@
 //! The `status` stage: conditions in the kstatus style, revisions, inventory and key usage,
 //! written through the status subresource by server-side apply; and Kubernetes Events.
 
-use crate::events::EventRecorder;
+use crate::support::events::EventRecorder;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};

@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::context::{Settings, Shared};
-use crate::events::EventRecorder;
-use crate::{heal, http, keys, leader, metrics, reconcile, standby, vault, webhook};
+use crate::support::events::EventRecorder;
+use crate::{
+    heal, http, http::webhook, keys, leader, leader::standby, reconcile, support::metrics, vault,
+};
 use anyhow::{Context as _, Result};
 use clap::Parser;
 use futures::StreamExt;
@@ -202,7 +204,7 @@ pub async fn run(args: Args) -> Result<()> {
         replans: Default::default(),
         // Slow Git servers get one reconcile slot of the `--concurrent` ones, so a few
         // unresponsive repositories cannot stall every other GitSync.
-        fetch_gate: crate::source::FetchGate::new(1),
+        fetch_gate: crate::sync::fetch::FetchGate::new(1),
     });
     let refreshes = tokio::spawn(vault::run_refreshes(shared.clone()));
     let corrections = tokio::spawn(heal::run_corrections(shared.clone(), heal_queue));
@@ -358,7 +360,7 @@ pub async fn run(args: Args) -> Result<()> {
     if led {
         if args.leader_elect {
             // Whatever the watch delivered while standing by is reconciled now.
-            crate::cache::until_listed(&reader).await;
+            crate::support::cache::until_listed(&reader).await;
             for gs in reader.state() {
                 let _ = controller_tx
                     .unbounded_send(kube::runtime::reflector::ObjectRef::from_obj(&*gs));
@@ -515,10 +517,10 @@ async fn client(args: &Args) -> Result<(Client, kube::Config)> {
 
 /// Loads the restart checksums' key, retrying with backoff like the keys: a new key would
 /// restart every opted-in workload.
-async fn load_checksum_key(client: &Client, namespace: &str) -> crate::restart::ChecksumKey {
+async fn load_checksum_key(client: &Client, namespace: &str) -> crate::sync::restarts::ChecksumKey {
     let mut delay = Duration::from_millis(500);
     loop {
-        match crate::restart::ChecksumKey::load_or_create(client, namespace).await {
+        match crate::sync::restarts::ChecksumKey::load_or_create(client, namespace).await {
             Ok(key) => return key,
             Err(e) => {
                 tracing::warn!(error = %e, "could not load the restart checksum key; retrying")

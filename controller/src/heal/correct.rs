@@ -10,10 +10,10 @@ use sealsync_core::render::Manifest;
 use sealsync_core::GitSync;
 
 use super::{backoff, Job, ObjectKey, Queue, Seen, SyncKey, TrackedSource, FIGHT_WINDOW};
-use crate::apply::{self, Applied, ApplyOptions, Desired};
 use crate::context::Shared;
-use crate::metrics::KindLabels;
-use crate::prepare::{self, Owner};
+use crate::support::metrics::KindLabels;
+use crate::sync::apply::{self, Applied, ApplyOptions, Desired};
+use crate::sync::prepare::{self, Owner};
 
 /// Corrections running at once.
 const CONCURRENCY: usize = 4;
@@ -300,14 +300,14 @@ async fn open_and_apply(
     }];
     let mut decrypted = {
         let keys = shared.keys.read().await;
-        crate::decrypt::decrypt(
+        crate::sync::decrypt::decrypt(
             &manifests,
             &keys,
             &claimed.spec.default_namespace,
             claimed.spec.allow_plaintext,
         )?
     };
-    let sealed = crate::decrypt::is_sealed(&manifests[0]);
+    let sealed = crate::sync::decrypt::is_sealed(&manifests[0]);
     drop(manifests);
     let (location, mut opened) = decrypted
         .objects

@@ -36,7 +36,7 @@ use sealsync_core::{OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL};
 pub(crate) use correct::run_corrections;
 pub(crate) use fingerprint::Fingerprint;
 
-use crate::metrics::Metrics;
+use crate::support::metrics::Metrics;
 
 /// A GitSync: `(namespace, name)`.
 pub(crate) type SyncKey = (String, String);

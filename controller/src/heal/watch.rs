@@ -11,7 +11,7 @@ use kube::Api;
 use sealsync_core::OWNER_NAME_LABEL;
 
 use super::{Gvr, Inner};
-use crate::metrics::WatchLabels;
+use crate::support::metrics::WatchLabels;
 
 /// Starts following `resource`; the task ends when aborted.
 pub(super) fn spawn(

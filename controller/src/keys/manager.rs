@@ -167,13 +167,14 @@ pub(super) struct Manager {
 impl Manager {
     /// Whether the key caches have listed once.
     fn ready(&self) -> bool {
-        crate::cache::listed(&self.sealing_keys) && crate::cache::listed(&self.key_secrets)
+        crate::support::cache::listed(&self.sealing_keys)
+            && crate::support::cache::listed(&self.key_secrets)
     }
 
     /// The documents each key opens, once the GitSync cache has listed: before that a key
     /// could look unused, so nothing that depends on usage is decided.
     fn usage(&self) -> Option<Usage> {
-        crate::cache::listed(&self.gitsyncs)
+        crate::support::cache::listed(&self.gitsyncs)
             .then(|| usage::from_gitsyncs(self.gitsyncs.state().iter().map(|gs| &**gs)))
     }
 
@@ -345,7 +346,7 @@ impl Manager {
         ] {
             metrics
                 .keys
-                .get_or_create(&crate::metrics::StateLabels {
+                .get_or_create(&crate::support::metrics::StateLabels {
                     state: state.as_str(),
                 })
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
@@ -357,7 +358,7 @@ impl Manager {
             let documents = usage.get(&id).map_or(0, Vec::len);
             metrics
                 .key_documents
-                .get_or_create(&crate::metrics::KeyLabels { key_id: id })
+                .get_or_create(&crate::support::metrics::KeyLabels { key_id: id })
                 .set(i64::try_from(documents).unwrap_or(i64::MAX));
             if documents > 0 {
                 if let Ok(t) = key.created.parse::<k8s_openapi::jiff::Timestamp>() {

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use super::config::{Auth, Defaults, VaultConfig};
 use super::error::VaultError;
 use super::transport::{Reply, Transport};
-use crate::secretkeys::{read_first_key, KeyLookup};
+use crate::support::secretkeys::{read_first_key, KeyLookup};
 
 /// How long a requested service-account token lives (the API server's minimum).
 const SERVICE_ACCOUNT_TOKEN_SECONDS: i64 = 600;

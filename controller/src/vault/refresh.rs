@@ -14,10 +14,10 @@ use sealsync_core::GitSync;
 use serde_json::Value as Json;
 
 use super::{resolve, VaultError};
-use crate::apply::{self, ApplyOptions, Desired};
 use crate::context::Shared;
 use crate::heal::SyncKey;
-use crate::prepare::{self, Owner};
+use crate::sync::apply::{self, ApplyOptions, Desired};
+use crate::sync::prepare::{self, Owner};
 
 /// The first retry after a failed refresh; doubled each time, up to the interval.
 const FIRST_RETRY: Duration = Duration::from_secs(15);
@@ -77,7 +77,7 @@ pub(crate) struct Entry {
     pub force: bool,
     /// The Secrets that opted-in workloads restart on: a change to one re-plans the revision
     /// instead, so that the workloads roll out with it.
-    pub restart_secrets: std::collections::BTreeSet<crate::restart::SecretId>,
+    pub restart_secrets: std::collections::BTreeSet<crate::sync::restarts::SecretId>,
     /// Who applies the refreshed Secrets.
     pub actor: crate::context::Actor,
     due: Instant,
@@ -92,7 +92,7 @@ impl Entry {
         revision: String,
         default_namespace: String,
         force: bool,
-        restart_secrets: std::collections::BTreeSet<crate::restart::SecretId>,
+        restart_secrets: std::collections::BTreeSet<crate::sync::restarts::SecretId>,
         actor: crate::context::Actor,
     ) -> Self {
         Self {
@@ -221,7 +221,7 @@ async fn refresh(shared: &Shared, key: &SyncKey) {
             shared
                 .metrics
                 .vault_last_refresh
-                .get_or_create(&crate::metrics::GitSyncLabels {
+                .get_or_create(&crate::support::metrics::GitSyncLabels {
                     namespace: key.0.clone(),
                     name: key.1.clone(),
                 })
@@ -311,7 +311,7 @@ async fn refresh_entry(
                 controller_namespace: &shared.settings.namespace,
             },
         )?;
-        let id = crate::inventory::entry_of(&prepared).id;
+        let id = crate::sync::inventory::entry_of(&prepared).id;
         let desired = Desired {
             location: location.clone(),
             object: prepared,

@@ -13,7 +13,7 @@ use super::config::{Defaults, VaultConfig};
 use super::error::{ReadError, VaultError};
 use super::kv::{self, Mount, ReadKey, SecretData};
 use super::transport::Transport;
-use crate::metrics::Metrics;
+use crate::support::metrics::Metrics;
 
 /// Reads in flight at once.
 const CONCURRENT_READS: usize = 16;

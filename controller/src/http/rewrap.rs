@@ -6,7 +6,7 @@
 //! must match the document's metadata (a document edited to widen its scope does not open).
 //! It wraps only to the cluster's own non-retired keys, its recovery recipients and the peer
 //! clusters' recipients of its configuration; a request naming any other recipient is refused.
-//! Callers are checked by [`crate::callers`].
+//! Callers are checked by [`crate::http::callers`].
 
 use std::collections::BTreeMap;
 

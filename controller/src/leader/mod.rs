@@ -7,6 +7,8 @@
 //! reporting itself leader past its lease's expiry, and expiry is computed from the holder's
 //! `renewTime` against the local clock, so skew between nodes shortens or stretches leases.
 
+pub(crate) mod standby;
+
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};

@@ -1,10 +1,10 @@
 //! The controller's one error type. Each variant maps to the `Ready=False` reason it reports
 //! and to a metric label; messages name files, documents and fields, never values.
 
-use crate::apply::ApplyError;
-use crate::decrypt::DecryptError;
 use crate::keys::KeysError;
-use crate::source::SourceError;
+use crate::sync::apply::ApplyError;
+use crate::sync::decrypt::DecryptError;
+use crate::sync::fetch::SourceError;
 use crate::vault::VaultError;
 use sealsync_core::render::RenderError;
 use sealsync_core::SpecError;

@@ -1,9 +1,13 @@
 //! The `http` stage: `/healthz`, `/readyz`, `/metrics`, `GET /v1/keys`, `POST /v1/rewrap`
-//! ([`crate::rewrap`]) and the push webhooks (`POST /hook/<path>`, [`crate::webhook`]).
+//! ([`crate::http::rewrap`]) and the push webhooks (`POST /hook/<path>`, [`crate::http::webhook`]).
 //!
 //! `/v1/keys` serves only public recipients, the same text as the ConfigMap
 //! `sealsync-public-keys`, like `kubeseal --fetch-cert` reads the public certificate. It is
 //! still rate-limited, so that it cannot be used to load the controller.
+
+pub(crate) mod callers;
+pub(crate) mod rewrap;
+pub(crate) mod webhook;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,11 +22,11 @@ use axum::Router;
 use kube::runtime::reflector::Store;
 use sealsync_core::GitSync;
 
-use crate::callers::{Callers, Permission, Refusal};
 use crate::context::Shared;
-use crate::metrics::{ResultLabels, WebhookLabels};
-use crate::rewrap::{RewrapError, RewrapRequest};
-use crate::webhook::{Outcome, MAX_BODY};
+use crate::http::callers::{Callers, Permission, Refusal};
+use crate::http::rewrap::{RewrapError, RewrapRequest};
+use crate::http::webhook::{Outcome, MAX_BODY};
+use crate::support::metrics::{ResultLabels, WebhookLabels};
 
 /// Requests per second `/v1/keys` answers; more get 429.
 const KEYS_PER_SECOND: f64 = 20.0;
@@ -114,7 +118,7 @@ pub(crate) async fn serve(
         .route("/v1/keys", get(keys))
         .route(
             "/v1/rewrap",
-            post(rewrap).layer(DefaultBodyLimit::max(crate::rewrap::MAX_BODY)),
+            post(rewrap).layer(DefaultBodyLimit::max(crate::http::rewrap::MAX_BODY)),
         )
         .route(
             "/hook/{digest}",
@@ -213,14 +217,14 @@ async fn rewrap(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: B
         }
     };
     // A peer cluster's recipient moves documents to another cluster: a permission of its own.
-    match crate::rewrap::names_peers(shared, &request).await {
+    match crate::http::rewrap::names_peers(shared, &request).await {
         Ok(false) => {}
         Ok(true) => {
             let peers = Permission {
                 verb: "create",
                 subresource: "rewrap-peers",
             };
-            if let Err(refusal) = crate::callers::authorize(
+            if let Err(refusal) = crate::http::callers::authorize(
                 &shared.client,
                 &shared.settings.namespace,
                 &caller,
@@ -238,7 +242,7 @@ async fn rewrap(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: B
         }
     }
     let documents = request.documents.len();
-    match crate::rewrap::rewrap(shared, request).await {
+    match crate::http::rewrap::rewrap(shared, request).await {
         Ok(response) => {
             count("ok");
             tracing::info!(caller = %caller.name, documents, "rewrap");

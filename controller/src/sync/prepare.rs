@@ -5,7 +5,7 @@
 use sealsync_core::{OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL};
 use serde_json::Value as Json;
 
-use crate::error::Error;
+use crate::sync::error::Error;
 
 /// Who an object is prepared for.
 #[derive(Debug, Clone, Copy)]

@@ -19,7 +19,7 @@ use kube::api::{DeleteParams, DynamicObject};
 use kube::{Api, Client};
 use sealsync_core::{InventoryEntry, OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL, PRUNE_ANNOTATION};
 
-use crate::apply::Resolver;
+use crate::sync::apply::Resolver;
 
 /// Whose objects are protected from prune.
 #[derive(Debug, Clone, Copy)]

@@ -14,6 +14,7 @@
 //! Kinds are resolved once per reconcile ([`Resolver`]); a kind found served stays resolved
 //! after the first stage is written, and a failed discovery is an error, never "not served".
 
+pub(crate) mod drift;
 mod fieldset;
 mod resolver;
 mod rollback;
@@ -630,7 +631,7 @@ async fn plan_resolved(
                 Some(previous) => Undo::Restore(previous),
                 None => Undo::Keep,
             };
-            if options.self_heal && crate::drift::has_manual_edits(&live) {
+            if options.self_heal && crate::sync::apply::drift::has_manual_edits(&live) {
                 return Ok(Planned::TakeOver { undo: undo() });
             }
             if same_object(&dry, &live) {
@@ -684,7 +685,7 @@ async fn write_resolved(
     outcome: &mut ApplyOutcome,
 ) -> Result<(), ApplyError> {
     let api = object_api(client, resolved, d)?;
-    let id = || crate::inventory::entry_of(&d.object).id;
+    let id = || crate::sync::inventory::entry_of(&d.object).id;
     let undo = match plan {
         Planned::Unchanged(seen) => {
             outcome.unchanged += 1;
@@ -717,7 +718,7 @@ async fn write_resolved(
         }
         Planned::TakeOver { undo } => {
             if let Some(live) = api.get_opt(d.name()).await.map_err(|e| api_error(d, e))? {
-                let taken = crate::drift::take_over(&api, &live, d.api_version())
+                let taken = crate::sync::apply::drift::take_over(&api, &live, d.api_version())
                     .await
                     .map_err(|e| api_error(d, e))?;
                 outcome.intermediate.push(Fingerprint::of(&taken.metadata));
@@ -731,7 +732,7 @@ async fn write_resolved(
         .await
         .map_err(|e| api_error(d, e))?;
     outcome.writes.push(WriteRecord {
-        entry: crate::inventory::entry_of(&d.object),
+        entry: crate::sync::inventory::entry_of(&d.object),
         location: d.location.clone(),
         api,
         name: d.name().to_owned(),

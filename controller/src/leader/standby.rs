@@ -70,7 +70,7 @@ pub(crate) async fn register_webhooks(
     gitsyncs: Store<GitSync>,
     mut leading: Leading,
 ) {
-    crate::cache::until_listed(&gitsyncs).await;
+    crate::support::cache::until_listed(&gitsyncs).await;
     loop {
         if *leading.borrow() {
             return;
