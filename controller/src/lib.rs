@@ -15,12 +15,12 @@
 #![warn(unreachable_pub)]
 
 mod app;
-mod context;
 mod heal;
 mod http;
 mod keys;
 mod leader;
 mod reconcile;
+mod refresh;
 mod status;
 mod support;
 mod sync;

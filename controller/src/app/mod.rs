@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::context::{Settings, Shared};
+use crate::reconcile::Shared;
 use crate::support::events::EventRecorder;
+use crate::support::Settings;
+use crate::sync::engine::Engine;
 use crate::{
     heal, http, http::webhook, keys, leader, leader::standby, reconcile, support::metrics, vault,
 };
@@ -120,12 +122,12 @@ pub async fn run(args: Args) -> Result<()> {
 
     // Read before anything else runs; VAULT_TOKEN is only ever sent to VAULT_ADDR.
     let vault_defaults = vault::Defaults::from_env()?;
-    let trusted_namespaces = crate::context::TrustedNamespaces::parse(
+    let trusted_namespaces = crate::support::TrustedNamespaces::parse(
         args.trusted_namespaces.as_deref(),
         &args.namespace,
     )
     .map_err(|e| anyhow::anyhow!("--trusted-namespaces: {e}"))?;
-    if trusted_namespaces == crate::context::TrustedNamespaces::All {
+    if trusted_namespaces == crate::support::TrustedNamespaces::All {
         tracing::warn!(
             "--trusted-namespaces='*': a GitSync in any namespace that names no service account \
              applies with the controller's own permissions and may use its VAULT_TOKEN, so \
@@ -137,7 +139,7 @@ pub async fn run(args: Args) -> Result<()> {
         keys::backup::read_recipients_setting("--peer-recipients-file", file)?;
     }
     if let Some(name) = &args.default_service_account {
-        if !crate::context::is_dns_subdomain(name) {
+        if !crate::support::is_dns_subdomain(name) {
             anyhow::bail!("--default-service-account: {name:?} is not a service account name");
         }
     }
@@ -172,47 +174,91 @@ pub async fn run(args: Args) -> Result<()> {
     let metrics = Arc::new(metrics::Metrics::default());
     let (healer, heal_queue) =
         heal::Healer::new(client.clone(), metrics.clone(), args.full_resync_period);
+    let settings = Arc::new(Settings {
+        namespace: args.namespace.clone(),
+        data_dir,
+        apply_concurrency: args.apply_concurrency,
+        ready_timeout: Duration::from_secs(60),
+        recovery_recipients_file: args.recovery_recipients_file.clone(),
+        peer_recipients_file: args.peer_recipients_file.clone(),
+        key_rotation_period: args.key_rotation_period,
+        retire_unused_after: args.retire_unused_after,
+        default_service_account: args.default_service_account.clone(),
+        trusted_namespaces,
+    });
+    let engine = Engine {
+        clients: crate::support::Clients::new(client.clone(), config),
+        keys: Arc::new(tokio::sync::RwLock::new(ring)),
+        vault: Arc::new(vault::Vault::new(vault_defaults)),
+        checksum_key: Arc::new(checksum_key),
+        metrics: metrics.clone(),
+        settings: settings.clone(),
+    };
+    let recorder = Arc::new(EventRecorder::new(
+        client.clone(),
+        "sealsync-controller",
+        std::env::var("POD_NAME").ok(),
+    ));
+    let webhooks = Arc::new(webhook::Webhooks::new(trigger_tx.clone()));
+    let triggers = Arc::new(crate::support::Triggers::new(trigger_tx));
+    let refresher = Arc::new(crate::refresh::Refresher::default());
+    let status_writer = Arc::new(crate::status::StatusWriter::new(client.clone()));
+    let refreshes = tokio::spawn(crate::refresh::run_refreshes(Arc::new(
+        crate::refresh::Refreshes {
+            engine: engine.clone(),
+            refresher: refresher.clone(),
+            healer: healer.clone(),
+            metrics: metrics.clone(),
+            recorder: recorder.clone(),
+            triggers: triggers.clone(),
+            status: status_writer.clone(),
+        },
+    )));
+    let corrections = tokio::spawn(heal::run_corrections(
+        Arc::new(heal::Corrections {
+            engine: engine.clone(),
+            healer: healer.clone(),
+            metrics: metrics.clone(),
+            recorder: recorder.clone(),
+        }),
+        heal_queue,
+    ));
+    let key_handles = Arc::new(keys::KeyHandles {
+        client: client.clone(),
+        keys: engine.keys.clone(),
+        settings: settings.clone(),
+        metrics: metrics.clone(),
+        recorder: recorder.clone(),
+        triggers: triggers.clone(),
+    });
+    let http_handles = Arc::new(http::Handles {
+        client: client.clone(),
+        keys: engine.keys.clone(),
+        settings: settings.clone(),
+        metrics: metrics.clone(),
+        webhooks: webhooks.clone(),
+    });
     let shared = Arc::new(Shared {
         client: client.clone(),
-        config,
-        impersonating: Default::default(),
-        settings: Settings {
-            namespace: args.namespace.clone(),
-            data_dir,
-            apply_concurrency: args.apply_concurrency,
-            ready_timeout: Duration::from_secs(60),
-            recovery_recipients_file: args.recovery_recipients_file.clone(),
-            peer_recipients_file: args.peer_recipients_file.clone(),
-            key_rotation_period: args.key_rotation_period,
-            retire_unused_after: args.retire_unused_after,
-            default_service_account: args.default_service_account.clone(),
-            trusted_namespaces,
-        },
-        keys: tokio::sync::RwLock::new(ring),
+        engine,
+        settings,
         metrics: metrics.clone(),
-        recorder: EventRecorder::new(
-            client.clone(),
-            "sealsync-controller",
-            std::env::var("POD_NAME").ok(),
-        ),
+        status: status_writer,
+        recorder: recorder.clone(),
         failures: Default::default(),
-        webhooks: webhook::Webhooks::new(trigger_tx.clone()),
-        reconcile_now: trigger_tx,
+        webhooks: webhooks.clone(),
+        triggers,
         healer,
-        vault: vault::Vault::new(vault_defaults),
-        checksum_key,
-        replans: Default::default(),
+        refresher,
         // Slow Git servers get one reconcile slot of the `--concurrent` ones, so a few
         // unresponsive repositories cannot stall every other GitSync.
         fetch_gate: crate::sync::fetch::FetchGate::new(1),
     });
-    let refreshes = tokio::spawn(vault::run_refreshes(shared.clone()));
-    let corrections = tokio::spawn(heal::run_corrections(shared.clone(), heal_queue));
     let ready = Arc::new(AtomicBool::new(false));
     let (reader, writer) = reflector::store();
     let server = tokio::spawn(http::serve(
         listener,
-        shared.clone(),
+        http_handles,
         ready.clone(),
         reader.clone(),
         args.rewrap_rate,
@@ -299,7 +345,7 @@ pub async fn run(args: Args) -> Result<()> {
     };
     let first_key_pass = Arc::new(tokio::sync::Notify::new());
     let key_manager = tokio::spawn(keys::manager::run(
-        shared.clone(),
+        key_handles,
         all_gitsyncs,
         usage_changed.clone(),
         first_key_pass.clone(),
@@ -339,13 +385,15 @@ pub async fn run(args: Args) -> Result<()> {
     );
     let (controller_tx, controller_rx) = futures::channel::mpsc::unbounded();
     let dispatcher = tokio::spawn(standby::dispatch(
-        shared.clone(),
+        client.clone(),
         trigger_rx,
         shard_leading.clone(),
         controller_tx.clone(),
     ));
     let registrar = tokio::spawn(standby::register_webhooks(
-        shared.clone(),
+        client.clone(),
+        webhooks,
+        recorder,
         reader.clone(),
         shard_leading.clone(),
     ));

@@ -1,5 +1,6 @@
 //! Correcting one drifted object: its manifest opened and prepared again, then applied alone.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,21 +11,35 @@ use sealsync_core::render::Manifest;
 use sealsync_core::GitSync;
 
 use super::{backoff, Job, ObjectKey, Queue, Seen, SyncKey, TrackedSource, FIGHT_WINDOW};
-use crate::context::Shared;
-use crate::support::metrics::KindLabels;
-use crate::sync::apply::{self, Applied, ApplyOptions, Desired};
-use crate::sync::prepare::{self, Owner};
+use crate::support::events::EventRecorder;
+use crate::support::metrics::{KindLabels, Metrics};
+use crate::sync::apply::{Applied, Resolver};
+use crate::sync::engine::{Engine, Pass, Target};
+use crate::sync::object::{Scope, SyncObject};
+
+/// What corrections work with.
+#[derive(Debug)]
+pub(crate) struct Corrections {
+    /// The sync engine every correction goes through.
+    pub(crate) engine: Engine,
+    /// The registry of watched objects.
+    pub(crate) healer: super::Healer,
+    /// Metrics.
+    pub(crate) metrics: Arc<Metrics>,
+    /// Events.
+    pub(crate) recorder: Arc<EventRecorder>,
+}
 
 /// Corrections running at once.
 const CONCURRENCY: usize = 4;
 
 /// Takes corrections off `queue` until the controller stops.
-pub(crate) async fn run_corrections(shared: Arc<Shared>, queue: Queue) {
+pub(crate) async fn run_corrections(corrections: Arc<Corrections>, queue: Queue) {
     queue
         .0
         .for_each_concurrent(CONCURRENCY, |job| {
-            let shared = Arc::clone(&shared);
-            async move { correct(&shared, job).await }
+            let corrections = Arc::clone(&corrections);
+            async move { correct(&corrections, job).await }
         })
         .await;
 }
@@ -52,13 +67,13 @@ struct Settled {
     conflict: Option<Duration>,
 }
 
-async fn correct(shared: &Shared, job: Job) {
-    let claimed = match claim(shared, &job) {
+async fn correct(corrections: &Corrections, job: Job) {
+    let claimed = match claim(corrections, &job) {
         Claim::Skip => return,
         Claim::Defer(delay) => {
             // The wait happens outside the correction slots: a backed-off object must not
             // hold up the corrections of others.
-            let queue = shared.healer.inner.queue.clone();
+            let queue = corrections.healer.inner.queue.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
                 let _ = queue.unbounded_send(job);
@@ -67,7 +82,7 @@ async fn correct(shared: &Shared, job: Job) {
         }
         Claim::Run(claimed) => claimed,
     };
-    let result = open_and_apply(shared, &job.sync, &claimed).await;
+    let result = open_and_apply(corrections, &job.sync, &claimed).await;
     let source = &claimed.source;
     let what = format!(
         "{} {}",
@@ -83,14 +98,14 @@ async fn correct(shared: &Shared, job: Job) {
                 applied,
                 Applied::Created | Applied::Configured | Applied::Recreated
             );
-            shared
+            corrections
                 .metrics
                 .count_applies("heal", usize::from(wrote), usize::from(!wrote));
-            let settled = settle(shared, &job, Some((after, intermediate)), wrote, false);
+            let settled = settle(corrections, &job, Some((after, intermediate)), wrote, false);
             if !wrote {
                 return;
             }
-            shared
+            corrections
                 .metrics
                 .drift_corrections
                 .get_or_create(&KindLabels {
@@ -116,7 +131,7 @@ async fn correct(shared: &Shared, job: Job) {
                 source.file, claimed.spec.revision
             );
             event(
-                shared,
+                corrections,
                 &job.sync,
                 &claimed.spec.uid,
                 false,
@@ -133,7 +148,7 @@ async fn correct(shared: &Shared, job: Job) {
                     next.as_secs()
                 );
                 event(
-                    shared,
+                    corrections,
                     &job.sync,
                     &claimed.spec.uid,
                     true,
@@ -145,7 +160,7 @@ async fn correct(shared: &Shared, job: Job) {
         }
         Err(error) => {
             let transient = !error.is_terminal();
-            settle(shared, &job, None, false, transient);
+            settle(corrections, &job, None, false, transient);
             tracing::warn!(
                 gitsync = %format!("{}/{}", job.sync.0, job.sync.1),
                 object = %what,
@@ -159,7 +174,7 @@ async fn correct(shared: &Shared, job: Job) {
                      reconcile retries"
                 );
                 event(
-                    shared,
+                    corrections,
                     &job.sync,
                     &claimed.spec.uid,
                     true,
@@ -183,8 +198,8 @@ fn kind_of(source: &TrackedSource) -> &str {
 }
 
 /// Takes the job's object from the registry.
-fn claim(shared: &Shared, job: &Job) -> Claim {
-    let inner = &shared.healer.inner;
+fn claim(corrections: &Corrections, job: &Job) -> Claim {
+    let inner = &corrections.healer.inner;
     let mut state = inner.lock();
     let Some(sync) = state.syncs.get_mut(&job.sync) else {
         return Claim::Skip;
@@ -236,13 +251,13 @@ fn claim(shared: &Shared, job: &Job) -> Claim {
 
 /// Records a correction's result and queues the object again if it changed meanwhile.
 fn settle(
-    shared: &Shared,
+    corrections: &Corrections,
     job: &Job,
     after: Option<(super::Fingerprint, Vec<super::Fingerprint>)>,
     wrote: bool,
     retry: bool,
 ) -> Option<Settled> {
-    let inner = &shared.healer.inner;
+    let inner = &corrections.healer.inner;
     let mut state = inner.lock();
     let sync = state.syncs.get_mut(&job.sync)?;
     let object = sync.objects.get_mut(&job.object)?;
@@ -279,10 +294,11 @@ fn settle(
     Some(settled)
 }
 
-/// Opens the object's manifest (a SealedSecret with the cluster keys), prepares it and applies
-/// it alone.
+/// Runs the object's manifest through the sync engine alone: opened (a SealedSecret with the
+/// cluster keys), resolved (Vault references with the values Vault holds now), prepared and
+/// applied through the same dry-run comparison as a full apply.
 async fn open_and_apply(
-    shared: &Shared,
+    corrections: &Corrections,
     sync: &SyncKey,
     claimed: &Claimed,
 ) -> Result<(Applied, super::Fingerprint, Vec<super::Fingerprint>), crate::Error> {
@@ -293,68 +309,49 @@ async fn open_and_apply(
             source.file, source.document
         ))
     })?;
-    let manifests = [Manifest {
-        file: source.file.clone(),
-        document: source.document.clone(),
-        object,
-    }];
-    let mut decrypted = {
-        let keys = shared.keys.read().await;
-        crate::sync::decrypt::decrypt(
-            &manifests,
-            &keys,
-            &claimed.spec.default_namespace,
-            claimed.spec.allow_plaintext,
-        )?
+    let mut object = SyncObject::rendered(
+        Manifest {
+            file: source.file.clone(),
+            document: source.document.clone(),
+            object,
+        },
+        false,
+    );
+    object.scope = Some(Scope {
+        resource: Some(source.resource.clone()),
+        namespaced: source.namespaced,
+    });
+    let target = Target {
+        key: sync,
+        default_namespace: &claimed.spec.default_namespace,
+        actor: &claimed.spec.actor,
+        force: claimed.spec.force,
+        allow_plaintext: claimed.spec.allow_plaintext,
+        self_heal: true,
+        progress: None,
     };
-    let sealed = crate::sync::decrypt::is_sealed(&manifests[0]);
-    drop(manifests);
-    let (location, mut opened) = decrypted
-        .objects
-        .pop()
-        .ok_or_else(|| crate::Error::Spec(format!("{}: nothing to apply", source.file)))?;
-    if !sealed {
-        // A Secret with Vault references is healed with the values Vault holds now.
-        opened = crate::vault::resolve_object(
-            shared,
-            sync,
-            &location,
-            opened,
-            &claimed.spec.default_namespace,
-        )
-        .await?;
-    }
-    let object = prepare::prepare(
-        opened,
-        &location,
-        source.namespaced,
-        Owner {
-            namespace: &sync.0,
-            name: &sync.1,
-            default_namespace: &claimed.spec.default_namespace,
-            controller_namespace: &shared.settings.namespace,
-        },
-    )?;
-    let desired = Desired { location, object };
-    let client = shared.client_as(&claimed.spec.actor)?;
-    let result = apply::apply_one(
-        &client,
-        (source.resource.clone(), source.namespaced),
-        &desired,
-        ApplyOptions {
-            force: claimed.spec.force,
-            concurrency: 1,
-            ready_timeout: shared.settings.ready_timeout,
-            self_heal: true,
-        },
-    )
-    .await?;
-    Ok(result)
+    // Restart checksums are part of the recorded manifest already.
+    let no_restarts = BTreeSet::new();
+    let pass = Pass::Objects {
+        restart_secrets: &no_restarts,
+    };
+    let synced = corrections
+        .engine
+        .run(&target, pass, vec![object], &mut Resolver::default(), &[])
+        .await
+        .map_err(|failure| failure.error)?;
+    let write = synced.writes.into_iter().next().ok_or_else(|| {
+        crate::Error::Spec(format!(
+            "{}: {}: nothing to apply",
+            source.file, source.document
+        ))
+    })?;
+    Ok((write.applied, write.after, write.intermediate))
 }
 
 /// Publishes an Event on the GitSync.
 async fn event(
-    shared: &Shared,
+    corrections: &Corrections,
     sync: &SyncKey,
     uid: &str,
     warning: bool,
@@ -369,5 +366,5 @@ async fn event(
         uid: Some(uid.to_owned()),
         ..Default::default()
     };
-    crate::status::event_on(&shared.recorder, &reference, warning, reason, note).await;
+    crate::status::event_on(&corrections.recorder, &reference, warning, reason, note).await;
 }

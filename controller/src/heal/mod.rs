@@ -20,7 +20,6 @@
 //! revision is unchanged, a poll does not re-plan the objects at all: see [`Healer::armed`].
 
 mod correct;
-mod fingerprint;
 mod watch;
 
 use std::collections::{HashMap, HashSet};
@@ -33,13 +32,10 @@ use kube::core::ApiResource;
 use kube::Client;
 use sealsync_core::{OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL};
 
-pub(crate) use correct::run_corrections;
-pub(crate) use fingerprint::Fingerprint;
+pub(crate) use crate::support::{Fingerprint, SyncKey};
+pub(crate) use correct::{run_corrections, Corrections};
 
 use crate::support::metrics::Metrics;
-
-/// A GitSync: `(namespace, name)`.
-pub(crate) type SyncKey = (String, String);
 
 /// The first correction after a quiet period is immediate; a repeat within this window backs
 /// off.
@@ -91,7 +87,7 @@ pub(crate) struct HealSpec {
     /// The namespace of namespaced objects whose manifests name none.
     pub default_namespace: String,
     /// Who writes the corrections: the same identity as the full reconcile.
-    pub actor: crate::context::Actor,
+    pub actor: crate::support::Actor,
 }
 
 /// One applied object, as the full reconcile hands it over.
@@ -292,7 +288,7 @@ impl Inner {
         } else {
             Seen::Present {
                 fingerprint: Fingerprint::of(meta),
-                manager: fingerprint::last_other_manager(meta),
+                manager: crate::support::fingerprint::last_other_manager(meta),
             }
         };
         if !sync.busy && object.drifted() {

@@ -22,7 +22,6 @@ use axum::Router;
 use kube::runtime::reflector::Store;
 use sealsync_core::GitSync;
 
-use crate::context::Shared;
 use crate::http::callers::{Callers, Permission, Refusal};
 use crate::http::rewrap::{RewrapError, RewrapRequest};
 use crate::http::webhook::{Outcome, MAX_BODY};
@@ -80,10 +79,30 @@ impl RateLimit {
 }
 
 /// State the handlers read.
+/// What the endpoints work with.
+pub(crate) struct Handles {
+    /// The controller's client (TokenReviews, SubjectAccessReviews).
+    pub(crate) client: kube::Client,
+    /// The cluster keys.
+    pub(crate) keys: Arc<tokio::sync::RwLock<crate::keys::KeyRing>>,
+    /// The settings.
+    pub(crate) settings: Arc<crate::support::Settings>,
+    /// Metrics.
+    pub(crate) metrics: Arc<crate::support::metrics::Metrics>,
+    /// The registered push webhooks.
+    pub(crate) webhooks: Arc<webhook::Webhooks>,
+}
+
+impl std::fmt::Debug for Handles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handles").finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct HttpState {
     /// Keys, metrics and the namespace.
-    pub shared: Arc<Shared>,
+    pub handles: Arc<Handles>,
     /// Set once the keys are loaded and the controller runs.
     pub ready: Arc<AtomicBool>,
     keys_limit: RateLimit,
@@ -97,13 +116,13 @@ pub(crate) struct HttpState {
 /// Serves the endpoints on `listener` until the process ends.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
-    shared: Arc<Shared>,
+    handles: Arc<Handles>,
     ready: Arc<AtomicBool>,
     gitsyncs: Store<GitSync>,
     rewrap_per_caller: f64,
 ) -> std::io::Result<()> {
     let state = Arc::new(HttpState {
-        shared,
+        handles,
         ready,
         keys_limit: RateLimit::new(KEYS_PER_SECOND),
         rewrap_limit: RateLimit::new(REWRAP_PER_SECOND),
@@ -142,7 +161,7 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.shared.metrics.encode(),
+        state.handles.metrics.encode(),
     )
         .into_response()
 }
@@ -151,7 +170,8 @@ async fn keys(State(state): State<Arc<HttpState>>) -> Response {
     if !state.keys_limit.try_take() {
         return too_many();
     }
-    let text = state.shared.recipients_file().await;
+    let text =
+        crate::keys::recipients_file(&state.handles.keys, &state.handles.settings.namespace).await;
     match text {
         Some(text) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "keys not loaded yet\n").into_response(),
@@ -170,7 +190,7 @@ fn too_many() -> Response {
 async fn rewrap(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response {
     let count = |result: &'static str| {
         state
-            .shared
+            .handles
             .metrics
             .rewrap_requests
             .get_or_create(&ResultLabels { result })
@@ -184,12 +204,12 @@ async fn rewrap(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: B
         count("rate_limited");
         return too_many();
     };
-    let shared = &state.shared;
+    let handles = &state.handles;
     let caller = match state
         .callers
         .admit(
-            &shared.client,
-            &shared.settings.namespace,
+            &handles.client,
+            &handles.settings.namespace,
             &headers,
             Permission {
                 verb: "create",
@@ -217,7 +237,7 @@ async fn rewrap(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: B
         }
     };
     // A peer cluster's recipient moves documents to another cluster: a permission of its own.
-    match crate::http::rewrap::names_peers(shared, &request).await {
+    match crate::http::rewrap::names_peers(handles, &request).await {
         Ok(false) => {}
         Ok(true) => {
             let peers = Permission {
@@ -225,8 +245,8 @@ async fn rewrap(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: B
                 subresource: "rewrap-peers",
             };
             if let Err(refusal) = crate::http::callers::authorize(
-                &shared.client,
-                &shared.settings.namespace,
+                &handles.client,
+                &handles.settings.namespace,
                 &caller,
                 peers,
             )
@@ -242,7 +262,7 @@ async fn rewrap(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: B
         }
     }
     let documents = request.documents.len();
-    match crate::http::rewrap::rewrap(shared, request).await {
+    match crate::http::rewrap::rewrap(handles, request).await {
         Ok(response) => {
             count("ok");
             tracing::info!(caller = %caller.name, documents, "rewrap");
@@ -282,9 +302,9 @@ async fn hook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let metrics = &state.shared.metrics;
+    let metrics = &state.handles.metrics;
     match state
-        .shared
+        .handles
         .webhooks
         .handle(&digest, &headers, &body, &state.gitsyncs)
     {

@@ -14,7 +14,7 @@ use sealsync_core::manifest::{read_documents, sealed_from_manifest, sealed_to_ma
 use sealsync_crypto::{Identity, Recipient};
 use serde::{Deserialize, Serialize};
 
-use crate::context::Shared;
+use crate::http::Handles;
 use crate::keys::backup::{read_recipients_setting, read_recovery_recipients};
 
 /// The largest request body.
@@ -71,16 +71,16 @@ impl RewrapError {
 /// The recipients this cluster wraps to: its keys, its recovery recipients and its peers,
 /// by key id.
 fn trusted(
-    shared: &Shared,
+    handles: &Handles,
     cluster: &[Recipient],
 ) -> Result<(BTreeMap<String, Recipient>, Vec<Recipient>), RewrapError> {
     let unavailable =
         |e: crate::keys::backup::RecoveryRecipientsError| RewrapError::Unavailable(e.to_string());
-    let recovery = match &shared.settings.recovery_recipients_file {
+    let recovery = match &handles.settings.recovery_recipients_file {
         Some(file) => read_recovery_recipients(file).map_err(unavailable)?,
         None => Vec::new(),
     };
-    let peers = match &shared.settings.peer_recipients_file {
+    let peers = match &handles.settings.peer_recipients_file {
         Some(file) => {
             read_recipients_setting("--peer-recipients-file", file).map_err(unavailable)?
         }
@@ -103,14 +103,14 @@ fn trusted(
 /// nor a recovery recipient): moving a document to another cluster needs a permission of its
 /// own, `create` on `sealingkeys/rewrap-peers`.
 pub(crate) async fn names_peers(
-    shared: &Shared,
+    handles: &Handles,
     request: &RewrapRequest,
 ) -> Result<bool, RewrapError> {
     if request.recipients.is_empty() {
         return Ok(false);
     }
-    let cluster = shared.keys.read().await.recipients();
-    let (all, own) = trusted(shared, &cluster)?;
+    let cluster = handles.keys.read().await.recipients();
+    let (all, own) = trusted(handles, &cluster)?;
     let own: std::collections::BTreeSet<&str> = own.iter().map(Recipient::as_str).collect();
     // Untrusted recipients are refused later, with their own message.
     Ok(request.recipients.iter().any(|text| {
@@ -122,7 +122,7 @@ pub(crate) async fn names_peers(
 
 /// Re-wraps every document of `request`, or none.
 pub(crate) async fn rewrap(
-    shared: &Shared,
+    handles: &Handles,
     request: RewrapRequest,
 ) -> Result<RewrapResponse, RewrapError> {
     if request.documents.is_empty() {
@@ -135,13 +135,13 @@ pub(crate) async fn rewrap(
         )));
     }
     let (identities, cluster): (Vec<Identity>, Vec<Recipient>) = {
-        let ring = shared.keys.read().await;
+        let ring = handles.keys.read().await;
         (ring.identities().to_vec(), ring.recipients())
     };
     if identities.is_empty() {
         return Err(RewrapError::Unavailable("keys not loaded yet".to_owned()));
     }
-    let (trusted, default) = trusted(shared, &cluster)?;
+    let (trusted, default) = trusted(handles, &cluster)?;
     let recipients = if request.recipients.is_empty() {
         default
     } else {

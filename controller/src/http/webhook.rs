@@ -27,7 +27,11 @@ use sealsync_core::{GitSync, Revision};
 use serde_json::Value as Json;
 use zeroize::Zeroizing;
 
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+
 use crate::http::RateLimit;
+use crate::support::events::EventRecorder;
 
 /// The largest webhook body read (GitHub caps payloads at 25 MB, but a push of even many
 /// commits is far smaller; GitLab's are smaller still).
@@ -364,6 +368,64 @@ pub(crate) fn concerns(gs: &GitSync, push: &Push) -> bool {
         Ok(Revision::Branch(b)) => push.git_ref == format!("refs/heads/{b}"),
         Ok(Revision::Tag(t)) => push.git_ref == format!("refs/tags/{t}"),
         Ok(Revision::Commit(_)) | Err(_) => false,
+    }
+}
+
+/// Registers the GitSync's push webhook with the token from its Secret, or forgets it. A
+/// missing Secret or key does not fail the sync (polling goes on); it is reported as a
+/// warning Event, and `status.webhookPath` stays empty until the Secret exists.
+pub(crate) async fn register_from_spec(
+    client: &kube::Client,
+    webhooks: &Webhooks,
+    recorder: &EventRecorder,
+    gs: &GitSync,
+    report: bool,
+) {
+    let namespace = gs.namespace().unwrap_or_default();
+    let name = gs.name_any();
+    let Some(webhook) = &gs.spec.webhook else {
+        webhooks.unregister(&namespace, &name);
+        return;
+    };
+    let key = webhook.secret_ref.key.as_deref().unwrap_or("token");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let found = match secrets.get_opt(&webhook.secret_ref.name).await {
+        Ok(secret) => secret,
+        Err(e) => {
+            // Keep the registered hook: the API being down says nothing about the token.
+            tracing::warn!(error = %e, "reading the webhook Secret");
+            return;
+        }
+    };
+    let token = found.and_then(|s| {
+        let mut data = s.data.unwrap_or_default();
+        let token = data.remove(key).map(|b| Zeroizing::new(b.0));
+        for (_, mut v) in data {
+            zeroize::Zeroize::zeroize(&mut v.0);
+        }
+        token
+    });
+    match token.filter(|t| !t.is_empty()) {
+        Some(token) => {
+            webhooks.register(&namespace, &name, token);
+        }
+        None => {
+            webhooks.unregister(&namespace, &name);
+            if !report {
+                return;
+            }
+            crate::status::event(
+                recorder,
+                gs,
+                true,
+                "WebhookSecretMissing",
+                format!(
+                    "spec.webhook.secretRef: Secret {namespace}/{} has no key {key:?}; create it with the webhook's token",
+                    webhook.secret_ref.name
+                ),
+            )
+            .await;
+        }
     }
 }
 

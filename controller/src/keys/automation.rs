@@ -28,7 +28,7 @@ fn due(time: &str, period: Duration) -> Option<Timestamp> {
 impl Manager {
     /// Rotates or retires what is due. Costs no request when nothing is.
     pub(super) async fn automate(&self, usage: &Usage) -> Result<(), KeysError> {
-        let settings = &self.shared.settings;
+        let settings = &self.handles.settings;
         if let Some(period) = settings.key_rotation_period {
             self.rotate_if_due(period).await?;
         }
@@ -44,7 +44,7 @@ impl Manager {
                     .and_then(|since| due(since, after))
                     .is_some_and(|at| at <= now);
                 let loaded = self
-                    .shared
+                    .handles
                     .keys
                     .read()
                     .await
@@ -65,7 +65,7 @@ impl Manager {
 
     async fn rotate_if_due(&self, period: Duration) -> Result<(), KeysError> {
         let current_created = {
-            let ring = self.shared.keys.read().await;
+            let ring = self.handles.keys.read().await;
             match ring.keys().first() {
                 Some(key) => key.created.clone(),
                 None => return Ok(()),
@@ -88,7 +88,7 @@ impl Manager {
         }
         // Named after the time it fell due, so that replicas asking at once ask once.
         let name = format!("sealsync-key-r{}", at.as_second());
-        let api: Api<SealingKey> = Api::namespaced(self.shared.client.clone(), self.namespace());
+        let api: Api<SealingKey> = Api::namespaced(self.handles.client.clone(), self.namespace());
         let request = SealingKey {
             metadata: ObjectMeta {
                 name: Some(name.clone()),

@@ -22,7 +22,7 @@ impl Manager {
         let old = sk.status.clone().unwrap_or_default();
         let mut status = old.clone();
         {
-            let ring = self.shared.keys.read().await;
+            let ring = self.handles.keys.read().await;
             match ring.position(&name) {
                 Some(index) => {
                     let key = &ring.keys()[index];
@@ -125,7 +125,7 @@ impl Manager {
         if same_status(&old, &status) {
             return Ok(());
         }
-        let api: Api<SealingKey> = Api::namespaced(self.shared.client.clone(), self.namespace());
+        let api: Api<SealingKey> = Api::namespaced(self.handles.client.clone(), self.namespace());
         let body = serde_json::json!({
             "apiVersion": SealingKey::api_version(&()),
             "kind": SealingKey::kind(&()),

@@ -28,8 +28,8 @@ use tokio::sync::Notify;
 
 use super::backup::BackupWriter;
 use super::usage::{self, Usage};
+use super::KeyHandles;
 use super::{api_err, now_rfc3339, publish, secrets, KeyRing, KeysError, StoredKey, KEY_LABEL};
-use crate::context::Shared;
 use crate::status::event_on;
 
 /// How long events are gathered before a pass, so that a burst costs one pass.
@@ -46,32 +46,32 @@ const RECHECK: Duration = Duration::from_secs(60);
 /// then, so that the keys' bootstrap (their SealingKeys, the published recipients) is never
 /// mistaken for work of an idle sync.
 pub(crate) async fn run(
-    shared: Arc<Shared>,
+    handles: Arc<KeyHandles>,
     gitsyncs: Store<GitSync>,
     usage_changed: Arc<Notify>,
     first_pass: Arc<Notify>,
-    mut leading: crate::leader::Leading,
+    mut leading: crate::support::Leading,
 ) {
-    let namespace = shared.settings.namespace.clone();
+    let namespace = handles.settings.namespace.clone();
     let (sealing_keys, sk_writer) = reflector::store::<SealingKey>();
     let sk_events = watcher(
-        Api::<SealingKey>::namespaced(shared.client.clone(), &namespace),
+        Api::<SealingKey>::namespaced(handles.client.clone(), &namespace),
         watcher::Config::default(),
     )
     .default_backoff()
     .reflect(sk_writer);
     let (key_secrets, secret_writer) = reflector::store();
     let secret_events = watcher(
-        Api::<PartialObjectMeta<Secret>>::namespaced(shared.client.clone(), &namespace),
+        Api::<PartialObjectMeta<Secret>>::namespaced(handles.client.clone(), &namespace),
         watcher::Config::default().labels(KEY_LABEL),
     )
     .default_backoff()
     .reflect(secret_writer);
     let mut events = futures::stream::select(ticks(sk_events), ticks(secret_events));
 
-    let backup = BackupWriter::new(shared.settings.recovery_recipients_file.clone());
+    let backup = BackupWriter::new(handles.settings.recovery_recipients_file.clone());
     let mut manager = Manager {
-        shared,
+        handles,
         gitsyncs,
         sealing_keys,
         key_secrets,
@@ -83,7 +83,7 @@ pub(crate) async fn run(
     // The recovery recipients file is re-read now and then (a ConfigMap update reaches a
     // mounted file without any API event); the check costs no request when nothing changed.
     // Automation deadlines are checked on the same tick, often enough for short periods.
-    let settings = &manager.shared.settings;
+    let settings = &manager.handles.settings;
     let tick = [settings.key_rotation_period, settings.retire_unused_after]
         .into_iter()
         .flatten()
@@ -149,7 +149,7 @@ fn ticks<T, E: std::fmt::Display>(
 }
 
 pub(super) struct Manager {
-    pub(super) shared: Arc<Shared>,
+    pub(super) handles: Arc<KeyHandles>,
     pub(super) gitsyncs: Store<GitSync>,
     pub(super) sealing_keys: Store<SealingKey>,
     pub(super) key_secrets: Store<PartialObjectMeta<Secret>>,
@@ -161,7 +161,7 @@ pub(super) struct Manager {
     pub(super) publish_pending: bool,
     /// Whether this replica holds the keys' Lease: only it writes (generates, retires,
     /// publishes, backs up); the others keep their key ring current.
-    pub(super) leading: crate::leader::Leading,
+    pub(super) leading: crate::support::Leading,
 }
 
 impl Manager {
@@ -179,7 +179,7 @@ impl Manager {
     }
 
     pub(super) fn namespace(&self) -> &str {
-        &self.shared.settings.namespace
+        &self.handles.settings.namespace
     }
 
     fn secrets_fingerprint(&self) -> BTreeSet<(String, String)> {
@@ -194,7 +194,7 @@ impl Manager {
         // 1. Reload the keys when their Secrets changed.
         let fingerprint = self.secrets_fingerprint();
         if self.loaded.as_ref() != Some(&fingerprint) {
-            let keys = secrets::load(&self.shared.client, self.namespace()).await?;
+            let keys = secrets::load(&self.handles.client, self.namespace()).await?;
             self.install(keys).await;
             self.loaded = Some(fingerprint);
             // Kept until published: a later step of this pass may fail, and the retry sees
@@ -203,7 +203,7 @@ impl Manager {
         }
         let sealing_keys = self.sealing_keys.state();
         if !*self.leading.borrow() {
-            let mut ring = self.shared.keys.write().await;
+            let mut ring = self.handles.keys.write().await;
             ring.retired.extend(retired_ids(&sealing_keys));
             return Ok(());
         }
@@ -220,11 +220,11 @@ impl Manager {
             }
             let identity = Identity::generate();
             let created_at = {
-                let ring = self.shared.keys.read().await;
+                let ring = self.handles.keys.read().await;
                 creation_time_after(ring.keys().first().map(|k| k.created.as_str()))
             };
             let created = secrets::create(
-                &self.shared.client,
+                &self.handles.client,
                 self.namespace(),
                 &sk.name_any(),
                 &identity,
@@ -234,7 +234,7 @@ impl Manager {
             if created {
                 tracing::info!(key_id = %identity.key_id(), sealing_key = %sk.name_any(), "keys: generated a new key (rotation)");
                 event_on(
-                    &self.shared.recorder,
+                    &self.handles.recorder,
                     &sk.object_ref(&()),
                     false,
                     "KeyGenerated",
@@ -248,7 +248,7 @@ impl Manager {
             generated = true;
         }
         if generated {
-            let keys = secrets::load(&self.shared.client, self.namespace()).await?;
+            let keys = secrets::load(&self.handles.client, self.namespace()).await?;
             self.install(keys).await;
             self.publish_pending = true;
         }
@@ -256,7 +256,7 @@ impl Manager {
         // 3. Every key Secret has its SealingKey.
         let names: BTreeSet<String> = sealing_keys.iter().map(|sk| sk.name_any()).collect();
         let missing: Vec<String> = {
-            let ring = self.shared.keys.read().await;
+            let ring = self.handles.keys.read().await;
             ring.keys()
                 .iter()
                 .filter(|k| !names.contains(&k.name))
@@ -280,7 +280,7 @@ impl Manager {
         {
             // Added to, never replaced: a retirement of this pass is in the ring before the
             // cache shows its status.
-            let mut ring = self.shared.keys.write().await;
+            let mut ring = self.handles.keys.write().await;
             ring.retired.extend(retired_ids(&self.sealing_keys.state()));
         }
         // Compared in memory with the cache: only a status that changed is written. A status
@@ -296,16 +296,20 @@ impl Manager {
             self.automate(usage).await?;
         }
         if self.publish_pending {
-            let ring = self.shared.keys.read().await;
-            publish(&self.shared.client, self.namespace(), &ring).await?;
+            let ring = self.handles.keys.read().await;
+            publish(&self.handles.client, self.namespace(), &ring).await?;
             tracing::info!(key_ids = ?ring.key_ids(), "keys: published the recipients");
             drop(ring);
             self.publish_pending = false;
             self.retry_failed_decryptions();
         }
-        let ring = self.shared.keys.read().await;
+        let ring = self.handles.keys.read().await;
         self.backup
-            .ensure(&self.shared.client, &self.shared.settings.namespace, &ring)
+            .ensure(
+                &self.handles.client,
+                &self.handles.settings.namespace,
+                &ring,
+            )
             .await
     }
 
@@ -319,18 +323,18 @@ impl Manager {
                 .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
                 .is_some_and(|c| c.status == "False" && c.reason == "DecryptionFailed");
             if failed {
-                let _ = self
-                    .shared
-                    .reconcile_now
-                    .unbounded_send(kube::runtime::reflector::ObjectRef::from_obj(&*gs));
+                self.handles.triggers.reconcile(&(
+                    kube::ResourceExt::namespace(&*gs).unwrap_or_default(),
+                    kube::ResourceExt::name_any(&*gs),
+                ));
             }
         }
     }
 
     /// Keys by state, documents per key, and the creation time of the oldest key in use.
     async fn export_metrics(&self, usage: &Usage) {
-        let metrics = &self.shared.metrics;
-        let ring = self.shared.keys.read().await;
+        let metrics = &self.handles.metrics;
+        let ring = self.handles.keys.read().await;
         let active: BTreeSet<String> = ring.key_ids().into_iter().collect();
         let missing = self
             .sealing_keys
@@ -370,18 +374,18 @@ impl Manager {
     }
 
     async fn has_key(&self, name: &str) -> bool {
-        self.shared.keys.read().await.position(name).is_some()
+        self.handles.keys.read().await.position(name).is_some()
     }
 
     /// Replaces the loaded keys, keeping the retired ids.
     async fn install(&self, keys: Vec<StoredKey>) {
-        let mut ring = self.shared.keys.write().await;
+        let mut ring = self.handles.keys.write().await;
         let retired = std::mem::take(&mut ring.retired);
         *ring = KeyRing::new(keys, retired);
     }
 
     async fn create_view(&self, name: &str) -> Result<(), KeysError> {
-        let api: Api<SealingKey> = Api::namespaced(self.shared.client.clone(), self.namespace());
+        let api: Api<SealingKey> = Api::namespaced(self.handles.client.clone(), self.namespace());
         let view = SealingKey {
             metadata: ObjectMeta {
                 name: Some(name.to_owned()),

@@ -25,15 +25,54 @@ pub(crate) mod secrets;
 pub(crate) mod usage;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use sealsync_core::FIELD_MANAGER;
 use sealsync_crypto::{Identity, KeyId, Recipient};
+use tokio::sync::RwLock;
+
+use crate::support::events::EventRecorder;
+use crate::support::metrics::Metrics;
+use crate::support::{Settings, Triggers};
 
 pub(crate) use sealsync_core::keysecret::{KEY_LABEL, PUBLIC_KEYS_CONFIGMAP, RECIPIENTS_KEY};
 pub(crate) use secrets::{load_or_create, StoredKey};
+
+/// What the key manager works with.
+pub(crate) struct KeyHandles {
+    /// The controller's client.
+    pub(crate) client: Client,
+    /// The cluster keys every replica holds.
+    pub(crate) keys: Arc<RwLock<KeyRing>>,
+    /// The settings.
+    pub(crate) settings: Arc<Settings>,
+    /// Metrics.
+    pub(crate) metrics: Arc<Metrics>,
+    /// Events.
+    pub(crate) recorder: Arc<EventRecorder>,
+    /// Reconciles of GitSyncs that a new key may open now.
+    pub(crate) triggers: Arc<Triggers>,
+}
+
+impl std::fmt::Debug for KeyHandles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyHandles").finish_non_exhaustive()
+    }
+}
+
+/// The recipients file published for `namespace` (what `GET /v1/keys` serves), if there are
+/// keys yet.
+pub(crate) async fn recipients_file(keys: &RwLock<KeyRing>, namespace: &str) -> Option<String> {
+    let keys = keys.read().await;
+    if keys.identities().is_empty() {
+        None
+    } else {
+        Some(keys.recipients_file(namespace))
+    }
+}
 
 /// Why the keys could not be loaded or changed.
 #[derive(Debug, thiserror::Error)]

@@ -52,7 +52,7 @@ impl Manager {
         let status = sk.status.clone().unwrap_or_default();
         let name = sk.name_any();
         let (position, key_id) = {
-            let ring = self.shared.keys.read().await;
+            let ring = self.handles.keys.read().await;
             let position = ring.position(&name);
             let key_id = position
                 .map(|p| ring.keys()[p].key_id.to_string())
@@ -91,7 +91,7 @@ impl Manager {
             Decision::Refused(reason, message) => {
                 tracing::info!(key_id = %key_id_text, reason, "keys: retirement refused");
                 event_on(
-                    &self.shared.recorder,
+                    &self.handles.recorder,
                     &reference,
                     true,
                     "RetireRefused",
@@ -103,7 +103,7 @@ impl Manager {
             }
             Decision::Retired => {
                 let stored = {
-                    let ring = self.shared.keys.read().await;
+                    let ring = self.handles.keys.read().await;
                     ring.keys()
                         .iter()
                         .find(|k| k.name == name)
@@ -113,24 +113,24 @@ impl Manager {
                         })
                 };
                 if let Some(handle) = &stored {
-                    secrets::delete(&self.shared.client, self.namespace(), handle).await?;
+                    secrets::delete(&self.handles.client, self.namespace(), handle).await?;
                     {
-                        let mut ring = self.shared.keys.write().await;
+                        let mut ring = self.handles.keys.write().await;
                         ring.remove(&name);
                         if let Some(id) = key_id.as_deref().and_then(|id| KeyId::parse(id).ok()) {
                             ring.retired.insert(id, now_rfc3339());
                         }
                     }
                     // Published under a read lock: decryption is not held up by the API call.
-                    let ring = self.shared.keys.read().await;
-                    publish(&self.shared.client, self.namespace(), &ring).await?;
+                    let ring = self.handles.keys.read().await;
+                    publish(&self.handles.client, self.namespace(), &ring).await?;
                 }
                 let message = format!(
                     "key {key_id_text} is retired: its private key was deleted from the cluster, and documents sealed only to it no longer open"
                 );
                 tracing::info!(key_id = %key_id_text, "keys: retired");
                 event_on(
-                    &self.shared.recorder,
+                    &self.handles.recorder,
                     &reference,
                     false,
                     "Retired",

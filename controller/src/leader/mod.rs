@@ -36,9 +36,7 @@ pub(crate) struct Election {
     pub identity: String,
 }
 
-/// Whether this process leads: `true` while it holds the lease. Without leader election it
-/// always leads.
-pub(crate) type Leading = watch::Receiver<bool>;
+pub(crate) use crate::support::Leading;
 
 /// A receiver that always says "leading", for a controller run without leader election.
 pub(crate) fn always() -> Leading {

@@ -12,8 +12,9 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use sealsync_core::{GitSync, REQUESTED_AT_ANNOTATION};
 
-use crate::context::Shared;
-use crate::leader::Leading;
+use crate::http::webhook::{register_from_spec, Webhooks};
+use crate::support::events::EventRecorder;
+use crate::support::Leading;
 
 /// How often a standby reads the webhook Secrets again (a rotated token takes effect).
 const REGISTER_EVERY: Duration = Duration::from_secs(10);
@@ -21,7 +22,7 @@ const REGISTER_EVERY: Duration = Duration::from_secs(10);
 /// Routes reconcile requests (pushes, new keys): to this replica's controller while it leads,
 /// else to the leader through the GitSync's annotation.
 pub(crate) async fn dispatch(
-    shared: Arc<Shared>,
+    client: kube::Client,
     mut requests: UnboundedReceiver<ObjectRef<GitSync>>,
     leading: Leading,
     controller: UnboundedSender<ObjectRef<GitSync>>,
@@ -31,16 +32,16 @@ pub(crate) async fn dispatch(
             // The receiver lives as long as the controller runs.
             let _ = controller.unbounded_send(request);
         } else {
-            forward(&shared, &request).await;
+            forward(&client, &request).await;
         }
     }
 }
 
-async fn forward(shared: &Shared, request: &ObjectRef<GitSync>) {
+async fn forward(client: &kube::Client, request: &ObjectRef<GitSync>) {
     let Some(namespace) = request.namespace.as_deref() else {
         return;
     };
-    let api: Api<GitSync> = Api::namespaced(shared.client.clone(), namespace);
+    let api: Api<GitSync> = Api::namespaced(client.clone(), namespace);
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
     let patch = serde_json::json!({"metadata": {"annotations": {REQUESTED_AT_ANNOTATION: now}}});
     match api
@@ -66,7 +67,9 @@ async fn forward(shared: &Shared, request: &ObjectRef<GitSync>) {
 /// Keeps the push webhooks registered while this replica stands by (the leader registers
 /// them as it reconciles), so that a push reaching any replica is accepted.
 pub(crate) async fn register_webhooks(
-    shared: Arc<Shared>,
+    client: kube::Client,
+    webhooks: Arc<Webhooks>,
+    recorder: Arc<EventRecorder>,
     gitsyncs: Store<GitSync>,
     mut leading: Leading,
 ) {
@@ -76,7 +79,7 @@ pub(crate) async fn register_webhooks(
             return;
         }
         for gs in gitsyncs.state() {
-            crate::reconcile::register_webhook(&gs, &shared, false).await;
+            register_from_spec(&client, &webhooks, &recorder, &gs, false).await;
         }
         tokio::select! {
             _ = leading.changed() => {}

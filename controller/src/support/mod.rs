@@ -3,5 +3,17 @@
 
 pub(crate) mod cache;
 pub(crate) mod events;
+pub(crate) mod fingerprint;
+pub(crate) mod identity;
 pub(crate) mod metrics;
 pub(crate) mod secretkeys;
+pub(crate) mod settings;
+pub(crate) mod triggers;
+
+pub(crate) use fingerprint::Fingerprint;
+pub(crate) use identity::{is_dns_subdomain, Actor, Clients, TrustedNamespaces};
+pub(crate) use settings::Settings;
+pub(crate) use triggers::{Leading, Triggers};
+
+/// A GitSync: `(namespace, name)`.
+pub(crate) type SyncKey = (String, String);

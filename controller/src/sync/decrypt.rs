@@ -42,48 +42,61 @@ pub(crate) enum DecryptError {
     },
 }
 
-/// The objects of a revision after decryption, and which keys opened each SealedSecret.
-pub(crate) struct Decrypted {
-    /// Every object, SealedSecrets replaced by their Secrets, in render order.
-    pub objects: Vec<(String, Json)>,
-    /// Key usage, for `status.sealedSecrets`.
-    pub usage: Vec<SealedSecretUsage>,
+/// What [`open`] made of one object.
+pub(crate) enum Opened {
+    /// Not a SealedSecret: applied as it is.
+    Plain,
+    /// A SealedSecret, opened: its Secret (plaintext), and the keys that opened it.
+    Sealed {
+        /// The Secret.
+        secret: Json,
+        /// For `status.sealedSecrets`.
+        usage: SealedSecretUsage,
+    },
 }
 
-impl std::fmt::Debug for Decrypted {
+impl std::fmt::Debug for Opened {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Decrypted")
-            .field("objects", &self.objects.len())
-            .field("usage", &self.usage)
-            .finish()
+        match self {
+            Opened::Plain => f.write_str("Plain"),
+            Opened::Sealed { usage, .. } => f
+                .debug_struct("Sealed")
+                .field("usage", usage)
+                .finish_non_exhaustive(),
+        }
     }
 }
 
-impl Drop for Decrypted {
+impl Drop for Opened {
     fn drop(&mut self) {
-        for (_, object) in &mut self.objects {
-            sealsync_core::render::wipe_json(object);
+        if let Opened::Sealed { secret, .. } = self {
+            sealsync_core::render::wipe_json(secret);
         }
     }
 }
 
 /// Whether `m` is a SealedSecret: its values are opened, never read as Vault references.
 pub(crate) fn is_sealed(m: &Manifest) -> bool {
-    m.api_version() == sealsync_crypto::API_VERSION && m.kind() == sealsync_crypto::KIND
+    is_sealed_object(&m.object)
+}
+
+/// Whether `object` is a SealedSecret.
+pub(crate) fn is_sealed_object(object: &Json) -> bool {
+    object["apiVersion"] == sealsync_crypto::API_VERSION && object["kind"] == sealsync_crypto::KIND
 }
 
 /// The fields of a `v1` Secret manifest that carry literal values; values that hold Vault
 /// references are not plaintext. A malformed reference is reported by the vault stage.
-fn plaintext_fields(m: &Manifest) -> Vec<String> {
-    if m.api_version() != "v1" || m.kind() != "Secret" {
+fn plaintext_fields(object: &Json) -> Vec<String> {
+    if object["apiVersion"] != "v1" || object["kind"] != "Secret" {
         return Vec::new();
     }
     let mut fields: Vec<String> = ["data", "stringData"]
         .into_iter()
-        .filter(|field| !matches!(&m.object[*field], Json::Object(_) | Json::Null))
+        .filter(|field| !matches!(&object[*field], Json::Object(_) | Json::Null))
         .map(str::to_owned)
         .collect();
-    if let Ok(values) = sealsync_core::vaultref::secret_values(&m.object) {
+    if let Ok(values) = sealsync_core::vaultref::secret_values(object) {
         fields.extend(values.literal);
     }
     fields
@@ -121,79 +134,75 @@ fn open_failure(
     }
 }
 
-/// Opens every SealedSecret of `manifests` with the keys of `ring`, newest first. Objects
-/// without a namespace are opened for `default_namespace`, where they will be applied.
-pub(crate) fn decrypt(
-    manifests: &[Manifest],
+/// Opens `object` (at `location`, from `file`) if it is a SealedSecret, with the keys of
+/// `ring`, newest first; without a namespace it is opened for `default_namespace`, where it
+/// will be applied. Any other object is checked for plaintext values, refused unless
+/// `allow_plaintext`.
+pub(crate) fn open(
+    object: &Json,
+    location: &str,
+    file: &str,
     ring: &KeyRing,
     default_namespace: &str,
     allow_plaintext: bool,
-) -> Result<Decrypted, DecryptError> {
-    let mut objects = Vec::with_capacity(manifests.len());
-    let mut usage = Vec::new();
-    for m in manifests {
-        if is_sealed(m) {
-            let location = m.location();
-            let open_err = |source: ManifestError| DecryptError::Open {
-                location: location.clone(),
-                source,
-            };
-            let yaml: serde_yaml::Value =
-                serde_yaml::to_value(&m.object).map_err(|_| DecryptError::Open {
-                    location: location.clone(),
-                    source: ManifestError::Malformed {
-                        location: "the document".to_owned(),
-                        reason: "not representable as YAML".to_owned(),
-                    },
-                })?;
-            let sealed = sealed_from_manifest(&yaml).map_err(open_err)?;
-            let opened = sealed
-                .open(
-                    ring.identities(),
-                    &OpenOptions {
-                        default_namespace: Some(default_namespace),
-                    },
-                )
-                .map_err(|e| open_failure(&location, &sealed, ring, e))?;
-            // The YAML form holds the values in base64: wiped once converted.
-            let mut manifest = secret_to_manifest(&opened.secret);
-            let converted = serde_json::to_value(&manifest);
-            wipe_value(&mut manifest);
-            let secret = converted.map_err(|_| DecryptError::Open {
-                location: location.clone(),
-                source: ManifestError::Malformed {
-                    location: "the opened Secret".to_owned(),
-                    reason: "not representable as JSON".to_owned(),
-                },
-            })?;
-            usage.push(SealedSecretUsage {
-                file: m.file.clone(),
-                secret: format!(
-                    "{}/{}",
-                    opened
-                        .secret
-                        .namespace
-                        .as_deref()
-                        .unwrap_or(default_namespace),
-                    opened.secret.name
-                ),
-                key_ids: opened.opened_by.iter().map(|k| k.to_string()).collect(),
-            });
-            objects.push((location, secret));
-        } else {
-            if !allow_plaintext {
-                let fields = plaintext_fields(m);
-                if !fields.is_empty() {
-                    return Err(DecryptError::Plaintext {
-                        location: m.location(),
-                        keys: fields.join(", "),
-                    });
-                }
+) -> Result<Opened, DecryptError> {
+    if !is_sealed_object(object) {
+        if !allow_plaintext {
+            let fields = plaintext_fields(object);
+            if !fields.is_empty() {
+                return Err(DecryptError::Plaintext {
+                    location: location.to_owned(),
+                    keys: fields.join(", "),
+                });
             }
-            objects.push((m.location(), m.object.clone()));
         }
+        return Ok(Opened::Plain);
     }
-    Ok(Decrypted { objects, usage })
+    let open_err = |source: ManifestError| DecryptError::Open {
+        location: location.to_owned(),
+        source,
+    };
+    let yaml: serde_yaml::Value = serde_yaml::to_value(object).map_err(|_| DecryptError::Open {
+        location: location.to_owned(),
+        source: ManifestError::Malformed {
+            location: "the document".to_owned(),
+            reason: "not representable as YAML".to_owned(),
+        },
+    })?;
+    let sealed = sealed_from_manifest(&yaml).map_err(open_err)?;
+    let opened = sealed
+        .open(
+            ring.identities(),
+            &OpenOptions {
+                default_namespace: Some(default_namespace),
+            },
+        )
+        .map_err(|e| open_failure(location, &sealed, ring, e))?;
+    // The YAML form holds the values in base64: wiped once converted.
+    let mut manifest = secret_to_manifest(&opened.secret);
+    let converted = serde_json::to_value(&manifest);
+    wipe_value(&mut manifest);
+    let secret = converted.map_err(|_| DecryptError::Open {
+        location: location.to_owned(),
+        source: ManifestError::Malformed {
+            location: "the opened Secret".to_owned(),
+            reason: "not representable as JSON".to_owned(),
+        },
+    })?;
+    let usage = SealedSecretUsage {
+        file: file.to_owned(),
+        secret: format!(
+            "{}/{}",
+            opened
+                .secret
+                .namespace
+                .as_deref()
+                .unwrap_or(default_namespace),
+            opened.secret.name
+        ),
+        key_ids: opened.opened_by.iter().map(|k| k.to_string()).collect(),
+    };
+    Ok(Opened::Sealed { secret, usage })
 }
 
 #[cfg(test)]
@@ -206,6 +215,27 @@ mod tests {
             document: "document 1 (Secret app/db)".to_owned(),
             object,
         }
+    }
+
+    fn decrypt(
+        manifests: &[Manifest],
+        ring: &KeyRing,
+        default_namespace: &str,
+        allow_plaintext: bool,
+    ) -> Result<Vec<Opened>, DecryptError> {
+        manifests
+            .iter()
+            .map(|m| {
+                open(
+                    &m.object,
+                    &m.location(),
+                    &m.file,
+                    ring,
+                    default_namespace,
+                    allow_plaintext,
+                )
+            })
+            .collect()
     }
 
     #[test]
@@ -221,7 +251,7 @@ mod tests {
             false,
         )
         .expect("not plaintext");
-        assert_eq!(opened.objects.len(), 1);
+        assert!(matches!(opened.as_slice(), [Opened::Plain]));
 
         let mixed = manifest(serde_json::json!({
             "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "app"},

@@ -9,6 +9,8 @@ use crate::vault::VaultError;
 use sealsync_core::render::RenderError;
 use sealsync_core::SpecError;
 
+use super::progress::SyncStage;
+
 /// Why a reconcile failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -43,6 +45,14 @@ pub(crate) enum Error {
     /// The cluster keys could not be read.
     #[error(transparent)]
     Keys(#[from] KeysError),
+    /// The sync did not finish within `spec.timeout`.
+    #[error("the {} stage did not finish within the timeout of {seconds}s (spec.timeout); it is retried", stage.name())]
+    Timeout {
+        /// The stage it was in.
+        stage: SyncStage,
+        /// The timeout.
+        seconds: u64,
+    },
     /// Writing status or reading the GitSync failed.
     #[error("{action}: {source}")]
     Kube {
@@ -68,6 +78,7 @@ impl Error {
             Error::Apply(_) => "ApplyFailed",
             Error::Prune(_) => "PruneFailed",
             Error::Keys(_) => "KeysUnavailable",
+            Error::Timeout { stage, .. } => stage.timeout_reason(),
             Error::Kube { .. } => "ApiFailed",
         }
     }

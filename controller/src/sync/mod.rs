@@ -1,10 +1,18 @@
-//! The sync engine: the stages a revision goes through, one module each.
+//! The sync engine (`engine`) and the stages it runs, one module each: `fetch`, `decrypt`,
+//! `resolve` (Vault), `restarts`, `plan` (with `prepare` and `inventory`), `apply`, `prune`.
+//! The full reconcile, a drift correction and a Vault refresh all run their objects through
+//! [`engine::Engine::run`].
 
 pub(crate) mod apply;
 pub(crate) mod decrypt;
+pub(crate) mod engine;
 pub(crate) mod error;
 pub(crate) mod fetch;
 pub(crate) mod inventory;
+pub(crate) mod object;
+pub(crate) mod plan;
 pub(crate) mod prepare;
+pub(crate) mod progress;
 pub(crate) mod prune;
+pub(crate) mod resolve;
 pub(crate) mod restarts;

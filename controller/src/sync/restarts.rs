@@ -122,15 +122,16 @@ pub(crate) struct Restarts {
 /// Sets the checksum annotation on every opted-in workload of `objects` (decrypted and
 /// resolved, not yet prepared). `all` is the GitSync's `spec.restartOnSecretChange`; a
 /// workload's own `sealsync.dev/restart-on-secret-change` annotation overrides it either way.
-pub(crate) fn annotate(
-    objects: &mut [(String, Json)],
+pub(crate) fn annotate<T: HoldsObject>(
+    objects: &mut [T],
     key: &ChecksumKey,
     all: bool,
     default_namespace: &str,
 ) -> Restarts {
     let digests = secret_digests(objects, key, default_namespace);
     let mut restarts = Restarts::default();
-    for (index, (_, object)) in objects.iter_mut().enumerate() {
+    for (index, held) in objects.iter_mut().enumerate() {
+        let object = held.object_mut();
         if !is_workload(object) || !opted_in(object, all) {
             continue;
         }
@@ -156,6 +157,33 @@ pub(crate) fn annotate(
         restarts.secrets.extend(used);
     }
     restarts
+}
+
+/// What the stage reads and annotates: an object of the revision.
+pub(crate) trait HoldsObject {
+    /// The object.
+    fn object(&self) -> &Json;
+    /// The object, to annotate.
+    fn object_mut(&mut self) -> &mut Json;
+}
+
+impl HoldsObject for crate::sync::object::SyncObject {
+    fn object(&self) -> &Json {
+        &self.object
+    }
+    fn object_mut(&mut self) -> &mut Json {
+        &mut self.object
+    }
+}
+
+#[cfg(test)]
+impl HoldsObject for (String, Json) {
+    fn object(&self) -> &Json {
+        &self.1
+    }
+    fn object_mut(&mut self) -> &mut Json {
+        &mut self.1
+    }
 }
 
 /// Puts the checksum on a workload's pod template (also used on the manifest self-heal
@@ -247,13 +275,14 @@ pub(crate) fn referenced_secrets(pod_spec: &Json) -> BTreeSet<String> {
 
 /// A keyed digest of each Secret's data, as the API server will store it: `data` decoded,
 /// with `stringData` over it.
-fn secret_digests(
-    objects: &[(String, Json)],
+fn secret_digests<T: HoldsObject>(
+    objects: &[T],
     key: &ChecksumKey,
     default_namespace: &str,
 ) -> BTreeMap<SecretId, [u8; 32]> {
     let mut digests = BTreeMap::new();
-    for (_, object) in objects {
+    for held in objects {
+        let object = held.object();
         if object["apiVersion"] != "v1" || object["kind"] != "Secret" {
             continue;
         }

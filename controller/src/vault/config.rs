@@ -8,7 +8,7 @@ use sealsync_core::{parse_duration, VaultSpec};
 use zeroize::Zeroizing;
 
 use super::error::VaultError;
-use crate::context::TrustedNamespaces;
+use crate::support::TrustedNamespaces;
 
 /// The default `refreshInterval`, as External Secrets Operator's.
 pub(super) const DEFAULT_REFRESH: Duration = Duration::from_secs(3600);

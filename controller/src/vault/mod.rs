@@ -1,17 +1,15 @@
-//! The `vault` stage: references in Secrets (`ref+vault://PATH#KEY`,
-//! `<path:MOUNT/data/PATH#KEY>`) resolved from Vault or OpenBao during the sync, all before
-//! anything is applied, and read again every `refreshInterval` without a Git fetch.
+//! The Vault client: references in Secrets (`ref+vault://PATH#KEY`,
+//! `<path:MOUNT/data/PATH#KEY>`) found and read from Vault or OpenBao. The sync engine's
+//! `resolve` stage uses it during a sync, all before anything is applied; the `refresh` loop
+//! reads them again every `refreshInterval` without a Git fetch.
 //!
 //! Resolved values live in memory only, for the time of one apply: never on disk, in status,
-//! events, logs or metrics. Each GitSync has its own [`Session`] (its login and its token);
-//! the [`Refresher`] keeps the unresolved Secrets of each GitSync's last applied revision and
-//! re-applies those whose values changed.
+//! events, logs or metrics. Each GitSync has its own [`Session`] (its login and its token).
 
 mod auth;
 mod config;
 mod error;
 mod kv;
-mod refresh;
 mod resolve;
 mod session;
 mod transport;
@@ -20,25 +18,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use kube::ResourceExt;
-use sealsync_core::GitSync;
 use serde_json::Value as Json;
 
 pub(crate) use config::{Defaults, VaultConfig};
 pub(crate) use error::VaultError;
-pub(crate) use refresh::{run_refreshes, Entry as RefreshEntry, RefSecret, Refresher};
 pub(crate) use session::Session;
 
-use crate::context::Shared;
-use crate::heal::SyncKey;
+use crate::support::metrics::Metrics;
+use crate::support::SyncKey;
 
-/// The Vault side of the controller: its defaults, each GitSync's session, the refresher.
+/// The Vault side of the controller: its defaults and each GitSync's session.
 pub(crate) struct Vault {
     /// The controller's `VAULT_*` defaults.
     pub defaults: Defaults,
     sessions: Mutex<HashMap<SyncKey, Arc<Session>>>,
-    /// Periodic re-resolution.
-    pub refresher: Refresher,
     digest_key: ring::hmac::Key,
 }
 
@@ -60,7 +53,6 @@ impl Vault {
         Self {
             defaults,
             sessions: Mutex::new(HashMap::new()),
-            refresher: Refresher::default(),
             digest_key,
         }
     }
@@ -92,14 +84,13 @@ impl Vault {
         self.sessions().get(key).cloned()
     }
 
-    /// Forgets `key`'s session and refreshes (deleted, suspended, or no references left).
+    /// Forgets `key`'s session (deleted, suspended, or no references left).
     pub(crate) fn forget(&self, key: &SyncKey) {
         self.sessions().remove(key);
-        self.refresher.forget(key);
     }
 
     /// Every session, for token renewal.
-    fn all_sessions(&self) -> Vec<Arc<Session>> {
+    pub(crate) fn all_sessions(&self) -> Vec<Arc<Session>> {
         self.sessions().values().cloned().collect()
     }
 
@@ -124,108 +115,70 @@ impl Vault {
     }
 }
 
-/// What the stage found: the Secrets to refresh later (empty when the revision has no
-/// references) and the settings they were resolved with.
-#[derive(Debug, Default)]
-pub(crate) struct Resolved {
-    /// The Secrets with references, unresolved, with the digests of their values.
-    pub secrets: Vec<RefSecret>,
-    /// How often to read them again.
-    pub refresh_interval: Option<std::time::Duration>,
-}
+/// The references of a set of objects, found before anything is read.
+#[derive(Debug)]
+pub(crate) struct References(Vec<resolve::Planned>);
 
-/// Resolves the references of a revision's `objects` in place; `sealed[i]` marks objects
-/// opened from SealedSecrets, whose values are never read as references.
-pub(crate) async fn resolve_revision(
-    shared: &Shared,
-    gs: &GitSync,
-    default_namespace: &str,
-    objects: &mut [(String, Json)],
-    sealed: &[bool],
-) -> Result<Resolved, VaultError> {
-    let planned = resolve::plan(objects, sealed, default_namespace)?;
-    let key: SyncKey = (gs.namespace().unwrap_or_default(), gs.name_any());
-    let Some(first) = planned.first() else {
-        return Ok(Resolved::default());
-    };
-    let config = VaultConfig::resolve(
-        gs.spec.vault.as_ref(),
-        gs.spec.service_account_name.as_deref(),
-        &key.0,
-        &shared.vault.defaults,
-        &shared.settings.trusted_namespaces,
-    )?
-    .ok_or_else(|| VaultError::NotConfigured {
-        location: first.location.clone(),
-        field: first
-            .values
-            .first()
-            .map(|v| format!("{}.{}", v.source.field(), v.key))
-            .unwrap_or_default(),
-    })?;
-    let refresh_interval = config.refresh_interval;
-    let session = shared.vault.session(&key, config)?;
-    let templates: Vec<RefSecret> = planned
-        .iter()
-        .map(|p| RefSecret::new(p.location.clone(), objects[p.index].1.clone()))
-        .collect();
-    read_and_substitute(shared, &session, &planned, objects).await?;
-    let secrets = templates
-        .into_iter()
-        .zip(&planned)
-        .map(|(mut t, p)| {
-            t.digest = shared.vault.digest(&objects[p.index].1);
-            t
-        })
-        .collect();
-    Ok(Resolved {
-        secrets,
-        refresh_interval: Some(refresh_interval),
-    })
-}
-
-/// Resolves the references of one object with `key`'s current session: the self-heal of a
-/// Secret with references. Objects without references are returned as they are.
-pub(crate) async fn resolve_object(
-    shared: &Shared,
-    key: &SyncKey,
-    location: &str,
-    object: Json,
-    default_namespace: &str,
-) -> Result<Json, VaultError> {
-    let mut objects = vec![(location.to_owned(), object)];
-    let planned = resolve::plan(&objects, &[false], default_namespace)?;
-    if !planned.is_empty() {
-        let session = shared.vault.existing(key).ok_or_else(|| {
-            VaultError::Spec("no Vault session; the next full reconcile logs in".to_owned())
-        })?;
-        read_and_substitute(shared, &session, &planned, &mut objects).await?;
+impl References {
+    /// Finds the references of `objects`; `sealed[i]` says the object was opened from a
+    /// SealedSecret, whose values are never read as references. A reference outside a plain
+    /// Secret's values, or a malformed one, fails the whole set.
+    pub(crate) fn find(
+        objects: &[(String, Json)],
+        sealed: &[bool],
+        default_namespace: &str,
+    ) -> Result<Self, VaultError> {
+        resolve::plan(objects, sealed, default_namespace).map(Self)
     }
-    Ok(objects.pop().map(|(_, o)| o).unwrap_or(Json::Null))
+
+    /// Whether there are none.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The positions of the objects that hold references.
+    pub(crate) fn indices(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().map(|p| p.index)
+    }
+
+    /// The error for references without Vault settings, naming the first.
+    pub(crate) fn not_configured(&self) -> VaultError {
+        let first = self.0.first();
+        VaultError::NotConfigured {
+            location: first.map(|p| p.location.clone()).unwrap_or_default(),
+            field: first
+                .and_then(|p| p.values.first())
+                .map(|v| format!("{}.{}", v.source.field(), v.key))
+                .unwrap_or_default(),
+        }
+    }
 }
 
-/// Reads what `planned` names with `session` and puts the values into `objects`, all or
-/// nothing; the time it took goes to `sealsync_vault_resolve_seconds`.
-async fn read_and_substitute(
-    shared: &Shared,
-    session: &Session,
-    planned: &[resolve::Planned],
-    objects: &mut [(String, Json)],
-) -> Result<(), VaultError> {
-    let started = Instant::now();
-    let results = session
-        .read_all(
-            &shared.vault.defaults,
-            &shared.client,
-            resolve::reads_of(planned),
-            &shared.metrics,
-        )
-        .await?;
-    resolve::substitute(planned, &results, objects)?;
-    drop(results);
-    shared
-        .metrics
-        .vault_resolve
-        .observe(started.elapsed().as_secs_f64());
-    Ok(())
+impl Vault {
+    /// Reads what `references` name with `session` and puts the values into `objects`, all
+    /// or nothing; the time it took goes to `sealsync_vault_resolve_seconds`.
+    pub(crate) async fn read_into(
+        &self,
+        client: &kube::Client,
+        metrics: &Metrics,
+        session: &Session,
+        references: &References,
+        objects: &mut [(String, Json)],
+    ) -> Result<(), VaultError> {
+        let started = Instant::now();
+        let results = session
+            .read_all(
+                &self.defaults,
+                client,
+                resolve::reads_of(&references.0),
+                metrics,
+            )
+            .await?;
+        resolve::substitute(&references.0, &results, objects)?;
+        drop(results);
+        metrics
+            .vault_resolve
+            .observe(started.elapsed().as_secs_f64());
+        Ok(())
+    }
 }

@@ -29,7 +29,7 @@ use kube::{Api, Client};
 use sealsync_core::{FIELD_MANAGER, OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL, RECONCILE_ANNOTATION};
 use serde_json::Value as Json;
 
-use crate::heal::Fingerprint;
+use crate::support::Fingerprint;
 pub(crate) use resolver::Resolver;
 use rollback::{Previous, Undo, WriteRecord};
 
@@ -270,25 +270,20 @@ fn kind_rank(kind: &str) -> usize {
     }
 }
 
-/// Sorts objects into the order they are applied in.
-pub(crate) fn sort_for_apply(objects: &mut [Desired]) {
-    objects.sort_by(|a, b| {
-        let ka = (
-            stage(a.api_version(), a.kind()),
-            kind_rank(a.kind()),
-            a.kind().to_owned(),
-            a.namespace().map(str::to_owned),
-            a.name().to_owned(),
-        );
-        let kb = (
-            stage(b.api_version(), b.kind()),
-            kind_rank(b.kind()),
-            b.kind().to_owned(),
-            b.namespace().map(str::to_owned),
-            b.name().to_owned(),
-        );
-        ka.cmp(&kb)
-    });
+/// Where an object goes in the order objects are applied in: sort by this key.
+pub(crate) fn apply_order(object: &Json) -> impl Ord {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let kind = object["kind"].as_str().unwrap_or_default();
+    (
+        stage(api_version, kind),
+        kind_rank(kind),
+        kind.to_owned(),
+        object["metadata"]["namespace"].as_str().map(str::to_owned),
+        object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
 }
 
 /// Settings of one apply.
@@ -322,7 +317,7 @@ type WriteFuture<'a> = std::pin::Pin<
     Box<dyn std::future::Future<Output = Result<ApplyOutcome, ApplyError>> + Send + 'a>,
 >;
 
-/// Applies `objects` (sorted by [`sort_for_apply`]) as described in the module docs.
+/// Applies `objects` (sorted by [`apply_order`]) as described in the module docs.
 pub(crate) async fn apply_all(
     client: &Client,
     resolver: &mut Resolver,
@@ -965,7 +960,7 @@ mod tests {
 
     #[test]
     fn definitions_first_webhooks_last() {
-        let mut objects = vec![
+        let mut objects = [
             desired(
                 "admissionregistration.k8s.io/v1",
                 "ValidatingWebhookConfiguration",
@@ -983,7 +978,7 @@ mod tests {
                 "widgets.example.com",
             ),
         ];
-        sort_for_apply(&mut objects);
+        objects.sort_by_cached_key(|d| apply_order(&d.object));
         let kinds: Vec<_> = objects.iter().map(Desired::kind).collect();
         assert_eq!(
             kinds,

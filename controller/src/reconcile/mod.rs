@@ -6,6 +6,9 @@
 //! `lastAppliedRevision` and the inventory do not move, nothing is pruned, and the status
 //! names the stage, the file and the document.
 
+mod context;
+mod finish;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,14 +22,18 @@ use sealsync_core::{parse_duration, GitSync, Inventory, FINALIZER, REQUESTED_AT_
 use serde_json::Value as Json;
 use zeroize::Zeroizing;
 
-use crate::context::{Actor, Shared};
-use crate::heal::{Fingerprint, HealSpec, SyncKey, TrackedSource};
-use crate::support::metrics::ReasonLabels;
-use crate::sync::apply::{self, ApplyOptions, Desired, Resolver};
+use crate::heal::{HealSpec, TrackedSource};
+use crate::status;
+use crate::support::{Actor, Fingerprint, SyncKey};
+use crate::sync::apply::Resolver;
+use crate::sync::engine::{Pass, Synced, Target};
 use crate::sync::error::Error;
 use crate::sync::fetch::{self, Credentials, FetchRequest, SourceLimits};
-use crate::sync::prepare::{self, Owner};
-use crate::{status, sync::decrypt, sync::inventory, sync::prune};
+use crate::sync::object::SyncObject;
+use crate::sync::progress::{Progress, SyncStage};
+use crate::sync::resolve::Login;
+use crate::sync::{inventory, prune};
+pub(crate) use context::Shared;
 
 /// The longest reconcile timeout when `spec.timeout` is not set.
 const MAX_DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -124,7 +131,6 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     let uid = gs.uid().unwrap_or_default();
     let namespace = gs.namespace().unwrap_or_default();
     let name = gs.name_any();
-    let api: Api<GitSync> = Api::namespaced(ctx.client.clone(), &namespace);
     let key: SyncKey = (namespace.clone(), name.clone());
 
     if gs.spec.webhook.is_none() {
@@ -139,7 +145,7 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     }
     if gs.spec.suspend {
         // Nothing is applied while suspended, Vault refreshes included.
-        ctx.vault.forget(&key);
+        forget_vault(ctx, &key);
     }
     if gs.spec.suspend {
         tracing::info!(gitsync = %format!("{namespace}/{name}"), "suspended; not reconciling");
@@ -148,15 +154,19 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     let (interval, timeout) = match interval_of(&gs).and_then(|i| Ok((i, timeout_of(&gs, i)?))) {
         Ok(pair) => pair,
         Err(e) => {
-            let _ = finish(ctx, &api, &gs, Err(e), None, Vec::new(), started).await;
+            let _ = finish::finish(ctx, &gs, Err(e), None, Vec::new(), started).await;
             return Action::await_change();
         }
     };
 
-    let actor = match ctx.actor(&namespace, gs.spec.service_account_name.as_deref()) {
+    let actor = match ctx
+        .settings
+        .actor(&namespace, gs.spec.service_account_name.as_deref())
+        .map_err(Error::Spec)
+    {
         Ok(actor) => actor,
         Err(e) => {
-            let _ = finish(ctx, &api, &gs, Err(e), None, Vec::new(), started).await;
+            let _ = finish::finish(ctx, &gs, Err(e), None, Vec::new(), started).await;
             return Action::await_change();
         }
     };
@@ -172,16 +182,21 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     };
     let mut attempted = None;
     let mut written = Vec::new();
-    let run = run(&gs, ctx, &actor, &mut attempted, &mut written);
+    let progress = Progress::default();
+    let run = run(&gs, ctx, &actor, &progress, &mut attempted, &mut written);
     let mut timed_out = false;
-    let mut result = match tokio::time::timeout(timeout, run).await {
+    let outcome = tokio::select! {
+        outcome = tokio::time::timeout(timeout, run) => outcome,
+        never = finish::report_progress(ctx, &key, gs.meta().generation, &progress) => match never {},
+    };
+    let mut result = match outcome {
         Ok(r) => r,
         Err(_) => {
             timed_out = true;
-            Err(Error::Apply(apply::ApplyError::Transient {
-                location: "the reconcile".to_owned(),
-                message: format!("did not finish within the timeout of {timeout:?}"),
-            }))
+            Err(Error::Timeout {
+                stage: progress.now().stage,
+                seconds: timeout.as_secs(),
+            })
         }
     };
     match &result {
@@ -197,7 +212,7 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     let written_ids: Vec<String> = written.iter().map(|e| e.id.clone()).collect();
     let full = heal.is_some();
     let revision = result.as_ref().ok().map(|a| a.revision.clone());
-    if !finish(ctx, &api, &gs, result, attempted, written, started).await {
+    if !finish::finish(ctx, &gs, result, attempted, written, started).await {
         failed = true;
         terminal = false;
     }
@@ -243,6 +258,7 @@ async fn run(
     gs: &GitSync,
     ctx: &Shared,
     actor: &Actor,
+    progress: &Progress,
     attempted: &mut Option<String>,
     written: &mut Vec<sealsync_core::InventoryEntry>,
 ) -> Result<Applied, Error> {
@@ -264,7 +280,14 @@ async fn run(
     let credentials = credentials(gs, ctx).await?;
     // Applies and prunes go through the GitSync's service account when it has one: its RBAC,
     // not the controller's, bounds what the repository may change.
-    let client = ctx.client_as(actor)?;
+    let client = ctx
+        .engine
+        .clients
+        .client_as(actor)
+        .map_err(|source| Error::Kube {
+            action: "creating the client that impersonates the service account",
+            source,
+        })?;
     let key: SyncKey = (namespace.clone(), name.clone());
     // A poll of an unchanged revision whose objects are watched (or need no healing) reads
     // nothing more than the remote's refs.
@@ -273,7 +296,7 @@ async fn run(
         .as_ref()
         .and_then(|s| s.last_applied_revision.as_deref())
         .filter(|applied| {
-            if ctx.take_replan(&key) {
+            if ctx.triggers.take_replan(&key) {
                 tracing::info!(
                     reason = "a Vault refresh changed a Secret that workloads restart on",
                     "re-planning every object"
@@ -312,6 +335,7 @@ async fn run(
     })
     .await?;
     *attempted = Some(snapshot.revision.clone());
+    progress.revision(&snapshot.revision);
 
     if known_commit.as_deref() == Some(snapshot.commit.as_str()) {
         ctx.metrics.polls_unchanged.inc();
@@ -329,147 +353,57 @@ async fn run(
     // read again (a rotated token takes effect here).
     ctx.healer.begin(&key);
     // A Vault refresh of this GitSync waits until the new revision is applied (or failed).
-    let _refresh_guard = ctx.vault.refresher.lock(&key).await;
+    let _refresh_guard = ctx.refresher.lock(&key).await;
     if gs.spec.webhook.is_some() {
         register_webhook(gs, ctx, true).await;
     }
 
     // 2. Render.
-    let mut manifests = render::render(&snapshot.files, &path, &RenderLimits::default())?;
-
-    // 3. Decrypt.
-    let default_namespace = default_namespace(gs);
-    let mut decrypted = {
-        let keys = ctx.keys.read().await;
-        decrypt::decrypt(
-            &manifests,
-            &keys,
-            &default_namespace,
-            gs.spec.allow_plaintext_secrets,
-        )
-        .inspect_err(|e| {
-            if matches!(
-                e,
-                decrypt::DecryptError::Open { .. } | decrypt::DecryptError::RetiredKey { .. }
-            ) {
-                ctx.metrics.decrypt_failures.inc();
-            }
-        })?
-    };
-
-    // 4. Resolve Vault references, every one before anything is applied.
-    let sealed: Vec<bool> = manifests.iter().map(decrypt::is_sealed).collect();
-    let vault = crate::vault::resolve_revision(
-        ctx,
-        gs,
-        &default_namespace,
-        &mut decrypted.objects,
-        &sealed,
-    )
-    .await?;
-
-    // 5. Restarts: opted-in workloads carry a checksum of the Secrets they use, in Git and
-    // in what self-heal re-applies.
-    let restarts = crate::sync::restarts::annotate(
-        &mut decrypted.objects,
-        &ctx.checksum_key,
-        gs.spec.restart_on_secret_change,
-        &default_namespace,
-    );
-    for (index, checksum) in &restarts.annotated {
-        if let Some(manifest) = manifests.get_mut(*index) {
-            crate::sync::restarts::set_template_annotation(&mut manifest.object, checksum);
-        }
-    }
-
-    // 6. Prepare: owner labels, namespaces by scope.
-    let mut resolver = Resolver::default();
-    let mut desired = Vec::with_capacity(decrypted.objects.len());
-    let mut sources = Vec::new();
-    let revision_crds: Vec<Json> = decrypted
-        .objects
-        .iter()
-        .filter(|(_, o)| o["kind"] == "CustomResourceDefinition")
-        .map(|(_, o)| o.clone())
+    progress.enter(SyncStage::Render, snapshot.files.len());
+    let manifests = render::render(&snapshot.files, &path, &RenderLimits::default())?;
+    let objects: Vec<SyncObject> = manifests
+        .into_iter()
+        .map(|m| SyncObject::rendered(m, gs.spec.self_heal))
         .collect();
-    let owner = Owner {
-        namespace: &namespace,
-        name: &name,
-        default_namespace: &default_namespace,
-        controller_namespace: &ctx.settings.namespace,
-    };
-    // Decryption yields one object per rendered manifest, in order.
-    for ((location, object), manifest) in decrypted.objects.iter().zip(&manifests) {
-        let namespaced =
-            is_namespaced(ctx, &mut resolver, object, &revision_crds, location).await?;
-        let object = prepare::prepare(object.clone(), location, namespaced, owner)?;
-        if gs.spec.self_heal {
-            sources.push(PendingSource {
-                namespaced,
-                manifest: serde_json::to_vec(&manifest.object).unwrap_or_default(),
-                file: manifest.file.clone(),
-                document: manifest.document.clone(),
-                id: inventory::entry_of(&object).id,
-                api_version: object["apiVersion"].as_str().unwrap_or_default().to_owned(),
-                kind: object["kind"].as_str().unwrap_or_default().to_owned(),
-                namespace: object["metadata"]["namespace"].as_str().map(str::to_owned),
-                name: object["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-            });
-        }
-        desired.push(Desired {
-            location: location.clone(),
-            object,
-        });
-    }
-    drop(manifests);
-    let usage = decrypted.usage.clone();
-    drop(decrypted);
-    apply::sort_for_apply(&mut desired);
-    // Two documents that become the same object once namespaces are filled in (or a
-    // SealedSecret and a Secret of one name) would fight over it on every apply.
-    let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
-    for d in &desired {
-        let id = inventory::entry_of(&d.object).id;
-        if let Some(first) = seen.insert(id.clone(), d.location.as_str()) {
-            return Err(Error::Render(render::RenderError::Duplicate {
-                id,
-                first: first.to_owned(),
-                second: d.location.clone(),
-            }));
-        }
-    }
-    drop(seen);
-    let new_inventory = inventory::of_objects(desired.iter().map(|d| &d.object));
+    let revision_crds: Vec<Json> = objects
+        .iter()
+        .filter(|o| o.kind() == "CustomResourceDefinition")
+        .map(|o| o.object.clone())
+        .collect();
 
-    // 7. Apply.
-    let outcome = match apply::apply_all(
-        &client,
-        &mut resolver,
-        &desired,
-        ApplyOptions {
-            force: gs.spec.force,
-            concurrency: ctx.settings.apply_concurrency,
-            ready_timeout: ctx.settings.ready_timeout,
-            self_heal: gs.spec.self_heal,
+    // 3 to 7. Decrypt, resolve Vault references, restart checksums, plan, apply.
+    let default_namespace = default_namespace(gs);
+    let target = Target {
+        key: &key,
+        default_namespace: &default_namespace,
+        actor,
+        force: gs.spec.force,
+        allow_plaintext: gs.spec.allow_plaintext_secrets,
+        self_heal: gs.spec.self_heal,
+        progress: Some(progress),
+    };
+    let pass = Pass::Revision {
+        login: Login::Spec {
+            vault: gs.spec.vault.as_ref(),
+            service_account: gs.spec.service_account_name.as_deref(),
         },
-    )
-    .await
+        restart_all: gs.spec.restart_on_secret_change,
+        keep_manifests: gs.spec.self_heal,
+    };
+    let mut resolver = Resolver::default();
+    let synced = match ctx
+        .engine
+        .run(&target, pass, objects, &mut resolver, &revision_crds)
+        .await
     {
-        Ok(outcome) => outcome,
+        Ok(synced) => synced,
         Err(failure) => {
             *written = failure.written;
-            return Err(Error::Apply(failure.error));
+            return Err(failure.error);
         }
     };
-    drop(desired);
-    ctx.metrics.count_applies(
-        "reconcile",
-        outcome.created + outcome.configured + outcome.recreated,
-        outcome.unchanged,
-    );
+    drop(revision_crds);
+    let outcome = &synced.outcome;
     ctx.metrics.count_objects("created", outcome.created);
     ctx.metrics
         .count_objects("configured", outcome.configured + outcome.recreated);
@@ -481,11 +415,12 @@ async fn run(
         .as_ref()
         .and_then(|s| s.inventory.clone())
         .unwrap_or_default();
-    let stale = inventory::stale(&old_inventory, &new_inventory);
-    let mut final_inventory = new_inventory;
+    let stale = inventory::stale(&old_inventory, &synced.inventory);
+    let mut final_inventory = synced.inventory.clone();
     let mut pruned = 0;
     let mut prune_error = None;
     if gs.spec.prune && !stale.is_empty() {
+        progress.enter(SyncStage::Prune, stale.len());
         let scope = prune::PruneScope {
             owner_namespace: &namespace,
             owner_name: &name,
@@ -516,31 +451,34 @@ async fn run(
             String::new()
         }
     );
+    let Synced {
+        objects,
+        usage,
+        resolved,
+        restart_secrets,
+        outcome,
+        ..
+    } = synced;
     let heal = if gs.spec.self_heal {
-        let mut tracked = Vec::with_capacity(sources.len());
-        for pending in sources {
-            if let Some(source) = pending.resolve(ctx, &mut resolver).await {
-                tracked.push(source);
-            }
-        }
+        let tracked = objects.into_iter().filter_map(tracked_source).collect();
         Some((tracked, outcome.observed))
     } else {
         Some((Vec::new(), Vec::new()))
     };
-    match vault.refresh_interval {
-        Some(interval) => ctx.vault.refresher.register(
+    match resolved.refresh_interval {
+        Some(interval) => ctx.refresher.register(
             &key,
-            crate::vault::RefreshEntry::new(
-                vault.secrets,
+            crate::refresh::Entry::new(
+                resolved.templates,
                 interval,
                 snapshot.revision.clone(),
                 default_namespace.clone(),
                 gs.spec.force,
-                restarts.secrets,
+                restart_secrets,
                 actor.clone(),
             ),
         ),
-        None => ctx.vault.forget(&key),
+        None => forget_vault(ctx, &key),
     }
     Ok(Applied {
         revision: snapshot.revision.clone(),
@@ -553,38 +491,26 @@ async fn run(
     })
 }
 
-/// An applied object's manifest, before its kind's resource is known (a CRD of the revision
-/// may serve it only after the apply).
-struct PendingSource {
-    namespaced: bool,
-    manifest: Vec<u8>,
-    file: String,
-    document: String,
-    id: String,
-    api_version: String,
-    kind: String,
-    namespace: Option<String>,
-    name: String,
+/// What self-heal watches of an applied object: its manifest and resource.
+fn tracked_source(mut object: SyncObject) -> Option<TrackedSource> {
+    let scope = object.scope.take()?;
+    let what = object.what.take()?;
+    Some(TrackedSource {
+        id: std::mem::take(&mut object.id),
+        resource: scope.resource?,
+        namespaced: scope.namespaced,
+        namespace: what.namespace,
+        name: what.name,
+        file: std::mem::take(&mut object.file),
+        document: std::mem::take(&mut object.document),
+        manifest: std::mem::take(&mut object.manifest),
+    })
 }
 
-impl PendingSource {
-    async fn resolve(self, ctx: &Shared, resolver: &mut Resolver) -> Option<TrackedSource> {
-        let (resource, _) = resolver
-            .resolve(&ctx.client, &self.api_version, &self.kind)
-            .await
-            .ok()
-            .flatten()?;
-        Some(TrackedSource {
-            id: self.id,
-            resource,
-            namespaced: self.namespaced,
-            namespace: self.namespace,
-            name: self.name,
-            file: self.file,
-            document: self.document,
-            manifest: self.manifest,
-        })
-    }
+/// Forgets `key`'s Vault session and refreshes.
+fn forget_vault(ctx: &Shared, key: &SyncKey) {
+    ctx.engine.vault.forget(key);
+    ctx.refresher.forget(key);
 }
 
 /// The namespace of namespaced objects whose manifests name none.
@@ -613,42 +539,6 @@ fn unchanged_since_last_apply(gs: &GitSync, revision: &str) -> bool {
         && status.last_applied_revision.as_deref() == Some(revision)
         && status.observed_generation == gs.meta().generation
         && requested_handled
-}
-
-/// Whether `object` is namespaced: from discovery, or from a CRD in the same revision.
-async fn is_namespaced(
-    ctx: &Shared,
-    resolver: &mut Resolver,
-    object: &Json,
-    revision_crds: &[Json],
-    location: &str,
-) -> Result<bool, Error> {
-    let api_version = object["apiVersion"].as_str().unwrap_or_default();
-    let kind = object["kind"].as_str().unwrap_or_default();
-    let resolved = resolver
-        .resolve(&ctx.client, api_version, kind)
-        .await
-        .map_err(|e| {
-            Error::Apply(apply::ApplyError::Transient {
-                location: location.to_owned(),
-                message: e.to_string(),
-            })
-        })?;
-    if let Some((_, namespaced)) = resolved {
-        return Ok(namespaced);
-    }
-    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-    let crd = revision_crds
-        .iter()
-        .find(|crd| crd["spec"]["group"] == group && crd["spec"]["names"]["kind"] == kind);
-    match crd {
-        Some(crd) => Ok(crd["spec"]["scope"] != "Cluster"),
-        None => Err(Error::Apply(apply::ApplyError::UnknownKind {
-            location: location.to_owned(),
-            api_version: api_version.to_owned(),
-            kind: kind.to_owned(),
-        })),
-    }
 }
 
 /// Reads `spec.secretRef` from the GitSync's namespace.
@@ -698,186 +588,10 @@ async fn credentials(gs: &GitSync, ctx: &Shared) -> Result<Option<Credentials>, 
     }
 }
 
-/// Registers the GitSync's push webhook with the token from its Secret, or forgets it. A
-/// missing Secret or key does not fail the sync (polling goes on); it is reported as a
-/// warning Event, and `status.webhookPath` stays empty until the Secret exists.
-pub(crate) async fn register_webhook(gs: &GitSync, ctx: &Shared, report: bool) {
-    let namespace = gs.namespace().unwrap_or_default();
-    let name = gs.name_any();
-    let Some(webhook) = &gs.spec.webhook else {
-        ctx.webhooks.unregister(&namespace, &name);
-        return;
-    };
-    let key = webhook.secret_ref.key.as_deref().unwrap_or("token");
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let found = match secrets.get_opt(&webhook.secret_ref.name).await {
-        Ok(secret) => secret,
-        Err(e) => {
-            // Keep the registered hook: the API being down says nothing about the token.
-            tracing::warn!(error = %e, "reading the webhook Secret");
-            return;
-        }
-    };
-    let token = found.and_then(|s| {
-        let mut data = s.data.unwrap_or_default();
-        let token = data.remove(key).map(|b| Zeroizing::new(b.0));
-        for (_, mut v) in data {
-            zeroize::Zeroize::zeroize(&mut v.0);
-        }
-        token
-    });
-    match token.filter(|t| !t.is_empty()) {
-        Some(token) => {
-            ctx.webhooks.register(&namespace, &name, token);
-        }
-        None => {
-            ctx.webhooks.unregister(&namespace, &name);
-            if !report {
-                return;
-            }
-            status::event(
-                &ctx.recorder,
-                gs,
-                true,
-                "WebhookSecretMissing",
-                format!(
-                    "spec.webhook.secretRef: Secret {namespace}/{} has no key {key:?}; create it with the webhook's token",
-                    webhook.secret_ref.name
-                ),
-            )
-            .await;
-        }
-    }
-}
-
-/// Writes the status, the event and the metrics of a finished reconcile.
-async fn finish(
-    ctx: &Shared,
-    api: &Api<GitSync>,
-    gs: &GitSync,
-    result: Result<Applied, Error>,
-    attempted: Option<String>,
-    written: Vec<sealsync_core::InventoryEntry>,
-    started: Instant,
-) -> bool {
-    let generation = gs.meta().generation;
-    let mut st = gs.status.clone().unwrap_or_default();
-    st.observed_generation = generation;
-    if let Some(requested) = gs.annotations().get(REQUESTED_AT_ANNOTATION) {
-        st.last_handled_reconcile_at = Some(requested.clone());
-    }
-    st.webhook_path = ctx
-        .webhooks
-        .path_of(&gs.namespace().unwrap_or_default(), &gs.name_any());
-    if attempted.is_some() {
-        st.last_attempted_revision = attempted;
-    }
-    let reason = match &result {
-        Ok(a) if a.prune_error.is_some() => "PruneFailed",
-        Ok(_) => "Succeeded",
-        Err(e) => e.reason(),
-    };
-    let label = result.as_ref().err().map_or(reason, Error::metric_label);
-    ctx.metrics
-        .reconcile_duration
-        .get_or_create(&ReasonLabels { reason: label })
-        .observe(started.elapsed().as_secs_f64());
-    match result {
-        Ok(applied) => {
-            if let Some(pushed) = ctx
-                .webhooks
-                .take_push(&gs.namespace().unwrap_or_default(), &gs.name_any())
-            {
-                ctx.metrics
-                    .push_to_applied
-                    .observe(pushed.elapsed().as_secs_f64());
-            }
-            match &applied.prune_error {
-                None => {
-                    let message = format!("Applied revision: {}", applied.revision);
-                    status::set_condition(
-                        &mut st.conditions,
-                        "Ready",
-                        true,
-                        "Succeeded",
-                        &message,
-                        generation,
-                    );
-                    status::remove_condition(&mut st.conditions, "Reconciling");
-                }
-                Some(error) => {
-                    let message = format!(
-                        "Applied revision {}, but prune failed: {error}; the objects stay in the inventory and are retried",
-                        applied.revision
-                    );
-                    status::set_failed(
-                        &mut st.conditions,
-                        "PruneFailed",
-                        &message,
-                        false,
-                        generation,
-                    );
-                    status::event(&ctx.recorder, gs, true, "PruneFailed", message).await;
-                }
-            }
-            status::remove_condition(&mut st.conditions, "Stalled");
-            let new_revision =
-                st.last_applied_revision.as_deref() != Some(applied.revision.as_str());
-            st.last_applied_revision = Some(applied.revision.clone());
-            st.inventory = Some(applied.inventory);
-            st.sealed_secrets = applied.usage;
-            tracing::info!(
-                gitsync = %format!("{}/{}", gs.namespace().unwrap_or_default(), gs.name_any()),
-                revision = %applied.revision,
-                result = %applied.summary,
-                "reconciled"
-            );
-            if applied.changed || new_revision {
-                status::event(
-                    &ctx.recorder,
-                    gs,
-                    false,
-                    "ReconciliationSucceeded",
-                    format!("{}: {}", applied.revision, applied.summary),
-                )
-                .await;
-            }
-        }
-        Err(error) => {
-            // Objects a failed attempt created join the inventory, so that a later revision
-            // without them prunes them; nothing leaves it.
-            if !written.is_empty() {
-                let mut inventory = st.inventory.take().unwrap_or_default();
-                inventory.entries.extend(written);
-                inventory.entries.sort();
-                inventory.entries.dedup_by(|a, b| a.id == b.id);
-                st.inventory = Some(inventory);
-            }
-            let message = error.to_string();
-            tracing::warn!(
-                gitsync = %format!("{}/{}", gs.namespace().unwrap_or_default(), gs.name_any()),
-                reason,
-                error = %message,
-                "reconcile failed"
-            );
-            status::set_failed(
-                &mut st.conditions,
-                reason,
-                &message,
-                error.is_terminal(),
-                generation,
-            );
-            status::event(&ctx.recorder, gs, true, reason, message).await;
-        }
-    }
-    if gs.status.as_ref() != Some(&st) {
-        if let Err(e) = status::write(api, gs, &st).await {
-            // Without the status the inventory is lost; the caller retries with backoff.
-            tracing::warn!(error = %e, "could not write the status");
-            return false;
-        }
-    }
-    true
+/// Registers the GitSync's push webhook with the token from its Secret, or forgets it.
+async fn register_webhook(gs: &GitSync, ctx: &Shared, report: bool) {
+    crate::http::webhook::register_from_spec(&ctx.client, &ctx.webhooks, &ctx.recorder, gs, report)
+        .await;
 }
 
 /// A warning Event for the objects prune left in place, each with the reason.
@@ -914,8 +628,7 @@ async fn cleanup(gs: Arc<GitSync>, ctx: &Shared) -> Result<Action, Error> {
     // Deleting the inventory below must not look like drift.
     ctx.healer
         .forget(&(gs.namespace().unwrap_or_default(), gs.name_any()));
-    ctx.vault
-        .forget(&(gs.namespace().unwrap_or_default(), gs.name_any()));
+    forget_vault(ctx, &(gs.namespace().unwrap_or_default(), gs.name_any()));
     ctx.webhooks
         .unregister(&gs.namespace().unwrap_or_default(), &gs.name_any());
     ctx.fetch_gate
@@ -933,9 +646,14 @@ async fn cleanup(gs: Arc<GitSync>, ctx: &Shared) -> Result<Action, Error> {
         .unwrap_or_default()
         .entries;
     let client = match ctx
+        .settings
         .actor(&namespace, gs.spec.service_account_name.as_deref())
-        .and_then(|actor| ctx.client_as(&actor))
-    {
+        .and_then(|actor| {
+            ctx.engine
+                .clients
+                .client_as(&actor)
+                .map_err(|e| e.to_string())
+        }) {
         Ok(client) => client,
         Err(e) => {
             // Nothing was ever applied as an invalid service account; pruning as the

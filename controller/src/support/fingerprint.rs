@@ -46,7 +46,7 @@ impl Fingerprint {
 
 /// The manager that wrote an object last, other than the controller, as `name (Operation)`:
 /// what a drift event names. `None` when managedFields name no one else.
-pub(super) fn last_other_manager(meta: &ObjectMeta) -> Option<String> {
+pub(crate) fn last_other_manager(meta: &ObjectMeta) -> Option<String> {
     meta.managed_fields
         .as_ref()?
         .iter()

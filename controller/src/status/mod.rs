@@ -1,11 +1,14 @@
-//! The `status` stage: conditions in the kstatus style, revisions, inventory and key usage,
-//! written through the status subresource by server-side apply; and Kubernetes Events.
+//! GitSync status: conditions in the kstatus style, revisions, inventory and key usage,
+//! written only through the [`StatusWriter`]; and Kubernetes Events.
+
+mod writer;
+
+pub(crate) use writer::StatusWriter;
 
 use crate::support::events::EventRecorder;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Resource, ResourceExt};
-use sealsync_core::{GitSync, GitSyncStatus, FIELD_MANAGER};
+use kube::Resource;
+use sealsync_core::GitSync;
 
 /// The longest condition message written; longer ones are cut with a note.
 const MAX_MESSAGE: usize = 4096;
@@ -92,27 +95,6 @@ fn truncate_to(message: &str, limit: usize) -> String {
         end -= 1;
     }
     format!("{} … (cut)", &message[..end])
-}
-
-/// Writes `status` through the status subresource.
-pub(crate) async fn write(
-    api: &Api<GitSync>,
-    gs: &GitSync,
-    status: &GitSyncStatus,
-) -> Result<(), kube::Error> {
-    let body = serde_json::json!({
-        "apiVersion": GitSync::api_version(&()),
-        "kind": GitSync::kind(&()),
-        "metadata": {"name": gs.name_any()},
-        "status": status,
-    });
-    api.patch_status(
-        &gs.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
-    Ok(())
 }
 
 /// Publishes an Event on the GitSync. Failures are logged, not returned: an Event is a

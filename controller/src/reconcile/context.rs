@@ -1,0 +1,48 @@
+//! What the reconciles share: the sync engine, the event recorder, self-heal, the Vault
+//! refresher, the webhooks, and the reconcile triggers. The layers below get narrow handles
+//! of their own, never this.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use kube::Client;
+
+use crate::support::metrics::Metrics;
+use crate::support::Settings;
+use crate::sync::engine::Engine;
+
+/// Shared state of the reconciles.
+pub(crate) struct Shared {
+    /// The controller's API client.
+    pub client: Client,
+    /// The sync engine (the clients, the keys, Vault, the checksum key).
+    pub engine: Engine,
+    /// The settings.
+    pub settings: Arc<Settings>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The one writer of GitSync status.
+    pub status: Arc<crate::status::StatusWriter>,
+    /// Events.
+    pub recorder: Arc<crate::support::events::EventRecorder>,
+    /// Consecutive failures per GitSync uid, for the retry backoff.
+    pub failures: Mutex<HashMap<String, u32>>,
+    /// The registered push webhooks.
+    pub webhooks: Arc<crate::http::webhook::Webhooks>,
+    /// Reconciles asked for (pushes, new keys) and full re-plans asked for (Vault refreshes).
+    pub triggers: Arc<crate::support::Triggers>,
+    /// The applied objects self-heal watches.
+    pub healer: crate::heal::Healer,
+    /// Periodic re-reads of Vault references.
+    pub refresher: Arc<crate::refresh::Refresher>,
+    /// Keeps GitSyncs whose Git server does not answer from holding every reconcile slot.
+    pub fetch_gate: crate::sync::fetch::FetchGate,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,224 @@
+//! The `status` stage of a reconcile: the progress of a long sync while it runs, then the
+//! status, the Event and the metrics of the finished reconcile, all through the one status
+//! writer.
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use kube::{Resource, ResourceExt};
+use sealsync_core::{GitSync, GitSyncStatus, InventoryEntry, REQUESTED_AT_ANNOTATION};
+
+use super::{Applied, Shared};
+use crate::status;
+use crate::support::metrics::ReasonLabels;
+use crate::support::SyncKey;
+use crate::sync::error::Error;
+use crate::sync::progress::{Progress, Step};
+
+/// How long a sync runs before its progress is published, and how often it is at most
+/// published again: a short sync writes no progress at all.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// Publishes `Reconciling=True` (reason `Progressing`) with the stage and the object count
+/// while a sync runs. Never returns: the reconcile drops it when the sync ends.
+pub(super) async fn report_progress(
+    ctx: &Shared,
+    key: &SyncKey,
+    generation: Option<i64>,
+    progress: &Progress,
+) -> Infallible {
+    let mut shown: Option<Step> = None;
+    loop {
+        tokio::time::sleep(PROGRESS_EVERY).await;
+        let step = progress.now();
+        if shown.as_ref() == Some(&step) {
+            continue;
+        }
+        let message = step.describe();
+        let written = ctx
+            .status
+            .update(key, None, |st| {
+                status::set_condition(
+                    &mut st.conditions,
+                    "Reconciling",
+                    true,
+                    "Progressing",
+                    &message,
+                    generation,
+                );
+            })
+            .await;
+        match written {
+            Ok(_) => shown = Some(step),
+            Err(e) => tracing::debug!(error = %e, "could not publish the sync's progress"),
+        }
+    }
+}
+
+/// What a finished reconcile changes in the status.
+struct Change<'a> {
+    generation: Option<i64>,
+    requested: Option<&'a String>,
+    webhook_path: Option<String>,
+    attempted: Option<String>,
+    result: &'a Result<Applied, Error>,
+    /// Objects a failed attempt left written.
+    written: &'a [InventoryEntry],
+}
+
+impl Change<'_> {
+    /// Applies the change to `st`, the status as the API server holds it.
+    fn apply_to(&self, st: &mut GitSyncStatus) {
+        st.observed_generation = self.generation;
+        if let Some(requested) = self.requested {
+            st.last_handled_reconcile_at = Some(requested.clone());
+        }
+        st.webhook_path.clone_from(&self.webhook_path);
+        if self.attempted.is_some() {
+            st.last_attempted_revision.clone_from(&self.attempted);
+        }
+        match self.result {
+            Ok(applied) => {
+                match &applied.prune_error {
+                    None => {
+                        let message = format!("Applied revision: {}", applied.revision);
+                        status::set_condition(
+                            &mut st.conditions,
+                            "Ready",
+                            true,
+                            "Succeeded",
+                            &message,
+                            self.generation,
+                        );
+                        status::remove_condition(&mut st.conditions, "Reconciling");
+                    }
+                    Some(error) => status::set_failed(
+                        &mut st.conditions,
+                        "PruneFailed",
+                        &prune_failed_message(applied, error),
+                        false,
+                        self.generation,
+                    ),
+                }
+                status::remove_condition(&mut st.conditions, "Stalled");
+                st.last_applied_revision = Some(applied.revision.clone());
+                st.inventory = Some(applied.inventory.clone());
+                st.sealed_secrets.clone_from(&applied.usage);
+            }
+            Err(error) => {
+                // Objects a failed attempt created join the inventory, so that a later
+                // revision without them prunes them; nothing leaves it.
+                if !self.written.is_empty() {
+                    let mut inventory = st.inventory.take().unwrap_or_default();
+                    inventory.entries.extend(self.written.iter().cloned());
+                    inventory.entries.sort();
+                    inventory.entries.dedup_by(|a, b| a.id == b.id);
+                    st.inventory = Some(inventory);
+                }
+                status::set_failed(
+                    &mut st.conditions,
+                    error.reason(),
+                    &error.to_string(),
+                    error.is_terminal(),
+                    self.generation,
+                );
+            }
+        }
+    }
+}
+
+fn prune_failed_message(applied: &Applied, error: &str) -> String {
+    format!(
+        "Applied revision {}, but prune failed: {error}; the objects stay in the inventory and are retried",
+        applied.revision
+    )
+}
+
+/// Writes the status, the Event and the metrics of a finished reconcile. Returns whether the
+/// status was written (without it the inventory is lost, so the caller retries).
+pub(super) async fn finish(
+    ctx: &Shared,
+    gs: &GitSync,
+    result: Result<Applied, Error>,
+    attempted: Option<String>,
+    written: Vec<InventoryEntry>,
+    started: Instant,
+) -> bool {
+    let namespace = gs.namespace().unwrap_or_default();
+    let name = gs.name_any();
+    let key: SyncKey = (namespace.clone(), name.clone());
+    let reason = match &result {
+        Ok(a) if a.prune_error.is_some() => "PruneFailed",
+        Ok(_) => "Succeeded",
+        Err(e) => e.reason(),
+    };
+    let label = result.as_ref().err().map_or(reason, Error::metric_label);
+    ctx.metrics
+        .reconcile_duration
+        .get_or_create(&ReasonLabels { reason: label })
+        .observe(started.elapsed().as_secs_f64());
+    let change = Change {
+        generation: gs.meta().generation,
+        requested: gs.annotations().get(REQUESTED_AT_ANNOTATION),
+        webhook_path: ctx.webhooks.path_of(&namespace, &name),
+        attempted,
+        result: &result,
+        written: &written,
+    };
+    // The Events go first: whoever sees the new status finds them.
+    match &result {
+        Ok(applied) => {
+            if let Some(pushed) = ctx.webhooks.take_push(&namespace, &name) {
+                ctx.metrics
+                    .push_to_applied
+                    .observe(pushed.elapsed().as_secs_f64());
+            }
+            if let Some(error) = &applied.prune_error {
+                let message = prune_failed_message(applied, error);
+                status::event(&ctx.recorder, gs, true, "PruneFailed", message).await;
+            }
+            let new_revision = gs
+                .status
+                .as_ref()
+                .and_then(|s| s.last_applied_revision.as_deref())
+                != Some(applied.revision.as_str());
+            tracing::info!(
+                gitsync = %format!("{namespace}/{name}"),
+                revision = %applied.revision,
+                result = %applied.summary,
+                "reconciled"
+            );
+            if applied.changed || new_revision {
+                status::event(
+                    &ctx.recorder,
+                    gs,
+                    false,
+                    "ReconciliationSucceeded",
+                    format!("{}: {}", applied.revision, applied.summary),
+                )
+                .await;
+            }
+        }
+        Err(error) => {
+            let message = error.to_string();
+            tracing::warn!(
+                gitsync = %format!("{namespace}/{name}"),
+                reason,
+                error = %message,
+                "reconcile failed"
+            );
+            status::event(&ctx.recorder, gs, true, reason, message).await;
+        }
+    }
+    let stored = ctx
+        .status
+        .update(&key, Some(gs), |st| change.apply_to(st))
+        .await;
+    match stored {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not write the status");
+            false
+        }
+    }
+}
