@@ -2,10 +2,10 @@
 //!
 //! `cargo test --workspace` builds every binary before any test runs; a test run for one
 //! package (`cargo test -p sealsync-tests`) does not, so a missing binary is built here once.
-//! A binary that exists is used as it is: after changing the CLI or the controller, run
-//! `cargo build --workspace --bins` (or the whole workspace's tests) before one package's
-//! tests, since cargo holds its build lock while tests run and a rebuild from here would wait
-//! for ever.
+//! A binary that exists must be fresh: when a source file it was built from (as cargo's
+//! dep-info file beside it lists them) is newer than the binary, the test fails and says to
+//! run `cargo build --workspace --bins`. It cannot rebuild it itself: cargo holds its build
+//! lock while tests run, so a rebuild from here would wait for ever.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -33,6 +33,7 @@ pub fn workspace_binary(package: &str, name: &str) -> Result<PathBuf> {
     let path = bin_dir()?.join(name);
     let _guard = BUILD.lock().unwrap_or_else(|p| p.into_inner());
     if path.is_file() {
+        check_fresh(&path)?;
         return Ok(path);
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
@@ -50,6 +51,63 @@ pub fn workspace_binary(package: &str, name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// Fails when a source file the binary at `path` was built from is newer than it.
+fn check_fresh(path: &std::path::Path) -> Result<()> {
+    let Ok(dep_info) = std::fs::read_to_string(path.with_extension("d")) else {
+        // No dep-info (a binary put there by hand): nothing to compare with.
+        return Ok(());
+    };
+    let built = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .with_context(|| format!("reading the time of {}", path.display()))?;
+    for source in dep_info_sources(&dep_info) {
+        let Ok(modified) = std::fs::metadata(&source).and_then(|m| m.modified()) else {
+            continue;
+        };
+        if modified > built {
+            bail!(
+                "{} is older than {}, which it is built from: run `cargo build --workspace --bins` \
+                 (or `cargo test --workspace`, which builds it first) so that the test does not run \
+                 a stale binary",
+                path.display(),
+                source.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The files a cargo dep-info file (`target: dep dep …`) lists; `\ ` escapes a space.
+fn dep_info_sources(text: &str) -> Vec<PathBuf> {
+    let Some(first) = text.lines().next() else {
+        return Vec::new();
+    };
+    let Some((_, deps)) = first.split_once(": ") else {
+        return Vec::new();
+    };
+    let mut sources = Vec::new();
+    let mut current = String::new();
+    let mut chars = deps.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&' ') => {
+                current.push(' ');
+                chars.next();
+            }
+            ' ' => {
+                if !current.is_empty() {
+                    sources.push(PathBuf::from(std::mem::take(&mut current)));
+                }
+            }
+            _ => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        sources.push(PathBuf::from(current));
+    }
+    sources
+}
+
 /// The `sealsync` CLI.
 pub fn cli() -> Result<PathBuf> {
     workspace_binary("sealsync", "sealsync")
@@ -58,4 +116,22 @@ pub fn cli() -> Result<PathBuf> {
 /// The `sealsync-controller` binary.
 pub fn controller() -> Result<PathBuf> {
     workspace_binary("sealsync-controller", "sealsync-controller")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dep_info_lists_every_source_with_escaped_spaces() {
+        let text = "/t/debug/sealsync: /w/cli/src/main.rs /w/my\\ dir/lib.rs /w/Cargo.toml\n\n/w/cli/src/main.rs:\n";
+        assert_eq!(
+            dep_info_sources(text),
+            [
+                PathBuf::from("/w/cli/src/main.rs"),
+                PathBuf::from("/w/my dir/lib.rs"),
+                PathBuf::from("/w/Cargo.toml")
+            ]
+        );
+    }
 }

@@ -81,5 +81,88 @@ fn crds_install_with_kubectl_server_side_apply() {
     );
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("spec.prune"), "{out}");
+
+    // What the schema can say beyond types (patterns, lengths, CEL rules) is refused at the
+    // door, naming the field. The embedded test server checks types only.
+    if cluster.server().is_err() {
+        let spec = "  url: git://127.0.0.1/shop.git\n  interval: 1m\n";
+        let cases = [
+            (
+                "spec.url",
+                "  url: ssh://git@example.com/shop.git\n  interval: 1m\n".to_owned(),
+            ),
+            (
+                "spec.url",
+                "  url: https://user:pw@example.com/shop.git\n  interval: 1m\n".to_owned(),
+            ),
+            (
+                "spec.interval",
+                "  url: git://127.0.0.1/shop.git\n  interval: 10 minutes\n".to_owned(),
+            ),
+            (
+                "spec.interval",
+                "  url: git://127.0.0.1/shop.git\n  interval: 500ms\n".to_owned(),
+            ),
+            ("spec.timeout", format!("{spec}  timeout: 0s\n")),
+            (
+                "spec.ref",
+                format!("{spec}  ref: {{branch: main, tag: v1}}\n"),
+            ),
+            ("spec.ref", format!("{spec}  ref: {{}}\n")),
+            ("spec.ref.commit", format!("{spec}  ref: {{commit: abc}}\n")),
+            (
+                "spec.serviceAccountName",
+                format!("{spec}  serviceAccountName: Bad_Name\n"),
+            ),
+            (
+                "spec.targetNamespace",
+                format!("{spec}  targetNamespace: not.a.label\n"),
+            ),
+            (
+                "spec.secretRef.name",
+                format!("{spec}  secretRef: {{name: \"has space\"}}\n"),
+            ),
+            (
+                "spec.vault.kvVersion",
+                format!("{spec}  vault: {{kvVersion: 3}}\n"),
+            ),
+            (
+                "spec.vault.refreshInterval",
+                format!("{spec}  vault: {{refreshInterval: soon}}\n"),
+            ),
+        ];
+        for (field, spec) in cases {
+            let manifest = format!(
+                "apiVersion: sealsync.dev/v1\nkind: GitSync\nmetadata:\n  name: refused\n  namespace: shop\nspec:\n{spec}"
+            );
+            let (code, out) = kubectl(
+                &kubeconfig,
+                &cache,
+                &["apply", "--server-side", "-f", "-"],
+                Some(&manifest),
+            );
+            assert_ne!(code, 0, "accepted:\n{manifest}\n{out}");
+            assert!(
+                out.contains(field),
+                "{field} not named for:\n{manifest}\n{out}"
+            );
+        }
+        // And what is valid stays valid.
+        for spec in [
+            "  url: https://example.com/shop.git\n  interval: 1h30m\n  timeout: 90s\n  ref: {commit: 0123456789abcdef0123456789abcdef01234567}\n",
+            "  url: http://git.example.com:3000/org/shop\n  interval: 1s\n  ref: {tag: v1.2.3}\n  vault: {kvVersion: 1, refreshInterval: 5m}\n",
+        ] {
+            let manifest = format!(
+                "apiVersion: sealsync.dev/v1\nkind: GitSync\nmetadata:\n  name: accepted\n  namespace: shop\nspec:\n{spec}"
+            );
+            let (code, out) = kubectl(
+                &kubeconfig,
+                &cache,
+                &["apply", "--server-side", "-f", "-"],
+                Some(&manifest),
+            );
+            assert_eq!(code, 0, "refused:\n{manifest}\n{out}");
+        }
+    }
     drop(runtime);
 }

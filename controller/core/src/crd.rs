@@ -3,7 +3,7 @@
 //! Kustomization where they mean the same thing, so a Flux user reads them without a manual.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +39,7 @@ pub const FIELD_MANAGER: &str = "sealsync";
 
 /// Applies the manifests at one path of one Git revision to the cluster, atomically per
 /// revision, decrypting SealedSecrets on the way.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[kube(
     group = "sealsync.dev",
     version = "v1",
@@ -57,6 +57,10 @@ pub const FIELD_MANAGER: &str = "sealsync";
 #[serde(rename_all = "camelCase")]
 pub struct GitSyncSpec {
     /// The repository: `git://`, `http://` or `https://`.
+    #[schemars(
+        length(max = 2048),
+        regex(pattern = r"^(https?|git)://[^/@\s]+(/\S*)?$")
+    )]
     pub url: String,
     /// A Secret in the GitSync's namespace with `username` and `password`, or
     /// `bearerToken`, for HTTPS.
@@ -67,11 +71,16 @@ pub struct GitSyncSpec {
     pub git_ref: Option<GitRef>,
     /// The directory of the repository to apply, recursively. Default: the root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
     pub path: Option<String>,
     /// How often to fetch, re-apply and undo drift: a duration such as `30s`, `5m` or `1h`.
+    #[schemars(length(max = 40), regex(pattern = r"^([0-9]{1,9}(ms|s|m|h))+$"))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1s')").message("must be at least 1s"))]
     pub interval: String,
     /// How long one reconcile may take. Default: the interval, at most 10 minutes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 40), regex(pattern = r"^([0-9]{1,9}(ms|s|m|h))+$"))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1s')").message("must be at least 1s"))]
     pub timeout: Option<String>,
     /// Delete objects that a new revision no longer has. Default: true.
     #[serde(default = "default_true")]
@@ -84,6 +93,7 @@ pub struct GitSyncSpec {
     pub suspend: bool,
     /// The namespace of namespaced objects whose manifests name none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub target_namespace: Option<String>,
     /// Delete and recreate an object whose immutable fields changed. Without it such a change
     /// fails the revision with an error that names the object.
@@ -110,6 +120,10 @@ pub struct GitSyncSpec {
     /// The service account, in the GitSync's namespace, that the GitSync acts as: Vault's
     /// Kubernetes login presents a token of it. Default: `default`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub service_account_name: Option<String>,
     /// Where Vault (or OpenBao) is and how to log in, to resolve the references
     /// (`ref+vault://PATH#KEY`, `<path:MOUNT/data/PATH#KEY>`) that Secrets in Git hold. Unset
@@ -126,6 +140,7 @@ pub struct VaultSpec {
     /// The server, such as `https://vault.example:8200`. Default: the controller's
     /// `VAULT_ADDR`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://[^/@\s]+(/\S*)?$"))]
     pub address: Option<String>,
     /// The Vault Enterprise or OpenBao namespace. Default: the controller's `VAULT_NAMESPACE`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,6 +148,7 @@ pub struct VaultSpec {
     /// How often the references are read again, so that a value changed in Vault reaches the
     /// cluster without a commit: a duration such as `5m` or `1h`. Default: `1h`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 40), regex(pattern = r"^([0-9]{1,9}(ms|s|m|h))+$"))]
     pub refresh_interval: Option<String>,
     /// PEM certificates of the CAs that sign the server's certificate, base64-encoded like
     /// every Kubernetes `caBundle`. Default: the controller's `VAULT_CACERT`, else the
@@ -142,6 +158,7 @@ pub struct VaultSpec {
     /// The KV version (1 or 2) of every mount the references name. Default: found out per
     /// mount from `sys/internal/ui/mounts`, as vals does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 2))]
     pub kv_version: Option<u8>,
     /// Log in with a token kept in a Secret (key default `token`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,6 +221,10 @@ pub struct WebhookSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct KeyedSecretRef {
     /// The Secret's name.
+    #[schemars(
+        length(max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
     /// The key. Default: `token` (for AppRole, the first of `secretId`, `secret-id` and
     /// `secret_id` the Secret holds).
@@ -212,6 +233,7 @@ pub struct KeyedSecretRef {
     /// Only the GitSync's own namespace may be named: a GitSync never reads another
     /// namespace's Secret, and a reference to one is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub namespace: Option<String>,
 }
 
@@ -223,25 +245,34 @@ fn default_true() -> bool {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct SecretRef {
     /// The Secret's name.
+    #[schemars(
+        length(max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
     /// Only the GitSync's own namespace may be named: a GitSync never reads another
     /// namespace's Secret, and a reference to one is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub namespace: Option<String>,
 }
 
 /// Exactly one of `branch`, `tag` or `commit`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
+#[x_kube(validation = Rule::new("(has(self.branch) ? 1 : 0) + (has(self.tag) ? 1 : 0) + (has(self.commit) ? 1 : 0) == 1").message("set exactly one of branch, tag and commit"))]
 #[serde(rename_all = "camelCase")]
 pub struct GitRef {
     /// A branch, followed as it moves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
     pub branch: Option<String>,
     /// A tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
     pub tag: Option<String>,
     /// A full 40-hex-digit commit id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9a-f]{40}$"))]
     pub commit: Option<String>,
 }
 

@@ -10,7 +10,9 @@ use kube::Resource;
 use sealsync_core::render::Manifest;
 use sealsync_core::GitSync;
 
-use super::{backoff, Job, ObjectKey, Queue, Seen, SyncKey, TrackedSource, FIGHT_WINDOW};
+use super::{
+    backoff, Job, ObjectKey, Queue, Seen, SyncKey, TrackedSource, FIGHT_WINDOW, RETRY_BACKOFF,
+};
 use crate::support::events::EventRecorder;
 use crate::support::metrics::{KindLabels, Metrics};
 use crate::sync::apply::{Applied, Resolver};
@@ -215,11 +217,7 @@ fn claim(corrections: &Corrections, job: &Job) -> Claim {
         object.not_before = None;
         return Claim::Skip;
     }
-    let retry = if object.failures > 0 {
-        Duration::from_secs(1u64 << object.failures.min(5))
-    } else {
-        Duration::ZERO
-    };
+    let retry = RETRY_BACKOFF.delay(object.failures);
     let fight = match object.last_correction {
         Some(at) if at.elapsed() < fight_window(object.fights) => {
             backoff(object.fights + 1).saturating_sub(at.elapsed())

@@ -36,14 +36,16 @@ pub(crate) use crate::support::{Fingerprint, SyncKey};
 pub(crate) use correct::{run_corrections, Corrections};
 
 use crate::support::metrics::Metrics;
+use crate::support::retry::Backoff;
 
 /// The first correction after a quiet period is immediate; a repeat within this window backs
 /// off.
 const FIGHT_WINDOW: Duration = Duration::from_secs(30);
-/// The first delay of a repeated correction, and its growth, as Argo CD's self-heal.
-const BACKOFF_INITIAL: Duration = Duration::from_secs(2);
-const BACKOFF_FACTOR: u32 = 3;
+/// The delay of a repeated correction, as Argo CD's self-heal: 2 s, then ×3, at most 5 min.
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
+const FIGHT_BACKOFF: Backoff = Backoff::new(Duration::from_secs(2), 3.0, BACKOFF_MAX);
+/// The delay of a correction that failed: 2 s, doubled, at most 32 s.
+const RETRY_BACKOFF: Backoff = Backoff::new(Duration::from_secs(2), 2.0, Duration::from_secs(32));
 
 /// A resource a watch follows.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -556,11 +558,7 @@ fn stop_unused_watches(state: &mut State) {
 
 /// The delay before the next correction of an object corrected `fights` times in a row.
 fn backoff(fights: u32) -> Duration {
-    if fights == 0 {
-        return Duration::ZERO;
-    }
-    let factor = BACKOFF_FACTOR.saturating_pow(fights - 1);
-    BACKOFF_INITIAL.saturating_mul(factor).min(BACKOFF_MAX)
+    FIGHT_BACKOFF.delay(fights)
 }
 
 #[cfg(test)]

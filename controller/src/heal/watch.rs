@@ -12,6 +12,11 @@ use sealsync_core::OWNER_NAME_LABEL;
 
 use super::{Gvr, Inner};
 use crate::support::metrics::WatchLabels;
+use crate::support::retry::Backoff;
+
+/// How soon a failed watch lists again.
+const WATCH_RESTART: Backoff =
+    Backoff::new(Duration::from_millis(500), 2.0, Duration::from_secs(30)).jittered();
 
 /// Starts following `resource`; the task ends when aborted.
 pub(super) fn spawn(
@@ -25,7 +30,7 @@ pub(super) fn spawn(
 async fn follow(inner: Arc<Inner>, gvr: Gvr, resource: ApiResource) {
     let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(inner.client.clone(), &resource);
     let config = watcher::Config::default().labels(OWNER_NAME_LABEL);
-    let mut delay = Duration::from_millis(500);
+    let mut failures = 0;
     let mut first = true;
     loop {
         // A fresh watcher lists before it watches: whatever changed while the last one was
@@ -47,7 +52,7 @@ async fn follow(inner: Arc<Inner>, gvr: Gvr, resource: ApiResource) {
                 Ok(Event::InitApply(object)) => inner.observe(&gvr, &object.metadata, false, true),
                 Ok(Event::InitDone) => {
                     inner.relist_done(&gvr);
-                    delay = Duration::from_millis(500);
+                    failures = 0;
                 }
                 Ok(Event::Apply(object)) => inner.observe(&gvr, &object.metadata, false, false),
                 Ok(Event::Delete(object)) => inner.observe(&gvr, &object.metadata, true, false),
@@ -56,7 +61,7 @@ async fn follow(inner: Arc<Inner>, gvr: Gvr, resource: ApiResource) {
                         resource = %resource.plural,
                         group = %resource.group,
                         error = %e,
-                        retry_in = ?delay,
+                        retry_in = ?WATCH_RESTART.delay(failures + 1),
                         "self-heal watch failed; listing again"
                     );
                     inner.watch_failed(&gvr);
@@ -64,7 +69,7 @@ async fn follow(inner: Arc<Inner>, gvr: Gvr, resource: ApiResource) {
                 }
             }
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(30));
+        failures += 1;
+        tokio::time::sleep(WATCH_RESTART.delay(failures)).await;
     }
 }

@@ -5,9 +5,6 @@
 //! from `X-Sealsync-Token` when the call goes through the API server's service proxy (which
 //! consumes `Authorization` itself and does not pass it on). It is never logged.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use axum::http::HeaderMap;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::authorization::v1::{
@@ -17,7 +14,7 @@ use kube::api::PostParams;
 use kube::{Api, Client};
 use zeroize::Zeroizing;
 
-use crate::http::RateLimit;
+use crate::support::ratelimit::KeyedRateLimit;
 
 /// The header that carries the caller's token through the API server's service proxy.
 pub(crate) const TOKEN_HEADER: &str = "x-sealsync-token";
@@ -72,16 +69,14 @@ pub(crate) struct Caller {
 /// Checks callers and limits each one's rate.
 #[derive(Debug)]
 pub(crate) struct Callers {
-    per_caller_per_second: f64,
-    buckets: Mutex<HashMap<String, RateLimit>>,
+    buckets: KeyedRateLimit,
 }
 
 impl Callers {
     /// Each caller gets `per_second` requests a second (and as many at once).
     pub(crate) fn new(per_second: f64) -> Self {
         Self {
-            per_caller_per_second: per_second,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: KeyedRateLimit::new(per_second, MAX_CALLERS),
         }
     }
 
@@ -128,20 +123,7 @@ impl Callers {
     }
 
     fn take(&self, caller: &str) -> bool {
-        let Ok(mut buckets) = self.buckets.lock() else {
-            return false;
-        };
-        if buckets.len() >= MAX_CALLERS && !buckets.contains_key(caller) {
-            buckets.retain(|_, bucket| !bucket.is_full());
-        }
-        if buckets.len() >= MAX_CALLERS && !buckets.contains_key(caller) {
-            // Thousands of distinct callers at once: refuse newcomers rather than grow.
-            return false;
-        }
-        buckets
-            .entry(caller.to_owned())
-            .or_insert_with(|| RateLimit::new(self.per_caller_per_second))
-            .try_take()
+        self.buckets.try_take(caller)
     }
 }
 

@@ -10,8 +10,7 @@ pub(crate) mod rewrap;
 pub(crate) mod webhook;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -26,6 +25,7 @@ use crate::http::callers::{Callers, Permission, Refusal};
 use crate::http::rewrap::{RewrapError, RewrapRequest};
 use crate::http::webhook::{Outcome, MAX_BODY};
 use crate::support::metrics::{ResultLabels, WebhookLabels};
+use crate::support::ratelimit::RateLimit;
 
 /// Requests per second `/v1/keys` answers; more get 429.
 const KEYS_PER_SECOND: f64 = 20.0;
@@ -36,49 +36,6 @@ const REWRAP_PER_SECOND: f64 = 20.0;
 const REWRAP_AT_ONCE: usize = 2;
 
 /// A token bucket.
-#[derive(Debug)]
-pub(crate) struct RateLimit {
-    state: Mutex<(f64, Instant)>,
-    per_second: f64,
-}
-
-impl RateLimit {
-    /// A bucket of `per_second` tokens, refilled continuously.
-    pub(crate) fn new(per_second: f64) -> Self {
-        Self {
-            state: Mutex::new((per_second, Instant::now())),
-            per_second,
-        }
-    }
-
-    /// Whether the bucket is full: a caller that has not called for a while.
-    pub(crate) fn is_full(&self) -> bool {
-        let Ok(state) = self.state.lock() else {
-            return false;
-        };
-        let refill = state.1.elapsed().as_secs_f64() * self.per_second;
-        state.0 + refill >= self.per_second
-    }
-
-    /// Takes a token if there is one.
-    pub(crate) fn try_take(&self) -> bool {
-        let Ok(mut state) = self.state.lock() else {
-            return false;
-        };
-        let now = Instant::now();
-        let refill = now.duration_since(state.1).as_secs_f64() * self.per_second;
-        state.0 = (state.0 + refill).min(self.per_second);
-        state.1 = now;
-        if state.0 >= 1.0 {
-            state.0 -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-/// State the handlers read.
 /// What the endpoints work with.
 pub(crate) struct Handles {
     /// The controller's client (TokenReviews, SubjectAccessReviews).

@@ -30,8 +30,8 @@ use zeroize::Zeroizing;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 
-use crate::http::RateLimit;
 use crate::support::events::EventRecorder;
+use crate::support::ratelimit::KeyedRateLimit;
 
 /// The largest webhook body read (GitHub caps payloads at 25 MB, but a push of even many
 /// commits is far smaller; GitLab's are smaller still).
@@ -51,7 +51,7 @@ struct Hook {
 /// The registered hooks, by path digest, and what a push triggers.
 pub(crate) struct Webhooks {
     hooks: RwLock<HashMap<String, Hook>>,
-    limits: Mutex<HashMap<String, RateLimit>>,
+    limits: KeyedRateLimit,
     trigger: UnboundedSender<ObjectRef<GitSync>>,
     /// When the oldest push not yet applied arrived, per GitSync, for the push → applied
     /// latency.
@@ -158,7 +158,7 @@ impl Webhooks {
     pub(crate) fn new(trigger: UnboundedSender<ObjectRef<GitSync>>) -> Self {
         Self {
             hooks: RwLock::new(HashMap::new()),
-            limits: Mutex::new(HashMap::new()),
+            limits: KeyedRateLimit::new(PER_HOOK_PER_SECOND, MAX_LIMITERS),
             trigger,
             pushed: Mutex::new(HashMap::new()),
         }
@@ -257,14 +257,7 @@ impl Webhooks {
     }
 
     fn allow(&self, digest: &str) -> bool {
-        let mut limits = self.limits.lock().unwrap_or_else(|p| p.into_inner());
-        if limits.len() >= MAX_LIMITERS && !limits.contains_key(digest) {
-            limits.clear();
-        }
-        limits
-            .entry(digest.to_owned())
-            .or_insert_with(|| RateLimit::new(PER_HOOK_PER_SECOND))
-            .try_take()
+        self.limits.try_take(digest)
     }
 }
 

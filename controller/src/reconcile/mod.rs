@@ -6,34 +6,34 @@
 //! `lastAppliedRevision` and the inventory do not move, nothing is pruned, and the status
 //! names the stage, the file and the document.
 
+mod cleanup;
 mod context;
+mod credentials;
 mod finish;
+mod run;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
 use kube::{Resource, ResourceExt};
-use sealsync_core::render::{self, normalize_path, RenderLimits};
 use sealsync_core::{parse_duration, GitSync, Inventory, FINALIZER, REQUESTED_AT_ANNOTATION};
-use serde_json::Value as Json;
-use zeroize::Zeroizing;
 
 use crate::heal::{HealSpec, TrackedSource};
-use crate::status;
-use crate::support::{Actor, Fingerprint, SyncKey};
-use crate::sync::apply::Resolver;
-use crate::sync::engine::{Pass, Synced, Target};
+use crate::support::retry::Backoff;
+use crate::support::{Fingerprint, SyncKey};
 use crate::sync::error::Error;
-use crate::sync::fetch::{self, Credentials, FetchRequest, SourceLimits};
-use crate::sync::object::SyncObject;
-use crate::sync::progress::{Progress, SyncStage};
-use crate::sync::resolve::Login;
-use crate::sync::{inventory, prune};
+use crate::sync::fetch::{self};
+use crate::sync::progress::Progress;
+use cleanup::report_orphaned;
 pub(crate) use context::Shared;
+use credentials::credentials;
+
+/// Transient failures retry with backoff: 2 s, 4 s, … (jittered), up to the interval.
+const RETRY: Backoff =
+    Backoff::new(Duration::from_secs(2), 2.0, Duration::from_secs(600)).jittered();
 
 /// The longest reconcile timeout when `spec.timeout` is not set.
 const MAX_DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -87,7 +87,7 @@ pub(crate) async fn reconcile(
                 );
                 Ok(tracing::Instrument::instrument(reconcile_apply(gs, &ctx), span).await)
             }
-            FinalizerEvent::Cleanup(gs) => cleanup(gs, &ctx).await,
+            FinalizerEvent::Cleanup(gs) => cleanup::cleanup(gs, &ctx).await,
         }
     })
     .await
@@ -183,7 +183,7 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     let mut attempted = None;
     let mut written = Vec::new();
     let progress = Progress::default();
-    let run = run(&gs, ctx, &actor, &progress, &mut attempted, &mut written);
+    let run = run::run(&gs, ctx, &actor, &progress, &mut attempted, &mut written);
     let mut timed_out = false;
     let outcome = tokio::select! {
         outcome = tokio::time::timeout(timeout, run) => outcome,
@@ -245,266 +245,10 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
         }
     };
     if failed && !terminal {
-        // Transient failures retry with exponential backoff: 2 s, 4 s, … up to the interval.
-        let backoff = Duration::from_secs(2u64.saturating_pow(failures.min(16)));
-        Action::requeue(backoff.min(interval))
+        Action::requeue(RETRY.delay(failures).min(interval))
     } else {
         Action::requeue(interval)
     }
-}
-
-/// The stages. `attempted` receives the fetched revision as soon as it is known.
-async fn run(
-    gs: &GitSync,
-    ctx: &Shared,
-    actor: &Actor,
-    progress: &Progress,
-    attempted: &mut Option<String>,
-    written: &mut Vec<sealsync_core::InventoryEntry>,
-) -> Result<Applied, Error> {
-    let namespace = gs.namespace().unwrap_or_default();
-    let name = gs.name_any();
-    let revision = gs.spec.revision()?;
-    let path = normalize_path(gs.spec.path.as_deref().unwrap_or("")).map_err(Error::Render)?;
-    fetch::check_url(&gs.spec.url)?;
-    if gs.spec.secret_ref.is_some() && !gs.spec.url.starts_with("https://") {
-        // Basic auth and bearer tokens over http:// or git:// travel in clear text.
-        return Err(Error::Spec(
-            "spec.secretRef: credentials are sent only over https://; use the repository's https URL"
-                .to_owned(),
-        ));
-    }
-    gs.spec
-        .check_secret_namespaces(&namespace)
-        .map_err(Error::Spec)?;
-    let credentials = credentials(gs, ctx).await?;
-    // Applies and prunes go through the GitSync's service account when it has one: its RBAC,
-    // not the controller's, bounds what the repository may change.
-    let client = ctx
-        .engine
-        .clients
-        .client_as(actor)
-        .map_err(|source| Error::Kube {
-            action: "creating the client that impersonates the service account",
-            source,
-        })?;
-    let key: SyncKey = (namespace.clone(), name.clone());
-    // A poll of an unchanged revision whose objects are watched (or need no healing) reads
-    // nothing more than the remote's refs.
-    let known_commit = gs
-        .status
-        .as_ref()
-        .and_then(|s| s.last_applied_revision.as_deref())
-        .filter(|applied| {
-            if ctx.triggers.take_replan(&key) {
-                tracing::info!(
-                    reason = "a Vault refresh changed a Secret that workloads restart on",
-                    "re-planning every object"
-                );
-                return false;
-            }
-            if !unchanged_since_last_apply(gs, applied) {
-                return false;
-            }
-            if !gs.spec.self_heal {
-                return true;
-            }
-            match ctx.healer.armed(&key, gs.meta().generation, applied) {
-                Ok(()) => true,
-                Err(why) => {
-                    tracing::info!(reason = why, "re-planning every object");
-                    false
-                }
-            }
-        })
-        .and_then(|applied| applied.rsplit_once("sha1:").map(|(_, c)| c.to_owned()));
-
-    // 1. Fetch.
-    let snapshot = fetch::fetch(FetchRequest {
-        url: gs.spec.url.clone(),
-        revision,
-        path: path.clone(),
-        credentials,
-        repo_dir: ctx
-            .settings
-            .data_dir
-            .join(gs.uid().unwrap_or_else(|| format!("{namespace}_{name}"))),
-        limits: SourceLimits::default(),
-        timeout: Duration::from_secs(120),
-        known_commit: known_commit.clone(),
-    })
-    .await?;
-    *attempted = Some(snapshot.revision.clone());
-    progress.revision(&snapshot.revision);
-
-    if known_commit.as_deref() == Some(snapshot.commit.as_str()) {
-        ctx.metrics.polls_unchanged.inc();
-        // Without selfHeal, drift stays until the next commit, a spec change or `sealsync
-        // sync` (Argo CD's selfHeal: false); with it, the watches have found none.
-        let summary = if gs.spec.self_heal {
-            "unchanged revision; every object watched and in sync"
-        } else {
-            "unchanged revision; selfHeal is off, so drift is not corrected"
-        };
-        return Ok(Applied::unchanged(gs, snapshot.revision.clone(), summary));
-    }
-
-    // A full reconcile: self-heal stands aside until it ends, and the webhook's Secret is
-    // read again (a rotated token takes effect here).
-    ctx.healer.begin(&key);
-    // A Vault refresh of this GitSync waits until the new revision is applied (or failed).
-    let _refresh_guard = ctx.refresher.lock(&key).await;
-    if gs.spec.webhook.is_some() {
-        register_webhook(gs, ctx, true).await;
-    }
-
-    // 2. Render.
-    progress.enter(SyncStage::Render, snapshot.files.len());
-    let manifests = render::render(&snapshot.files, &path, &RenderLimits::default())?;
-    let objects: Vec<SyncObject> = manifests
-        .into_iter()
-        .map(|m| SyncObject::rendered(m, gs.spec.self_heal))
-        .collect();
-    let revision_crds: Vec<Json> = objects
-        .iter()
-        .filter(|o| o.kind() == "CustomResourceDefinition")
-        .map(|o| o.object.clone())
-        .collect();
-
-    // 3 to 7. Decrypt, resolve Vault references, restart checksums, plan, apply.
-    let default_namespace = default_namespace(gs);
-    let target = Target {
-        key: &key,
-        default_namespace: &default_namespace,
-        actor,
-        force: gs.spec.force,
-        allow_plaintext: gs.spec.allow_plaintext_secrets,
-        self_heal: gs.spec.self_heal,
-        progress: Some(progress),
-    };
-    let pass = Pass::Revision {
-        login: Login::Spec {
-            vault: gs.spec.vault.as_ref(),
-            service_account: gs.spec.service_account_name.as_deref(),
-        },
-        restart_all: gs.spec.restart_on_secret_change,
-        keep_manifests: gs.spec.self_heal,
-    };
-    let mut resolver = Resolver::default();
-    let synced = match ctx
-        .engine
-        .run(&target, pass, objects, &mut resolver, &revision_crds)
-        .await
-    {
-        Ok(synced) => synced,
-        Err(failure) => {
-            *written = failure.written;
-            return Err(failure.error);
-        }
-    };
-    drop(revision_crds);
-    let outcome = &synced.outcome;
-    ctx.metrics.count_objects("created", outcome.created);
-    ctx.metrics
-        .count_objects("configured", outcome.configured + outcome.recreated);
-    ctx.metrics.count_objects("unchanged", outcome.unchanged);
-
-    // 8. Prune what the last applied revision had and this one has not.
-    let old_inventory = gs
-        .status
-        .as_ref()
-        .and_then(|s| s.inventory.clone())
-        .unwrap_or_default();
-    let stale = inventory::stale(&old_inventory, &synced.inventory);
-    let mut final_inventory = synced.inventory.clone();
-    let mut pruned = 0;
-    let mut prune_error = None;
-    if gs.spec.prune && !stale.is_empty() {
-        progress.enter(SyncStage::Prune, stale.len());
-        let scope = prune::PruneScope {
-            owner_namespace: &namespace,
-            owner_name: &name,
-            controller_namespace: &ctx.settings.namespace,
-        };
-        let result = prune::prune(&client, &mut resolver, stale, scope).await;
-        report_orphaned(ctx, gs, &result.orphaned).await;
-        pruned = result.deleted.len();
-        ctx.metrics.count_objects("pruned", pruned);
-        if result.error.is_some() {
-            // Objects whose deletion failed stay listed, so the next reconcile retries them.
-            final_inventory.entries.extend(result.retained);
-            final_inventory.entries.sort();
-            final_inventory.entries.dedup_by(|a, b| a.id == b.id);
-        }
-        prune_error = result.error;
-    }
-    let changed = outcome.created + outcome.configured + outcome.recreated + pruned > 0;
-    let summary = format!(
-        "{} created, {} configured, {} unchanged, {} pruned{}",
-        outcome.created,
-        outcome.configured + outcome.recreated,
-        outcome.unchanged,
-        pruned,
-        if outcome.skipped > 0 {
-            format!(", {} skipped (reconcile disabled)", outcome.skipped)
-        } else {
-            String::new()
-        }
-    );
-    let Synced {
-        objects,
-        usage,
-        resolved,
-        restart_secrets,
-        outcome,
-        ..
-    } = synced;
-    let heal = if gs.spec.self_heal {
-        let tracked = objects.into_iter().filter_map(tracked_source).collect();
-        Some((tracked, outcome.observed))
-    } else {
-        Some((Vec::new(), Vec::new()))
-    };
-    match resolved.refresh_interval {
-        Some(interval) => ctx.refresher.register(
-            &key,
-            crate::refresh::Entry::new(
-                resolved.templates,
-                interval,
-                snapshot.revision.clone(),
-                default_namespace.clone(),
-                gs.spec.force,
-                restart_secrets,
-                actor.clone(),
-            ),
-        ),
-        None => forget_vault(ctx, &key),
-    }
-    Ok(Applied {
-        revision: snapshot.revision.clone(),
-        inventory: final_inventory,
-        usage,
-        summary,
-        changed,
-        prune_error,
-        heal,
-    })
-}
-
-/// What self-heal watches of an applied object: its manifest and resource.
-fn tracked_source(mut object: SyncObject) -> Option<TrackedSource> {
-    let scope = object.scope.take()?;
-    let what = object.what.take()?;
-    Some(TrackedSource {
-        id: std::mem::take(&mut object.id),
-        resource: scope.resource?,
-        namespaced: scope.namespaced,
-        namespace: what.namespace,
-        name: what.name,
-        file: std::mem::take(&mut object.file),
-        document: std::mem::take(&mut object.document),
-        manifest: std::mem::take(&mut object.manifest),
-    })
 }
 
 /// Forgets `key`'s Vault session and refreshes.
@@ -541,141 +285,8 @@ fn unchanged_since_last_apply(gs: &GitSync, revision: &str) -> bool {
         && requested_handled
 }
 
-/// Reads `spec.secretRef` from the GitSync's namespace.
-async fn credentials(gs: &GitSync, ctx: &Shared) -> Result<Option<Credentials>, Error> {
-    let Some(secret_ref) = &gs.spec.secret_ref else {
-        return Ok(None);
-    };
-    let namespace = gs.namespace().unwrap_or_default();
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let secret = secrets
-        .get_opt(&secret_ref.name)
-        .await
-        .map_err(|source| Error::Kube {
-            action: "reading the Secret named by spec.secretRef",
-            source,
-        })?
-        .ok_or_else(|| {
-            Error::Credentials(format!(
-                "spec.secretRef: Secret {namespace}/{} not found",
-                secret_ref.name
-            ))
-        })?;
-    let mut data = secret.data.unwrap_or_default();
-    let mut take = |key: &str| -> Option<Zeroizing<String>> {
-        let mut bytes = data.remove(key)?;
-        let text = String::from_utf8(std::mem::take(&mut bytes.0)).ok()?;
-        Some(Zeroizing::new(
-            text.trim_end_matches(['\n', '\r']).to_owned(),
-        ))
-    };
-    let bearer = take("bearerToken");
-    let username = take("username");
-    let password = take("password");
-    for (_, mut v) in data {
-        zeroize::Zeroize::zeroize(&mut v.0);
-    }
-    match (bearer, username, password) {
-        (Some(token), _, _) => Ok(Some(Credentials::Bearer(token))),
-        (None, Some(username), Some(password)) => Ok(Some(Credentials::Basic {
-            username: username.as_str().to_owned(),
-            password,
-        })),
-        _ => Err(Error::Credentials(format!(
-            "spec.secretRef: Secret {namespace}/{} has neither bearerToken nor username and password",
-            secret_ref.name
-        ))),
-    }
-}
-
 /// Registers the GitSync's push webhook with the token from its Secret, or forgets it.
 async fn register_webhook(gs: &GitSync, ctx: &Shared, report: bool) {
     crate::http::webhook::register_from_spec(&ctx.client, &ctx.webhooks, &ctx.recorder, gs, report)
         .await;
-}
-
-/// A warning Event for the objects prune left in place, each with the reason.
-async fn report_orphaned(ctx: &Shared, gs: &GitSync, orphaned: &[String]) {
-    if orphaned.is_empty() {
-        return;
-    }
-    for what in orphaned {
-        tracing::warn!(object = %what, "left in place by prune");
-    }
-    status::event(
-        &ctx.recorder,
-        gs,
-        true,
-        "PruneSkipped",
-        format!(
-            "{} object(s) left in place and dropped from the inventory: {}",
-            orphaned.len(),
-            orphaned.join("; ")
-        ),
-    )
-    .await;
-}
-
-/// The bare repository of a deleted GitSync goes with it.
-fn remove_repository(gs: &GitSync, ctx: &Shared) {
-    if let Some(uid) = gs.uid() {
-        let _ = std::fs::remove_dir_all(ctx.settings.data_dir.join(uid));
-    }
-}
-
-/// Deletes every object of a deleted GitSync's inventory when `spec.prune` is on.
-async fn cleanup(gs: Arc<GitSync>, ctx: &Shared) -> Result<Action, Error> {
-    // Deleting the inventory below must not look like drift.
-    ctx.healer
-        .forget(&(gs.namespace().unwrap_or_default(), gs.name_any()));
-    forget_vault(ctx, &(gs.namespace().unwrap_or_default(), gs.name_any()));
-    ctx.webhooks
-        .unregister(&gs.namespace().unwrap_or_default(), &gs.name_any());
-    ctx.fetch_gate
-        .forget(&(gs.namespace().unwrap_or_default(), gs.name_any()));
-    if !gs.spec.prune {
-        remove_repository(&gs, ctx);
-        return Ok(Action::await_change());
-    }
-    let namespace = gs.namespace().unwrap_or_default();
-    let name = gs.name_any();
-    let entries = gs
-        .status
-        .as_ref()
-        .and_then(|s| s.inventory.clone())
-        .unwrap_or_default()
-        .entries;
-    let client = match ctx
-        .settings
-        .actor(&namespace, gs.spec.service_account_name.as_deref())
-        .and_then(|actor| {
-            ctx.engine
-                .clients
-                .client_as(&actor)
-                .map_err(|e| e.to_string())
-        }) {
-        Ok(client) => client,
-        Err(e) => {
-            // Nothing was ever applied as an invalid service account; pruning as the
-            // controller instead could delete what the GitSync's account may not.
-            tracing::warn!(error = %e, "not pruning the deleted GitSync's objects");
-            remove_repository(&gs, ctx);
-            return Ok(Action::await_change());
-        }
-    };
-    let mut resolver = Resolver::default();
-    let scope = prune::PruneScope {
-        owner_namespace: &namespace,
-        owner_name: &name,
-        controller_namespace: &ctx.settings.namespace,
-    };
-    let result = prune::prune(&client, &mut resolver, entries, scope).await;
-    report_orphaned(ctx, &gs, &result.orphaned).await;
-    match result.error {
-        Some(e) => Err(Error::Prune(e)),
-        None => {
-            remove_repository(&gs, ctx);
-            Ok(Action::await_change())
-        }
-    }
 }

@@ -17,6 +17,7 @@ use crate::heal::Healer;
 use crate::status::StatusWriter;
 use crate::support::events::EventRecorder;
 use crate::support::metrics::Metrics;
+use crate::support::retry::Backoff;
 use crate::support::SyncKey;
 use crate::support::Triggers;
 use crate::sync::apply::{self, Resolver};
@@ -24,8 +25,9 @@ use crate::sync::engine::{Engine, Pass, Target};
 use crate::sync::object::{Scope, SyncObject};
 use crate::vault::VaultError;
 
-/// The first retry after a failed refresh; doubled each time, up to the interval.
-const FIRST_RETRY: Duration = Duration::from_secs(15);
+/// Retries after a failed refresh: 15 s, doubled each time (jittered), up to the interval.
+const RETRY: Backoff =
+    Backoff::new(Duration::from_secs(15), 2.0, Duration::from_secs(3600)).jittered();
 /// The longest one refresh may take (it holds the GitSync's lock, which a full reconcile
 /// waits for).
 const REFRESH_TIMEOUT: Duration = Duration::from_secs(120);
@@ -228,9 +230,7 @@ async fn refresh(refreshes: &Refreshes, key: &SyncKey) {
         }
         Err(e) => {
             entry.failures = entry.failures.saturating_add(1);
-            let backoff =
-                FIRST_RETRY.saturating_mul(2u32.saturating_pow(entry.failures.min(16) - 1));
-            entry.due = Instant::now() + backoff.min(entry.interval);
+            entry.due = Instant::now() + RETRY.delay(entry.failures).min(entry.interval);
             tracing::warn!(gitsync = %format!("{}/{}", key.0, key.1), error = %e, "Vault refresh failed");
             report(refreshes, &api, key, &entry, Some(e), 0).await;
         }

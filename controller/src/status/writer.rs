@@ -113,3 +113,144 @@ async fn write(
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use kube::api::PostParams;
+    use sealsync_core::GitSyncSpec;
+    use sealsync_tests::apiserver::TestApiServer;
+
+    use super::*;
+
+    async fn cluster() -> (TestApiServer, tempfile::TempDir, Client) {
+        let server = TestApiServer::start().await.expect("test server");
+        let dir = tempfile::tempdir().expect("tmp");
+        let kubeconfig = dir.path().join("kubeconfig");
+        server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+        let config = sealsync_core::kubeclient::config(Some(&kubeconfig), None)
+            .await
+            .expect("config");
+        let client = Client::try_from(config).expect("client");
+        let crds = sealsync_core::crds_yaml().expect("crds");
+        for document in crds.split("\n---\n").filter(|d| d.contains("kind:")) {
+            let crd: kube::api::DynamicObject = serde_yaml::from_str(document).expect("crd");
+            let api: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+                Api::all(client.clone());
+            api.patch(
+                &crd.name_any(),
+                &PatchParams::apply("test").force(),
+                &Patch::Apply(&crd),
+            )
+            .await
+            .expect("install the CRD");
+        }
+        // The new kind is served within moments.
+        let gitsyncs: Api<GitSync> = Api::namespaced(client.clone(), "default");
+        for _ in 0..100 {
+            if gitsyncs.list(&Default::default()).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        (server, dir, client)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_change_from_a_stale_copy_lands_on_the_newer_status() {
+        let (_server, _dir, client) = cluster().await;
+        let api: Api<GitSync> = Api::namespaced(client.clone(), "default");
+        let spec: GitSyncSpec = serde_json::from_value(
+            serde_json::json!({"url": "git://127.0.0.1/shop.git", "interval": "1m"}),
+        )
+        .expect("spec");
+        let gs = GitSync::new("shop", spec);
+        let created = api
+            .create(&PostParams::default(), &gs)
+            .await
+            .expect("create");
+        let writer = StatusWriter::new(client.clone());
+        let key: SyncKey = ("default".to_owned(), "shop".to_owned());
+
+        // Two writers start from the same copy; the second's is stale once the first wrote.
+        let wrote = writer
+            .update(&key, Some(&created), |st| {
+                st.last_attempted_revision = Some("main@sha1:1".to_owned());
+            })
+            .await
+            .expect("first write");
+        assert!(wrote);
+        let wrote = writer
+            .update(&key, Some(&created), |st| {
+                st.webhook_path = Some("/hook/abc".to_owned());
+            })
+            .await
+            .expect("second write");
+        assert!(wrote);
+        let status = api.get("shop").await.expect("get").status.expect("status");
+        assert_eq!(
+            status.last_attempted_revision.as_deref(),
+            Some("main@sha1:1")
+        );
+        assert_eq!(status.webhook_path.as_deref(), Some("/hook/abc"));
+
+        // A change that changes nothing writes nothing.
+        let current = api.get("shop").await.expect("get");
+        let wrote = writer
+            .update(&key, Some(&current), |st| {
+                st.webhook_path = Some("/hook/abc".to_owned());
+            })
+            .await
+            .expect("no write");
+        assert!(!wrote);
+        assert_eq!(
+            api.get("shop")
+                .await
+                .expect("get")
+                .metadata
+                .resource_version,
+            current.metadata.resource_version
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_changes_are_serialised_and_none_is_lost() {
+        let (_server, _dir, client) = cluster().await;
+        let api: Api<GitSync> = Api::namespaced(client.clone(), "default");
+        let spec: GitSyncSpec =
+            serde_json::from_value(serde_json::json!({"url": "git://x/y", "interval": "1m"}))
+                .expect("spec");
+        let created = api
+            .create(&PostParams::default(), &GitSync::new("shop", spec))
+            .await
+            .expect("create");
+        let writer = Arc::new(StatusWriter::new(client.clone()));
+        let key: SyncKey = ("default".to_owned(), "shop".to_owned());
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let (writer, key, created) = (writer.clone(), key.clone(), created.clone());
+            tasks.push(tokio::spawn(async move {
+                writer
+                    .update(&key, Some(&created), |st| {
+                        let mut usage = st.sealed_secrets.clone();
+                        usage.push(sealsync_core::SealedSecretUsage {
+                            file: format!("f{i}.yaml"),
+                            secret: format!("apps/s{i}"),
+                            key_ids: Vec::new(),
+                        });
+                        st.sealed_secrets = usage;
+                    })
+                    .await
+            }));
+        }
+        for task in tasks {
+            task.await.expect("task").expect("write");
+        }
+        let status = api.get("shop").await.expect("get").status.expect("status");
+        assert_eq!(
+            status.sealed_secrets.len(),
+            8,
+            "{:?}",
+            status.sealed_secrets
+        );
+    }
+}

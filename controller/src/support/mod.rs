@@ -6,6 +6,8 @@ pub(crate) mod events;
 pub(crate) mod fingerprint;
 pub(crate) mod identity;
 pub(crate) mod metrics;
+pub(crate) mod ratelimit;
+pub(crate) mod retry;
 pub(crate) mod secretkeys;
 pub(crate) mod settings;
 pub(crate) mod triggers;

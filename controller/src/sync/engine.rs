@@ -404,3 +404,7 @@ fn secret_id(object: &Json, target: &Target<'_>) -> SecretId {
             .to_owned(),
     )
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

@@ -1,0 +1,367 @@
+//! The stages of one reconcile, one function each: the spec checked, the poll short-cut,
+//! fetch, render, the sync engine (decrypt, resolve, restarts, plan, apply), prune, and the
+//! hand-over to self-heal and the Vault refresher.
+
+use std::time::Duration;
+
+use kube::{Resource, ResourceExt};
+use sealsync_core::render::{self, normalize_path, RenderLimits};
+use sealsync_core::{GitSync, Inventory, InventoryEntry, Revision};
+use serde_json::Value as Json;
+
+use super::{
+    credentials, default_namespace, forget_vault, register_webhook, report_orphaned, Applied,
+    Shared,
+};
+use crate::heal::TrackedSource;
+use crate::support::{Actor, SyncKey};
+use crate::sync::apply::Resolver;
+use crate::sync::engine::{Pass, Synced, Target};
+use crate::sync::error::Error;
+use crate::sync::fetch::{self, FetchRequest, Snapshot, SourceLimits};
+use crate::sync::object::SyncObject;
+use crate::sync::progress::{Progress, SyncStage};
+use crate::sync::resolve::Login;
+use crate::sync::{inventory, prune};
+
+/// How long one fetch may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One reconcile's stages. `attempted` receives the fetched revision as soon as it is known;
+/// `written`, the objects a failed apply could not undo.
+pub(super) async fn run(
+    gs: &GitSync,
+    ctx: &Shared,
+    actor: &Actor,
+    progress: &Progress,
+    attempted: &mut Option<String>,
+    written: &mut Vec<InventoryEntry>,
+) -> Result<Applied, Error> {
+    let key: SyncKey = (gs.namespace().unwrap_or_default(), gs.name_any());
+    let (revision, path) = check_spec(gs)?;
+    // Applies and prunes go through the GitSync's service account when it has one: its RBAC,
+    // not the controller's, bounds what the repository may change.
+    let client = ctx
+        .engine
+        .clients
+        .client_as(actor)
+        .map_err(|source| Error::Kube {
+            action: "creating the client that impersonates the service account",
+            source,
+        })?;
+    let known_commit = known_commit(gs, ctx, &key);
+    let snapshot = fetch_revision(gs, ctx, revision, &path, known_commit.clone()).await?;
+    *attempted = Some(snapshot.revision.clone());
+    progress.revision(&snapshot.revision);
+    if known_commit.as_deref() == Some(snapshot.commit.as_str()) {
+        ctx.metrics.polls_unchanged.inc();
+        // Without selfHeal, drift stays until the next commit, a spec change or `sealsync
+        // sync` (Argo CD's selfHeal: false); with it, the watches have found none.
+        let summary = if gs.spec.self_heal {
+            "unchanged revision; every object watched and in sync"
+        } else {
+            "unchanged revision; selfHeal is off, so drift is not corrected"
+        };
+        return Ok(Applied::unchanged(gs, snapshot.revision, summary));
+    }
+
+    // A full reconcile: self-heal stands aside until it ends, and the webhook's Secret is
+    // read again (a rotated token takes effect here).
+    ctx.healer.begin(&key);
+    // A Vault refresh of this GitSync waits until the new revision is applied (or failed).
+    let _refresh_guard = ctx.refresher.lock(&key).await;
+    if gs.spec.webhook.is_some() {
+        register_webhook(gs, ctx, true).await;
+    }
+
+    progress.enter(SyncStage::Render, snapshot.files.len());
+    let objects = render_objects(gs, &snapshot, &path)?;
+    let default_namespace = default_namespace(gs);
+    let target = Target {
+        key: &key,
+        default_namespace: &default_namespace,
+        actor,
+        force: gs.spec.force,
+        allow_plaintext: gs.spec.allow_plaintext_secrets,
+        self_heal: gs.spec.self_heal,
+        progress: Some(progress),
+    };
+    let mut resolver = Resolver::default();
+    let synced = match sync_objects(gs, ctx, &target, &mut resolver, objects).await {
+        Ok(synced) => synced,
+        Err((error, left)) => {
+            *written = left;
+            return Err(error);
+        }
+    };
+    count_objects(ctx, &synced);
+
+    let pruned = prune_stale(gs, ctx, &client, &mut resolver, &synced.inventory, progress).await;
+    Ok(hand_over(
+        gs,
+        ctx,
+        &target,
+        snapshot.revision,
+        synced,
+        pruned,
+    ))
+}
+
+/// The spec's revision and path, and the checks that need no request.
+fn check_spec(gs: &GitSync) -> Result<(Revision, String), Error> {
+    let revision = gs.spec.revision()?;
+    let path = normalize_path(gs.spec.path.as_deref().unwrap_or("")).map_err(Error::Render)?;
+    fetch::check_url(&gs.spec.url)?;
+    if gs.spec.secret_ref.is_some() && !gs.spec.url.starts_with("https://") {
+        // Basic auth and bearer tokens over http:// or git:// travel in clear text.
+        return Err(Error::Spec(
+            "spec.secretRef: credentials are sent only over https://; use the repository's https URL"
+                .to_owned(),
+        ));
+    }
+    gs.spec
+        .check_secret_namespaces(&gs.namespace().unwrap_or_default())
+        .map_err(Error::Spec)?;
+    Ok((revision, path))
+}
+
+/// The commit of the last applied revision when a poll that finds it unchanged may stop
+/// there: its objects are watched (or need no healing), so a poll reads nothing more than
+/// the remote's refs.
+fn known_commit(gs: &GitSync, ctx: &Shared, key: &SyncKey) -> Option<String> {
+    gs.status
+        .as_ref()
+        .and_then(|s| s.last_applied_revision.as_deref())
+        .filter(|applied| {
+            if ctx.triggers.take_replan(key) {
+                tracing::info!(
+                    reason = "a Vault refresh changed a Secret that workloads restart on",
+                    "re-planning every object"
+                );
+                return false;
+            }
+            if !super::unchanged_since_last_apply(gs, applied) {
+                return false;
+            }
+            if !gs.spec.self_heal {
+                return true;
+            }
+            match ctx.healer.armed(key, gs.meta().generation, applied) {
+                Ok(()) => true,
+                Err(why) => {
+                    tracing::info!(reason = why, "re-planning every object");
+                    false
+                }
+            }
+        })
+        .and_then(|applied| applied.rsplit_once("sha1:").map(|(_, c)| c.to_owned()))
+}
+
+/// The `fetch` stage.
+async fn fetch_revision(
+    gs: &GitSync,
+    ctx: &Shared,
+    revision: Revision,
+    path: &str,
+    known_commit: Option<String>,
+) -> Result<Snapshot, Error> {
+    let credentials = credentials(gs, ctx).await?;
+    let namespace = gs.namespace().unwrap_or_default();
+    let snapshot = fetch::fetch(FetchRequest {
+        url: gs.spec.url.clone(),
+        revision,
+        path: path.to_owned(),
+        credentials,
+        repo_dir: ctx.settings.data_dir.join(
+            gs.uid()
+                .unwrap_or_else(|| format!("{namespace}_{}", gs.name_any())),
+        ),
+        limits: SourceLimits::default(),
+        timeout: FETCH_TIMEOUT,
+        known_commit,
+    })
+    .await?;
+    Ok(snapshot)
+}
+
+/// The `render` stage: the revision's manifests as objects for the engine.
+fn render_objects(gs: &GitSync, snapshot: &Snapshot, path: &str) -> Result<Vec<SyncObject>, Error> {
+    let manifests = render::render(&snapshot.files, path, &RenderLimits::default())?;
+    Ok(manifests
+        .into_iter()
+        .map(|m| SyncObject::rendered(m, gs.spec.self_heal))
+        .collect())
+}
+
+/// Decrypt, resolve, restarts, plan and apply, by the sync engine. A failure returns the
+/// objects the apply could not undo.
+async fn sync_objects(
+    gs: &GitSync,
+    ctx: &Shared,
+    target: &Target<'_>,
+    resolver: &mut Resolver,
+    objects: Vec<SyncObject>,
+) -> Result<Synced, (Error, Vec<InventoryEntry>)> {
+    // The CRDs of the revision say the scope of the kinds they define before they are served.
+    let revision_crds: Vec<Json> = objects
+        .iter()
+        .filter(|o| o.kind() == "CustomResourceDefinition")
+        .map(|o| o.object.clone())
+        .collect();
+    let pass = Pass::Revision {
+        login: Login::Spec {
+            vault: gs.spec.vault.as_ref(),
+            service_account: gs.spec.service_account_name.as_deref(),
+        },
+        restart_all: gs.spec.restart_on_secret_change,
+        keep_manifests: gs.spec.self_heal,
+    };
+    ctx.engine
+        .run(target, pass, objects, resolver, &revision_crds)
+        .await
+        .map_err(|failure| (failure.error, failure.written))
+}
+
+fn count_objects(ctx: &Shared, synced: &Synced) {
+    let outcome = &synced.outcome;
+    ctx.metrics.count_objects("created", outcome.created);
+    ctx.metrics
+        .count_objects("configured", outcome.configured + outcome.recreated);
+    ctx.metrics.count_objects("unchanged", outcome.unchanged);
+}
+
+/// What the `prune` stage did.
+#[derive(Debug, Default)]
+struct Pruned {
+    /// Objects deleted.
+    deleted: usize,
+    /// Objects whose deletion failed: they stay in the inventory and are retried.
+    retained: Vec<InventoryEntry>,
+    /// Why some deletions failed.
+    error: Option<String>,
+}
+
+/// The `prune` stage: what the last applied revision had and this one has not.
+async fn prune_stale(
+    gs: &GitSync,
+    ctx: &Shared,
+    client: &kube::Client,
+    resolver: &mut Resolver,
+    new_inventory: &Inventory,
+    progress: &Progress,
+) -> Pruned {
+    let old_inventory = gs
+        .status
+        .as_ref()
+        .and_then(|s| s.inventory.clone())
+        .unwrap_or_default();
+    let stale = inventory::stale(&old_inventory, new_inventory);
+    if !gs.spec.prune || stale.is_empty() {
+        return Pruned::default();
+    }
+    progress.enter(SyncStage::Prune, stale.len());
+    let namespace = gs.namespace().unwrap_or_default();
+    let name = gs.name_any();
+    let scope = prune::PruneScope {
+        owner_namespace: &namespace,
+        owner_name: &name,
+        controller_namespace: &ctx.settings.namespace,
+    };
+    let result = prune::prune(client, resolver, stale, scope).await;
+    report_orphaned(ctx, gs, &result.orphaned).await;
+    ctx.metrics.count_objects("pruned", result.deleted.len());
+    Pruned {
+        deleted: result.deleted.len(),
+        retained: if result.error.is_some() {
+            result.retained
+        } else {
+            Vec::new()
+        },
+        error: result.error,
+    }
+}
+
+/// What the reconcile reports, and what self-heal and the Vault refresher take over.
+fn hand_over(
+    gs: &GitSync,
+    ctx: &Shared,
+    target: &Target<'_>,
+    revision: String,
+    synced: Synced,
+    pruned: Pruned,
+) -> Applied {
+    let Synced {
+        objects,
+        usage,
+        resolved,
+        restart_secrets,
+        mut inventory,
+        outcome,
+        ..
+    } = synced;
+    // Objects whose deletion failed stay listed, so the next reconcile retries them.
+    if !pruned.retained.is_empty() {
+        inventory.entries.extend(pruned.retained);
+        inventory.entries.sort();
+        inventory.entries.dedup_by(|a, b| a.id == b.id);
+    }
+    let changed = outcome.created + outcome.configured + outcome.recreated + pruned.deleted > 0;
+    let summary = format!(
+        "{} created, {} configured, {} unchanged, {} pruned{}",
+        outcome.created,
+        outcome.configured + outcome.recreated,
+        outcome.unchanged,
+        pruned.deleted,
+        if outcome.skipped > 0 {
+            format!(", {} skipped (reconcile disabled)", outcome.skipped)
+        } else {
+            String::new()
+        }
+    );
+    let heal = if gs.spec.self_heal {
+        let tracked = objects.into_iter().filter_map(tracked_source).collect();
+        Some((tracked, outcome.observed))
+    } else {
+        Some((Vec::new(), Vec::new()))
+    };
+    match resolved.refresh_interval {
+        Some(interval) => ctx.refresher.register(
+            target.key,
+            crate::refresh::Entry::new(
+                resolved.templates,
+                interval,
+                revision.clone(),
+                target.default_namespace.to_owned(),
+                target.force,
+                restart_secrets,
+                target.actor.clone(),
+            ),
+        ),
+        None => forget_vault(ctx, target.key),
+    }
+    Applied {
+        revision,
+        inventory,
+        usage,
+        summary,
+        changed,
+        prune_error: pruned.error,
+        heal,
+    }
+}
+
+/// What self-heal watches of an applied object: its manifest and resource.
+fn tracked_source(mut object: SyncObject) -> Option<TrackedSource> {
+    let scope = object.scope.take()?;
+    let what = object.what.take()?;
+    Some(TrackedSource {
+        id: std::mem::take(&mut object.id),
+        resource: scope.resource?,
+        namespaced: scope.namespaced,
+        namespace: what.namespace,
+        name: what.name,
+        file: std::mem::take(&mut object.file),
+        document: std::mem::take(&mut object.document),
+        manifest: std::mem::take(&mut object.manifest),
+    })
+}
