@@ -16,13 +16,15 @@ use kube::Client;
 use sealsync_crypto::{KeyId, SealedSecret};
 use zeroize::Zeroizing;
 
+use sealsync_core::rewrap::{RewrapRequest, RewrapResponse, MAX_BODY, MAX_DOCUMENTS};
+
 use crate::cluster::ClusterArgs;
 use crate::error::{CliError, CliResult};
 
 /// The most documents one request carries (the controller's limit).
-const BATCH_DOCUMENTS: usize = 500;
-/// The most bytes of documents one request carries (the controller takes 4 MiB).
-const BATCH_BYTES: usize = 3 * 1024 * 1024;
+const BATCH_DOCUMENTS: usize = MAX_DOCUMENTS;
+/// The most bytes of documents one request carries, under the controller's limit on the body.
+const BATCH_BYTES: usize = MAX_BODY / 4 * 3;
 /// The largest answer read.
 const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 /// How often a request refused with 429 is tried again.
@@ -171,11 +173,12 @@ impl Rewrapper {
     }
 
     async fn send(&self, documents: &[&String], recipients: &[String]) -> CliResult<Vec<String>> {
-        let body = serde_json::to_vec(&serde_json::json!({
-            "documents": documents,
-            "recipients": recipients,
-        }))
-        .map_err(|e| CliError::new(format!("encoding the request: {e}")))?;
+        let request = RewrapRequest {
+            documents: documents.iter().map(|d| (*d).clone()).collect(),
+            recipients: recipients.to_vec(),
+        };
+        let body = serde_json::to_vec(&request)
+            .map_err(|e| CliError::new(format!("encoding the request: {e}")))?;
         let value = if self.header == "authorization" {
             Zeroizing::new(format!("Bearer {}", self.token.as_str()))
         } else {
@@ -203,13 +206,10 @@ impl Rewrapper {
             let text = String::from_utf8_lossy(&answer).trim().to_owned();
             match status.as_u16() {
                 200 => {
-                    let parsed: serde_json::Value = serde_json::from_slice(&answer).map_err(|e| {
+                    let parsed: RewrapResponse = serde_json::from_slice(&answer).map_err(|e| {
                         CliError::new(format!("{}: the answer is not a re-wrap response: {e}", self.place))
                     })?;
-                    let docs: Vec<String> = parsed["documents"]
-                        .as_array()
-                        .map(|a| a.iter().filter_map(|d| d.as_str().map(str::to_owned)).collect())
-                        .unwrap_or_default();
+                    let docs = parsed.documents;
                     if docs.len() != documents.len() {
                         return Err(CliError::new(format!(
                             "{}: sent {} documents, got {} back",

@@ -312,8 +312,14 @@ async fn self_heal_off_keeps_drift_until_the_next_commit_and_suspend_stops_every
         &configmap_yaml(NS, "settings", "mode", "red"),
     )
     .await;
-    // Several intervals pass; the edit stays.
-    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    // Three polls find the revision unchanged (one a second); the edit stays.
+    let polls = metric_value(&env, "sealsync_polls_unchanged_total");
+    wait_for(
+        "three polls after the edit",
+        std::time::Duration::from_secs(30),
+        || async { metric_value(&env, "sealsync_polls_unchanged_total") >= polls + 3.0 },
+    )
+    .await;
     let cm = env
         .get("v1", "ConfigMap", Some(NS), "settings")
         .await
@@ -342,10 +348,16 @@ async fn self_heal_off_keeps_drift_until_the_next_commit_and_suspend_stops_every
         .expect("cm");
     assert_eq!(cm.data["data"]["mode"], "blue");
 
-    // Suspended: a new commit is not applied.
+    // Suspended: a new commit is not applied, even when a reconcile is asked for.
+    let skipped = "sealsync_reconciles_skipped_total{reason=\"suspended\"}";
     env.apply_gitsync(NS, "apps", json!({"suspend": true}))
         .await;
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    wait_for(
+        "the controller to see the suspension",
+        std::time::Duration::from_secs(30),
+        || async { metric_value(&env, skipped) >= 1.0 },
+    )
+    .await;
     let third = env
         .repo
         .commit_files(
@@ -353,7 +365,15 @@ async fn self_heal_off_keeps_drift_until_the_next_commit_and_suspend_stops_every
             "third",
         )
         .expect("commit");
-    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let seen = metric_value(&env, skipped);
+    env.annotate_gitsync(NS, "apps", "sealsync.dev/requestedAt", "after-third")
+        .await;
+    wait_for(
+        "the requested reconcile to be skipped",
+        std::time::Duration::from_secs(30),
+        || async { metric_value(&env, skipped) > seen },
+    )
+    .await;
     assert!(env
         .get("v1", "ConfigMap", Some(NS), "third")
         .await

@@ -1,6 +1,7 @@
 //! What the sealsync CLI and controller share, so that neither copies the other: the custom
 //! resource types, rendering a tree of manifests, and masking Secret values for display.
-//! Decryption stays in `sealsync-crypto`, which knows nothing of Kubernetes.
+//! Decryption stays in `sealsync-crypto`, which knows the SealedSecret document and the
+//! Kubernetes naming rules its binding covers, but no API, no client and no manifests.
 
 #[cfg(feature = "kube")]
 mod crd;
@@ -12,6 +13,7 @@ pub mod kubeclient;
 pub mod manifest;
 pub mod redact;
 pub mod render;
+pub mod rewrap;
 #[cfg(feature = "kube")]
 mod sealingkey;
 pub mod vaultref;

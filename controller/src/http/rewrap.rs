@@ -12,36 +12,14 @@ use std::collections::BTreeMap;
 
 use sealsync_core::manifest::{read_documents, sealed_from_manifest, sealed_to_manifest, Limits};
 use sealsync_crypto::{Identity, Recipient};
-use serde::{Deserialize, Serialize};
 
 use crate::http::Handles;
 use crate::keys::backup::{read_recipients_setting, read_recovery_recipients};
 
-/// The largest request body.
-pub(crate) const MAX_BODY: usize = 4 * 1024 * 1024;
-/// The most documents one request may carry.
-pub(crate) const MAX_DOCUMENTS: usize = 500;
+pub(crate) use sealsync_core::rewrap::{RewrapRequest, RewrapResponse, MAX_BODY, MAX_DOCUMENTS};
+
 /// The most key-against-recipient trials one request may cost (each an X25519 operation).
 const MAX_TRIALS: usize = 100_000;
-
-/// What a caller sends.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RewrapRequest {
-    /// Sealed documents, each a YAML or JSON text of one SealedSecret.
-    pub documents: Vec<String>,
-    /// The recipients to wrap to (`age1…`). Default: the cluster's non-retired keys and its
-    /// recovery recipients.
-    #[serde(default)]
-    pub recipients: Vec<String>,
-}
-
-/// What the endpoint answers.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct RewrapResponse {
-    /// The documents, re-wrapped, in the order sent, as YAML.
-    pub documents: Vec<String>,
-}
 
 /// Why a request could not be served. Messages name documents and key ids, never a value.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -148,6 +148,12 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
         forget_vault(ctx, &key);
     }
     if gs.spec.suspend {
+        ctx.metrics
+            .reconciles_skipped
+            .get_or_create(&crate::support::metrics::ReasonLabels {
+                reason: "suspended",
+            })
+            .inc();
         tracing::info!(gitsync = %format!("{namespace}/{name}"), "suspended; not reconciling");
         return Action::await_change();
     }

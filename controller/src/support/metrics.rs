@@ -123,6 +123,8 @@ pub(crate) struct Metrics {
     /// Polls that found the revision unchanged and every object watched and in sync: one ref
     /// listing, no API request.
     pub polls_unchanged: Counter,
+    /// Reconciles that did nothing, by why (`suspended`).
+    pub reconciles_skipped: Family<ReasonLabels, Counter>,
     /// Seconds from a verified push webhook to its revision applied.
     pub push_to_applied: Histogram,
     /// Vault requests by operation and result.
@@ -209,6 +211,12 @@ impl Default for Metrics {
             "Polls that found the revision unchanged and every object watched and in sync",
             polls_unchanged.clone(),
         );
+        let reconciles_skipped = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "reconciles_skipped",
+            "Reconciles that did nothing, by why (suspended)",
+            reconciles_skipped.clone(),
+        );
         let push_to_applied = Histogram::new(exponential_buckets(0.05, 2.0, 12));
         registry.register(
             "push_to_applied_seconds",
@@ -278,6 +286,7 @@ impl Default for Metrics {
             apply_writes,
             apply_noops,
             polls_unchanged,
+            reconciles_skipped,
             push_to_applied,
             reconcile_duration,
             objects,

@@ -26,11 +26,12 @@ pub(crate) fn of_objects<'a>(objects: impl IntoIterator<Item = &'a Json>) -> Inv
 }
 
 /// Entries of `old` whose object `new` no longer holds: what prune deletes. Compared by id,
-/// so an object whose apiVersion changed is not pruned.
+/// so an object whose apiVersion changed is not pruned. Linear in the two sizes.
 pub(crate) fn stale(old: &Inventory, new: &Inventory) -> Vec<InventoryEntry> {
+    let kept: std::collections::HashSet<&str> = new.entries.iter().map(|n| n.id.as_str()).collect();
     old.entries
         .iter()
-        .filter(|o| !new.entries.iter().any(|n| n.id == o.id))
+        .filter(|o| !kept.contains(o.id.as_str()))
         .cloned()
         .collect()
 }

@@ -137,7 +137,8 @@ pub(crate) async fn prune(
             (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, &resource),
             _ => Api::all_with(client.clone(), &resource),
         };
-        let live = match api.get_opt(name).await {
+        // Metadata only: a Secret's values are never read to delete it.
+        let live = match api.get_metadata_opt(name).await {
             Ok(Some(live)) => live,
             Ok(None) => continue,
             Err(e) => {

@@ -147,6 +147,16 @@ impl Env {
         .expect("apply the GitSync");
     }
 
+    /// Sets an annotation on the GitSync (`sealsync.dev/requestedAt` asks for a reconcile).
+    #[allow(dead_code)]
+    pub async fn annotate_gitsync(&self, namespace: &str, name: &str, key: &str, value: &str) {
+        let api = dynamic_api(&self.client, "sealsync.dev/v1", "GitSync", Some(namespace)).await;
+        let patch = serde_json::json!({"metadata": {"annotations": {key: value}}});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("annotate the GitSync");
+    }
+
     /// The GitSync's status (or `Null`).
     pub async fn gitsync_status(&self, namespace: &str, name: &str) -> Json {
         let api = dynamic_api(&self.client, "sealsync.dev/v1", "GitSync", Some(namespace)).await;
@@ -505,6 +515,15 @@ pub async fn events_json(env: &Env, namespace: &str) -> String {
 /// The controller's `/metrics` text.
 pub fn metrics_text(env: &Env) -> String {
     env.controller.get("/metrics").expect("GET /metrics").1
+}
+
+/// The value of one sample (`name{labels}`) of the controller's metrics, 0 when absent.
+#[allow(dead_code)]
+pub fn metric_value(env: &Env, sample: &str) -> f64 {
+    metrics_text(env)
+        .lines()
+        .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// A token of `service_account` in `namespace`, from the TokenRequest API.

@@ -286,6 +286,22 @@ pub(crate) fn apply_order(object: &Json) -> impl Ord {
     )
 }
 
+/// An object the API server returned, which for a Secret holds its values: wiped on drop.
+struct Wiped(DynamicObject);
+
+impl std::ops::Deref for Wiped {
+    type Target = DynamicObject;
+    fn deref(&self) -> &DynamicObject {
+        &self.0
+    }
+}
+
+impl Drop for Wiped {
+    fn drop(&mut self) {
+        sealsync_core::render::wipe_json(&mut self.0.data);
+    }
+}
+
 /// Settings of one apply.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ApplyOptions {
@@ -571,7 +587,11 @@ async fn plan_resolved(
 ) -> Result<Planned, ApplyError> {
     let force = options.force;
     let api = object_api(client, resolved, d)?;
-    let live = api.get_opt(d.name()).await.map_err(|e| api_error(d, e))?;
+    let live = api
+        .get_opt(d.name())
+        .await
+        .map_err(|e| api_error(d, e))?
+        .map(Wiped);
     if live
         .as_ref()
         .is_some_and(|l| l.metadata.deletion_timestamp.is_some())
@@ -616,6 +636,7 @@ async fn plan_resolved(
         .await
     {
         Ok(dry) => {
+            let dry = Wiped(dry);
             let Some(live) = live else {
                 return Ok(Planned::Write {
                     create: true,
@@ -713,19 +734,23 @@ async fn write_resolved(
         }
         Planned::TakeOver { undo } => {
             if let Some(live) = api.get_opt(d.name()).await.map_err(|e| api_error(d, e))? {
-                let taken = crate::sync::apply::drift::take_over(&api, &live, d.api_version())
-                    .await
-                    .map_err(|e| api_error(d, e))?;
+                let live = Wiped(live);
+                let taken = Wiped(
+                    crate::sync::apply::drift::take_over(&api, &live, d.api_version())
+                        .await
+                        .map_err(|e| api_error(d, e))?,
+                );
                 outcome.intermediate.push(Fingerprint::of(&taken.metadata));
             }
             outcome.configured += 1;
             undo
         }
     };
-    let after = api
-        .patch(d.name(), &patch_params(false), &Patch::Apply(&d.object))
-        .await
-        .map_err(|e| api_error(d, e))?;
+    let after = Wiped(
+        api.patch(d.name(), &patch_params(false), &Patch::Apply(&d.object))
+            .await
+            .map_err(|e| api_error(d, e))?,
+    );
     outcome.writes.push(WriteRecord {
         entry: crate::sync::inventory::entry_of(&d.object),
         location: d.location.clone(),

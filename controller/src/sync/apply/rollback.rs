@@ -133,7 +133,8 @@ pub(super) async fn roll_back(writes: Vec<WriteRecord>) -> RollbackOutcome {
                     .api
                     .patch(&record.name, &params, &Patch::Apply(&previous.0))
                     .await
-                    .map(|_| ())
+                    // The restored object holds a Secret's values again: wiped at once.
+                    .map(|mut restored| sealsync_core::render::wipe_json(&mut restored.data))
             }
         };
         match result {
