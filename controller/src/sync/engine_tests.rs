@@ -403,3 +403,65 @@ async fn a_plaintext_secret_is_refused_before_anything_is_written() {
         .await
         .is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_revision_drops_is_pruned_and_a_namespace_only_orphaned() {
+    let f = fixture().await;
+    let actor = Actor::Controller;
+    let first = vec![
+        rendered("ns.yaml", namespace("team")),
+        rendered("a.yaml", configmap("team", "a", json!({"k": "v"}))),
+        rendered("b.yaml", configmap("team", "b", json!({"k": "v"}))),
+    ];
+    let applied = f
+        .engine
+        .run(
+            &target(&f.key, &actor),
+            revision_pass(),
+            first,
+            &mut Resolver::default(),
+            &[],
+        )
+        .await
+        .expect("first revision");
+    // The next revision keeps only `a`: the Namespace's file and `b` are gone.
+    let second = vec![rendered(
+        "a.yaml",
+        configmap("team", "a", json!({"k": "v"})),
+    )];
+    let mut resolver = Resolver::default();
+    let kept = f
+        .engine
+        .run(
+            &target(&f.key, &actor),
+            revision_pass(),
+            second,
+            &mut resolver,
+            &[],
+        )
+        .await
+        .expect("second revision");
+    let stale = crate::sync::inventory::stale(&applied.inventory, &kept.inventory);
+    assert_eq!(stale.len(), 2, "{stale:?}");
+    let scope = crate::sync::prune::PruneScope {
+        owner_namespace: &f.key.0,
+        owner_name: &f.key.1,
+        controller_namespace: "sealsync-system",
+    };
+    let pruned = crate::sync::prune::prune(&f.client, &mut resolver, stale, scope).await;
+    assert!(pruned.error.is_none(), "{:?}", pruned.error);
+    assert_eq!(pruned.deleted.len(), 1, "{:?}", pruned.deleted);
+    assert_eq!(pruned.orphaned.len(), 1, "{:?}", pruned.orphaned);
+    assert!(get(&f.client, ("", "v1", "ConfigMap"), Some("team"), "b")
+        .await
+        .is_none());
+    assert!(get(&f.client, ("", "v1", "ConfigMap"), Some("team"), "a")
+        .await
+        .is_some());
+    // Deleting a Namespace deletes everything in it: without `sealsync.dev/prune: enabled` it
+    // stays, dropped from the inventory.
+    let ns = get(&f.client, ("", "v1", "Namespace"), None, "team")
+        .await
+        .expect("namespace");
+    assert!(ns.metadata.deletion_timestamp.is_none());
+}
