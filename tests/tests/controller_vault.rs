@@ -819,8 +819,25 @@ async fn a_refreshed_value_rolls_out_the_workloads_that_restart_on_it() {
     let (first, generation) = rollout().await;
     assert!(first.is_some());
     assert_eq!(generation, Some(1));
-    // Refreshes that find the same value change nothing.
-    tokio::time::sleep(Duration::from_secs(11)).await;
+    // Refreshes that find the same value change nothing: two of them pass (the controller
+    // publishes when each succeeded), and the workload is as it was.
+    let last_refresh = || {
+        metrics_text(&env)
+            .lines()
+            .filter(|line| {
+                line.starts_with("sealsync_vault_last_refresh_timestamp_seconds{")
+                    && line.contains("name=\"apps\"")
+            })
+            .find_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    for _ in 0..2 {
+        let before = last_refresh();
+        wait_for("a refresh", Duration::from_secs(30), || async {
+            last_refresh() > before
+        })
+        .await;
+    }
     assert_eq!(rollout().await, (first.clone(), Some(1)));
 
     bao.root()
