@@ -116,21 +116,15 @@ async fn write(
 
 #[cfg(test)]
 mod tests {
+    use crate::support::testing::{test_api, TestApi};
     use kube::api::PostParams;
     use sealsync_core::GitSyncSpec;
-    use sealsync_tests::apiserver::TestApiServer;
 
     use super::*;
 
-    async fn cluster() -> (TestApiServer, tempfile::TempDir, Client) {
-        let server = TestApiServer::start().await.expect("test server");
-        let dir = tempfile::tempdir().expect("tmp");
-        let kubeconfig = dir.path().join("kubeconfig");
-        server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-        let config = sealsync_core::kubeclient::config(Some(&kubeconfig), None)
-            .await
-            .expect("config");
-        let client = Client::try_from(config).expect("client");
+    async fn cluster() -> (TestApi, Client) {
+        let api = test_api().await;
+        let client = api.client.clone();
         let crds = sealsync_core::crds_yaml().expect("crds");
         for document in crds.split("\n---\n").filter(|d| d.contains("kind:")) {
             let crd: kube::api::DynamicObject = serde_yaml::from_str(document).expect("crd");
@@ -152,12 +146,12 @@ mod tests {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        (server, dir, client)
+        (api, client)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_change_from_a_stale_copy_lands_on_the_newer_status() {
-        let (_server, _dir, client) = cluster().await;
+        let (_api, client) = cluster().await;
         let api: Api<GitSync> = Api::namespaced(client.clone(), "default");
         let spec: GitSyncSpec = serde_json::from_value(
             serde_json::json!({"url": "git://127.0.0.1/shop.git", "interval": "1m"}),
@@ -214,7 +208,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_changes_are_serialised_and_none_is_lost() {
-        let (_server, _dir, client) = cluster().await;
+        let (_api, client) = cluster().await;
         let api: Api<GitSync> = Api::namespaced(client.clone(), "default");
         let spec: GitSyncSpec =
             serde_json::from_value(serde_json::json!({"url": "git://x/y", "interval": "1m"}))

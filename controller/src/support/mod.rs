@@ -10,6 +10,8 @@ pub(crate) mod ratelimit;
 pub(crate) mod retry;
 pub(crate) mod secretkeys;
 pub(crate) mod settings;
+#[cfg(test)]
+pub(crate) mod testing;
 pub(crate) mod triggers;
 
 pub(crate) use fingerprint::Fingerprint;

@@ -7,10 +7,10 @@ use std::time::Duration;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use sealsync_core::render::Manifest;
-use sealsync_tests::apiserver::TestApiServer;
 use serde_json::{json, Value as Json};
 
 use super::*;
+use crate::support::testing::{test_api, TestApi};
 use crate::support::{Clients, TrustedNamespaces};
 use crate::sync::apply::Applied;
 use crate::sync::object::Scope;
@@ -18,25 +18,18 @@ use crate::vault::Defaults;
 
 struct Fixture {
     /// Kept running for the test's length.
-    _server: TestApiServer,
-    _dir: tempfile::TempDir,
+    _api: TestApi,
     client: kube::Client,
     engine: Engine,
     key: SyncKey,
 }
 
 async fn fixture() -> Fixture {
-    let server = TestApiServer::start().await.expect("test server");
-    let dir = tempfile::tempdir().expect("tmp");
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    let config = sealsync_core::kubeclient::config(Some(&kubeconfig), None)
-        .await
-        .expect("config");
-    let client = kube::Client::try_from(config.clone()).expect("client");
+    let api = test_api().await;
+    let client = api.client.clone();
     let settings = Arc::new(Settings {
         namespace: "sealsync-system".to_owned(),
-        data_dir: dir.path().to_owned(),
+        data_dir: api.dir.path().to_owned(),
         apply_concurrency: 4,
         ready_timeout: Duration::from_secs(20),
         recovery_recipients_file: None,
@@ -48,7 +41,7 @@ async fn fixture() -> Fixture {
     });
     let metrics = Arc::new(Metrics::default());
     let engine = Engine {
-        clients: Clients::new(client.clone(), config),
+        clients: Clients::new(client.clone(), api.config.clone()),
         keys: Arc::new(RwLock::new(KeyRing::default())),
         vault: Arc::new(Vault::new(Defaults::default())),
         checksum_key: Arc::new(ChecksumKey::from_bytes(&[7; 32])),
@@ -56,8 +49,7 @@ async fn fixture() -> Fixture {
         settings,
     };
     Fixture {
-        _server: server,
-        _dir: dir,
+        _api: api,
         client,
         engine,
         key: ("apps".to_owned(), "shop".to_owned()),
