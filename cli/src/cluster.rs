@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args as ClapArgs;
 use kube::Client;
+use sealsync_core::Chain;
 
 use crate::error::{CliError, CliResult};
 
@@ -26,7 +27,7 @@ impl ClusterArgs {
         sealsync_core::kubeclient::client(self.kubeconfig.as_deref(), self.context.as_deref())
             .await
             .map_err(|e| {
-                CliError::new(e.to_string()).with_hint(
+                CliError::new(Chain(&e).to_string()).with_hint(
                     "pass --kubeconfig FILE (and --context NAME), or set KUBECONFIG, as for kubectl",
                 )
             })

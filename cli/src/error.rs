@@ -3,6 +3,7 @@
 use std::fmt;
 
 use sealsync_core::manifest::ManifestError;
+use sealsync_core::Chain;
 use sealsync_crypto::Error as CryptoError;
 
 /// A user-facing failure. `message` says what is wrong; `hint` says what to do.
@@ -72,7 +73,7 @@ impl CliError {
             }
             _ => "report this as a bug in sealsync",
         };
-        CliError::new(err.to_string()).with_hint(hint)
+        CliError::new(Chain(err).to_string()).with_hint(hint)
     }
 
     /// Turns a manifest reading error into a CLI error with the advice that fits it.
@@ -87,7 +88,7 @@ impl CliError {
             }
             _ => "report this as a bug in sealsync",
         };
-        CliError::new(err.to_string()).with_hint(hint)
+        CliError::new(Chain(err).to_string()).with_hint(hint)
     }
 
     pub fn message(&self) -> &str {

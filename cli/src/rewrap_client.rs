@@ -17,6 +17,7 @@ use sealsync_crypto::{KeyId, SealedSecret};
 use zeroize::Zeroizing;
 
 use sealsync_core::rewrap::{RewrapRequest, RewrapResponse, MAX_BODY, MAX_DOCUMENTS};
+use sealsync_core::Chain;
 
 use crate::cluster::ClusterArgs;
 use crate::error::{CliError, CliResult};
@@ -88,7 +89,7 @@ impl Rewrapper {
         )
         .await
         .map_err(|e| {
-            CliError::new(e.to_string()).with_hint(
+            CliError::new(Chain(&e).to_string()).with_hint(
                 "pass --kubeconfig FILE (and --context NAME), or set KUBECONFIG, as for kubectl",
             )
         })?;

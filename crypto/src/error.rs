@@ -122,7 +122,7 @@ pub enum Error {
     },
 
     /// age could not wrap the data key.
-    #[error("wrapping the data key failed: {0}")]
+    #[error("wrapping the data key failed")]
     Wrap(#[source] BoxError),
 
     /// The operating system's random number generator failed.
@@ -130,7 +130,7 @@ pub enum Error {
     Random,
 
     /// The document could not be written as YAML or JSON.
-    #[error("writing the document failed: {0}")]
+    #[error("writing the document failed")]
     Encode(#[source] BoxError),
 
     /// A key backup could not be written or read.

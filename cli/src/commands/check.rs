@@ -10,6 +10,7 @@ use sealsync_core::manifest::{
     read_documents, sealed_from_manifest, secret_from_manifest, Limits, ManifestError,
 };
 use sealsync_core::vaultref::{reference_outside_secret, secret_values, ValueError};
+use sealsync_core::Chain;
 use sealsync_crypto::{
     validate_data_key, Identity, KeyId, OpenOptions, SealedSecret, LAST_APPLIED_ANNOTATION,
 };
@@ -107,7 +108,11 @@ fn check_file(
         // Other YAML (Helm templates, CI configs) is not ours to judge; a file that
         // mentions Secrets but does not parse may hide one, so that one is reported.
         Err(e) if might_hold_secrets(&text) => {
-            problem("-".to_owned(), "-", format!("not a readable manifest: {e}"));
+            problem(
+                "-".to_owned(),
+                "-",
+                format!("not a readable manifest: {}", Chain(&e)),
+            );
             return Ok(());
         }
         Err(_) => return Ok(()),
@@ -174,7 +179,7 @@ fn check_file(
                 if let Err(e) = secret_from_manifest(&doc.value) {
                     let (field, reason) = match e.malformed_at() {
                         Some((location, reason)) => (location.to_owned(), reason.to_owned()),
-                        None => ("-".to_owned(), e.to_string()),
+                        None => ("-".to_owned(), Chain(&e).to_string()),
                     };
                     problem(at.clone(), &field, format!("not a valid Secret: {reason}"));
                 }
@@ -194,7 +199,7 @@ fn check_file(
                         None
                     }
                     Err(e) => {
-                        problem(at.clone(), "-", e.to_string());
+                        problem(at.clone(), "-", Chain(&e).to_string());
                         None
                     }
                 };
@@ -242,7 +247,7 @@ fn check_file(
                             Some((location, reason)) => {
                                 problem(at.clone(), location, format!("malformed: {reason}"))
                             }
-                            None => problem(at.clone(), "spec", e.to_string()),
+                            None => problem(at.clone(), "spec", Chain(&e).to_string()),
                         }
                         continue;
                     }
@@ -292,7 +297,7 @@ fn check_file(
                             );
                         }
                     }
-                    Err(e) => problem(at.clone(), "spec.envelopes", e.to_string()),
+                    Err(e) => problem(at.clone(), "spec.envelopes", Chain(&e).to_string()),
                 }
                 if !identities.is_empty() {
                     match sealed.open(identities, &OpenOptions::default()) {
@@ -311,7 +316,7 @@ fn check_file(
                                 );
                             }
                         }
-                        Err(e) => problem(at.clone(), "spec.encryptedData", e.to_string()),
+                        Err(e) => problem(at.clone(), "spec.encryptedData", Chain(&e).to_string()),
                     }
                 }
             }

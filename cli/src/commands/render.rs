@@ -9,6 +9,7 @@ use sealsync_core::manifest::sealed_from_manifest;
 use sealsync_core::redact::{mask_secret, MASK};
 use sealsync_core::render::{render, Manifest, RenderLimits, SourceFile};
 use sealsync_core::vaultref::{reference_outside_secret, secret_values};
+use sealsync_core::Chain;
 use serde_json::Value as Json;
 
 use crate::error::{CliError, CliResult};
@@ -45,7 +46,7 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
         });
     }
     let manifests = render(&files, "", &RenderLimits::default()).map_err(|e| {
-        CliError::new(e.to_string())
+        CliError::new(Chain(&e).to_string())
             .with_hint("the controller would refuse this revision too; fix the file named")
     })?;
     let mut docs = Vec::with_capacity(manifests.len());
@@ -78,7 +79,7 @@ fn masked(manifest: &Manifest) -> CliResult<Json> {
             .with_hint("move the reference into a Secret: anywhere else its value would be stored unencrypted"));
         }
         secret_values(&manifest.object).map_err(|e| {
-            CliError::new(format!("{}: {e}", manifest.location()))
+            CliError::new(format!("{}: {}", manifest.location(), Chain(&e)))
                 .with_hint("the controller would refuse this revision too; fix the reference")
         })?;
         let mut object = manifest.object.clone();
@@ -86,7 +87,7 @@ fn masked(manifest: &Manifest) -> CliResult<Json> {
         return Ok(object);
     }
     let yaml = serde_yaml::to_value(&manifest.object)
-        .map_err(|e| CliError::new(format!("{}: {e}", manifest.location())))?;
+        .map_err(|e| CliError::new(format!("{}: {}", manifest.location(), Chain(&e))))?;
     let sealed = sealed_from_manifest(&yaml)
         .map_err(|e| CliError::from_manifest(&e).context(manifest.location()))?;
     let template = sealed.template();

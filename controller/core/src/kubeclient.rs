@@ -12,7 +12,7 @@ use kube::{Client, Config};
 #[non_exhaustive]
 pub enum ClientError {
     /// The kubeconfig file could not be read or parsed.
-    #[error("reading the kubeconfig {path}: {source}")]
+    #[error("reading the kubeconfig {path}")]
     Kubeconfig {
         /// The file.
         path: String,
@@ -21,14 +21,14 @@ pub enum ClientError {
         source: kube::config::KubeconfigError,
     },
     /// No configuration was found, or the context does not exist.
-    #[error("no usable Kubernetes configuration: {source}")]
+    #[error("no usable Kubernetes configuration")]
     Infer {
         /// Why.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The client could not be created (TLS settings).
-    #[error("creating the Kubernetes client: {source}")]
+    #[error("creating the Kubernetes client")]
     Client {
         /// Why.
         #[source]

@@ -3,6 +3,7 @@
 //! Decryption stays in `sealsync-crypto`, which knows the SealedSecret document and the
 //! Kubernetes naming rules its binding covers, but no API, no client and no manifests.
 
+mod chain;
 #[cfg(feature = "kube")]
 mod crd;
 mod duration;
@@ -18,6 +19,7 @@ pub mod rewrap;
 mod sealingkey;
 pub mod vaultref;
 
+pub use chain::Chain;
 #[cfg(feature = "kube")]
 pub use crd::{
     GitRef, GitSync, GitSyncSpec, GitSyncStatus, Inventory, InventoryEntry, KeyedSecretRef,

@@ -180,7 +180,7 @@ pub enum RenderError {
         file: String,
     },
     /// A file did not parse.
-    #[error("{file}: {source}")]
+    #[error("{file}")]
     Parse {
         /// The file.
         file: String,

@@ -7,6 +7,7 @@ use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender};
 use futures::StreamExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::Controller;
+use sealsync_core::Chain;
 use sealsync_core::GitSync;
 use tokio::sync::watch;
 
@@ -63,7 +64,7 @@ pub(super) async fn reconcile_while_leading(
         .run(reconcile::reconcile, reconcile::error_policy, shared)
         .for_each(|result| async move {
             if let Err(e) = result {
-                tracing::debug!(error = %e, "controller event");
+                tracing::debug!(error = %Chain(&e), "controller event");
             }
         });
     tokio::pin!(controller);

@@ -16,6 +16,7 @@ use anyhow::{Context as _, Result};
 use futures::StreamExt;
 use kube::runtime::{reflector, watcher, WatchStreamExt};
 use kube::{Api, ResourceExt};
+use sealsync_core::Chain;
 use sealsync_core::{GitSync, REQUESTED_AT_ANNOTATION};
 
 pub use args::Args;
@@ -165,7 +166,7 @@ pub async fn run(args: Args) -> Result<()> {
                         let _ = objects_tx.unbounded_send(gs);
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::debug!(error = %e, "GitSync watch"),
+                    Err(e) => tracing::debug!(error = %Chain(&e), "GitSync watch"),
                 }
                 futures::future::ready(())
             }),

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use kube::Client;
+use sealsync_core::Chain;
 
 use super::Args;
 use crate::keys;
@@ -85,7 +86,7 @@ pub(super) async fn wait_for_signal() {
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; stopping on Ctrl-C only");
+                tracing::warn!(error = %Chain(&e), "cannot listen for SIGTERM; stopping on Ctrl-C only");
                 let _ = tokio::signal::ctrl_c().await;
             }
         }

@@ -8,6 +8,7 @@ use kube::api::{DynamicObject, PartialObjectMeta};
 use kube::core::ApiResource;
 use kube::runtime::watcher::{self, Event};
 use kube::Api;
+use sealsync_core::Chain;
 use sealsync_core::OWNER_NAME_LABEL;
 
 use super::{Gvr, Inner};
@@ -60,7 +61,7 @@ async fn follow(inner: Arc<Inner>, gvr: Gvr, resource: ApiResource) {
                     tracing::warn!(
                         resource = %resource.plural,
                         group = %resource.group,
-                        error = %e,
+                        error = %Chain(&e),
                         retry_in = ?WATCH_RESTART.delay(failures + 1),
                         "self-heal watch failed; listing again"
                     );

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use sealsync_core::manifest::{read_documents, sealed_from_manifest, sealed_to_manifest, Limits};
+use sealsync_core::Chain;
 use sealsync_crypto::{Identity, Recipient};
 
 use crate::http::Handles;
@@ -52,8 +53,9 @@ fn trusted(
     handles: &Handles,
     cluster: &[Recipient],
 ) -> Result<(BTreeMap<String, Recipient>, Vec<Recipient>), RewrapError> {
-    let unavailable =
-        |e: crate::keys::backup::RecoveryRecipientsError| RewrapError::Unavailable(e.to_string());
+    let unavailable = |e: crate::keys::backup::RecoveryRecipientsError| {
+        RewrapError::Unavailable(Chain(&e).to_string())
+    };
     let recovery = match &handles.settings.recovery_recipients_file {
         Some(file) => read_recovery_recipients(file).map_err(unavailable)?,
         None => Vec::new(),
@@ -153,7 +155,7 @@ fn rewrap_all(
     for (index, text) in documents.iter().enumerate() {
         let place = format!("documents[{index}]");
         let docs = read_documents(text, Limits::default())
-            .map_err(|e| RewrapError::BadRequest(format!("{place}: {e}")))?;
+            .map_err(|e| RewrapError::BadRequest(format!("{place}: {}", Chain(&e))))?;
         let [doc] = docs.as_slice() else {
             return Err(RewrapError::BadRequest(format!(
                 "{place}: holds {} YAML documents; send one SealedSecret each",
@@ -162,7 +164,7 @@ fn rewrap_all(
         };
         let place = format!("{place} ({})", doc.describe());
         let sealed = sealed_from_manifest(&doc.value)
-            .map_err(|e| RewrapError::BadRequest(format!("{place}: {e}")))?;
+            .map_err(|e| RewrapError::BadRequest(format!("{place}: {}", Chain(&e))))?;
         trials = trials.saturating_add(sealed.stanza_count().saturating_mul(identities.len()));
         if trials > MAX_TRIALS {
             return Err(RewrapError::BadRequest(format!(
@@ -175,7 +177,7 @@ fn rewrap_all(
     for (place, mut sealed) in parsed {
         sealed
             .rewrap(identities, recipients)
-            .map_err(|e| RewrapError::Unopenable(format!("{place}: {e}")))?;
+            .map_err(|e| RewrapError::Unopenable(format!("{place}: {}", Chain(&e))))?;
         let yaml = serde_yaml::to_string(&sealed_to_manifest(&sealed))
             .map_err(|e| RewrapError::Unavailable(format!("{place}: {e}")))?;
         out.push(yaml);

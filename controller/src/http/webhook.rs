@@ -29,6 +29,7 @@ use zeroize::Zeroizing;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
+use sealsync_core::Chain;
 
 use crate::support::events::EventRecorder;
 use crate::support::ratelimit::KeyedRateLimit;
@@ -386,7 +387,7 @@ pub(crate) async fn register_from_spec(
         Ok(secret) => secret,
         Err(e) => {
             // Keep the registered hook: the API being down says nothing about the token.
-            tracing::warn!(error = %e, "reading the webhook Secret");
+            tracing::warn!(error = %Chain(&e), "reading the webhook Secret");
             return;
         }
     };

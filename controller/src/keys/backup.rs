@@ -16,6 +16,7 @@ use sealsync_core::keysecret::{
     BACKUP_DATA_KEY, BACKUP_KEY_IDS_ANNOTATION, BACKUP_RECIPIENTS_ANNOTATION, BACKUP_SECRET,
     BACKUP_WRITTEN_ANNOTATION,
 };
+use sealsync_core::Chain;
 use sealsync_core::FIELD_MANAGER;
 use sealsync_crypto::{parse_recipients_file, seal_backup, BackupKey, Recipient, MAX_IDENTITIES};
 
@@ -165,7 +166,7 @@ impl BackupWriter {
             &format!("controller namespace {namespace}\nwritten {written_at}"),
             &recipients,
         )
-        .map_err(|e| KeysError::Backup(e.to_string()))?;
+        .map_err(|e| KeysError::Backup(Chain(&e).to_string()))?;
         drop(keys);
         let body = serde_json::json!({
             "apiVersion": "v1",

@@ -22,6 +22,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Resource, ResourceExt};
+use sealsync_core::Chain;
 use sealsync_core::{GitSync, KeyState, SealingKey, SealingKeySpec};
 use sealsync_crypto::{Identity, KeyId};
 use tokio::sync::Notify;
@@ -127,7 +128,7 @@ pub(crate) async fn run(
                 match manager.pass().await {
                     Ok(()) => first_pass.notify_one(),
                     Err(e) => {
-                        tracing::warn!(error = %e, "keys: pass failed; retrying");
+                        tracing::warn!(error = %Chain(&e), "keys: pass failed; retrying");
                         due = Some(tokio::time::Instant::now() + RETRY);
                     }
                 }
@@ -136,13 +137,13 @@ pub(crate) async fn run(
     }
 }
 
-fn ticks<T, E: std::fmt::Display>(
+fn ticks<T, E: std::error::Error>(
     stream: impl Stream<Item = Result<T, E>> + Send + 'static,
 ) -> futures::stream::BoxStream<'static, ()> {
     stream
         .map(|event| {
             if let Err(e) = event {
-                tracing::debug!(error = %e, "keys: watch");
+                tracing::debug!(error = %Chain(&e), "keys: watch");
             }
         })
         .boxed()

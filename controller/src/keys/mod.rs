@@ -79,7 +79,7 @@ pub(crate) async fn recipients_file(keys: &RwLock<KeyRing>, namespace: &str) -> 
 #[non_exhaustive]
 pub(crate) enum KeysError {
     /// The API server failed.
-    #[error("{action}: {source}")]
+    #[error("{action}")]
     Api {
         /// What was being done.
         action: String,

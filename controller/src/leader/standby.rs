@@ -10,6 +10,7 @@ use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender};
 use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
+use sealsync_core::Chain;
 use sealsync_core::{GitSync, REQUESTED_AT_ANNOTATION};
 
 use crate::http::webhook::{register_from_spec, Webhooks};
@@ -58,7 +59,7 @@ async fn forward(client: &kube::Client, request: &ObjectRef<GitSync>) {
         ),
         Err(e) => tracing::warn!(
             gitsync = %format!("{namespace}/{}", request.name),
-            error = %e,
+            error = %Chain(&e),
             "standby: could not ask the leader to reconcile"
         ),
     }

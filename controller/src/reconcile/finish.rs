@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use kube::{Resource, ResourceExt};
+use sealsync_core::Chain;
 use sealsync_core::{GitSync, GitSyncStatus, InventoryEntry, REQUESTED_AT_ANNOTATION};
 
 use super::{Applied, Shared};
@@ -50,7 +51,7 @@ pub(super) async fn report_progress(
             .await;
         match written {
             Ok(_) => shown = Some(step),
-            Err(e) => tracing::debug!(error = %e, "could not publish the sync's progress"),
+            Err(e) => tracing::debug!(error = %Chain(&e), "could not publish the sync's progress"),
         }
     }
 }
@@ -118,7 +119,7 @@ impl Change<'_> {
                 status::set_failed(
                     &mut st.conditions,
                     error.reason(),
-                    &error.to_string(),
+                    &Chain(&error).to_string(),
                     error.is_terminal(),
                     self.generation,
                 );
@@ -200,7 +201,7 @@ pub(super) async fn finish(
             }
         }
         Err(error) => {
-            let message = error.to_string();
+            let message = Chain(&error).to_string();
             tracing::warn!(
                 gitsync = %format!("{namespace}/{name}"),
                 reason,
@@ -217,7 +218,7 @@ pub(super) async fn finish(
     match stored {
         Ok(_) => true,
         Err(e) => {
-            tracing::warn!(error = %e, "could not write the status");
+            tracing::warn!(error = %Chain(&e), "could not write the status");
             false
         }
     }

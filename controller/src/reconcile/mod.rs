@@ -19,6 +19,7 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
 use kube::{Resource, ResourceExt};
+use sealsync_core::Chain;
 use sealsync_core::{parse_duration, GitSync, Inventory, FINALIZER, REQUESTED_AT_ANNOTATION};
 
 use crate::heal::{HealSpec, TrackedSource};
@@ -99,7 +100,7 @@ pub(crate) fn error_policy(
     error: &kube::runtime::finalizer::Error<Error>,
     _ctx: Arc<Shared>,
 ) -> Action {
-    tracing::warn!(error = %error, "reconcile failed");
+    tracing::warn!(error = %Chain(&error), "reconcile failed");
     Action::requeue(Duration::from_secs(5))
 }
 

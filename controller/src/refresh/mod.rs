@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::core::ApiResource;
+use sealsync_core::Chain;
 use sealsync_core::GitSync;
 
 use crate::heal::Healer;
@@ -231,7 +232,7 @@ async fn refresh(refreshes: &Refreshes, key: &SyncKey) {
         Err(e) => {
             entry.failures = entry.failures.saturating_add(1);
             entry.due = Instant::now() + RETRY.delay(entry.failures).min(entry.interval);
-            tracing::warn!(gitsync = %format!("{}/{}", key.0, key.1), error = %e, "Vault refresh failed");
+            tracing::warn!(gitsync = %format!("{}/{}", key.0, key.1), error = %Chain(&e), "Vault refresh failed");
             report(refreshes, &api, key, &entry, Some(e), 0).await;
         }
     }
@@ -330,7 +331,7 @@ async fn report(
     };
     let generation = gs.metadata.generation;
     let message = match &error {
-        Some(e) => format!("refreshing Vault references: {e}"),
+        Some(e) => format!("refreshing Vault references: {}", Chain(e)),
         None => format!("Applied revision: {}", entry.revision),
     };
     match &error {
@@ -380,6 +381,6 @@ async fn report(
         })
         .await;
     if let Err(e) = written {
-        tracing::warn!(error = %e, "could not write the status after a Vault refresh");
+        tracing::warn!(error = %Chain(&e), "could not write the status after a Vault refresh");
     }
 }

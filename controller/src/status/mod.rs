@@ -8,6 +8,7 @@ pub(crate) use writer::StatusWriter;
 use crate::support::events::EventRecorder;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Resource;
+use sealsync_core::Chain;
 use sealsync_core::GitSync;
 
 /// The longest condition message written; longer ones are cut with a note.
@@ -122,6 +123,6 @@ pub(crate) async fn event_on(
         .publish(reference, warning, reason, "Reconcile", &note)
         .await
     {
-        tracing::warn!(error = %e, "could not publish an event");
+        tracing::warn!(error = %Chain(&e), "could not publish an event");
     }
 }

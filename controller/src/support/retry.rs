@@ -6,6 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use sealsync_core::Chain;
 
 /// An exponential backoff: `first`, then times `factor`, at most `max`.
 #[derive(Debug, Clone, Copy)]
@@ -48,7 +49,7 @@ impl Backoff {
     /// Runs `op` until it succeeds, logging each failure as `what` and waiting in between.
     pub(crate) async fn retry<T, E, F, Fut>(&self, what: &str, mut op: F) -> T
     where
-        E: std::fmt::Display,
+        E: std::error::Error,
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
@@ -59,7 +60,7 @@ impl Backoff {
                 Err(e) => {
                     failures = failures.saturating_add(1);
                     let wait = self.delay(failures);
-                    tracing::warn!(error = %e, retry_in = ?wait, "{what}; retrying");
+                    tracing::warn!(error = %Chain(&e), retry_in = ?wait, "{what}; retrying");
                     tokio::time::sleep(wait).await;
                 }
             }

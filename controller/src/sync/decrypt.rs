@@ -16,7 +16,7 @@ use serde_json::Value as Json;
 #[non_exhaustive]
 pub(crate) enum DecryptError {
     /// A SealedSecret could not be opened: wrong key, tampered, moved.
-    #[error("{location}: {source}")]
+    #[error("{location}")]
     Open {
         /// `file: document`.
         location: String,

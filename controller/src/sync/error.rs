@@ -54,7 +54,7 @@ pub(crate) enum Error {
         seconds: u64,
     },
     /// Writing status or reading the GitSync failed.
-    #[error("{action}: {source}")]
+    #[error("{action}")]
     Kube {
         /// What was being done.
         action: &'static str,

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use sealsync_core::render::RenderError;
+use sealsync_core::Chain;
 use serde_json::Value as Json;
 
 use super::apply::{self, ApplyError, Resolver};
@@ -70,7 +71,7 @@ async fn scope_of(
         .map_err(|e| {
             Error::Apply(ApplyError::Transient {
                 location: object.location.clone(),
-                message: e.to_string(),
+                message: Chain(&e).to_string(),
             })
         })?;
     if let Some((resource, namespaced)) = resolved {

@@ -124,7 +124,7 @@ pub(crate) enum VaultError {
         field: String,
     },
     /// A Secret value holds a malformed reference.
-    #[error("{location}: {source}")]
+    #[error("{location}")]
     Malformed {
         /// `file: document`.
         location: String,
@@ -149,7 +149,7 @@ pub(crate) enum VaultError {
         reason: String,
     },
     /// One reference could not be read.
-    #[error("{location}: Secret {secret}, {field}: reference {reference}: {source}")]
+    #[error("{location}: Secret {secret}, {field}: reference {reference}")]
     Read {
         /// `file: document`.
         location: String,

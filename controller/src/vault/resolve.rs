@@ -195,9 +195,11 @@ mod tests {
         let before = objects[0].1.clone();
         let err = substitute(&planned, &results, &mut objects).expect_err("forbidden");
         assert_eq!(
-            err.to_string(),
+            sealsync_core::Chain(&err).to_string(),
             "db.yaml: document 1 (Secret db): Secret apps/db, data.token: reference kv/app#token: permission denied reading kv/app: the Vault policy of this login does not allow it"
         );
+        // The message names the place; the cause is its source, not repeated.
+        assert!(!err.to_string().contains("permission denied"), "{err}");
         assert_eq!(objects[0].1, before, "nothing written");
 
         let app = [("token", "t0k")]

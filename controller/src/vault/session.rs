@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use futures::StreamExt;
+use sealsync_core::Chain;
 use zeroize::Zeroizing;
 
 use super::auth::{self, Lease};
@@ -107,7 +108,7 @@ impl Session {
         let due = self.lease.lock().await.as_ref().is_some_and(Lease::due);
         if due {
             if let Err(e) = self.token(defaults, kube, metrics).await {
-                tracing::warn!(error = %e, "renewing the Vault token");
+                tracing::warn!(error = %Chain(&e), "renewing the Vault token");
             }
         }
     }

@@ -64,7 +64,7 @@ pub struct SecretValues {
 #[non_exhaustive]
 pub enum ValueError {
     /// A Secret value holds a malformed reference.
-    #[error("{field}: {source}")]
+    #[error("{field}")]
     Malformed {
         /// `stringData.KEY` or `data.KEY`.
         field: String,
@@ -260,10 +260,13 @@ mod tests {
             "stringData": {"password": "ref+vault://secret/db?address=https://evil#password"},
         });
         let err = secret_values(&secret).expect_err("refused");
-        assert!(
-            err.to_string().starts_with("stringData.password: "),
-            "{err}"
+        assert_eq!(
+            err.to_string(),
+            "stringData.password",
+            "the field; the cause is the source"
         );
+        let shown = crate::Chain(&err).to_string();
+        assert!(shown.starts_with("stringData.password: "), "{shown}");
     }
 
     #[test]
