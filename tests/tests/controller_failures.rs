@@ -761,7 +761,27 @@ async fn silent_git_servers_do_not_starve_other_gitsyncs_or_leak_their_tokens() 
         )
         .await;
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Each of them is stuck in its fetch (its progress says so) before the bystander moves.
+    wait_for(
+        "every tarpit GitSync to be stuck fetching",
+        Duration::from_secs(30),
+        || async {
+            for i in 0..6 {
+                let status = env.gitsync_status(NS, &format!("tarpit-{i}")).await;
+                let fetching = condition(&status, "Reconciling").is_some_and(|c| {
+                    c["status"] == "True"
+                        && c["message"]
+                            .as_str()
+                            .is_some_and(|m| m.starts_with("fetch"))
+                });
+                if !fetching {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
 
     // The bystander's next commit still arrives while they fail.
     let second = env
@@ -807,9 +827,21 @@ async fn silent_git_servers_do_not_starve_other_gitsyncs_or_leak_their_tokens() 
             "the URL's token is in the status: {text}"
         );
     }
-    // Failed fetches leave no thread behind: after a minute of six silent servers the
-    // controller has about as many threads as before.
-    tokio::time::sleep(Duration::from_secs(30)).await;
+    // Failed fetches leave no thread behind: after every tarpit has failed twice more (new
+    // fetches started and timed out) the controller has about as many threads as before.
+    let fetch_failures = || {
+        metric_value(
+            &env,
+            "sealsync_reconcile_duration_seconds_count{reason=\"FetchFailed\"}",
+        )
+    };
+    let failed_once = fetch_failures();
+    wait_for(
+        "every tarpit GitSync to fail twice more",
+        Duration::from_secs(180),
+        || async { fetch_failures() >= failed_once + 12.0 },
+    )
+    .await;
     let threads_after = controller_threads(&env);
     println!("tarpit: controller threads {threads_before} before, {threads_after} after");
     assert!(

@@ -340,8 +340,20 @@ async fn sigterm_abandons_an_apply_that_outlasts_the_shutdown_timeout() {
         })
         .collect();
     let second = env.repo.commit_files(&files, "thirty").expect("commit");
-    // The 2 s poll finds the commit; its dry-runs alone take about 12 s.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // The 2 s poll finds the commit; its dry-runs alone take about 12 s. The sync publishes
+    // its progress while it runs: the apply of the new revision is under way.
+    wait_for(
+        "the new revision's apply to be under way",
+        Duration::from_secs(30),
+        || async {
+            let status = env.gitsync_status(NS, "apps").await;
+            condition(&status, "Reconciling").is_some_and(|c| {
+                let message = c["message"].as_str().unwrap_or_default();
+                c["status"] == "True" && message.starts_with("apply:") && message.contains(&second)
+            })
+        },
+    )
+    .await;
     let asked = Instant::now();
     let status = env
         .controller

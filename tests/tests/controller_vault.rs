@@ -543,6 +543,7 @@ async fn tokens_are_renewed_before_they_expire_and_replaced_after_a_403() {
     .expect("policy");
     // A token that lives 8 s unless renewed, made once everything else runs.
     let env = Env::start(&[NS]).await;
+    let created = tokio::time::Instant::now();
     let short = root
         .write(
             "auth/token/create",
@@ -562,8 +563,15 @@ async fn tokens_are_renewed_before_they_expire_and_replaced_after_a_403() {
     env.apply_gitsync(NS, "apps", token_spec(bao.addr(), "5s"))
         .await;
     env.wait_applied(NS, "apps", &commit).await;
-    // Well past the token's first TTL, a changed value still arrives: it was renewed.
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    // The controller renews the token before its first TTL runs out; once that TTL is past,
+    // a changed value still arrives, read with the renewed token.
+    wait_for(
+        "the controller to renew the Vault token",
+        Duration::from_secs(30),
+        || async { vault_count(&env, "renew", "ok") >= 1 },
+    )
+    .await;
+    tokio::time::sleep_until(created + Duration::from_secs(9)).await;
     root.kv2_write("secret", "shop/db", &json!({"password": "two"}))
         .await
         .expect("write");

@@ -8,11 +8,10 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
 use sealsync_core::render::Manifest;
+use sealsync_core::Chain;
 use sealsync_core::GitSync;
 
-use super::{
-    backoff, Job, ObjectKey, Queue, Seen, SyncKey, TrackedSource, FIGHT_WINDOW, RETRY_BACKOFF,
-};
+use super::{Job, ObjectKey, Queue, Seen, SyncKey, TrackedSource, RETRY_BACKOFF};
 use crate::support::events::EventRecorder;
 use crate::support::metrics::{KindLabels, Metrics};
 use crate::sync::apply::{Applied, Resolver};
@@ -166,14 +165,15 @@ async fn correct(corrections: &Corrections, job: Job) {
             tracing::warn!(
                 gitsync = %format!("{}/{}", job.sync.0, job.sync.1),
                 object = %what,
-                error = %error,
+                error = %Chain(&error),
                 retried = transient,
                 "drift correction failed"
             );
             if !transient {
                 let note = format!(
-                    "{what} drifted and could not be applied again: {error}; the next full \
-                     reconcile retries"
+                    "{what} drifted and could not be applied again: {}; the next full \
+                     reconcile retries",
+                    Chain(&error)
                 );
                 event(
                     corrections,
@@ -187,12 +187,6 @@ async fn correct(corrections: &Corrections, job: Job) {
             }
         }
     }
-}
-
-/// How soon after a correction another one counts as a repeat: the quiet period plus the
-/// current backoff.
-fn fight_window(fights: u32) -> Duration {
-    FIGHT_WINDOW + backoff(fights)
 }
 
 fn kind_of(source: &TrackedSource) -> &str {
@@ -218,13 +212,8 @@ fn claim(corrections: &Corrections, job: &Job) -> Claim {
         return Claim::Skip;
     }
     let retry = RETRY_BACKOFF.delay(object.failures);
-    let fight = match object.last_correction {
-        Some(at) if at.elapsed() < fight_window(object.fights) => {
-            backoff(object.fights + 1).saturating_sub(at.elapsed())
-        }
-        _ => Duration::ZERO,
-    };
     let now = Instant::now();
+    let fight = object.fights.wait(now);
     match object.not_before.take() {
         // The wait was served.
         Some(at) if at <= now => {}
@@ -267,14 +256,7 @@ fn settle(
             object.synced = Some(fingerprint);
             object.own = intermediate;
             if wrote {
-                let repeat = object
-                    .last_correction
-                    .is_some_and(|at| at.elapsed() < fight_window(object.fights));
-                object.fights = if repeat { object.fights + 1 } else { 0 };
-                object.last_correction = Some(Instant::now());
-                if object.fights > 0 {
-                    settled.conflict = Some(backoff(object.fights + 1));
-                }
+                settled.conflict = object.fights.corrected(Instant::now());
             }
         }
         None if retry => {

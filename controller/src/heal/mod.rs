@@ -20,6 +20,7 @@
 //! revision is unchanged, a poll does not re-plan the objects at all: see [`Healer::armed`].
 
 mod correct;
+mod fights;
 mod watch;
 
 use std::collections::{HashMap, HashSet};
@@ -37,13 +38,9 @@ pub(crate) use correct::{run_corrections, Corrections};
 
 use crate::support::metrics::Metrics;
 use crate::support::retry::Backoff;
+use crate::sync::object::SyncObject;
+use fights::Fights;
 
-/// The first correction after a quiet period is immediate; a repeat within this window backs
-/// off.
-const FIGHT_WINDOW: Duration = Duration::from_secs(30);
-/// The delay of a repeated correction, as Argo CD's self-heal: 2 s, then ×3, at most 5 min.
-const BACKOFF_MAX: Duration = Duration::from_secs(300);
-const FIGHT_BACKOFF: Backoff = Backoff::new(Duration::from_secs(2), 3.0, BACKOFF_MAX);
 /// The delay of a correction that failed: 2 s, doubled, at most 32 s.
 const RETRY_BACKOFF: Backoff = Backoff::new(Duration::from_secs(2), 2.0, Duration::from_secs(32));
 
@@ -113,6 +110,25 @@ pub(crate) struct TrackedSource {
     pub manifest: Vec<u8>,
 }
 
+impl TrackedSource {
+    /// What self-heal watches of an object the engine applied: its manifest and resource;
+    /// `None` for an object that was not written (no resource or identity).
+    pub(crate) fn applied(mut object: SyncObject) -> Option<Self> {
+        let scope = object.scope.take()?;
+        let what = object.what.take()?;
+        Some(Self {
+            id: std::mem::take(&mut object.id),
+            resource: scope.resource?,
+            namespaced: scope.namespaced,
+            namespace: what.namespace,
+            name: what.name,
+            file: std::mem::take(&mut object.file),
+            document: std::mem::take(&mut object.document),
+            manifest: std::mem::take(&mut object.manifest),
+        })
+    }
+}
+
 impl std::fmt::Debug for TrackedSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TrackedSource")
@@ -150,9 +166,8 @@ struct TrackedObject {
     queued: bool,
     /// A change arrived while the correction ran: check again after it.
     again: bool,
-    /// Corrections in a row, each within [`FIGHT_WINDOW`] of the last.
-    fights: u32,
-    last_correction: Option<Instant>,
+    /// Corrections in a row, for the backoff of a fight.
+    fights: Fights,
     /// Transient failures in a row.
     failures: u32,
     /// When the full reconcile handed it over: a relist that started earlier may not hold it.
@@ -396,9 +411,7 @@ impl Healer {
                 .or_insert_with(|| source.resource.clone());
             let synced = observed.get(&source.id).cloned();
             let earlier = previous.remove(&key);
-            let (fights, last_correction) = earlier
-                .as_ref()
-                .map_or((0, None), |o| (o.fights, o.last_correction));
+            let fights = earlier.as_ref().map(|o| o.fights).unwrap_or_default();
             objects.insert(
                 key,
                 TrackedObject {
@@ -411,7 +424,6 @@ impl Healer {
                     queued: false,
                     again: false,
                     fights,
-                    last_correction,
                     failures: 0,
                     recorded: Instant::now(),
                 },
@@ -556,19 +568,6 @@ fn stop_unused_watches(state: &mut State) {
     }
 }
 
-/// The delay before the next correction of an object corrected `fights` times in a row.
-fn backoff(fights: u32) -> Duration {
-    FIGHT_BACKOFF.delay(fights)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repeated_corrections_back_off_like_argo_cd() {
-        let delays: Vec<u64> = (0..8).map(|n| backoff(n).as_secs()).collect();
-        assert_eq!(delays, [0, 2, 6, 18, 54, 162, 300, 300]);
-        assert_eq!(backoff(u32::MAX), BACKOFF_MAX);
-    }
-}
+#[path = "heal_tests.rs"]
+mod heal_tests;

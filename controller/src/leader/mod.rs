@@ -15,6 +15,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};
 use kube::Client;
+use sealsync_core::Chain;
 use tokio::sync::watch;
 
 /// How long a lease is valid after its last renewal (client-go's default).
@@ -95,14 +96,14 @@ pub(crate) async fn run(
     loop {
         let held = elector.try_acquire_or_renew().await;
         let was_leading = *leading.borrow();
-        let now_leading = match (&held, elector.last_renewed) {
-            (Ok(true), _) => true,
-            // A leader keeps leading through failed renewals only until the renew deadline.
-            (_, Some(at)) if was_leading => at.elapsed() < RENEW_DEADLINE,
-            _ => false,
-        };
+        let now_leading = leads_after(
+            matches!(held, Ok(true)),
+            was_leading,
+            elector.last_renewed,
+            Instant::now(),
+        );
         if let Err(e) = &held {
-            tracing::warn!(lease = %elector.election.name, error = %e, "leader election: could not read or write the Lease");
+            tracing::warn!(lease = %elector.election.name, error = %Chain(&e), "leader election: could not read or write the Lease");
         }
         if now_leading != was_leading {
             if now_leading {
@@ -124,10 +125,26 @@ pub(crate) async fn run(
                 tracing::info!(lease = %elector.election.name, "leader election: released the lease")
             }
             Err(e) => {
-                tracing::warn!(lease = %elector.election.name, error = %e, "leader election: could not release the lease; it expires on its own")
+                tracing::warn!(lease = %elector.election.name, error = %Chain(&e), "leader election: could not release the lease; it expires on its own")
             }
         }
         leading.send_replace(false);
+    }
+}
+
+/// Whether this process leads after an attempt to acquire or renew at `now`: it does when the
+/// attempt succeeded; a leader whose renewal failed (an error, or another writer won) keeps
+/// leading only until the renew deadline after its last renewal, as client-go's leader does.
+fn leads_after(
+    renewed: bool,
+    was_leading: bool,
+    last_renewed: Option<Instant>,
+    now: Instant,
+) -> bool {
+    match last_renewed {
+        _ if renewed => true,
+        Some(at) if was_leading => now.saturating_duration_since(at) < RENEW_DEADLINE,
+        _ => false,
     }
 }
 
@@ -260,8 +277,26 @@ impl Elector {
 }
 
 #[cfg(test)]
+#[path = "elector_tests.rs"]
+mod elector_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_leader_whose_renewals_fail_stops_at_the_renew_deadline() {
+        let renewed_at = Instant::now();
+        let after = |secs: u64| renewed_at + Duration::from_secs(secs);
+        assert!(leads_after(true, false, None, renewed_at));
+        assert!(leads_after(true, true, Some(renewed_at), after(60)));
+        // Failed renewals: still leading within the deadline, not after it.
+        assert!(leads_after(false, true, Some(renewed_at), after(9)));
+        assert!(!leads_after(false, true, Some(renewed_at), after(10)));
+        // A standby never leads by a failed attempt.
+        assert!(!leads_after(false, false, Some(renewed_at), after(1)));
+        assert!(!leads_after(false, true, None, after(1)));
+    }
 
     #[test]
     fn each_shard_has_its_own_lease() {

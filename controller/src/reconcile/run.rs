@@ -319,7 +319,10 @@ fn hand_over(
         }
     );
     let heal = if gs.spec.self_heal {
-        let tracked = objects.into_iter().filter_map(tracked_source).collect();
+        let tracked = objects
+            .into_iter()
+            .filter_map(TrackedSource::applied)
+            .collect();
         Some((tracked, outcome.observed))
     } else {
         Some((Vec::new(), Vec::new()))
@@ -348,20 +351,4 @@ fn hand_over(
         prune_error: pruned.error,
         heal,
     }
-}
-
-/// What self-heal watches of an applied object: its manifest and resource.
-fn tracked_source(mut object: SyncObject) -> Option<TrackedSource> {
-    let scope = object.scope.take()?;
-    let what = object.what.take()?;
-    Some(TrackedSource {
-        id: std::mem::take(&mut object.id),
-        resource: scope.resource?,
-        namespaced: scope.namespaced,
-        namespace: what.namespace,
-        name: what.name,
-        file: std::mem::take(&mut object.file),
-        document: std::mem::take(&mut object.document),
-        manifest: std::mem::take(&mut object.manifest),
-    })
 }

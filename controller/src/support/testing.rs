@@ -5,8 +5,8 @@ use sealsync_tests::apiserver::TestApiServer;
 
 /// A running embedded server and what talks to it; dropping it stops the server.
 pub(crate) struct TestApi {
-    /// Kept running for the test's length.
-    pub(crate) _server: TestApiServer,
+    /// Kept running for the test's length; its faults are the test's to inject.
+    pub(crate) server: TestApiServer,
     /// Holds the kubeconfig, and serves as a scratch directory.
     pub(crate) dir: tempfile::TempDir,
     /// The configuration the client was built from.
@@ -26,7 +26,7 @@ pub(crate) async fn test_api() -> TestApi {
         .expect("config");
     let client = kube::Client::try_from(config.clone()).expect("client");
     TestApi {
-        _server: server,
+        server,
         dir,
         config,
         client,

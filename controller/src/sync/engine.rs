@@ -315,6 +315,7 @@ impl Engine {
                 concurrency: self.settings.apply_concurrency,
                 ready_timeout: self.settings.ready_timeout,
                 self_heal: target.self_heal,
+                progress: target.progress,
             },
         )
         .await
@@ -370,6 +371,7 @@ impl Engine {
                     concurrency: 1,
                     ready_timeout: self.settings.ready_timeout,
                     self_heal: target.self_heal,
+                    progress: None,
                 },
             )
             .await?;

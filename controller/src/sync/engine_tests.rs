@@ -1,20 +1,18 @@
 //! The engine in-process, against the embedded test API server: no child process, no Git.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::time::Duration;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use sealsync_core::render::Manifest;
 use serde_json::{json, Value as Json};
 
 use super::*;
 use crate::support::testing::{test_api, TestApi};
-use crate::support::{Clients, TrustedNamespaces};
 use crate::sync::apply::Applied;
 use crate::sync::object::Scope;
-use crate::vault::Defaults;
+use crate::sync::testing::{
+    configmap, namespace, rendered, revision_pass, test_engine, test_target,
+};
 
 struct Fixture {
     /// Kept running for the test's length.
@@ -27,76 +25,13 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let api = test_api().await;
     let client = api.client.clone();
-    let settings = Arc::new(Settings {
-        namespace: "sealsync-system".to_owned(),
-        data_dir: api.dir.path().to_owned(),
-        apply_concurrency: 4,
-        ready_timeout: Duration::from_secs(20),
-        recovery_recipients_file: None,
-        peer_recipients_file: None,
-        key_rotation_period: None,
-        retire_unused_after: None,
-        default_service_account: None,
-        trusted_namespaces: TrustedNamespaces::All,
-    });
-    let metrics = Arc::new(Metrics::default());
-    let engine = Engine {
-        clients: Clients::new(client.clone(), api.config.clone()),
-        keys: Arc::new(RwLock::new(KeyRing::default())),
-        vault: Arc::new(Vault::new(Defaults::default())),
-        checksum_key: Arc::new(ChecksumKey::from_bytes(&[7; 32])),
-        metrics,
-        settings,
-    };
+    let engine = test_engine(&api);
     Fixture {
         _api: api,
         client,
         engine,
         key: ("apps".to_owned(), "shop".to_owned()),
     }
-}
-
-fn target<'a>(key: &'a SyncKey, actor: &'a Actor) -> Target<'a> {
-    Target {
-        key,
-        default_namespace: "apps",
-        actor,
-        force: false,
-        allow_plaintext: true,
-        self_heal: true,
-        progress: None,
-    }
-}
-
-fn rendered(file: &str, object: Json) -> SyncObject {
-    SyncObject::rendered(
-        Manifest {
-            file: file.to_owned(),
-            document: "document 1".to_owned(),
-            object,
-        },
-        true,
-    )
-}
-
-fn revision_pass() -> Pass<'static> {
-    Pass::Revision {
-        login: Login::Spec {
-            vault: None,
-            service_account: None,
-        },
-        restart_all: false,
-        keep_manifests: true,
-    }
-}
-
-fn namespace(name: &str) -> Json {
-    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-}
-
-fn configmap(namespace: &str, name: &str, data: Json) -> Json {
-    json!({"apiVersion": "v1", "kind": "ConfigMap",
-           "metadata": {"name": name, "namespace": namespace}, "data": data})
 }
 
 fn widget_crd() -> Json {
@@ -156,10 +91,14 @@ async fn a_revision_with_its_namespace_and_crd_applies_whole_and_again_changes_n
     };
     let first = objects();
     let crds = revision_crds(&first);
+    let progress = Progress::default();
     let synced = f
         .engine
         .run(
-            &target(&f.key, &actor),
+            &Target {
+                progress: Some(&progress),
+                ..test_target(&f.key, &actor)
+            },
             revision_pass(),
             first,
             &mut Resolver::default(),
@@ -168,6 +107,12 @@ async fn a_revision_with_its_namespace_and_crd_applies_whole_and_again_changes_n
         .await
         .expect("the revision applies");
     assert_eq!(synced.outcome.created, 4, "{:?}", synced.outcome);
+    // Progress counted each object's dry-run and write.
+    let step = progress.now();
+    assert_eq!(
+        (step.stage, step.objects, step.validated, step.written),
+        (SyncStage::Apply, 4, 4, 4)
+    );
     assert_eq!(synced.inventory.entries.len(), 4);
     // Applied in order: the Namespace and the CRD before what needs them.
     let kinds: Vec<&str> = synced
@@ -213,7 +158,7 @@ async fn a_revision_with_its_namespace_and_crd_applies_whole_and_again_changes_n
     let synced = f
         .engine
         .run(
-            &target(&f.key, &actor),
+            &test_target(&f.key, &actor),
             revision_pass(),
             again,
             &mut Resolver::default(),
@@ -248,7 +193,7 @@ async fn a_revision_that_fails_leaves_nothing_it_wrote() {
     let failure = f
         .engine
         .run(
-            &target(&f.key, &actor),
+            &test_target(&f.key, &actor),
             revision_pass(),
             objects,
             &mut Resolver::default(),
@@ -288,7 +233,7 @@ async fn a_pass_of_objects_writes_each_alone_and_leaves_a_matching_object_alone(
     ];
     f.engine
         .run(
-            &target(&f.key, &actor),
+            &test_target(&f.key, &actor),
             revision_pass(),
             first,
             &mut Resolver::default(),
@@ -331,7 +276,7 @@ async fn a_pass_of_objects_writes_each_alone_and_leaves_a_matching_object_alone(
     let synced = f
         .engine
         .run(
-            &target(&f.key, &actor),
+            &test_target(&f.key, &actor),
             pass,
             correction(),
             &mut Resolver::default(),
@@ -349,7 +294,7 @@ async fn a_pass_of_objects_writes_each_alone_and_leaves_a_matching_object_alone(
     let synced = f
         .engine
         .run(
-            &target(&f.key, &actor),
+            &test_target(&f.key, &actor),
             pass,
             correction(),
             &mut Resolver::default(),
@@ -364,7 +309,7 @@ async fn a_pass_of_objects_writes_each_alone_and_leaves_a_matching_object_alone(
 async fn a_plaintext_secret_is_refused_before_anything_is_written() {
     let f = fixture().await;
     let actor = Actor::Controller;
-    let mut strict = target(&f.key, &actor);
+    let mut strict = test_target(&f.key, &actor);
     strict.allow_plaintext = false;
     let objects = vec![
         rendered("ns.yaml", namespace("apps")),
@@ -408,7 +353,7 @@ async fn what_a_revision_drops_is_pruned_and_a_namespace_only_orphaned() {
     let applied = f
         .engine
         .run(
-            &target(&f.key, &actor),
+            &test_target(&f.key, &actor),
             revision_pass(),
             first,
             &mut Resolver::default(),
@@ -425,7 +370,7 @@ async fn what_a_revision_drops_is_pruned_and_a_namespace_only_orphaned() {
     let kept = f
         .engine
         .run(
-            &target(&f.key, &actor),
+            &test_target(&f.key, &actor),
             revision_pass(),
             second,
             &mut resolver,

@@ -16,3 +16,5 @@ pub(crate) mod progress;
 pub(crate) mod prune;
 pub(crate) mod resolve;
 pub(crate) mod restarts;
+#[cfg(test)]
+pub(crate) mod testing;

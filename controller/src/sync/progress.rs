@@ -56,16 +56,25 @@ pub(crate) struct Step {
     pub(crate) stage: SyncStage,
     /// How many objects the stage works on (0 before rendering).
     pub(crate) objects: usize,
+    /// In `apply`: how many passed their dry-run.
+    pub(crate) validated: usize,
+    /// In `apply`: how many are written (or found equal).
+    pub(crate) written: usize,
     /// The revision, once fetched.
     pub(crate) revision: Option<String>,
 }
 
 impl Step {
-    /// For `Reconciling`'s message: `applying 5000 objects of main@sha1:…`.
+    /// For `Reconciling`'s message: `apply: 5000 object(s), 5000 validated, 1200 written
+    /// (revision main@sha1:…)`.
     pub(crate) fn describe(&self) -> String {
-        let what = match self.objects {
-            0 => format!("{} in progress", self.stage.name()),
-            n => format!("{}: {n} object(s)", self.stage.name()),
+        let what = match (self.stage, self.objects) {
+            (_, 0) => format!("{} in progress", self.stage.name()),
+            (SyncStage::Apply, n) => format!(
+                "apply: {n} object(s), {} validated, {} written",
+                self.validated, self.written
+            ),
+            (_, n) => format!("{}: {n} object(s)", self.stage.name()),
         };
         match &self.revision {
             Some(revision) => format!("{what} (revision {revision})"),
@@ -83,6 +92,8 @@ impl Default for Progress {
         Self(Mutex::new(Step {
             stage: SyncStage::Fetch,
             objects: 0,
+            validated: 0,
+            written: 0,
             revision: None,
         }))
     }
@@ -98,6 +109,20 @@ impl Progress {
         let mut step = self.step();
         step.stage = stage;
         step.objects = objects;
+        step.validated = 0;
+        step.written = 0;
+    }
+
+    /// `count` more objects passed their dry-run.
+    pub(crate) fn validated(&self, count: usize) {
+        let mut step = self.step();
+        step.validated = step.validated.saturating_add(count);
+    }
+
+    /// `count` more objects are written.
+    pub(crate) fn written(&self, count: usize) {
+        let mut step = self.step();
+        step.written = step.written.saturating_add(count);
     }
 
     /// The revision is known.
@@ -108,5 +133,30 @@ impl Progress {
     /// Where the sync is now.
     pub(crate) fn now(&self) -> Step {
         self.step().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Progress, SyncStage};
+
+    #[test]
+    fn apply_counts_each_dry_run_and_write_and_restarts_with_the_stage() {
+        let progress = Progress::default();
+        progress.revision("main@sha1:abc");
+        progress.enter(SyncStage::Apply, 5);
+        progress.validated(5);
+        progress.written(2);
+        assert_eq!(
+            progress.now().describe(),
+            "apply: 5 object(s), 5 validated, 2 written (revision main@sha1:abc)"
+        );
+        progress.enter(SyncStage::Prune, 3);
+        let step = progress.now();
+        assert_eq!((step.validated, step.written), (0, 0));
+        assert_eq!(
+            step.describe(),
+            "prune: 3 object(s) (revision main@sha1:abc)"
+        );
     }
 }

@@ -26,10 +26,12 @@ use futures::stream::{self, StreamExt};
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client};
+use sealsync_core::Chain;
 use sealsync_core::{FIELD_MANAGER, OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL, RECONCILE_ANNOTATION};
 use serde_json::Value as Json;
 
 use crate::support::Fingerprint;
+use crate::sync::progress::Progress;
 pub(crate) use resolver::Resolver;
 use rollback::{Previous, Undo, WriteRecord};
 
@@ -304,7 +306,7 @@ impl Drop for Wiped {
 
 /// Settings of one apply.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ApplyOptions {
+pub(crate) struct ApplyOptions<'a> {
     /// Recreate objects whose immutable fields changed.
     pub force: bool,
     /// Writes in flight at once.
@@ -313,6 +315,8 @@ pub(crate) struct ApplyOptions {
     pub ready_timeout: Duration,
     /// Undo manual edits, including fields they added.
     pub self_heal: bool,
+    /// Where each dry-run and write is counted, for a whole revision.
+    pub progress: Option<&'a Progress>,
 }
 
 /// What the dry-run found for one object.
@@ -338,7 +342,7 @@ pub(crate) async fn apply_all(
     client: &Client,
     resolver: &mut Resolver,
     objects: &[Desired],
-    options: ApplyOptions,
+    options: ApplyOptions<'_>,
 ) -> Result<ApplyOutcome, ApplyFailure> {
     let mut outcome = ApplyOutcome::default();
     match apply_stages(client, resolver, objects, options, &mut outcome).await {
@@ -373,7 +377,7 @@ async fn apply_stages(
     client: &Client,
     resolver: &mut Resolver,
     objects: &[Desired],
-    options: ApplyOptions,
+    options: ApplyOptions<'_>,
     outcome: &mut ApplyOutcome,
 ) -> Result<(), ApplyError> {
     let (definitions, rest): (Vec<&Desired>, Vec<&Desired>) = objects
@@ -421,6 +425,7 @@ async fn apply_stages(
     // 2. Write the definitions and wait for them.
     for (d, p) in definitions.iter().zip(plans) {
         write(client, resolver, d, p, outcome).await?;
+        count_written(options);
     }
     for d in &definitions {
         wait_ready(client, d, options.ready_timeout).await?;
@@ -479,6 +484,7 @@ async fn apply_stages(
                 Box::pin(async move {
                     let mut single = ApplyOutcome::default();
                     write_resolved(&client, resolved, d, p, &mut single).await?;
+                    count_written(options);
                     Ok::<_, ApplyError>(single)
                 }) as WriteFuture<'_>
             })
@@ -537,7 +543,7 @@ async fn plan(
     client: &Client,
     resolver: &mut Resolver,
     d: &Desired,
-    options: ApplyOptions,
+    options: ApplyOptions<'_>,
 ) -> Result<Planned, ApplyError> {
     let resolved = resolver
         .resolve(client, d.api_version(), d.kind())
@@ -551,7 +557,7 @@ async fn plan_many(
     client: &Client,
     resolver: &mut Resolver,
     objects: &[&Desired],
-    options: ApplyOptions,
+    options: ApplyOptions<'_>,
 ) -> Result<Vec<Result<Planned, ApplyError>>, ApplyError> {
     // Kinds are few: resolve them one by one (cached), then plan the objects in parallel.
     for d in objects {
@@ -583,7 +589,29 @@ async fn plan_resolved(
     client: &Client,
     resolved: Option<(ApiResource, bool)>,
     d: &Desired,
-    options: ApplyOptions,
+    options: ApplyOptions<'_>,
+) -> Result<Planned, ApplyError> {
+    let planned = dry_run(client, resolved, d, options).await;
+    if planned.is_ok() {
+        if let Some(progress) = options.progress {
+            progress.validated(1);
+        }
+    }
+    planned
+}
+
+fn count_written(options: ApplyOptions<'_>) {
+    if let Some(progress) = options.progress {
+        progress.written(1);
+    }
+}
+
+/// Plans one object: a dry-run of its apply, compared with the live object.
+async fn dry_run(
+    client: &Client,
+    resolved: Option<(ApiResource, bool)>,
+    d: &Desired,
+    options: ApplyOptions<'_>,
 ) -> Result<Planned, ApplyError> {
     let force = options.force;
     let api = object_api(client, resolved, d)?;
@@ -772,7 +800,7 @@ pub(crate) async fn apply_one(
     client: &Client,
     resolved: (ApiResource, bool),
     d: &Desired,
-    options: ApplyOptions,
+    options: ApplyOptions<'_>,
 ) -> Result<(Applied, Fingerprint, Vec<Fingerprint>), ApplyError> {
     let plan = plan_resolved(client, Some(resolved.clone()), d, options).await?;
     let mut outcome = ApplyOutcome::default();
@@ -879,7 +907,7 @@ fn is_immutable(status: &kube::core::Status) -> bool {
 fn transient(location: &str, e: &kube::Error) -> ApplyError {
     ApplyError::Transient {
         location: location.to_owned(),
-        message: e.to_string(),
+        message: Chain(e).to_string(),
     }
 }
 
