@@ -678,10 +678,22 @@ async fn run_model(env: Env, seed: u64, revisions: usize) {
         model.ever.extend(keys);
         model.history.push(model.tree.clone());
     }
+    // Each revision's cluster state was checked against the model whichever way it was
+    // planned: incrementally (only what changed) where the controller could trust the
+    // difference, in full otherwise.
+    let planned = |mode: &str| {
+        metric_value(
+            &env,
+            &format!("sealsync_revisions_planned_total{{mode=\"{mode}\"}}"),
+        )
+    };
     println!(
-        "model: seed {seed} on {server}: {} revisions ({broken_revisions} broken), \
-         {objects_seen} object checks, {} objects ever, {} left orphaned, {:.1} s",
+        "model: seed {seed} on {server}: {} revisions ({broken_revisions} broken; {} planned \
+         incrementally, {} in full), {objects_seen} object checks, {} objects ever, {} left \
+         orphaned, {:.1} s",
         revisions + 1 + broken_revisions,
+        planned("incremental"),
+        planned("full"),
         model.ever.len(),
         model.orphaned.len(),
         started.elapsed().as_secs_f64()

@@ -102,6 +102,35 @@ async fn apps_that_declare_their_namespaces_sync_every_revision() {
         }
     }
 
+    // Those revisions changed three ConfigMaps and nothing else: once self-heal watched the
+    // applied objects, only the changed ones were planned (the first may find a watch still
+    // listing). The status still describes the whole revision: all nine objects, and the
+    // keys that opened each SealedSecret.
+    let planned = |mode: &str| {
+        metric_value(
+            &env,
+            &format!("sealsync_revisions_planned_total{{mode=\"{mode}\"}}"),
+        )
+    };
+    assert!(
+        planned("incremental") >= 2.0,
+        "incremental {}, full {}\n{}",
+        planned("incremental"),
+        planned("full"),
+        env.controller.log_tail(40)
+    );
+    let status = env.gitsync_status(PLATFORM, "apps").await;
+    assert_eq!(
+        status["inventory"]["entries"].as_array().map(Vec::len),
+        Some(9),
+        "{status}"
+    );
+    assert_eq!(
+        status["sealedSecrets"].as_array().map(Vec::len),
+        Some(3),
+        "{status}"
+    );
+
     // A revert brings the last value back; a Secret that leaves Git is pruned.
     let head = env.repo.head("main").expect("head");
     let reverted = env.repo.revert(&head).expect("revert");
@@ -122,6 +151,63 @@ async fn apps_that_declare_their_namespaces_sync_every_revision() {
     sync(&env, "apps");
     assert!(gone(&env.get("v1", "Secret", Some("blog"), "db").await));
     assert!(env.get("v1", "Secret", Some("shop"), "db").await.is_some());
+
+    // A file renamed with the same object: the object stays, the inventory unchanged. A copy
+    // of an unchanged object under another name is refused as a duplicate, whichever way
+    // the revision is planned, and the cluster stays as it was.
+    let moved: Vec<(String, String)> = tree(4, &without_blog_secret)
+        .into_iter()
+        .map(|(path, text)| {
+            let path = if path == "blog/c.yaml" {
+                "blog/config.yaml".to_owned()
+            } else {
+                path
+            };
+            (path, text)
+        })
+        .collect();
+    env.repo
+        .commit_tree(&moved, "blog: rename")
+        .expect("commit");
+    sync(&env, "apps");
+    assert_eq!(
+        configmap_value(&env, "blog", "c").await.as_deref(),
+        Some("blog-4")
+    );
+    let status = env.gitsync_status(PLATFORM, "apps").await;
+    assert_eq!(
+        status["inventory"]["entries"].as_array().map(Vec::len),
+        Some(8),
+        "{status}"
+    );
+    let mut copied = moved.clone();
+    copied.push((
+        "shop/copy.yaml".to_owned(),
+        configmap_yaml("shop", "c", "value", "shop-4"),
+    ));
+    let duplicate = env
+        .repo
+        .commit_tree(&copied, "shop: a copy")
+        .expect("commit");
+    let (code, _, _) = run_cli_status(&[
+        "sync",
+        "apps",
+        "-n",
+        PLATFORM,
+        "--kubeconfig",
+        &env.kubeconfig_arg(),
+    ]);
+    assert_ne!(code, 0, "a duplicate object must fail the revision");
+    env.wait_failed(PLATFORM, "apps", &duplicate).await;
+    let text = env.gitsync_status(PLATFORM, "apps").await.to_string();
+    assert!(
+        text.contains("shop/copy.yaml") && text.contains("shop/c.yaml"),
+        "{text}"
+    );
+    env.repo
+        .commit_tree(&moved, "shop: no copy")
+        .expect("commit");
+    sync(&env, "apps");
 
     // The wiki leaves Git: its ConfigMap and Secret are pruned, but its Namespace, which has
     // no sealsync.dev/prune: enabled, stays (orphaned, with a warning Event).

@@ -70,6 +70,7 @@ async fn applied_and_healed() -> Healing {
         .objects
         .into_iter()
         .filter_map(TrackedSource::applied)
+        .map(Arc::new)
         .collect();
     let spec = HealSpec {
         uid: "0b5e7a1c-0000-4000-8000-000000000001".to_owned(),

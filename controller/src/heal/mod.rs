@@ -387,7 +387,7 @@ impl Healer {
         &self,
         sync: &SyncKey,
         spec: HealSpec,
-        sources: Vec<TrackedSource>,
+        sources: Vec<Arc<TrackedSource>>,
         observed: Vec<(String, Fingerprint)>,
     ) {
         let observed: HashMap<String, Fingerprint> = observed.into_iter().collect();
@@ -415,7 +415,7 @@ impl Healer {
             objects.insert(
                 key,
                 TrackedObject {
-                    source: Arc::new(source),
+                    source,
                     synced,
                     own: Vec::new(),
                     not_before: None,
@@ -522,30 +522,81 @@ impl Healer {
         revision: &str,
     ) -> Result<(), &'static str> {
         let guard = self.inner.lock();
-        let Some(tracked) = guard.syncs.get(sync) else {
-            return Err("nothing watched yet");
-        };
-        if tracked.spec.generation != generation || tracked.spec.revision != revision {
+        let tracked = trusted(&guard, sync, generation, self.inner.full_resync)?;
+        if tracked.spec.revision != revision {
             return Err("the spec or revision changed");
-        }
-        if tracked.busy {
-            return Err("a full reconcile runs");
-        }
-        if tracked.last_full.elapsed() >= self.inner.full_resync {
-            return Err("the full-resync period passed");
-        }
-        if !tracked.objects.values().all(|o| !o.queued && !o.drifted()) {
-            return Err("a drift correction is pending");
-        }
-        let listed = tracked
-            .objects
-            .keys()
-            .all(|k| guard.watches.get(&k.gvr).is_some_and(|watch| watch.listed));
-        if !listed {
-            return Err("a watch is not listed");
         }
         Ok(())
     }
+
+    /// The objects of `sync`'s applied revision, each as it was applied and known (by its
+    /// watch) to be still, when that can be trusted for `generation` (as for [`Self::armed`],
+    /// whatever the revision): a new revision then plans only what differs from them. The
+    /// error says why every object must be planned instead.
+    pub(crate) fn applied(
+        &self,
+        sync: &SyncKey,
+        generation: Option<i64>,
+    ) -> Result<Vec<AppliedObject>, &'static str> {
+        let guard = self.inner.lock();
+        let tracked = trusted(&guard, sync, generation, self.inner.full_resync)?;
+        tracked
+            .objects
+            .values()
+            .map(|o| {
+                Ok(AppliedObject {
+                    source: Arc::clone(&o.source),
+                    synced: o
+                        .synced
+                        .clone()
+                        .ok_or("an object's applied state is unknown")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// One object of an applied revision, as self-heal knows it.
+#[derive(Debug, Clone)]
+pub(crate) struct AppliedObject {
+    /// Its manifest, resource and place in the repository.
+    pub(crate) source: Arc<TrackedSource>,
+    /// Its state after the write, which its watch has seen unchanged since.
+    pub(crate) synced: Fingerprint,
+}
+
+/// `sync`'s record when what it says can be trusted without re-planning: for `generation`,
+/// from a full reconcile less than the full-resync period ago, with every watch listed and no
+/// correction pending.
+fn trusted<'a>(
+    state: &'a State,
+    sync: &SyncKey,
+    generation: Option<i64>,
+    full_resync: Duration,
+) -> Result<&'a TrackedSync, &'static str> {
+    let Some(tracked) = state.syncs.get(sync) else {
+        return Err("nothing watched yet");
+    };
+    if tracked.spec.generation != generation {
+        return Err("the spec or revision changed");
+    }
+    if tracked.busy {
+        return Err("a full reconcile runs");
+    }
+    if tracked.last_full.elapsed() >= full_resync {
+        return Err("the full-resync period passed");
+    }
+    if !tracked.objects.values().all(|o| !o.queued && !o.drifted()) {
+        return Err("a drift correction is pending");
+    }
+    let listed = tracked
+        .objects
+        .keys()
+        .all(|k| state.watches.get(&k.gvr).is_some_and(|watch| watch.listed));
+    if !listed {
+        return Err("a watch is not listed");
+    }
+    Ok(tracked)
 }
 
 /// Stops the watches of resources no tracked object uses any more.

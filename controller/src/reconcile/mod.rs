@@ -10,6 +10,7 @@ mod cleanup;
 mod context;
 mod credentials;
 mod finish;
+mod incremental;
 mod run;
 
 use std::sync::Arc;
@@ -54,7 +55,7 @@ struct Applied {
 }
 
 /// Each applied object's manifest, and its state after the apply (by inventory id).
-type HealHandover = (Vec<TrackedSource>, Vec<(String, Fingerprint)>);
+type HealHandover = (Vec<Arc<TrackedSource>>, Vec<(String, Fingerprint)>);
 
 impl Applied {
     /// The last applied revision, left as it is.

@@ -2,6 +2,8 @@
 //! fetch, render, the sync engine (decrypt, resolve, restarts, plan, apply), prune, and the
 //! hand-over to self-heal and the Vault refresher.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::{Resource, ResourceExt};
@@ -10,8 +12,8 @@ use sealsync_core::{GitSync, Inventory, InventoryEntry, Revision};
 use serde_json::Value as Json;
 
 use super::{
-    credentials, default_namespace, forget_vault, register_webhook, report_orphaned, Applied,
-    Shared,
+    credentials, default_namespace, forget_vault, incremental, register_webhook, report_orphaned,
+    Applied, Shared,
 };
 use crate::heal::TrackedSource;
 use crate::support::{Actor, SyncKey};
@@ -65,6 +67,8 @@ pub(super) async fn run(
         return Ok(Applied::unchanged(gs, snapshot.revision, summary));
     }
 
+    // What self-heal vouches for, taken before it stands aside.
+    let applied = incremental::applied_before(gs, ctx, &key, &snapshot.revision);
     // A full reconcile: self-heal stands aside until it ends, and the webhook's Secret is
     // read again (a rotated token takes effect here).
     ctx.healer.begin(&key);
@@ -75,7 +79,8 @@ pub(super) async fn run(
     }
 
     progress.enter(SyncStage::Render, snapshot.files.len());
-    let objects = render_objects(gs, &snapshot, &path)?;
+    let mut objects = render_objects(gs, &snapshot, &path)?;
+    let carried = incremental::carry_over(gs, ctx, applied, &mut objects);
     let default_namespace = default_namespace(gs);
     let target = Target {
         key: &key,
@@ -87,14 +92,18 @@ pub(super) async fn run(
         progress: Some(progress),
     };
     let mut resolver = Resolver::default();
-    let synced = match sync_objects(gs, ctx, &target, &mut resolver, objects).await {
-        Ok(synced) => synced,
-        Err((error, left)) => {
-            *written = left;
-            return Err(error);
-        }
-    };
+    let carried_locations = carried.as_ref().map(|c| &c.locations);
+    let mut synced =
+        match sync_objects(gs, ctx, &target, &mut resolver, objects, carried_locations).await {
+            Ok(synced) => synced,
+            Err((error, left)) => {
+                *written = left;
+                return Err(error);
+            }
+        };
     count_objects(ctx, &synced);
+    let carried = carried.unwrap_or_default();
+    include_carried(&mut synced, &carried);
 
     let pruned = prune_stale(gs, ctx, &client, &mut resolver, &synced.inventory, progress).await;
     Ok(hand_over(
@@ -103,6 +112,7 @@ pub(super) async fn run(
         &target,
         snapshot.revision,
         synced,
+        carried,
         pruned,
     ))
 }
@@ -201,6 +211,7 @@ async fn sync_objects(
     target: &Target<'_>,
     resolver: &mut Resolver,
     objects: Vec<SyncObject>,
+    carried: Option<&HashMap<String, String>>,
 ) -> Result<Synced, (Error, Vec<InventoryEntry>)> {
     // The CRDs of the revision say the scope of the kinds they define before they are served.
     let revision_crds: Vec<Json> = objects
@@ -215,11 +226,31 @@ async fn sync_objects(
         },
         restart_all: gs.spec.restart_on_secret_change,
         keep_manifests: gs.spec.self_heal,
+        carried,
     };
     ctx.engine
         .run(target, pass, objects, resolver, &revision_crds)
         .await
         .map_err(|failure| (failure.error, failure.written))
+}
+
+/// The whole revision in the result: the objects carried over unchanged join the inventory,
+/// the unchanged count and the SealedSecrets' key usage of the objects planned.
+fn include_carried(synced: &mut Synced, carried: &incremental::Carried) {
+    if carried.entries.is_empty() {
+        return;
+    }
+    synced
+        .inventory
+        .entries
+        .extend(carried.entries.iter().cloned());
+    synced.inventory.entries.sort();
+    synced.inventory.entries.dedup_by(|a, b| a.id == b.id);
+    synced.outcome.unchanged += carried.entries.len();
+    synced.usage.extend(carried.usage.iter().cloned());
+    synced
+        .usage
+        .sort_by(|a, b| (&a.file, &a.secret).cmp(&(&b.file, &b.secret)));
 }
 
 fn count_objects(ctx: &Shared, synced: &Synced) {
@@ -288,6 +319,7 @@ fn hand_over(
     target: &Target<'_>,
     revision: String,
     synced: Synced,
+    carried: incremental::Carried,
     pruned: Pruned,
 ) -> Applied {
     let Synced {
@@ -319,11 +351,15 @@ fn hand_over(
         }
     );
     let heal = if gs.spec.self_heal {
-        let tracked = objects
+        let mut tracked: Vec<Arc<TrackedSource>> = objects
             .into_iter()
             .filter_map(TrackedSource::applied)
+            .map(Arc::new)
             .collect();
-        Some((tracked, outcome.observed))
+        tracked.extend(carried.sources);
+        let mut observed = outcome.observed;
+        observed.extend(carried.observed);
+        Some((tracked, observed))
     } else {
         Some((Vec::new(), Vec::new()))
     };

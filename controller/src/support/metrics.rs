@@ -30,6 +30,14 @@ pub(crate) struct WebhookLabels {
     pub kind: &'static str,
 }
 
+/// `mode` of a planned revision: `incremental` (only what changed since the applied
+/// revision) or `full` (every object).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct PlanLabels {
+    /// The mode.
+    pub mode: &'static str,
+}
+
 /// `kind` of a corrected object (`ConfigMap`, `Deployment`, …).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct KindLabels {
@@ -123,6 +131,8 @@ pub(crate) struct Metrics {
     /// Polls that found the revision unchanged and every object watched and in sync: one ref
     /// listing, no API request.
     pub polls_unchanged: Counter,
+    /// New revisions planned, by mode (`incremental`, `full`).
+    pub revisions_planned: Family<PlanLabels, Counter>,
     /// Reconciles that did nothing, by why (`suspended`).
     pub reconciles_skipped: Family<ReasonLabels, Counter>,
     /// Seconds from a verified push webhook to its revision applied.
@@ -211,6 +221,12 @@ impl Default for Metrics {
             "Polls that found the revision unchanged and every object watched and in sync",
             polls_unchanged.clone(),
         );
+        let revisions_planned = Family::<PlanLabels, Counter>::default();
+        registry.register(
+            "revisions_planned",
+            "New revisions planned, by mode: incremental (only what changed since the applied revision) or full",
+            revisions_planned.clone(),
+        );
         let reconciles_skipped = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "reconciles_skipped",
@@ -286,6 +302,7 @@ impl Default for Metrics {
             apply_writes,
             apply_noops,
             polls_unchanged,
+            revisions_planned,
             reconciles_skipped,
             push_to_applied,
             reconcile_duration,

@@ -7,7 +7,7 @@
 //! (scope, prepare, duplicates, order) → write (dry-run gated and all or nothing for a
 //! revision; one object at a time otherwise).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use sealsync_core::{Inventory, InventoryEntry, SealedSecretUsage};
@@ -83,6 +83,9 @@ pub(crate) enum Pass<'a> {
         restart_all: bool,
         /// Keep each object's manifest for self-heal.
         keep_manifests: bool,
+        /// Objects of the applied revision that the new one holds unchanged and that are not
+        /// planned again (inventory id → location): no object planned may be one of them.
+        carried: Option<&'a HashMap<String, String>>,
     },
     /// Objects of the applied revision, each written alone. An object with references whose
     /// values are those last applied is not written; a changed Secret that workloads restart
@@ -197,7 +200,11 @@ impl Engine {
             }
         }
         target.enter(SyncStage::Plan, objects.len());
-        plan::plan(self, target, resolver, &mut objects, revision_crds).await?;
+        let carried = match pass {
+            Pass::Revision { carried, .. } => carried,
+            Pass::Objects { .. } => None,
+        };
+        plan::plan(self, target, resolver, &mut objects, revision_crds, carried).await?;
         synced.inventory = super::inventory::of_objects(
             objects
                 .iter()

@@ -15,13 +15,15 @@ use super::object::{Identity, Scope, Stage, SyncObject};
 use super::prepare::{self, Owner};
 
 /// Plans the resolved `objects` (those left unchanged stay as they are). `revision_crds` are
-/// the CRDs of the revision, which say the scope of kinds discovery does not serve yet.
+/// the CRDs of the revision, which say the scope of kinds discovery does not serve yet;
+/// `carried`, the revision's objects that are not planned again (inventory id → location).
 pub(crate) async fn plan(
     engine: &Engine,
     target: &Target<'_>,
     resolver: &mut Resolver,
     objects: &mut [SyncObject],
     revision_crds: &[Json],
+    carried: Option<&HashMap<String, String>>,
 ) -> Result<(), Error> {
     let owner = Owner {
         namespace: &target.key.0,
@@ -46,7 +48,8 @@ pub(crate) async fn plan(
     // SealedSecret and a Secret of one name) would fight over it on every apply.
     let mut seen: HashMap<&str, &str> = HashMap::new();
     for object in objects.iter().filter(|o| o.stage == Stage::Prepared) {
-        if let Some(first) = seen.insert(&object.id, &object.location) {
+        let earlier = carried.and_then(|c| c.get(&object.id)).map(String::as_str);
+        if let Some(first) = earlier.or_else(|| seen.insert(&object.id, &object.location)) {
             return Err(Error::Render(RenderError::Duplicate {
                 id: object.id.clone(),
                 first: first.to_owned(),

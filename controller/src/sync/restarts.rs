@@ -217,6 +217,12 @@ pub(crate) fn set_template_annotation(object: &mut Json, checksum: &str) {
     }
 }
 
+/// Whether `object` is a workload that restarts when a Secret it uses changes (`all`:
+/// `spec.restartOnSecretChange`): its checksum depends on Secrets elsewhere in the revision.
+pub(crate) fn restarts_on_secrets(object: &Json, all: bool) -> bool {
+    is_workload(object) && opted_in(object, all)
+}
+
 fn is_workload(object: &Json) -> bool {
     object["apiVersion"] == "apps/v1"
         && matches!(

@@ -64,6 +64,7 @@ pub(crate) fn revision_pass() -> Pass<'static> {
         },
         restart_all: false,
         keep_manifests: true,
+        carried: None,
     }
 }
 
