@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """One changed object in a large repository: push (webhook) → applied, as the repository grows.
 
-For each size (1,000, 5,000 and 20,000 ConfigMaps by default) one GitSync syncs the whole
+For each size (1,000, 5,000 and 20,000 ConfigMaps by default; past 5,000, four to a file) one GitSync syncs the whole
 repository, then `--pushes` commits each change one ConfigMap and send a signed push webhook.
 The time runs from the webhook request to the controller's `reconciled` log line for that
 revision (its status is written by then). Two controllers, one after the other, on the same
@@ -29,7 +29,24 @@ from heal_and_idle import (TOKEN, Controller, configmap, kubectl_apply,  # noqa:
                            percentile, wait_ready)
 
 
-def pushes(ctl, remote, work_dir, hook_path, count, size, tag):
+# A path holds at most 10,000 files (the controller's limit): large repositories keep several
+# objects per file, as multi-document manifests.
+PER_FILE = 4
+
+
+def write_files(work_dir, values, size, only=None):
+    """Writes the objects, PER_FILE documents per file once past 5,000 objects; `only`
+    rewrites just the file that holds that object."""
+    per_file = 1 if size <= 5000 else PER_FILE
+    files = range(0, size, per_file) if only is None else [only - only % per_file]
+    for start in files:
+        docs = [configmap("bench-scale", f"cm-{i:05}", values[i])
+                for i in range(start, min(start + per_file, size))]
+        with open(os.path.join(work_dir, f"cm-{start:05}.yaml"), "w") as f:
+            f.write("---\n".join(docs))
+
+
+def pushes(ctl, remote, work_dir, hook_path, count, size, tag, values):
     body = json.dumps({"ref": "refs/heads/main",
                        "repository": {"clone_url": remote.url()}}).encode()
     signature = "sha256=" + hmac.new(TOKEN.encode(), body, hashlib.sha256).hexdigest()
@@ -37,8 +54,8 @@ def pushes(ctl, remote, work_dir, hook_path, count, size, tag):
     for i in range(count):
         # A different object each time, spread over the repository.
         n = (i * 7919) % size
-        with open(os.path.join(work_dir, f"cm-{n:05}.yaml"), "w") as f:
-            f.write(configmap("bench-scale", f"cm-{n:05}", f"{tag}-{i}"))
+        values[n] = f"{tag}-{i}"
+        write_files(work_dir, values, size, only=n)
         commit = remote.commit(f"{tag} push {i}")
         start = time.time()
         ctl.post(hook_path, {"X-GitHub-Event": "push", "X-Hub-Signature-256": signature,
@@ -65,9 +82,8 @@ def measure(size, count):
             remote = GitRemote(tmp, "scale")
             work_dir = os.path.join(remote.work, "objects")
             os.makedirs(work_dir)
-            for i in range(size):
-                with open(os.path.join(work_dir, f"cm-{i:05}.yaml"), "w") as f:
-                    f.write(configmap("bench-scale", f"cm-{i:05}", f"value-{i}"))
+            values = {i: f"value-{i}" for i in range(size)}
+            write_files(work_dir, values, size)
             first = remote.commit("objects")
             procs.append(remote.serve(os.path.join(tmp, "daemon.log")))
             head = first
@@ -88,7 +104,7 @@ def measure(size, count):
                 # Let the watches list before the first push.
                 time.sleep(3)
                 latencies, head = pushes(ctl, remote, work_dir, status["webhookPath"], count,
-                                         size, mode)
+                                         size, mode, values)
                 planned = ctl.metric(f'sealsync_revisions_planned_total{{mode="{mode}"}}')
                 results[mode] = (latencies, first_sync, rss_kib(ctl.proc.pid, "VmHWM"), planned)
                 ctl.stop()
