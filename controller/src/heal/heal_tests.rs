@@ -13,11 +13,8 @@ use crate::support::events::EventRecorder;
 use crate::support::metrics::KindLabels;
 use crate::support::testing::{test_api, TestApi};
 use crate::support::Actor;
-use crate::sync::apply::Resolver;
 use crate::sync::engine::Engine;
-use crate::sync::testing::{
-    configmap, namespace, rendered, revision_pass, test_engine, test_target,
-};
+use crate::sync::testing::{configmap, namespace, rendered, run_revision, test_engine};
 
 struct Healing {
     api: TestApi,
@@ -39,14 +36,7 @@ async fn applied_and_healed() -> Healing {
             configmap("apps", "settings", json!({"mode": "blue"})),
         ),
     ];
-    let synced = engine
-        .run(
-            &test_target(&key, &actor),
-            revision_pass(),
-            objects,
-            &mut Resolver::default(),
-            &[],
-        )
+    let synced = run_revision(&engine, &key, objects)
         .await
         .expect("the revision applies");
     let (healer, queue) = Healer::new(

@@ -11,7 +11,7 @@ use crate::support::testing::{test_api, TestApi};
 use crate::sync::apply::Applied;
 use crate::sync::object::Scope;
 use crate::sync::testing::{
-    configmap, namespace, rendered, revision_pass, test_engine, test_target,
+    configmap, namespace, rendered, revision_pass, run_revision, test_engine, test_target,
 };
 
 struct Fixture {
@@ -179,7 +179,6 @@ async fn a_revision_with_its_namespace_and_crd_applies_whole_and_again_changes_n
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revision_that_fails_leaves_nothing_it_wrote() {
     let f = fixture().await;
-    let actor = Actor::Controller;
     // The Namespace is written in the first stage; the ConfigMap that cannot be stored fails
     // after it, in the last.
     let objects = vec![
@@ -190,15 +189,7 @@ async fn a_revision_that_fails_leaves_nothing_it_wrote() {
             configmap("fresh", "bad", json!({"k": {"not": "a string"}})),
         ),
     ];
-    let failure = f
-        .engine
-        .run(
-            &test_target(&f.key, &actor),
-            revision_pass(),
-            objects,
-            &mut Resolver::default(),
-            &[],
-        )
+    let failure = run_revision(&f.engine, &f.key, objects)
         .await
         .expect_err("the revision fails");
     assert_eq!(failure.error.reason(), "ApplyFailed", "{}", failure.error);
@@ -231,14 +222,7 @@ async fn a_pass_of_objects_writes_each_alone_and_leaves_a_matching_object_alone(
             configmap("apps", "settings", json!({"mode": "blue"})),
         ),
     ];
-    f.engine
-        .run(
-            &test_target(&f.key, &actor),
-            revision_pass(),
-            first,
-            &mut Resolver::default(),
-            &[],
-        )
+    run_revision(&f.engine, &f.key, first)
         .await
         .expect("applied");
     // A manual edit, then a correction of that one object.
@@ -350,15 +334,7 @@ async fn what_a_revision_drops_is_pruned_and_a_namespace_only_orphaned() {
         rendered("a.yaml", configmap("team", "a", json!({"k": "v"}))),
         rendered("b.yaml", configmap("team", "b", json!({"k": "v"}))),
     ];
-    let applied = f
-        .engine
-        .run(
-            &test_target(&f.key, &actor),
-            revision_pass(),
-            first,
-            &mut Resolver::default(),
-            &[],
-        )
+    let applied = run_revision(&f.engine, &f.key, first)
         .await
         .expect("first revision");
     // The next revision keeps only `a`: the Namespace's file and `b` are gone.

@@ -8,7 +8,8 @@ use sealsync_core::render::Manifest;
 use serde_json::{json, Value as Json};
 use tokio::sync::RwLock;
 
-use super::engine::{Engine, Pass, Target};
+use super::apply::Resolver;
+use super::engine::{Engine, Pass, SyncFailure, Synced, Target};
 use super::object::SyncObject;
 use super::resolve::Login;
 use super::restarts::ChecksumKey;
@@ -87,4 +88,22 @@ pub(crate) fn namespace(name: &str) -> Json {
 pub(crate) fn configmap(namespace: &str, name: &str, data: Json) -> Json {
     json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": name, "namespace": namespace}, "data": data})
+}
+
+/// Runs `objects` as a whole revision in `apps`, as the controller itself, with no CRDs of
+/// the revision to consult.
+pub(crate) async fn run_revision(
+    engine: &Engine,
+    key: &SyncKey,
+    objects: Vec<SyncObject>,
+) -> Result<Synced, SyncFailure> {
+    engine
+        .run(
+            &test_target(key, &Actor::Controller),
+            revision_pass(),
+            objects,
+            &mut Resolver::default(),
+            &[],
+        )
+        .await
 }
