@@ -70,13 +70,20 @@ class Controller:
             env={**os.environ, "RUST_LOG": os.environ.get("BENCH_RUST_LOG", "info,kube=warn")})
         wait_for_line(self.log_path, "controller: running")
         self.offset = 0
+        self.fields = {}
 
     def stop(self):
         self.proc.kill()
         self.proc.wait()
+        # BENCH_KEEP_LOGS=DIR keeps each controller's log for a closer look.
+        keep = os.environ.get("BENCH_KEEP_LOGS")
+        if keep:
+            os.makedirs(keep, exist_ok=True)
+            shutil.copy(self.log_path, keep)
 
     def wait_log(self, predicate, timeout=60):
-        """The timestamp (epoch seconds) of the first new JSON log line `predicate` accepts."""
+        """The timestamp (epoch seconds) of the first new JSON log line `predicate` accepts;
+        its fields stay in `self.fields`."""
         deadline = time.time() + timeout
         with open(self.log_path) as f:
             f.seek(self.offset)
@@ -94,6 +101,7 @@ class Controller:
                     except ValueError:
                         continue
                     if predicate(entry.get("fields", {})):
+                        self.fields = entry.get("fields", {})
                         self.offset = f.tell() - len(buffer.encode())
                         stamp = entry["timestamp"].replace("Z", "+00:00")
                         return datetime.datetime.fromisoformat(stamp).timestamp()

@@ -285,6 +285,43 @@ pub fn render(
     path: &str,
     limits: &RenderLimits,
 ) -> Result<Vec<Manifest>, RenderError> {
+    render_with(files, path, limits, Kept::default())
+}
+
+/// What a revision holds beyond the files given to [`render_with`]: files of the revision
+/// before, unchanged, whose objects are known and not rendered again. Every limit of the
+/// revision counts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Kept {
+    /// Manifest files.
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: usize,
+    /// Their objects.
+    pub objects: usize,
+}
+
+impl Kept {
+    /// `files` files of `bytes` bytes holding `objects` objects.
+    pub fn new(files: usize, bytes: usize, objects: usize) -> Self {
+        Self {
+            files,
+            bytes,
+            objects,
+        }
+    }
+}
+
+/// [`render`] of the files of a revision that changed, where `kept` describes the others:
+/// the limits and the empty-revision rule hold for the whole revision. Duplicates between
+/// the two are for the caller to find.
+pub fn render_with(
+    files: &[SourceFile],
+    path: &str,
+    limits: &RenderLimits,
+    kept: Kept,
+) -> Result<Vec<Manifest>, RenderError> {
     let prefix = if path.is_empty() {
         String::new()
     } else {
@@ -294,7 +331,7 @@ pub fn render(
         .iter()
         .filter(|f| path.is_empty() || f.path == path || f.path.starts_with(&prefix))
         .collect();
-    if under.is_empty() && !path.is_empty() {
+    if under.is_empty() && !path.is_empty() && kept.files == 0 {
         return Err(RenderError::PathNotFound {
             path: path.to_owned(),
         });
@@ -303,8 +340,14 @@ pub fn render(
 
     let mut manifests = Vec::new();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
-    let mut total = 0usize;
-    let mut file_count = 0usize;
+    let mut total = kept.bytes;
+    let mut file_count = kept.files;
+    if file_count > limits.max_files {
+        return Err(RenderError::Limit {
+            what: "the number of manifest files".to_owned(),
+            limit: limits.max_files,
+        });
+    }
     for file in under {
         let relative = file.path.strip_prefix(&prefix).unwrap_or(&file.path);
         match classify(relative) {
@@ -369,7 +412,7 @@ pub fn render(
                 });
             }
             manifests.push(manifest);
-            if manifests.len() > limits.max_objects {
+            if manifests.len().saturating_add(kept.objects) > limits.max_objects {
                 return Err(RenderError::Limit {
                     what: "the number of objects".to_owned(),
                     limit: limits.max_objects,
@@ -377,7 +420,7 @@ pub fn render(
             }
         }
     }
-    if manifests.is_empty() {
+    if manifests.is_empty() && kept.objects == 0 {
         // An empty revision would prune everything the last one applied; a path that lost its
         // files is far more often a mistake than an intent. Deleting the GitSync prunes.
         return Err(RenderError::Empty {
@@ -546,5 +589,28 @@ mod tests {
         let text = format!("{CM}---\n{}", CM.replace("name: a", "name: b"));
         let err = render(&[file("a.yaml", &text)], "", &limits).expect_err("limit");
         assert!(err.to_string().contains("number of objects"), "{err}");
+    }
+
+    #[test]
+    fn kept_files_count_toward_every_limit_and_make_a_revision_non_empty() {
+        let limits = RenderLimits::new(3, 1024, 2048, 5);
+        let one = [file("apps/a.yaml", CM)];
+        // Only the changed file is rendered; the kept ones are counted.
+        let out = render_with(&one, "apps", &limits, Kept::new(2, 100, 4)).expect("render");
+        assert_eq!(out.len(), 1);
+        let err = render_with(&one, "apps", &limits, Kept::new(2, 100, 5)).expect_err("objects");
+        assert!(err.to_string().contains("number of objects"), "{err}");
+        let err = render_with(&one, "apps", &limits, Kept::new(3, 100, 1)).expect_err("files");
+        assert!(
+            err.to_string().contains("number of manifest files"),
+            "{err}"
+        );
+        let err = render_with(&one, "apps", &limits, Kept::new(1, 2040, 1)).expect_err("bytes");
+        assert!(err.to_string().contains("total size"), "{err}");
+        // Nothing changed under the path: the kept files are the revision.
+        let out = render_with(&[], "apps", &limits, Kept::new(2, 100, 4)).expect("unchanged");
+        assert!(out.is_empty());
+        let err = render_with(&[], "apps", &limits, Kept::new(1, 100, 0)).expect_err("empty");
+        assert!(matches!(err, RenderError::Empty { .. }), "{err}");
     }
 }

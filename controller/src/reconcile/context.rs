@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     pub triggers: Arc<crate::support::Triggers>,
     /// The applied objects self-heal watches.
     pub healer: crate::heal::Healer,
+    /// The manifest files of each applied revision, for incremental fetches.
+    pub files: super::incremental::FileIndexes,
     /// Periodic re-reads of Vault references.
     pub refresher: Arc<crate::refresh::Refresher>,
     /// Keeps GitSyncs whose Git server does not answer from holding every reconcile slot.

@@ -144,6 +144,7 @@ pub(super) async fn finish(
     attempted: Option<String>,
     written: Vec<InventoryEntry>,
     started: Instant,
+    progress: Option<&Progress>,
 ) -> bool {
     let namespace = gs.namespace().unwrap_or_default();
     let name = gs.name_any();
@@ -169,11 +170,6 @@ pub(super) async fn finish(
     // The Events go first: whoever sees the new status finds them.
     match &result {
         Ok(applied) => {
-            if let Some(pushed) = ctx.webhooks.take_push(&namespace, &name) {
-                ctx.metrics
-                    .push_to_applied
-                    .observe(pushed.elapsed().as_secs_f64());
-            }
             if let Some(error) = &applied.prune_error {
                 let message = prune_failed_message(applied, error);
                 status::event(&ctx.recorder, gs, true, "PruneFailed", message).await;
@@ -183,12 +179,6 @@ pub(super) async fn finish(
                 .as_ref()
                 .and_then(|s| s.last_applied_revision.as_deref())
                 != Some(applied.revision.as_str());
-            tracing::info!(
-                gitsync = %format!("{namespace}/{name}"),
-                revision = %applied.revision,
-                result = %applied.summary,
-                "reconciled"
-            );
             if applied.changed || new_revision {
                 status::event(
                     &ctx.recorder,
@@ -211,10 +201,28 @@ pub(super) async fn finish(
             status::event(&ctx.recorder, gs, true, reason, message).await;
         }
     }
+    let status_started = Instant::now();
     let stored = ctx
         .status
         .update(&key, Some(gs), |st| change.apply_to(st))
         .await;
+    if let (Ok(applied), Ok(_)) = (&result, &stored) {
+        if let Some(pushed) = ctx.webhooks.take_push(&namespace, &name) {
+            ctx.metrics
+                .push_to_applied
+                .observe(pushed.elapsed().as_secs_f64());
+        }
+        // Once the status says so: the line marks when a user sees the revision applied.
+        tracing::info!(
+            gitsync = %format!("{namespace}/{name}"),
+            revision = %applied.revision,
+            result = %applied.summary,
+            seconds = started.elapsed().as_secs_f64(),
+            stages = %progress.map(Progress::spent).unwrap_or_default(),
+            status_ms = status_started.elapsed().as_millis(),
+            "reconciled"
+        );
+    }
     match stored {
         Ok(_) => true,
         Err(e) => {

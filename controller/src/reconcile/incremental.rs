@@ -4,9 +4,12 @@
 //! they stay in the inventory, in self-heal and in the status, and prune still covers what
 //! the new revision dropped.
 //!
-//! An object is carried over only when its file, its document and its manifest as Git holds
-//! it (a SealedSecret still sealed) are byte for byte those of an applied object. Everything
-//! is planned again when the difference cannot be trusted:
+//! A file whose blob is the one the applied revision held is not even read: every object it
+//! rendered to is carried over (the fetch lists it, [`FileIndexes`] knows its objects), so a
+//! push that changes one file of thousands reads, parses and plans that file. In a file that
+//! changed, an object is carried over when its document and its manifest as Git holds it (a
+//! SealedSecret still sealed) are byte for byte those of an applied object. Everything is
+//! planned again when the difference cannot be trusted:
 //! - the revision is the applied one (a full re-plan was asked for: `sealsync sync`, a Vault
 //!   refresh that restarts workloads, or the idle poll's own checks);
 //! - self-heal does not vouch for the applied revision (first sync after a start, a changed
@@ -14,10 +17,11 @@
 //! - a CustomResourceDefinition or a Namespace is added, changed or removed (it changes how
 //!   other objects validate, or deletes them);
 //! - a workload restarts on Secret changes (its checksum covers Secrets elsewhere);
-//! - a Secret holds Vault references (its values are read again with every revision).
+//! - a Secret holds Vault references (its values are read again with every revision; its
+//!   file is always read).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use kube::Resource;
 use sealsync_core::vaultref::secret_values;
@@ -27,8 +31,156 @@ use super::Shared;
 use crate::heal::{AppliedObject, Fingerprint, TrackedSource};
 use crate::support::metrics::PlanLabels;
 use crate::support::SyncKey;
+use crate::sync::fetch::Snapshot;
 use crate::sync::object::SyncObject;
 use crate::sync::restarts;
+use sealsync_core::render::Kept;
+
+/// Per GitSync, the manifest files of its applied revision whose objects are all known:
+/// a new revision reads only the files whose blob differs.
+#[derive(Debug, Default)]
+pub(crate) struct FileIndexes(Mutex<HashMap<SyncKey, Arc<FileIndex>>>);
+
+/// The manifest files of one applied revision.
+#[derive(Debug)]
+pub(crate) struct FileIndex {
+    /// The revision, as `status.lastAppliedRevision` says it.
+    revision: String,
+    /// The spec's generation it was applied for.
+    generation: Option<i64>,
+    /// Path → blob, for the fetch. Files whose objects are planned with every revision
+    /// (Secrets with Vault references, workloads that restart on Secret changes) are left
+    /// out, so they are always read.
+    blobs: Arc<HashMap<String, gix::ObjectId>>,
+    /// Path → how many objects the file rendered to.
+    objects: HashMap<String, usize>,
+}
+
+impl FileIndexes {
+    pub(super) fn get(&self, key: &SyncKey) -> Option<Arc<FileIndex>> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key).cloned()
+    }
+
+    /// Records the files of the revision just applied.
+    pub(super) fn record(&self, key: &SyncKey, index: FileIndex) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(key.clone(), Arc::new(index));
+    }
+
+    /// Forgets a GitSync (deleted, or its revision failed).
+    pub(super) fn forget(&self, key: &SyncKey) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(key);
+    }
+}
+
+/// The files a fetch need not read: those of the applied revision, when the GitSync may be
+/// planned incrementally at all. The reconcile checks the rest ([`applied_before`]) after
+/// the fetch; a file listed here but needed after all is read then.
+pub(super) fn known_files(
+    gs: &GitSync,
+    ctx: &Shared,
+    key: &SyncKey,
+) -> Option<Arc<HashMap<String, gix::ObjectId>>> {
+    if !gs.spec.self_heal || gs.spec.restart_on_secret_change {
+        return None;
+    }
+    let applied = gs.status.as_ref()?.last_applied_revision.as_deref()?;
+    let index = ctx.files.get(key)?;
+    (index.revision == applied && index.generation == gs.meta().generation)
+        .then(|| Arc::clone(&index.blobs))
+}
+
+/// How many objects each file of a revision rendered to, and which files hold objects that
+/// are planned with every revision.
+#[derive(Debug, Default)]
+pub(super) struct Census {
+    objects: HashMap<String, usize>,
+    always_read: HashSet<String>,
+}
+
+impl Census {
+    /// Counts the rendered `objects` (before any is carried over).
+    pub(super) fn of(objects: &[SyncObject]) -> Self {
+        let mut census = Self::default();
+        for object in objects {
+            *census.objects.entry(object.file.clone()).or_default() += 1;
+            if holds_references(object) || restarts::restarts_on_secrets(&object.object, false) {
+                census.always_read.insert(object.file.clone());
+            }
+        }
+        census
+    }
+
+    /// The index of the revision just applied: the files it read, with the files it kept
+    /// from `previous` (the files a full reconcile read are all in `self`).
+    pub(super) fn index(
+        mut self,
+        gs: &GitSync,
+        revision: &str,
+        snapshot: &Snapshot,
+        previous: Option<&FileIndex>,
+    ) -> FileIndex {
+        for kept in &snapshot.kept {
+            if let Some(count) = previous.and_then(|p| p.objects.get(&kept.path)) {
+                self.objects.insert(kept.path.clone(), *count);
+            }
+        }
+        let blobs = snapshot
+            .blobs
+            .iter()
+            .filter(|(path, _)| !self.always_read.contains(*path))
+            .map(|(path, blob)| (path.clone(), *blob))
+            .collect();
+        FileIndex {
+            revision: revision.to_owned(),
+            generation: gs.meta().generation,
+            blobs: Arc::new(blobs),
+            objects: self.objects,
+        }
+    }
+}
+
+/// The files a revision kept (not read), with what the applied revision knows of them.
+#[derive(Debug)]
+pub(super) struct KeptFiles {
+    /// Their paths, each with the number of objects it rendered to.
+    paths: HashMap<String, usize>,
+    /// What [`sealsync_core::render::render_with`] counts for them.
+    pub(super) kept: Kept,
+}
+
+/// The kept files of `snapshot`, or why they must be read after all.
+pub(super) fn kept_files(
+    ctx: &Shared,
+    key: &SyncKey,
+    snapshot: &Snapshot,
+) -> Result<KeptFiles, &'static str> {
+    let mut kept = KeptFiles {
+        paths: HashMap::with_capacity(snapshot.kept.len()),
+        kept: Kept::default(),
+    };
+    if snapshot.kept.is_empty() {
+        return Ok(kept);
+    }
+    let index = ctx
+        .files
+        .get(key)
+        .ok_or("the files of the applied revision are not known")?;
+    let (mut bytes, mut objects) = (0usize, 0usize);
+    for file in &snapshot.kept {
+        let count = index
+            .objects
+            .get(&file.path)
+            .ok_or("the files of the applied revision are not known")?;
+        objects += count;
+        bytes = bytes.saturating_add(usize::try_from(file.bytes).unwrap_or(usize::MAX));
+        kept.paths.insert(file.path.clone(), *count);
+    }
+    kept.kept = Kept::new(snapshot.kept.len(), bytes, objects);
+    Ok(kept)
+}
 
 /// The objects of the applied revision that the new one holds unchanged.
 #[derive(Debug, Default)]
@@ -82,15 +234,16 @@ pub(super) fn applied_before(
     ctx.healer.applied(key, gs.meta().generation)
 }
 
-/// Takes the objects that `applied` holds unchanged out of `objects`, or says why every
-/// object must be planned (and leaves `objects` whole). Logs the choice and counts it.
+/// Takes the objects that `applied` holds unchanged out of `objects` (those of the files
+/// read) and adds every object of the kept files, or says why every object must be planned.
+/// Logs the choice and counts it.
 pub(super) fn carry_over(
     gs: &GitSync,
     ctx: &Shared,
-    applied: Result<Vec<AppliedObject>, &'static str>,
+    applied: Result<(Vec<AppliedObject>, &KeptFiles), &'static str>,
     objects: &mut Vec<SyncObject>,
-) -> Option<Carried> {
-    let split = applied.and_then(|applied| split(gs, applied, objects));
+) -> Result<Carried, &'static str> {
+    let split = applied.and_then(|(applied, kept)| split(gs, applied, kept, objects));
     let mode = match split {
         Ok(carried) => {
             tracing::info!(
@@ -104,21 +257,26 @@ pub(super) fn carry_over(
                     mode: "incremental",
                 })
                 .inc();
-            return Some(carried);
+            return Ok(carried);
         }
         Err(reason) => reason,
     };
-    tracing::info!(reason = mode, "re-planning every object");
+    Err(mode)
+}
+
+/// Logs and counts a revision whose every object is planned.
+pub(super) fn plan_fully(ctx: &Shared, reason: &str) {
+    tracing::info!(reason, "re-planning every object");
     ctx.metrics
         .revisions_planned
         .get_or_create(&PlanLabels { mode: "full" })
         .inc();
-    None
 }
 
 fn split(
     gs: &GitSync,
     applied: Vec<AppliedObject>,
+    kept_files: &KeptFiles,
     objects: &mut Vec<SyncObject>,
 ) -> Result<Carried, &'static str> {
     if objects.iter().any(|o| o.manifest.is_empty()) {
@@ -130,8 +288,27 @@ fn split(
     {
         return Err("a workload restarts on Secret changes");
     }
+    // Every object of a kept file is carried over; only those of the files read are compared.
+    let mut in_kept: HashMap<&str, usize> = HashMap::new();
+    let mut kept: HashSet<&str> = HashSet::new();
+    for found in &applied {
+        let file = found.source.file.as_str();
+        if kept_files.paths.contains_key(file) {
+            *in_kept.entry(file).or_default() += 1;
+            kept.insert(found.source.id.as_str());
+        }
+    }
+    // Each kept file's objects must all be watched: one that is not would leave the inventory.
+    if kept_files
+        .paths
+        .iter()
+        .any(|(path, count)| in_kept.get(path.as_str()).copied().unwrap_or(0) != *count)
+    {
+        return Err("an object of an unchanged file is not watched");
+    }
     let by_place: HashMap<(&str, &str, &[u8]), &AppliedObject> = applied
         .iter()
+        .filter(|a| !kept_files.paths.contains_key(a.source.file.as_str()))
         .map(|a| {
             let s = &a.source;
             (
@@ -141,7 +318,6 @@ fn split(
         })
         .collect();
     let mut unchanged: HashSet<usize> = HashSet::new();
-    let mut kept: HashSet<&str> = HashSet::new();
     for (index, object) in objects.iter().enumerate() {
         let place = (
             object.file.as_str(),
@@ -171,6 +347,13 @@ fn split(
         .as_ref()
         .map(|s| s.sealed_secrets.as_slice())
         .unwrap_or_default();
+    let mut usage_of: HashMap<(&str, &str), Vec<&SealedSecretUsage>> = HashMap::new();
+    for usage in previous_usage {
+        usage_of
+            .entry((usage.file.as_str(), usage.secret.as_str()))
+            .or_default()
+            .push(usage);
+    }
     let mut carried = Carried::default();
     for found in applied
         .iter()
@@ -188,17 +371,16 @@ fn split(
         carried
             .observed
             .push((source.id.clone(), found.synced.clone()));
-        let secret = format!(
-            "{}/{}",
-            source.namespace.as_deref().unwrap_or_default(),
-            source.name
-        );
-        carried.usage.extend(
-            previous_usage
-                .iter()
-                .filter(|u| u.file == source.file && u.secret == secret)
-                .cloned(),
-        );
+        if !usage_of.is_empty() {
+            let secret = format!(
+                "{}/{}",
+                source.namespace.as_deref().unwrap_or_default(),
+                source.name
+            );
+            if let Some(usage) = usage_of.get(&(source.file.as_str(), secret.as_str())) {
+                carried.usage.extend(usage.iter().map(|u| (*u).clone()));
+            }
+        }
         carried.sources.push(Arc::clone(source));
     }
     let mut index = 0;

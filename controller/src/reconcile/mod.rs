@@ -52,6 +52,8 @@ struct Applied {
     prune_error: Option<String>,
     /// What self-heal watches from now on: each object's manifest and state after the apply.
     heal: Option<HealHandover>,
+    /// The revision's manifest files, for the next revision's fetch to skip those unchanged.
+    files: Option<incremental::FileIndex>,
 }
 
 /// Each applied object's manifest, and its state after the apply (by inventory id).
@@ -69,6 +71,7 @@ impl Applied {
             changed: false,
             prune_error: None,
             heal: None,
+            files: None,
         }
     }
 }
@@ -162,7 +165,7 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     let (interval, timeout) = match interval_of(&gs).and_then(|i| Ok((i, timeout_of(&gs, i)?))) {
         Ok(pair) => pair,
         Err(e) => {
-            let _ = finish::finish(ctx, &gs, Err(e), None, Vec::new(), started).await;
+            let _ = finish::finish(ctx, &gs, Err(e), None, Vec::new(), started, None).await;
             return Action::await_change();
         }
     };
@@ -174,7 +177,7 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     {
         Ok(actor) => actor,
         Err(e) => {
-            let _ = finish::finish(ctx, &gs, Err(e), None, Vec::new(), started).await;
+            let _ = finish::finish(ctx, &gs, Err(e), None, Vec::new(), started, None).await;
             return Action::await_change();
         }
     };
@@ -217,10 +220,21 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     let mut failed = result.as_ref().map_or(true, |a| a.prune_error.is_some());
     let mut terminal = result.as_ref().err().is_some_and(Error::is_terminal);
     let heal = result.as_mut().ok().and_then(|a| a.heal.take());
+    let files = result.as_mut().ok().and_then(|a| a.files.take());
     let written_ids: Vec<String> = written.iter().map(|e| e.id.clone()).collect();
     let full = heal.is_some();
     let revision = result.as_ref().ok().map(|a| a.revision.clone());
-    if !finish::finish(ctx, &gs, result, attempted, written, started).await {
+    if !finish::finish(
+        ctx,
+        &gs,
+        result,
+        attempted,
+        written,
+        started,
+        Some(&progress),
+    )
+    .await
+    {
         failed = true;
         terminal = false;
     }
@@ -236,8 +250,15 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
                 actor: actor.clone(),
             };
             ctx.healer.record(&key, spec, sources, observed);
+            match files {
+                Some(files) => ctx.files.record(&key, files),
+                None => ctx.files.forget(&key),
+            }
         }
-        _ if !full => ctx.healer.end_failed(&key, &written_ids),
+        _ if !full => {
+            ctx.healer.end_failed(&key, &written_ids);
+            ctx.files.forget(&key);
+        }
         _ => {}
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::{Resource, ResourceExt};
-use sealsync_core::render::{self, normalize_path, RenderLimits};
+use sealsync_core::render::{self, normalize_path, Kept, RenderLimits, SourceFile};
 use sealsync_core::{GitSync, Inventory, InventoryEntry, Revision};
 use serde_json::Value as Json;
 
@@ -52,7 +52,9 @@ pub(super) async fn run(
             source,
         })?;
     let known_commit = known_commit(gs, ctx, &key);
-    let snapshot = fetch_revision(gs, ctx, revision, &path, known_commit.clone()).await?;
+    let known_files = incremental::known_files(gs, ctx, &key);
+    let mut snapshot =
+        fetch_revision(gs, ctx, revision, &path, known_commit.clone(), known_files).await?;
     *attempted = Some(snapshot.revision.clone());
     progress.revision(&snapshot.revision);
     if known_commit.as_deref() == Some(snapshot.commit.as_str()) {
@@ -78,9 +80,12 @@ pub(super) async fn run(
         register_webhook(gs, ctx, true).await;
     }
 
-    progress.enter(SyncStage::Render, snapshot.files.len());
-    let mut objects = render_objects(gs, &snapshot, &path)?;
-    let carried = incremental::carry_over(gs, ctx, applied, &mut objects);
+    progress.enter(
+        SyncStage::Render,
+        snapshot.files.len() + snapshot.kept.len(),
+    );
+    let (objects, census, carried) =
+        render_revision(gs, ctx, &key, &mut snapshot, &path, applied).await?;
     let default_namespace = default_namespace(gs);
     let target = Target {
         key: &key,
@@ -104,6 +109,8 @@ pub(super) async fn run(
     count_objects(ctx, &synced);
     let carried = carried.unwrap_or_default();
     include_carried(&mut synced, &carried);
+    let previous_files = ctx.files.get(&key);
+    let files = census.index(gs, &snapshot.revision, &snapshot, previous_files.as_deref());
 
     let pruned = prune_stale(gs, ctx, &client, &mut resolver, &synced.inventory, progress).await;
     Ok(hand_over(
@@ -112,7 +119,7 @@ pub(super) async fn run(
         &target,
         snapshot.revision,
         synced,
-        carried,
+        (carried, files),
         pruned,
     ))
 }
@@ -174,6 +181,7 @@ async fn fetch_revision(
     revision: Revision,
     path: &str,
     known_commit: Option<String>,
+    known_files: Option<Arc<HashMap<String, gix::ObjectId>>>,
 ) -> Result<Snapshot, Error> {
     let credentials = credentials(gs, ctx).await?;
     let namespace = gs.namespace().unwrap_or_default();
@@ -189,14 +197,55 @@ async fn fetch_revision(
         limits: SourceLimits::default(),
         timeout: FETCH_TIMEOUT,
         known_commit,
+        known_files,
     })
     .await?;
     Ok(snapshot)
 }
 
-/// The `render` stage: the revision's manifests as objects for the engine.
-fn render_objects(gs: &GitSync, snapshot: &Snapshot, path: &str) -> Result<Vec<SyncObject>, Error> {
-    let manifests = render::render(&snapshot.files, path, &RenderLimits::default())?;
+/// The `render` stage: the revision's objects for the engine, with the objects of the
+/// applied revision it holds unchanged when only the difference is planned. The files the
+/// fetch kept are read after all when every object is planned.
+async fn render_revision(
+    gs: &GitSync,
+    ctx: &Shared,
+    key: &SyncKey,
+    snapshot: &mut Snapshot,
+    path: &str,
+    applied: Result<Vec<crate::heal::AppliedObject>, &'static str>,
+) -> Result<
+    (
+        Vec<SyncObject>,
+        incremental::Census,
+        Option<incremental::Carried>,
+    ),
+    Error,
+> {
+    let reason = match applied.and_then(|a| Ok((a, incremental::kept_files(ctx, key, snapshot)?))) {
+        Ok((applied, kept)) => {
+            let mut objects = render_objects(gs, &snapshot.files, path, kept.kept)?;
+            let census = incremental::Census::of(&objects);
+            match incremental::carry_over(gs, ctx, Ok((applied, &kept)), &mut objects) {
+                Ok(carried) => return Ok((objects, census, Some(carried))),
+                Err(reason) => reason,
+            }
+        }
+        Err(reason) => reason,
+    };
+    incremental::plan_fully(ctx, reason);
+    fetch::read_kept(snapshot).await?;
+    let objects = render_objects(gs, &snapshot.files, path, Kept::default())?;
+    let census = incremental::Census::of(&objects);
+    Ok((objects, census, None))
+}
+
+fn render_objects(
+    gs: &GitSync,
+    files: &[SourceFile],
+    path: &str,
+    kept: Kept,
+) -> Result<Vec<SyncObject>, Error> {
+    let manifests = render::render_with(files, path, &RenderLimits::default(), kept)?;
     Ok(manifests
         .into_iter()
         .map(|m| SyncObject::rendered(m, gs.spec.self_heal))
@@ -319,7 +368,7 @@ fn hand_over(
     target: &Target<'_>,
     revision: String,
     synced: Synced,
-    carried: incremental::Carried,
+    (carried, files): (incremental::Carried, incremental::FileIndex),
     pruned: Pruned,
 ) -> Applied {
     let Synced {
@@ -386,5 +435,6 @@ fn hand_over(
         changed,
         prune_error: pruned.error,
         heal,
+        files: gs.spec.self_heal.then_some(files),
     }
 }

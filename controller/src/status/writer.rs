@@ -1,6 +1,7 @@
 //! The one writer of GitSync status. Every change goes through [`StatusWriter::update`]:
-//! serialised per GitSync, applied to the status the API server holds, and written by
-//! server-side apply with that object's `resourceVersion` as a precondition. A change never
+//! serialised per GitSync, applied to the status the API server holds, and written as a
+//! merge patch of the fields that changed, with that object's `resourceVersion` as a
+//! precondition. A change never
 //! overwrites a newer status it did not see: on a conflict the GitSync is read again and the
 //! change applied to what it holds now.
 
@@ -8,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use kube::api::{Patch, PatchParams};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use sealsync_core::{GitSync, GitSyncStatus, FIELD_MANAGER};
 
 use crate::support::SyncKey;
@@ -91,27 +92,61 @@ impl StatusWriter {
 }
 
 /// Writes `status` through the status subresource, on the condition that `gs` is current.
+///
+/// A JSON merge patch of the status fields that changed, not a server-side apply: an apply
+/// must carry every field its manager owns, and the inventory of a large revision (20,000
+/// entries, over a megabyte) would travel, be validated and be stored with every progress
+/// message and every revision that changes one object.
 async fn write(
     api: &Api<GitSync>,
     gs: &GitSync,
     status: &GitSyncStatus,
 ) -> Result<(), kube::Error> {
+    let changed = changed_fields(gs.status.as_ref(), status).map_err(kube::Error::SerdeError)?;
     let body = serde_json::json!({
-        "apiVersion": GitSync::api_version(&()),
-        "kind": GitSync::kind(&()),
         "metadata": {
-            "name": gs.name_any(),
             "resourceVersion": gs.resource_version(),
         },
-        "status": status,
+        "status": changed,
     });
     api.patch_status(
         &gs.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
+        &PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PatchParams::default()
+        },
+        &Patch::Merge(&body),
     )
     .await?;
     Ok(())
+}
+
+/// The top-level status fields that differ between `old` and `new`, as a merge patch: each
+/// changed field whole, each removed one as `null`.
+fn changed_fields(
+    old: Option<&GitSyncStatus>,
+    new: &GitSyncStatus,
+) -> Result<serde_json::Value, serde_json::Error> {
+    use serde_json::{Map, Value};
+    let object = |status: Option<&GitSyncStatus>| -> Result<Map<String, Value>, serde_json::Error> {
+        match status.map(serde_json::to_value).transpose()? {
+            Some(Value::Object(map)) => Ok(map),
+            _ => Ok(Map::new()),
+        }
+    };
+    let (old, new) = (object(old)?, object(Some(new))?);
+    let mut patch = Map::new();
+    for key in old.keys() {
+        if !new.contains_key(key) {
+            patch.insert(key.clone(), Value::Null);
+        }
+    }
+    for (key, value) in new {
+        if old.get(&key) != Some(&value) {
+            patch.insert(key, value);
+        }
+    }
+    Ok(Value::Object(patch))
 }
 
 #[cfg(test)]
@@ -121,6 +156,28 @@ mod tests {
     use sealsync_core::GitSyncSpec;
 
     use super::*;
+
+    #[test]
+    fn only_the_fields_that_changed_are_sent() {
+        let old = GitSyncStatus {
+            last_applied_revision: Some("main@sha1:1".to_owned()),
+            webhook_path: Some("/hook/abc".to_owned()),
+            ..GitSyncStatus::default()
+        };
+        let new = GitSyncStatus {
+            last_applied_revision: Some("main@sha1:2".to_owned()),
+            ..GitSyncStatus::default()
+        };
+        let patch = changed_fields(Some(&old), &new).expect("patch");
+        assert_eq!(
+            patch,
+            serde_json::json!({"lastAppliedRevision": "main@sha1:2", "webhookPath": null})
+        );
+        assert_eq!(
+            changed_fields(Some(&new), &new).expect("patch"),
+            serde_json::json!({})
+        );
+    }
 
     async fn cluster() -> (TestApi, Client) {
         let api = test_api().await;
@@ -185,6 +242,16 @@ mod tests {
             status.last_attempted_revision.as_deref(),
             Some("main@sha1:1")
         );
+        assert_eq!(status.webhook_path.as_deref(), Some("/hook/abc"));
+
+        // A field a change removes is removed.
+        let wrote = writer
+            .update(&key, None, |st| st.last_attempted_revision = None)
+            .await
+            .expect("third write");
+        assert!(wrote);
+        let status = api.get("shop").await.expect("get").status.expect("status");
+        assert_eq!(status.last_attempted_revision, None);
         assert_eq!(status.webhook_path.as_deref(), Some("/hook/abc"));
 
         // A change that changes nothing writes nothing.

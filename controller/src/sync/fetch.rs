@@ -6,6 +6,7 @@
 //! Branches and tags are fetched shallow (depth 1). Files are read straight from the object
 //! database, never checked out.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +19,8 @@ use sealsync_core::redact::{redact_url, redact_url_in};
 use sealsync_core::render::SourceFile;
 use sealsync_core::Revision;
 use zeroize::Zeroizing;
+
+use super::tree::{self, read_blobs, read_tree, KeptFile, Tree};
 
 /// How much one fetch may download and read. Each limit is named in its error.
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +91,9 @@ pub(crate) struct FetchRequest {
     /// The commit applied last: when the ref still points at it, the tree is not read and
     /// [`Snapshot::files`] stays empty (a poll that finds nothing new costs one ref listing).
     pub known_commit: Option<String>,
+    /// Path → blob of the files whose objects are known (the applied revision's): a file
+    /// with the same blob is listed in [`Snapshot::kept`], not read.
+    pub known_files: Option<Arc<HashMap<String, gix::ObjectId>>>,
 }
 
 /// One fetched revision.
@@ -96,8 +102,14 @@ pub(crate) struct Snapshot {
     pub revision: String,
     /// The commit id.
     pub commit: String,
-    /// The files under the path, relative to the repository root.
+    /// The files under the path that were read, relative to the repository root.
     pub files: Vec<SourceFile>,
+    /// The files under the path that were not read: their blobs are known.
+    pub kept: Vec<KeptFile>,
+    /// Every manifest file's blob, read or kept.
+    pub blobs: HashMap<String, gix::ObjectId>,
+    /// The repository it was read from, for [`read_kept`].
+    repo_dir: PathBuf,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -105,6 +117,7 @@ impl std::fmt::Debug for Snapshot {
         f.debug_struct("Snapshot")
             .field("revision", &self.revision)
             .field("files", &self.files.len())
+            .field("kept", &self.kept.len())
             .finish_non_exhaustive()
     }
 }
@@ -487,10 +500,16 @@ fn fetch_blocking(
         }
     };
 
-    let files = if request.known_commit.as_deref() == Some(commit_hex.as_str()) {
-        Vec::new()
+    let tree = if request.known_commit.as_deref() == Some(commit_hex.as_str()) {
+        Tree::default()
     } else {
-        read_tree(&repo, &commit_hex, &request.path, &request.limits)?
+        read_tree(
+            &repo,
+            &commit_hex,
+            &request.path,
+            &request.limits,
+            request.known_files.as_deref(),
+        )?
     };
     let revision = match &request.revision {
         Revision::Branch(b) => format!("{b}@sha1:{commit_hex}"),
@@ -500,8 +519,32 @@ fn fetch_blocking(
     Ok(Snapshot {
         revision,
         commit: commit_hex,
-        files,
+        files: tree.files,
+        kept: tree.kept,
+        blobs: tree.blobs,
+        repo_dir: request.repo_dir.clone(),
     })
+}
+
+/// Reads the files a fetch kept (listed, not read) into [`Snapshot::files`]: every object
+/// of the revision is planned after all.
+pub(crate) async fn read_kept(snapshot: &mut Snapshot) -> Result<(), SourceError> {
+    if snapshot.kept.is_empty() {
+        return Ok(());
+    }
+    let kept = std::mem::take(&mut snapshot.kept);
+    let dir = snapshot.repo_dir.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let _busy = BusyGuard::take(&dir, "the repository store")?;
+        read_blobs(&tree::open(&dir)?, &kept)
+    })
+    .await
+    .map_err(|join| SourceError::Local {
+        path: snapshot.repo_dir.display().to_string(),
+        message: format!("the read task failed: {join}"),
+    })??;
+    snapshot.files.extend(read);
+    Ok(())
 }
 
 /// How long a Git server may take to accept a connection.
@@ -709,137 +752,6 @@ fn classify(url: &str, err: &dyn std::error::Error) -> SourceError {
 }
 
 /// Reads every blob under `path` at `commit`, bounded in count and size.
-fn read_tree(
-    repo: &gix::Repository,
-    commit: &str,
-    path: &str,
-    limits: &SourceLimits,
-) -> Result<Vec<SourceFile>, SourceError> {
-    let local = |message: String| SourceError::Local {
-        path: "the object database".to_owned(),
-        message,
-    };
-    let id = gix::ObjectId::from_hex(commit.as_bytes()).map_err(|e| local(e.to_string()))?;
-    let tree = repo
-        .find_commit(id)
-        .and_then(|c| c.tree())
-        .map_err(|e| local(e.to_string()))?;
-    let start = if path.is_empty() {
-        tree
-    } else {
-        match tree
-            .lookup_entry_by_path(path)
-            .map_err(|e| local(e.to_string()))?
-        {
-            Some(entry) if entry.mode().is_tree() => entry
-                .object()
-                .map_err(|e| local(e.to_string()))?
-                .into_tree(),
-            Some(entry) if entry.mode().is_blob() => {
-                let (mut files, mut total) = (Vec::new(), 0);
-                push_blob(
-                    repo,
-                    entry.oid().to_owned(),
-                    path.to_owned(),
-                    limits,
-                    &mut files,
-                    &mut total,
-                )?;
-                return Ok(files);
-            }
-            _ => return Ok(Vec::new()),
-        }
-    };
-    let mut files = Vec::new();
-    let mut total = 0u64;
-    let mut walked = 0usize;
-    let root_prefix = if path.is_empty() {
-        String::new()
-    } else {
-        format!("{path}/")
-    };
-    let mut stack = vec![(start.id, path.to_owned())];
-    while let Some((tree_id, prefix)) = stack.pop() {
-        let tree = repo.find_tree(tree_id).map_err(|e| local(e.to_string()))?;
-        for entry in tree.iter() {
-            let entry = entry.map_err(|e| local(e.to_string()))?;
-            walked += 1;
-            if walked > limits.max_tree_entries {
-                return Err(SourceError::Limit {
-                    what: "the number of tree entries under the path".to_owned(),
-                    limit: limits.max_tree_entries as u64,
-                });
-            }
-            let name = entry.filename().to_str_lossy();
-            let full = if prefix.is_empty() {
-                name.into_owned()
-            } else {
-                format!("{prefix}/{name}")
-            };
-            let mode = entry.mode();
-            if mode.is_tree() {
-                stack.push((entry.oid().to_owned(), full));
-            } else if mode.is_blob() {
-                // Only what render would read is loaded: a README or a binary blob under the
-                // path costs nothing.
-                let relative = full.strip_prefix(&root_prefix).unwrap_or(&full);
-                if sealsync_core::render::is_candidate(relative) {
-                    push_blob(
-                        repo,
-                        entry.oid().to_owned(),
-                        full,
-                        limits,
-                        &mut files,
-                        &mut total,
-                    )?;
-                }
-            }
-            // Symlinks and submodules are not followed: their targets are outside the tree.
-        }
-    }
-    Ok(files)
-}
-
-fn push_blob(
-    repo: &gix::Repository,
-    id: gix::ObjectId,
-    path: String,
-    limits: &SourceLimits,
-    files: &mut Vec<SourceFile>,
-    total: &mut u64,
-) -> Result<(), SourceError> {
-    if files.len() >= limits.max_files {
-        return Err(SourceError::Limit {
-            what: "the number of files under the path".to_owned(),
-            limit: limits.max_files as u64,
-        });
-    }
-    let local = |message: String| SourceError::Local {
-        path: "the object database".to_owned(),
-        message,
-    };
-    let header = repo.find_header(id).map_err(|e| local(e.to_string()))?;
-    if header.size() > limits.max_file_bytes {
-        return Err(SourceError::Limit {
-            what: format!("{path}: the file size in bytes"),
-            limit: limits.max_file_bytes,
-        });
-    }
-    *total += header.size();
-    if *total > limits.max_total_bytes {
-        return Err(SourceError::Limit {
-            what: "the total size of manifest files under the path in bytes".to_owned(),
-            limit: limits.max_total_bytes,
-        });
-    }
-    let object = repo.find_object(id).map_err(|e| local(e.to_string()))?;
-    files.push(SourceFile {
-        path,
-        contents: object.detach().data,
-    });
-    Ok(())
-}
-
 /// Watches the size of the object store while a pack is received, and raises the interrupt
 /// flag gix checks once it passes the limit: a hostile or huge repository stops downloading
 /// instead of filling the disk.
@@ -948,6 +860,7 @@ mod tests {
                 limits: SourceLimits::default(),
                 timeout: Duration::from_secs(120),
                 known_commit: None,
+                known_files: None,
             },
             &Arc::new(AtomicBool::new(false)),
         );

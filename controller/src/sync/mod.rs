@@ -1,5 +1,5 @@
 //! The sync engine (`engine`) and the stages it runs, one module each: `fetch`, `decrypt`,
-//! `resolve` (Vault), `restarts`, `plan` (with `prepare` and `inventory`), `apply`, `prune`.
+//! `tree` (the files of a commit), `resolve` (Vault), `restarts`, `plan` (with `prepare` and `inventory`), `apply`, `prune`.
 //! The full reconcile, a drift correction and a Vault refresh all run their objects through
 //! [`engine::Engine::run`].
 
@@ -18,3 +18,4 @@ pub(crate) mod resolve;
 pub(crate) mod restarts;
 #[cfg(test)]
 pub(crate) mod testing;
+pub(crate) mod tree;
