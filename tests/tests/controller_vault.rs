@@ -252,6 +252,75 @@ path "legacy/*" { capabilities = ["read"] }"#,
     assert_nowhere(&env, &[CANARY_PASSWORD, CANARY_NEXT, CANARY_LEGACY, &token]).await;
 }
 
+/// A revision that leaves the file of a Secret with Vault references unchanged still reads
+/// Vault again: an incremental revision carries over only what it can know is unchanged,
+/// and a reference's value can change without a commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_revision_reads_vault_again_when_the_file_is_unchanged() {
+    let (bao, env, token) = shop_world().await;
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: {NS}\nstringData:\n  password: ref+vault://secret/shop/db#password\n"
+    );
+    let settings = |mode: &str| configmap_yaml(NS, "settings", "mode", mode);
+    let first = env
+        .repo
+        .commit_files(
+            &[
+                ("db.yaml", secret.clone()),
+                ("settings.yaml", settings("blue")),
+            ],
+            "references",
+        )
+        .expect("commit");
+    // No refresh within the test: only a revision reads Vault again.
+    env.apply_gitsync(NS, "apps", token_spec(bao.addr(), "1h"))
+        .await;
+    env.wait_applied(NS, "apps", &first).await;
+    assert_eq!(
+        live_value(&env, "db", "password").await.as_deref(),
+        Some(CANARY_PASSWORD)
+    );
+    let planned = |mode: &str| {
+        metric_value(
+            &env,
+            &format!("sealsync_revisions_planned_total{{mode=\"{mode}\"}}"),
+        )
+    };
+    let incremental = planned("incremental");
+    // Two revisions that change the ConfigMap only, each after a new value in Vault (the
+    // first after the start may still find a watch listing and plan every object).
+    for (mode, value) in [("green", CANARY_NEXT), ("red", CANARY_LEGACY)] {
+        bao.root()
+            .kv2_write("secret", "shop/db", &json!({"password": value}))
+            .await
+            .expect("write");
+        let commit = env
+            .repo
+            .commit_files(
+                &[
+                    ("db.yaml", secret.clone()),
+                    ("settings.yaml", settings(mode)),
+                ],
+                mode,
+            )
+            .expect("commit");
+        env.annotate_gitsync(NS, "apps", "sealsync.dev/requestedAt", mode)
+            .await;
+        env.wait_applied(NS, "apps", &commit).await;
+        assert_eq!(
+            live_value(&env, "db", "password").await.as_deref(),
+            Some(value),
+            "{mode}"
+        );
+    }
+    assert!(
+        planned("incremental") > incremental,
+        "{}",
+        env.controller.log_tail(30)
+    );
+    assert_nowhere(&env, &[CANARY_PASSWORD, CANARY_NEXT, CANARY_LEGACY, &token]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_apply_nothing_and_name_the_reference() {
     let (bao, env, token) = shop_world().await;

@@ -54,6 +54,8 @@ pub(super) async fn cleanup(gs: Arc<GitSync>, ctx: &Shared) -> Result<Action, Er
         .forget(&(gs.namespace().unwrap_or_default(), gs.name_any()));
     ctx.files
         .forget(&(gs.namespace().unwrap_or_default(), gs.name_any()));
+    ctx.status
+        .forget(&(gs.namespace().unwrap_or_default(), gs.name_any()));
     if !gs.spec.prune {
         remove_repository(&gs, ctx);
         return Ok(Action::await_change());

@@ -137,6 +137,13 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     let namespace = gs.namespace().unwrap_or_default();
     let name = gs.name_any();
     let key: SyncKey = (namespace.clone(), name.clone());
+    let gs = match ctx.status.current(&key, gs).await {
+        Ok(gs) => gs,
+        Err(e) => {
+            tracing::warn!(error = %Chain(&e), "could not read the GitSync again; retrying");
+            return Action::requeue(Duration::from_secs(5));
+        }
+    };
 
     if gs.spec.webhook.is_none() {
         ctx.webhooks.unregister(&namespace, &name);

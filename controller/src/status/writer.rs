@@ -21,6 +21,8 @@ const CONFLICT_RETRIES: usize = 5;
 pub(crate) struct StatusWriter {
     client: Client,
     locks: Mutex<HashMap<SyncKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// Each GitSync as the API server returned it after the last write here.
+    written: Mutex<HashMap<SyncKey, Arc<GitSync>>>,
 }
 
 impl std::fmt::Debug for StatusWriter {
@@ -35,7 +37,38 @@ impl StatusWriter {
         Self {
             client,
             locks: Mutex::default(),
+            written: Mutex::default(),
         }
+    }
+
+    fn written(&self, key: &SyncKey) -> Option<Arc<GitSync>> {
+        let written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        written.get(key).cloned()
+    }
+
+    /// `gs` from the controller's cache, or the GitSync read again when the cache has not
+    /// caught up with the last status written here: a reconcile must start from the
+    /// inventory the last one recorded, or it would miss objects to prune.
+    pub(crate) async fn current(
+        &self,
+        key: &SyncKey,
+        gs: Arc<GitSync>,
+    ) -> Result<Arc<GitSync>, kube::Error> {
+        let Some(written) = self.written(key) else {
+            return Ok(gs);
+        };
+        if written.status == gs.status {
+            return Ok(gs);
+        }
+        tracing::debug!("the cached GitSync lags behind its status; reading it again");
+        let api: Api<GitSync> = Api::namespaced(self.client.clone(), &key.0);
+        Ok(api.get_opt(&key.1).await?.map_or(gs, Arc::new))
+    }
+
+    /// Forgets a deleted GitSync.
+    pub(crate) fn forget(&self, key: &SyncKey) {
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        written.remove(key);
     }
 
     fn lock_of(&self, key: &SyncKey) -> Arc<tokio::sync::Mutex<()>> {
@@ -63,7 +96,10 @@ impl StatusWriter {
         let lock = self.lock_of(key);
         let _serialised = lock.lock().await;
         let api: Api<GitSync> = Api::namespaced(self.client.clone(), &key.0);
-        let mut current = known.cloned();
+        // Without a copy from the caller, the one the last write returned saves a read.
+        let mut current = known
+            .cloned()
+            .or_else(|| self.written(key).map(|gs| (*gs).clone()));
         let mut conflict = None;
         for _ in 0..=CONFLICT_RETRIES {
             let gs = match current.take() {
@@ -79,7 +115,11 @@ impl StatusWriter {
                 return Ok(false);
             }
             match write(&api, &gs, &status).await {
-                Ok(()) => return Ok(true),
+                Ok(stored) => {
+                    let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+                    written.insert(key.clone(), Arc::new(stored));
+                    return Ok(true);
+                }
                 // Another write came first: read it, and apply the change to it.
                 Err(kube::Error::Api(e)) if e.code == 409 => conflict = Some(kube::Error::Api(e)),
                 Err(kube::Error::Api(e)) if e.code == 404 => return Ok(false),
@@ -101,7 +141,7 @@ async fn write(
     api: &Api<GitSync>,
     gs: &GitSync,
     status: &GitSyncStatus,
-) -> Result<(), kube::Error> {
+) -> Result<GitSync, kube::Error> {
     let changed = changed_fields(gs.status.as_ref(), status).map_err(kube::Error::SerdeError)?;
     let body = serde_json::json!({
         "metadata": {
@@ -117,8 +157,7 @@ async fn write(
         },
         &Patch::Merge(&body),
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// The top-level status fields that differ between `old` and `new`, as a merge patch: each
