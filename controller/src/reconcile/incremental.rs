@@ -34,6 +34,7 @@ use crate::support::SyncKey;
 use crate::sync::fetch::Snapshot;
 use crate::sync::object::SyncObject;
 use crate::sync::restarts;
+use crate::sync::tree::KeptFile;
 use sealsync_core::render::Kept;
 
 /// Per GitSync, the manifest files of its applied revision whose objects are all known:
@@ -116,19 +117,29 @@ impl Census {
     /// The index of the revision just applied: the files it read, with the files it kept
     /// from `previous` (the files a full reconcile read are all in `self`).
     pub(super) fn index(
-        mut self,
+        self,
         gs: &GitSync,
         revision: &str,
         snapshot: &Snapshot,
         previous: Option<&FileIndex>,
     ) -> FileIndex {
-        for kept in &snapshot.kept {
+        self.index_of(gs, revision, &snapshot.kept, &snapshot.blobs, previous)
+    }
+
+    fn index_of(
+        mut self,
+        gs: &GitSync,
+        revision: &str,
+        kept: &[KeptFile],
+        blobs: &HashMap<String, gix::ObjectId>,
+        previous: Option<&FileIndex>,
+    ) -> FileIndex {
+        for kept in kept {
             if let Some(count) = previous.and_then(|p| p.objects.get(&kept.path)) {
                 self.objects.insert(kept.path.clone(), *count);
             }
         }
-        let blobs = snapshot
-            .blobs
+        let blobs = blobs
             .iter()
             .filter(|(path, _)| !self.always_read.contains(*path))
             .map(|(path, blob)| (path.clone(), *blob))
@@ -402,3 +413,7 @@ fn holds_references(object: &SyncObject) -> bool {
 fn is_definition(kind: &str) -> bool {
     matches!(kind, "CustomResourceDefinition" | "Namespace")
 }
+
+#[cfg(test)]
+#[path = "incremental_tests.rs"]
+mod incremental_tests;
