@@ -22,8 +22,8 @@ if [ "${1:-}" = "--print-dir" ]; then
     echo "$cache_dir"
     exit 0
 fi
-if [ -x "$cache_dir/source-controller" ] && [ -x "$cache_dir/kustomize-controller" ] &&
-    [ -s "$cache_dir/crds.yaml" ]; then
+have_binaries() { [ -x "$cache_dir/source-controller" ] && [ -x "$cache_dir/kustomize-controller" ]; }
+if have_binaries && [ -s "$cache_dir/crds.yaml" ]; then
     echo "source-controller $source_version and kustomize-controller $kustomize_version in $cache_dir"
     exit 0
 fi
@@ -32,7 +32,6 @@ if ! command -v go >/dev/null 2>&1; then
     exit 1
 fi
 
-echo "building source-controller $source_version and kustomize-controller $kustomize_version with $(go version) (several minutes the first time)"
 started=$SECONDS
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -40,21 +39,28 @@ mkdir -p "$cache_dir"
 # GOTOOLCHAIN=local: never fetch another Go toolchain; -mod=readonly: go.sum must already hold
 # every module. A build cache of its own, deleted with $work.
 export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0 GOCACHE="$work/go-build"
+if ! have_binaries; then
+    echo "building source-controller $source_version and kustomize-controller $kustomize_version with $(go version) (several minutes the first time)"
+fi
 : >"$work/crds.yaml"
 for controller in source-controller kustomize-controller; do
     cp "bench/flux/$controller/go.mod" "bench/flux/$controller/go.sum" "$work/"
     (
         cd "$work"
-        go build -trimpath -ldflags "-s -w" -o "bin/$controller" "github.com/fluxcd/$controller"
+        if ! have_binaries; then
+            go build -trimpath -ldflags "-s -w" -o "bin/$controller" "github.com/fluxcd/$controller"
+        fi
+        go mod download "github.com/fluxcd/$controller"
         module_dir="$(go list -m -f '{{.Dir}}' "github.com/fluxcd/$controller")"
-        case $controller in
-        source-controller) crd=source.toolkit.fluxcd.io_gitrepositories.yaml ;;
-        kustomize-controller) crd=kustomize.toolkit.fluxcd.io_kustomizations.yaml ;;
-        esac
-        { echo "---"; cat "$module_dir/config/crd/bases/$crd"; } >>crds.yaml
+        # Every CRD of the controller: it waits for the informers of all its kinds.
+        for crd in "$module_dir"/config/crd/bases/*.yaml; do
+            { echo "---"; cat "$crd"; } >>crds.yaml
+        done
     )
     rm "$work/go.mod" "$work/go.sum"
 done
-mv "$work/bin/source-controller" "$work/bin/kustomize-controller" "$cache_dir/"
+if ! have_binaries; then
+    mv "$work/bin/source-controller" "$work/bin/kustomize-controller" "$cache_dir/"
+fi
 mv "$work/crds.yaml" "$cache_dir/crds.yaml"
-echo "built in $((SECONDS - started)) s into $cache_dir"
+echo "ready in $((SECONDS - started)) s in $cache_dir"

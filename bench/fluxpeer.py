@@ -28,6 +28,7 @@ class Flux:
                        "crd/kustomizations.kustomize.toolkit.fluxcd.io"])
         env = {**os.environ, "KUBECONFIG": kubeconfig, "RUNTIME_NAMESPACE": FLUX_NAMESPACE}
         storage = free_port()
+        os.makedirs(os.path.join(tmp, "flux-storage"), exist_ok=True)
         self.procs = []
         for name, extra in (
             ("source-controller", [f"--storage-path={os.path.join(tmp, 'flux-storage')}",

@@ -13,8 +13,9 @@ smart HTTP, one after the other:
 - Flux: source-controller and kustomize-controller built from their Go modules
   (bench/flux.sh). A push asks the GitRepository to reconcile, as Flux's webhook Receiver
   does; the Kustomization applies the new artifact (into a namespace of its own).
-- kubectl: `kubectl apply --server-side` of the whole repository after each push (at most
-  `--kubectl-pushes` of them: it is slow).
+- kubectl: `kubectl apply --server-side` of the whole repository after each push.
+Flux and kubectl take seconds to minutes per push at the larger sizes: they get
+`--flux-pushes` (5) and `--kubectl-pushes` (2) pushes.
 The time runs from the request (webhook, annotation or kubectl start) to the moment the
 GitSync's or the Kustomization's status, followed by a watch, says the commit is applied and
 Ready. Peak RSS is the controllers' VmHWM (both of Flux's together).
@@ -188,7 +189,8 @@ def measure(size, args):
                     results[peer] = run_sealsync(tmp, kubeconfig, kubectl, api, repo, peer,
                                                  args.pushes)
                 elif peer == "flux":
-                    results[peer] = run_flux(tmp, kubeconfig, kubectl, api, repo, args.pushes)
+                    results[peer] = run_flux(tmp, kubeconfig, kubectl, api, repo,
+                                             min(args.pushes, args.flux_pushes))
                 elif peer == "kubectl":
                     results[peer] = run_kubectl(kubectl, repo, min(args.pushes, args.kubectl_pushes))
                 else:
@@ -202,7 +204,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1000,5000,20000")
     ap.add_argument("--pushes", type=int, default=20)
-    ap.add_argument("--kubectl-pushes", type=int, default=3)
+    ap.add_argument("--kubectl-pushes", type=int, default=2)
+    ap.add_argument("--flux-pushes", type=int, default=5)
     ap.add_argument("--peers", default="incremental,full,flux,kubectl")
     ap.add_argument("--server", default="kube-apiserver")
     args = ap.parse_args()

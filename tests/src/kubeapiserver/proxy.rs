@@ -90,11 +90,14 @@ where
         .context("TLS versions")?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_only()
         .enable_http1()
-        .build();
+        .wrap_connector(http);
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .build(connector))
@@ -157,6 +160,9 @@ impl FaultProxy {
                 let Ok((tcp, _)) = listener.accept().await else {
                     continue;
                 };
+                // As kube-apiserver (Go) does: without it, a response written in parts waits
+                // for the client's delayed ACK (40 ms) on every request.
+                let _ = tcp.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let shared = Arc::clone(&serving);
                 tokio::spawn(async move {
