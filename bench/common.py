@@ -255,6 +255,17 @@ class GitRemote:
         return f"http://127.0.0.1:{self.http_port}/{self.name}.git"
 
 
+def applied_and_ready(commit):
+    """A predicate on a GitSync or a Flux Kustomization (the same status fields): `commit`
+    applied and Ready."""
+    def check(obj):
+        status = obj.get("status", {})
+        ready = [c for c in status.get("conditions", []) if c.get("type") == "Ready"]
+        return (status.get("lastAppliedRevision", "").endswith(commit)
+                and bool(ready) and ready[0].get("status") == "True")
+    return check
+
+
 def wait_gitsync_ready(api, namespace, name, commit, timeout=600, fail_fast=False):
     """Waits until the GitSync has applied `commit` and is Ready; its status. With
     `fail_fast`, a Ready=False condition ends the run with its message."""

@@ -101,15 +101,5 @@ spec:
                 p.wait()
 
 
-def applied(commit):
-    """A predicate on a Kustomization: `commit` applied and Ready."""
-    def check(obj):
-        status = obj.get("status", {})
-        ready = [c for c in status.get("conditions", []) if c.get("type") == "Ready"]
-        return (status.get("lastAppliedRevision", "").endswith(commit)
-                and ready and ready[0].get("status") == "True")
-    return check
-
-
 KUSTOMIZATIONS = f"/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/{FLUX_NAMESPACE}/kustomizations"
 GIT_REPOSITORIES = f"/apis/source.toolkit.fluxcd.io/v1/namespaces/{FLUX_NAMESPACE}/gitrepositories"

@@ -35,9 +35,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import (ROOT, GitRemote, rss_kib, run, start_testcluster,  # noqa: E402
-                    stop_processes)
-from fluxpeer import KUSTOMIZATIONS, Flux, applied  # noqa: E402
+from common import (ROOT, GitRemote, applied_and_ready, rss_kib, run,  # noqa: E402
+                    start_testcluster, stop_processes)
+from fluxpeer import KUSTOMIZATIONS, Flux  # noqa: E402
 from heal_and_idle import TOKEN, Controller, configmap, kubectl_apply, percentile  # noqa: E402
 
 # A path holds at most 10,000 files (the controller's limit): large repositories keep several
@@ -58,16 +58,6 @@ def write_files(work_dir, values, size, only=None):
                 for i in range(start, min(start + per_file, size))]
         with open(os.path.join(work_dir, f"cm-{start:05}.yaml"), "w") as f:
             f.write("---\n".join(docs))
-
-
-def gitsync_applied(commit):
-    """A predicate on a GitSync: `commit` applied and Ready."""
-    def check(obj):
-        status = obj.get("status", {})
-        ready = [c for c in status.get("conditions", []) if c.get("type") == "Ready"]
-        return (status.get("lastAppliedRevision", "").endswith(commit)
-                and ready and ready[0].get("status") == "True")
-    return check
 
 
 class Repository:
@@ -104,7 +94,7 @@ def run_sealsync(tmp, kubeconfig, kubectl, api, repo, mode, pushes, cold):
             f"  namespace: {NAMESPACE}\nspec:\n  url: {repo.remote.http_url()}\n"
             "  interval: 1h\n  path: objects\n  timeout: 30m\n  webhook:\n    secretRef:\n"
             "      name: hook\n"))
-        first = watch.wait(gitsync_applied(repo.head), timeout=1800) - start
+        first = watch.wait(applied_and_ready(repo.head), timeout=1800) - start
         hook = watch.events[-1][1]["status"]["webhookPath"]
         # Let the watches list before the first push.
         time.sleep(3)
@@ -119,7 +109,7 @@ def run_sealsync(tmp, kubeconfig, kubectl, api, repo, mode, pushes, cold):
             mark = watch.mark()
             start = time.time()
             ctl.post(hook, headers, body)
-            latencies.append(watch.wait(gitsync_applied(commit), since=mark) - start)
+            latencies.append(watch.wait(applied_and_ready(commit), since=mark) - start)
             ctl.wait_log(lambda f: f.get("message") == "reconciled"
                          and f.get("revision", "").endswith(commit), timeout=600)
             f = ctl.fields
@@ -143,14 +133,14 @@ def run_flux(tmp, kubeconfig, kubectl, api, repo, pushes):
     try:
         start = time.time()
         flux.sync(repo.remote.http_url(), "objects", "bench-flux")
-        first = watch.wait(applied(repo.head), timeout=3600) - start
+        first = watch.wait(applied_and_ready(repo.head), timeout=3600) - start
         latencies = []
         for _ in range(pushes):
             commit = repo.push("flux")
             mark = watch.mark()
             start = time.time()
             flux.request_reconcile(api)
-            latencies.append(watch.wait(applied(commit), since=mark, timeout=1800) - start)
+            latencies.append(watch.wait(applied_and_ready(commit), since=mark, timeout=1800) - start)
         return {"latencies": latencies, "first": first, "rss": flux.peak_rss_kib(), "note": ""}
     finally:
         watch.stopped = True
