@@ -291,3 +291,54 @@ async fn a_crd_whose_schema_changes_with_its_resources_is_planned_in_full() {
     // The Namespace, the ConfigMap, the CRD and the widget.
     assert_full_replan_changes_nothing(&env, 4).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_polls_keep_the_unchanged_files_unread_by_the_next_push() {
+    let env = Env::start(&[PLATFORM]).await;
+    let mut values: Vec<(usize, String)> = (0..5).map(|n| (n, format!("v1-{n}"))).collect();
+    let first = env
+        .repo
+        .commit_tree(&configmaps(&values), "five ConfigMaps")
+        .expect("commit");
+    env.apply_gitsync(PLATFORM, "team", json!({"interval": "1s", "path": "team"}))
+        .await;
+    env.wait_applied(PLATFORM, "team", &first).await;
+    // Polls that find the revision unchanged, then a push that changes one file.
+    let polls = || metric_value(&env, "sealsync_polls_unchanged_total");
+    let before = polls();
+    wait_for("two idle polls", Duration::from_secs(30), || async {
+        polls() >= before + 2.0
+    })
+    .await;
+    for round in 2..=3 {
+        values[round].1 = format!("v{round}");
+        let commit = env
+            .repo
+            .commit_tree(&configmaps(&values), "one changed")
+            .expect("commit");
+        env.wait_applied(PLATFORM, "team", &commit).await;
+        let before = polls();
+        wait_for("two idle polls", Duration::from_secs(30), || async {
+            polls() >= before + 2.0
+        })
+        .await;
+    }
+    // The last push read one file: the Namespace and four ConfigMaps were kept unread.
+    let log = env.controller.log();
+    let last = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("incremental revision"))
+        .unwrap_or_default();
+    assert!(
+        last.contains("planned=1") && last.contains("files_kept=5"),
+        "{last}\n{}",
+        env.controller.log_tail(30)
+    );
+    for (n, value) in &values {
+        assert_eq!(
+            value_of(&env, &format!("cm-{n:02}")).await.as_deref(),
+            Some(value.as_str())
+        );
+    }
+}

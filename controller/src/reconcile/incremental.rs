@@ -254,12 +254,15 @@ pub(super) fn carry_over(
     applied: Result<(Vec<AppliedObject>, &KeptFiles), &'static str>,
     objects: &mut Vec<SyncObject>,
 ) -> Result<Carried, &'static str> {
-    let split = applied.and_then(|(applied, kept)| split(gs, applied, kept, objects));
+    let split = applied.and_then(|(applied, kept)| {
+        split(gs, applied, kept, objects).map(|carried| (carried, kept.paths.len()))
+    });
     let mode = match split {
-        Ok(carried) => {
+        Ok((carried, files_kept)) => {
             tracing::info!(
                 planned = objects.len(),
                 carried = carried.entries.len(),
+                files_kept,
                 "incremental revision: planning only the objects that changed"
             );
             ctx.metrics

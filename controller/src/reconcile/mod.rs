@@ -262,10 +262,9 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
                 None => ctx.files.forget(&key),
             }
         }
-        _ if !full => {
-            ctx.healer.end_failed(&key, &written_ids);
-            ctx.files.forget(&key);
-        }
+        // The file index stays: an unchanged poll keeps it valid, and after a failure the
+        // next revision plans every object whatever it says.
+        _ if !full => ctx.healer.end_failed(&key, &written_ids),
         _ => {}
     }
 
