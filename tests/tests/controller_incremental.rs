@@ -50,6 +50,13 @@ async fn request_sync(env: &Env, stamp: &str) {
         .await;
 }
 
+/// Commits `files` as the whole tree, asks for a reconcile and waits until it is applied.
+async fn push_and_sync(env: &Env, files: &[(String, String)], message: &str) {
+    let commit = env.repo.commit_tree(files, message).expect("commit");
+    request_sync(env, message).await;
+    env.wait_applied(PLATFORM, "team", &commit).await;
+}
+
 /// Plans every object of the applied revision again (`sealsync sync` of an unchanged
 /// revision) and asserts that it changed nothing: the cluster already held what a full
 /// re-plan gives.
@@ -236,30 +243,16 @@ async fn a_crd_whose_schema_changes_with_its_resources_is_planned_in_full() {
     // A revision that changes one ConfigMap is planned alone (once the watches listed).
     let mut incremental = planned(&env, "incremental");
     for value in ["b", "c"] {
-        let commit = env
-            .repo
-            .commit_tree(
-                &tree(widget_crd(false), widget("  size: 1\n"), value),
-                "a ConfigMap",
-            )
-            .expect("commit");
-        request_sync(&env, value).await;
-        env.wait_applied(PLATFORM, "team", &commit).await;
+        let files = tree(widget_crd(false), widget("  size: 1\n"), value);
+        push_and_sync(&env, &files, &format!("ConfigMap {value}")).await;
     }
     assert!(planned(&env, "incremental") > incremental);
 
     // The CRD gains a field and the widget uses it, in one commit: every object is planned,
     // the CRD first, so the new field is not pruned as unknown.
     let full = planned(&env, "full");
-    let upgrade = env
-        .repo
-        .commit_tree(
-            &tree(widget_crd(true), widget("  size: 2\n  color: blue\n"), "c"),
-            "the widget gains a color",
-        )
-        .expect("commit");
-    request_sync(&env, "upgrade").await;
-    env.wait_applied(PLATFORM, "team", &upgrade).await;
+    let files = tree(widget_crd(true), widget("  size: 2\n  color: blue\n"), "c");
+    push_and_sync(&env, &files, "the widget gains a color").await;
     assert_eq!(planned(&env, "full"), full + 1.0);
     assert!(env
         .controller
@@ -273,15 +266,8 @@ async fn a_crd_whose_schema_changes_with_its_resources_is_planned_in_full() {
 
     // The next revision is incremental again, from the upgraded one.
     incremental = planned(&env, "incremental");
-    let after = env
-        .repo
-        .commit_tree(
-            &tree(widget_crd(true), widget("  size: 3\n  color: blue\n"), "c"),
-            "a bigger widget",
-        )
-        .expect("commit");
-    request_sync(&env, "after").await;
-    env.wait_applied(PLATFORM, "team", &after).await;
+    let files = tree(widget_crd(true), widget("  size: 3\n  color: blue\n"), "c");
+    push_and_sync(&env, &files, "a bigger widget").await;
     assert!(planned(&env, "incremental") > incremental);
     let live = env
         .get("example.dev/v1", "Widget", Some(TEAM), "w")

@@ -246,36 +246,29 @@ pub(super) fn applied_before(
 }
 
 /// Takes the objects that `applied` holds unchanged out of `objects` (those of the files
-/// read) and adds every object of the kept files, or says why every object must be planned.
-/// Logs the choice and counts it.
+/// read) and adds every object of the `kept` files, or says why every object must be
+/// planned. Logs and counts an incremental revision.
 pub(super) fn carry_over(
     gs: &GitSync,
     ctx: &Shared,
-    applied: Result<(Vec<AppliedObject>, &KeptFiles), &'static str>,
+    applied: Vec<AppliedObject>,
+    kept: &KeptFiles,
     objects: &mut Vec<SyncObject>,
 ) -> Result<Carried, &'static str> {
-    let split = applied.and_then(|(applied, kept)| {
-        split(gs, applied, kept, objects).map(|carried| (carried, kept.paths.len()))
-    });
-    let mode = match split {
-        Ok((carried, files_kept)) => {
-            tracing::info!(
-                planned = objects.len(),
-                carried = carried.entries.len(),
-                files_kept,
-                "incremental revision: planning only the objects that changed"
-            );
-            ctx.metrics
-                .revisions_planned
-                .get_or_create(&PlanLabels {
-                    mode: "incremental",
-                })
-                .inc();
-            return Ok(carried);
-        }
-        Err(reason) => reason,
-    };
-    Err(mode)
+    let carried = split(gs, applied, kept, objects)?;
+    tracing::info!(
+        planned = objects.len(),
+        carried = carried.entries.len(),
+        files_kept = kept.paths.len(),
+        "incremental revision: planning only the objects that changed"
+    );
+    ctx.metrics
+        .revisions_planned
+        .get_or_create(&PlanLabels {
+            mode: "incremental",
+        })
+        .inc();
+    Ok(carried)
 }
 
 /// Logs and counts a revision whose every object is planned.

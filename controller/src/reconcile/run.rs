@@ -225,7 +225,7 @@ async fn render_revision(
         Ok((applied, kept)) => {
             let mut objects = render_objects(gs, &snapshot.files, path, kept.kept)?;
             let census = incremental::Census::of(&objects);
-            match incremental::carry_over(gs, ctx, Ok((applied, &kept)), &mut objects) {
+            match incremental::carry_over(gs, ctx, applied, &kept, &mut objects) {
                 Ok(carried) => return Ok((objects, census, Some(carried))),
                 Err(reason) => reason,
             }
