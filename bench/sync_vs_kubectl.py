@@ -173,7 +173,10 @@ def main():
             sealsync_secs = time.perf_counter() - start
             with open(f"/proc/{controller.pid}/status") as f:
                 hwm = int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1))
-            applied = len(status["inventory"]["entries"])
+            inventory = status["inventory"]
+            # Past --inventory-inline-entries the inventory is kept in ConfigMaps; the status counts it.
+            applied = (len(inventory["entries"]) if "entries" in inventory
+                       else inventory["configMaps"]["count"])
         finally:
             for p in reversed(procs):
                 p.kill()

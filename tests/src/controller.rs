@@ -21,6 +21,8 @@ pub struct ControllerProcess {
     data_dir: PathBuf,
     kubeconfig: PathBuf,
     namespace: String,
+    /// The extra arguments, kept for [`ControllerProcess::restart`].
+    extra: Vec<String>,
     env: Vec<(String, String)>,
 }
 
@@ -88,6 +90,7 @@ impl ControllerProcess {
             data_dir: data_dir.to_path_buf(),
             kubeconfig: kubeconfig.to_path_buf(),
             namespace: namespace.to_owned(),
+            extra: extra.iter().map(|a| (*a).to_owned()).collect(),
             env: env.to_vec(),
         };
         process.wait_ready(START_TIMEOUT)?;
@@ -155,11 +158,12 @@ impl ControllerProcess {
 
     /// Starts a new controller with the same settings (after [`ControllerProcess::kill`]).
     pub fn restart(&mut self) -> Result<()> {
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
         let next = Self::start_with_env(
             &self.kubeconfig,
             &self.namespace,
             &self.data_dir,
-            &[],
+            &extra,
             &self.env,
         )?;
         let old = std::mem::replace(self, next);

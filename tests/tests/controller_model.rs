@@ -448,15 +448,7 @@ async fn check(env: &Env, model: &Model, commit: &str) -> Result<(), String> {
             status["lastAppliedRevision"]
         ));
     }
-    let mut inventory: Vec<String> = status["inventory"]["entries"]
-        .as_array()
-        .map(|e| {
-            e.iter()
-                .filter_map(|e| e["id"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    inventory.sort();
+    let inventory = env.inventory_ids(HOME, "model").await?;
     let mut expected: Vec<String> = model
         .objects()
         .map(|o| {
@@ -748,7 +740,10 @@ async fn random_commits_on_the_embedded_server() {
     let cluster = TestCluster::start_embedded()
         .await
         .expect("embedded server");
-    let env = Env::start_on(cluster, &[HOME], &[], &[]).await;
+    // Inventories of more than four objects are kept in ConfigMaps: the revisions move the
+    // inventory between the status and its ConfigMaps, and between sets of ConfigMaps.
+    let args = ["--inventory-inline-entries=4".to_owned()];
+    let env = Env::start_on(cluster, &[HOME], &args, &[]).await;
     run_model(env, seed, revisions).await;
 }
 

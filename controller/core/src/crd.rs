@@ -7,6 +7,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::inventory::InventoryStatus;
+
 /// The API group of every sealsync resource.
 pub const GROUP: &str = "sealsync.dev";
 
@@ -411,9 +413,10 @@ pub struct GitSyncStatus {
     /// The last revision applied in full, as `<branch>@sha1:<40 hex>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_applied_revision: Option<String>,
-    /// Every object the last applied revision holds, for pruning.
+    /// Every object the last applied revision holds, for pruning: listed here, or (for a
+    /// large revision) kept in ConfigMaps that this names and vouches for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inventory: Option<Inventory>,
+    pub inventory: Option<InventoryStatus>,
     /// Each SealedSecret of the last applied revision and the keys that actually opened it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sealed_secrets: Vec<SealedSecretUsage>,
@@ -423,50 +426,6 @@ pub struct GitSyncStatus {
     /// The path of the push webhook (`/hook/<hex>`), once its Secret has been read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_path: Option<String>,
-}
-
-/// The objects of a revision, as Flux's kustomize-controller lists them.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-pub struct Inventory {
-    /// One entry per object.
-    #[serde(default)]
-    pub entries: Vec<InventoryEntry>,
-}
-
-/// `{id: "<namespace>_<name>_<group>_<kind>", v: "<version>"}`; the core group is empty
-/// (`shop_db__Secret`), and so is the namespace of a cluster-scoped object.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
-pub struct InventoryEntry {
-    /// `<namespace>_<name>_<group>_<kind>`.
-    pub id: String,
-    /// The API version the object was applied with.
-    pub v: String,
-}
-
-impl InventoryEntry {
-    /// The entry of one object.
-    pub fn new(
-        namespace: Option<&str>,
-        name: &str,
-        group: &str,
-        kind: &str,
-        version: &str,
-    ) -> Self {
-        InventoryEntry {
-            id: format!("{}_{name}_{group}_{kind}", namespace.unwrap_or("")),
-            v: version.to_owned(),
-        }
-    }
-
-    /// `(namespace, name, group, kind)` of the entry; `None` for an id not of that form.
-    pub fn parts(&self) -> Option<(Option<&str>, &str, &str, &str)> {
-        let mut it = self.id.split('_');
-        let (ns, name, group, kind) = (it.next()?, it.next()?, it.next()?, it.next()?);
-        if it.next().is_some() || name.is_empty() || kind.is_empty() {
-            return None;
-        }
-        Some(((!ns.is_empty()).then_some(ns), name, group, kind))
-    }
 }
 
 /// Which keys opened one SealedSecret: what a security team reads to see whether an old key
@@ -538,24 +497,5 @@ mod tests {
             serde_json::from_str(r#"{"url":"git://h/r","interval":"5m"}"#).expect("spec");
         assert!(gs.prune && gs.self_heal && !gs.suspend && !gs.force);
         assert!(!gs.allow_plaintext_secrets);
-    }
-
-    #[test]
-    fn inventory_ids_are_fluxs() {
-        assert_eq!(
-            InventoryEntry::new(Some("shop"), "db", "", "Secret", "v1").id,
-            "shop_db__Secret"
-        );
-        assert_eq!(
-            InventoryEntry::new(
-                None,
-                "admin",
-                "rbac.authorization.k8s.io",
-                "ClusterRole",
-                "v1"
-            )
-            .id,
-            "_admin_rbac.authorization.k8s.io_ClusterRole"
-        );
     }
 }

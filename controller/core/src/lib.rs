@@ -8,6 +8,8 @@ mod chain;
 mod crd;
 mod duration;
 #[cfg(feature = "kube")]
+pub mod inventory;
+#[cfg(feature = "kube")]
 pub mod keysecret;
 #[cfg(feature = "kube")]
 pub mod kubeclient;
@@ -22,13 +24,15 @@ pub mod vaultref;
 pub use chain::Chain;
 #[cfg(feature = "kube")]
 pub use crd::{
-    GitRef, GitSync, GitSyncSpec, GitSyncStatus, Inventory, InventoryEntry, KeyedSecretRef,
-    Revision, SealedSecretUsage, SecretRef, SpecError, VaultAppRoleAuth, VaultKubernetesAuth,
-    VaultSpec, VaultTokenAuth, WebhookSpec, FIELD_MANAGER, FINALIZER, GROUP, OWNER_NAMESPACE_LABEL,
-    OWNER_NAME_LABEL, PRUNE_ANNOTATION, RECONCILE_ANNOTATION, REQUESTED_AT_ANNOTATION,
+    GitRef, GitSync, GitSyncSpec, GitSyncStatus, KeyedSecretRef, Revision, SealedSecretUsage,
+    SecretRef, SpecError, VaultAppRoleAuth, VaultKubernetesAuth, VaultSpec, VaultTokenAuth,
+    WebhookSpec, FIELD_MANAGER, FINALIZER, GROUP, OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL,
+    PRUNE_ANNOTATION, RECONCILE_ANNOTATION, REQUESTED_AT_ANNOTATION,
     RESTART_ON_SECRET_CHANGE_ANNOTATION, SECRET_CHECKSUM_ANNOTATION,
 };
 pub use duration::{parse_duration, DurationError};
+#[cfg(feature = "kube")]
+pub use inventory::{Inventory, InventoryEntry, InventoryShards, InventoryStatus};
 #[cfg(feature = "kube")]
 pub use sealingkey::{
     KeyState, KeyUse, SealingKey, SealingKeySpec, SealingKeyStatus, MAX_LISTED_DOCUMENTS,

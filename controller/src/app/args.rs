@@ -42,6 +42,12 @@ pub struct Args {
     /// every poll, as Flux does).
     #[arg(long, default_value = "1h", value_parser = parse_period)]
     pub(super) full_resync_period: Duration,
+    /// The most objects a GitSync's status lists in `status.inventory.entries`. A larger
+    /// inventory is kept in ConfigMaps of the GitSync's namespace (`sealsync-inventory-…`, owned
+    /// by it), which the status names and vouches for with a digest: a status write then costs
+    /// the same whatever the repository's size.
+    #[arg(long, default_value_t = 1000, value_name = "COUNT")]
+    pub(super) inventory_inline_entries: usize,
     /// A file of recovery recipients (one `age1…` a line; in-cluster, a mounted ConfigMap).
     /// With it the controller keeps every private key, encrypted only to these recipients, in
     /// the Secret `sealsync-key-backup`, rewritten after each rotation (`sealsync keys backup`

@@ -121,6 +121,10 @@ pub(super) fn wire(
         settings,
         metrics: metrics.clone(),
         status: status_writer,
+        inventories: crate::status::InventoryStore::new(
+            client.clone(),
+            args.inventory_inline_entries,
+        ),
         recorder: recorder.clone(),
         failures: Default::default(),
         webhooks: webhooks.clone(),

@@ -8,7 +8,7 @@ use kube::ResourceExt;
 use sealsync_core::GitSync;
 
 use super::{forget_vault, Shared};
-use crate::status;
+use crate::status::{self, InventoryLoadError};
 use crate::sync::apply::Resolver;
 use crate::sync::error::Error;
 use crate::sync::prune;
@@ -35,11 +35,12 @@ pub(super) async fn report_orphaned(ctx: &Shared, gs: &GitSync, orphaned: &[Stri
     .await;
 }
 
-/// The bare repository of a deleted GitSync goes with it.
-fn remove_repository(gs: &GitSync, ctx: &Shared) {
+/// The bare repository and the inventory ConfigMaps of a deleted GitSync go with it.
+async fn remove_stored(gs: &GitSync, ctx: &Shared) {
     if let Some(uid) = gs.uid() {
         let _ = std::fs::remove_dir_all(ctx.settings.data_dir.join(uid));
     }
+    ctx.inventories.remove(gs).await;
 }
 
 /// Deletes every object of a deleted GitSync's inventory when `spec.prune` is on.
@@ -57,17 +58,28 @@ pub(super) async fn cleanup(gs: Arc<GitSync>, ctx: &Shared) -> Result<Action, Er
     ctx.status
         .forget(&(gs.namespace().unwrap_or_default(), gs.name_any()));
     if !gs.spec.prune {
-        remove_repository(&gs, ctx);
+        remove_stored(&gs, ctx).await;
         return Ok(Action::await_change());
     }
     let namespace = gs.namespace().unwrap_or_default();
     let name = gs.name_any();
-    let entries = gs
-        .status
-        .as_ref()
-        .and_then(|s| s.inventory.clone())
-        .unwrap_or_default()
-        .entries;
+    let entries = match ctx.inventories.load(&gs).await {
+        Ok(inventory) => inventory.entries.clone(),
+        Err(InventoryLoadError::Api { source, .. }) => {
+            return Err(Error::Kube {
+                action: "reading the inventory ConfigMaps",
+                source,
+            })
+        }
+        Err(lost @ InventoryLoadError::Lost(_)) => {
+            let message = format!(
+                "{lost}; the deleted GitSync's objects are left in place: delete them by hand"
+            );
+            tracing::warn!(error = %message, "inventory lost");
+            crate::status::event(&ctx.recorder, &gs, true, "InventoryLost", message).await;
+            Vec::new()
+        }
+    };
     let client = match ctx
         .settings
         .actor(&namespace, gs.spec.service_account_name.as_deref())
@@ -82,7 +94,7 @@ pub(super) async fn cleanup(gs: Arc<GitSync>, ctx: &Shared) -> Result<Action, Er
             // Nothing was ever applied as an invalid service account; pruning as the
             // controller instead could delete what the GitSync's account may not.
             tracing::warn!(error = %e, "not pruning the deleted GitSync's objects");
-            remove_repository(&gs, ctx);
+            remove_stored(&gs, ctx).await;
             return Ok(Action::await_change());
         }
     };
@@ -97,7 +109,7 @@ pub(super) async fn cleanup(gs: Arc<GitSync>, ctx: &Shared) -> Result<Action, Er
     match result.error {
         Some(e) => Err(Error::Prune(e)),
         None => {
-            remove_repository(&gs, ctx);
+            remove_stored(&gs, ctx).await;
             Ok(Action::await_change())
         }
     }

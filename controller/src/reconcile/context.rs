@@ -23,6 +23,8 @@ pub(crate) struct Shared {
     pub metrics: Arc<Metrics>,
     /// The one writer of GitSync status.
     pub status: Arc<crate::status::StatusWriter>,
+    /// Where each GitSync's inventory is kept.
+    pub inventories: crate::status::InventoryStore,
     /// Events.
     pub recorder: Arc<crate::support::events::EventRecorder>,
     /// Consecutive failures per GitSync uid, for the retry backoff.

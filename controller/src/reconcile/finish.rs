@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 
 use kube::{Resource, ResourceExt};
 use sealsync_core::Chain;
-use sealsync_core::{GitSync, GitSyncStatus, InventoryEntry, REQUESTED_AT_ANNOTATION};
+use sealsync_core::{
+    GitSync, GitSyncStatus, Inventory, InventoryEntry, InventoryStatus, REQUESTED_AT_ANNOTATION,
+};
 
 use super::{Applied, Shared};
-use crate::status;
+use crate::status::{self, InventoryLoadError};
 use crate::support::metrics::ReasonLabels;
 use crate::support::SyncKey;
 use crate::sync::error::Error;
@@ -63,8 +65,8 @@ struct Change<'a> {
     webhook_path: Option<String>,
     attempted: Option<String>,
     result: &'a Result<Applied, Error>,
-    /// Objects a failed attempt left written.
-    written: &'a [InventoryEntry],
+    /// The inventory to record, already stored; `None` keeps the one recorded.
+    inventory: Option<InventoryStatus>,
 }
 
 impl Change<'_> {
@@ -103,19 +105,9 @@ impl Change<'_> {
                 }
                 status::remove_condition(&mut st.conditions, "Stalled");
                 st.last_applied_revision = Some(applied.revision.clone());
-                st.inventory = Some(applied.inventory.clone());
                 st.sealed_secrets.clone_from(&applied.usage);
             }
             Err(error) => {
-                // Objects a failed attempt created join the inventory, so that a later
-                // revision without them prunes them; nothing leaves it.
-                if !self.written.is_empty() {
-                    let mut inventory = st.inventory.take().unwrap_or_default();
-                    inventory.entries.extend(self.written.iter().cloned());
-                    inventory.entries.sort();
-                    inventory.entries.dedup_by(|a, b| a.id == b.id);
-                    st.inventory = Some(inventory);
-                }
                 status::set_failed(
                     &mut st.conditions,
                     error.reason(),
@@ -125,7 +117,46 @@ impl Change<'_> {
                 );
             }
         }
+        if let Some(inventory) = &self.inventory {
+            st.inventory = Some(inventory.clone());
+        }
     }
+}
+
+/// The inventory a finished reconcile records, stored where it belongs: an applied revision's
+/// own, or after a failure the last one with the objects the attempt left written (so that a
+/// later revision without them prunes them; nothing leaves it). `None` keeps the recorded one.
+async fn record_inventory(
+    ctx: &Shared,
+    gs: &GitSync,
+    result: &Result<Applied, Error>,
+    written: Vec<InventoryEntry>,
+) -> Result<Option<InventoryStatus>, String> {
+    let inventory = match result {
+        Ok(applied) => match &applied.inventory {
+            Some(inventory) => inventory.clone(),
+            None => return Ok(None),
+        },
+        Err(_) if written.is_empty() => return Ok(None),
+        Err(_) => {
+            let last = match ctx.inventories.load(gs).await {
+                Ok(last) => last,
+                Err(e @ InventoryLoadError::Api { .. }) => return Err(Chain(&e).to_string()),
+                // Reported by the reconcile that found it lost.
+                Err(InventoryLoadError::Lost(_)) => Default::default(),
+            };
+            let mut entries = last.entries.clone();
+            entries.extend(written);
+            entries.sort();
+            entries.dedup_by(|a, b| a.id == b.id);
+            Inventory { entries }
+        }
+    };
+    ctx.inventories
+        .store(gs, std::sync::Arc::new(inventory))
+        .await
+        .map(Some)
+        .map_err(|e| Chain(&e).to_string())
 }
 
 fn prune_failed_message(applied: &Applied, error: &str) -> String {
@@ -159,13 +190,22 @@ pub(super) async fn finish(
         .reconcile_duration
         .get_or_create(&ReasonLabels { reason: label })
         .observe(started.elapsed().as_secs_f64());
+    let inventory = match record_inventory(ctx, gs, &result, written).await {
+        Ok(inventory) => inventory,
+        Err(e) => {
+            // Without it the status would name an inventory that misses objects to prune.
+            tracing::warn!(error = %e, "could not write the inventory; the status is not written");
+            return false;
+        }
+    };
+    let recorded = gs.status.as_ref().and_then(|s| s.inventory.clone());
     let change = Change {
         generation: gs.meta().generation,
         requested: gs.annotations().get(REQUESTED_AT_ANNOTATION),
         webhook_path: ctx.webhooks.path_of(&namespace, &name),
         attempted,
         result: &result,
-        written: &written,
+        inventory: inventory.clone(),
     };
     // The Events go first: whoever sees the new status finds them.
     match &result {
@@ -206,6 +246,18 @@ pub(super) async fn finish(
         .status
         .update(&key, Some(gs), |st| change.apply_to(st))
         .await;
+    if let Some(inventory) = &inventory {
+        // The ConfigMaps the status no longer names; or, when it was not written, the new ones.
+        match &stored {
+            Ok(_) => ctx
+                .inventories
+                .collect(gs, recorded.as_ref(), Some(inventory)),
+            Err(_) => ctx
+                .inventories
+                .collect(gs, Some(inventory), recorded.as_ref()),
+        }
+        .await;
+    }
     if let (Ok(applied), Ok(_)) = (&result, &stored) {
         if let Some(pushed) = ctx.webhooks.take_push(&namespace, &name) {
             ctx.metrics

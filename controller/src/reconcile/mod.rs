@@ -44,7 +44,8 @@ const MAX_DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 #[derive(Debug)]
 struct Applied {
     revision: String,
-    inventory: Inventory,
+    /// The revision's inventory; `None` when it is the one the status records already.
+    inventory: Option<Inventory>,
     usage: Vec<sealsync_core::SealedSecretUsage>,
     summary: String,
     changed: bool,
@@ -65,7 +66,7 @@ impl Applied {
         let status = gs.status.clone().unwrap_or_default();
         Self {
             revision,
-            inventory: status.inventory.unwrap_or_default(),
+            inventory: None,
             usage: status.sealed_secrets,
             summary: summary.to_owned(),
             changed: false,

@@ -16,6 +16,7 @@ use super::{
     Applied, Shared,
 };
 use crate::heal::TrackedSource;
+use crate::status::InventoryLoadError;
 use crate::support::{Actor, SyncKey};
 use crate::sync::apply::Resolver;
 use crate::sync::engine::{Pass, Synced, Target};
@@ -69,6 +70,7 @@ pub(super) async fn run(
         return Ok(Applied::unchanged(gs, snapshot.revision, summary));
     }
 
+    let previous_inventory = previous_inventory(gs, ctx).await?;
     // What self-heal vouches for, taken before it stands aside.
     let applied = incremental::applied_before(gs, ctx, &key, &snapshot.revision);
     // A full reconcile: self-heal stands aside until it ends, and the webhook's Secret is
@@ -112,7 +114,15 @@ pub(super) async fn run(
     let previous_files = ctx.files.get(&key);
     let files = census.index(gs, &snapshot.revision, &snapshot, previous_files.as_deref());
 
-    let pruned = prune_stale(gs, ctx, &client, &mut resolver, &synced.inventory, progress).await;
+    let pruned = prune_stale(
+        gs,
+        ctx,
+        &client,
+        &mut resolver,
+        (&previous_inventory, &synced.inventory),
+        progress,
+    )
+    .await;
     Ok(hand_over(
         gs,
         ctx,
@@ -310,6 +320,28 @@ fn count_objects(ctx: &Shared, synced: &Synced) {
     ctx.metrics.count_objects("unchanged", outcome.unchanged);
 }
 
+/// The inventory of the last applied revision, what prune compares this one with. One that
+/// is lost (its ConfigMaps deleted or changed by someone) is reported and taken as empty: the
+/// revision is applied, and whatever only the lost inventory listed is left in place rather
+/// than deleted on the word of a ConfigMap.
+async fn previous_inventory(gs: &GitSync, ctx: &Shared) -> Result<Arc<Inventory>, Error> {
+    match ctx.inventories.load(gs).await {
+        Ok(inventory) => Ok(inventory),
+        Err(InventoryLoadError::Api { source, .. }) => Err(Error::Kube {
+            action: "reading the inventory ConfigMaps",
+            source,
+        }),
+        Err(lost @ InventoryLoadError::Lost(_)) => {
+            let message = format!(
+                "{lost}; objects that only the last revision held are not pruned: delete them by hand if they should go"
+            );
+            tracing::warn!(error = %message, "inventory lost");
+            crate::status::event(&ctx.recorder, gs, true, "InventoryLost", message).await;
+            Ok(Arc::default())
+        }
+    }
+}
+
 /// What the `prune` stage did.
 #[derive(Debug, Default)]
 struct Pruned {
@@ -327,15 +359,10 @@ async fn prune_stale(
     ctx: &Shared,
     client: &kube::Client,
     resolver: &mut Resolver,
-    new_inventory: &Inventory,
+    (old_inventory, new_inventory): (&Inventory, &Inventory),
     progress: &Progress,
 ) -> Pruned {
-    let old_inventory = gs
-        .status
-        .as_ref()
-        .and_then(|s| s.inventory.clone())
-        .unwrap_or_default();
-    let stale = inventory::stale(&old_inventory, new_inventory);
+    let stale = inventory::stale(old_inventory, new_inventory);
     if !gs.spec.prune || stale.is_empty() {
         return Pruned::default();
     }
@@ -429,7 +456,7 @@ fn hand_over(
     }
     Applied {
         revision,
-        inventory,
+        inventory: Some(inventory),
         usage,
         summary,
         changed,

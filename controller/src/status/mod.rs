@@ -1,8 +1,10 @@
 //! GitSync status: conditions in the kstatus style, revisions, inventory and key usage,
 //! written only through the [`StatusWriter`]; and Kubernetes Events.
 
+mod inventory;
 mod writer;
 
+pub(crate) use inventory::{InventoryStore, LoadError as InventoryLoadError};
 pub(crate) use writer::StatusWriter;
 
 use crate::support::events::EventRecorder;

@@ -160,32 +160,43 @@ async fn write(
     .await
 }
 
-/// The top-level status fields that differ between `old` and `new`, as a merge patch: each
-/// changed field whole, each removed one as `null`.
+/// What differs between `old` and `new`, as a JSON merge patch (RFC 7386): each changed
+/// field, each removed one as `null`, and within an object that both hold, only what differs
+/// in it (a merge patch merges objects: one sent whole would keep the fields it lacks).
 fn changed_fields(
     old: Option<&GitSyncStatus>,
     new: &GitSyncStatus,
 ) -> Result<serde_json::Value, serde_json::Error> {
     use serde_json::{Map, Value};
-    let object = |status: Option<&GitSyncStatus>| -> Result<Map<String, Value>, serde_json::Error> {
-        match status.map(serde_json::to_value).transpose()? {
-            Some(Value::Object(map)) => Ok(map),
-            _ => Ok(Map::new()),
-        }
+    let old = old.map(serde_json::to_value).transpose()?;
+    let new = serde_json::to_value(new)?;
+    Ok(merge_diff(old.as_ref().unwrap_or(&Value::Null), &new)
+        .unwrap_or_else(|| Value::Object(Map::new())))
+}
+
+/// The merge patch that turns `old` into `new`; `None` when they are equal.
+fn merge_diff(old: &serde_json::Value, new: &serde_json::Value) -> Option<serde_json::Value> {
+    use serde_json::{Map, Value};
+    if old == new {
+        return None;
+    }
+    let (Value::Object(old), Value::Object(new)) = (old, new) else {
+        return Some(new.clone());
     };
-    let (old, new) = (object(old)?, object(Some(new))?);
     let mut patch = Map::new();
-    for key in old.keys() {
-        if !new.contains_key(key) {
-            patch.insert(key.clone(), Value::Null);
-        }
+    for key in old.keys().filter(|key| !new.contains_key(*key)) {
+        patch.insert(key.clone(), Value::Null);
     }
     for (key, value) in new {
-        if old.get(&key) != Some(&value) {
-            patch.insert(key, value);
+        let changed = match old.get(key) {
+            Some(before) => merge_diff(before, value),
+            None => Some(value.clone()),
+        };
+        if let Some(changed) = changed {
+            patch.insert(key.clone(), changed);
         }
     }
-    Ok(Value::Object(patch))
+    Some(Value::Object(patch))
 }
 
 #[cfg(test)]
@@ -215,6 +226,45 @@ mod tests {
         assert_eq!(
             changed_fields(Some(&new), &new).expect("patch"),
             serde_json::json!({})
+        );
+    }
+
+    #[test]
+    fn a_nested_field_that_goes_is_sent_as_null() {
+        // An inventory moving from the status to ConfigMaps: a merge patch of the new object
+        // alone would keep the old entries beside the ConfigMaps' names.
+        let entry = sealsync_core::InventoryEntry::new(Some("a"), "b", "", "ConfigMap", "v1");
+        let listed = GitSyncStatus {
+            inventory: Some(sealsync_core::InventoryStatus {
+                entries: Some(vec![entry]),
+                config_maps: None,
+            }),
+            ..GitSyncStatus::default()
+        };
+        let shards = sealsync_core::InventoryShards {
+            names: vec!["sealsync-inventory-1".to_owned()],
+            count: 1,
+            digest: "sha256:00".to_owned(),
+        };
+        let kept = GitSyncStatus {
+            inventory: Some(sealsync_core::InventoryStatus {
+                entries: None,
+                config_maps: Some(shards.clone()),
+            }),
+            ..GitSyncStatus::default()
+        };
+        assert_eq!(
+            changed_fields(Some(&listed), &kept).expect("patch"),
+            serde_json::json!({"inventory": {"entries": null, "configMaps": {
+                "names": ["sealsync-inventory-1"], "count": 1, "digest": "sha256:00"}}})
+        );
+        let mut recounted = kept.clone();
+        if let Some(inventory) = recounted.inventory.as_mut() {
+            inventory.config_maps = Some(sealsync_core::InventoryShards { count: 2, ..shards });
+        }
+        assert_eq!(
+            changed_fields(Some(&kept), &recounted).expect("patch"),
+            serde_json::json!({"inventory": {"configMaps": {"count": 2}}})
         );
     }
 

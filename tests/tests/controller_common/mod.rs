@@ -166,6 +166,90 @@ impl Env {
         }
     }
 
+    /// The ids of the inventory a GitSync's status records, sorted, however it is kept: listed,
+    /// or in ConfigMaps that must hold exactly what the status counts and vouches for (the
+    /// SHA-256 of every `<id> <version>` line, sorted). An error also when an inventory
+    /// ConfigMap labelled with the GitSync's uid is left that the status does not name.
+    pub async fn inventory_ids(&self, namespace: &str, name: &str) -> Result<Vec<String>, String> {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        let api = dynamic_api(&self.client, "sealsync.dev/v1", "GitSync", Some(namespace)).await;
+        let gs = api.get(name).await.map_err(|e| e.to_string())?;
+        let uid = gs.metadata.uid.clone().unwrap_or_default();
+        let inventory = &gs.data["status"]["inventory"];
+        let config_maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
+        let labelled: Vec<String> = config_maps
+            .list(
+                &kube::api::ListParams::default()
+                    .labels(&format!("sealsync.dev/inventory-of={uid}")),
+            )
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+            .into_iter()
+            .filter_map(|c| c.metadata.name)
+            .collect();
+        let names: Vec<String> = inventory["configMaps"]["names"]
+            .as_array()
+            .map(|n| {
+                n.iter()
+                    .filter_map(|n| n.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut left: Vec<&String> = labelled.iter().filter(|l| !names.contains(l)).collect();
+        left.sort();
+        if !left.is_empty() {
+            return Err(format!(
+                "inventory ConfigMaps the status does not name: {left:?}"
+            ));
+        }
+        if let Some(entries) = inventory["entries"].as_array() {
+            if !names.is_empty() {
+                return Err(format!("both entries and ConfigMaps: {inventory}"));
+            }
+            let mut ids: Vec<String> = entries
+                .iter()
+                .filter_map(|e| e["id"].as_str().map(str::to_owned))
+                .collect();
+            ids.sort();
+            return Ok(ids);
+        }
+        let mut lines = Vec::new();
+        for n in &names {
+            let cm = config_maps.get(n).await.map_err(|e| format!("{n}: {e}"))?;
+            let text = cm
+                .data
+                .and_then(|d| d.get("entries").cloned())
+                .unwrap_or_default();
+            lines.extend(text.lines().map(str::to_owned));
+        }
+        lines.sort();
+        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+        for line in &lines {
+            digest.update(line.as_bytes());
+            digest.update(b"\n");
+        }
+        let digest: String = digest
+            .finish()
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let count = inventory["configMaps"]["count"].as_u64();
+        if count != Some(lines.len() as u64)
+            || inventory["configMaps"]["digest"].as_str() != Some(&format!("sha256:{digest}"))
+        {
+            return Err(format!(
+                "the ConfigMaps hold {} entries with digest {digest}: {inventory}",
+                lines.len()
+            ));
+        }
+        Ok(lines
+            .iter()
+            .filter_map(|l| l.split_once(' ').map(|(id, _)| id.to_owned()))
+            .collect())
+    }
+
     /// Waits until the GitSync has applied `commit` and is Ready.
     pub async fn wait_applied(&self, namespace: &str, name: &str, commit: &str) -> Json {
         let want = commit.to_owned();
