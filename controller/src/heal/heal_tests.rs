@@ -71,7 +71,7 @@ async fn applied_and_healed() -> Healing {
         default_namespace: "apps".to_owned(),
         actor,
     };
-    healer.record(&key, spec, sources, observed);
+    healer.record(&key, spec, (sources, observed), true);
     let configmaps = Api::namespaced(api.client.clone(), "apps");
     Healing {
         api,
@@ -155,4 +155,64 @@ async fn a_correction_refused_by_the_api_server_is_retried() {
     edit(&h.configmaps, "red").await;
     undone(&h.configmaps, "an edit whose first corrections failed").await;
     assert_eq!(corrections(&h.engine), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_revision_does_not_restart_the_full_resync_period() {
+    let api = test_api().await;
+    let engine = test_engine(&api);
+    let key: SyncKey = ("apps".to_owned(), "shop".to_owned());
+    let objects = vec![
+        rendered("ns.yaml", namespace("apps")),
+        rendered(
+            "cm.yaml",
+            configmap("apps", "settings", json!({"mode": "blue"})),
+        ),
+    ];
+    let synced = run_revision(&engine, &key, objects)
+        .await
+        .expect("the revision applies");
+    let full_resync = Duration::from_secs(3);
+    let (healer, _queue) =
+        Healer::new(api.client.clone(), Arc::clone(&engine.metrics), full_resync);
+    let observed = synced.outcome.observed.clone();
+    let sources: Vec<Arc<TrackedSource>> = synced
+        .objects
+        .into_iter()
+        .filter_map(TrackedSource::applied)
+        .map(Arc::new)
+        .collect();
+    let spec = HealSpec {
+        uid: "0b5e7a1c-0000-4000-8000-000000000002".to_owned(),
+        generation: Some(1),
+        revision: "main@sha1:1".to_owned(),
+        force: false,
+        allow_plaintext: true,
+        default_namespace: "apps".to_owned(),
+        actor: Actor::Controller,
+    };
+    let record = |planned_fully: bool| {
+        healer.record(
+            &key,
+            spec.clone(),
+            (sources.clone(), observed.clone()),
+            planned_fully,
+        );
+    };
+    let armed = || healer.armed(&key, Some(1), "main@sha1:1");
+    record(true);
+    let started = tokio::time::Instant::now();
+    while armed().is_err() {
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", armed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Incremental revisions come and go; the period runs from the last full plan.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    record(false);
+    assert_eq!(armed(), Ok(()));
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(armed(), Err("the full-resync period passed"));
+    // A full plan restarts it.
+    record(true);
+    assert_eq!(armed(), Ok(()));
 }

@@ -190,8 +190,11 @@ impl TrackedObject {
 struct TrackedSync {
     spec: HealSpec,
     objects: HashMap<ObjectKey, TrackedObject>,
+    /// The resources of `objects`, each once: what is checked per watch, not per object.
+    resources: Vec<Gvr>,
     /// A full reconcile of this GitSync is running: it writes, not self-heal.
     busy: bool,
+    /// When every object was last planned (not only those an incremental revision changed).
     last_full: Instant,
 }
 
@@ -381,23 +384,24 @@ impl Healer {
         }
     }
 
-    /// A full reconcile applied `sources`, leaving them as `observed` (inventory id →
-    /// state): from now on these are the objects healed, and nothing else.
+    /// A reconcile applied `sources`, leaving them as `observed` (inventory id → state): from
+    /// now on these are the objects healed, and nothing else. `planned_fully` when it planned
+    /// every object, which restarts the full-resync period; an incremental revision does not.
     pub(crate) fn record(
         &self,
         sync: &SyncKey,
         spec: HealSpec,
-        sources: Vec<Arc<TrackedSource>>,
-        observed: Vec<(String, Fingerprint)>,
+        (sources, observed): (Vec<Arc<TrackedSource>>, Vec<(String, Fingerprint)>),
+        planned_fully: bool,
     ) {
         let observed: HashMap<String, Fingerprint> = observed.into_iter().collect();
         let mut guard = self.inner.lock();
         let state = &mut *guard;
-        let mut previous = state
-            .syncs
-            .remove(sync)
-            .map(|s| s.objects)
-            .unwrap_or_default();
+        let (mut previous, last_full) = match state.syncs.remove(sync) {
+            Some(s) if !planned_fully => (s.objects, s.last_full),
+            Some(s) => (s.objects, Instant::now()),
+            None => (HashMap::new(), Instant::now()),
+        };
         let mut objects = HashMap::with_capacity(sources.len());
         let mut resources = HashMap::new();
         for source in sources {
@@ -434,8 +438,9 @@ impl Healer {
             TrackedSync {
                 spec,
                 objects,
+                resources: resources.keys().cloned().collect(),
                 busy: false,
-                last_full: Instant::now(),
+                last_full,
             },
         );
         for (gvr, resource) in resources {
@@ -590,9 +595,9 @@ fn trusted<'a>(
         return Err("a drift correction is pending");
     }
     let listed = tracked
-        .objects
-        .keys()
-        .all(|k| state.watches.get(&k.gvr).is_some_and(|watch| watch.listed));
+        .resources
+        .iter()
+        .all(|gvr| state.watches.get(gvr).is_some_and(|watch| watch.listed));
     if !listed {
         return Err("a watch is not listed");
     }
@@ -604,7 +609,7 @@ fn stop_unused_watches(state: &mut State) {
     let used: HashSet<&Gvr> = state
         .syncs
         .values()
-        .flat_map(|s| s.objects.keys().map(|k| &k.gvr))
+        .flat_map(|s| s.resources.iter())
         .collect();
     let unused: Vec<Gvr> = state
         .watches

@@ -55,6 +55,8 @@ struct Applied {
     heal: Option<HealHandover>,
     /// The revision's manifest files, for the next revision's fetch to skip those unchanged.
     files: Option<incremental::FileIndex>,
+    /// Every object was planned, not only those an incremental revision changed.
+    planned_fully: bool,
 }
 
 /// Each applied object's manifest, and its state after the apply (by inventory id).
@@ -73,6 +75,7 @@ impl Applied {
             prune_error: None,
             heal: None,
             files: None,
+            planned_fully: false,
         }
     }
 }
@@ -229,6 +232,7 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     let mut terminal = result.as_ref().err().is_some_and(Error::is_terminal);
     let heal = result.as_mut().ok().and_then(|a| a.heal.take());
     let files = result.as_mut().ok().and_then(|a| a.files.take());
+    let planned_fully = result.as_ref().is_ok_and(|a| a.planned_fully);
     let written_ids: Vec<String> = written.iter().map(|e| e.id.clone()).collect();
     let full = heal.is_some();
     let revision = result.as_ref().ok().map(|a| a.revision.clone());
@@ -257,7 +261,8 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
                 default_namespace: default_namespace(&gs),
                 actor: actor.clone(),
             };
-            ctx.healer.record(&key, spec, sources, observed);
+            ctx.healer
+                .record(&key, spec, (sources, observed), planned_fully);
             match files {
                 Some(files) => ctx.files.record(&key, files),
                 None => ctx.files.forget(&key),

@@ -109,6 +109,7 @@ pub(super) async fn run(
             }
         };
     count_objects(ctx, &synced);
+    let planned_fully = carried.is_none();
     let carried = carried.unwrap_or_default();
     include_carried(&mut synced, &carried);
     let previous_files = ctx.files.get(&key);
@@ -129,7 +130,7 @@ pub(super) async fn run(
         &target,
         snapshot.revision,
         synced,
-        (carried, files),
+        (carried, files, planned_fully),
         pruned,
     ))
 }
@@ -395,7 +396,7 @@ fn hand_over(
     target: &Target<'_>,
     revision: String,
     synced: Synced,
-    (carried, files): (incremental::Carried, incremental::FileIndex),
+    (carried, files, planned_fully): (incremental::Carried, incremental::FileIndex, bool),
     pruned: Pruned,
 ) -> Applied {
     let Synced {
@@ -463,5 +464,6 @@ fn hand_over(
         prune_error: pruned.error,
         heal,
         files: gs.spec.self_heal.then_some(files),
+        planned_fully,
     }
 }

@@ -198,9 +198,8 @@ impl InventoryStore {
         Ok(status)
     }
 
-    /// Deletes the ConfigMaps that `replaced` named and `current` does not: once the status
-    /// names `current`, or (with the two swapped) when it could not be written. A ConfigMap
-    /// left behind by a failure here goes with the GitSync.
+    /// Deletes the ConfigMaps that `replaced` named and `current` does not, once the status
+    /// names `current`. One left behind by a failure here goes with the GitSync.
     pub(crate) async fn collect(
         &self,
         gs: &GitSync,
