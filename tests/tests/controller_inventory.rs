@@ -43,13 +43,23 @@ fn ids(numbers: &[usize]) -> Vec<String> {
     ids
 }
 
-async fn start() -> Env {
-    Env::start_with(
+/// A controller, and a GitSync that has applied ten ConfigMaps and their Namespace.
+async fn ten_applied() -> (Env, Vec<usize>) {
+    let env = Env::start_with(
         &[PLATFORM],
         &["--inventory-inline-entries=4".to_owned()],
         &[],
     )
-    .await
+    .await;
+    let numbers: Vec<usize> = (0..10).collect();
+    let first = env
+        .repo
+        .commit_tree(&tree(&numbers), "ten")
+        .expect("commit");
+    env.apply_gitsync(PLATFORM, "team", json!({"interval": "1h", "path": "team"}))
+        .await;
+    env.wait_applied(PLATFORM, "team", &first).await;
+    (env, numbers)
 }
 
 async fn sync(env: &Env, numbers: &[usize], message: &str) {
@@ -92,15 +102,7 @@ async fn inventory_config_maps(env: &Env) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_inventory_lives_in_configmaps_that_survive_a_restart_and_go_with_the_gitsync() {
-    let mut env = start().await;
-    let mut numbers: Vec<usize> = (0..10).collect();
-    let first = env
-        .repo
-        .commit_tree(&tree(&numbers), "ten")
-        .expect("commit");
-    env.apply_gitsync(PLATFORM, "team", json!({"interval": "1h", "path": "team"}))
-        .await;
-    env.wait_applied(PLATFORM, "team", &first).await;
+    let (mut env, mut numbers) = ten_applied().await;
     let status = env.gitsync_status(PLATFORM, "team").await;
     assert!(status["inventory"]["entries"].is_null(), "{status}");
     assert_eq!(status["inventory"]["configMaps"]["count"], 11, "{status}");
@@ -185,15 +187,7 @@ async fn a_large_inventory_lives_in_configmaps_that_survive_a_restart_and_go_wit
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_pruned_on_the_word_of_a_changed_or_deleted_inventory_configmap() {
-    let mut env = start().await;
-    let mut numbers: Vec<usize> = (0..10).collect();
-    let first = env
-        .repo
-        .commit_tree(&tree(&numbers), "ten")
-        .expect("commit");
-    env.apply_gitsync(PLATFORM, "team", json!({"interval": "1h", "path": "team"}))
-        .await;
-    env.wait_applied(PLATFORM, "team", &first).await;
+    let (mut env, mut numbers) = ten_applied().await;
 
     // Someone who may edit ConfigMaps in the GitSync's namespace adds an object of theirs
     // choosing to the inventory: one that carries the GitSync's owner labels, so prune would

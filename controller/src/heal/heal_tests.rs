@@ -29,16 +29,7 @@ async fn applied_and_healed() -> Healing {
     let engine = test_engine(&api);
     let key: SyncKey = ("apps".to_owned(), "shop".to_owned());
     let actor = Actor::Controller;
-    let objects = vec![
-        rendered("ns.yaml", namespace("apps")),
-        rendered(
-            "cm.yaml",
-            configmap("apps", "settings", json!({"mode": "blue"})),
-        ),
-    ];
-    let synced = run_revision(&engine, &key, objects)
-        .await
-        .expect("the revision applies");
+    let handover = apply_settings(&engine, &key).await;
     let (healer, queue) = Healer::new(
         api.client.clone(),
         Arc::clone(&engine.metrics),
@@ -55,13 +46,6 @@ async fn applied_and_healed() -> Healing {
         )),
     });
     tokio::spawn(run_corrections(corrections, queue));
-    let observed = synced.outcome.observed.clone();
-    let sources = synced
-        .objects
-        .into_iter()
-        .filter_map(TrackedSource::applied)
-        .map(Arc::new)
-        .collect();
     let spec = HealSpec {
         uid: "0b5e7a1c-0000-4000-8000-000000000001".to_owned(),
         generation: Some(1),
@@ -71,13 +55,39 @@ async fn applied_and_healed() -> Healing {
         default_namespace: "apps".to_owned(),
         actor,
     };
-    healer.record(&key, spec, (sources, observed), true);
+    healer.record(&key, spec, handover, true);
     let configmaps = Api::namespaced(api.client.clone(), "apps");
     Healing {
         api,
         engine,
         configmaps,
     }
+}
+
+/// Applies a Namespace and the ConfigMap `settings` as a full reconcile does: what it hands
+/// self-heal.
+async fn apply_settings(
+    engine: &Engine,
+    key: &SyncKey,
+) -> (Vec<Arc<TrackedSource>>, Vec<(String, Fingerprint)>) {
+    let objects = vec![
+        rendered("ns.yaml", namespace("apps")),
+        rendered(
+            "cm.yaml",
+            configmap("apps", "settings", json!({"mode": "blue"})),
+        ),
+    ];
+    let synced = run_revision(engine, key, objects)
+        .await
+        .expect("the revision applies");
+    let observed = synced.outcome.observed.clone();
+    let sources = synced
+        .objects
+        .into_iter()
+        .filter_map(TrackedSource::applied)
+        .map(Arc::new)
+        .collect();
+    (sources, observed)
 }
 
 async fn mode(configmaps: &Api<ConfigMap>) -> Option<String> {
@@ -162,26 +172,10 @@ async fn an_incremental_revision_does_not_restart_the_full_resync_period() {
     let api = test_api().await;
     let engine = test_engine(&api);
     let key: SyncKey = ("apps".to_owned(), "shop".to_owned());
-    let objects = vec![
-        rendered("ns.yaml", namespace("apps")),
-        rendered(
-            "cm.yaml",
-            configmap("apps", "settings", json!({"mode": "blue"})),
-        ),
-    ];
-    let synced = run_revision(&engine, &key, objects)
-        .await
-        .expect("the revision applies");
+    let (sources, observed) = apply_settings(&engine, &key).await;
     let full_resync = Duration::from_secs(3);
     let (healer, _queue) =
         Healer::new(api.client.clone(), Arc::clone(&engine.metrics), full_resync);
-    let observed = synced.outcome.observed.clone();
-    let sources: Vec<Arc<TrackedSource>> = synced
-        .objects
-        .into_iter()
-        .filter_map(TrackedSource::applied)
-        .map(Arc::new)
-        .collect();
     let spec = HealSpec {
         uid: "0b5e7a1c-0000-4000-8000-000000000002".to_owned(),
         generation: Some(1),

@@ -7,8 +7,8 @@ use kube::runtime::controller::Action;
 use kube::ResourceExt;
 use sealsync_core::GitSync;
 
-use super::{forget_vault, Shared};
-use crate::status::{self, InventoryLoadError};
+use super::{applied_inventory, forget_vault, Shared};
+use crate::status;
 use crate::sync::apply::Resolver;
 use crate::sync::error::Error;
 use crate::sync::prune;
@@ -63,23 +63,14 @@ pub(super) async fn cleanup(gs: Arc<GitSync>, ctx: &Shared) -> Result<Action, Er
     }
     let namespace = gs.namespace().unwrap_or_default();
     let name = gs.name_any();
-    let entries = match ctx.inventories.load(&gs).await {
-        Ok(inventory) => inventory.entries.clone(),
-        Err(InventoryLoadError::Api { source, .. }) => {
-            return Err(Error::Kube {
-                action: "reading the inventory ConfigMaps",
-                source,
-            })
-        }
-        Err(lost @ InventoryLoadError::Lost(_)) => {
-            let message = format!(
-                "{lost}; the deleted GitSync's objects are left in place: delete them by hand"
-            );
-            tracing::warn!(error = %message, "inventory lost");
-            crate::status::event(&ctx.recorder, &gs, true, "InventoryLost", message).await;
-            Vec::new()
-        }
-    };
+    let entries = applied_inventory(
+        &gs,
+        ctx,
+        "the deleted GitSync's objects are left in place: delete them by hand",
+    )
+    .await?
+    .entries
+    .clone();
     let client = match ctx
         .settings
         .actor(&namespace, gs.spec.service_account_name.as_deref())

@@ -24,6 +24,7 @@ use sealsync_core::Chain;
 use sealsync_core::{parse_duration, GitSync, Inventory, FINALIZER, REQUESTED_AT_ANNOTATION};
 
 use crate::heal::{HealSpec, TrackedSource};
+use crate::status::InventoryLoadError;
 use crate::support::retry::Backoff;
 use crate::support::{Fingerprint, SyncKey};
 use crate::sync::error::Error;
@@ -296,6 +297,29 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
 fn forget_vault(ctx: &Shared, key: &SyncKey) {
     ctx.engine.vault.forget(key);
     ctx.refresher.forget(key);
+}
+
+/// The inventory of the last applied revision, what prune goes by. One that is lost (its
+/// ConfigMaps deleted or changed by someone) is reported with `if_lost`, what that means here,
+/// and taken as empty: nothing is deleted on the word of a ConfigMap.
+async fn applied_inventory(
+    gs: &GitSync,
+    ctx: &Shared,
+    if_lost: &str,
+) -> Result<Arc<Inventory>, Error> {
+    match ctx.inventories.load(gs).await {
+        Ok(inventory) => Ok(inventory),
+        Err(InventoryLoadError::Api { source, .. }) => Err(Error::Kube {
+            action: "reading the inventory ConfigMaps",
+            source,
+        }),
+        Err(lost @ InventoryLoadError::Lost(_)) => {
+            let message = format!("{lost}; {if_lost}");
+            tracing::warn!(error = %message, "inventory lost");
+            crate::status::event(&ctx.recorder, gs, true, "InventoryLost", message).await;
+            Ok(Arc::default())
+        }
+    }
 }
 
 /// The namespace of namespaced objects whose manifests name none.

@@ -12,11 +12,10 @@ use sealsync_core::{GitSync, Inventory, InventoryEntry, Revision};
 use serde_json::Value as Json;
 
 use super::{
-    credentials, default_namespace, forget_vault, incremental, register_webhook, report_orphaned,
-    Applied, Shared,
+    applied_inventory, credentials, default_namespace, forget_vault, incremental, register_webhook,
+    report_orphaned, Applied, Shared,
 };
 use crate::heal::TrackedSource;
-use crate::status::InventoryLoadError;
 use crate::support::{Actor, SyncKey};
 use crate::sync::apply::Resolver;
 use crate::sync::engine::{Pass, Synced, Target};
@@ -70,7 +69,12 @@ pub(super) async fn run(
         return Ok(Applied::unchanged(gs, snapshot.revision, summary));
     }
 
-    let previous_inventory = previous_inventory(gs, ctx).await?;
+    let previous_inventory = applied_inventory(
+        gs,
+        ctx,
+        "objects that only the last revision held are not pruned: delete them by hand if they should go",
+    )
+    .await?;
     // What self-heal vouches for, taken before it stands aside.
     let applied = incremental::applied_before(gs, ctx, &key, &snapshot.revision);
     // A full reconcile: self-heal stands aside until it ends, and the webhook's Secret is
@@ -319,28 +323,6 @@ fn count_objects(ctx: &Shared, synced: &Synced) {
     ctx.metrics
         .count_objects("configured", outcome.configured + outcome.recreated);
     ctx.metrics.count_objects("unchanged", outcome.unchanged);
-}
-
-/// The inventory of the last applied revision, what prune compares this one with. One that
-/// is lost (its ConfigMaps deleted or changed by someone) is reported and taken as empty: the
-/// revision is applied, and whatever only the lost inventory listed is left in place rather
-/// than deleted on the word of a ConfigMap.
-async fn previous_inventory(gs: &GitSync, ctx: &Shared) -> Result<Arc<Inventory>, Error> {
-    match ctx.inventories.load(gs).await {
-        Ok(inventory) => Ok(inventory),
-        Err(InventoryLoadError::Api { source, .. }) => Err(Error::Kube {
-            action: "reading the inventory ConfigMaps",
-            source,
-        }),
-        Err(lost @ InventoryLoadError::Lost(_)) => {
-            let message = format!(
-                "{lost}; objects that only the last revision held are not pruned: delete them by hand if they should go"
-            );
-            tracing::warn!(error = %message, "inventory lost");
-            crate::status::event(&ctx.recorder, gs, true, "InventoryLost", message).await;
-            Ok(Arc::default())
-        }
-    }
 }
 
 /// What the `prune` stage did.
