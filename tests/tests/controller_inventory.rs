@@ -281,3 +281,54 @@ async fn nothing_is_pruned_on_the_word_of_a_changed_or_deleted_inventory_configm
         ids(&numbers)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inventory_that_cannot_go_to_configmaps_stays_in_the_status() {
+    let env = Env::start_with(
+        &[PLATFORM],
+        &["--inventory-inline-entries=4".to_owned()],
+        &[],
+    )
+    .await;
+    // Creating ConfigMaps in the GitSync's namespace is refused, as it is for a controller
+    // installed without the RBAC for them.
+    env.faults().fail_next(
+        10_000,
+        Some("POST"),
+        &format!("/api/v1/namespaces/{PLATFORM}/configmaps"),
+        403,
+    );
+    let mut numbers: Vec<usize> = (0..10).collect();
+    let first = env
+        .repo
+        .commit_tree(&tree(&numbers), "ten")
+        .expect("commit");
+    env.apply_gitsync(PLATFORM, "team", json!({"interval": "1h", "path": "team"}))
+        .await;
+    env.wait_applied(PLATFORM, "team", &first).await;
+    let status = env.gitsync_status(PLATFORM, "team").await;
+    assert_eq!(
+        status["inventory"]["entries"].as_array().map(Vec::len),
+        Some(11),
+        "{status}"
+    );
+    let events = events_json(&env, PLATFORM).await;
+    assert!(
+        events.contains("InventoryConfigMapsFailed")
+            && events.contains("grant the controller get, create, delete and deletecollection"),
+        "{events}"
+    );
+
+    // Once allowed, the next revision moves it to ConfigMaps, and prune knew every object.
+    env.faults().clear_faults();
+    numbers.retain(|n| *n != 3);
+    sync(&env, &numbers, "drop three").await;
+    assert!(!exists(&env, "cm-03").await, "cm-03 is pruned");
+    assert!(!inventory_config_maps(&env).await.is_empty());
+    assert_eq!(
+        env.inventory_ids(PLATFORM, "team")
+            .await
+            .expect("vouched for"),
+        ids(&numbers)
+    );
+}

@@ -152,12 +152,34 @@ async fn record_inventory(
             Inventory { entries }
         }
     };
-    ctx.inventories
-        .store(gs, std::sync::Arc::new(inventory))
-        .await
-        .map(Some)
-        .map_err(|e| Chain(&e).to_string())
+    let inventory = std::sync::Arc::new(inventory);
+    match ctx.inventories.store(gs, inventory.clone()).await {
+        Ok(stored) => Ok(Some(stored)),
+        Err(e) => {
+            // Prune must know every object, so the inventory goes into the status after all:
+            // slower to write, and bounded by etcd's object size, but never lost.
+            let message = format!(
+                "{}; the inventory is kept in the status instead: grant the controller get, create, delete and deletecollection on configmaps",
+                Chain(&KeptInStatus(e))
+            );
+            tracing::warn!(error = %message, "inventory ConfigMaps not written");
+            status::event(
+                &ctx.recorder,
+                gs,
+                true,
+                "InventoryConfigMapsFailed",
+                message,
+            )
+            .await;
+            Ok(Some(InventoryStatus::listed(&inventory)))
+        }
+    }
 }
+
+/// Writing the ConfigMaps of a large inventory failed.
+#[derive(Debug, thiserror::Error)]
+#[error("writing the inventory ConfigMaps")]
+struct KeptInStatus(#[source] kube::Error);
 
 fn prune_failed_message(applied: &Applied, error: &str) -> String {
     format!(
