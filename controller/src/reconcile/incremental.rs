@@ -33,6 +33,7 @@ use crate::support::metrics::PlanLabels;
 use crate::support::SyncKey;
 use crate::sync::fetch::Snapshot;
 use crate::sync::object::SyncObject;
+use crate::sync::plan::CarriedObjects;
 use crate::sync::restarts;
 use crate::sync::tree::KeptFile;
 use sealsync_core::render::Kept;
@@ -202,10 +203,33 @@ pub(super) struct Carried {
     pub(super) observed: Vec<(String, Fingerprint)>,
     /// Their inventory entries.
     pub(super) entries: Vec<InventoryEntry>,
-    /// Inventory id → location: what no planned object may also be.
-    pub(super) locations: HashMap<String, String>,
     /// The keys that opened the SealedSecrets among them, from the status.
     pub(super) usage: Vec<SealedSecretUsage>,
+}
+
+impl Carried {
+    /// The carried objects by inventory id, for the plan stage's duplicate check. Built when
+    /// asked, without a copy of any id: a location is written only for the error that names it.
+    pub(super) fn index(&self) -> CarriedIndex<'_> {
+        CarriedIndex(
+            self.sources
+                .iter()
+                .map(|source| (source.id.as_str(), source.as_ref()))
+                .collect(),
+        )
+    }
+}
+
+/// The carried objects by inventory id.
+#[derive(Debug)]
+pub(super) struct CarriedIndex<'a>(HashMap<&'a str, &'a TrackedSource>);
+
+impl CarriedObjects for CarriedIndex<'_> {
+    fn location_of(&self, id: &str) -> Option<String> {
+        self.0
+            .get(id)
+            .map(|source| format!("{}: {}", source.file, source.document))
+    }
 }
 
 /// The applied revision's objects, taken before the reconcile makes self-heal stand aside,
@@ -371,10 +395,6 @@ fn split(
             id: source.id.clone(),
             v: source.resource.version.clone(),
         });
-        carried.locations.insert(
-            source.id.clone(),
-            format!("{}: {}", source.file, source.document),
-        );
         carried
             .observed
             .push((source.id.clone(), found.synced.clone()));

@@ -92,13 +92,12 @@ fn kept_files_are_carried_whole_and_only_changed_objects_of_read_files_are_plann
     assert_eq!(ids, ["team_a__ConfigMap", "team_b1__ConfigMap"]);
     assert_eq!(carried.sources.len(), 2);
     assert_eq!(carried.observed.len(), 2);
+    let index = carried.index();
     assert_eq!(
-        carried
-            .locations
-            .get("team_a__ConfigMap")
-            .map(String::as_str),
+        index.location_of("team_a__ConfigMap").as_deref(),
         Some("a.yaml: document 1")
     );
+    assert_eq!(index.location_of("team_d__ConfigMap"), None);
 }
 
 #[test]

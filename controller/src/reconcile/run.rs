@@ -22,6 +22,7 @@ use crate::sync::engine::{Pass, Synced, Target};
 use crate::sync::error::Error;
 use crate::sync::fetch::{self, FetchRequest, Snapshot, SourceLimits};
 use crate::sync::object::SyncObject;
+use crate::sync::plan::CarriedObjects;
 use crate::sync::progress::{Progress, SyncStage};
 use crate::sync::resolve::Login;
 use crate::sync::{inventory, prune};
@@ -103,9 +104,12 @@ pub(super) async fn run(
         progress: Some(progress),
     };
     let mut resolver = Resolver::default();
-    let carried_locations = carried.as_ref().map(|c| &c.locations);
+    let carried_index = carried.as_ref().map(incremental::Carried::index);
+    let carried_objects = carried_index
+        .as_ref()
+        .map(|index| index as &dyn CarriedObjects);
     let mut synced =
-        match sync_objects(gs, ctx, &target, &mut resolver, objects, carried_locations).await {
+        match sync_objects(gs, ctx, &target, &mut resolver, objects, carried_objects).await {
             Ok(synced) => synced,
             Err((error, left)) => {
                 *written = left;
@@ -275,7 +279,7 @@ async fn sync_objects(
     target: &Target<'_>,
     resolver: &mut Resolver,
     objects: Vec<SyncObject>,
-    carried: Option<&HashMap<String, String>>,
+    carried: Option<&dyn CarriedObjects>,
 ) -> Result<Synced, (Error, Vec<InventoryEntry>)> {
     // The CRDs of the revision say the scope of the kinds they define before they are served.
     let revision_crds: Vec<Json> = objects

@@ -7,7 +7,7 @@
 //! (scope, prepare, duplicates, order) → write (dry-run gated and all or nothing for a
 //! revision; one object at a time otherwise).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use sealsync_core::{Inventory, InventoryEntry, SealedSecretUsage};
@@ -84,8 +84,8 @@ pub(crate) enum Pass<'a> {
         /// Keep each object's manifest for self-heal.
         keep_manifests: bool,
         /// Objects of the applied revision that the new one holds unchanged and that are not
-        /// planned again (inventory id → location): no object planned may be one of them.
-        carried: Option<&'a HashMap<String, String>>,
+        /// planned again: no object planned may be one of them.
+        carried: Option<&'a dyn super::plan::CarriedObjects>,
     },
     /// Objects of the applied revision, each written alone. An object with references whose
     /// values are those last applied is not written; a changed Secret that workloads restart

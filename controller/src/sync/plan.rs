@@ -14,16 +14,24 @@ use super::inventory;
 use super::object::{Identity, Scope, Stage, SyncObject};
 use super::prepare::{self, Owner};
 
+/// The objects of a revision that are not planned again (an incremental revision carries them
+/// over): no object planned may be one of them.
+pub(crate) trait CarriedObjects: Sync + std::fmt::Debug {
+    /// Where the carried object with inventory id `id` comes from (`file: document`), if there
+    /// is one.
+    fn location_of(&self, id: &str) -> Option<String>;
+}
+
 /// Plans the resolved `objects` (those left unchanged stay as they are). `revision_crds` are
 /// the CRDs of the revision, which say the scope of kinds discovery does not serve yet;
-/// `carried`, the revision's objects that are not planned again (inventory id → location).
+/// `carried`, the revision's objects that are not planned again.
 pub(crate) async fn plan(
     engine: &Engine,
     target: &Target<'_>,
     resolver: &mut Resolver,
     objects: &mut [SyncObject],
     revision_crds: &[Json],
-    carried: Option<&HashMap<String, String>>,
+    carried: Option<&dyn CarriedObjects>,
 ) -> Result<(), Error> {
     let owner = Owner {
         namespace: &target.key.0,
@@ -48,11 +56,13 @@ pub(crate) async fn plan(
     // SealedSecret and a Secret of one name) would fight over it on every apply.
     let mut seen: HashMap<&str, &str> = HashMap::new();
     for object in objects.iter().filter(|o| o.stage == Stage::Prepared) {
-        let earlier = carried.and_then(|c| c.get(&object.id)).map(String::as_str);
-        if let Some(first) = earlier.or_else(|| seen.insert(&object.id, &object.location)) {
+        let earlier = carried.and_then(|c| c.location_of(&object.id));
+        let first =
+            earlier.or_else(|| seen.insert(&object.id, &object.location).map(str::to_owned));
+        if let Some(first) = first {
             return Err(Error::Render(RenderError::Duplicate {
                 id: object.id.clone(),
-                first: first.to_owned(),
+                first,
                 second: object.location.clone(),
             }));
         }
