@@ -3,6 +3,7 @@
 //! writer.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kube::{Resource, ResourceExt};
@@ -134,7 +135,7 @@ async fn record_inventory(
 ) -> Result<Option<InventoryStatus>, String> {
     let inventory = match result {
         Ok(applied) => match &applied.inventory {
-            Some(inventory) => inventory.clone(),
+            Some(inventory) => Arc::clone(inventory),
             None => return Ok(None),
         },
         Err(_) if written.is_empty() => return Ok(None),
@@ -149,10 +150,9 @@ async fn record_inventory(
             entries.extend(written);
             entries.sort();
             entries.dedup_by(|a, b| a.id == b.id);
-            Inventory { entries }
+            Arc::new(Inventory { entries })
         }
     };
-    let inventory = std::sync::Arc::new(inventory);
     match ctx.inventories.store(gs, inventory.clone()).await {
         Ok(stored) => Ok(Some(stored)),
         Err(e) => {
@@ -268,17 +268,13 @@ pub(super) async fn finish(
         .status
         .update(&key, Some(gs), |st| change.apply_to(st))
         .await;
-    if let Some(inventory) = &inventory {
-        // The ConfigMaps the status no longer names; or, when it was not written, the new ones.
-        match &stored {
-            Ok(_) => ctx
-                .inventories
-                .collect(gs, recorded.as_ref(), Some(inventory)),
-            Err(_) => ctx
-                .inventories
-                .collect(gs, Some(inventory), recorded.as_ref()),
-        }
-        .await;
+    // The ConfigMaps the status no longer names. When the write failed, the new ones stay: it
+    // may have landed all the same, and the next attempt at the revision finds them (they are
+    // named after their content); any left over go with the GitSync.
+    if let (Some(inventory), Ok(_)) = (&inventory, &stored) {
+        ctx.inventories
+            .collect(gs, recorded.as_ref(), Some(inventory))
+            .await;
     }
     if let (Ok(applied), Ok(_)) = (&result, &stored) {
         if let Some(pushed) = ctx.webhooks.take_push(&namespace, &name) {

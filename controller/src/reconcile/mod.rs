@@ -46,7 +46,7 @@ const MAX_DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 struct Applied {
     revision: String,
     /// The revision's inventory; `None` when it is the one the status records already.
-    inventory: Option<Inventory>,
+    inventory: Option<Arc<Inventory>>,
     usage: Vec<sealsync_core::SealedSecretUsage>,
     summary: String,
     changed: bool,

@@ -443,7 +443,7 @@ fn hand_over(
     }
     Applied {
         revision,
-        inventory: Some(inventory),
+        inventory: Some(Arc::new(inventory)),
         usage,
         summary,
         changed,

@@ -174,6 +174,17 @@ impl InventoryStore {
             return Ok(InventoryStatus::listed(&inventory));
         }
         let key: SyncKey = (gs.namespace().unwrap_or_default(), gs.name_any());
+        let recorded = gs.status.as_ref().and_then(|s| s.inventory.as_ref());
+        // A revision that adds or removes nothing: the recorded ConfigMaps hold it already, and
+        // nothing is hashed again.
+        if let Some(recorded) = recorded {
+            if self
+                .known(&key, recorded)
+                .is_some_and(|known| Arc::ptr_eq(&known, &inventory) || *known == *inventory)
+            {
+                return Ok(recorded.clone());
+            }
+        }
         let uid = gs.uid().unwrap_or_default();
         let shards = inventory::shards(&uid, &inventory.entries);
         let status = InventoryStatus {
@@ -185,10 +196,7 @@ impl InventoryStore {
             }),
         };
         // Shards are named after their content: those the current status names exist as they are.
-        let existing: HashSet<String> =
-            shard_names(gs.status.as_ref().and_then(|s| s.inventory.as_ref()))
-                .into_iter()
-                .collect();
+        let existing: HashSet<String> = shard_names(recorded).into_iter().collect();
         let api: Api<ConfigMap> =
             Api::namespaced(self.client.clone(), &gs.namespace().unwrap_or_default());
         for shard in shards.iter().filter(|s| !existing.contains(&s.name)) {
