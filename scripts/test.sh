@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every sealsync test. Installs the external tools the tests drive (Go age, OpenBao,
-# git, kubectl check) and builds the real kube-apiserver and etcd from their Go modules
-# (scripts/kube-apiserver.sh; cached, so only the first run pays) first, so a fresh machine
+# git, kubectl check) and builds the real kube-apiserver and etcd and the kustomize and Helm
+# renderer from their Go modules (scripts/kube-apiserver.sh, scripts/renderer.sh; cached, so
+# only the first run pays) first, so a fresh machine
 # needs nothing by hand.
 #
 # The end-to-end suites run against the real kube-apiserver (SEALSYNC_TEST_APISERVER); set
@@ -11,5 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-test-tools.sh
 scripts/kube-apiserver.sh
+scripts/renderer.sh
+SEALSYNC_RENDERER="$(scripts/renderer.sh --print-path)"
+export SEALSYNC_RENDERER
 export SEALSYNC_TEST_APISERVER="${SEALSYNC_TEST_APISERVER:-kube-apiserver}"
 cargo test --workspace --locked "$@"

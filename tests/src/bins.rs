@@ -118,6 +118,49 @@ pub fn controller() -> Result<PathBuf> {
     workspace_binary("sealsync-controller", "sealsync-controller")
 }
 
+/// `sealsync-renderer`, the Go program that runs kustomize and Helm: `$SEALSYNC_RENDERER`, else
+/// the one `scripts/renderer.sh` builds (and caches outside the repository), built here if
+/// missing.
+pub fn renderer() -> Result<PathBuf> {
+    static RENDERER: Mutex<Option<PathBuf>> = Mutex::new(None);
+    let mut found = RENDERER.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(path) = found.as_ref() {
+        return Ok(path.clone());
+    }
+    if let Some(path) = std::env::var_os("SEALSYNC_RENDERER").filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        *found = Some(path.clone());
+        return Ok(path);
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/renderer.sh");
+    let output = Command::new("bash")
+        .arg(&script)
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !output.status.success() {
+        bail!(
+            "{} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let printed = Command::new("bash")
+        .arg(&script)
+        .arg("--print-path")
+        .output()
+        .with_context(|| format!("running {} --print-path", script.display()))?;
+    let path = PathBuf::from(String::from_utf8_lossy(&printed.stdout).trim());
+    if !path.is_file() {
+        bail!(
+            "{} built no renderer at {}",
+            script.display(),
+            path.display()
+        );
+    }
+    *found = Some(path.clone());
+    Ok(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -67,6 +67,9 @@ impl ControllerProcess {
         if !extra.iter().any(|a| a.starts_with("--trusted-namespaces")) {
             cmd.arg("--trusted-namespaces=*");
         }
+        if !extra.iter().any(|a| a.starts_with("--renderer")) {
+            cmd.arg("--renderer").arg(crate::bins::renderer()?);
+        }
         cmd.arg("--data-dir")
             .arg(data_dir)
             .args(extra)

@@ -377,6 +377,30 @@ impl BareRepo {
         .with_context(|| format!("replacing the tree of {}", self.name))
     }
 
+    /// Adds symbolic links (path, target) on [`DEFAULT_BRANCH`], commits and pushes: Git keeps
+    /// the target as written, whether or not it exists. Returns the new commit id.
+    pub fn commit_symlinks<P: AsRef<str>, T: AsRef<str>>(
+        &self,
+        links: &[(P, T)],
+        message: &str,
+    ) -> Result<String> {
+        self.change_and_push(DEFAULT_BRANCH, message, |work| {
+            for (path, target) in links {
+                let rel = safe_relative_path(path.as_ref())?;
+                let full = work.join(&rel);
+                if let Some(parent) = full.parent() {
+                    std::fs::create_dir_all(parent)
+                        .with_context(|| format!("creating {}", parent.display()))?;
+                }
+                let _ = std::fs::remove_file(&full);
+                std::os::unix::fs::symlink(target.as_ref(), &full)
+                    .with_context(|| format!("linking {}", rel.display()))?;
+            }
+            Ok(())
+        })
+        .with_context(|| format!("committing links to {}", self.name))
+    }
+
     /// Deletes `paths` (files or directories) on [`DEFAULT_BRANCH`], commits and pushes.
     pub fn delete_files<P: AsRef<str>>(&self, paths: &[P], message: &str) -> Result<String> {
         self.delete_files_on(DEFAULT_BRANCH, paths, message)

@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::InventoryStatus;
+use crate::render_spec::{HelmSpec, RenderSpec};
 
 /// The API group of every sealsync resource.
 pub const GROUP: &str = "sealsync.dev";
@@ -75,6 +76,12 @@ pub struct GitSyncSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 4096))]
     pub path: Option<String>,
+    /// How the path becomes objects: detected by default (kustomize, Helm or a directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub render: Option<RenderSpec>,
+    /// Settings for a Helm chart at the path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helm: Option<HelmSpec>,
     /// How often to fetch, re-apply and undo drift: a duration such as `30s`, `5m` or `1h`.
     #[schemars(length(max = 40), regex(pattern = r"^([0-9]{1,9}(ms|s|m|h))+$"))]
     #[x_kube(validation = Rule::new("duration(self) >= duration('1s')").message("must be at least 1s"))]
@@ -452,6 +459,8 @@ mod tests {
             secret_ref: None,
             git_ref,
             path: None,
+            render: None,
+            helm: None,
             interval: "1m".to_owned(),
             timeout: None,
             prune: true,

@@ -16,6 +16,9 @@ pub mod kubeclient;
 pub mod manifest;
 pub mod redact;
 pub mod render;
+#[cfg(feature = "kube")]
+mod render_spec;
+pub mod renderer;
 pub mod rewrap;
 #[cfg(feature = "kube")]
 mod sealingkey;
@@ -33,6 +36,8 @@ pub use crd::{
 pub use duration::{parse_duration, DurationError};
 #[cfg(feature = "kube")]
 pub use inventory::{Inventory, InventoryEntry, InventoryShards, InventoryStatus};
+#[cfg(feature = "kube")]
+pub use render_spec::{HelmSpec, RenderSpec, RenderType};
 #[cfg(feature = "kube")]
 pub use sealingkey::{
     KeyState, KeyUse, SealingKey, SealingKeySpec, SealingKeyStatus, MAX_LISTED_DOCUMENTS,

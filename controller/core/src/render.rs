@@ -167,8 +167,8 @@ pub enum RenderError {
         /// The path.
         path: String,
     },
-    /// A kustomize entry point was found.
-    #[error("{file}: kustomize is not supported yet; remove the kustomization file and keep plain manifests under the path")]
+    /// A kustomization inside a directory rendered as plain manifests.
+    #[error("{file}: a kustomization inside a directory of plain manifests is not built; point spec.path at its directory to build it with kustomize, or remove it")]
     Kustomization {
         /// The file.
         file: String,
@@ -208,6 +208,37 @@ pub enum RenderError {
         /// The second definition.
         second: String,
     },
+    /// kustomize or Helm refused the tree or failed on it.
+    #[error("{path}: {engine} failed ({reason}): {message}")]
+    Renderer {
+        /// The rendered path.
+        path: String,
+        /// `kustomize` or `helm`.
+        engine: &'static str,
+        /// A stable word for what failed (`OutsideRoot`, `SecretGenerator`, `RemoteBase`,
+        /// `Plugin`, `Template`, ...).
+        reason: String,
+        /// The engine's message, with paths made relative to the repository.
+        message: String,
+    },
+    /// A symbolic link in the repository cannot be given to the renderer.
+    #[error("{file}: a symbolic link to {target:?} {problem}; a rendered path reads regular files of the repository only")]
+    Link {
+        /// The link.
+        file: String,
+        /// Where it points.
+        target: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// The renderer program could not be started.
+    #[error("the renderer {program} cannot be started ({message}); it is installed beside the controller and the CLI (scripts/renderer.sh builds it)")]
+    RendererMissing {
+        /// The program's path.
+        program: String,
+        /// Why it did not start.
+        message: String,
+    },
     /// A limit was reached.
     #[error("{what} exceeds the limit of {limit}")]
     Limit {
@@ -216,6 +247,23 @@ pub enum RenderError {
         /// The limit.
         limit: usize,
     },
+}
+
+impl RenderError {
+    /// Whether the same tree may render on a later try: the renderer was missing or crashed,
+    /// not the tree at fault.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            RenderError::RendererMissing { .. } => true,
+            RenderError::Renderer { reason, .. } => {
+                matches!(
+                    reason.as_str(),
+                    "Crashed" | "Io" | "Workspace" | "Response" | "Internal"
+                )
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Normalises `spec.path`: `""`, `"."` and `"./"` mean the root; `..`, absolute paths and
@@ -338,8 +386,7 @@ pub fn render_with(
     }
     under.sort_by(|a, b| a.path.cmp(&b.path));
 
-    let mut manifests = Vec::new();
-    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut collected = Collector::new(limits, kept.objects);
     let mut total = kept.bytes;
     let mut file_count = kept.files;
     if file_count > limits.max_files {
@@ -382,56 +429,110 @@ pub fn render_with(
         let text = std::str::from_utf8(&file.contents).map_err(|_| RenderError::NotText {
             file: file.path.clone(),
         })?;
-        let yaml_limits = Limits::small(limits.max_file_bytes, MAX_DOCUMENTS_PER_FILE);
+        collected.file(&file.path, text, SkipNonObjects::IfNoObject)?;
+    }
+    collected.finish(path)
+}
+
+/// What to do with documents that are not Kubernetes objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SkipNonObjects {
+    /// A file in which no document is an object (a values file, a tool's configuration) is
+    /// skipped; one that mixes objects and other documents is an error.
+    IfNoObject,
+    /// Every document must be an object (a renderer's output).
+    Never,
+}
+
+/// The objects of a revision as files and rendered streams are added: every document checked,
+/// duplicates and the object limit found across all of them.
+pub(crate) struct Collector<'a> {
+    limits: &'a RenderLimits,
+    kept_objects: usize,
+    manifests: Vec<Manifest>,
+    seen: BTreeMap<String, String>,
+}
+
+impl<'a> Collector<'a> {
+    pub(crate) fn new(limits: &'a RenderLimits, kept_objects: usize) -> Self {
+        Self {
+            limits,
+            kept_objects,
+            manifests: Vec::new(),
+            seen: BTreeMap::new(),
+        }
+    }
+
+    /// Adds the documents of `text`, named `file` in messages.
+    pub(crate) fn file(
+        &mut self,
+        file: &str,
+        text: &str,
+        skip: SkipNonObjects,
+    ) -> Result<(), RenderError> {
+        let yaml_limits = Limits::small(self.limits.max_file_bytes, MAX_DOCUMENTS_PER_FILE);
         let documents = read_documents(text, yaml_limits).map_err(|source| RenderError::Parse {
-            file: file.path.clone(),
+            file: file.to_owned(),
             source,
         })?;
         let is_object =
             |d: &Document| d.value.get("apiVersion").is_some() && d.value.get("kind").is_some();
-        if !documents.iter().any(is_object) {
-            continue;
+        if skip == SkipNonObjects::IfNoObject && !documents.iter().any(is_object) {
+            return Ok(());
         }
         for document in documents {
-            let manifest = to_manifest(&file.path, &document)?;
-            let id = format!(
-                "{} {}{}",
-                manifest.kind(),
-                manifest
-                    .namespace()
-                    .map(|ns| format!("{ns}/"))
-                    .unwrap_or_default(),
-                manifest.name()
-            );
-            let key = format!("{}|{id}", manifest.group());
-            if let Some(first) = seen.insert(key, manifest.location()) {
-                return Err(RenderError::Duplicate {
-                    id,
-                    first,
-                    second: manifest.location(),
-                });
+            if skip == SkipNonObjects::Never && document.value.is_null() {
+                continue;
             }
-            manifests.push(manifest);
-            if manifests.len().saturating_add(kept.objects) > limits.max_objects {
-                return Err(RenderError::Limit {
-                    what: "the number of objects".to_owned(),
-                    limit: limits.max_objects,
-                });
-            }
+            let manifest = to_manifest(file, &document)?;
+            self.push(manifest)?;
         }
+        Ok(())
     }
-    if manifests.is_empty() && kept.objects == 0 {
-        // An empty revision would prune everything the last one applied; a path that lost its
-        // files is far more often a mistake than an intent. Deleting the GitSync prunes.
-        return Err(RenderError::Empty {
-            path: if path.is_empty() {
-                ".".to_owned()
-            } else {
-                path.to_owned()
-            },
-        });
+
+    fn push(&mut self, manifest: Manifest) -> Result<(), RenderError> {
+        let id = format!(
+            "{} {}{}",
+            manifest.kind(),
+            manifest
+                .namespace()
+                .map(|ns| format!("{ns}/"))
+                .unwrap_or_default(),
+            manifest.name()
+        );
+        let key = format!("{}|{id}", manifest.group());
+        if let Some(first) = self.seen.insert(key, manifest.location()) {
+            return Err(RenderError::Duplicate {
+                id,
+                first,
+                second: manifest.location(),
+            });
+        }
+        self.manifests.push(manifest);
+        if self.manifests.len().saturating_add(self.kept_objects) > self.limits.max_objects {
+            return Err(RenderError::Limit {
+                what: "the number of objects".to_owned(),
+                limit: self.limits.max_objects,
+            });
+        }
+        Ok(())
     }
-    Ok(manifests)
+
+    /// The objects, or the error of an empty revision.
+    pub(crate) fn finish(self, path: &str) -> Result<Vec<Manifest>, RenderError> {
+        if self.manifests.is_empty() && self.kept_objects == 0 {
+            // An empty revision would prune everything the last one applied; a path that lost
+            // its files is far more often a mistake than an intent. Deleting the GitSync prunes.
+            return Err(RenderError::Empty {
+                path: if path.is_empty() {
+                    ".".to_owned()
+                } else {
+                    path.to_owned()
+                },
+            });
+        }
+        Ok(self.manifests)
+    }
 }
 
 fn to_manifest(file: &str, document: &Document) -> Result<Manifest, RenderError> {
@@ -556,7 +657,7 @@ mod tests {
     fn kustomization_is_refused() {
         let files = vec![file("k/kustomization.yaml", "resources: []\n")];
         let err = render(&files, "k", &RenderLimits::default()).expect_err("refused");
-        assert!(err.to_string().contains("not supported yet"), "{err}");
+        assert!(err.to_string().contains("point spec.path at its directory"), "{err}");
     }
 
     #[test]

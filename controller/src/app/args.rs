@@ -31,6 +31,10 @@ pub struct Args {
     /// Where bare repositories are kept between fetches.
     #[arg(long)]
     pub(super) data_dir: Option<PathBuf>,
+    /// The program that builds kustomize overlays and renders Helm charts. Default:
+    /// `sealsync-renderer` beside the controller's executable, where the image puts it.
+    #[arg(long, env = "SEALSYNC_RENDERER", value_name = "PATH")]
+    pub(super) renderer: Option<PathBuf>,
     /// Writes in flight at once during an apply.
     #[arg(long, default_value_t = 8)]
     pub(super) apply_concurrency: usize,

@@ -51,10 +51,18 @@ pub(super) fn wire(
     let metrics = Arc::new(metrics::Metrics::default());
     let (healer, heal_queue) =
         heal::Healer::new(client.clone(), metrics.clone(), args.full_resync_period);
+    let renderer = sealsync_core::renderer::Renderer::new(
+        args.renderer
+            .clone()
+            .unwrap_or_else(sealsync_core::renderer::Renderer::beside_current_exe),
+        data_dir.join("render"),
+        sealsync_core::renderer::RendererLimits::default(),
+    );
     let settings = Arc::new(Settings {
         namespace: args.namespace.clone(),
         data_dir,
         apply_concurrency: args.apply_concurrency,
+        renderer,
         ready_timeout: Duration::from_secs(60),
         recovery_recipients_file: args.recovery_recipients_file.clone(),
         peer_recipients_file: args.peer_recipients_file.clone(),

@@ -16,6 +16,7 @@ use super::{
     report_orphaned, Applied, Shared,
 };
 use crate::heal::TrackedSource;
+use crate::support::metrics::RenderLabels;
 use crate::support::{Actor, SyncKey};
 use crate::sync::apply::Resolver;
 use crate::sync::engine::{Pass, Synced, Target};
@@ -25,7 +26,8 @@ use crate::sync::object::SyncObject;
 use crate::sync::plan::CarriedObjects;
 use crate::sync::progress::{Progress, SyncStage};
 use crate::sync::resolve::Login;
-use crate::sync::{inventory, prune};
+use crate::sync::{build, inventory, prune};
+use sealsync_core::renderer::Engine;
 
 /// How long one fetch may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
@@ -240,6 +242,30 @@ async fn render_revision(
     ),
     Error,
 > {
+    let engine = build::engine_for(gs, snapshot, path);
+    if engine != Engine::Directory {
+        // The output depends on the whole tree (bases, templates, values), so every object is
+        // planned; an unchanged commit never gets here.
+        incremental::plan_fully(ctx, "the path is rendered by kustomize or Helm");
+        let timeout = super::timeout_of(gs, super::interval_of(gs)?)?;
+        let built = build::build(
+            gs,
+            &ctx.settings.renderer,
+            snapshot,
+            path,
+            engine,
+            (&default_namespace(gs), timeout),
+        )
+        .await;
+        let labels = RenderLabels {
+            engine: engine.name(),
+            result: if built.is_ok() { "success" } else { "failure" },
+        };
+        ctx.metrics.renders.get_or_create(&labels).inc();
+        let objects = built?;
+        let census = incremental::Census::of(&objects);
+        return Ok((objects, census, None));
+    }
     let reason = match applied.and_then(|a| Ok((a, incremental::kept_files(ctx, key, snapshot)?))) {
         Ok((applied, kept)) => {
             let mut objects = render_objects(gs, &snapshot.files, path, kept.kept)?;

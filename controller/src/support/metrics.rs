@@ -38,6 +38,15 @@ pub(crate) struct PlanLabels {
     pub mode: &'static str,
 }
 
+/// `engine` (`kustomize`, `helm`) and `result` (`success`, `failure`) of a render.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RenderLabels {
+    /// The engine.
+    pub engine: &'static str,
+    /// How it ended.
+    pub result: &'static str,
+}
+
 /// `kind` of a corrected object (`ConfigMap`, `Deployment`, …).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct KindLabels {
@@ -133,6 +142,8 @@ pub(crate) struct Metrics {
     pub polls_unchanged: Counter,
     /// New revisions planned, by mode (`incremental`, `full`).
     pub revisions_planned: Family<PlanLabels, Counter>,
+    /// kustomize builds and Helm renders, by engine and result.
+    pub renders: Family<RenderLabels, Counter>,
     /// Reconciles that did nothing, by why (`suspended`).
     pub reconciles_skipped: Family<ReasonLabels, Counter>,
     /// Seconds from a verified push webhook to its revision applied.
@@ -227,6 +238,12 @@ impl Default for Metrics {
             "New revisions planned, by mode: incremental (only what changed since the applied revision) or full",
             revisions_planned.clone(),
         );
+        let renders = Family::<RenderLabels, Counter>::default();
+        registry.register(
+            "renders",
+            "kustomize builds and Helm renders, by engine and result",
+            renders.clone(),
+        );
         let reconciles_skipped = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "reconciles_skipped",
@@ -303,6 +320,7 @@ impl Default for Metrics {
             apply_noops,
             polls_unchanged,
             revisions_planned,
+            renders,
             reconciles_skipped,
             push_to_applied,
             reconcile_duration,

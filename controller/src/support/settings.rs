@@ -14,6 +14,8 @@ pub(crate) struct Settings {
     pub data_dir: PathBuf,
     /// Writes in flight at once during an apply.
     pub apply_concurrency: usize,
+    /// The renderer of kustomize overlays and Helm charts.
+    pub renderer: sealsync_core::renderer::Renderer,
     /// How long CRDs and Namespaces of a revision may take to become ready.
     pub ready_timeout: Duration,
     /// The recovery recipients the key backup is encrypted to; no backup without it.

@@ -92,7 +92,8 @@ impl Error {
     /// spec is needed. Reported as `Stalled=True`.
     pub(crate) fn is_terminal(&self) -> bool {
         match self {
-            Error::Spec(_) | Error::Ref(_) | Error::Render(_) | Error::Decrypt(_) => true,
+            Error::Render(e) => !e.is_retryable(),
+            Error::Spec(_) | Error::Ref(_) | Error::Decrypt(_) => true,
             Error::Apply(e) => !e.is_transient(),
             Error::Vault(e) => e.is_terminal(),
             _ => false,

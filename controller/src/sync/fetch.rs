@@ -547,6 +547,28 @@ pub(crate) async fn read_kept(snapshot: &mut Snapshot) -> Result<(), SourceError
     Ok(())
 }
 
+/// Every file of the snapshot's commit, for kustomize and Helm (see [`super::checkout`]).
+pub(crate) async fn read_whole_tree(
+    snapshot: &Snapshot,
+    limits: SourceLimits,
+) -> Result<Vec<sealsync_core::renderer::TreeFile>, super::checkout::CheckoutError> {
+    let dir = snapshot.repo_dir.clone();
+    let commit = snapshot.commit.clone();
+    tokio::task::spawn_blocking(move || {
+        let _busy = BusyGuard::take(&dir, "the repository store")
+            .map_err(super::checkout::CheckoutError::Source)?;
+        let repo = tree::open(&dir).map_err(super::checkout::CheckoutError::Source)?;
+        super::checkout::read_whole(&repo, &commit, &limits)
+    })
+    .await
+    .map_err(|join| {
+        super::checkout::CheckoutError::Source(SourceError::Local {
+            path: snapshot.repo_dir.display().to_string(),
+            message: format!("the read task failed: {join}"),
+        })
+    })?
+}
+
 /// How long a Git server may take to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a Git server may stay silent (before its first byte, or between two reads) before

@@ -1,9 +1,11 @@
 //! The sync engine (`engine`) and the stages it runs, one module each: `fetch`, `decrypt`,
-//! `tree` (the files of a commit), `resolve` (Vault), `restarts`, `plan` (with `prepare` and `inventory`), `apply`, `prune`.
+//! `tree` (the files of a commit), `build` and `checkout` (kustomize and Helm), `resolve` (Vault), `restarts`, `plan` (with `prepare` and `inventory`), `apply`, `prune`.
 //! The full reconcile, a drift correction and a Vault refresh all run their objects through
 //! [`engine::Engine::run`].
 
 pub(crate) mod apply;
+pub(crate) mod build;
+pub(crate) mod checkout;
 pub(crate) mod decrypt;
 pub(crate) mod engine;
 pub(crate) mod error;

@@ -25,6 +25,11 @@ pub(crate) fn test_engine(api: &TestApi) -> Engine {
         namespace: "sealsync-system".to_owned(),
         data_dir: api.dir.path().to_owned(),
         apply_concurrency: 4,
+        renderer: sealsync_core::renderer::Renderer::new(
+            sealsync_core::renderer::Renderer::beside_current_exe(),
+            api.dir.path().join("render"),
+            sealsync_core::renderer::RendererLimits::default(),
+        ),
         ready_timeout: Duration::from_secs(20),
         recovery_recipients_file: None,
         peer_recipients_file: None,

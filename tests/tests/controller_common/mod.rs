@@ -286,6 +286,25 @@ impl Env {
         .await
     }
 
+    /// The names of the objects of a kind.
+    #[allow(dead_code)]
+    pub async fn list_names(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Vec<String> {
+        dynamic_api(&self.client, api_version, kind, namespace)
+            .await
+            .list(&Default::default())
+            .await
+            .expect("list")
+            .items
+            .into_iter()
+            .filter_map(|o| o.metadata.name)
+            .collect()
+    }
+
     /// The object, or `None`.
     pub async fn get(
         &self,

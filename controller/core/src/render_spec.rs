@@ -1,0 +1,71 @@
+//! The parts of a GitSync's spec that say how its path becomes objects: a plain directory,
+//! a kustomize overlay or a Helm chart.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// How the path is rendered.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RenderSpec {
+    /// `auto` (the default) builds a path holding `kustomization.yaml` (`.yml`,
+    /// `Kustomization`) with kustomize, renders one holding `Chart.yaml` with Helm, and
+    /// applies any other as a directory of manifests. The other values force one engine.
+    #[serde(default, rename = "type")]
+    pub render_type: RenderType,
+}
+
+/// The engine of [`RenderSpec`].
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RenderType {
+    /// Detected from the files at the path.
+    #[default]
+    Auto,
+    /// Plain manifests, recursively.
+    Directory,
+    /// `kustomize build`.
+    Kustomize,
+    /// `helm template`.
+    Helm,
+}
+
+/// How a Helm chart at the path is rendered, as `helm template` would. The release namespace
+/// (`.Release.Namespace`) is `spec.targetNamespace`, else the GitSync's namespace: the one
+/// objects without a namespace are applied to.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HelmSpec {
+    /// The release name (`.Release.Name`). Default: the GitSync's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 53), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub release_name: Option<String>,
+    /// Apply the chart's `crds/` directory too. Default: true.
+    #[serde(default = "default_true", rename = "includeCRDs")]
+    pub include_crds: bool,
+    /// Leave out the chart's `test` hooks. Default: true (sealsync never runs them).
+    #[serde(default = "default_true")]
+    pub skip_tests: bool,
+    /// Values files in the repository, relative to the chart's directory (`../` may reach
+    /// elsewhere in the repository, never outside it), merged in order after the chart's own
+    /// `values.yaml`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub values_files: Vec<String>,
+    /// Values merged last, over the values files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
+    pub values: Option<serde_json::Value>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// An object of any shape, kept as written.
+fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}

@@ -1,0 +1,462 @@
+//! kustomize overlays and Helm charts kept in Git, rendered by the real engines
+//! (`sealsync-renderer`, built from the pinned kustomize and Helm modules) inside the real
+//! controller, over several revisions, with sealed secrets inside. Everything the repository
+//! holds (Namespaces included) comes from Git.
+
+mod controller_common;
+
+use controller_common::*;
+use serde_json::json;
+
+const PLATFORM: &str = "platform";
+const CANARY: &str = "canary-r3nd3r-7f1d";
+
+fn namespace_yaml(name: &str) -> String {
+    format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n")
+}
+
+fn configmap(name: &str, value: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: {value}\n")
+}
+
+async fn value_of(env: &Env, namespace: &str, name: &str) -> Option<String> {
+    env.get("v1", "ConfigMap", Some(namespace), name)
+        .await
+        .and_then(|c| c.data["data"]["value"].as_str().map(str::to_owned))
+}
+
+fn ready_condition(status: &serde_json::Value) -> (String, String) {
+    let c = condition(status, "Ready").cloned().unwrap_or_default();
+    (
+        c["reason"].as_str().unwrap_or_default().to_owned(),
+        c["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// No canary in the controller's log, the GitSyncs' statuses or the events.
+async fn assert_no_canary(env: &Env, names: &[&str]) {
+    assert!(
+        !env.controller.log().contains(CANARY),
+        "the log holds the canary"
+    );
+    for name in names {
+        let status = env.gitsync_status(PLATFORM, name).await.to_string();
+        assert!(!status.contains(CANARY), "{name}'s status holds the canary");
+    }
+    assert!(!events_json(env, PLATFORM).await.contains(CANARY));
+}
+
+/// The files of an overlay repository: a base, and an overlay per environment that declares
+/// its Namespace, prefixes names and holds that environment's sealed Secret.
+fn overlay_tree(env: &Env, revision: usize) -> Vec<(String, String)> {
+    let mut files = vec![
+        (
+            "base/kustomization.yaml".to_owned(),
+            "resources:\n- app.yaml\nconfigMapGenerator:\n- name: settings\n  literals:\n  - mode=base\n".to_owned(),
+        ),
+        ("base/app.yaml".to_owned(), configmap("app", &format!("r{revision}"))),
+    ];
+    for environment in ["staging", "prod"] {
+        files.push((
+            format!("overlays/{environment}/kustomization.yaml"),
+            format!(
+                "namespace: {environment}\nnamePrefix: {environment}-\nresources:\n- namespace.yaml\n- ../../base\n- db.sealed.yaml\npatches:\n- patch: |-\n    - op: add\n      path: /data/environment\n      value: {environment}\n  target:\n    kind: ConfigMap\n    name: app\n"
+            ),
+        ));
+        files.push((
+            format!("overlays/{environment}/namespace.yaml"),
+            namespace_yaml(environment),
+        ));
+        // Sealed for the identity the overlay gives it (namespace and prefixed name); the
+        // file names it `db`, as the overlay's other resources are named before the prefix.
+        let sealed = env.seal(&secret_yaml(
+            environment,
+            &format!("{environment}-db"),
+            "password",
+            &format!("{CANARY}-{environment}"),
+        ));
+        files.push((
+            format!("overlays/{environment}/db.sealed.yaml"),
+            sealed.replacen(&format!("  name: {environment}-db\n"), "  name: db\n", 1),
+        ));
+    }
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overlay_per_environment_with_a_sealed_secret_syncs_over_revisions() {
+    let env = Env::start(&[PLATFORM]).await;
+    let first = env
+        .repo
+        .commit_tree(&overlay_tree(&env, 1), "overlays")
+        .expect("commit");
+    for environment in ["staging", "prod"] {
+        env.apply_gitsync(
+            PLATFORM,
+            environment,
+            json!({"interval": "1h", "path": format!("overlays/{environment}")}),
+        )
+        .await;
+    }
+    for environment in ["staging", "prod"] {
+        env.wait_applied(PLATFORM, environment, &first).await;
+        let name = format!("{environment}-app");
+        let app = env
+            .get("v1", "ConfigMap", Some(environment), &name)
+            .await
+            .expect("the overlay's ConfigMap");
+        assert_eq!(app.data["data"]["value"], "r1");
+        assert_eq!(app.data["data"]["environment"], environment);
+        let db = env
+            .get(
+                "v1",
+                "Secret",
+                Some(environment),
+                &format!("{environment}-db"),
+            )
+            .await
+            .expect("the sealed Secret, opened");
+        assert_eq!(
+            secret_value(&db, "password"),
+            format!("{CANARY}-{environment}")
+        );
+        // configMapGenerator's hashed name, as kustomize build gives it.
+        let generated = env
+            .list_names("v1", "ConfigMap", Some(environment))
+            .await
+            .into_iter()
+            .filter(|n| n.starts_with(&format!("{environment}-settings-")))
+            .count();
+        assert_eq!(generated, 1);
+    }
+
+    // A change in the base reaches both environments; a file that moves within the base
+    // is the same object.
+    let mut second_tree = overlay_tree(&env, 2);
+    second_tree.retain(|(p, _)| p != "base/app.yaml");
+    second_tree.push(("base/apps/app.yaml".to_owned(), configmap("app", "r2")));
+    second_tree[0].1 = second_tree[0].1.replace("- app.yaml", "- apps/app.yaml");
+    let second = env
+        .repo
+        .commit_tree(&second_tree, "move the app")
+        .expect("commit");
+    for environment in ["staging", "prod"] {
+        env.annotate_gitsync(PLATFORM, environment, "sealsync.dev/requestedAt", "2")
+            .await;
+    }
+    for environment in ["staging", "prod"] {
+        env.wait_applied(PLATFORM, environment, &second).await;
+        assert_eq!(
+            value_of(&env, environment, &format!("{environment}-app"))
+                .await
+                .as_deref(),
+            Some("r2")
+        );
+    }
+
+    // The base drops the generator: its ConfigMap is pruned, the rest stays.
+    let mut third_tree = second_tree.clone();
+    third_tree[0].1 = "resources:\n- apps/app.yaml\n".to_owned();
+    let third = env
+        .repo
+        .commit_tree(&third_tree, "no generator")
+        .expect("commit");
+    env.annotate_gitsync(PLATFORM, "prod", "sealsync.dev/requestedAt", "3")
+        .await;
+    env.wait_applied(PLATFORM, "prod", &third).await;
+    let left: Vec<String> = env
+        .list_names("v1", "ConfigMap", Some("prod"))
+        .await
+        .into_iter()
+        .filter(|n| n.starts_with("prod-settings-"))
+        .collect();
+    assert!(left.is_empty(), "not pruned: {left:?}");
+    assert!(env
+        .get("v1", "Secret", Some("prod"), "prod-db")
+        .await
+        .is_some());
+    assert_no_canary(&env, &["staging", "prod"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_secret_an_overlay_moved_fails_naming_both_identities() {
+    let env = Env::start(&[PLATFORM]).await;
+    // Sealed for `dev/db`; the overlay moves it to `prod/prod-db`.
+    let files = vec![
+        (
+            "overlay/kustomization.yaml".to_owned(),
+            "namespace: prod\nnamePrefix: prod-\nresources:\n- ns.yaml\n- cm.yaml\n- db.sealed.yaml\n".to_owned(),
+        ),
+        ("overlay/ns.yaml".to_owned(), namespace_yaml("prod")),
+        ("overlay/cm.yaml".to_owned(), configmap("app", "one")),
+        (
+            "overlay/db.sealed.yaml".to_owned(),
+            env.seal(&secret_yaml("dev", "db", "password", CANARY)),
+        ),
+    ];
+    let commit = env.repo.commit_tree(&files, "moved").expect("commit");
+    env.apply_gitsync(PLATFORM, "moved", json!({"path": "overlay"}))
+        .await;
+    let status = env.wait_failed(PLATFORM, "moved", &commit).await;
+    let (reason, message) = ready_condition(&status);
+    assert_eq!(reason, "DecryptionFailed", "{message}");
+    for needle in ["\"dev\"", "\"prod\"", "overlay"] {
+        assert!(message.contains(needle), "{needle} missing from: {message}");
+    }
+    // Nothing of the revision was applied.
+    assert!(env.get("v1", "Namespace", None, "prod").await.is_none());
+    assert_no_canary(&env, &["moved"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_overlays_fail_to_render_and_the_last_revision_stays() {
+    let env = Env::start(&[PLATFORM]).await;
+    let good = vec![
+        (
+            "app/kustomization.yaml".to_owned(),
+            "namespace: platform\nresources:\n- cm.yaml\n".to_owned(),
+        ),
+        ("app/cm.yaml".to_owned(), configmap("kept", "good")),
+    ];
+    let first = env.repo.commit_tree(&good, "good").expect("commit");
+    env.apply_gitsync(PLATFORM, "hostile", json!({"path": "app"}))
+        .await;
+    env.wait_applied(PLATFORM, "hostile", &first).await;
+
+    let with = |kustomization: &str| {
+        let mut files = good.clone();
+        files[0].1 = kustomization.to_owned();
+        files
+    };
+    type Case = (&'static str, Vec<(String, String)>, &'static str);
+    let cases: Vec<Case> = vec![
+        ("a resource outside the repository", with("resources:\n- ../../../../etc/passwd\n"), "outside the repository"),
+        ("a base outside the repository", with("resources:\n- ../../../../etc\n"), "outside the repository"),
+        (
+            "a secretGenerator",
+            with("resources:\n- cm.yaml\nsecretGenerator:\n- name: s\n  literals:\n  - password=plain\n"),
+            "secretGenerator",
+        ),
+        (
+            "a remote base",
+            with("resources:\n- https://github.com/kubernetes-sigs/kustomize//examples/helloWorld?ref=v5.0.0\n"),
+            "vendor it into the repository",
+        ),
+        (
+            "a remote file",
+            with("resources:\n- https://raw.githubusercontent.com/kubernetes-sigs/kustomize/master/examples/wordpress/wordpress/service.yaml\n"),
+            "vendor it into the repository",
+        ),
+        (
+            "an exec plugin",
+            {
+                let mut files = with("resources:\n- cm.yaml\ngenerators:\n- gen.yaml\n");
+                files.push((
+                    "app/gen.yaml".to_owned(),
+                    "apiVersion: someteam.example.com/v1\nkind: ChartInflator\nmetadata:\n  name: x\n".to_owned(),
+                ));
+                files
+            },
+            "plugins",
+        ),
+        (
+            "a KRM function",
+            {
+                let mut files = with("resources:\n- cm.yaml\ntransformers:\n- fn.yaml\n");
+                files.push((
+                    "app/fn.yaml".to_owned(),
+                    "apiVersion: example.com/v1\nkind: Fn\nmetadata:\n  name: x\n  annotations:\n    config.kubernetes.io/function: |\n      exec:\n        path: /bin/sh\n".to_owned(),
+                ));
+                files
+            },
+            "plugins",
+        ),
+        ("a helmCharts field", with("helmCharts:\n- name: x\n  repo: https://example.com\n"), "helmCharts"),
+    ];
+    for (what, files, needle) in cases {
+        let commit = env.repo.commit_tree(&files, what).expect("commit");
+        env.annotate_gitsync(PLATFORM, "hostile", "sealsync.dev/requestedAt", what)
+            .await;
+        let status = env.wait_failed(PLATFORM, "hostile", &commit).await;
+        let (reason, message) = ready_condition(&status);
+        assert_eq!(reason, "RenderFailed", "{what}: {message}");
+        assert!(message.contains(needle), "{what}: {message}");
+        // Paths are relative to the repository: the controller's directories never show.
+        assert!(
+            !message.contains("render-") && !message.contains("/tmp"),
+            "{what} names a host path: {message}"
+        );
+        assert!(
+            status["lastAppliedRevision"]
+                .as_str()
+                .is_some_and(|r| r.ends_with(&first)),
+            "{what}: {status}"
+        );
+        assert_eq!(
+            value_of(&env, PLATFORM, "kept").await.as_deref(),
+            Some("good"),
+            "{what}"
+        );
+    }
+
+    // Symbolic links: to the host's files, to the controller's data, and out of the
+    // repository by `..`; each refused before the renderer runs.
+    for (what, target) in [
+        ("a link to /etc/passwd", "/etc/passwd"),
+        (
+            "a link to the service account token",
+            "/var/run/secrets/kubernetes.io/serviceaccount/token",
+        ),
+        ("a link out of the repository", "../../../../etc/hostname"),
+    ] {
+        env.repo
+            .commit_tree(&with("resources:\n- cm.yaml\n- linked.yaml\n"), what)
+            .expect("commit");
+        let commit = env
+            .repo
+            .commit_symlinks(&[("app/linked.yaml", target)], what)
+            .expect("link");
+        env.annotate_gitsync(PLATFORM, "hostile", "sealsync.dev/requestedAt", what)
+            .await;
+        let status = env.wait_failed(PLATFORM, "hostile", &commit).await;
+        let (reason, message) = ready_condition(&status);
+        assert_eq!(reason, "RenderFailed", "{what}: {message}");
+        assert!(
+            message.contains("app/linked.yaml: a symbolic link"),
+            "{what}: {message}"
+        );
+    }
+    // A link inside the repository is followed as a copy.
+    env.repo
+        .commit_tree(&with("resources:\n- linked.yaml\n"), "in-repo link")
+        .expect("commit");
+    let commit = env
+        .repo
+        .commit_symlinks(&[("app/linked.yaml", "cm.yaml")], "in-repo link")
+        .expect("link");
+    env.annotate_gitsync(PLATFORM, "hostile", "sealsync.dev/requestedAt", "in-repo")
+        .await;
+    env.wait_applied(PLATFORM, "hostile", &commit).await;
+    assert_eq!(
+        value_of(&env, PLATFORM, "kept").await.as_deref(),
+        Some("good")
+    );
+}
+
+/// A chart of the repository's own: templates, a values file per environment, inline values,
+/// a sealed Secret among the templates, and a test hook that is left out.
+fn chart_files(env: &Env) -> Vec<(String, String)> {
+    vec![
+        (
+            "charts/web/Chart.yaml".to_owned(),
+            "apiVersion: v2\nname: web\nversion: 1.2.3\nappVersion: \"4.5\"\n".to_owned(),
+        ),
+        (
+            "charts/web/values.yaml".to_owned(),
+            "replicas: 1\ncolour: blue\nextra: {}\n".to_owned(),
+        ),
+        ("charts/web/values-prod.yaml".to_owned(), "replicas: 3\n".to_owned()),
+        (
+            "charts/web/templates/_helpers.tpl".to_owned(),
+            "{{- define \"web.fullname\" -}}{{ .Release.Name }}-{{ .Chart.Name }}{{- end -}}\n".to_owned(),
+        ),
+        (
+            "charts/web/templates/config.yaml".to_owned(),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ include \"web.fullname\" . }}\n  labels:\n    app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}\ndata:\n  replicas: {{ .Values.replicas | quote }}\n  colour: {{ .Values.colour }}\n  namespace: {{ .Release.Namespace }}\n  lookup: {{ lookup \"v1\" \"Namespace\" \"\" \"kube-system\" | len | quote }}\n".to_owned(),
+        ),
+        (
+            "charts/web/templates/db.sealed.yaml".to_owned(),
+            env.seal(&secret_yaml("platform", "shop-web-db", "password", CANARY)),
+        ),
+        (
+            "charts/web/templates/tests/check.yaml".to_owned(),
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}-check\n  annotations:\n    helm.sh/hook: test\nspec:\n  containers:\n  - name: c\n    image: busybox\n".to_owned(),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chart_in_the_repository_renders_with_values_files_and_sealed_secrets() {
+    let env = Env::start(&[PLATFORM]).await;
+    let first = env
+        .repo
+        .commit_tree(&chart_files(&env), "chart")
+        .expect("commit");
+    env.apply_gitsync(
+        PLATFORM,
+        "shop",
+        json!({
+            "interval": "2s",
+            "path": "charts/web",
+            "helm": {"valuesFiles": ["values-prod.yaml"], "values": {"colour": "green"}},
+        }),
+    )
+    .await;
+    env.wait_applied(PLATFORM, "shop", &first).await;
+    let config = env
+        .get("v1", "ConfigMap", Some(PLATFORM), "shop-web")
+        .await
+        .expect("the chart's ConfigMap");
+    assert_eq!(config.data["data"]["replicas"], "3");
+    assert_eq!(config.data["data"]["colour"], "green");
+    assert_eq!(config.data["data"]["namespace"], PLATFORM);
+    // `lookup` sees nothing, as in `helm template`.
+    assert_eq!(config.data["data"]["lookup"], "0");
+    let db = env
+        .get("v1", "Secret", Some(PLATFORM), "shop-web-db")
+        .await
+        .expect("the sealed Secret, opened");
+    assert_eq!(secret_value(&db, "password"), CANARY);
+    assert!(env
+        .get("v1", "Pod", Some(PLATFORM), "shop-check")
+        .await
+        .is_none());
+
+    // An unchanged poll renders nothing: the commit is known.
+    let renders = || {
+        metric_value(
+            &env,
+            "sealsync_renders_total{engine=\"helm\",result=\"success\"}",
+        )
+    };
+    let before = renders();
+    assert!(before >= 1.0);
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert_eq!(renders(), before, "{}", env.controller.log_tail(20));
+
+    // A template error fails the revision and keeps the last one.
+    let mut broken = chart_files(&env);
+    broken.push((
+        "charts/web/templates/broken.yaml".to_owned(),
+        "{{ .Values.missing.field }}\n".to_owned(),
+    ));
+    let commit = env.repo.commit_tree(&broken, "broken").expect("commit");
+    let status = env.wait_failed(PLATFORM, "shop", &commit).await;
+    let (reason, message) = ready_condition(&status);
+    assert_eq!(reason, "RenderFailed", "{message}");
+    assert!(message.contains("broken.yaml"), "{message}");
+    assert!(env
+        .get("v1", "ConfigMap", Some(PLATFORM), "shop-web")
+        .await
+        .is_some());
+
+    // A values file outside the repository is refused.
+    env.apply_gitsync(
+        PLATFORM,
+        "shop",
+        json!({"path": "charts/web", "helm": {"valuesFiles": ["../../../etc/passwd"]}}),
+    )
+    .await;
+    wait_for_value(
+        "the values file to be refused",
+        std::time::Duration::from_secs(60),
+        || async {
+            let status = env.gitsync_status(PLATFORM, "shop").await;
+            let (_, message) = ready_condition(&status);
+            message.contains("spec.helm.valuesFiles").then_some(())
+        },
+        || env.controller.log_tail(20),
+    )
+    .await;
+    assert_no_canary(&env, &["shop"]).await;
+}
