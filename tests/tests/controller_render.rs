@@ -460,3 +460,84 @@ async fn a_chart_in_the_repository_renders_with_values_files_and_sealed_secrets(
     .await;
     assert_no_canary(&env, &["shop"]).await;
 }
+
+/// A chart whose template loops `count` times, each step building a longer string.
+fn heavy_chart(count: u64) -> Vec<(String, String)> {
+    vec![
+        (
+            "heavy/Chart.yaml".to_owned(),
+            "apiVersion: v2\nname: heavy\nversion: 0.1.0\n".to_owned(),
+        ),
+        (
+            "heavy/templates/cm.yaml".to_owned(),
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: heavy\ndata:\n  value: \"{{{{- $s := \"x\" }}}}{{{{- range until {count} }}}}{{{{- $s = print $s $s }}}}{{{{- end }}}}{{{{ len $s }}}}\"\n"
+            ),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_render_past_its_time_or_memory_is_killed_and_the_last_revision_stays() {
+    let env = Env::start_with(
+        &[PLATFORM],
+        &[
+            "--render-timeout=3s".to_owned(),
+            "--render-memory-mib=96".to_owned(),
+        ],
+        &[],
+    )
+    .await;
+    // Twelve doublings: a 4 KiB string, quickly.
+    let first = env
+        .repo
+        .commit_tree(&heavy_chart(12), "light")
+        .expect("commit");
+    env.apply_gitsync(PLATFORM, "heavy", json!({"path": "heavy"}))
+        .await;
+    env.wait_applied(PLATFORM, "heavy", &first).await;
+    assert_eq!(
+        value_of(&env, PLATFORM, "heavy").await.as_deref(),
+        Some("4096")
+    );
+
+    // Thirty doublings: a string of 1 GiB, which passes 96 MiB long before it is built.
+    let commit = env
+        .repo
+        .commit_tree(&heavy_chart(30), "heavy")
+        .expect("commit");
+    let status = env.wait_failed(PLATFORM, "heavy", &commit).await;
+    let (reason, message) = ready_condition(&status);
+    assert_eq!(reason, "RenderFailed", "{message}");
+    assert!(
+        message.contains("heavy with helm: the memory in bytes exceeds the limit of 100663296")
+            || message.contains("heavy with helm: the time in seconds exceeds the limit of 3"),
+        "{message}"
+    );
+    assert_eq!(
+        value_of(&env, PLATFORM, "heavy").await.as_deref(),
+        Some("4096")
+    );
+
+    // A template that never ends is stopped at the wall-clock limit.
+    let mut endless = heavy_chart(12);
+    endless[1].1 = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: heavy\ndata:\n  value: \"{{- range until 100000 }}{{- range until 100000 }}{{- end }}{{- end }}\"\n".to_owned();
+    let commit = env.repo.commit_tree(&endless, "endless").expect("commit");
+    let status = env.wait_failed(PLATFORM, "heavy", &commit).await;
+    let (reason, message) = ready_condition(&status);
+    assert_eq!(reason, "RenderFailed", "{message}");
+    assert!(
+        message.contains("heavy with helm: the time in seconds exceeds the limit of 3"),
+        "{message}"
+    );
+    // The controller goes on: a good revision applies.
+    let last = env
+        .repo
+        .commit_tree(&heavy_chart(13), "light again")
+        .expect("commit");
+    env.wait_applied(PLATFORM, "heavy", &last).await;
+    assert_eq!(
+        value_of(&env, PLATFORM, "heavy").await.as_deref(),
+        Some("8192")
+    );
+}

@@ -98,6 +98,11 @@ fn the_deployment_runs_the_controller_with_flags_it_has_and_the_dockerfile_build
         "{dockerfile}"
     );
     assert!(dockerfile.contains("USER 65532:65532"), "{dockerfile}");
+    // The renderer of kustomize and Helm, where the controller looks for it: beside itself.
+    assert!(
+        dockerfile.contains("COPY --from=renderer /sealsync-renderer /sealsync-renderer"),
+        "{dockerfile}"
+    );
     assert!(
         dockerfile.contains("ENTRYPOINT [\"/sealsync-controller\"]"),
         "{dockerfile}"

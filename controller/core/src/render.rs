@@ -657,7 +657,10 @@ mod tests {
     fn kustomization_is_refused() {
         let files = vec![file("k/kustomization.yaml", "resources: []\n")];
         let err = render(&files, "k", &RenderLimits::default()).expect_err("refused");
-        assert!(err.to_string().contains("point spec.path at its directory"), "{err}");
+        assert!(
+            err.to_string().contains("point spec.path at its directory"),
+            "{err}"
+        );
     }
 
     #[test]

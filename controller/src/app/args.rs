@@ -35,6 +35,17 @@ pub struct Args {
     /// `sealsync-renderer` beside the controller's executable, where the image puts it.
     #[arg(long, env = "SEALSYNC_RENDERER", value_name = "PATH")]
     pub(super) renderer: Option<PathBuf>,
+    /// kustomize builds and Helm renders run at once; each may use 256 MiB, which the pod's
+    /// memory limit must leave room for.
+    #[arg(long, default_value_t = 2, value_name = "COUNT")]
+    pub(super) concurrent_renders: usize,
+    /// How long one render may take before the renderer is killed (`spec.timeout` may make
+    /// it shorter).
+    #[arg(long, default_value = "60s", value_parser = parse_period)]
+    pub(super) render_timeout: Duration,
+    /// The resident memory one render may use before the renderer is killed, in MiB.
+    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    pub(super) render_memory_mib: u64,
     /// Writes in flight at once during an apply.
     #[arg(long, default_value_t = 8)]
     pub(super) apply_concurrency: usize,

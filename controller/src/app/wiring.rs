@@ -56,13 +56,16 @@ pub(super) fn wire(
             .clone()
             .unwrap_or_else(sealsync_core::renderer::Renderer::beside_current_exe),
         data_dir.join("render"),
-        sealsync_core::renderer::RendererLimits::default(),
+        sealsync_core::renderer::RendererLimits::default()
+            .with_timeout(args.render_timeout)
+            .with_memory_bytes(args.render_memory_mib.saturating_mul(1024 * 1024)),
     );
     let settings = Arc::new(Settings {
         namespace: args.namespace.clone(),
         data_dir,
         apply_concurrency: args.apply_concurrency,
         renderer,
+        render_slots: Arc::new(tokio::sync::Semaphore::new(args.concurrent_renders.max(1))),
         ready_timeout: Duration::from_secs(60),
         recovery_recipients_file: args.recovery_recipients_file.clone(),
         peer_recipients_file: args.peer_recipients_file.clone(),

@@ -250,7 +250,7 @@ async fn render_revision(
         let timeout = super::timeout_of(gs, super::interval_of(gs)?)?;
         let built = build::build(
             gs,
-            &ctx.settings.renderer,
+            (&ctx.settings.renderer, &ctx.settings.render_slots),
             snapshot,
             path,
             engine,

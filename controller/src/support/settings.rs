@@ -16,6 +16,8 @@ pub(crate) struct Settings {
     pub apply_concurrency: usize,
     /// The renderer of kustomize overlays and Helm charts.
     pub renderer: sealsync_core::renderer::Renderer,
+    /// Renders allowed at once.
+    pub render_slots: std::sync::Arc<tokio::sync::Semaphore>,
     /// How long CRDs and Namespaces of a revision may take to become ready.
     pub ready_timeout: Duration,
     /// The recovery recipients the key backup is encrypted to; no backup without it.

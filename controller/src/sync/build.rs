@@ -34,7 +34,7 @@ pub(crate) fn engine_for(gs: &GitSync, snapshot: &Snapshot, path: &str) -> Engin
 /// Builds the overlay or renders the chart at `path`.
 pub(crate) async fn build(
     gs: &GitSync,
-    renderer: &Renderer,
+    (renderer, slots): (&Renderer, &tokio::sync::Semaphore),
     snapshot: &Snapshot,
     path: &str,
     engine: Engine,
@@ -55,6 +55,11 @@ pub(crate) async fn build(
         .with_timeout(timeout.min(renderer.limits().timeout));
     let renderer = renderer.clone();
     let path = path.to_owned();
+    // A render may take hundreds of MiB: only a few at once, whatever `--concurrent` is.
+    let _slot = slots
+        .acquire()
+        .await
+        .map_err(|_| Error::Spec("the controller is shutting down".to_owned()))?;
     let allow_plaintext_secrets = gs.spec.allow_plaintext_secrets;
     let manifests = tokio::task::spawn_blocking(move || {
         let request = RenderRequest {

@@ -30,6 +30,7 @@ pub(crate) fn test_engine(api: &TestApi) -> Engine {
             api.dir.path().join("render"),
             sealsync_core::renderer::RendererLimits::default(),
         ),
+        render_slots: Arc::new(tokio::sync::Semaphore::new(1)),
         ready_timeout: Duration::from_secs(20),
         recovery_recipients_file: None,
         peer_recipients_file: None,

@@ -113,7 +113,7 @@ impl Default for RendererLimits {
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(60),
-            memory_bytes: 512 * 1024 * 1024,
+            memory_bytes: 256 * 1024 * 1024,
             cpu_seconds: 120,
             output_bytes: 64 * 1024 * 1024,
             chart_bytes: 32 * 1024 * 1024,
@@ -122,6 +122,12 @@ impl Default for RendererLimits {
 }
 
 impl RendererLimits {
+    /// These limits with another bound on resident memory.
+    pub fn with_memory_bytes(mut self, memory_bytes: u64) -> Self {
+        self.memory_bytes = memory_bytes;
+        self
+    }
+
     /// These limits with another wall-clock time.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
