@@ -7,6 +7,7 @@ mod fsio;
 mod habits;
 mod output;
 mod recipients;
+mod repository;
 mod rewrap_client;
 mod rules;
 mod splice;

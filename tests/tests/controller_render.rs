@@ -67,17 +67,15 @@ fn overlay_tree(env: &Env, revision: usize) -> Vec<(String, String)> {
             format!("overlays/{environment}/namespace.yaml"),
             namespace_yaml(environment),
         ));
-        // Sealed for the identity the overlay gives it (namespace and prefixed name); the
-        // file names it `db`, as the overlay's other resources are named before the prefix.
-        let sealed = env.seal(&secret_yaml(
-            environment,
-            &format!("{environment}-db"),
-            "password",
-            &format!("{CANARY}-{environment}"),
-        ));
+        // Sealed, as a user does after `sealsync render` showed it, for the identity the
+        // overlay gives it (namespace and prefixed name); the file keeps the name `db`.
+        let secret = format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: {CANARY}-{environment}\n"
+        );
+        let rendered_as = format!("{environment}/{environment}-db");
         files.push((
             format!("overlays/{environment}/db.sealed.yaml"),
-            sealed.replacen(&format!("  name: {environment}-db\n"), "  name: db\n", 1),
+            env.seal_with(&secret, &["--rendered-as", &rendered_as]),
         ));
     }
     files

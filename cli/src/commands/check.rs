@@ -21,6 +21,7 @@ use crate::error::CliResult;
 use crate::fsio;
 use crate::output;
 use crate::rules::RulesCache;
+use sealsync_core::renderer::Engine;
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
@@ -55,8 +56,18 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
     let files = fsio::expand_paths(&paths)?;
     let mut rules_cache = RulesCache::default();
     let mut problems = Vec::new();
+    let mut charts = BTreeSet::new();
     for file in &files {
-        check_file(file, &identities, &mut rules_cache, &mut problems)?;
+        check_file(
+            file,
+            None,
+            &identities,
+            (&mut rules_cache, &mut charts),
+            &mut problems,
+        )?;
+    }
+    for chart in &charts {
+        check_rendered_chart(chart, &identities, &mut rules_cache, &mut problems)?;
     }
     let mut report = String::new();
     for p in &problems {
@@ -80,13 +91,75 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
     }
 }
 
-fn check_file(
-    file: &Path,
+/// Helm charts rendered with default values, as the controller would render them, so that
+/// what their templates yield is checked: a template is not YAML until it is rendered.
+fn check_rendered_chart(
+    chart: &Path,
     identities: &[Identity],
     rules_cache: &mut RulesCache,
     problems: &mut Vec<Problem>,
 ) -> CliResult<()> {
-    let place = file.display().to_string();
+    let options = crate::repository::EngineOptions {
+        namespace: "default".to_owned(),
+        ..Default::default()
+    };
+    let rendered = match crate::repository::render_path(chart, Engine::Helm, &options) {
+        Ok(rendered) => rendered,
+        Err(e) => {
+            problems.push(Problem {
+                file: chart.display().to_string(),
+                document: "-".to_owned(),
+                field: "-".to_owned(),
+                message: format!("the chart's templates are not checked: {}", e.message()),
+            });
+            return Ok(());
+        }
+    };
+    let root = crate::repository::root_of(chart);
+    let chart_path = crate::repository::relative_to(&root, chart)?;
+    for manifest in &rendered {
+        // The template's path as given on the command line, for the report and the rules.
+        let template = manifest
+            .file
+            .strip_prefix(&chart_path)
+            .map(|rest| chart.join(rest.trim_start_matches('/')))
+            .unwrap_or_else(|| chart.join(&manifest.file));
+        let yaml = serde_yaml::to_string(&manifest.object)
+            .map_err(|e| crate::error::CliError::new(format!("{}: {e}", manifest.location())))?;
+        let text = zeroize::Zeroizing::new(yaml);
+        check_file(
+            &template,
+            Some(text),
+            identities,
+            (rules_cache, &mut BTreeSet::new()),
+            problems,
+        )?;
+    }
+    Ok(())
+}
+
+/// The chart whose `templates/` holds `file`, if any.
+fn chart_of_template(file: &Path) -> Option<PathBuf> {
+    file.ancestors()
+        .skip(1)
+        .find(|dir| dir.file_name().is_some_and(|n| n == "templates"))
+        .and_then(Path::parent)
+        .filter(|chart| chart.join("Chart.yaml").is_file())
+        .map(Path::to_path_buf)
+}
+
+/// Checks one file, read from disk, or `rendered` from a chart template.
+fn check_file(
+    file: &Path,
+    rendered: Option<zeroize::Zeroizing<String>>,
+    identities: &[Identity],
+    (rules_cache, charts): (&mut RulesCache, &mut BTreeSet<PathBuf>),
+    problems: &mut Vec<Problem>,
+) -> CliResult<()> {
+    let place = match &rendered {
+        Some(_) => format!("{} (rendered)", file.display()),
+        None => file.display().to_string(),
+    };
     let mut problem = |document: String, field: &str, message: String| {
         problems.push(Problem {
             file: place.clone(),
@@ -96,7 +169,11 @@ fn check_file(
         })
     };
     // One unreadable, binary or huge file is a finding; the scan goes on.
-    let text = match fsio::read_input(Some(file)) {
+    let read = match rendered {
+        Some(text) => Ok(text),
+        None => fsio::read_input(Some(file)),
+    };
+    let text = match read {
         Ok(text) => text,
         Err(e) => {
             problem("-".to_owned(), "-", format!("not checked: {}", e.message()));
@@ -107,6 +184,11 @@ fn check_file(
         Ok(docs) => docs,
         // Other YAML (Helm templates, CI configs) is not ours to judge; a file that
         // mentions Secrets but does not parse may hide one, so that one is reported.
+        // A chart's template: checked once the chart is rendered.
+        Err(_) if chart_of_template(file).is_some() => {
+            charts.extend(chart_of_template(file));
+            return Ok(());
+        }
         Err(e) if might_hold_secrets(&text) => {
             problem(
                 "-".to_owned(),

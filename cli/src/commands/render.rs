@@ -1,5 +1,7 @@
-//! `sealsync render PATH`: what the controller would apply from a directory, with every
-//! Secret value shown as `***`. It runs the controller's own render code.
+//! `sealsync render PATH`: what the controller would apply from a directory, a kustomize
+//! overlay or a Helm chart, with every Secret value shown as `***`. It runs the controller's
+//! own render code and the same renderer (`sealsync-renderer`), so a SealedSecret shows the
+//! namespace and name it must be sealed for after rendering.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,6 +10,9 @@ use clap::Args as ClapArgs;
 use sealsync_core::manifest::sealed_from_manifest;
 use sealsync_core::redact::{mask_secret, MASK};
 use sealsync_core::render::{render, Manifest, RenderLimits, SourceFile};
+use sealsync_core::renderer::Engine;
+
+use crate::repository::{render_path, EngineOptions};
 use sealsync_core::vaultref::{reference_outside_secret, secret_values};
 use sealsync_core::Chain;
 use serde_json::Value as Json;
@@ -24,6 +29,41 @@ pub struct Args {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Yaml)]
     pub output: Format,
+    /// How the path is rendered, as `spec.render.type`: detected by default.
+    #[arg(long = "type", value_enum, default_value_t = RenderType::Auto)]
+    pub render_type: RenderType,
+    /// The repository's root: nothing outside it is read. Default: the nearest directory
+    /// above PATH that holds `.git`, else PATH.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Helm: the release name (`spec.helm.releaseName`). Default: the chart directory's name.
+    #[arg(long, value_name = "NAME")]
+    pub release_name: Option<String>,
+    /// Helm: the release namespace (the GitSync's targetNamespace or namespace).
+    #[arg(long, short = 'n', value_name = "NS", default_value = "default")]
+    pub namespace: String,
+    /// Helm: a values file relative to the chart (`spec.helm.valuesFiles`); repeatable.
+    #[arg(long = "values", short = 'f', value_name = "FILE")]
+    pub values: Vec<String>,
+    /// Let kustomize generate Secrets from plaintext (`spec.allowPlaintextSecrets`).
+    #[arg(long)]
+    pub allow_plaintext_secrets: bool,
+    /// The renderer of kustomize and Helm. Default: `sealsync-renderer` beside this program.
+    #[arg(long, env = "SEALSYNC_RENDERER", value_name = "PATH")]
+    pub renderer: Option<PathBuf>,
+}
+
+/// `--type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RenderType {
+    /// A kustomization makes it kustomize, a `Chart.yaml` Helm, anything else a directory.
+    Auto,
+    /// Plain manifests.
+    Directory,
+    /// `kustomize build`.
+    Kustomize,
+    /// `helm template`.
+    Helm,
 }
 
 pub fn run(args: Args) -> CliResult<ExitCode> {
@@ -36,19 +76,10 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
                 .with_hint("pass the directory a GitSync's spec.path points at"),
         );
     }
-    let mut files = Vec::new();
-    for path in fsio::expand_paths(std::slice::from_ref(root))? {
-        let text = fsio::read_input(Some(&path))?;
-        let relative = path.strip_prefix(root).unwrap_or(&path);
-        files.push(SourceFile {
-            path: relative.to_string_lossy().into_owned(),
-            contents: text.as_bytes().to_vec(),
-        });
-    }
-    let manifests = render(&files, "", &RenderLimits::default()).map_err(|e| {
-        CliError::new(Chain(&e).to_string())
-            .with_hint("the controller would refuse this revision too; fix the file named")
-    })?;
+    let manifests = match engine_of(&args)? {
+        Engine::Directory => render_directory(root)?,
+        engine => render_with_engine(&args, engine)?,
+    };
     let mut docs = Vec::with_capacity(manifests.len());
     for manifest in &manifests {
         docs.push(masked(manifest)?);
@@ -61,6 +92,53 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
         .collect::<CliResult<_>>()?;
     output::write_stdout(&output::render(&yaml, args.output)?)?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn engine_of(args: &Args) -> CliResult<Engine> {
+    Ok(match args.render_type {
+        RenderType::Directory => Engine::Directory,
+        RenderType::Kustomize => Engine::Kustomize,
+        RenderType::Helm => Engine::Helm,
+        RenderType::Auto => {
+            let listing = std::fs::read_dir(&args.path)
+                .map_err(|e| fsio::io_error(&args.path.display().to_string(), "read", &e))?;
+            let names: Vec<String> = listing
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            Engine::detect(names.iter().map(String::as_str), "")
+        }
+    })
+}
+
+fn render_directory(root: &std::path::Path) -> CliResult<Vec<Manifest>> {
+    let mut files = Vec::new();
+    for path in fsio::expand_paths(&[root.to_path_buf()])? {
+        let text = fsio::read_input(Some(&path))?;
+        let relative = path.strip_prefix(root).unwrap_or(&path);
+        files.push(SourceFile {
+            path: relative.to_string_lossy().into_owned(),
+            contents: text.as_bytes().to_vec(),
+        });
+    }
+    render(&files, "", &RenderLimits::default()).map_err(refused)
+}
+
+/// kustomize or Helm over the whole repository, as the controller runs them.
+fn render_with_engine(args: &Args, engine: Engine) -> CliResult<Vec<Manifest>> {
+    let options = EngineOptions {
+        root: args.root.clone(),
+        release_name: args.release_name.clone(),
+        namespace: args.namespace.clone(),
+        values: args.values.clone(),
+        allow_plaintext_secrets: args.allow_plaintext_secrets,
+        renderer: args.renderer.clone(),
+    };
+    render_path(&args.path, engine, &options)
+}
+
+fn refused(e: sealsync_core::render::RenderError) -> CliError {
+    crate::repository::refused(&e)
 }
 
 /// The object as the controller would apply it, values masked. A SealedSecret becomes the

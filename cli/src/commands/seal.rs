@@ -39,6 +39,12 @@ pub struct Args {
     /// A value from a file, as KEY=PATH or PATH (the key is the file name). Repeatable.
     #[arg(long, value_name = "[KEY=]PATH")]
     pub from_file: Vec<String>,
+    /// Seal for the namespace and name the Secret has once kustomize or Helm renders it
+    /// (`sealsync render` shows them), as NAMESPACE/NAME: an overlay's `namespace:` and
+    /// `namePrefix:` move it there. The sealed file keeps the Secret's own name for the
+    /// overlay to change. One Secret at a time.
+    #[arg(long, value_name = "NAMESPACE/NAME", conflicts_with = "merge_into")]
+    pub rendered_as: Option<String>,
     /// Where the sealed values may be opened: strict (this name in this namespace),
     /// namespace (any name in this namespace) or cluster (anywhere). Default: the
     /// .sealsync.yaml rule's scope, else strict.
@@ -96,7 +102,11 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
         // Before any work: a bad target should not cost a seal.
         fsio::writable_target(path)?;
     }
-    let inputs = gather_inputs(&args)?;
+    let mut inputs = gather_inputs(&args)?;
+    let original = match &args.rendered_as {
+        Some(identity) => Some(seal_for_rendered(identity, &mut inputs)?),
+        None => None,
+    };
     if let Some(target) = &args.merge_into {
         return merge_into(&args, target, inputs);
     }
@@ -120,8 +130,54 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
                 .map_err(|e| CliError::from_crypto(&e).context(&input.place))
         })
         .collect();
-    let docs = sealed.into_iter().collect::<CliResult<Vec<_>>>()?;
+    let mut docs = sealed.into_iter().collect::<CliResult<Vec<_>>>()?;
+    if let Some((name, namespace)) = original {
+        for doc in &mut docs {
+            restore_identity(doc, &name, namespace.as_deref());
+        }
+    }
     emit(&docs, args.output, args.write.as_deref())
+}
+
+/// `--rendered-as NAMESPACE/NAME`: the one Secret is sealed for that identity. Returns the
+/// Secret's own name and namespace, which the sealed file keeps.
+fn seal_for_rendered(identity: &str, inputs: &mut [Input]) -> CliResult<(String, Option<String>)> {
+    let invalid = || {
+        CliError::new(format!("--rendered-as {identity:?}: not NAMESPACE/NAME"))
+            .with_hint("`sealsync render PATH` shows the namespace and name a rendered Secret has")
+    };
+    let (namespace, name) = identity.split_once('/').ok_or_else(invalid)?;
+    if !sealsync_crypto::is_dns_label(namespace) || !sealsync_crypto::is_object_name(name) {
+        return Err(invalid());
+    }
+    let [input] = inputs else {
+        return Err(CliError::new(format!(
+            "--rendered-as seals one Secret, and {} were given",
+            inputs.len()
+        ))
+        .with_hint("seal the Secrets one at a time"));
+    };
+    let original = (
+        std::mem::replace(&mut input.secret.name, name.to_owned()),
+        input.secret.namespace.replace(namespace.to_owned()),
+    );
+    Ok(original)
+}
+
+/// Puts the Secret's own name and namespace back on a document sealed for another identity.
+fn restore_identity(doc: &mut serde_yaml::Value, name: &str, namespace: Option<&str>) {
+    let Some(metadata) = doc.get_mut("metadata").and_then(|m| m.as_mapping_mut()) else {
+        return;
+    };
+    metadata.insert("name".into(), name.into());
+    match namespace {
+        Some(ns) => {
+            metadata.insert("namespace".into(), ns.into());
+        }
+        None => {
+            metadata.remove("namespace");
+        }
+    }
 }
 
 fn emit(docs: &[serde_yaml::Value], format: Format, write: Option<&Path>) -> CliResult<ExitCode> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use kube::ResourceExt;
 use sealsync_core::render::{normalize_path, RenderError, RenderLimits};
 use sealsync_core::renderer::{
-    Engine, HelmRequest, RenderRequest, Renderer, TreeFile, ValuesSource,
+    join_in_repository, Engine, HelmRequest, RenderRequest, Renderer, TreeFile, ValuesSource,
 };
 use sealsync_core::{GitSync, RenderType};
 use zeroize::Zeroizing;
@@ -88,11 +88,14 @@ fn helm_request(
     let spec = gs.spec.helm.clone().unwrap_or_default();
     let mut values = Vec::new();
     for file in &spec.values_files {
-        let joined = join_in_repository(path, file).ok_or_else(|| {
-            Error::Spec(format!(
-                "spec.helm.valuesFiles: {file:?} is not a path inside the repository"
-            ))
-        })?;
+        let joined = join_in_repository(path, file)
+            .and_then(|p| normalize_path(&p).ok())
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| {
+                Error::Spec(format!(
+                    "spec.helm.valuesFiles: {file:?} is not a path inside the repository"
+                ))
+            })?;
         let found = files.iter().find(|f| f.path == joined).ok_or_else(|| {
             Error::Render(RenderError::PathNotFound {
                 path: joined.clone(),
@@ -125,50 +128,4 @@ fn helm_request(
         api_versions: Vec::new(),
         values,
     })
-}
-
-/// `file` relative to the directory `path`, as a repository path; `None` if it leaves the
-/// repository.
-fn join_in_repository(path: &str, file: &str) -> Option<String> {
-    if file.starts_with('/') {
-        return None;
-    }
-    let mut parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-    for part in file.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            p => parts.push(p),
-        }
-    }
-    let joined = parts.join("/");
-    normalize_path(&joined).ok().filter(|p| !p.is_empty())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::join_in_repository;
-
-    #[test]
-    fn values_files_stay_inside_the_repository() {
-        assert_eq!(
-            join_in_repository("charts/web", "values-prod.yaml").as_deref(),
-            Some("charts/web/values-prod.yaml")
-        );
-        assert_eq!(
-            join_in_repository("charts/web", "../../env/prod.yaml").as_deref(),
-            Some("env/prod.yaml")
-        );
-        assert_eq!(
-            join_in_repository("charts/web", "../../../etc/passwd"),
-            None
-        );
-        assert_eq!(join_in_repository("charts/web", "/etc/passwd"), None);
-        assert_eq!(
-            join_in_repository("", "values.yaml").as_deref(),
-            Some("values.yaml")
-        );
-    }
 }

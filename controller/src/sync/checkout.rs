@@ -1,21 +1,16 @@
 //! The whole tree of a commit, for kustomize and Helm: an overlay loads `../base`, a chart its
 //! `.tpl` helpers and `charts/*.tgz`, so more than the manifests under the path is needed.
 //!
-//! Symbolic links are resolved here, inside the commit's tree, and given to the renderer as
-//! copies of what they point to: the renderer's copy holds regular files only, so no link can
-//! lead outside it. A link that is absolute or climbs out of the repository fails the render,
-//! naming the link, as does a chain of links longer than [`MAX_LINK_HOPS`].
+//! Symbolic links are resolved inside the commit's tree by `sealsync_core::renderer`'s rules
+//! (shared with `sealsync render`) and given to the renderer as copies of what they point to.
 
 use std::collections::BTreeMap;
 
 use gix::bstr::ByteSlice;
 use sealsync_core::render::RenderError;
-use sealsync_core::renderer::TreeFile;
+use sealsync_core::renderer::{resolve_link, TreeEntry, TreeFile};
 
 use super::fetch::{SourceError, SourceLimits};
-
-/// Links followed from one link before giving up.
-const MAX_LINK_HOPS: usize = 8;
 
 /// Why the tree could not be read for rendering.
 #[derive(Debug)]
@@ -24,10 +19,7 @@ pub(crate) enum CheckoutError {
     Render(RenderError),
 }
 
-enum Entry {
-    File(gix::ObjectId),
-    Link(String),
-}
+type Entry = TreeEntry<gix::ObjectId>;
 
 /// Every regular file of `commit`, with symbolic links inside the repository replaced by
 /// copies. Submodules are left out. The limits cover every file, copies included.
@@ -47,7 +39,9 @@ pub(crate) fn read_whole(
         match entry {
             Entry::File(id) => reader.read(path.clone(), *id)?,
             Entry::Link(target) => {
-                for (copy, id) in resolve(&entries, path, target)? {
+                let resolved =
+                    resolve_link(&entries, path, target).map_err(CheckoutError::Render)?;
+                for (copy, id) in resolved {
                     reader.read(copy, id)?;
                 }
             }
@@ -106,76 +100,6 @@ fn list(
     Ok(entries)
 }
 
-/// The files a link stands for, as `(path of the copy, blob)`: one for a link to a file, every
-/// file below for a link to a directory, none for a dangling link.
-fn resolve(
-    entries: &BTreeMap<String, Entry>,
-    link: &str,
-    target: &str,
-) -> Result<Vec<(String, gix::ObjectId)>, CheckoutError> {
-    let refuse = |problem: &'static str| {
-        CheckoutError::Render(RenderError::Link {
-            file: link.to_owned(),
-            target: target.to_owned(),
-            problem,
-        })
-    };
-    let mut current_link = link.to_owned();
-    let mut current_target = target.to_owned();
-    for _ in 0..MAX_LINK_HOPS {
-        if current_target.starts_with('/') {
-            return Err(refuse("is absolute"));
-        }
-        let resolved =
-            join(&current_link, &current_target).ok_or_else(|| refuse("leaves the repository"))?;
-        match entries.get(&resolved) {
-            Some(Entry::File(id)) => return Ok(vec![(link.to_owned(), *id)]),
-            Some(Entry::Link(next)) => {
-                current_link = resolved;
-                current_target = next.clone();
-            }
-            None => {
-                let prefix = format!("{resolved}/");
-                let mut files = Vec::new();
-                for (path, entry) in entries.range(prefix.clone()..) {
-                    let Some(rest) = path.strip_prefix(&prefix) else {
-                        break;
-                    };
-                    match entry {
-                        Entry::File(id) => files.push((format!("{link}/{rest}"), *id)),
-                        // Links inside a linked directory would need their own resolution
-                        // relative to the copy; they are refused rather than guessed.
-                        Entry::Link(_) => {
-                            return Err(refuse("is a directory that holds symbolic links"))
-                        }
-                    }
-                }
-                if resolved.is_empty() || link.starts_with(&prefix) {
-                    return Err(refuse("contains itself"));
-                }
-                return Ok(files);
-            }
-        }
-    }
-    Err(refuse("starts a chain of more than 8 links"))
-}
-
-/// The path `target` names, relative to the directory of `link`; `None` if it climbs out.
-fn join(link: &str, target: &str) -> Option<String> {
-    let mut parts: Vec<&str> = link.split('/').collect();
-    parts.pop();
-    for part in target.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            p => parts.push(p),
-        }
-    }
-    Some(parts.join("/"))
-}
-
 struct Reader<'a> {
     repo: &'a gix::Repository,
     limits: &'a SourceLimits,
@@ -227,79 +151,5 @@ fn local(message: String) -> SourceError {
     SourceError::Local {
         path: "the object database".to_owned(),
         message,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entries(list: &[(&str, Option<&str>)]) -> BTreeMap<String, Entry> {
-        list.iter()
-            .map(|(path, link)| {
-                let entry = match link {
-                    Some(target) => Entry::Link((*target).to_owned()),
-                    None => Entry::File(gix::ObjectId::null(gix::hash::Kind::Sha1)),
-                };
-                ((*path).to_owned(), entry)
-            })
-            .collect()
-    }
-
-    fn copies(result: Result<Vec<(String, gix::ObjectId)>, CheckoutError>) -> Vec<String> {
-        result
-            .expect("resolves")
-            .into_iter()
-            .map(|(p, _)| p)
-            .collect()
-    }
-
-    #[test]
-    fn links_inside_the_repository_become_copies() {
-        let tree = entries(&[
-            ("base/cm.yaml", None),
-            ("base/deep/x.yaml", None),
-            ("prod/cm.yaml", Some("../base/cm.yaml")),
-            ("prod/base", Some("../base")),
-            ("prod/hop", Some("cm.yaml")),
-        ]);
-        assert_eq!(
-            copies(resolve(&tree, "prod/cm.yaml", "../base/cm.yaml")),
-            ["prod/cm.yaml"]
-        );
-        assert_eq!(
-            copies(resolve(&tree, "prod/base", "../base")),
-            ["prod/base/cm.yaml", "prod/base/deep/x.yaml"]
-        );
-        assert_eq!(copies(resolve(&tree, "prod/hop", "cm.yaml")), ["prod/hop"]);
-        assert!(resolve(&tree, "prod/gone", "nothing.yaml")
-            .expect("resolves")
-            .is_empty());
-    }
-
-    #[test]
-    fn links_that_leave_the_repository_are_refused() {
-        let tree = entries(&[("a/loop", Some("../a/loop")), ("self", Some("."))]);
-        for (link, target) in [
-            ("x/passwd.yaml", "/etc/passwd"),
-            (
-                "x/token",
-                "/var/run/secrets/kubernetes.io/serviceaccount/token",
-            ),
-            ("x/up", "../../etc"),
-            ("x/y/up", "../../../data"),
-            ("a/loop", "../a/loop"),
-            ("self", "."),
-        ] {
-            let error = resolve(&tree, link, target).expect_err(link);
-            let CheckoutError::Render(error) = error else {
-                panic!("{link}: not a render error");
-            };
-            let message = error.to_string();
-            assert!(
-                message.starts_with(&format!("{link}: a symbolic link")),
-                "{message}"
-            );
-        }
     }
 }

@@ -101,14 +101,18 @@ impl Env {
 
     /// Seals `secret_yaml` with the `sealsync` CLI to the cluster's recipients.
     pub fn seal(&self, secret_yaml: &str) -> String {
-        run_cli(
-            &[
-                "seal",
-                "--recipients-file",
-                self.recipients.to_str().expect("utf8"),
-            ],
-            secret_yaml,
-        )
+        self.seal_with(secret_yaml, &[])
+    }
+
+    /// [`Env::seal`] with more arguments (`--rendered-as`, `--scope`).
+    pub fn seal_with(&self, secret_yaml: &str, extra: &[&str]) -> String {
+        let mut args = vec![
+            "seal",
+            "--recipients-file",
+            self.recipients.to_str().expect("utf8"),
+        ];
+        args.extend_from_slice(extra);
+        run_cli(&args, secret_yaml)
     }
 
     /// Creates or updates a GitSync named `name` in `namespace` with `spec` merged over a

@@ -13,6 +13,7 @@
 //! the CLI shows is what the controller applies.
 
 mod child;
+mod tree;
 mod workdir;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use zeroize::Zeroizing;
 
 use crate::render::{Collector, Manifest, RenderError, RenderLimits, SkipNonObjects};
 use child::{ChildError, ChildLimits};
+pub use tree::{join_in_repository, resolve_link, TreeEntry, MAX_LINK_HOPS};
 use workdir::WorkDir;
 
 /// The program's name, installed beside the controller and the CLI.
@@ -250,8 +252,40 @@ impl Renderer {
         };
         let work = WorkDir::create(&self.work_parent, files)
             .map_err(|e| failed("Workspace", format!("copying the tree: {e}")))?;
+        let root = work.root();
+        self.run(&root, work.path(), request, limits, bounds)
+    }
+
+    /// Renders `request.path` of the repository at `root` on disk, in place: for the CLI,
+    /// whose user's files are already on disk and must not be copied (they may hold
+    /// plaintext). The renderer's own confinement keeps reads inside `root`.
+    pub fn render_in_place(
+        &self,
+        root: &Path,
+        request: &RenderRequest<'_>,
+        limits: &RenderLimits,
+    ) -> Result<Vec<Manifest>, RenderError> {
+        self.run(root, root, request, limits, &self.limits)
+    }
+
+    fn run(
+        &self,
+        root: &Path,
+        cwd: &Path,
+        request: &RenderRequest<'_>,
+        limits: &RenderLimits,
+        bounds: &RendererLimits,
+    ) -> Result<Vec<Manifest>, RenderError> {
+        let engine = request.engine;
+        let path = request.path;
+        let failed = |reason: &str, message: String| RenderError::Renderer {
+            path: display_path(path),
+            engine: engine.name(),
+            reason: reason.to_owned(),
+            message,
+        };
         let input = Zeroizing::new(
-            serde_json::to_vec(&WireRequest::new(request, &work.root(), bounds))
+            serde_json::to_vec(&WireRequest::new(request, root, bounds))
                 .map_err(|e| failed("Request", e.to_string()))?,
         );
         let child_limits = ChildLimits {
@@ -264,44 +298,41 @@ impl Renderer {
                 .saturating_add(1 << 20),
         };
         let output =
-            child::run(&self.program, work.path(), &input, &child_limits).map_err(|error| {
-                match error {
-                    ChildError::Start(e) => RenderError::RendererMissing {
-                        program: self.program.display().to_string(),
-                        message: e.to_string(),
-                    },
-                    ChildError::Timeout(limit) => RenderError::Limit {
-                        what: format!(
-                            "rendering {} with {}: the time in seconds",
-                            display_path(path),
-                            engine.name()
-                        ),
-                        limit: limit.as_secs() as usize,
-                    },
-                    ChildError::Memory(limit) => RenderError::Limit {
-                        what: format!(
-                            "rendering {} with {}: the memory in bytes",
-                            display_path(path),
-                            engine.name()
-                        ),
-                        limit: limit as usize,
-                    },
-                    ChildError::Output => RenderError::Limit {
-                        what: format!(
-                            "rendering {} with {}: the output in bytes",
-                            display_path(path),
-                            engine.name()
-                        ),
-                        limit: bounds.output_bytes,
-                    },
-                    ChildError::Exited { status, stderr } => failed(
-                        "Crashed",
-                        format!("the renderer exited ({status}) without a response: {stderr}"),
+            child::run(&self.program, cwd, &input, &child_limits).map_err(|error| match error {
+                ChildError::Start(e) => RenderError::RendererMissing {
+                    program: self.program.display().to_string(),
+                    message: e.to_string(),
+                },
+                ChildError::Timeout(limit) => RenderError::Limit {
+                    what: format!(
+                        "rendering {} with {}: the time in seconds",
+                        display_path(path),
+                        engine.name()
                     ),
-                    ChildError::Io(e) => failed("Io", e.to_string()),
-                }
+                    limit: limit.as_secs() as usize,
+                },
+                ChildError::Memory(limit) => RenderError::Limit {
+                    what: format!(
+                        "rendering {} with {}: the memory in bytes",
+                        display_path(path),
+                        engine.name()
+                    ),
+                    limit: limit as usize,
+                },
+                ChildError::Output => RenderError::Limit {
+                    what: format!(
+                        "rendering {} with {}: the output in bytes",
+                        display_path(path),
+                        engine.name()
+                    ),
+                    limit: bounds.output_bytes,
+                },
+                ChildError::Exited { status, stderr } => failed(
+                    "Crashed",
+                    format!("the renderer exited ({status}) without a response: {stderr}"),
+                ),
+                ChildError::Io(e) => failed("Io", e.to_string()),
             })?;
-        drop(work);
         let response: WireResponse = serde_json::from_slice(&output)
             .map_err(|e| failed("Response", format!("unreadable response: {e}")))?;
         if let Some(error) = response.error {
