@@ -102,6 +102,7 @@ pub fn render_path(
         path: &path,
         allow_plaintext_secrets: args.allow_plaintext_secrets,
         helm,
+        variables: None,
     };
     renderer
         .render_in_place(&root, &request, &RenderLimits::default())

@@ -539,3 +539,123 @@ async fn a_render_past_its_time_or_memory_is_killed_and_the_last_revision_stays(
         Some("8192")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_build_substitution_serves_one_overlay_to_many_clusters() {
+    let env = Env::start(&[PLATFORM]).await;
+    // What a cluster's administrator keeps beside the GitSync, not in Git.
+    apply_yaml(
+        &env.client,
+        &configmap_yaml(PLATFORM, "cluster-vars", "region", "us-east-1"),
+    )
+    .await;
+    apply_yaml(
+        &env.client,
+        &secret_yaml(PLATFORM, "cluster-secrets", "db_host", CANARY),
+    )
+    .await;
+    let files = vec![
+        (
+            "app/kustomization.yaml".to_owned(),
+            "namespace: platform\nresources:\n- settings.yaml\n- script.yaml\n".to_owned(),
+        ),
+        (
+            "app/settings.yaml".to_owned(),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings-${cluster_name}\ndata:\n  cluster: ${cluster_name^^}\n  region: ${region}\n  tier: ${tier:=standard}\n  host: ${db_host}\n  price: $$5\n".to_owned(),
+        ),
+        (
+            "app/script.yaml".to_owned(),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: script\n  annotations:\n    kustomize.toolkit.fluxcd.io/substitute: disabled\ndata:\n  run: echo ${HOME}\n".to_owned(),
+        ),
+    ];
+    let commit = env.repo.commit_tree(&files, "substituted").expect("commit");
+    env.apply_gitsync(
+        PLATFORM,
+        "subst",
+        json!({
+            "path": "app",
+            "postBuild": {
+                "substitute": {"cluster_name": "prod"},
+                "substituteFrom": [
+                    {"kind": "ConfigMap", "name": "cluster-vars"},
+                    {"kind": "Secret", "name": "cluster-secrets"},
+                    {"kind": "ConfigMap", "name": "not-there", "optional": true},
+                ],
+            },
+        }),
+    )
+    .await;
+    env.wait_applied(PLATFORM, "subst", &commit).await;
+    let settings = env
+        .get("v1", "ConfigMap", Some(PLATFORM), "settings-prod")
+        .await
+        .expect("the substituted name");
+    assert_eq!(settings.data["data"]["cluster"], "PROD");
+    assert_eq!(settings.data["data"]["region"], "us-east-1");
+    assert_eq!(settings.data["data"]["tier"], "standard");
+    assert_eq!(settings.data["data"]["host"], CANARY);
+    assert_eq!(settings.data["data"]["price"], "$5");
+    let script = env
+        .get("v1", "ConfigMap", Some(PLATFORM), "script")
+        .await
+        .expect("the opted-out object");
+    assert_eq!(script.data["data"]["run"], "echo ${HOME}");
+
+    // A variable changed beside the GitSync takes effect at the next interval, no commit.
+    apply_yaml(
+        &env.client,
+        &configmap_yaml(PLATFORM, "cluster-vars", "region", "ap-south-1"),
+    )
+    .await;
+    wait_for_value(
+        "the new region",
+        std::time::Duration::from_secs(60),
+        || async {
+            let region = env
+                .get("v1", "ConfigMap", Some(PLATFORM), "settings-prod")
+                .await
+                .and_then(|c| c.data["data"]["region"].as_str().map(str::to_owned));
+            (region.as_deref() == Some("ap-south-1")).then_some(())
+        },
+        || env.controller.log_tail(20),
+    )
+    .await;
+
+    // A variable that is not set fails the revision, naming the variable; the last revision
+    // stays.
+    let mut broken = files.clone();
+    broken[1].1 = broken[1].1.replace("${region}", "${zone}");
+    let commit = env
+        .repo
+        .commit_tree(&broken, "unset variable")
+        .expect("commit");
+    let status = env.wait_failed(PLATFORM, "subst", &commit).await;
+    let (reason, message) = ready_condition(&status);
+    assert_eq!(reason, "RenderFailed", "{message}");
+    assert!(message.contains("\"zone\" is not set"), "{message}");
+    assert!(env
+        .get("v1", "ConfigMap", Some(PLATFORM), "settings-prod")
+        .await
+        .is_some());
+
+    if !env.cluster.is_real() {
+        // The embedded server does not validate label values.
+        assert_no_canary(&env, &["subst"]).await;
+        return;
+    }
+    // The API server refuses a value from a Secret and quotes it: no message shows it.
+    let mut refused = files.clone();
+    refused[1].1 = refused[1].1.replace(
+        "metadata:\n",
+        "metadata:\n  labels:\n    host: ${db_host}!!\n",
+    );
+    let commit = env
+        .repo
+        .commit_tree(&refused, "invalid label")
+        .expect("commit");
+    let status = env.wait_failed(PLATFORM, "subst", &commit).await;
+    let (reason, message) = ready_condition(&status);
+    assert_ne!(reason, "RenderFailed", "{message}");
+    assert!(message.contains("***!!"), "{message}");
+    assert_no_canary(&env, &["subst"]).await;
+}

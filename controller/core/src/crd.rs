@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::InventoryStatus;
-use crate::render_spec::{HelmSpec, RenderSpec};
+use crate::render_spec::{HelmSpec, PostBuildSpec, RenderSpec};
 
 /// The API group of every sealsync resource.
 pub const GROUP: &str = "sealsync.dev";
@@ -82,6 +82,10 @@ pub struct GitSyncSpec {
     /// Settings for a Helm chart at the path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub helm: Option<HelmSpec>,
+    /// Variables substituted into the objects of a directory or kustomize path (`${var}`,
+    /// `${var:=default}`), as Flux's post-build substitution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_build: Option<PostBuildSpec>,
     /// How often to fetch, re-apply and undo drift: a duration such as `30s`, `5m` or `1h`.
     #[schemars(length(max = 40), regex(pattern = r"^([0-9]{1,9}(ms|s|m|h))+$"))]
     #[x_kube(validation = Rule::new("duration(self) >= duration('1s')").message("must be at least 1s"))]
@@ -461,6 +465,7 @@ mod tests {
             path: None,
             render: None,
             helm: None,
+            post_build: None,
             interval: "1m".to_owned(),
             timeout: None,
             prune: true,

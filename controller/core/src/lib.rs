@@ -22,6 +22,7 @@ pub mod renderer;
 pub mod rewrap;
 #[cfg(feature = "kube")]
 mod sealingkey;
+pub mod substitute;
 pub mod vaultref;
 
 pub use chain::Chain;
@@ -37,7 +38,9 @@ pub use duration::{parse_duration, DurationError};
 #[cfg(feature = "kube")]
 pub use inventory::{Inventory, InventoryEntry, InventoryShards, InventoryStatus};
 #[cfg(feature = "kube")]
-pub use render_spec::{HelmSpec, RenderSpec, RenderType};
+pub use render_spec::{
+    HelmSpec, PostBuildSpec, RenderSpec, RenderType, SubstituteKind, SubstituteReference,
+};
 #[cfg(feature = "kube")]
 pub use sealingkey::{
     KeyState, KeyUse, SealingKey, SealingKeySpec, SealingKeyStatus, MAX_LISTED_DOCUMENTS,

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::manifest::{read_documents, Document, Limits, ManifestError};
+use crate::substitute::{self, SubstituteError, Variables};
 use serde_json::Value as Json;
 
 /// One file of the source tree.
@@ -221,6 +222,15 @@ pub enum RenderError {
         /// The engine's message, with paths made relative to the repository.
         message: String,
     },
+    /// Post-build substitution failed for an object.
+    #[error("{location}: postBuild substitution")]
+    Substitute {
+        /// `file: document N (Kind ns/name)`.
+        location: String,
+        /// What failed: the variable named, never a value.
+        #[source]
+        source: crate::substitute::SubstituteError,
+    },
     /// A symbolic link in the repository cannot be given to the renderer.
     #[error("{file}: a symbolic link to {target:?} {problem}; a rendered path reads regular files of the repository only")]
     Link {
@@ -322,6 +332,46 @@ enum FileKind {
     Other,
 }
 
+/// One document with `variables` substituted into it, unless it opted out.
+fn substitute_document(
+    file: &str,
+    document: Document,
+    variables: &Variables,
+) -> Result<Document, RenderError> {
+    let json = serde_json::to_value(&document.value).unwrap_or_default();
+    if substitute::is_disabled(&json) {
+        return Ok(document);
+    }
+    let failed = |source: SubstituteError| RenderError::Substitute {
+        location: format!("{file}: {}", document.describe()),
+        source,
+    };
+    let malformed =
+        |problem: &'static str| failed(SubstituteError::Malformed { offset: 0, problem });
+    let yaml = zeroize::Zeroizing::new(
+        serde_yaml::to_string(&document.value)
+            .map_err(|_| malformed("the document cannot be written as YAML"))?,
+    );
+    let expanded = zeroize::Zeroizing::new(substitute::expand(&yaml, variables).map_err(failed)?);
+    if *expanded == *yaml {
+        return Ok(document);
+    }
+    let limits = Limits::small(expanded.len().saturating_add(1), 1);
+    let mut parsed = read_documents(&expanded, limits).map_err(|_| {
+        malformed("the document is not valid YAML once substituted (a value may need quotes)")
+    })?;
+    match (parsed.pop(), parsed.is_empty()) {
+        (Some(mut substituted), true) => {
+            substituted.index = document.index;
+            substituted.list_item = document.list_item.clone();
+            Ok(substituted)
+        }
+        _ => Err(malformed(
+            "the document is not one document once substituted",
+        )),
+    }
+}
+
 /// Renders every manifest file under `path` (already normalised, `""` for the root) in path
 /// order. Fails on the first problem: a revision is applied whole or not at all.
 ///
@@ -370,6 +420,17 @@ pub fn render_with(
     limits: &RenderLimits,
     kept: Kept,
 ) -> Result<Vec<Manifest>, RenderError> {
+    render_substituted(files, path, limits, kept, None)
+}
+
+/// [`render_with`] with post-build substitution of `variables` into every document.
+pub fn render_substituted(
+    files: &[SourceFile],
+    path: &str,
+    limits: &RenderLimits,
+    kept: Kept,
+    variables: Option<&Variables>,
+) -> Result<Vec<Manifest>, RenderError> {
     let prefix = if path.is_empty() {
         String::new()
     } else {
@@ -386,7 +447,7 @@ pub fn render_with(
     }
     under.sort_by(|a, b| a.path.cmp(&b.path));
 
-    let mut collected = Collector::new(limits, kept.objects);
+    let mut collected = Collector::new(limits, kept.objects).substituting(variables);
     let mut total = kept.bytes;
     let mut file_count = kept.files;
     if file_count > limits.max_files {
@@ -451,6 +512,7 @@ pub(crate) struct Collector<'a> {
     kept_objects: usize,
     manifests: Vec<Manifest>,
     seen: BTreeMap<String, String>,
+    variables: Option<&'a Variables>,
 }
 
 impl<'a> Collector<'a> {
@@ -460,7 +522,15 @@ impl<'a> Collector<'a> {
             kept_objects,
             manifests: Vec::new(),
             seen: BTreeMap::new(),
+            variables: None,
         }
+    }
+
+    /// Substitutes `variables` into each document before it is checked (post-build
+    /// substitution: a name may be `app-${cluster}`). Nothing is substituted without any.
+    pub(crate) fn substituting(mut self, variables: Option<&'a Variables>) -> Self {
+        self.variables = variables.filter(|v| !v.is_empty());
+        self
     }
 
     /// Adds the documents of `text`, named `file` in messages.
@@ -484,6 +554,10 @@ impl<'a> Collector<'a> {
             if skip == SkipNonObjects::Never && document.value.is_null() {
                 continue;
             }
+            let document = match self.variables {
+                Some(variables) => substitute_document(file, document, variables)?,
+                None => document,
+            };
             let manifest = to_manifest(file, &document)?;
             self.push(manifest)?;
         }
@@ -716,5 +790,60 @@ mod tests {
         assert!(out.is_empty());
         let err = render_with(&[], "apps", &limits, Kept::new(1, 100, 0)).expect_err("empty");
         assert!(matches!(err, RenderError::Empty { .. }), "{err}");
+    }
+
+    #[test]
+    fn post_build_variables_are_substituted_before_objects_are_checked() {
+        let vars = crate::substitute::variables_from([("env", "prod"), ("replicas", "3")])
+            .expect("valid names");
+        let files = [
+            file(
+                "app/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-${env}\n  namespace: ${env}\ndata:\n  replicas: \"${replicas}\"\n  zone: ${zone:=a}\n",
+            ),
+            file(
+                "app/script.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: script\n  annotations:\n    kustomize.toolkit.fluxcd.io/substitute: disabled\ndata:\n  run: echo ${HOME}\n",
+            ),
+        ];
+        let manifests = render_substituted(
+            &files,
+            "app",
+            &RenderLimits::default(),
+            Kept::default(),
+            Some(&vars),
+        )
+        .expect("renders");
+        assert_eq!(manifests[0].name(), "app-prod");
+        assert_eq!(manifests[0].namespace(), Some("prod"));
+        // As in Flux, substitution is textual over the object's YAML, where `"${replicas}"`
+        // has lost its quotes: the value becomes a number (Flux's workaround is
+        // `${quote}${replicas}${quote}` with `quote: '"'`).
+        assert_eq!(manifests[0].object["data"]["replicas"], 3);
+        assert_eq!(manifests[0].object["data"]["zone"], "a");
+        assert_eq!(manifests[1].object["data"]["run"], "echo ${HOME}");
+
+        // Without variables, nothing is substituted and `${env}` is no valid name.
+        let error = render(&files, "app", &RenderLimits::default()).expect_err("invalid name");
+        assert!(
+            error
+                .to_string()
+                .contains("metadata.name is not a valid name"),
+            "{error}"
+        );
+
+        let unset = crate::substitute::variables_from([("other", "x")]).expect("valid");
+        let error = render_substituted(
+            &files,
+            "app",
+            &RenderLimits::default(),
+            Kept::default(),
+            Some(&unset),
+        )
+        .expect_err("env is not set");
+        assert_eq!(
+            crate::Chain(&error).to_string(),
+            "app/cm.yaml: document 1 (ConfigMap): postBuild substitution: variable \"env\" is not set (set it in spec.postBuild, or give a default: ${env:=default})"
+        );
     }
 }

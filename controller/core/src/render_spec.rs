@@ -69,3 +69,41 @@ fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "x-kubernetes-preserve-unknown-fields": true
     })
 }
+
+/// Variables substituted into the rendered objects (`${var}`), as Flux's `spec.postBuild`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PostBuildSpec {
+    /// Variables by name; they take precedence over `substituteFrom`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub substitute: std::collections::BTreeMap<String, String>,
+    /// ConfigMaps and Secrets of the GitSync's namespace whose keys are variables, read in
+    /// order (a later one's key replaces an earlier one's). They are read at every interval,
+    /// so a change takes effect within one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub substitute_from: Vec<SubstituteReference>,
+}
+
+/// A ConfigMap or Secret of variables.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubstituteReference {
+    /// `ConfigMap` or `Secret`.
+    pub kind: SubstituteKind,
+    /// Its name, in the GitSync's namespace.
+    #[schemars(length(max = 253))]
+    pub name: String,
+    /// A missing one counts as empty instead of failing the reconcile.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+/// The kind of a [`SubstituteReference`].
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum SubstituteKind {
+    /// A ConfigMap's `data`.
+    ConfigMap,
+    /// A Secret's `data`.
+    Secret,
+}

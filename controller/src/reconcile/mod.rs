@@ -206,13 +206,22 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     let mut attempted = None;
     let mut written = Vec::new();
     let progress = Progress::default();
-    let run = run::run(&gs, ctx, &actor, &progress, &mut attempted, &mut written);
+    let mut secret_values = Vec::new();
+    let run = run::run(
+        &gs,
+        ctx,
+        &actor,
+        &progress,
+        &mut attempted,
+        &mut written,
+        &mut secret_values,
+    );
     let mut timed_out = false;
     let outcome = tokio::select! {
         outcome = tokio::time::timeout(timeout, run) => outcome,
         never = finish::report_progress(ctx, &key, gs.meta().generation, &progress) => match never {},
     };
-    let mut result = match outcome {
+    let result = match outcome {
         Ok(r) => r,
         Err(_) => {
             timed_out = true;
@@ -229,6 +238,8 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
         _ if attempted.is_some() => ctx.fetch_gate.record(&key, false),
         _ => {}
     }
+    let mut result = result.map_err(|e| e.masking(&secret_values));
+    drop(secret_values);
     let mut failed = result.as_ref().map_or(true, |a| a.prune_error.is_some());
     let mut terminal = result.as_ref().err().is_some_and(Error::is_terminal);
     let heal = result.as_mut().ok().and_then(|a| a.heal.take());

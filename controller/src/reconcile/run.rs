@@ -26,14 +26,16 @@ use crate::sync::object::SyncObject;
 use crate::sync::plan::CarriedObjects;
 use crate::sync::progress::{Progress, SyncStage};
 use crate::sync::resolve::Login;
-use crate::sync::{build, inventory, prune};
+use crate::sync::{build, inventory, prune, substitute};
 use sealsync_core::renderer::Engine;
+use sealsync_core::substitute::Variables;
 
 /// How long one fetch may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// One reconcile's stages. `attempted` receives the fetched revision as soon as it is known;
-/// `written`, the objects a failed apply could not undo.
+/// `written`, the objects a failed apply could not undo; `secret_values`, the values of
+/// substitution variables read from Secrets, which no message may show.
 pub(super) async fn run(
     gs: &GitSync,
     ctx: &Shared,
@@ -41,6 +43,7 @@ pub(super) async fn run(
     progress: &Progress,
     attempted: &mut Option<String>,
     written: &mut Vec<InventoryEntry>,
+    secret_values: &mut Vec<zeroize::Zeroizing<String>>,
 ) -> Result<Applied, Error> {
     let key: SyncKey = (gs.namespace().unwrap_or_default(), gs.name_any());
     let (revision, path) = check_spec(gs)?;
@@ -72,6 +75,13 @@ pub(super) async fn run(
         return Ok(Applied::unchanged(gs, snapshot.revision, summary));
     }
 
+    let variables = substitute::variables(gs, &client)
+        .await?
+        .filter(|vars| !vars.is_empty());
+    if let Some(vars) = &variables {
+        *secret_values = vars.secret_values();
+    }
+
     let previous_inventory = applied_inventory(
         gs,
         ctx,
@@ -93,8 +103,14 @@ pub(super) async fn run(
         SyncStage::Render,
         snapshot.files.len() + snapshot.kept.len(),
     );
-    let (objects, census, carried) =
-        render_revision(gs, ctx, &key, &mut snapshot, &path, applied).await?;
+    let (objects, census, carried) = render_revision(
+        gs,
+        ctx,
+        (&key, &mut snapshot, &path),
+        applied,
+        variables.as_ref(),
+    )
+    .await?;
     let default_namespace = default_namespace(gs);
     let target = Target {
         key: &key,
@@ -167,6 +183,10 @@ fn check_spec(gs: &GitSync) -> Result<(Revision, String), Error> {
 /// there: its objects are watched (or need no healing), so a poll reads nothing more than
 /// the remote's refs.
 fn known_commit(gs: &GitSync, ctx: &Shared, key: &SyncKey) -> Option<String> {
+    if substitute::reads_objects(gs) {
+        // Its variables may have changed without a commit.
+        return None;
+    }
     gs.status
         .as_ref()
         .and_then(|s| s.last_applied_revision.as_deref())
@@ -230,10 +250,9 @@ async fn fetch_revision(
 async fn render_revision(
     gs: &GitSync,
     ctx: &Shared,
-    key: &SyncKey,
-    snapshot: &mut Snapshot,
-    path: &str,
+    (key, snapshot, path): (&SyncKey, &mut Snapshot, &str),
     applied: Result<Vec<crate::heal::AppliedObject>, &'static str>,
+    variables: Option<&Variables>,
 ) -> Result<
     (
         Vec<SyncObject>,
@@ -255,6 +274,7 @@ async fn render_revision(
             path,
             engine,
             (&default_namespace(gs), timeout),
+            variables,
         )
         .await;
         let labels = RenderLabels {
@@ -266,9 +286,14 @@ async fn render_revision(
         let census = incremental::Census::of(&objects);
         return Ok((objects, census, None));
     }
+    let applied = if substitute::reads_objects(gs) {
+        Err("the variables of spec.postBuild.substituteFrom may have changed")
+    } else {
+        applied
+    };
     let reason = match applied.and_then(|a| Ok((a, incremental::kept_files(ctx, key, snapshot)?))) {
         Ok((applied, kept)) => {
-            let mut objects = render_objects(gs, &snapshot.files, path, kept.kept)?;
+            let mut objects = render_objects(gs, &snapshot.files, path, kept.kept, variables)?;
             let census = incremental::Census::of(&objects);
             match incremental::carry_over(gs, ctx, applied, &kept, &mut objects) {
                 Ok(carried) => return Ok((objects, census, Some(carried))),
@@ -279,7 +304,7 @@ async fn render_revision(
     };
     incremental::plan_fully(ctx, reason);
     fetch::read_kept(snapshot).await?;
-    let objects = render_objects(gs, &snapshot.files, path, Kept::default())?;
+    let objects = render_objects(gs, &snapshot.files, path, Kept::default(), variables)?;
     let census = incremental::Census::of(&objects);
     Ok((objects, census, None))
 }
@@ -289,8 +314,10 @@ fn render_objects(
     files: &[SourceFile],
     path: &str,
     kept: Kept,
+    variables: Option<&Variables>,
 ) -> Result<Vec<SyncObject>, Error> {
-    let manifests = render::render_with(files, path, &RenderLimits::default(), kept)?;
+    let manifests =
+        render::render_substituted(files, path, &RenderLimits::default(), kept, variables)?;
     Ok(manifests
         .into_iter()
         .map(|m| SyncObject::rendered(m, gs.spec.self_heal))

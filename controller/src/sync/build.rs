@@ -9,6 +9,7 @@ use sealsync_core::render::{normalize_path, RenderError, RenderLimits};
 use sealsync_core::renderer::{
     join_in_repository, Engine, HelmRequest, RenderRequest, Renderer, TreeFile, ValuesSource,
 };
+use sealsync_core::substitute::Variables;
 use sealsync_core::{GitSync, RenderType};
 use zeroize::Zeroizing;
 
@@ -39,6 +40,7 @@ pub(crate) async fn build(
     path: &str,
     engine: Engine,
     (release_namespace, timeout): (&str, Duration),
+    variables: Option<&Variables>,
 ) -> Result<Vec<SyncObject>, Error> {
     let files = fetch::read_whole_tree(snapshot, SourceLimits::default())
         .await
@@ -61,12 +63,14 @@ pub(crate) async fn build(
         .await
         .map_err(|_| Error::Spec("the controller is shutting down".to_owned()))?;
     let allow_plaintext_secrets = gs.spec.allow_plaintext_secrets;
+    let variables = variables.cloned();
     let manifests = tokio::task::spawn_blocking(move || {
         let request = RenderRequest {
             engine,
             path: &path,
             allow_plaintext_secrets,
             helm,
+            variables: variables.as_ref(),
         };
         renderer.render_with_limits(&files, &request, &RenderLimits::default(), &bounds)
     })

@@ -53,6 +53,17 @@ pub(crate) enum Error {
         /// The timeout.
         seconds: u64,
     },
+    /// Another error whose message had values of Secret-sourced substitution variables masked
+    /// (an API server's message may quote the object it refused).
+    #[error("{message}")]
+    Masked {
+        /// The original error's reason.
+        reason: &'static str,
+        /// Whether the original error was terminal.
+        terminal: bool,
+        /// The masked message.
+        message: String,
+    },
     /// Writing status or reading the GitSync failed.
     #[error("{action}")]
     Kube {
@@ -65,6 +76,23 @@ pub(crate) enum Error {
 }
 
 impl Error {
+    /// This error with every one of `values` masked in its message; itself when none shows.
+    pub(crate) fn masking(self, values: &[zeroize::Zeroizing<String>]) -> Self {
+        if values.is_empty() {
+            return self;
+        }
+        let message = sealsync_core::Chain(&self).to_string();
+        let masked = sealsync_core::substitute::mask_values(&message, values);
+        if masked == message {
+            return self;
+        }
+        Error::Masked {
+            reason: self.reason(),
+            terminal: self.is_terminal(),
+            message: masked,
+        }
+    }
+
     /// The `Ready=False` reason.
     pub(crate) fn reason(&self) -> &'static str {
         match self {
@@ -80,6 +108,7 @@ impl Error {
             Error::Keys(_) => "KeysUnavailable",
             Error::Timeout { stage, .. } => stage.timeout_reason(),
             Error::Kube { .. } => "ApiFailed",
+            Error::Masked { reason, .. } => reason,
         }
     }
 
@@ -96,6 +125,7 @@ impl Error {
             Error::Spec(_) | Error::Ref(_) | Error::Decrypt(_) => true,
             Error::Apply(e) => !e.is_transient(),
             Error::Vault(e) => e.is_terminal(),
+            Error::Masked { terminal, .. } => *terminal,
             _ => false,
         }
     }

@@ -18,6 +18,7 @@ pub(crate) mod progress;
 pub(crate) mod prune;
 pub(crate) mod resolve;
 pub(crate) mod restarts;
+pub(crate) mod substitute;
 #[cfg(test)]
 pub(crate) mod testing;
 pub(crate) mod tree;

@@ -148,6 +148,9 @@ pub struct RenderRequest<'a> {
     pub allow_plaintext_secrets: bool,
     /// Helm's settings, for [`Engine::Helm`].
     pub helm: Option<HelmRequest>,
+    /// Variables substituted into kustomize's output, as Flux's post-build substitution
+    /// (Helm's output is left alone, as in Flux).
+    pub variables: Option<&'a crate::substitute::Variables>,
 }
 
 /// How a chart is rendered.
@@ -348,7 +351,8 @@ impl Renderer {
             }
             return Err(failed(&error.reason, error.message));
         }
-        collect(engine, path, response, limits)
+        let variables = request.variables.filter(|_| engine == Engine::Kustomize);
+        collect(engine, path, response, limits, variables)
     }
 }
 
@@ -359,8 +363,9 @@ fn collect(
     path: &str,
     response: WireResponse,
     limits: &RenderLimits,
+    variables: Option<&crate::substitute::Variables>,
 ) -> Result<Vec<Manifest>, RenderError> {
-    let mut collector = Collector::new(limits, 0);
+    let mut collector = Collector::new(limits, 0).substituting(variables);
     let documents = response.documents.into_iter().flatten();
     let hooks = response.hooks.into_iter().flatten().map(|h| h.document);
     // Consecutive documents of one source are read as one stream, so `document N` counts
