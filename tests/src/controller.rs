@@ -100,6 +100,11 @@ impl ControllerProcess {
         Ok(process)
     }
 
+    /// The controller's `--data-dir`.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
     /// Polls `/readyz` until it answers 200.
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;

@@ -659,3 +659,153 @@ async fn post_build_substitution_serves_one_overlay_to_many_clusters() {
     assert!(message.contains("***!!"), "{message}");
     assert_no_canary(&env, &["subst"]).await;
 }
+
+/// A Secret whose key `values.yaml` holds Helm values, as a user seals it.
+fn values_secret(namespace: &str, values: &str) -> String {
+    let indented: String = values.lines().map(|l| format!("    {l}\n")).collect();
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: web-values\n  namespace: {namespace}\nstringData:\n  values.yaml: |\n{indented}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_helm_values_are_opened_in_memory_and_never_leave_it() {
+    let env = Env::start(&[PLATFORM]).await;
+    // A token kept in the cluster, merged at a path.
+    apply_yaml(
+        &env.client,
+        &secret_yaml(PLATFORM, "web-token", "token", "tok-4d1f9"),
+    )
+    .await;
+    let sealed_values = env.seal(&values_secret(
+        PLATFORM,
+        &format!("db:\n  password: {CANARY}\n  host: db.internal\n"),
+    ));
+    let mut files = vec![
+        (
+            "charts/web/Chart.yaml".to_owned(),
+            "apiVersion: v2\nname: web\nversion: 0.1.0\n".to_owned(),
+        ),
+        (
+            "charts/web/values.yaml".to_owned(),
+            "db:\n  host: localhost\n  password: \"\"\napi:\n  token: \"\"\n".to_owned(),
+        ),
+        (
+            "charts/web/templates/secret.yaml".to_owned(),
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}-db\nstringData:\n  password: {{ .Values.db.password | quote }}\n  token: {{ .Values.api.token | quote }}\n".to_owned(),
+        ),
+        (
+            "charts/web/templates/config.yaml".to_owned(),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-config\ndata:\n  host: {{ .Values.db.host }}\n".to_owned(),
+        ),
+        ("charts/web/values.sealed.yaml".to_owned(), sealed_values),
+    ];
+    let first = env
+        .repo
+        .commit_tree(&files, "chart with sealed values")
+        .expect("commit");
+    env.apply_gitsync(
+        PLATFORM,
+        "web",
+        json!({
+            "path": "charts/web",
+            "helm": {"valuesFrom": [
+                {"kind": "Sealed", "path": "values.sealed.yaml"},
+                {"kind": "Secret", "name": "web-token", "valuesKey": "token", "targetPath": "api.token"},
+                {"kind": "ConfigMap", "name": "absent", "optional": true},
+            ]},
+        }),
+    )
+    .await;
+    env.wait_applied(PLATFORM, "web", &first).await;
+    let db = env
+        .get("v1", "Secret", Some(PLATFORM), "web-db")
+        .await
+        .expect("the Secret the chart renders");
+    assert_eq!(secret_value(&db, "password"), CANARY);
+    assert_eq!(secret_value(&db, "token"), "tok-4d1f9");
+    assert_eq!(
+        value_of_key(&env, "web-config", "host").await.as_deref(),
+        Some("db.internal")
+    );
+
+    // A plaintext password in the chart's own values.yaml is plaintext in Git: refused.
+    files[1].1 =
+        "db:\n  host: localhost\n  password: in-git-plain\napi:\n  token: \"\"\n".to_owned();
+    files.pop();
+    let commit = env
+        .repo
+        .commit_tree(&files, "plaintext in values.yaml")
+        .expect("commit");
+    env.apply_gitsync(PLATFORM, "web", json!({"path": "charts/web"}))
+        .await;
+    let status = env.wait_failed(PLATFORM, "web", &commit).await;
+    let (reason, message) = ready_condition(&status);
+    assert_eq!(reason, "DecryptionFailed", "{message}");
+    assert!(message.contains("plaintext Secret"), "{message}");
+    assert!(!message.contains("in-git-plain"), "{message}");
+
+    // Values sealed for another namespace cannot become this chart's values.
+    files[1].1 = "db:\n  host: localhost\n  password: \"\"\napi:\n  token: \"\"\n".to_owned();
+    files.push((
+        "charts/web/values.sealed.yaml".to_owned(),
+        env.seal(&values_secret(
+            "other-team",
+            &format!("db:\n  password: {CANARY}\n"),
+        )),
+    ));
+    let commit = env
+        .repo
+        .commit_tree(&files, "values of another namespace")
+        .expect("commit");
+    env.apply_gitsync(
+        PLATFORM,
+        "web",
+        json!({"path": "charts/web", "helm": {"valuesFrom": [{"kind": "Sealed", "path": "values.sealed.yaml"}]}}),
+    )
+    .await;
+    let status = env.wait_failed(PLATFORM, "web", &commit).await;
+    let (_, message) = ready_condition(&status);
+    assert!(
+        message.contains("sealed for namespace \"other-team\""),
+        "{message}"
+    );
+    assert_eq!(
+        secret_value(
+            &env.get("v1", "Secret", Some(PLATFORM), "web-db")
+                .await
+                .expect("kept"),
+            "password"
+        ),
+        CANARY
+    );
+
+    assert_no_canary(&env, &["web"]).await;
+    // Nothing under the controller's data directory holds a value: sealed values reach the
+    // renderer through its standard input only.
+    assert_no_canary_in_dir(env.controller.data_dir());
+}
+
+async fn value_of_key(env: &Env, name: &str, key: &str) -> Option<String> {
+    env.get("v1", "ConfigMap", Some(PLATFORM), name)
+        .await
+        .and_then(|c| c.data["data"][key].as_str().map(str::to_owned))
+}
+
+fn assert_no_canary_in_dir(dir: &std::path::Path) {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                assert!(
+                    !bytes.windows(CANARY.len()).any(|w| w == CANARY.as_bytes()),
+                    "{} holds the canary",
+                    path.display()
+                );
+            }
+        }
+    }
+}

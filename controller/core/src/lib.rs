@@ -40,6 +40,7 @@ pub use inventory::{Inventory, InventoryEntry, InventoryShards, InventoryStatus}
 #[cfg(feature = "kube")]
 pub use render_spec::{
     HelmSpec, PostBuildSpec, RenderSpec, RenderType, SubstituteKind, SubstituteReference,
+    ValuesKind, ValuesReference,
 };
 #[cfg(feature = "kube")]
 pub use sealingkey::{

@@ -52,7 +52,12 @@ pub struct HelmSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub values_files: Vec<String>,
-    /// Values merged last, over the values files.
+    /// Values from ConfigMaps and Secrets of the GitSync's namespace, or from sealed files of
+    /// the repository, merged in order after the values files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub values_from: Vec<ValuesReference>,
+    /// Values merged last, over the values files and `valuesFrom`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "free_form_object")]
     pub values: Option<serde_json::Value>,
@@ -106,4 +111,45 @@ pub enum SubstituteKind {
     ConfigMap,
     /// A Secret's `data`.
     Secret,
+}
+
+/// One source of Helm values.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ValuesReference {
+    /// `ConfigMap` or `Secret` (by `name`, in the GitSync's namespace), or `Sealed` (a sealed
+    /// Secret file of the repository, by `path`, opened in memory and never written anywhere).
+    pub kind: ValuesKind,
+    /// The ConfigMap's or Secret's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub name: Option<String>,
+    /// The sealed file, relative to the chart's directory (`../` may reach elsewhere in the
+    /// repository, never outside it). It must be sealed for the release namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub path: Option<String>,
+    /// The key whose value is values YAML. Default: `values.yaml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub values_key: Option<String>,
+    /// Put the key's value, as a string, at this dotted path of the values instead
+    /// (`database.password`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub target_path: Option<String>,
+    /// A missing ConfigMap, Secret, file or key counts as no values instead of failing.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+/// The kind of a [`ValuesReference`].
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ValuesKind {
+    /// A ConfigMap's `data`.
+    ConfigMap,
+    /// A Secret's `data`.
+    Secret,
+    /// A sealed Secret file of the repository.
+    Sealed,
 }

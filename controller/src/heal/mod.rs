@@ -114,6 +114,10 @@ impl TrackedSource {
     /// What self-heal watches of an object the engine applied: its manifest and resource;
     /// `None` for an object that was not written (no resource or identity).
     pub(crate) fn applied(mut object: SyncObject) -> Option<Self> {
+        if object.from_sealed_values {
+            // Its manifest would hold values from sealed files: none is kept.
+            return None;
+        }
         let scope = object.scope.take()?;
         let what = object.what.take()?;
         Some(Self {

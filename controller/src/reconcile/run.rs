@@ -108,7 +108,7 @@ pub(super) async fn run(
         ctx,
         (&key, &mut snapshot, &path),
         applied,
-        variables.as_ref(),
+        (variables.as_ref(), &client),
     )
     .await?;
     let default_namespace = default_namespace(gs);
@@ -252,7 +252,7 @@ async fn render_revision(
     ctx: &Shared,
     (key, snapshot, path): (&SyncKey, &mut Snapshot, &str),
     applied: Result<Vec<crate::heal::AppliedObject>, &'static str>,
-    variables: Option<&Variables>,
+    (variables, client): (Option<&Variables>, &kube::Client),
 ) -> Result<
     (
         Vec<SyncObject>,
@@ -267,9 +267,15 @@ async fn render_revision(
         // planned; an unchanged commit never gets here.
         incremental::plan_fully(ctx, "the path is rendered by kustomize or Helm");
         let timeout = super::timeout_of(gs, super::interval_of(gs)?)?;
+        let builder = build::Builder {
+            renderer: &ctx.settings.renderer,
+            slots: &ctx.settings.render_slots,
+            client,
+            keys: &ctx.engine.keys,
+        };
         let built = build::build(
             gs,
-            (&ctx.settings.renderer, &ctx.settings.render_slots),
+            &builder,
             snapshot,
             path,
             engine,

@@ -10,13 +10,15 @@ use sealsync_core::renderer::{
     join_in_repository, Engine, HelmRequest, RenderRequest, Renderer, TreeFile, ValuesSource,
 };
 use sealsync_core::substitute::Variables;
-use sealsync_core::{GitSync, RenderType};
+use sealsync_core::{GitSync, RenderType, ValuesKind};
 use zeroize::Zeroizing;
 
 use super::checkout::CheckoutError;
 use super::error::Error;
 use super::fetch::{self, Snapshot, SourceLimits};
+use super::helm_values::{self, ValuesContext};
 use super::object::SyncObject;
+use crate::keys::KeyRing;
 
 /// The engine for a revision: the spec's choice, else what the files at the path say.
 pub(crate) fn engine_for(gs: &GitSync, snapshot: &Snapshot, path: &str) -> Engine {
@@ -32,10 +34,22 @@ pub(crate) fn engine_for(gs: &GitSync, snapshot: &Snapshot, path: &str) -> Engin
     }
 }
 
+/// What a build uses of the controller.
+pub(crate) struct Builder<'a> {
+    /// The renderer program.
+    pub renderer: &'a Renderer,
+    /// Renders allowed at once.
+    pub slots: &'a tokio::sync::Semaphore,
+    /// The GitSync's client (its service account), for `valuesFrom`.
+    pub client: &'a kube::Client,
+    /// The cluster keys, for sealed values.
+    pub keys: &'a tokio::sync::RwLock<KeyRing>,
+}
+
 /// Builds the overlay or renders the chart at `path`.
 pub(crate) async fn build(
     gs: &GitSync,
-    (renderer, slots): (&Renderer, &tokio::sync::Semaphore),
+    builder: &Builder<'_>,
     snapshot: &Snapshot,
     path: &str,
     engine: Engine,
@@ -49,14 +63,43 @@ pub(crate) async fn build(
             CheckoutError::Render(e) => Error::Render(e),
         })?;
     let helm = match engine {
-        Engine::Helm => Some(helm_request(gs, &files, path, release_namespace)?),
+        Engine::Helm => {
+            let ring = builder.keys.read().await;
+            let context = ValuesContext {
+                client: builder.client,
+                ring: &ring,
+                files: &files,
+                chart_path: path,
+                release_namespace,
+            };
+            let from = helm_values::values_from(gs, &context).await?;
+            Some(helm_request(gs, &files, path, release_namespace, from)?)
+        }
         _ => None,
     };
+    let helm_inputs = helm.as_ref().map(|request| HelmInputs {
+        has_secret_values: gs.spec.helm.as_ref().is_some_and(|h| {
+            h.values_from
+                .iter()
+                .any(|r| matches!(r.kind, ValuesKind::Sealed | ValuesKind::Secret))
+        }),
+        plain_values: request
+            .values
+            .iter()
+            .filter(|v| !v.source.ends_with("(sealed)") && !v.source.starts_with("Secret "))
+            .map(|v| v.yaml.to_string())
+            .collect(),
+    });
+    let renderer = builder.renderer;
+    let slots = builder.slots;
     let bounds = renderer
         .limits()
         .with_timeout(timeout.min(renderer.limits().timeout));
     let renderer = renderer.clone();
     let path = path.to_owned();
+    let path_for_check = path.clone();
+    let files = std::sync::Arc::new(files);
+    let files_for_check = std::sync::Arc::clone(&files);
     // A render may take hundreds of MiB: only a few at once, whatever `--concurrent` is.
     let _slot = slots
         .acquire()
@@ -76,10 +119,83 @@ pub(crate) async fn build(
     })
     .await
     .map_err(|join| Error::Spec(format!("the render task failed: {join}")))??;
+    let git_held = match &helm_inputs {
+        Some(inputs) => inputs.git_held(&files_for_check, path_for_check.as_str()),
+        None => Vec::new(),
+    };
     Ok(manifests
         .into_iter()
-        .map(|m| SyncObject::rendered(m, gs.spec.self_heal))
+        .map(|m| {
+            let derived = helm_inputs
+                .as_ref()
+                .is_some_and(|i| i.has_secret_values && secret_values_not_in(&m, &git_held));
+            let mut object = SyncObject::rendered(m, gs.spec.self_heal && !derived);
+            object.from_sealed_values = derived;
+            object
+        })
         .collect())
+}
+
+/// What a chart was rendered from, to tell a Secret it renders from sealed values from one
+/// whose values are written in Git.
+struct HelmInputs {
+    /// Whether any values came from sealed files or cluster Secrets.
+    has_secret_values: bool,
+    /// The values files and inline values, as Git and the spec hold them.
+    plain_values: Vec<String>,
+}
+
+impl HelmInputs {
+    /// Every text Git holds for the chart: its files and the plain values.
+    fn git_held<'a>(&'a self, files: &'a [TreeFile], chart_path: &str) -> Vec<&'a [u8]> {
+        let prefix = if chart_path.is_empty() {
+            String::new()
+        } else {
+            format!("{chart_path}/")
+        };
+        files
+            .iter()
+            .filter(|f| f.path.starts_with(&prefix))
+            .map(|f| f.contents.as_slice())
+            .chain(self.plain_values.iter().map(|v| v.as_bytes()))
+            .collect()
+    }
+}
+
+/// Whether `manifest` is a `v1` Secret none of whose non-empty values appears in `git_held`.
+fn secret_values_not_in(manifest: &sealsync_core::render::Manifest, git_held: &[&[u8]]) -> bool {
+    use base64::Engine as _;
+    let object = &manifest.object;
+    if object["apiVersion"] != "v1" || object["kind"] != "Secret" {
+        return false;
+    }
+    let mut values: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+    if let Some(data) = object["data"].as_object() {
+        for value in data.values() {
+            let Some(decoded) = value
+                .as_str()
+                .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
+            else {
+                return false;
+            };
+            values.push(Zeroizing::new(decoded));
+        }
+    }
+    if let Some(data) = object["stringData"].as_object() {
+        for value in data.values() {
+            let Some(text) = value.as_str() else {
+                return false;
+            };
+            values.push(Zeroizing::new(text.as_bytes().to_vec()));
+        }
+    }
+    let values: Vec<&Zeroizing<Vec<u8>>> = values.iter().filter(|v| !v.is_empty()).collect();
+    !values.is_empty()
+        && values.iter().all(|value| {
+            !git_held
+                .iter()
+                .any(|text| text.windows(value.len()).any(|w| w == value.as_slice()))
+        })
 }
 
 /// Helm's settings from the spec, with the values files read from the tree.
@@ -88,6 +204,7 @@ fn helm_request(
     files: &[TreeFile],
     path: &str,
     release_namespace: &str,
+    values_from: Vec<ValuesSource>,
 ) -> Result<HelmRequest, Error> {
     let spec = gs.spec.helm.clone().unwrap_or_default();
     let mut values = Vec::new();
@@ -115,6 +232,7 @@ fn helm_request(
             yaml: Zeroizing::new(text),
         });
     }
+    values.extend(values_from);
     if let Some(inline) = &spec.values {
         let text = serde_json::to_string(inline)
             .map_err(|e| Error::Spec(format!("spec.helm.values: {e}")))?;

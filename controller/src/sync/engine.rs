@@ -248,7 +248,7 @@ impl Engine {
                 &object.file,
                 &keys,
                 target.default_namespace,
-                target.allow_plaintext,
+                target.allow_plaintext || object.from_sealed_values,
             )
             .inspect_err(|e| {
                 if matches!(

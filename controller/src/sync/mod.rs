@@ -10,6 +10,7 @@ pub(crate) mod decrypt;
 pub(crate) mod engine;
 pub(crate) mod error;
 pub(crate) mod fetch;
+pub(crate) mod helm_values;
 pub(crate) mod inventory;
 pub(crate) mod object;
 pub(crate) mod plan;

@@ -74,6 +74,10 @@ pub(crate) struct SyncObject {
     pub(crate) manifest: Vec<u8>,
     /// Whether it was opened from a SealedSecret (its values are never read as references).
     pub(crate) sealed: bool,
+    /// A Secret a Helm chart rendered from sealed values or cluster Secrets, none of whose
+    /// values is in Git: not plaintext in Git. It keeps no manifest (that would keep its
+    /// values between syncs), so self-heal leaves it to the next full sync.
+    pub(crate) from_sealed_values: bool,
     /// The digest of the Vault values last applied, for an object with references.
     pub(crate) vault_digest: Option<[u8; 32]>,
     /// Its scope, once planned.
@@ -100,6 +104,7 @@ impl SyncObject {
                 Vec::new()
             },
             sealed: crate::sync::decrypt::is_sealed(&manifest),
+            from_sealed_values: false,
             file: std::mem::take(&mut manifest.file),
             document: std::mem::take(&mut manifest.document),
             vault_digest: None,
@@ -119,6 +124,7 @@ impl SyncObject {
             document: self.document.clone(),
             manifest: Vec::new(),
             sealed: self.sealed,
+            from_sealed_values: self.from_sealed_values,
             vault_digest: self.vault_digest,
             scope: self.scope.clone(),
             id: self.id.clone(),
