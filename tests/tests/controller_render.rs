@@ -728,6 +728,16 @@ async fn sealed_helm_values_are_opened_in_memory_and_never_leave_it() {
         value_of_key(&env, "web-config", "host").await.as_deref(),
         Some("db.internal")
     );
+    // The sealed values file counts as a use of the key that opened it.
+    let status = env.gitsync_status(PLATFORM, "web").await;
+    let files_using: Vec<&str> = status["sealedSecrets"]
+        .as_array()
+        .map(|u| u.iter().filter_map(|e| e["file"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        files_using.contains(&"charts/web/values.sealed.yaml"),
+        "{status}"
+    );
 
     // A plaintext password in the chart's own values.yaml is plaintext in Git: refused.
     files[1].1 =

@@ -103,7 +103,7 @@ pub(super) async fn run(
         SyncStage::Render,
         snapshot.files.len() + snapshot.kept.len(),
     );
-    let (objects, census, carried) = render_revision(
+    let (objects, census, carried, values_usage) = render_revision(
         gs,
         ctx,
         (&key, &mut snapshot, &path),
@@ -135,6 +135,13 @@ pub(super) async fn run(
             }
         };
     count_objects(ctx, &synced);
+    if !values_usage.is_empty() {
+        // Sealed Helm values use their keys as a SealedSecret does.
+        synced.usage.extend(values_usage);
+        synced
+            .usage
+            .sort_by(|a, b| (&a.file, &a.secret).cmp(&(&b.file, &b.secret)));
+    }
     let planned_fully = carried.is_none();
     let carried = carried.unwrap_or_default();
     include_carried(&mut synced, &carried);
@@ -258,6 +265,7 @@ async fn render_revision(
         Vec<SyncObject>,
         incremental::Census,
         Option<incremental::Carried>,
+        Vec<sealsync_core::SealedSecretUsage>,
     ),
     Error,
 > {
@@ -288,9 +296,9 @@ async fn render_revision(
             result: if built.is_ok() { "success" } else { "failure" },
         };
         ctx.metrics.renders.get_or_create(&labels).inc();
-        let objects = built?;
+        let (objects, usage) = built?;
         let census = incremental::Census::of(&objects);
-        return Ok((objects, census, None));
+        return Ok((objects, census, None, usage));
     }
     let applied = if substitute::reads_objects(gs) {
         Err("the variables of spec.postBuild.substituteFrom may have changed")
@@ -302,7 +310,7 @@ async fn render_revision(
             let mut objects = render_objects(gs, &snapshot.files, path, kept.kept, variables)?;
             let census = incremental::Census::of(&objects);
             match incremental::carry_over(gs, ctx, applied, &kept, &mut objects) {
-                Ok(carried) => return Ok((objects, census, Some(carried))),
+                Ok(carried) => return Ok((objects, census, Some(carried), Vec::new())),
                 Err(reason) => reason,
             }
         }
@@ -312,7 +320,7 @@ async fn render_revision(
     fetch::read_kept(snapshot).await?;
     let objects = render_objects(gs, &snapshot.files, path, Kept::default(), variables)?;
     let census = incremental::Census::of(&objects);
-    Ok((objects, census, None))
+    Ok((objects, census, None, Vec::new()))
 }
 
 fn render_objects(

@@ -10,7 +10,7 @@ use sealsync_core::renderer::{
     join_in_repository, Engine, HelmRequest, RenderRequest, Renderer, TreeFile, ValuesSource,
 };
 use sealsync_core::substitute::Variables;
-use sealsync_core::{GitSync, RenderType, ValuesKind};
+use sealsync_core::{GitSync, RenderType, SealedSecretUsage, ValuesKind};
 use zeroize::Zeroizing;
 
 use super::checkout::CheckoutError;
@@ -55,13 +55,14 @@ pub(crate) async fn build(
     engine: Engine,
     (release_namespace, timeout): (&str, Duration),
     variables: Option<&Variables>,
-) -> Result<Vec<SyncObject>, Error> {
+) -> Result<(Vec<SyncObject>, Vec<SealedSecretUsage>), Error> {
     let files = fetch::read_whole_tree(snapshot, SourceLimits::default())
         .await
         .map_err(|e| match e {
             CheckoutError::Source(e) => Error::Source(e),
             CheckoutError::Render(e) => Error::Render(e),
         })?;
+    let mut usage = Vec::new();
     let helm = match engine {
         Engine::Helm => {
             let ring = builder.keys.read().await;
@@ -72,7 +73,8 @@ pub(crate) async fn build(
                 chart_path: path,
                 release_namespace,
             };
-            let from = helm_values::values_from(gs, &context).await?;
+            let (from, used) = helm_values::values_from(gs, &context).await?;
+            usage = used;
             Some(helm_request(gs, &files, path, release_namespace, from)?)
         }
         _ => None,
@@ -123,7 +125,7 @@ pub(crate) async fn build(
         Some(inputs) => inputs.git_held(&files_for_check, path_for_check.as_str()),
         None => Vec::new(),
     };
-    Ok(manifests
+    let objects = manifests
         .into_iter()
         .map(|m| {
             let derived = helm_inputs
@@ -133,7 +135,8 @@ pub(crate) async fn build(
             object.from_sealed_values = derived;
             object
         })
-        .collect())
+        .collect();
+    Ok((objects, usage))
 }
 
 /// What a chart was rendered from, to tell a Secret it renders from sealed values from one

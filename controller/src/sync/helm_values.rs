@@ -8,7 +8,7 @@ use kube::api::Api;
 use kube::ResourceExt;
 use sealsync_core::manifest::{read_documents, Limits};
 use sealsync_core::renderer::{join_in_repository, TreeFile, ValuesSource};
-use sealsync_core::{GitSync, ValuesKind, ValuesReference};
+use sealsync_core::{GitSync, SealedSecretUsage, ValuesKind, ValuesReference};
 use serde_json::Value as Json;
 use zeroize::Zeroizing;
 
@@ -25,15 +25,17 @@ pub(crate) struct ValuesContext<'a> {
     pub release_namespace: &'a str,
 }
 
-/// The values of every `valuesFrom` reference, in order.
+/// The values of every `valuesFrom` reference, in order, and the keys that opened the sealed
+/// ones (they count as uses of those keys, as a SealedSecret's do).
 pub(crate) async fn values_from(
     gs: &GitSync,
     context: &ValuesContext<'_>,
-) -> Result<Vec<ValuesSource>, Error> {
+) -> Result<(Vec<ValuesSource>, Vec<SealedSecretUsage>), Error> {
     let Some(helm) = &gs.spec.helm else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
     let mut values = Vec::new();
+    let mut usage = Vec::new();
     for (index, reference) in helm.values_from.iter().enumerate() {
         let place = format!("spec.helm.valuesFrom[{index}]");
         let key = reference.values_key.as_deref().unwrap_or("values.yaml");
@@ -41,7 +43,11 @@ pub(crate) async fn values_from(
             ValuesKind::ConfigMap | ValuesKind::Secret => {
                 from_object(gs, context.client, reference, &place, key).await?
             }
-            ValuesKind::Sealed => from_sealed(context, reference, &place, key)?,
+            ValuesKind::Sealed => {
+                let (source, text, used) = from_sealed(context, reference, &place, key)?;
+                usage.extend(used);
+                (source, text)
+            }
         };
         let Some(text) = text else {
             continue;
@@ -53,7 +59,7 @@ pub(crate) async fn values_from(
         };
         values.push(ValuesSource { source, yaml });
     }
-    Ok(values)
+    Ok((values, usage))
 }
 
 /// A ConfigMap's or Secret's key; `None` when it is optional and missing.
@@ -114,6 +120,10 @@ async fn from_object(
     }
 }
 
+/// What a sealed values file gave: its name in messages, the values (none when optional and
+/// missing), and the keys that opened it.
+type SealedValues = (String, Option<Zeroizing<String>>, Option<SealedSecretUsage>);
+
 /// A sealed file's key, opened in memory. The file must be sealed for the release namespace:
 /// a file sealed for another namespace cannot be turned into this chart's values.
 fn from_sealed(
@@ -121,7 +131,7 @@ fn from_sealed(
     reference: &ValuesReference,
     place: &str,
     key: &str,
-) -> Result<(String, Option<Zeroizing<String>>), Error> {
+) -> Result<SealedValues, Error> {
     let path = reference
         .path
         .as_deref()
@@ -135,7 +145,7 @@ fn from_sealed(
         })?;
     let Some(found) = context.files.iter().find(|f| f.path == file) else {
         return if reference.optional {
-            Ok((file, None))
+            Ok((file, None, None))
         } else {
             Err(Error::Spec(format!(
                 "{place}.path: {file} is not in this revision"
@@ -180,7 +190,7 @@ fn from_sealed(
     }
     let Some(encoded) = secret["data"][key].as_str() else {
         return if reference.optional {
-            Ok((file, None))
+            Ok((file, None, Some(usage.clone())))
         } else {
             Err(Error::Spec(format!(
                 "{place}: {file} has no key {key:?} (valuesKey)"
@@ -197,6 +207,7 @@ fn from_sealed(
     Ok((
         format!("{file} key {key} (sealed)"),
         Some(Zeroizing::new(text.to_owned())),
+        Some(usage.clone()),
     ))
 }
 
