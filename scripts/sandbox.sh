@@ -3,8 +3,10 @@
 # (git daemon) and sealsync-controller as real processes. It fetches the cluster key, seals a
 # Secret, commits it with a Deployment and a ConfigMap, shows the GitSync becoming Ready,
 # changes a value, shows a manual edit being undone, resolves a Vault reference (when OpenBao
-# is installed) and refreshes it without a commit, rotates the cluster key, re-wraps the files
-# through the controller and retires the old key, and shows `sealsync status`. Everything
+# is installed) and refreshes it without a commit, syncs a kustomize overlay with a sealed
+# Secret and substitution and a Helm chart with sealed values, rotates the cluster key,
+# re-wraps the files through the controller and retires the old key, and shows
+# `sealsync status`. Everything
 # runs in a temporary directory and every process it starts is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +17,10 @@ done
 # already, so that CI's run after the tests compiles nothing again.
 cargo build -q --workspace --bins
 bin="$PWD/target/debug"
+# kustomize and Helm run in sealsync-renderer, built from their Go modules (cached).
+scripts/renderer.sh >/dev/null
+SEALSYNC_RENDERER="$(scripts/renderer.sh --print-path)"
+export SEALSYNC_RENDERER
 work="$(mktemp -d)"
 pids=()
 cleanup() {
@@ -202,7 +208,73 @@ else
     echo "skipped: OpenBao is not installed (scripts/ensure-test-tools.sh installs it)"
 fi
 
-step "9. rotate the cluster key, re-wrap the files through the controller, retire the old key"
+step "9. a kustomize overlay with a sealed Secret and substitution, a Helm chart with sealed values"
+mkdir -p "$work/repo/apps/web/base" "$work/repo/apps/web/prod" "$work/repo/apps/chart/templates"
+cat > "$work/repo/apps/web/base/kustomization.yaml" <<'YAML'
+resources: [settings.yaml]
+YAML
+cat > "$work/repo/apps/web/base/settings.yaml" <<'YAML'
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: web-settings}
+data: {region: "${region}", tier: "${tier:=standard}"}
+YAML
+cat > "$work/repo/apps/web/prod/kustomization.yaml" <<'YAML'
+namespace: shop
+namePrefix: prod-
+resources: [../base, db.sealed.yaml]
+YAML
+# The overlay renames what it builds: the Secret `web-db` becomes shop/prod-web-db, the identity
+# `sealsync render` shows and the Secret is sealed for.
+printf 'apiVersion: v1\nkind: Secret\nmetadata: {name: web-db}\nstringData: {password: an-example-password}\n' |
+    "$bin/sealsync" seal --recipients-file "$work/cluster-recipients.txt" --rendered-as shop/prod-web-db \
+    -w "$work/repo/apps/web/prod/db.sealed.yaml"
+"$bin/sealsync" render "$work/repo/apps/web/prod"
+cat > "$work/repo/apps/chart/Chart.yaml" <<'YAML'
+apiVersion: v2
+name: api
+version: 1.0.0
+YAML
+printf 'replicas: 1\ndatabase: {password: ""}\n' > "$work/repo/apps/chart/values.yaml"
+cat > "$work/repo/apps/chart/templates/secret.yaml" <<'YAML'
+apiVersion: v1
+kind: Secret
+metadata: {name: {{ .Release.Name }}-db}
+stringData: {password: {{ .Values.database.password | quote }}}
+YAML
+# Sealed values: a Secret whose key values.yaml holds values, sealed for the release namespace.
+printf 'apiVersion: v1\nkind: Secret\nmetadata: {name: api-values, namespace: shop}\nstringData:\n  values.yaml: |\n    database: {password: an-example-chart-password}\n' |
+    "$bin/sealsync" seal --recipients-file "$work/cluster-recipients.txt" -w "$work/repo/apps/chart/values.sealed.yaml"
+"$bin/sealsync" check "$work/repo/apps"
+git -C "$work/repo" add -A
+git -C "$work/repo" commit -q -m "web: a prod overlay; api: a chart with sealed values"
+git -C "$work/repo" push -q origin HEAD:main
+kubectl apply --server-side -f - <<YAML
+apiVersion: sealsync.dev/v1
+kind: GitSync
+metadata: {name: web-prod, namespace: shop}
+spec:
+  url: git://127.0.0.1:$port/apps.git
+  path: apps/web/prod
+  interval: 1m
+  serviceAccountName: shop-deployer
+  postBuild: {substitute: {region: eu-west-1}}
+---
+apiVersion: sealsync.dev/v1
+kind: GitSync
+metadata: {name: api, namespace: shop}
+spec:
+  url: git://127.0.0.1:$port/apps.git
+  path: apps/chart
+  interval: 1m
+  serviceAccountName: shop-deployer
+  helm: {valuesFrom: [{kind: Sealed, path: values.sealed.yaml}]}
+YAML
+kubectl wait gitsync/web-prod gitsync/api -n shop --for=condition=Ready --timeout=60s
+kubectl get configmap prod-web-settings -n shop -o jsonpath='region={.data.region} tier={.data.tier}{"\n"}'
+kubectl get secrets prod-web-db api-db -n shop
+
+step "10. rotate the cluster key, re-wrap the files through the controller, retire the old key"
 old_key="$(kubectl get sealingkeys -n sealsync-system -o jsonpath='{.items[0].status.keyId}')"
 "$bin/sealsync" keys rotate
 "$bin/sealsync" keys fetch -o "$work/cluster-recipients.txt"
@@ -215,11 +287,13 @@ git -C "$work/repo" commit -q -am "shop: re-wrap to the new cluster key"
 git -C "$work/repo" push -q origin HEAD:main
 "$bin/sealsync" sync shop -n shop
 old_name="$(kubectl get sealingkeys -n sealsync-system -o jsonpath="{.items[?(@.status.keyId=='$old_key')].metadata.name}")"
+"$bin/sealsync" sync web-prod -n shop
+"$bin/sealsync" sync api -n shop
 kubectl wait "sealingkey/$old_name" -n sealsync-system --for=jsonpath='{.status.documents}'=0 --timeout=30s
 "$bin/sealsync" keys list
 "$bin/sealsync" keys retire "$old_key"
 "$bin/sealsync" keys list
 
-step "10. sealsync status"
+step "11. sealsync status"
 "$bin/sealsync" status -n shop
 kubectl get gitsync -n shop

@@ -338,3 +338,14 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> CliResult<()> {
         .map_err(|e| io_error(&place, "write", &e.error))?;
     Ok(())
 }
+
+/// The Helm chart whose `templates/` holds `file`, if any: such a file is a template, not YAML,
+/// until the chart is rendered.
+pub fn chart_of_template(file: &Path) -> Option<PathBuf> {
+    file.ancestors()
+        .skip(1)
+        .find(|dir| dir.file_name().is_some_and(|n| n == "templates"))
+        .and_then(Path::parent)
+        .filter(|chart| chart.join("Chart.yaml").is_file())
+        .map(Path::to_path_buf)
+}

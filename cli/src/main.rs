@@ -7,6 +7,7 @@ mod fsio;
 mod habits;
 mod output;
 mod recipients;
+mod rendered_as;
 mod repository;
 mod rewrap_client;
 mod rules;

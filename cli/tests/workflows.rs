@@ -336,3 +336,64 @@ fn completion_scripts_are_printed() {
         assert!(out.contains("sealsync"), "{shell}");
     }
 }
+
+/// A Secret sealed for the identity an overlay gives it keeps its own name in the file, and
+/// unseal, check and an offline reseal all open it as the identity it was sealed for.
+#[test]
+fn a_secret_sealed_for_its_rendered_identity_reseals_and_unseals() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let first = keygen(dir.path(), "first.txt");
+    let second = keygen(dir.path(), "second.txt");
+    let file = dir.path().join("db.sealed.yaml");
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: {CANARY}\n"
+    );
+    ok(&run(
+        sealsync()
+            .args(["seal", "-r", &first, "--rendered-as", "prod/prod-db", "-w"])
+            .arg(&file),
+        Some(&secret),
+    ));
+    let sealed = fs::read_to_string(&file).expect("sealed");
+    assert!(sealed.contains("name: db\n"), "{sealed}");
+    assert!(sealed.contains("namespace: prod"), "{sealed}");
+    assert!(
+        sealed.contains("sealsync.dev/rendered-as: prod/prod-db"),
+        "{sealed}"
+    );
+    assert!(!sealed.contains(CANARY));
+
+    ok(&run(
+        sealsync()
+            .args(["reseal", "-r", &second, "-i"])
+            .arg(dir.path().join("first.txt"))
+            .arg(&file),
+        None,
+    ));
+    let resealed = fs::read_to_string(&file).expect("resealed");
+    assert!(resealed.contains("name: db\n"), "{resealed}");
+    assert_ne!(resealed, sealed);
+    let opened = ok(&run(
+        sealsync()
+            .args(["unseal", "-o", "json", "-i"])
+            .arg(dir.path().join("second.txt"))
+            .arg("-f")
+            .arg(&file),
+        None,
+    ));
+    let json: serde_json::Value = serde_json::from_str(&opened).expect("json");
+    assert_eq!(json["metadata"]["name"], "prod-db");
+    assert_eq!(json["metadata"]["namespace"], "prod");
+    let checked = run(
+        sealsync()
+            .args(["check", "-i"])
+            .arg(dir.path().join("second.txt"))
+            .arg(&file),
+        None,
+    );
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}

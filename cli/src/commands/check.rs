@@ -118,6 +118,11 @@ fn check_rendered_chart(
     let root = crate::repository::root_of(chart);
     let chart_path = crate::repository::relative_to(&root, chart)?;
     for manifest in &rendered {
+        if is_secret_without_values(&manifest.object) {
+            // What its values will be comes from elsewhere (sealed values, a cluster Secret):
+            // nothing of it is in Git.
+            continue;
+        }
         // The template's path as given on the command line, for the report and the rules.
         let template = manifest
             .file
@@ -138,14 +143,23 @@ fn check_rendered_chart(
     Ok(())
 }
 
-/// The chart whose `templates/` holds `file`, if any.
-fn chart_of_template(file: &Path) -> Option<PathBuf> {
-    file.ancestors()
-        .skip(1)
-        .find(|dir| dir.file_name().is_some_and(|n| n == "templates"))
-        .and_then(Path::parent)
-        .filter(|chart| chart.join("Chart.yaml").is_file())
-        .map(Path::to_path_buf)
+/// A sealed document as it was sealed: a file sealed for its rendered identity
+/// (`--rendered-as`) is opened as that identity.
+fn sealed_as_sealed(value: &Value) -> Result<SealedSecret, ManifestError> {
+    let sealed_as = crate::rendered_as::as_sealed(value);
+    sealed_from_manifest(sealed_as.as_ref().unwrap_or(value))
+}
+
+/// A `v1` Secret whose values are all empty, as a chart renders one whose values it is given
+/// at install time.
+fn is_secret_without_values(object: &serde_json::Value) -> bool {
+    object["apiVersion"] == "v1"
+        && object["kind"] == "Secret"
+        && ["data", "stringData"].iter().all(|field| {
+            object[field]
+                .as_object()
+                .is_none_or(|values| values.values().all(|v| v.as_str() == Some("")))
+        })
 }
 
 /// Checks one file, read from disk, or `rendered` from a chart template.
@@ -185,8 +199,8 @@ fn check_file(
         // Other YAML (Helm templates, CI configs) is not ours to judge; a file that
         // mentions Secrets but does not parse may hide one, so that one is reported.
         // A chart's template: checked once the chart is rendered.
-        Err(_) if chart_of_template(file).is_some() => {
-            charts.extend(chart_of_template(file));
+        Err(_) if fsio::chart_of_template(file).is_some() => {
+            charts.extend(fsio::chart_of_template(file));
             return Ok(());
         }
         Err(e) if might_hold_secrets(&text) => {
@@ -203,7 +217,7 @@ fn check_file(
     // Opening costs a trial per identity and recipient stanza: bound it per file.
     let parsed: Vec<Option<Result<SealedSecret, ManifestError>>> = docs
         .iter()
-        .map(|d| (d.kind() == Some("SealedSecret")).then(|| sealed_from_manifest(&d.value)))
+        .map(|d| (d.kind() == Some("SealedSecret")).then(|| sealed_as_sealed(&d.value)))
         .collect();
     let stanzas: usize = parsed
         .iter()
@@ -322,7 +336,7 @@ fn check_file(
                 }
             }
             Some("SealedSecret") => {
-                let sealed = match parsed.unwrap_or_else(|| sealed_from_manifest(&doc.value)) {
+                let sealed = match parsed.unwrap_or_else(|| sealed_as_sealed(&doc.value)) {
                     Ok(s) => s,
                     Err(e) => {
                         match e.malformed_at() {

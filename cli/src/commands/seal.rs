@@ -42,7 +42,8 @@ pub struct Args {
     /// Seal for the namespace and name the Secret has once kustomize or Helm renders it
     /// (`sealsync render` shows them), as NAMESPACE/NAME: an overlay's `namespace:` and
     /// `namePrefix:` move it there. The sealed file keeps the Secret's own name for the
-    /// overlay to change. One Secret at a time.
+    /// overlay to change, that namespace, and the identity in the annotation
+    /// `sealsync.dev/rendered-as` (for `sealsync reseal`). One Secret at a time.
     #[arg(long, value_name = "NAMESPACE/NAME", conflicts_with = "merge_into")]
     pub rendered_as: Option<String>,
     /// Where the sealed values may be opened: strict (this name in this namespace),
@@ -131,17 +132,18 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
         })
         .collect();
     let mut docs = sealed.into_iter().collect::<CliResult<Vec<_>>>()?;
-    if let Some((name, namespace)) = original {
+    if let (Some(own_name), Some(identity)) = (original, &args.rendered_as) {
+        let (namespace, name) = identity.split_once('/').unwrap_or_default();
         for doc in &mut docs {
-            restore_identity(doc, &name, namespace.as_deref());
+            crate::rendered_as::mark(doc, &own_name, namespace, name);
         }
     }
     emit(&docs, args.output, args.write.as_deref())
 }
 
 /// `--rendered-as NAMESPACE/NAME`: the one Secret is sealed for that identity. Returns the
-/// Secret's own name and namespace, which the sealed file keeps.
-fn seal_for_rendered(identity: &str, inputs: &mut [Input]) -> CliResult<(String, Option<String>)> {
+/// Secret's own name, which the sealed file keeps (with the identity in an annotation).
+fn seal_for_rendered(identity: &str, inputs: &mut [Input]) -> CliResult<String> {
     let invalid = || {
         CliError::new(format!("--rendered-as {identity:?}: not NAMESPACE/NAME"))
             .with_hint("`sealsync render PATH` shows the namespace and name a rendered Secret has")
@@ -157,27 +159,8 @@ fn seal_for_rendered(identity: &str, inputs: &mut [Input]) -> CliResult<(String,
         ))
         .with_hint("seal the Secrets one at a time"));
     };
-    let original = (
-        std::mem::replace(&mut input.secret.name, name.to_owned()),
-        input.secret.namespace.replace(namespace.to_owned()),
-    );
-    Ok(original)
-}
-
-/// Puts the Secret's own name and namespace back on a document sealed for another identity.
-fn restore_identity(doc: &mut serde_yaml::Value, name: &str, namespace: Option<&str>) {
-    let Some(metadata) = doc.get_mut("metadata").and_then(|m| m.as_mapping_mut()) else {
-        return;
-    };
-    metadata.insert("name".into(), name.into());
-    match namespace {
-        Some(ns) => {
-            metadata.insert("namespace".into(), ns.into());
-        }
-        None => {
-            metadata.remove("namespace");
-        }
-    }
+    input.secret.namespace = Some(namespace.to_owned());
+    Ok(std::mem::replace(&mut input.secret.name, name.to_owned()))
 }
 
 fn emit(docs: &[serde_yaml::Value], format: Format, write: Option<&Path>) -> CliResult<ExitCode> {

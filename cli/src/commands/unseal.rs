@@ -54,7 +54,9 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
                 ),
             );
         }
-        let sealed = sealed_from_manifest(&doc.value)
+        // A file sealed for its rendered identity (`seal --rendered-as`) opens as that one.
+        let sealed_as = crate::rendered_as::as_sealed(&doc.value);
+        let sealed = sealed_from_manifest(sealed_as.as_ref().unwrap_or(&doc.value))
             .map_err(|e| CliError::from_manifest(&e).context(&place))?;
         sealed_docs.push((place, sealed));
     }

@@ -37,8 +37,12 @@ fn plan(
 ) -> CliResult<Option<FilePlan>> {
     let place = file.display().to_string();
     let text = fsio::read_input(Some(file))?;
-    let docs = read_documents(&text, Limits::default())
-        .map_err(|e| CliError::from_manifest(&e).context(&place))?;
+    let docs = match read_documents(&text, Limits::default()) {
+        Ok(docs) => docs,
+        // A chart's template is not YAML until rendered, and holds no sealed document.
+        Err(_) if fsio::chart_of_template(file).is_some() => return Ok(None),
+        Err(e) => return Err(CliError::from_manifest(&e).context(&place)),
+    };
     if !only_sealed(&docs, &place)? {
         return Ok(None);
     }
@@ -48,7 +52,8 @@ fn plan(
     let mut places = Vec::new();
     for (index, doc) in docs.iter().enumerate() {
         let at = format!("{place}: {}", doc.describe());
-        let sealed = sealed_from_manifest(&doc.value)
+        let sealed_as = crate::rendered_as::as_sealed(&doc.value);
+        let sealed = sealed_from_manifest(sealed_as.as_ref().unwrap_or(&doc.value))
             .map_err(|e| CliError::from_manifest(&e).context(&at))?;
         // Without an identity only the listed ids can be compared; the controller opens the
         // document, so a file listing the right keys but wrapped to others is not seen here
@@ -109,7 +114,9 @@ pub fn run(args: &Args, files: &[PathBuf]) -> CliResult<ExitCode> {
                 .iter()
                 .map(|(p, t)| {
                     let (index, _) = &plans[*p].todo[*t];
-                    serde_yaml::to_string(&plans[*p].documents[*index])
+                    let document = &plans[*p].documents[*index];
+                    let sealed_as = crate::rendered_as::as_sealed(document);
+                    serde_yaml::to_string(sealed_as.as_ref().unwrap_or(document))
                         .map_err(|e| CliError::new(format!("{}: {e}", plans[*p].places[*index])))
                 })
                 .collect::<CliResult<Vec<String>>>()?;
@@ -144,7 +151,9 @@ pub fn run(args: &Args, files: &[PathBuf]) -> CliResult<ExitCode> {
                     "nothing was written; report this, since the controller should never do that",
                 )
             })?;
-            plan.documents[*index] = sealed_to_manifest(&after);
+            let mut rewrapped = sealed_to_manifest(&after);
+            crate::rendered_as::restore(&mut rewrapped, &plan.documents[*index]);
+            plan.documents[*index] = rewrapped;
         }
     }
     // Every file as read, before any is written: a file changed meanwhile stops the run with

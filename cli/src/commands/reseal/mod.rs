@@ -99,8 +99,12 @@ fn reseal_file(
 ) -> CliResult<Outcome> {
     let place = file.display().to_string();
     let locked = fsio::LockedFile::open(file)?;
-    let docs = read_documents(&locked.text, Limits::default())
-        .map_err(|e| CliError::from_manifest(&e).context(&place))?;
+    let docs = match read_documents(&locked.text, Limits::default()) {
+        Ok(docs) => docs,
+        // A chart's template is not YAML until rendered, and holds no sealed document.
+        Err(_) if fsio::chart_of_template(file).is_some() => return Ok(Outcome::NotSealed),
+        Err(e) => return Err(CliError::from_manifest(&e).context(&place)),
+    };
     if !only_sealed(&docs, &place)? {
         return Ok(Outcome::NotSealed);
     }
@@ -109,7 +113,8 @@ fn reseal_file(
     let mut parsed = Vec::with_capacity(docs.len());
     for doc in &docs {
         let at = format!("{place}: {}", doc.describe());
-        let sealed = sealed_from_manifest(&doc.value)
+        let sealed_as = crate::rendered_as::as_sealed(&doc.value);
+        let sealed = sealed_from_manifest(sealed_as.as_ref().unwrap_or(&doc.value))
             .map_err(|e| CliError::from_manifest(&e).context(&at))?;
         parsed.push((doc, at, sealed));
     }
@@ -137,7 +142,9 @@ fn reseal_file(
             sealed.rewrap(identities, &resolved.recipients)
         };
         result.map_err(|e| CliError::from_crypto(&e).context(&at))?;
-        out.push(sealed_to_manifest(&sealed));
+        let mut rewrapped = sealed_to_manifest(&sealed);
+        crate::rendered_as::restore(&mut rewrapped, &doc.value);
+        out.push(rewrapped);
     }
     if out.iter().zip(&docs).all(|(new, old)| *new == old.value) {
         return Ok(Outcome::Unchanged);
