@@ -360,7 +360,7 @@ fn chart_files(env: &Env) -> Vec<(String, String)> {
         ),
         (
             "charts/web/templates/config.yaml".to_owned(),
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ include \"web.fullname\" . }}\n  labels:\n    app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}\ndata:\n  replicas: {{ .Values.replicas | quote }}\n  colour: {{ .Values.colour }}\n  namespace: {{ .Release.Namespace }}\n  lookup: {{ lookup \"v1\" \"Namespace\" \"\" \"kube-system\" | len | quote }}\n".to_owned(),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ include \"web.fullname\" . }}\n  labels:\n    app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}\ndata:\n  replicas: {{ .Values.replicas | quote }}\n  colour: {{ .Values.colour }}\n  namespace: {{ .Release.Namespace }}\n  lookup: {{ lookup \"v1\" \"Namespace\" \"\" \"kube-system\" | len | quote }}\n  kube: {{ .Capabilities.KubeVersion.Version }}\n  gitsyncs: {{ .Capabilities.APIVersions.Has \"sealsync.dev/v1/GitSync\" | quote }}\n  monitoring: {{ .Capabilities.APIVersions.Has \"monitoring.coreos.com/v1\" | quote }}\n".to_owned(),
         ),
         (
             "charts/web/templates/db.sealed.yaml".to_owned(),
@@ -400,6 +400,11 @@ async fn a_chart_in_the_repository_renders_with_values_files_and_sealed_secrets(
     assert_eq!(config.data["data"]["namespace"], PLATFORM);
     // `lookup` sees nothing, as in `helm template`.
     assert_eq!(config.data["data"]["lookup"], "0");
+    // `.Capabilities` is this cluster's: its version and the kinds it serves (the CRDs too).
+    let kube = config.data["data"]["kube"].as_str().unwrap_or_default();
+    assert!(kube.starts_with("v1."), "{kube}");
+    assert_eq!(config.data["data"]["gitsyncs"], "true");
+    assert_eq!(config.data["data"]["monitoring"], "false");
     let db = env
         .get("v1", "Secret", Some(PLATFORM), "shop-web-db")
         .await

@@ -145,6 +145,7 @@ pub(super) fn wire(
         // Slow Git servers get one reconcile slot of the `--concurrent` ones, so a few
         // unresponsive repositories cannot stall every other GitSync.
         fetch_gate: crate::sync::fetch::FetchGate::new(1),
+        capabilities: Default::default(),
         files: Default::default(),
     });
     Wired {

@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     pub refresher: Arc<crate::refresh::Refresher>,
     /// Keeps GitSyncs whose Git server does not answer from holding every reconcile slot.
     pub fetch_gate: crate::sync::fetch::FetchGate,
+    /// The cluster's version and API versions, for Helm's `.Capabilities`.
+    pub capabilities: crate::sync::capabilities::CapabilitiesCache,
 }
 
 impl std::fmt::Debug for Shared {

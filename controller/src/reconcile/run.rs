@@ -280,6 +280,7 @@ async fn render_revision(
             slots: &ctx.settings.render_slots,
             client,
             keys: &ctx.engine.keys,
+            capabilities: (&ctx.capabilities, &ctx.client),
         };
         let built = build::build(
             gs,

@@ -44,6 +44,8 @@ pub(crate) struct Builder<'a> {
     pub client: &'a kube::Client,
     /// The cluster keys, for sealed values.
     pub keys: &'a tokio::sync::RwLock<KeyRing>,
+    /// The cluster's capabilities, and the controller's client to read them.
+    pub capabilities: (&'a super::capabilities::CapabilitiesCache, &'a kube::Client),
 }
 
 /// Builds the overlay or renders the chart at `path`.
@@ -75,7 +77,12 @@ pub(crate) async fn build(
             };
             let (from, used) = helm_values::values_from(gs, &context).await?;
             usage = used;
-            Some(helm_request(gs, &files, path, release_namespace, from)?)
+            let (cache, client) = builder.capabilities;
+            let capabilities = cache.get(client).await;
+            let mut request = helm_request(gs, &files, path, release_namespace, from)?;
+            request.kube_version = capabilities.kube_version;
+            request.api_versions = capabilities.api_versions;
+            Some(request)
         }
         _ => None,
     };

@@ -5,6 +5,7 @@
 
 pub(crate) mod apply;
 pub(crate) mod build;
+pub(crate) mod capabilities;
 pub(crate) mod checkout;
 pub(crate) mod decrypt;
 pub(crate) mod engine;
