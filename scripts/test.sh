@@ -15,5 +15,7 @@ scripts/kube-apiserver.sh
 scripts/renderer.sh
 SEALSYNC_RENDERER="$(scripts/renderer.sh --print-path)"
 export SEALSYNC_RENDERER
+# The stock kustomize and helm of the same versions, which the render tests compare with.
+scripts/render-oracles.sh
 export SEALSYNC_TEST_APISERVER="${SEALSYNC_TEST_APISERVER:-kube-apiserver}"
 cargo test --workspace --locked "$@"
