@@ -824,3 +824,64 @@ fn assert_no_canary_in_dir(dir: &std::path::Path) {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn charts_render_in_isolation_and_archives_are_bounded() {
+    let env = Env::start(&[PLATFORM]).await;
+    let chart = vec![
+        (
+            "charts/web/Chart.yaml".to_owned(),
+            "apiVersion: v2\nname: web\nversion: 0.1.0\n".to_owned(),
+        ),
+        ("charts/web/values.yaml".to_owned(), "colour: none\n".to_owned()),
+        (
+            "charts/web/templates/cm.yaml".to_owned(),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  colour: {{ .Values.colour }}\n".to_owned(),
+        ),
+    ];
+    let first = env.repo.commit_tree(&chart, "one chart").expect("commit");
+    // Two GitSyncs render the same chart at once, each with its own values: neither sees the
+    // other's (each render has a copy of the tree of its own, and values only on stdin).
+    for (name, colour) in [("red", "red"), ("blue", "blue")] {
+        env.apply_gitsync(
+            PLATFORM,
+            name,
+            json!({"path": "charts/web", "helm": {"values": {"colour": colour}}}),
+        )
+        .await;
+    }
+    for name in ["red", "blue"] {
+        env.wait_applied(PLATFORM, name, &first).await;
+        assert_eq!(
+            value_of_key(&env, name, "colour").await.as_deref(),
+            Some(name)
+        );
+    }
+
+    // A dependency archive that expands past the bound (a gzip bomb) fails the render.
+    let dir = tempfile::tempdir().expect("tmp");
+    let script = "mkdir -p bomb/templates && printf 'apiVersion: v2\\nname: bomb\\nversion: 0.1.0\\n' > bomb/Chart.yaml && head -c 67108864 /dev/zero > bomb/templates/zeros.yaml && tar -czf bomb-0.1.0.tgz bomb";
+    let made = std::process::Command::new("bash")
+        .args(["-c", script])
+        .current_dir(dir.path())
+        .status()
+        .expect("tar");
+    assert!(made.success());
+    let bomb = std::fs::read(dir.path().join("bomb-0.1.0.tgz")).expect("archive");
+    assert!(bomb.len() < 1024 * 1024, "{} bytes", bomb.len());
+    let commit = env
+        .repo
+        .commit_files(&[("charts/web/charts/bomb-0.1.0.tgz", bomb)], "a bomb")
+        .expect("commit");
+    let status = env.wait_failed(PLATFORM, "red", &commit).await;
+    let (reason, message) = ready_condition(&status);
+    assert_eq!(reason, "RenderFailed", "{message}");
+    assert!(
+        message.contains("larger than the maximum size"),
+        "{message}"
+    );
+    assert_eq!(
+        value_of_key(&env, "red", "colour").await.as_deref(),
+        Some("red")
+    );
+}
