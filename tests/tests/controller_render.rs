@@ -885,3 +885,45 @@ async fn charts_render_in_isolation_and_archives_are_bounded() {
         Some("red")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_helm_hook_job_is_recreated_when_its_template_changes() {
+    let env = Env::start(&[PLATFORM]).await;
+    let chart = |version: &str| {
+        vec![
+            (
+                "chart/Chart.yaml".to_owned(),
+                "apiVersion: v2\nname: app\nversion: 0.1.0\n".to_owned(),
+            ),
+            ("chart/values.yaml".to_owned(), format!("version: \"{version}\"\n")),
+            (
+                "chart/templates/migrate.yaml".to_owned(),
+                "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    helm.sh/hook: pre-install,pre-upgrade\n    helm.sh/hook-weight: \"-5\"\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: migrate\n        image: busybox:1.36\n        args: [\"migrate\", \"--to\", {{ .Values.version | quote }}]\n".to_owned(),
+            ),
+            (
+                "chart/templates/cm.yaml".to_owned(),
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  version: {{ .Values.version | quote }}\n".to_owned(),
+            ),
+        ]
+    };
+    let first = env.repo.commit_tree(&chart("1"), "v1").expect("commit");
+    env.apply_gitsync(PLATFORM, "hooks", json!({"path": "chart"}))
+        .await;
+    env.wait_applied(PLATFORM, "hooks", &first).await;
+    // A Job's template is immutable: Helm deletes a hook before creating it again (its default
+    // policy), and so does sealsync, instead of failing the revision.
+    let second = env.repo.commit_tree(&chart("2"), "v2").expect("commit");
+    env.wait_applied(PLATFORM, "hooks", &second).await;
+    let job = env
+        .get("batch/v1", "Job", Some(PLATFORM), "migrate")
+        .await
+        .expect("the hook Job");
+    assert_eq!(
+        job.data["spec"]["template"]["spec"]["containers"][0]["args"][2],
+        "2"
+    );
+    assert_eq!(
+        value_of_key(&env, "app", "version").await.as_deref(),
+        Some("2")
+    );
+}

@@ -233,6 +233,52 @@ fn stage(api_version: &str, kind: &str) -> u8 {
     }
 }
 
+/// Where a Helm hook runs among the objects of its revision: `-1` for `pre-install` and
+/// `pre-upgrade` hooks, `1` for `post-install` and `post-upgrade` hooks, `0` for the rest, with
+/// its `helm.sh/hook-weight`. Hooks are applied in order of phase, then weight, each group
+/// after the one before is written, as Helm orders them (Helm also waits for a hook Job to
+/// complete; sealsync does not).
+fn hook_phase(object: &Json) -> (i8, i64) {
+    let annotations = &object["metadata"]["annotations"];
+    let Some(hooks) = annotations["helm.sh/hook"].as_str() else {
+        return (0, 0);
+    };
+    let weight = annotations["helm.sh/hook-weight"]
+        .as_str()
+        .and_then(|w| w.trim().parse().ok())
+        .unwrap_or(0);
+    let events: Vec<&str> = hooks.split(',').map(str::trim).collect();
+    if events
+        .iter()
+        .any(|e| matches!(*e, "pre-install" | "pre-upgrade"))
+    {
+        (-1, weight)
+    } else if events
+        .iter()
+        .any(|e| matches!(*e, "post-install" | "post-upgrade"))
+    {
+        (1, weight)
+    } else {
+        (0, 0)
+    }
+}
+
+/// Whether an object is a Helm hook that Helm deletes before creating it again
+/// (`before-hook-creation`, Helm's default policy): an immutable change to it (a Job's new
+/// template) recreates it, as `spec.force` would.
+fn recreated_before_creation(object: &Json) -> bool {
+    let annotations = &object["metadata"]["annotations"];
+    if annotations["helm.sh/hook"].as_str().is_none() {
+        return false;
+    }
+    match annotations["helm.sh/hook-delete-policy"].as_str() {
+        None => true,
+        Some(policies) => policies
+            .split(',')
+            .any(|p| p.trim() == "before-hook-creation"),
+    }
+}
+
 /// The order of kinds within the last stage: what other objects refer to comes first;
 /// webhooks come last so they cannot block the rest of the revision.
 fn kind_rank(kind: &str) -> usize {
@@ -464,11 +510,13 @@ async fn apply_stages(
             .unwrap_or(usize::MAX)
     });
 
-    // 4. Write the rest, stage by stage, concurrently within a stage.
-    let mut by_stage: BTreeMap<u8, Vec<(&Desired, Planned)>> = BTreeMap::new();
+    // 4. Write the rest, stage by stage (Helm's pre hooks first and its post hooks last, by
+    // weight), concurrently within a stage.
+    type WriteOrder = ((i8, i64), u8);
+    let mut by_stage: BTreeMap<WriteOrder, Vec<(&Desired, Planned)>> = BTreeMap::new();
     for (d, p) in rest_plans {
         by_stage
-            .entry(stage(d.api_version(), d.kind()))
+            .entry((hook_phase(&d.object), stage(d.api_version(), d.kind())))
             .or_default()
             .push((d, p));
     }
@@ -613,7 +661,7 @@ async fn dry_run(
     d: &Desired,
     options: ApplyOptions<'_>,
 ) -> Result<Planned, ApplyError> {
-    let force = options.force;
+    let force = options.force || recreated_before_creation(&d.object);
     let api = object_api(client, resolved, d)?;
     let live = api
         .get_opt(d.name())
@@ -1090,5 +1138,43 @@ mod tests {
             kube::Error::Api(Box::new(status(500, "etcdserver: leader changed"))),
         );
         assert!(err.is_transient(), "{err}");
+    }
+
+    #[test]
+    fn helm_hooks_run_before_or_after_the_rest_by_weight() {
+        let hook = |events: &str, weight: Option<&str>, policy: Option<&str>| {
+            let mut annotations = serde_json::Map::new();
+            annotations.insert("helm.sh/hook".into(), events.into());
+            if let Some(w) = weight {
+                annotations.insert("helm.sh/hook-weight".into(), w.into());
+            }
+            if let Some(p) = policy {
+                annotations.insert("helm.sh/hook-delete-policy".into(), p.into());
+            }
+            serde_json::json!({"metadata": {"annotations": annotations}})
+        };
+        assert_eq!(
+            hook_phase(&hook("pre-install,pre-upgrade", Some("-5"), None)),
+            (-1, -5)
+        );
+        assert_eq!(hook_phase(&hook("post-upgrade", Some(" 3 "), None)), (1, 3));
+        assert_eq!(hook_phase(&hook("pre-delete", None, None)), (0, 0));
+        assert_eq!(hook_phase(&serde_json::json!({"metadata": {}})), (0, 0));
+        assert!(hook_phase(&hook("pre-install", Some("-5"), None)) < (0, 0));
+        // Helm's default policy deletes a hook before creating it again.
+        assert!(recreated_before_creation(&hook("pre-install", None, None)));
+        assert!(recreated_before_creation(&hook(
+            "pre-install",
+            None,
+            Some("hook-succeeded,before-hook-creation")
+        )));
+        assert!(!recreated_before_creation(&hook(
+            "pre-install",
+            None,
+            Some("hook-succeeded")
+        )));
+        assert!(!recreated_before_creation(
+            &serde_json::json!({"metadata": {}})
+        ));
     }
 }
