@@ -927,3 +927,198 @@ async fn a_helm_hook_job_is_recreated_when_its_template_changes() {
         Some("2")
     );
 }
+
+/// A chart repository served over HTTP from a directory: `index.yaml` and archives.
+struct ChartRepo {
+    dir: tempfile::TempDir,
+    port: u16,
+    _server: sealsync_tests::process::ChildGuard,
+    entries: Vec<String>,
+}
+
+impl ChartRepo {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(dir.path().join("charts")).expect("dir");
+        let port = sealsync_tests::process::free_loopback_port().expect("port");
+        let server = sealsync_tests::process::ChildGuard::spawn(
+            "chart-repository",
+            std::process::Command::new("python3")
+                .args([
+                    "-m",
+                    "http.server",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--directory",
+                ])
+                .arg(dir.path()),
+        )
+        .expect("http.server");
+        let repo = Self {
+            dir,
+            port,
+            _server: server,
+            entries: Vec::new(),
+        };
+        repo.write_index();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        repo
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/charts", self.port)
+    }
+
+    /// Packages a chart `name` at `version` whose ConfigMap says its version; `digest`
+    /// overrides the digest the index lists.
+    fn add(&mut self, name: &str, version: &str, digest: Option<&str>) {
+        let work = tempfile::tempdir().expect("tmp");
+        let chart = work.path().join(name);
+        std::fs::create_dir_all(chart.join("templates")).expect("dir");
+        std::fs::write(
+            chart.join("Chart.yaml"),
+            format!("apiVersion: v2\nname: {name}\nversion: {version}\n"),
+        )
+        .expect("write");
+        std::fs::write(chart.join("values.yaml"), "greeting: hello\n").expect("write");
+        std::fs::write(
+            chart.join("templates/cm.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-{{ .Chart.Name }}\ndata:\n  version: {{ .Chart.Version | quote }}\n  greeting: {{ .Values.greeting | quote }}\n",
+        )
+        .expect("write");
+        let archive = format!("{name}-{version}.tgz");
+        let made = std::process::Command::new("tar")
+            .args(["-czf"])
+            .arg(self.dir.path().join("charts").join(&archive))
+            .arg("-C")
+            .arg(work.path())
+            .arg(name)
+            .status()
+            .expect("tar");
+        assert!(made.success());
+        let bytes = std::fs::read(self.dir.path().join("charts").join(&archive)).expect("read");
+        let digest = digest.map(str::to_owned).unwrap_or_else(|| {
+            ring::digest::digest(&ring::digest::SHA256, &bytes)
+                .as_ref()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        });
+        self.entries.push(format!(
+            "  - name: {name}\n    version: {version}\n    urls: [{archive}]\n    digest: {digest}\n"
+        ));
+        self.write_index();
+    }
+
+    fn write_index(&self) {
+        let mut by_name: std::collections::BTreeMap<String, String> = Default::default();
+        for entry in &self.entries {
+            let name = entry
+                .lines()
+                .next()
+                .and_then(|l| l.split(": ").nth(1))
+                .unwrap_or_default()
+                .to_owned();
+            by_name.entry(name).or_default().push_str(entry);
+        }
+        let mut index = String::from("apiVersion: v1\nentries:\n");
+        for (name, entries) in by_name {
+            index.push_str(&format!("  {name}:\n{entries}"));
+        }
+        std::fs::write(self.dir.path().join("charts/index.yaml"), index).expect("index");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn charts_from_a_chart_repository_resolve_their_versions_as_helm_does() {
+    let env = Env::start(&[PLATFORM]).await;
+    let mut repo = ChartRepo::start();
+    for version in ["1.0.0", "1.2.0", "2.0.0", "2.1.0-rc.1"] {
+        repo.add("web", version, None);
+    }
+    // The values of the remote chart are in Git, sealed.
+    let sealed_values = env.seal(&values_secret(PLATFORM, &format!("greeting: {CANARY}\n")));
+    let files = vec![
+        ("deploy/web/values.sealed.yaml".to_owned(), sealed_values),
+        // A chart of the repository whose dependency is pinned by Chart.lock.
+        (
+            "umbrella/Chart.yaml".to_owned(),
+            format!(
+                "apiVersion: v2\nname: umbrella\nversion: 0.1.0\ndependencies:\n- name: web\n  version: ^1.0.0\n  repository: {}\n",
+                repo.url()
+            ),
+        ),
+        (
+            "umbrella/Chart.lock".to_owned(),
+            format!(
+                "dependencies:\n- name: web\n  version: 1.0.0\n  repository: {}\ndigest: sha256:0\ngenerated: \"2026-01-01T00:00:00Z\"\n",
+                repo.url()
+            ),
+        ),
+        (
+            "umbrella/templates/cm.yaml".to_owned(),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: umbrella\ndata:\n  a: b\n".to_owned(),
+        ),
+    ];
+    let commit = env
+        .repo
+        .commit_tree(&files, "values and an umbrella")
+        .expect("commit");
+    env.apply_gitsync(
+        PLATFORM,
+        "remote",
+        json!({
+            "path": "deploy/web",
+            "helm": {
+                "chart": {"repository": repo.url(), "name": "web", "version": "^1.0"},
+                "valuesFrom": [{"kind": "Sealed", "path": "values.sealed.yaml"}],
+            },
+        }),
+    )
+    .await;
+    env.apply_gitsync(PLATFORM, "umbrella", json!({"path": "umbrella"}))
+        .await;
+    env.wait_applied(PLATFORM, "remote", &commit).await;
+    // `^1.0`: the newest 1.x release, never a 2.x or a prerelease.
+    assert_eq!(
+        value_of_key(&env, "remote-web", "version").await.as_deref(),
+        Some("1.2.0")
+    );
+    assert_eq!(
+        value_of_key(&env, "remote-web", "greeting")
+            .await
+            .as_deref(),
+        Some(CANARY)
+    );
+    env.wait_applied(PLATFORM, "umbrella", &commit).await;
+    // Chart.lock's version, not the newest the range allows.
+    assert_eq!(
+        value_of_key(&env, "umbrella-web", "version")
+            .await
+            .as_deref(),
+        Some("1.0.0")
+    );
+
+    // An archive that does not match the index's digest is refused; the last revision stays.
+    repo.add(
+        "web",
+        "1.3.0",
+        Some("0000000000000000000000000000000000000000000000000000000000000000"),
+    );
+    let commit = env.repo.commit_tree(&files, "again").expect("commit");
+    let status = env.wait_failed(PLATFORM, "remote", &commit).await;
+    let (reason, message) = ready_condition(&status);
+    assert_eq!(reason, "RenderFailed", "{message}");
+    assert!(message.contains("SHA-256"), "{message}");
+    assert_eq!(
+        value_of_key(&env, "remote-web", "version").await.as_deref(),
+        Some("1.2.0")
+    );
+    assert_no_canary(&env, &["remote", "umbrella"]).await;
+}

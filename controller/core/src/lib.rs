@@ -4,6 +4,7 @@
 //! Kubernetes naming rules its binding covers, but no API, no client and no manifests.
 
 mod chain;
+pub mod chartversion;
 #[cfg(feature = "kube")]
 mod crd;
 mod duration;
@@ -39,8 +40,8 @@ pub use duration::{parse_duration, DurationError};
 pub use inventory::{Inventory, InventoryEntry, InventoryShards, InventoryStatus};
 #[cfg(feature = "kube")]
 pub use render_spec::{
-    HelmSpec, PostBuildSpec, RenderSpec, RenderType, SubstituteKind, SubstituteReference,
-    ValuesKind, ValuesReference,
+    HelmChartSource, HelmSpec, PostBuildSpec, RenderSpec, RenderType, SubstituteKind,
+    SubstituteReference, ValuesKind, ValuesReference,
 };
 #[cfg(feature = "kube")]
 pub use sealingkey::{

@@ -40,6 +40,10 @@ pub struct HelmSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 53), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub release_name: Option<String>,
+    /// A chart from an HTTP chart repository instead of one at the path (values files and
+    /// sealed values are then read relative to the path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart: Option<HelmChartSource>,
     /// Apply the chart's `crds/` directory too. Default: true.
     #[serde(default = "default_true", rename = "includeCRDs")]
     pub include_crds: bool,
@@ -152,4 +156,21 @@ pub enum ValuesKind {
     Secret,
     /// A sealed Secret file of the repository.
     Sealed,
+}
+
+/// A chart in an HTTP chart repository.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HelmChartSource {
+    /// The repository's URL (`https://charts.example/stable`), where `index.yaml` is.
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://\S+$"))]
+    pub repository: String,
+    /// The chart's name in the repository.
+    #[schemars(length(max = 253))]
+    pub name: String,
+    /// A version or a range, as Helm reads them (`1.2.3` exactly, `^1.2`, `>=1.0 <2.0`).
+    /// Default: the newest release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub version: Option<String>,
 }

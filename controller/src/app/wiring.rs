@@ -146,6 +146,7 @@ pub(super) fn wire(
         // unresponsive repositories cannot stall every other GitSync.
         fetch_gate: crate::sync::fetch::FetchGate::new(1),
         capabilities: Default::default(),
+        charts: Default::default(),
         files: Default::default(),
     });
     Wired {

@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     pub fetch_gate: crate::sync::fetch::FetchGate,
     /// The cluster's version and API versions, for Helm's `.Capabilities`.
     pub capabilities: crate::sync::capabilities::CapabilitiesCache,
+    /// The client of HTTP chart repositories.
+    pub charts: crate::sync::charts::ChartRepositories,
 }
 
 impl std::fmt::Debug for Shared {

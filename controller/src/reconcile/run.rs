@@ -281,6 +281,7 @@ async fn render_revision(
             client,
             keys: &ctx.engine.keys,
             capabilities: (&ctx.capabilities, &ctx.client),
+            charts: &ctx.charts,
         };
         let built = build::build(
             gs,

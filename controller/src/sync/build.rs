@@ -26,6 +26,11 @@ pub(crate) fn engine_for(gs: &GitSync, snapshot: &Snapshot, path: &str) -> Engin
         Some(RenderType::Directory) => Engine::Directory,
         Some(RenderType::Kustomize) => Engine::Kustomize,
         Some(RenderType::Helm) => Engine::Helm,
+        Some(RenderType::Auto) | None
+            if gs.spec.helm.as_ref().is_some_and(|h| h.chart.is_some()) =>
+        {
+            Engine::Helm
+        }
         Some(RenderType::Auto) | None => {
             let read = snapshot.files.iter().map(|f| f.path.as_str());
             let kept = snapshot.kept.iter().map(|f| f.path.as_str());
@@ -46,6 +51,8 @@ pub(crate) struct Builder<'a> {
     pub keys: &'a tokio::sync::RwLock<KeyRing>,
     /// The cluster's capabilities, and the controller's client to read them.
     pub capabilities: (&'a super::capabilities::CapabilitiesCache, &'a kube::Client),
+    /// Chart repositories.
+    pub charts: &'a super::charts::ChartRepositories,
 }
 
 /// Builds the overlay or renders the chart at `path`.
@@ -58,12 +65,19 @@ pub(crate) async fn build(
     (release_namespace, timeout): (&str, Duration),
     variables: Option<&Variables>,
 ) -> Result<(Vec<SyncObject>, Vec<SealedSecretUsage>), Error> {
-    let files = fetch::read_whole_tree(snapshot, SourceLimits::default())
+    let mut files = fetch::read_whole_tree(snapshot, SourceLimits::default())
         .await
         .map_err(|e| match e {
             CheckoutError::Source(e) => Error::Source(e),
             CheckoutError::Render(e) => Error::Render(e),
         })?;
+    // What the renderer renders: the chart at the path, or one fetched from a repository.
+    let render_path = match engine {
+        Engine::Helm => {
+            super::charts::prepare(builder.charts, gs.spec.helm.as_ref(), &mut files, path).await?
+        }
+        _ => path.to_owned(),
+    };
     let mut usage = Vec::new();
     let helm = match engine {
         Engine::Helm => {
@@ -105,7 +119,7 @@ pub(crate) async fn build(
         .limits()
         .with_timeout(timeout.min(renderer.limits().timeout));
     let renderer = renderer.clone();
-    let path = path.to_owned();
+    let path = render_path;
     let path_for_check = path.clone();
     let files = std::sync::Arc::new(files);
     let files_for_check = std::sync::Arc::clone(&files);

@@ -6,6 +6,7 @@
 pub(crate) mod apply;
 pub(crate) mod build;
 pub(crate) mod capabilities;
+pub(crate) mod charts;
 pub(crate) mod checkout;
 pub(crate) mod decrypt;
 pub(crate) mod engine;
