@@ -118,6 +118,13 @@ async fn an_overlay_per_environment_with_a_sealed_secret_syncs_over_revisions() 
             secret_value(&db, "password"),
             format!("{CANARY}-{environment}")
         );
+        // Key usage names the sealed file of the repository, not the kustomization.
+        let status = env.gitsync_status(PLATFORM, environment).await;
+        assert_eq!(
+            status["sealedSecrets"][0]["file"],
+            format!("overlays/{environment}/db.sealed.yaml"),
+            "{status}"
+        );
         // configMapGenerator's hashed name, as kustomize build gives it.
         let generated = env
             .list_names("v1", "ConfigMap", Some(environment))
@@ -198,7 +205,13 @@ async fn a_sealed_secret_an_overlay_moved_fails_naming_both_identities() {
     let status = env.wait_failed(PLATFORM, "moved", &commit).await;
     let (reason, message) = ready_condition(&status);
     assert_eq!(reason, "DecryptionFailed", "{message}");
-    for needle in ["\"dev\"", "\"prod\"", "overlay"] {
+    // It names the file to reseal, both identities, and how to seal for the rendered one.
+    for needle in [
+        "overlay/db.sealed.yaml",
+        "\"dev\"",
+        "\"prod\"",
+        "sealsync seal --rendered-as prod/prod-db",
+    ] {
         assert!(message.contains(needle), "{needle} missing from: {message}");
     }
     // Nothing of the revision was applied.

@@ -148,7 +148,8 @@ pub(crate) async fn build(
     };
     let objects = manifests
         .into_iter()
-        .map(|m| {
+        .map(|mut m| {
+            name_sealed_source(&mut m, &files_for_check, engine, release_namespace);
             let derived = helm_inputs
                 .as_ref()
                 .is_some_and(|i| i.has_secret_values && secret_values_not_in(&m, &git_held));
@@ -158,6 +159,42 @@ pub(crate) async fn build(
         })
         .collect();
     Ok((objects, usage))
+}
+
+/// A rendered SealedSecret named after the file of the repository that holds it (found by its
+/// ciphertext, which no other file holds), with the identity it has after rendering and how to
+/// seal for it: messages then say which file to reseal, and `status.sealedSecrets` and key
+/// usage name the file, not the kustomization.
+fn name_sealed_source(
+    manifest: &mut sealsync_core::render::Manifest,
+    files: &[TreeFile],
+    engine: Engine,
+    default_namespace: &str,
+) {
+    if !super::decrypt::is_sealed(manifest) {
+        return;
+    }
+    let Some(ciphertext) = manifest.object["spec"]["encryptedData"]
+        .as_object()
+        .and_then(|data| data.values().find_map(|v| v.as_str()))
+        .filter(|c| c.len() >= 16)
+    else {
+        return;
+    };
+    let needle = ciphertext.as_bytes();
+    let Some(source) = files
+        .iter()
+        .find(|f| f.contents.windows(needle.len()).any(|w| w == needle))
+    else {
+        return;
+    };
+    let namespace = manifest.namespace().unwrap_or(default_namespace).to_owned();
+    let name = manifest.name().to_owned();
+    manifest.document = format!(
+        "SealedSecret {namespace}/{name} as {} renders it (seal for that identity: `sealsync seal --rendered-as {namespace}/{name}`)",
+        engine.name()
+    );
+    manifest.file = source.path.clone();
 }
 
 /// What a chart was rendered from, to tell a Secret it renders from sealed values from one
