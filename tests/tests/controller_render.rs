@@ -579,11 +579,15 @@ async fn post_build_substitution_serves_one_overlay_to_many_clusters() {
         ),
         (
             "app/settings.yaml".to_owned(),
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings-${cluster_name}\ndata:\n  cluster: ${cluster_name^^}\n  region: ${region}\n  tier: ${tier:=standard}\n  host: ${db_host}\n  price: $$5\n".to_owned(),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings-${cluster_name}\ndata:\n  cluster: ${cluster_name^^}\n  region: ${region}\n  tier: ${tier:=standard}\n  host: ${db_host}\n  api: ${api_key}\n  price: $$5\n".to_owned(),
         ),
         (
             "app/script.yaml".to_owned(),
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: script\n  annotations:\n    kustomize.toolkit.fluxcd.io/substitute: disabled\ndata:\n  run: echo ${HOME}\n".to_owned(),
+        ),
+        (
+            "app/vars.sealed.yaml".to_owned(),
+            env.seal(&secret_yaml(PLATFORM, "vars", "api_key", "key-from-a-sealed-file")),
         ),
     ];
     let commit = env.repo.commit_tree(&files, "substituted").expect("commit");
@@ -598,6 +602,7 @@ async fn post_build_substitution_serves_one_overlay_to_many_clusters() {
                     {"kind": "ConfigMap", "name": "cluster-vars"},
                     {"kind": "Secret", "name": "cluster-secrets"},
                     {"kind": "ConfigMap", "name": "not-there", "optional": true},
+                    {"kind": "Sealed", "path": "vars.sealed.yaml"},
                 ],
             },
         }),
@@ -613,6 +618,7 @@ async fn post_build_substitution_serves_one_overlay_to_many_clusters() {
     assert_eq!(settings.data["data"]["tier"], "standard");
     assert_eq!(settings.data["data"]["host"], CANARY);
     assert_eq!(settings.data["data"]["price"], "$5");
+    assert_eq!(settings.data["data"]["api"], "key-from-a-sealed-file");
     let script = env
         .get("v1", "ConfigMap", Some(PLATFORM), "script")
         .await

@@ -94,15 +94,22 @@ pub struct PostBuildSpec {
     pub substitute_from: Vec<SubstituteReference>,
 }
 
-/// A ConfigMap or Secret of variables.
+/// A ConfigMap, Secret or sealed file of variables.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SubstituteReference {
-    /// `ConfigMap` or `Secret`.
+    /// `ConfigMap` or `Secret` (by `name`), or `Sealed` (a sealed Secret file of the
+    /// repository, by `path`, opened in memory; it must be sealed for the GitSync's namespace).
     pub kind: SubstituteKind,
-    /// Its name, in the GitSync's namespace.
+    /// The ConfigMap's or Secret's name, in the GitSync's namespace.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     #[schemars(length(max = 253))]
     pub name: String,
+    /// The sealed file, relative to `spec.path` (`../` may reach elsewhere in the repository,
+    /// never outside it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub path: Option<String>,
     /// A missing one counts as empty instead of failing the reconcile.
     #[serde(default)]
     pub optional: bool,
@@ -115,6 +122,8 @@ pub enum SubstituteKind {
     ConfigMap,
     /// A Secret's `data`.
     Secret,
+    /// A sealed Secret file of the repository.
+    Sealed,
 }
 
 /// One source of Helm values.

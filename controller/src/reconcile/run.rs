@@ -75,9 +75,19 @@ pub(super) async fn run(
         return Ok(Applied::unchanged(gs, snapshot.revision, summary));
     }
 
-    let variables = substitute::variables(gs, &client)
-        .await?
-        .filter(|vars| !vars.is_empty());
+    let mut sealed_files = substitute::SealedFiles::new();
+    for file in substitute::sealed_paths(gs, &path)? {
+        let contents = fetch::read_path(&snapshot, &file, SourceLimits::default()).await?;
+        sealed_files.insert(file, contents);
+    }
+    let (variables, variables_usage) = {
+        let ring = ctx.engine.keys.read().await;
+        match substitute::variables(gs, &client, (&path, &sealed_files, &ring)).await? {
+            Some((vars, usage)) => (Some(vars).filter(|v| !v.is_empty()), usage),
+            None => (None, Vec::new()),
+        }
+    };
+    drop(sealed_files);
     if let Some(vars) = &variables {
         *secret_values = vars.secret_values();
     }
@@ -135,6 +145,8 @@ pub(super) async fn run(
             }
         };
     count_objects(ctx, &synced);
+    let mut values_usage = values_usage;
+    values_usage.extend(variables_usage);
     if !values_usage.is_empty() {
         // Sealed Helm values use their keys as a SealedSecret does.
         synced.usage.extend(values_usage);

@@ -50,6 +50,42 @@ pub(crate) fn read_whole(
     Ok(reader.files)
 }
 
+/// The regular file at `path` of `commit`, if there is one (a link or a directory is none).
+pub(crate) fn read_one(
+    repo: &gix::Repository,
+    commit: &str,
+    path: &str,
+    limits: &SourceLimits,
+) -> Result<Option<Vec<u8>>, SourceError> {
+    let id = gix::ObjectId::from_hex(commit.as_bytes()).map_err(|e| local(e.to_string()))?;
+    let tree = repo
+        .find_commit(id)
+        .and_then(|c| c.tree())
+        .map_err(|e| local(e.to_string()))?;
+    let Some(entry) = tree
+        .lookup_entry_by_path(path)
+        .map_err(|e| local(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    if !entry.mode().is_blob() {
+        return Ok(None);
+    }
+    let header = repo
+        .find_header(entry.oid())
+        .map_err(|e| local(e.to_string()))?;
+    if header.size() > limits.max_file_bytes {
+        return Err(SourceError::Limit {
+            what: format!("{path}: the file size in bytes"),
+            limit: limits.max_file_bytes,
+        });
+    }
+    let object = repo
+        .find_object(entry.oid())
+        .map_err(|e| local(e.to_string()))?;
+    Ok(Some(object.detach().data))
+}
+
 fn list(
     repo: &gix::Repository,
     commit: &str,

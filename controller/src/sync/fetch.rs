@@ -547,6 +547,26 @@ pub(crate) async fn read_kept(snapshot: &mut Snapshot) -> Result<(), SourceError
     Ok(())
 }
 
+/// The file at `path` of the snapshot's commit, if there is one, within the file size limit.
+pub(crate) async fn read_path(
+    snapshot: &Snapshot,
+    path: &str,
+    limits: SourceLimits,
+) -> Result<Option<Vec<u8>>, SourceError> {
+    let dir = snapshot.repo_dir.clone();
+    let commit = snapshot.commit.clone();
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let _busy = BusyGuard::take(&dir, "the repository store")?;
+        super::checkout::read_one(&tree::open(&dir)?, &commit, &path, &limits)
+    })
+    .await
+    .map_err(|join| SourceError::Local {
+        path: snapshot.repo_dir.display().to_string(),
+        message: format!("the read task failed: {join}"),
+    })?
+}
+
 /// Every file of the snapshot's commit, for kustomize and Helm (see [`super::checkout`]).
 pub(crate) async fn read_whole_tree(
     snapshot: &Snapshot,

@@ -2,18 +2,16 @@
 //! read as its service account, and sealed files of the repository, opened in memory with the
 //! cluster keys. Their values reach the renderer through its standard input only.
 
-use base64::Engine as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
 use kube::ResourceExt;
-use sealsync_core::manifest::{read_documents, Limits};
 use sealsync_core::renderer::{join_in_repository, TreeFile, ValuesSource};
 use sealsync_core::{GitSync, SealedSecretUsage, ValuesKind, ValuesReference};
 use serde_json::Value as Json;
 use zeroize::Zeroizing;
 
-use super::decrypt::{self, Opened};
 use super::error::Error;
+use super::sealedfile;
 use crate::keys::KeyRing;
 
 /// What reading one reference needs.
@@ -152,62 +150,28 @@ fn from_sealed(
             )))
         };
     };
-    let text = std::str::from_utf8(&found.contents)
-        .map_err(|_| Error::Spec(format!("{place}.path: {file} is not UTF-8 text")))?;
-    let documents =
-        read_documents(text, Limits::small(found.contents.len() + 1, 16)).map_err(|e| {
-            Error::Spec(format!(
-                "{place}.path: {file}: {}",
-                sealsync_core::Chain(&e)
-            ))
-        })?;
-    let document = documents
-        .iter()
-        .find(|d| d.kind() == Some(sealsync_crypto::KIND))
-        .ok_or_else(|| Error::Spec(format!("{place}.path: {file} holds no SealedSecret")))?;
-    let location = format!("{file}: {}", document.describe());
-    let object: Json = serde_json::to_value(&document.value)
-        .map_err(|_| Error::Spec(format!("{place}.path: {file} cannot be read")))?;
-    let opened = decrypt::open(
-        &object,
-        &location,
-        &file,
+    let mut opened = sealedfile::open(
+        (&file, &found.contents),
         context.ring,
         context.release_namespace,
-        false,
+        (&format!("{place}.path"), "this chart's release namespace"),
     )?;
-    let Opened::Sealed { secret, usage } = &opened else {
-        return Err(Error::Spec(format!(
-            "{place}.path: {file} holds no SealedSecret"
-        )));
-    };
-    let sealed_namespace = usage.secret.split_once('/').map_or("", |(ns, _)| ns);
-    if sealed_namespace != context.release_namespace {
-        return Err(Error::Spec(format!(
-            "{place}.path: {file} is sealed for namespace {sealed_namespace:?}, and this chart's release namespace is {:?}: seal its values for the release namespace",
-            context.release_namespace
-        )));
-    }
-    let Some(encoded) = secret["data"][key].as_str() else {
+    let usage = opened.usage.clone();
+    let Some(bytes) = opened.values.remove(key) else {
         return if reference.optional {
-            Ok((file, None, Some(usage.clone())))
+            Ok((file, None, Some(usage)))
         } else {
             Err(Error::Spec(format!(
                 "{place}: {file} has no key {key:?} (valuesKey)"
             )))
         };
     };
-    let bytes = Zeroizing::new(
-        base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .map_err(|_| Error::Spec(format!("{place}: {file} key {key:?} is not base64")))?,
-    );
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| Error::Spec(format!("{place}: {file} key {key:?} is not UTF-8 text")))?;
     Ok((
         format!("{file} key {key} (sealed)"),
         Some(Zeroizing::new(text.to_owned())),
-        Some(usage.clone()),
+        Some(usage),
     ))
 }
 

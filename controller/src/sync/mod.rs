@@ -21,6 +21,7 @@ pub(crate) mod progress;
 pub(crate) mod prune;
 pub(crate) mod resolve;
 pub(crate) mod restarts;
+pub(crate) mod sealedfile;
 pub(crate) mod substitute;
 #[cfg(test)]
 pub(crate) mod testing;
