@@ -763,6 +763,21 @@ async fn sealed_helm_values_are_opened_in_memory_and_never_leave_it() {
         "{status}"
     );
 
+    // A template that fails quoting a sealed value: the message masks it.
+    files.push((
+        "charts/web/templates/check.yaml".to_owned(),
+        "{{ if .Values.db.password }}{{ fail (printf \"refusing %s\" .Values.db.password) }}{{ end }}\n".to_owned(),
+    ));
+    let commit = env
+        .repo
+        .commit_tree(&files, "a failing template")
+        .expect("commit");
+    let status = env.wait_failed(PLATFORM, "web", &commit).await;
+    let (reason, message) = ready_condition(&status);
+    assert_eq!(reason, "RenderFailed", "{message}");
+    assert!(message.contains("refusing ***"), "{message}");
+    files.pop();
+
     // A plaintext password in the chart's own values.yaml is plaintext in Git: refused.
     files[1].1 =
         "db:\n  host: localhost\n  password: in-git-plain\napi:\n  token: \"\"\n".to_owned();

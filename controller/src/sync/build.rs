@@ -130,6 +130,9 @@ pub(crate) async fn build(
         .map_err(|_| Error::Spec("the controller is shutting down".to_owned()))?;
     let allow_plaintext_secrets = gs.spec.allow_plaintext_secrets;
     let variables = variables.cloned();
+    // A template's error may quote a value (`fail`, `required` with a printf): values from
+    // sealed files and Secrets are masked in it.
+    let secret_leaves = helm.as_ref().map(secret_leaves).unwrap_or_default();
     let manifests = tokio::task::spawn_blocking(move || {
         let request = RenderRequest {
             engine,
@@ -141,7 +144,9 @@ pub(crate) async fn build(
         renderer.render_with_limits(&files, &request, &RenderLimits::default(), &bounds)
     })
     .await
-    .map_err(|join| Error::Spec(format!("the render task failed: {join}")))??;
+    .map_err(|join| Error::Spec(format!("the render task failed: {join}")))?
+    .map_err(|e| Error::Render(e).masking(&secret_leaves))?;
+    drop(secret_leaves);
     let git_held = match &helm_inputs {
         Some(inputs) => inputs.git_held(&files_for_check, path_for_check.as_str()),
         None => Vec::new(),
@@ -159,6 +164,38 @@ pub(crate) async fn build(
         })
         .collect();
     Ok((objects, usage))
+}
+
+/// Every scalar of the values that came from sealed files and Secrets, to mask in messages.
+fn secret_leaves(helm: &HelmRequest) -> Vec<Zeroizing<String>> {
+    fn walk(value: &serde_yaml::Value, out: &mut Vec<Zeroizing<String>>) {
+        match value {
+            serde_yaml::Value::String(s) if s.len() >= 3 => out.push(Zeroizing::new(s.clone())),
+            serde_yaml::Value::Number(n) => {
+                let text = n.to_string();
+                if text.len() >= 3 {
+                    out.push(Zeroizing::new(text));
+                }
+            }
+            serde_yaml::Value::Sequence(items) => items.iter().for_each(|i| walk(i, out)),
+            serde_yaml::Value::Mapping(map) => map.values().for_each(|v| walk(v, out)),
+            serde_yaml::Value::Tagged(tagged) => walk(&tagged.value, out),
+            _ => {}
+        }
+    }
+    let mut leaves = Vec::new();
+    for source in helm
+        .values
+        .iter()
+        .filter(|v| v.source.ends_with("(sealed)") || v.source.starts_with("Secret "))
+    {
+        if let Ok(value) = serde_yaml::from_str::<serde_yaml::Value>(&source.yaml) {
+            walk(&value, &mut leaves);
+        } else {
+            leaves.push(source.yaml.clone());
+        }
+    }
+    leaves
 }
 
 /// A rendered SealedSecret named after the file of the repository that holds it (found by its
