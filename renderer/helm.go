@@ -78,7 +78,13 @@ func renderChart(req request) (response, error) {
 		values = v2loader.MergeMaps(values, current)
 	}
 
+	if err := validateSchemas(chart, values); err != nil {
+		return response{}, failWith("Values", "the values do not match the chart's values.schema.json: %s", fs.strip(err.Error()))
+	}
+
 	install := action.NewInstall(&action.Configuration{})
+	// Validated above without loading anything beyond the chart.
+	install.SkipSchemaValidation = true
 	install.DryRunStrategy = action.DryRunClient
 	install.Replace = true
 	install.ReleaseName = req.Helm.ReleaseName
@@ -144,6 +150,10 @@ func splitRelease(rel *releasev1.Release, skipTests bool) response {
 		if test && skipTests {
 			continue
 		}
+		if !runsOnInstallOrUpgrade(h.Events) && !test {
+			// pre/post-delete and rollback hooks: sealsync never runs them.
+			continue
+		}
 		policies := make([]string, 0, len(h.DeletePolicies))
 		for _, p := range h.DeletePolicies {
 			policies = append(policies, string(p))
@@ -180,4 +190,15 @@ func (c *confinedFS) strip(message string) string {
 
 func versionLine() string {
 	return fmt.Sprintf("sealsync-renderer kustomize %s helm %s", moduleVersion("sigs.k8s.io/kustomize/api"), moduleVersion("helm.sh/helm/v4"))
+}
+
+// runsOnInstallOrUpgrade reports whether a hook fires on install or upgrade.
+func runsOnInstallOrUpgrade(events []releasev1.HookEvent) bool {
+	for _, e := range events {
+		switch e {
+		case releasev1.HookPreInstall, releasev1.HookPostInstall, releasev1.HookPreUpgrade, releasev1.HookPostUpgrade:
+			return true
+		}
+	}
+	return false
 }

@@ -242,7 +242,7 @@ kind: Secret
 metadata: {name: {{ .Release.Name }}-db}
 stringData: {password: {{ .Values.database.password | quote }}}
 YAML
-# Sealed values: a Secret whose key values.yaml holds values, sealed for the release namespace.
+# Sealed values: a Secret whose key values.yaml holds values, sealed for the GitSync's namespace.
 printf 'apiVersion: v1\nkind: Secret\nmetadata: {name: api-values, namespace: shop}\nstringData:\n  values.yaml: |\n    database: {password: an-example-chart-password}\n' |
     "$bin/sealsync" seal --recipients-file "$work/cluster-recipients.txt" -w "$work/repo/apps/chart/values.sealed.yaml"
 "$bin/sealsync" check "$work/repo/apps"

@@ -1156,3 +1156,137 @@ async fn charts_from_a_chart_repository_resolve_their_versions_as_helm_does() {
     );
     assert_no_canary(&env, &["remote", "umbrella"]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_bases_are_fetched_only_when_allowed() {
+    let env = Env::start(&[PLATFORM]).await;
+    // A platform team's bases, in a repository of their own, released by tag.
+    let bases = env.git.create_repo("bases").expect("repo");
+    let v1 = bases
+        .commit_files(
+            &[
+                ("base/kustomization.yaml", "resources:\n- cm.yaml\n"),
+                ("base/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\ndata:\n  release: v1\n"),
+            ],
+            "v1",
+        )
+        .expect("commit");
+    bases.create_tag("v1", &v1).expect("tag");
+    bases
+        .commit_files(
+            &[("base/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\ndata:\n  release: main\n")],
+            "after v1",
+        )
+        .expect("commit");
+    let overlay = format!(
+        "namespace: platform\nnamePrefix: app-\nresources:\n- {}//base?ref=v1\n- local.yaml\n",
+        bases.http_url()
+    );
+    let files = vec![
+        ("app/kustomization.yaml".to_owned(), overlay),
+        ("app/local.yaml".to_owned(), configmap("local", "here")),
+    ];
+    let commit = env
+        .repo
+        .commit_tree(&files, "an overlay of a remote base")
+        .expect("commit");
+
+    // Not allowed: the render fails and says how to allow it or what to do instead.
+    env.apply_gitsync(PLATFORM, "remote-base", json!({"path": "app"}))
+        .await;
+    let status = env.wait_failed(PLATFORM, "remote-base", &commit).await;
+    let (reason, message) = ready_condition(&status);
+    assert_eq!(reason, "RenderFailed", "{message}");
+    assert!(
+        message.contains("vendor it into the repository"),
+        "{message}"
+    );
+    assert!(env
+        .get("v1", "ConfigMap", Some(PLATFORM), "app-local")
+        .await
+        .is_none());
+
+    // Allowed: the base is fetched at its tag, with the source's bounds.
+    env.apply_gitsync(
+        PLATFORM,
+        "remote-base",
+        json!({"path": "app", "render": {"kustomize": {"allowRemoteBases": true}}}),
+    )
+    .await;
+    env.wait_applied(PLATFORM, "remote-base", &commit).await;
+    assert_eq!(
+        value_of_key(&env, "app-shared", "release").await.as_deref(),
+        Some("v1")
+    );
+    assert_eq!(
+        value_of_key(&env, "app-local", "value").await.as_deref(),
+        Some("here")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chart_schema_cannot_reach_files_or_urls_and_delete_hooks_are_left_out() {
+    let env = Env::start(&[PLATFORM]).await;
+    let mut files = vec![
+        (
+            "chart/Chart.yaml".to_owned(),
+            "apiVersion: v2\nname: app\nversion: 0.1.0\n".to_owned(),
+        ),
+        ("chart/values.yaml".to_owned(), "replicas: 2\n".to_owned()),
+        (
+            "chart/values.schema.json".to_owned(),
+            "{\"type\": \"object\", \"properties\": {\"replicas\": {\"type\": \"integer\", \"minimum\": 1}}}".to_owned(),
+        ),
+        (
+            "chart/templates/cm.yaml".to_owned(),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  replicas: {{ .Values.replicas | quote }}\n".to_owned(),
+        ),
+        (
+            "chart/templates/cleanup.yaml".to_owned(),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cleanup\n  annotations:\n    helm.sh/hook: pre-delete\ndata:\n  drop: everything\n".to_owned(),
+        ),
+    ];
+    let first = env
+        .repo
+        .commit_tree(&files, "a chart with a schema")
+        .expect("commit");
+    env.apply_gitsync(PLATFORM, "schema", json!({"path": "chart"}))
+        .await;
+    env.wait_applied(PLATFORM, "schema", &first).await;
+    assert_eq!(
+        value_of_key(&env, "app", "replicas").await.as_deref(),
+        Some("2")
+    );
+    // A pre-delete hook is never applied.
+    assert!(env
+        .get("v1", "ConfigMap", Some(PLATFORM), "cleanup")
+        .await
+        .is_none());
+
+    // Values against the schema: refused, as by helm template.
+    files[1].1 = "replicas: 0\n".to_owned();
+    let commit = env
+        .repo
+        .commit_tree(&files, "zero replicas")
+        .expect("commit");
+    let status = env.wait_failed(PLATFORM, "schema", &commit).await;
+    let (reason, message) = ready_condition(&status);
+    assert_eq!(reason, "RenderFailed", "{message}");
+    assert!(message.contains("values.schema.json"), "{message}");
+
+    // A schema that points at a host file or a URL is not followed.
+    files[1].1 = "replicas: 2\n".to_owned();
+    for reference in [
+        "file:///var/run/secrets/kubernetes.io/serviceaccount/token",
+        "file:///etc/passwd",
+        "http://169.254.169.254/latest/meta-data/",
+    ] {
+        files[2].1 = format!("{{\"$ref\": \"{reference}\"}}");
+        let commit = env.repo.commit_tree(&files, reference).expect("commit");
+        let status = env.wait_failed(PLATFORM, "schema", &commit).await;
+        let (reason, message) = ready_condition(&status);
+        assert_eq!(reason, "RenderFailed", "{reference}: {message}");
+        assert!(message.contains("are not loaded"), "{reference}: {message}");
+        assert!(!message.contains("root:"), "{message}");
+    }
+}

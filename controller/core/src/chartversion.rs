@@ -341,11 +341,11 @@ impl Partial {
             }],
             [Some(major), Some(minor), None] => vec![Comparator {
                 op: Op::Lt,
-                version: Self::release([major, minor + 1, 0], &self.text),
+                version: Self::release([major, minor.saturating_add(1), 0], &self.text),
             }],
             [Some(major), None, _] => vec![Comparator {
                 op: Op::Lt,
-                version: Self::release([major + 1, 0, 0], &self.text),
+                version: Self::release([major.saturating_add(1), 0, 0], &self.text),
             }],
             _ => Vec::new(),
         }
@@ -387,11 +387,11 @@ impl Partial {
                 }],
                 (Some(ma), Some(mi), None) => vec![Comparator {
                     op: Op::Ge,
-                    version: Self::release([ma, mi + 1, 0], &self.text),
+                    version: Self::release([ma, mi.saturating_add(1), 0], &self.text),
                 }],
                 (Some(ma), None, _) => vec![Comparator {
                     op: Op::Ge,
-                    version: Self::release([ma + 1, 0, 0], &self.text),
+                    version: Self::release([ma.saturating_add(1), 0, 0], &self.text),
                 }],
                 _ => return None,
             },
@@ -424,8 +424,8 @@ impl Partial {
             "~" | "~>" => {
                 let ma = major?;
                 let upper = match minor {
-                    Some(mi) => [ma, mi + 1, 0],
-                    None => [ma + 1, 0, 0],
+                    Some(mi) => [ma, mi.saturating_add(1), 0],
+                    None => [ma.saturating_add(1), 0, 0],
                 };
                 vec![
                     Comparator {
@@ -441,10 +441,10 @@ impl Partial {
             "^" => {
                 let ma = major?;
                 let upper = match (ma, minor, patch) {
-                    (0, Some(0), Some(p)) => [0, 0, p + 1],
-                    (0, Some(mi), _) if mi > 0 || patch.is_none() => [0, mi + 1, 0],
+                    (0, Some(0), Some(p)) => [0, 0, p.saturating_add(1)],
+                    (0, Some(mi), _) if mi > 0 || patch.is_none() => [0, mi.saturating_add(1), 0],
                     (0, None, _) => [1, 0, 0],
-                    (ma, _, _) => [ma + 1, 0, 0],
+                    (ma, _, _) => [ma.saturating_add(1), 0, 0],
                 };
                 vec![
                     Comparator {

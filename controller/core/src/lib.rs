@@ -40,8 +40,8 @@ pub use duration::{parse_duration, DurationError};
 pub use inventory::{Inventory, InventoryEntry, InventoryShards, InventoryStatus};
 #[cfg(feature = "kube")]
 pub use render_spec::{
-    HelmChartSource, HelmSpec, PostBuildSpec, RenderSpec, RenderType, SubstituteKind,
-    SubstituteReference, ValuesKind, ValuesReference,
+    HelmChartSource, HelmSpec, KustomizeSpec, PostBuildSpec, RenderSpec, RenderType,
+    SubstituteKind, SubstituteReference, ValuesKind, ValuesReference,
 };
 #[cfg(feature = "kube")]
 pub use sealingkey::{

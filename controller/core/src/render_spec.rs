@@ -13,6 +13,20 @@ pub struct RenderSpec {
     /// applies any other as a directory of manifests. The other values force one engine.
     #[serde(default, rename = "type")]
     pub render_type: RenderType,
+    /// kustomize settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kustomize: Option<KustomizeSpec>,
+}
+
+/// How kustomize builds.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KustomizeSpec {
+    /// Fetch remote bases (`https://host/org/repo//path?ref=v1`) named by the repository's
+    /// kustomizations, with the bounds of the GitSync's own repository. Default: false, and a
+    /// remote base fails the render.
+    #[serde(default)]
+    pub allow_remote_bases: bool,
 }
 
 /// The engine of [`RenderSpec`].

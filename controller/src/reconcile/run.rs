@@ -118,7 +118,7 @@ pub(super) async fn run(
         ctx,
         (&key, &mut snapshot, &path),
         applied,
-        (variables.as_ref(), &client),
+        (variables.as_ref(), &client, secret_values),
     )
     .await?;
     let default_namespace = default_namespace(gs);
@@ -271,7 +271,11 @@ async fn render_revision(
     ctx: &Shared,
     (key, snapshot, path): (&SyncKey, &mut Snapshot, &str),
     applied: Result<Vec<crate::heal::AppliedObject>, &'static str>,
-    (variables, client): (Option<&Variables>, &kube::Client),
+    (variables, client, secret_values): (
+        Option<&Variables>,
+        &kube::Client,
+        &mut Vec<zeroize::Zeroizing<String>>,
+    ),
 ) -> Result<
     (
         Vec<SyncObject>,
@@ -294,6 +298,7 @@ async fn render_revision(
             keys: &ctx.engine.keys,
             capabilities: (&ctx.capabilities, &ctx.client),
             charts: &ctx.charts,
+            data_dir: &ctx.settings.data_dir,
         };
         let built = build::build(
             gs,
@@ -302,7 +307,7 @@ async fn render_revision(
             path,
             engine,
             (&default_namespace(gs), timeout),
-            variables,
+            (variables, secret_values),
         )
         .await;
         let labels = RenderLabels {

@@ -53,6 +53,8 @@ pub(crate) struct Builder<'a> {
     pub capabilities: (&'a super::capabilities::CapabilitiesCache, &'a kube::Client),
     /// Chart repositories.
     pub charts: &'a super::charts::ChartRepositories,
+    /// Where remote bases are kept between fetches.
+    pub data_dir: &'a std::path::Path,
 }
 
 /// Builds the overlay or renders the chart at `path`.
@@ -63,7 +65,7 @@ pub(crate) async fn build(
     path: &str,
     engine: Engine,
     (release_namespace, timeout): (&str, Duration),
-    variables: Option<&Variables>,
+    (variables, secret_values): (Option<&Variables>, &mut Vec<Zeroizing<String>>),
 ) -> Result<(Vec<SyncObject>, Vec<SealedSecretUsage>), Error> {
     let mut files = fetch::read_whole_tree(snapshot, SourceLimits::default())
         .await
@@ -71,6 +73,15 @@ pub(crate) async fn build(
             CheckoutError::Source(e) => Error::Source(e),
             CheckoutError::Render(e) => Error::Render(e),
         })?;
+    let allow_remote_bases = gs
+        .spec
+        .render
+        .as_ref()
+        .and_then(|r| r.kustomize.as_ref())
+        .is_some_and(|k| k.allow_remote_bases);
+    if engine == Engine::Kustomize && allow_remote_bases {
+        super::remote::vendor(&mut files, builder.data_dir, timeout).await?;
+    }
     // What the renderer renders: the chart at the path, or one fetched from a repository.
     let render_path = match engine {
         Engine::Helm => {
@@ -79,6 +90,7 @@ pub(crate) async fn build(
         _ => path.to_owned(),
     };
     let mut usage = Vec::new();
+    let owner_namespace = gs.namespace().unwrap_or_default();
     let helm = match engine {
         Engine::Helm => {
             let ring = builder.keys.read().await;
@@ -87,7 +99,7 @@ pub(crate) async fn build(
                 ring: &ring,
                 files: &files,
                 chart_path: path,
-                release_namespace,
+                owner_namespace: &owner_namespace,
             };
             let (from, used) = helm_values::values_from(gs, &context).await?;
             usage = used;
@@ -133,6 +145,8 @@ pub(crate) async fn build(
     // A template's error may quote a value (`fail`, `required` with a printf): values from
     // sealed files and Secrets are masked in it.
     let secret_leaves = helm.as_ref().map(secret_leaves).unwrap_or_default();
+    // An API server's message about an object may quote them too.
+    secret_values.extend(secret_leaves.iter().cloned());
     let manifests = tokio::task::spawn_blocking(move || {
         let request = RenderRequest {
             engine,
@@ -221,7 +235,7 @@ fn name_sealed_source(
     let needle = ciphertext.as_bytes();
     let Some(source) = files
         .iter()
-        .find(|f| f.contents.windows(needle.len()).any(|w| w == needle))
+        .find(|f| memchr::memmem::find(&f.contents, needle).is_some())
     else {
         return;
     };
@@ -292,7 +306,7 @@ fn secret_values_not_in(manifest: &sealsync_core::render::Manifest, git_held: &[
         && values.iter().all(|value| {
             !git_held
                 .iter()
-                .any(|text| text.windows(value.len()).any(|w| w == value.as_slice()))
+                .any(|text| memchr::memmem::find(text, value.as_slice()).is_some())
         })
 }
 

@@ -44,8 +44,12 @@ impl CapabilitiesCache {
                 capabilities
             }
             Err(e) => {
-                tracing::warn!(error = %sealsync_core::Chain(&e), "could not read the cluster's API versions for Helm; rendering with Helm's defaults");
-                Capabilities::default()
+                tracing::warn!(error = %sealsync_core::Chain(&e), "could not read the cluster's API versions for Helm; rendering with what was read last, else Helm's defaults");
+                // What was read before, if anything, stays the better guess; tried again at
+                // the next render.
+                last.as_ref()
+                    .map(|(_, capabilities)| capabilities.clone())
+                    .unwrap_or_default()
             }
         }
     }

@@ -15,6 +15,10 @@ use super::error::Error;
 const MAX_INDEX_BYTES: usize = 32 * 1024 * 1024;
 /// The largest chart archive read (Flux's default).
 const MAX_CHART_BYTES: usize = 10 * 1024 * 1024;
+/// Dependencies one chart may name.
+const MAX_DEPENDENCIES: usize = 64;
+/// Bytes of dependencies fetched or copied for one chart.
+const MAX_DEPENDENCY_BYTES: usize = 128 * 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -127,8 +131,9 @@ impl ChartRepositories {
             .first()
             .ok_or_else(|| failed(format!("{}: {name} {picked} has no URL", shown(&index_url))))?;
         let mut archive_url = base.join(first).map_err(|e| failed(e.to_string()))?;
-        if archive_url.query().is_none() {
-            // Helm copies the repository URL's query (a token some repositories need).
+        if archive_url.query().is_none() && archive_url.origin() == base.origin() {
+            // Helm copies the repository URL's query (a token some repositories need); never
+            // to another host.
             archive_url.set_query(base.query());
         }
         check_repository(archive_url.as_str()).map_err(|why| failed(why.to_owned()))?;
@@ -302,15 +307,31 @@ pub(crate) async fn prepare(
                 .collect()
         })
         .unwrap_or_default();
-    let mut added = Vec::new();
+    if chart.dependencies.len() > MAX_DEPENDENCIES {
+        return Err(spec_error(format!(
+            "Chart.yaml names {} dependencies, more than the limit of {MAX_DEPENDENCIES}",
+            chart.dependencies.len()
+        )));
+    }
+    let mut added: Vec<TreeFile> = Vec::new();
+    let mut added_bytes = 0usize;
     for dependency in &chart.dependencies {
+        if added_bytes > MAX_DEPENDENCY_BYTES {
+            return Err(spec_error(format!(
+                "the dependencies fetched and copied exceed {MAX_DEPENDENCY_BYTES} bytes"
+            )));
+        }
         let vendored = files.iter().any(|f| {
             f.path
                 .strip_prefix(&format!("{prefix}charts/"))
                 .is_some_and(|rest| {
                     rest == format!("{}/Chart.yaml", dependency.name)
-                        || (rest.starts_with(&format!("{}-", dependency.name))
-                            && rest.ends_with(".tgz"))
+                        || rest
+                            .strip_prefix(&format!("{}-", dependency.name))
+                            .is_some_and(|version| {
+                                version.starts_with(|c: char| c.is_ascii_digit())
+                                    && version.ends_with(".tgz")
+                            })
                 })
         });
         if vendored {
@@ -340,6 +361,7 @@ pub(crate) async fn prepare(
                     dependency.name
                 )));
             }
+            added_bytes += copies.iter().map(|f| f.contents.len()).sum::<usize>();
             added.extend(copies);
         } else if repository.starts_with("https://") || repository.starts_with("http://") {
             let version = locked.get(&dependency.name).unwrap_or(&dependency.version);
@@ -347,6 +369,7 @@ pub(crate) async fn prepare(
             let fetched = repositories
                 .fetch(&what, repository, &dependency.name, version)
                 .await?;
+            added_bytes += fetched.archive.len();
             added.push(TreeFile {
                 path: format!("{prefix}charts/{}-{}.tgz", dependency.name, fetched.version),
                 contents: fetched.archive,

@@ -120,6 +120,16 @@ fn list(
             if mode.is_tree() {
                 stack.push((entry.oid().to_owned(), full));
             } else if mode.is_link() {
+                let header = repo
+                    .find_header(entry.oid())
+                    .map_err(|e| local(e.to_string()))?;
+                // A link's target is a path: anything longer is not one.
+                if header.size() > 4096 {
+                    return Err(SourceError::Limit {
+                        what: format!("{full}: the symbolic link's target in bytes"),
+                        limit: 4096,
+                    });
+                }
                 let target = repo
                     .find_object(entry.oid())
                     .map_err(|e| local(e.to_string()))?;

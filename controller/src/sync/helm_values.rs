@@ -20,7 +20,9 @@ pub(crate) struct ValuesContext<'a> {
     pub ring: &'a KeyRing,
     pub files: &'a [TreeFile],
     pub chart_path: &'a str,
-    pub release_namespace: &'a str,
+    /// The GitSync's namespace: sealed values must be sealed for it (a user-chosen target
+    /// namespace would let a GitSync open another namespace's files).
+    pub owner_namespace: &'a str,
 }
 
 /// The values of every `valuesFrom` reference, in order, and the keys that opened the sealed
@@ -122,7 +124,7 @@ async fn from_object(
 /// missing), and the keys that opened it.
 type SealedValues = (String, Option<Zeroizing<String>>, Option<SealedSecretUsage>);
 
-/// A sealed file's key, opened in memory. The file must be sealed for the release namespace:
+/// A sealed file's key, opened in memory. The file must be sealed for the GitSync's namespace:
 /// a file sealed for another namespace cannot be turned into this chart's values.
 fn from_sealed(
     context: &ValuesContext<'_>,
@@ -153,8 +155,8 @@ fn from_sealed(
     let mut opened = sealedfile::open(
         (&file, &found.contents),
         context.ring,
-        context.release_namespace,
-        (&format!("{place}.path"), "this chart's release namespace"),
+        context.owner_namespace,
+        (&format!("{place}.path"), "the GitSync's namespace"),
     )?;
     let usage = opened.usage.clone();
     let Some(bytes) = opened.values.remove(key) else {

@@ -19,6 +19,7 @@ pub(crate) mod plan;
 pub(crate) mod prepare;
 pub(crate) mod progress;
 pub(crate) mod prune;
+pub(crate) mod remote;
 pub(crate) mod resolve;
 pub(crate) mod restarts;
 pub(crate) mod sealedfile;

@@ -3,12 +3,20 @@
 use super::glob;
 use super::{SubstituteError, Variables};
 
-/// `text` with every `${…}` expanded from `vars` and every `$$` made `$`.
+/// Expressions nested in one another's arguments.
+const MAX_DEPTH: usize = 32;
+
+/// `text` with every `${…}` expanded from `vars` and every `$$` made `$`. The result may not
+/// exceed four times the text or 1 MiB, whichever is larger (at most 64 MiB): a replacement
+/// nested in a replacement could otherwise grow without bound.
 pub fn expand(text: &str, vars: &Variables) -> Result<String, SubstituteError> {
+    let limit = text.len().saturating_mul(4).clamp(1 << 20, 64 << 20);
     let mut reader = Reader {
         bytes: text.as_bytes(),
         at: 0,
         vars,
+        depth: 0,
+        limit,
     };
     let out = reader.text(&[])?;
     Ok(String::from_utf8_lossy(&out).into_owned())
@@ -18,6 +26,8 @@ struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
     vars: &'a Variables,
+    depth: usize,
+    limit: usize,
 }
 
 /// The operation of one `${…}`.
@@ -50,6 +60,12 @@ impl Reader<'_> {
         self.bytes.get(self.at + offset).copied()
     }
 
+    fn too_large(&self) -> SubstituteError {
+        self.malformed(
+            "the substituted text grows past its limit (4 times the object, at least 1 MiB)",
+        )
+    }
+
     fn malformed(&self, problem: &'static str) -> SubstituteError {
         SubstituteError::Malformed {
             offset: self.at,
@@ -72,8 +88,16 @@ impl Reader<'_> {
                 }
                 b'$' if self.peek_at(1) == Some(b'{') => {
                     self.at += 2;
-                    let value = self.expression()?;
-                    out.extend_from_slice(value.as_bytes());
+                    if self.depth >= MAX_DEPTH {
+                        return Err(self.malformed("expressions nested more than 32 deep"));
+                    }
+                    self.depth += 1;
+                    let value = self.expression();
+                    self.depth -= 1;
+                    out.extend_from_slice(value?.as_bytes());
+                    if out.len() > self.limit {
+                        return Err(self.too_large());
+                    }
                 }
                 b'\\' if !stops.is_empty() && matches!(self.peek_at(1), Some(b'/' | b'\\')) => {
                     out.push(self.bytes[self.at + 1]);
@@ -138,7 +162,11 @@ impl Reader<'_> {
         if value.is_none() && !matches!(operation, Operation::Default) {
             return Err(SubstituteError::NotSet { name });
         }
-        Ok(apply(operation, value.unwrap_or(""), &args))
+        let value = value.unwrap_or("");
+        if grows_past(&operation, value, &args, self.limit) {
+            return Err(self.too_large());
+        }
+        Ok(apply(operation, value, &args))
     }
 
     /// The operation after the name, and its arguments, evaluated.
@@ -194,6 +222,26 @@ impl Reader<'_> {
         };
         Ok((operation, args))
     }
+}
+
+/// Whether applying `operation` would give more than `limit` bytes (a replacement multiplies
+/// the value's length): checked before the work is done.
+fn grows_past(operation: &Operation, value: &str, args: &[String], limit: usize) -> bool {
+    let replacement = args.get(1).map_or(0, String::len);
+    let grown = match operation {
+        Operation::ReplaceAll => match args.first() {
+            Some(from) if !from.is_empty() => value.len().saturating_add(
+                value
+                    .matches(from.as_str())
+                    .count()
+                    .saturating_mul(replacement),
+            ),
+            _ => value.len(),
+        },
+        Operation::Default => value.len().max(args.iter().map(String::len).sum()),
+        _ => value.len().saturating_add(replacement),
+    };
+    grown > limit
 }
 
 fn apply(operation: Operation, value: &str, args: &[String]) -> String {
@@ -294,25 +342,24 @@ fn substring(value: &str, offset: Option<&str>, length: Option<&str>) -> String 
 
 /// Removes the shortest (or longest) non-empty prefix of `value` that `pattern` matches.
 fn trim_prefix(value: &str, pattern: &str, longest: bool) -> String {
+    // A malformed pattern leaves the value as it is.
+    let Some(matching) = glob::matching_prefixes(pattern, value) else {
+        return value.to_owned();
+    };
     let boundaries: Vec<usize> = value
         .char_indices()
         .map(|(i, _)| i)
-        .skip(1)
         .chain(std::iter::once(value.len()))
         .collect();
-    let mut candidates: Box<dyn Iterator<Item = &usize>> = if longest {
-        Box::new(boundaries.iter().rev())
+    let mut candidates = (1..boundaries.len()).filter(|&k| matching[k]);
+    let chosen = if longest {
+        candidates.next_back()
     } else {
-        Box::new(boundaries.iter())
+        candidates.next()
     };
-    match candidates.find_map(|&end| match glob::matches(pattern, &value[..end]) {
-        Some(true) => Some(Some(end)),
-        Some(false) => None,
-        // A malformed pattern leaves the value as it is.
-        None => Some(None),
-    }) {
-        Some(Some(end)) => value[end..].to_owned(),
-        _ => value.to_owned(),
+    match chosen {
+        Some(k) => value[boundaries[k]..].to_owned(),
+        None => value.to_owned(),
     }
 }
 

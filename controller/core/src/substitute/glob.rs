@@ -1,102 +1,160 @@
 //! Shell patterns for the trim forms: `*` (any run of characters other than `/`, and anything
 //! at all at the end of the pattern), `?` (one character other than `/`), `[…]` classes with
-//! `^` negation and ranges, and `\` escapes.
+//! `^` negation and ranges, and `\` escapes. Matching is one pass over the text per pattern
+//! token (no backtracking), so a hostile pattern costs at most pattern × text steps.
 
-/// Whether `pattern` matches all of `text`; `None` for a malformed pattern.
-pub(super) fn matches(pattern: &str, text: &str) -> Option<bool> {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let text: Vec<char> = text.chars().collect();
-    match_from(&pattern, &text)
+/// One token of a pattern.
+enum Token {
+    Literal(char),
+    AnyOne,
+    /// A star; `true` when it ends the pattern (and then crosses `/` too).
+    Star(bool),
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
 }
 
-fn match_from(pattern: &[char], text: &[char]) -> Option<bool> {
-    let Some((&first, rest)) = pattern.split_first() else {
-        return Some(text.is_empty());
-    };
-    match first {
-        '*' => {
-            if rest.is_empty() {
-                return Some(true);
+fn parse(pattern: &str) -> Option<Vec<Token>> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '*' => {
+                tokens.push(Token::Star(i + 1 == chars.len()));
+                i += 1;
             }
-            // Every split of the text at which the star stops, the shortest first; the star
-            // never crosses a '/'.
-            for split in 0..=text.len() {
-                if match_from(rest, &text[split..])? {
-                    return Some(true);
+            '?' => {
+                tokens.push(Token::AnyOne);
+                i += 1;
+            }
+            '\\' => {
+                tokens.push(Token::Literal(*chars.get(i + 1)?));
+                i += 2;
+            }
+            '[' => {
+                i += 1;
+                let negated = chars.get(i) == Some(&'^');
+                if negated {
+                    i += 1;
                 }
-                if text.get(split) == Some(&'/') {
-                    break;
+                let mut ranges = Vec::new();
+                let mut first = true;
+                loop {
+                    let c = *chars.get(i)?;
+                    if c == ']' && !first {
+                        i += 1;
+                        break;
+                    }
+                    first = false;
+                    let lo = if c == '\\' {
+                        i += 1;
+                        *chars.get(i)?
+                    } else {
+                        c
+                    };
+                    i += 1;
+                    let hi = if chars.get(i) == Some(&'-')
+                        && chars.get(i + 1).is_some_and(|&h| h != ']')
+                    {
+                        i += 1;
+                        let h = if chars[i] == '\\' {
+                            i += 1;
+                            *chars.get(i)?
+                        } else {
+                            chars[i]
+                        };
+                        i += 1;
+                        h
+                    } else {
+                        lo
+                    };
+                    ranges.push((lo, hi));
                 }
+                tokens.push(Token::Class { negated, ranges });
             }
-            Some(false)
-        }
-        '?' => match text.split_first() {
-            Some((&c, tail)) if c != '/' => match_from(rest, tail),
-            _ => Some(false),
-        },
-        '[' => {
-            let (matched, after) = class(rest, text.first().copied())?;
-            if matched {
-                match_from(after, &text[1..])
-            } else {
-                Some(false)
+            c => {
+                tokens.push(Token::Literal(c));
+                i += 1;
             }
         }
-        '\\' => {
-            let (&escaped, after) = rest.split_first()?;
-            match text.split_first() {
-                Some((&c, tail)) if c == escaped => match_from(after, tail),
-                _ => Some(false),
-            }
+    }
+    Some(tokens)
+}
+
+fn accepts(token: &Token, c: char) -> bool {
+    match token {
+        Token::Literal(l) => *l == c,
+        Token::AnyOne => c != '/',
+        Token::Star(last) => *last || c != '/',
+        Token::Class { negated, ranges } => {
+            c != '/' && (ranges.iter().any(|(lo, hi)| *lo <= c && c <= *hi) != *negated)
         }
-        c => match text.split_first() {
-            Some((&t, tail)) if t == c => match_from(rest, tail),
-            _ => Some(false),
-        },
     }
 }
 
-/// A class after its `[`: whether `c` is in it, and the pattern after its `]`.
-fn class(pattern: &[char], c: Option<char>) -> Option<(bool, &[char])> {
-    let (negated, mut rest) = match pattern.split_first() {
-        Some(('^', tail)) => (true, tail),
-        _ => (false, pattern),
-    };
-    let mut found = false;
-    let mut first = true;
-    loop {
-        let (&lo, tail) = rest.split_first()?;
-        if lo == ']' && !first {
-            rest = tail;
-            break;
+/// For each prefix of `text` (by character count, 0 to all), whether `pattern` matches all of
+/// it; `None` for a malformed pattern.
+pub(super) fn matching_prefixes(pattern: &str, text: &str) -> Option<Vec<bool>> {
+    let tokens = parse(pattern)?;
+    // `state[k]`: the first k tokens match what was read so far.
+    let mut state = vec![false; tokens.len() + 1];
+    state[0] = true;
+    close_stars(&tokens, &mut state);
+    let mut prefixes = Vec::with_capacity(text.len() + 1);
+    prefixes.push(state[tokens.len()]);
+    for c in text.chars() {
+        let mut next = vec![false; tokens.len() + 1];
+        for (k, token) in tokens.iter().enumerate() {
+            if !state[k] || !accepts(token, c) {
+                continue;
+            }
+            match token {
+                // A star stays where it is after taking a character.
+                Token::Star(_) => next[k] = true,
+                _ => next[k + 1] = true,
+            }
         }
-        first = false;
-        let (lo, tail) = if lo == '\\' {
-            let (&e, t) = tail.split_first()?;
-            (e, t)
-        } else {
-            (lo, tail)
-        };
-        rest = tail;
-        let hi = if rest.first() == Some(&'-') && rest.get(1).is_some_and(|&h| h != ']') {
-            let (&h, t) = rest[1..].split_first()?;
-            let (h, t) = if h == '\\' {
-                let (&e, t2) = t.split_first()?;
-                (e, t2)
-            } else {
-                (h, t)
-            };
-            rest = t;
-            h
-        } else {
-            lo
-        };
-        if c.is_some_and(|c| lo <= c && c <= hi) {
-            found = true;
+        close_stars(&tokens, &mut next);
+        state = next;
+        prefixes.push(state[tokens.len()]);
+    }
+    Some(prefixes)
+}
+
+/// A star may also match nothing: reaching it reaches past it.
+fn close_stars(tokens: &[Token], state: &mut [bool]) {
+    for k in 0..tokens.len() {
+        if state[k] && matches!(tokens[k], Token::Star(_)) {
+            state[k + 1] = true;
         }
     }
-    let Some(c) = c else {
-        return Some((false, rest));
-    };
-    Some(((found != negated) && c != '/', rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matching_prefixes;
+
+    fn matches(pattern: &str, text: &str) -> bool {
+        *matching_prefixes(pattern, text)
+            .expect("valid")
+            .last()
+            .expect("one")
+    }
+
+    #[test]
+    fn patterns_match_as_flux_matches_them() {
+        assert!(matches("*.yaml", "a.yaml"));
+        assert!(!matches("*.yaml", "dir/a.yaml"));
+        assert!(matches("dir/*", "dir/a/b"));
+        assert!(matches("h?llo", "hello"));
+        assert!(matches("[a-c]x", "bx"));
+        assert!(!matches("[^a-c]x", "bx"));
+        assert!(matches("\\*", "*"));
+        assert!(matching_prefixes("[a-", "x").is_none());
+        // No backtracking blow-up.
+        let hostile = "*a".repeat(40) + "b";
+        assert!(!matches(&hostile, &"a".repeat(5000)));
+    }
 }

@@ -155,3 +155,25 @@ fn opting_out_and_masking() {
         "rejected: *** in prod-eu"
     );
 }
+
+#[test]
+fn hostile_expressions_are_bounded() {
+    let mut vars = vars();
+    vars.insert("v", &"a".repeat(2000)).expect("valid");
+    // Nesting.
+    let deep = "${x:-".repeat(100) + &"}".repeat(100);
+    assert!(matches!(
+        expand(&deep, &vars),
+        Err(SubstituteError::Malformed { .. })
+    ));
+    // A replacement inside a replacement.
+    let error = expand("${v//a/${v//a/${v}}}", &vars).expect_err("too large");
+    assert!(
+        error.to_string().contains("grows past its limit"),
+        "{error}"
+    );
+    // A pattern that would backtrack.
+    vars.insert("w", &"a".repeat(60)).expect("valid");
+    let pattern = format!("${{w##{}b}}", "*a".repeat(12));
+    assert_eq!(expand(&pattern, &vars).expect("expands"), "a".repeat(60));
+}
