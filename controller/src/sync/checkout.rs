@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use gix::bstr::ByteSlice;
 use sealsync_core::render::RenderError;
 use sealsync_core::renderer::{resolve_link, TreeEntry, TreeFile};
 
@@ -97,32 +96,14 @@ fn list(
         .and_then(|c| c.tree())
         .map_err(|e| local(e.to_string()))?;
     let mut entries = BTreeMap::new();
-    let mut walked = 0usize;
-    let mut stack = vec![(root.id, String::new())];
-    while let Some((tree_id, prefix)) = stack.pop() {
-        let tree = repo.find_tree(tree_id).map_err(|e| local(e.to_string()))?;
-        for entry in tree.iter() {
-            let entry = entry.map_err(|e| local(e.to_string()))?;
-            walked += 1;
-            if walked > limits.max_tree_entries {
-                return Err(SourceError::Limit {
-                    what: "the number of tree entries in the repository".to_owned(),
-                    limit: limits.max_tree_entries as u64,
-                });
-            }
-            let name = entry.filename().to_str_lossy();
-            let full = if prefix.is_empty() {
-                name.into_owned()
-            } else {
-                format!("{prefix}/{name}")
-            };
-            let mode = entry.mode();
-            if mode.is_tree() {
-                stack.push((entry.oid().to_owned(), full));
-            } else if mode.is_link() {
-                let header = repo
-                    .find_header(entry.oid())
-                    .map_err(|e| local(e.to_string()))?;
+    super::tree::walk(
+        repo,
+        (root.id, ""),
+        limits,
+        "in the repository",
+        |full, id, mode| {
+            if mode.is_link() {
+                let header = repo.find_header(id).map_err(|e| local(e.to_string()))?;
                 // A link's target is a path: anything longer is not one.
                 if header.size() > 4096 {
                     return Err(SourceError::Limit {
@@ -130,19 +111,18 @@ fn list(
                         limit: 4096,
                     });
                 }
-                let target = repo
-                    .find_object(entry.oid())
-                    .map_err(|e| local(e.to_string()))?;
+                let target = repo.find_object(id).map_err(|e| local(e.to_string()))?;
                 entries.insert(
                     full,
                     Entry::Link(String::from_utf8_lossy(&target.data).into_owned()),
                 );
             } else if mode.is_blob() {
-                entries.insert(full, Entry::File(entry.oid().to_owned()));
+                entries.insert(full, Entry::File(id));
             }
             // Submodules (commits) have no content in this repository.
-        }
-    }
+            Ok(())
+        },
+    )?;
     Ok(entries)
 }
 

@@ -75,13 +75,44 @@ pub(crate) fn read_tree(
             _ => return Ok(reader.tree),
         }
     };
-    let mut walked = 0usize;
     let root_prefix = if path.is_empty() {
         String::new()
     } else {
         format!("{path}/")
     };
-    let mut stack = vec![(start.id, path.to_owned())];
+    walk(
+        repo,
+        (start.id, path),
+        limits,
+        "under the path",
+        |full, id, mode| {
+            if mode.is_blob() {
+                // Only what render would read is loaded: a README or a binary blob under the
+                // path costs nothing.
+                let relative = full.strip_prefix(&root_prefix).unwrap_or(&full);
+                if sealsync_core::render::is_candidate(relative) {
+                    reader.blob(id, full)?;
+                }
+            }
+            // Symlinks and submodules are not followed: their targets are outside the tree.
+            Ok(())
+        },
+    )?;
+    Ok(reader.tree)
+}
+
+/// Visits every entry below the tree `start` (its path `prefix`), depth first, counting each
+/// against the tree-entry limit (`scope` says where, for the message): `visit` gets the path,
+/// id and mode of each entry that is not a tree.
+pub(crate) fn walk(
+    repo: &gix::Repository,
+    (start, prefix): (gix::ObjectId, &str),
+    limits: &SourceLimits,
+    scope: &str,
+    mut visit: impl FnMut(String, gix::ObjectId, gix::objs::tree::EntryMode) -> Result<(), SourceError>,
+) -> Result<(), SourceError> {
+    let mut walked = 0usize;
+    let mut stack = vec![(start, prefix.to_owned())];
     while let Some((tree_id, prefix)) = stack.pop() {
         let tree = repo.find_tree(tree_id).map_err(|e| local(e.to_string()))?;
         for entry in tree.iter() {
@@ -89,7 +120,7 @@ pub(crate) fn read_tree(
             walked += 1;
             if walked > limits.max_tree_entries {
                 return Err(SourceError::Limit {
-                    what: "the number of tree entries under the path".to_owned(),
+                    what: format!("the number of tree entries {scope}"),
                     limit: limits.max_tree_entries as u64,
                 });
             }
@@ -102,18 +133,12 @@ pub(crate) fn read_tree(
             let mode = entry.mode();
             if mode.is_tree() {
                 stack.push((entry.oid().to_owned(), full));
-            } else if mode.is_blob() {
-                // Only what render would read is loaded: a README or a binary blob under the
-                // path costs nothing.
-                let relative = full.strip_prefix(&root_prefix).unwrap_or(&full);
-                if sealsync_core::render::is_candidate(relative) {
-                    reader.blob(entry.oid().to_owned(), full)?;
-                }
+            } else {
+                visit(full, entry.oid().to_owned(), mode)?;
             }
-            // Symlinks and submodules are not followed: their targets are outside the tree.
         }
     }
-    Ok(reader.tree)
+    Ok(())
 }
 
 /// Reads the files `kept` named, after all (every object is planned).

@@ -77,23 +77,9 @@ impl Engine {
     }
 }
 
-/// One file of the tree the renderer reads.
-#[derive(Clone)]
-pub struct TreeFile {
-    /// Path relative to the repository root, `/`-separated.
-    pub path: String,
-    /// Its bytes (ciphertext for sealed files: plaintext never reaches the copy).
-    pub contents: Vec<u8>,
-}
-
-impl std::fmt::Debug for TreeFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TreeFile")
-            .field("path", &self.path)
-            .field("bytes", &self.contents.len())
-            .finish()
-    }
-}
+/// One file of the tree the renderer reads: a path relative to the repository root and its
+/// bytes (ciphertext for sealed files: plaintext never reaches the copy).
+pub use crate::render::SourceFile as TreeFile;
 
 /// Bounds on one render, beyond the object limits of [`RenderLimits`].
 #[derive(Debug, Clone, Copy)]
