@@ -8,6 +8,7 @@ pub mod chartversion;
 #[cfg(feature = "kube")]
 mod crd;
 mod duration;
+pub mod health;
 #[cfg(feature = "kube")]
 pub mod inventory;
 #[cfg(feature = "kube")]
