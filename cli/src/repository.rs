@@ -137,6 +137,7 @@ fn helm_request(args: &EngineOptions, root: &Path, path: &str) -> CliResult<Helm
         values.push(ValuesSource {
             source: joined,
             yaml: zeroize::Zeroizing::new(text),
+            secret: false,
         });
     }
     let release_name = args.release_name.clone().unwrap_or_else(|| {

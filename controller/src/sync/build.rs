@@ -121,7 +121,7 @@ pub(crate) async fn build(
         plain_values: request
             .values
             .iter()
-            .filter(|v| !v.source.ends_with("(sealed)") && !v.source.starts_with("Secret "))
+            .filter(|v| !v.secret)
             .map(|v| v.yaml.to_string())
             .collect(),
     });
@@ -198,11 +198,7 @@ fn secret_leaves(helm: &HelmRequest) -> Vec<Zeroizing<String>> {
         }
     }
     let mut leaves = Vec::new();
-    for source in helm
-        .values
-        .iter()
-        .filter(|v| v.source.ends_with("(sealed)") || v.source.starts_with("Secret "))
-    {
+    for source in helm.values.iter().filter(|v| v.secret) {
         if let Ok(value) = serde_yaml::from_str::<serde_yaml::Value>(&source.yaml) {
             walk(&value, &mut leaves);
         } else {
@@ -342,6 +338,7 @@ fn helm_request(
         values.push(ValuesSource {
             source: joined,
             yaml: Zeroizing::new(text),
+            secret: false,
         });
     }
     values.extend(values_from);
@@ -351,6 +348,7 @@ fn helm_request(
         values.push(ValuesSource {
             source: "spec.helm.values".to_owned(),
             yaml: Zeroizing::new(text),
+            secret: false,
         });
     }
     Ok(HelmRequest {

@@ -39,6 +39,7 @@ pub(crate) async fn values_from(
     for (index, reference) in helm.values_from.iter().enumerate() {
         let place = format!("spec.helm.valuesFrom[{index}]");
         let key = reference.values_key.as_deref().unwrap_or("values.yaml");
+        let secret = reference.kind != ValuesKind::ConfigMap;
         let (source, text) = match reference.kind {
             ValuesKind::ConfigMap | ValuesKind::Secret => {
                 from_object(gs, context.client, reference, &place, key).await?
@@ -57,7 +58,11 @@ pub(crate) async fn values_from(
                 .map_err(|why| Error::Spec(format!("{place}.targetPath: {why}")))?,
             None => text,
         };
-        values.push(ValuesSource { source, yaml });
+        values.push(ValuesSource {
+            source,
+            yaml,
+            secret,
+        });
     }
     Ok((values, usage))
 }

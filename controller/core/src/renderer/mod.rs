@@ -139,6 +139,30 @@ pub struct RenderRequest<'a> {
     pub variables: Option<&'a crate::substitute::Variables>,
 }
 
+impl RenderRequest<'_> {
+    /// A [`RenderError::Renderer`] of this request.
+    fn failure(&self, reason: &str, message: String) -> RenderError {
+        RenderError::Renderer {
+            path: display_path(self.path),
+            engine: self.engine.name(),
+            reason: reason.to_owned(),
+            message,
+        }
+    }
+
+    /// A [`RenderError::Limit`] of rendering this request.
+    fn limit(&self, what: &str, limit: usize) -> RenderError {
+        RenderError::Limit {
+            what: format!(
+                "rendering {} with {}: the {what}",
+                display_path(self.path),
+                self.engine.name()
+            ),
+            limit,
+        }
+    }
+}
+
 /// How a chart is rendered.
 #[derive(Debug, Clone, Default)]
 pub struct HelmRequest {
@@ -165,6 +189,9 @@ pub struct ValuesSource {
     pub source: String,
     /// The YAML text.
     pub yaml: Zeroizing<String>,
+    /// Whether it came from a sealed file or a Secret: its values are masked in messages
+    /// and are not "in Git".
+    pub secret: bool,
 }
 
 impl std::fmt::Debug for ValuesSource {
@@ -202,11 +229,6 @@ impl Renderer {
             .unwrap_or_else(|| PathBuf::from(RENDERER_PROGRAM))
     }
 
-    /// The program's path.
-    pub fn program(&self) -> &Path {
-        &self.program
-    }
-
     /// These limits.
     pub fn limits(&self) -> &RendererLimits {
         &self.limits
@@ -231,16 +253,8 @@ impl Renderer {
         limits: &RenderLimits,
         bounds: &RendererLimits,
     ) -> Result<Vec<Manifest>, RenderError> {
-        let engine = request.engine;
-        let path = request.path;
-        let failed = |reason: &str, message: String| RenderError::Renderer {
-            path: display_path(path),
-            engine: engine.name(),
-            reason: reason.to_owned(),
-            message,
-        };
         let work = WorkDir::create(&self.work_parent, files)
-            .map_err(|e| failed("Workspace", format!("copying the tree: {e}")))?;
+            .map_err(|e| request.failure("Workspace", format!("copying the tree: {e}")))?;
         let root = work.root();
         self.run(&root, work.path(), request, limits, bounds)
     }
@@ -267,12 +281,7 @@ impl Renderer {
     ) -> Result<Vec<Manifest>, RenderError> {
         let engine = request.engine;
         let path = request.path;
-        let failed = |reason: &str, message: String| RenderError::Renderer {
-            path: display_path(path),
-            engine: engine.name(),
-            reason: reason.to_owned(),
-            message,
-        };
+        let failed = |reason: &str, message: String| request.failure(reason, message);
         let input = Zeroizing::new(
             serde_json::to_vec(&WireRequest::new(request, root, bounds))
                 .map_err(|e| failed("Request", e.to_string()))?,
@@ -292,30 +301,11 @@ impl Renderer {
                     program: self.program.display().to_string(),
                     message: e.to_string(),
                 },
-                ChildError::Timeout(limit) => RenderError::Limit {
-                    what: format!(
-                        "rendering {} with {}: the time in seconds",
-                        display_path(path),
-                        engine.name()
-                    ),
-                    limit: limit.as_secs() as usize,
-                },
-                ChildError::Memory(limit) => RenderError::Limit {
-                    what: format!(
-                        "rendering {} with {}: the memory in bytes",
-                        display_path(path),
-                        engine.name()
-                    ),
-                    limit: limit as usize,
-                },
-                ChildError::Output => RenderError::Limit {
-                    what: format!(
-                        "rendering {} with {}: the output in bytes",
-                        display_path(path),
-                        engine.name()
-                    ),
-                    limit: bounds.output_bytes,
-                },
+                ChildError::Timeout(limit) => {
+                    request.limit("time in seconds", limit.as_secs() as usize)
+                }
+                ChildError::Memory(limit) => request.limit("memory in bytes", limit as usize),
+                ChildError::Output => request.limit("output in bytes", bounds.output_bytes),
                 ChildError::Exited { status, stderr } => failed(
                     "Crashed",
                     format!("the renderer exited ({status}) without a response: {stderr}"),
@@ -326,14 +316,7 @@ impl Renderer {
             .map_err(|e| failed("Response", format!("unreadable response: {e}")))?;
         if let Some(error) = response.error {
             if error.reason == "Limit" {
-                return Err(RenderError::Limit {
-                    what: format!(
-                        "rendering {} with {}: the output in bytes",
-                        display_path(path),
-                        engine.name()
-                    ),
-                    limit: bounds.output_bytes,
-                });
+                return Err(request.limit("output in bytes", bounds.output_bytes));
             }
             return Err(failed(&error.reason, error.message));
         }
