@@ -5,6 +5,7 @@
 //! - `app`: the wiring (flags, start-up, the loops it runs);
 //! - `reconcile`: one GitSync's reconcile, driving the sync engine;
 //! - `refresh`, `heal`: Vault refreshes and drift corrections, through the same engine;
+//! - `health`: whether applied objects are healthy, from watches that keep no object;
 //! - `http` (health, metrics, keys, rewrap, webhooks) and `leader` (leadership and shards);
 //! - `sync`: the sync engine and its stages (fetch, render, decrypt, resolve, restarts,
 //!   prepare, plan, apply, prune);
@@ -16,6 +17,7 @@
 
 mod app;
 mod heal;
+mod health;
 mod http;
 mod keys;
 mod leader;

@@ -1,5 +1,5 @@
 //! `sealsync status [NAME]`: the GitSyncs of a namespace as a table, like
-//! `flux get kustomizations`.
+//! `flux get kustomizations`, then the objects each found not healthy when it last waited.
 
 use std::process::ExitCode;
 
@@ -57,6 +57,7 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         output::write_stdout(&table(&items, args.all_namespaces))?;
+        output::write_stdout(&unhealthy(&items))?;
         let all_ready = items.iter().all(|gs| ready(gs).0 == "True");
         Ok(if all_ready {
             ExitCode::SUCCESS
@@ -103,4 +104,91 @@ fn table(items: &[GitSync], with_namespace: bool) -> String {
         rows.push(row);
     }
     output::table(&rows)
+}
+
+/// For each GitSync whose last wait found objects not healthy, those objects as a table.
+fn unhealthy(items: &[GitSync]) -> String {
+    let mut out = String::new();
+    for gs in items {
+        let Some(health) = gs
+            .status
+            .as_ref()
+            .map(|s| &s.health)
+            .filter(|h| !h.is_empty())
+        else {
+            continue;
+        };
+        out.push_str(&format!(
+            "\n{}/{}: {} object(s) not healthy\n",
+            gs.namespace().unwrap_or_default(),
+            gs.name_any(),
+            health.len()
+        ));
+        let mut rows = vec![["KIND", "OBJECT", "HEALTH", "MESSAGE"]
+            .map(str::to_owned)
+            .to_vec()];
+        for object in health {
+            rows.push(vec![
+                object.kind.clone(),
+                match &object.namespace {
+                    Some(ns) => format!("{ns}/{}", object.name),
+                    None => object.name.clone(),
+                },
+                object.status.clone(),
+                object.message.replace('\n', " "),
+            ]);
+        }
+        out.push_str(&output::table(&rows));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealsync_core::{GitSyncStatus, UnhealthyObject};
+
+    fn gitsync(name: &str, health: Vec<UnhealthyObject>) -> GitSync {
+        let mut gs: GitSync = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sealsync.dev/v1",
+            "kind": "GitSync",
+            "metadata": {"name": name, "namespace": "platform"},
+            "spec": {"url": "https://git.example/apps.git", "interval": "1m"},
+        }))
+        .expect("a GitSync");
+        gs.status = Some(GitSyncStatus {
+            health,
+            ..Default::default()
+        });
+        gs
+    }
+
+    #[test]
+    fn objects_not_healthy_are_listed_under_their_gitsync() {
+        let job = UnhealthyObject {
+            api_version: "batch/v1".to_owned(),
+            kind: "Job".to_owned(),
+            namespace: Some("db".to_owned()),
+            name: "migrate".to_owned(),
+            status: "Failed".to_owned(),
+            message: "the Job failed".to_owned(),
+        };
+        let crd = UnhealthyObject {
+            api_version: "apiextensions.k8s.io/v1".to_owned(),
+            kind: "CustomResourceDefinition".to_owned(),
+            namespace: None,
+            name: "widgets.example.com".to_owned(),
+            status: "InProgress".to_owned(),
+            message: "the definition is not established".to_owned(),
+        };
+        let items = [gitsync("web", Vec::new()), gitsync("db", vec![job, crd])];
+        assert_eq!(
+            unhealthy(&items),
+            "\nplatform/db: 2 object(s) not healthy\n\
+             KIND                       OBJECT                HEALTH       MESSAGE\n\
+             Job                        db/migrate            Failed       the Job failed\n\
+             CustomResourceDefinition   widgets.example.com   InProgress   the definition is not established\n"
+        );
+        assert_eq!(unhealthy(&items[..1]), "");
+    }
 }

@@ -143,6 +143,15 @@ pub struct GitSyncSpec {
     /// fields take the controller's `VAULT_ADDR`, `VAULT_NAMESPACE` and `VAULT_CACERT`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vault: Option<VaultSpec>,
+    /// Ready only once every applied object is healthy (kstatus's rules: a Deployment rolled
+    /// out, a Job complete, a CRD established, a custom resource's `Ready` condition), within
+    /// `spec.timeout`. Default: false, and Ready means applied.
+    #[serde(default)]
+    pub wait: bool,
+    /// Objects to wait for when `wait` is off, as Flux's `healthChecks`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub health_checks: Vec<crate::HealthCheckRef>,
 }
 
 /// Vault settings of a GitSync. At most one login method may be set; with none, the
@@ -437,6 +446,12 @@ pub struct GitSyncStatus {
     /// The path of the push webhook (`/hook/<hex>`), once its Secret has been read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_path: Option<String>,
+    /// The objects that were not healthy when the last revision was waited for (at most 50).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health: Vec<crate::UnhealthyObject>,
+    /// The last revision that was applied and found healthy (or applied, without a wait).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_healthy_revision: Option<String>,
 }
 
 /// Which keys opened one SealedSecret: what a security team reads to see whether an old key
@@ -478,6 +493,8 @@ mod tests {
             restart_on_secret_change: false,
             service_account_name: None,
             vault: None,
+            wait: false,
+            health_checks: Vec::new(),
         }
     }
 

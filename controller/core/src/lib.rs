@@ -10,6 +10,8 @@ mod crd;
 mod duration;
 pub mod health;
 #[cfg(feature = "kube")]
+mod health_spec;
+#[cfg(feature = "kube")]
 pub mod inventory;
 #[cfg(feature = "kube")]
 pub mod keysecret;
@@ -37,6 +39,8 @@ pub use crd::{
     RESTART_ON_SECRET_CHANGE_ANNOTATION, SECRET_CHECKSUM_ANNOTATION,
 };
 pub use duration::{parse_duration, DurationError};
+#[cfg(feature = "kube")]
+pub use health_spec::{HealthCheckRef, UnhealthyObject, WAVE_ANNOTATION};
 #[cfg(feature = "kube")]
 pub use inventory::{Inventory, InventoryEntry, InventoryShards, InventoryStatus};
 #[cfg(feature = "kube")]

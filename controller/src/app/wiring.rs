@@ -148,6 +148,7 @@ pub(super) fn wire(
         capabilities: Default::default(),
         charts: Default::default(),
         files: Default::default(),
+        health: crate::health::HealthWatches::new(client.clone(), metrics.clone()),
     });
     Wired {
         shared,

@@ -13,6 +13,7 @@ use sealsync_core::{
 };
 
 use super::{Applied, Shared};
+use crate::health::Verdict;
 use crate::status::{self, InventoryLoadError};
 use crate::support::metrics::ReasonLabels;
 use crate::support::SyncKey;
@@ -83,9 +84,20 @@ impl Change<'_> {
         }
         match self.result {
             Ok(applied) => {
-                match &applied.prune_error {
-                    None => {
-                        let message = format!("Applied revision: {}", applied.revision);
+                let unhealthy = applied.unhealthy();
+                match (&applied.prune_error, unhealthy) {
+                    (None, Some(_)) => status::set_failed(
+                        &mut st.conditions,
+                        "HealthCheckFailed",
+                        &health_failed_message(applied),
+                        false,
+                        self.generation,
+                    ),
+                    (None, None) => {
+                        let message = match &applied.health {
+                            Some(_) => format!("Applied revision: {}; healthy", applied.revision),
+                            None => format!("Applied revision: {}", applied.revision),
+                        };
                         status::set_condition(
                             &mut st.conditions,
                             "Ready",
@@ -96,7 +108,7 @@ impl Change<'_> {
                         );
                         status::remove_condition(&mut st.conditions, "Reconciling");
                     }
-                    Some(error) => status::set_failed(
+                    (Some(error), _) => status::set_failed(
                         &mut st.conditions,
                         "PruneFailed",
                         &prune_failed_message(applied, error),
@@ -105,6 +117,10 @@ impl Change<'_> {
                     ),
                 }
                 status::remove_condition(&mut st.conditions, "Stalled");
+                st.health = unhealthy.map(<[_]>::to_vec).unwrap_or_default();
+                if unhealthy.is_none() {
+                    st.last_healthy_revision = Some(applied.revision.clone());
+                }
                 st.last_applied_revision = Some(applied.revision.clone());
                 st.sealed_secrets.clone_from(&applied.usage);
             }
@@ -181,6 +197,37 @@ async fn record_inventory(
 #[error("writing the inventory ConfigMaps")]
 struct KeptInStatus(#[source] kube::Error);
 
+/// `Applied revision R, but 2 object(s) are not healthy: Job shop/migrate failed (the Job
+/// failed); …`, naming at most five objects (the status lists up to fifty).
+fn health_failed_message(applied: &Applied) -> String {
+    use std::fmt::Write as _;
+    let (what, list) = match &applied.health {
+        Some(Verdict::Failed(list)) => ("failed", list.as_slice()),
+        Some(Verdict::TimedOut(list)) => ("timed out waiting for health", list.as_slice()),
+        _ => ("", &[][..]),
+    };
+    let mut message = format!(
+        "Applied revision {}, but the health check {what}: ",
+        applied.revision
+    );
+    for (i, object) in list.iter().take(5).enumerate() {
+        if i > 0 {
+            message.push_str("; ");
+        }
+        let _ = write!(
+            message,
+            "{} is {} ({})",
+            object.describe(),
+            object.status,
+            object.message
+        );
+    }
+    if list.len() > 5 {
+        let _ = write!(message, "; and {} more in status.health", list.len() - 5);
+    }
+    message
+}
+
 fn prune_failed_message(applied: &Applied, error: &str) -> String {
     format!(
         "Applied revision {}, but prune failed: {error}; the objects stay in the inventory and are retried",
@@ -204,6 +251,7 @@ pub(super) async fn finish(
     let key: SyncKey = (namespace.clone(), name.clone());
     let reason = match &result {
         Ok(a) if a.prune_error.is_some() => "PruneFailed",
+        Ok(a) if a.unhealthy().is_some() => "HealthCheckFailed",
         Ok(_) => "Succeeded",
         Err(e) => e.reason(),
     };
@@ -235,6 +283,15 @@ pub(super) async fn finish(
             if let Some(error) = &applied.prune_error {
                 let message = prune_failed_message(applied, error);
                 status::event(&ctx.recorder, gs, true, "PruneFailed", message).await;
+            }
+            if applied.unhealthy().is_some() {
+                let message = health_failed_message(applied);
+                tracing::warn!(
+                    gitsync = %format!("{namespace}/{name}"),
+                    error = %message,
+                    "health check failed"
+                );
+                status::event(&ctx.recorder, gs, true, "HealthCheckFailed", message).await;
             }
             let new_revision = gs
                 .status

@@ -10,6 +10,7 @@ mod cleanup;
 mod context;
 mod credentials;
 mod finish;
+mod health;
 mod incremental;
 mod run;
 
@@ -38,6 +39,9 @@ use credentials::credentials;
 const RETRY: Backoff =
     Backoff::new(Duration::from_secs(2), 2.0, Duration::from_secs(600)).jittered();
 
+/// How long before the reconcile's timeout the wait for health gives up.
+const HEALTH_MARGIN: Duration = Duration::from_millis(500);
+
 /// The longest reconcile timeout when `spec.timeout` is not set.
 const MAX_DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -58,6 +62,8 @@ struct Applied {
     files: Option<incremental::FileIndex>,
     /// Every object was planned, not only those an incremental revision changed.
     planned_fully: bool,
+    /// How the wait for the objects' health ended; `None` without a wait.
+    health: Option<crate::health::Verdict>,
 }
 
 /// Each applied object's manifest, and its state after the apply (by inventory id).
@@ -77,6 +83,19 @@ impl Applied {
             heal: None,
             files: None,
             planned_fully: false,
+            health: None,
+        }
+    }
+}
+
+impl Applied {
+    /// The objects that kept the revision from being healthy, when it waited and they did.
+    fn unhealthy(&self) -> Option<&[sealsync_core::UnhealthyObject]> {
+        match &self.health {
+            Some(crate::health::Verdict::Failed(list) | crate::health::Verdict::TimedOut(list)) => {
+                Some(list)
+            }
+            _ => None,
         }
     }
 }
@@ -211,7 +230,12 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
         &gs,
         ctx,
         &actor,
-        &progress,
+        // The wait for health ends just before the reconcile's time does, so that it reports
+        // which objects were not healthy instead of a bare timeout.
+        (
+            &progress,
+            tokio::time::Instant::from_std(started) + timeout.saturating_sub(HEALTH_MARGIN),
+        ),
         &mut attempted,
         &mut written,
         &mut secret_values,
@@ -240,7 +264,9 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     }
     let mut result = result.map_err(|e| e.masking(&secret_values));
     drop(secret_values);
-    let mut failed = result.as_ref().map_or(true, |a| a.prune_error.is_some());
+    let mut failed = result
+        .as_ref()
+        .map_or(true, |a| a.prune_error.is_some() || a.unhealthy().is_some());
     let mut terminal = result.as_ref().err().is_some_and(Error::is_terminal);
     let heal = result.as_mut().ok().and_then(|a| a.heal.take());
     let files = result.as_mut().ok().and_then(|a| a.files.take());

@@ -12,8 +12,8 @@ use sealsync_core::{GitSync, Inventory, InventoryEntry, Revision};
 use serde_json::Value as Json;
 
 use super::{
-    applied_inventory, credentials, default_namespace, forget_vault, incremental, register_webhook,
-    report_orphaned, Applied, Shared,
+    applied_inventory, credentials, default_namespace, forget_vault, health, incremental,
+    register_webhook, report_orphaned, Applied, Shared,
 };
 use crate::heal::TrackedSource;
 use crate::support::metrics::RenderLabels;
@@ -33,14 +33,14 @@ use sealsync_core::substitute::Variables;
 /// How long one fetch may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// One reconcile's stages. `attempted` receives the fetched revision as soon as it is known;
+/// One reconcile's stages, the wait for health ending at `deadline`. `attempted` receives the fetched revision as soon as it is known;
 /// `written`, the objects a failed apply could not undo; `secret_values`, the values of
 /// substitution variables read from Secrets, which no message may show.
 pub(super) async fn run(
     gs: &GitSync,
     ctx: &Shared,
     actor: &Actor,
-    progress: &Progress,
+    (progress, deadline): (&Progress, tokio::time::Instant),
     attempted: &mut Option<String>,
     written: &mut Vec<InventoryEntry>,
     secret_values: &mut Vec<zeroize::Zeroizing<String>>,
@@ -169,7 +169,23 @@ pub(super) async fn run(
         progress,
     )
     .await;
-    Ok(hand_over(
+    let health = {
+        let applied = health::AppliedObjects {
+            inventory: &synced.inventory,
+            observed: synced
+                .outcome
+                .observed
+                .iter()
+                .chain(&carried.observed)
+                .map(|(id, seen)| (id.as_str(), seen))
+                .collect(),
+            actor,
+            client: &client,
+            default_namespace: &default_namespace,
+        };
+        health::check_health(gs, ctx, &key, &applied, &mut resolver, (deadline, progress)).await?
+    };
+    let mut applied = hand_over(
         gs,
         ctx,
         &target,
@@ -177,7 +193,9 @@ pub(super) async fn run(
         synced,
         (carried, files, planned_fully),
         pruned,
-    ))
+    );
+    applied.health = health;
+    Ok(applied)
 }
 
 /// The spec's revision and path, and the checks that need no request.
@@ -537,5 +555,6 @@ fn hand_over(
         heal,
         files: gs.spec.self_heal.then_some(files),
         planned_fully,
+        health: None,
     }
 }

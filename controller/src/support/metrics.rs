@@ -165,6 +165,10 @@ pub(crate) struct Metrics {
     pub oldest_key_in_use: Gauge,
     /// 1 while this replica holds the Lease, 0 while it stands by.
     pub leader: Family<LeaseLabels, Gauge>,
+    /// Health waits of revisions, by result (`healthy`, `failed`, `timeout`).
+    pub health_checks: Family<ResultLabels, Counter>,
+    /// Seconds a revision waited for its objects to become healthy.
+    pub health_wait: Histogram,
 }
 
 impl Default for Metrics {
@@ -304,9 +308,23 @@ impl Default for Metrics {
             "1 while this replica holds the Lease (it reconciles, or manages the keys), 0 while it stands by",
             leader.clone(),
         );
+        let health_checks = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "health_checks",
+            "Health waits of revisions, by result (healthy, failed, timeout)",
+            health_checks.clone(),
+        );
+        let health_wait = Histogram::new(exponential_buckets(0.01, 2.0, 16));
+        registry.register(
+            "health_wait_seconds",
+            "Seconds a revision waited for its objects to become healthy",
+            health_wait.clone(),
+        );
         Self {
             registry,
             leader,
+            health_checks,
+            health_wait,
             rewrap_requests,
             keys,
             key_documents,

@@ -23,6 +23,8 @@ pub(crate) enum SyncStage {
     Apply,
     /// Deleting what the revision no longer holds.
     Prune,
+    /// Waiting for the applied objects to become healthy.
+    Health,
 }
 
 impl SyncStage {
@@ -36,6 +38,7 @@ impl SyncStage {
             SyncStage::Plan => "plan",
             SyncStage::Apply => "apply",
             SyncStage::Prune => "prune",
+            SyncStage::Health => "health check",
         }
     }
 
@@ -47,6 +50,7 @@ impl SyncStage {
             SyncStage::Resolve => "VaultTimeout",
             SyncStage::Plan | SyncStage::Apply => "ApplyTimeout",
             SyncStage::Prune => "PruneTimeout",
+            SyncStage::Health => "HealthCheckFailed",
         }
     }
 }
@@ -76,6 +80,9 @@ impl Step {
                 "apply: {n} object(s), {} validated, {} written",
                 self.validated, self.written
             ),
+            (SyncStage::Health, n) => {
+                format!("health check: {} of {n} object(s) healthy", self.written)
+            }
             (_, n) => format!("{}: {n} object(s)", self.stage.name()),
         };
         match &self.revision {
@@ -154,6 +161,11 @@ impl Progress {
     pub(crate) fn written(&self, count: usize) {
         let mut step = self.step();
         step.written = step.written.saturating_add(count);
+    }
+
+    /// In the health stage: `count` objects are healthy now.
+    pub(crate) fn healthy(&self, count: usize) {
+        self.step().written = count;
     }
 
     /// The revision is known.

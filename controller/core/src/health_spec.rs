@@ -1,0 +1,57 @@
+//! The parts of a GitSync's spec and status about health: which objects a revision waits
+//! for, and which of them are not healthy.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The annotation that orders a revision's objects in waves (`"<integer>"`, default 0).
+pub const WAVE_ANNOTATION: &str = "sealsync.dev/wave";
+
+/// An object a GitSync waits for before it is Ready, as Flux's `healthChecks` names one.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheckRef {
+    /// Its API version, such as `apps/v1`.
+    #[schemars(length(min = 1, max = 316))]
+    pub api_version: String,
+    /// Its kind, such as `Deployment`.
+    #[schemars(length(min = 1, max = 63))]
+    pub kind: String,
+    /// Its name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Its namespace; default: the namespace of namespaced objects whose manifests name none.
+    /// An object the revision does not hold is read with the GitSync's own permissions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub namespace: Option<String>,
+}
+
+/// One object that was not healthy when the GitSync last looked.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnhealthyObject {
+    /// Its API version.
+    pub api_version: String,
+    /// Its kind.
+    pub kind: String,
+    /// Its namespace, for a namespaced object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Its name.
+    pub name: String,
+    /// `InProgress`, `Failed`, `Terminating` or `NotFound`.
+    pub status: String,
+    /// What it waits for, or why it failed (counts and reasons, never a value).
+    pub message: String,
+}
+
+impl UnhealthyObject {
+    /// `Kind namespace/name` (or `Kind name`), as messages name it.
+    pub fn describe(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{} {ns}/{}", self.kind, self.name),
+            None => format!("{} {}", self.kind, self.name),
+        }
+    }
+}

@@ -1,0 +1,505 @@
+//! Whether the objects a revision applied are healthy, read from watches: one full-object
+//! watch per resource kind that some GitSync waits for, filtered by the owner label, which
+//! reduces each event at once to the object's [`Health`] and drops the object. A GitSync that
+//! waits registers what it waits for and wakes on each change; nothing polls.
+//!
+//! An object the revision does not hold (a `healthChecks` entry naming someone else's
+//! object) gets a watch of its own for the length of the wait, with the GitSync's own client:
+//! its RBAC, not the controller's, says whether it may be read.
+
+mod watch;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use kube::core::ApiResource;
+use kube::Client;
+use sealsync_core::health::Health;
+use sealsync_core::UnhealthyObject;
+use tokio::time::Instant;
+
+use crate::support::metrics::Metrics;
+use crate::support::{Fingerprint, SyncKey};
+
+/// The most unhealthy objects a status lists.
+pub(crate) const MAX_LISTED: usize = 50;
+
+/// A resource watched for health: group, version and plural.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct Gvr {
+    group: String,
+    version: String,
+    plural: String,
+}
+
+impl Gvr {
+    fn of(resource: &ApiResource) -> Self {
+        Self {
+            group: resource.group.clone(),
+            version: resource.version.clone(),
+            plural: resource.plural.clone(),
+        }
+    }
+}
+
+/// `(namespace, name)` of an object.
+type ObjectKey = (Option<String>, String);
+
+/// What a watch last saw of one object.
+#[derive(Debug, Clone)]
+struct Observed {
+    resource_version: Option<u64>,
+    generation: Option<i64>,
+    health: Health,
+}
+
+/// Where a watch's objects come from: every owned object of a kind, or one object.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Source {
+    Kind(Gvr),
+    /// One object not held by a revision, read as `actor` (the key of its client).
+    Object(Gvr, ObjectKey, String),
+}
+
+/// One watch and what it has seen.
+#[derive(Debug)]
+struct Watched {
+    task: tokio::task::AbortHandle,
+    /// The first list has ended: an object missing from `objects` does not exist.
+    listed: bool,
+    objects: HashMap<ObjectKey, Observed>,
+    /// The objects of a list in progress, which replace `objects` when it ends.
+    relisting: Option<HashMap<ObjectKey, Observed>>,
+    /// Waits using a per-object watch; it stops when none is left.
+    users: usize,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    watches: HashMap<Source, Watched>,
+    /// The kinds each GitSync waits for.
+    interest: HashMap<SyncKey, BTreeSet<Gvr>>,
+}
+
+pub(crate) struct Inner {
+    client: Client,
+    metrics: Arc<Metrics>,
+    state: Mutex<State>,
+    /// Bumped on every change a watch sees: waiters look again.
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+/// The health watches, shared by every reconcile.
+#[derive(Clone)]
+pub(crate) struct HealthWatches {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for HealthWatches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthWatches").finish_non_exhaustive()
+    }
+}
+
+/// One object a GitSync waits for.
+#[derive(Clone)]
+pub(crate) struct Awaited {
+    /// Its resource.
+    pub(crate) resource: ApiResource,
+    /// Its namespace, for a namespaced object.
+    pub(crate) namespace: Option<String>,
+    /// Its name.
+    pub(crate) name: String,
+    /// Its state after the apply: what the watch must have seen before its health counts.
+    pub(crate) applied: Option<Fingerprint>,
+    /// `None` for an object of the revision (the owner-label watch of its kind sees it);
+    /// otherwise the client that may read it and that client's key.
+    pub(crate) foreign: Option<(Client, String)>,
+}
+
+impl std::fmt::Debug for Awaited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Awaited")
+            .field("kind", &self.resource.kind)
+            .field("namespace", &self.namespace)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a wait ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Every object is healthy.
+    Healthy,
+    /// Some object failed; the wait stopped there.
+    Failed(Vec<UnhealthyObject>),
+    /// Time ran out with these objects not healthy.
+    TimedOut(Vec<UnhealthyObject>),
+}
+
+/// Kinds whose objects are healthy once they exist, and need no watch. Secrets among them:
+/// a full watch of Secrets would hold every value in memory.
+fn always_current(group: &str, kind: &str) -> bool {
+    matches!(
+        (group, kind),
+        (
+            "",
+            "Secret"
+                | "ConfigMap"
+                | "ServiceAccount"
+                | "LimitRange"
+                | "ResourceQuota"
+                | "Endpoints"
+        ) | ("rbac.authorization.k8s.io", _)
+            | ("networking.k8s.io", "NetworkPolicy")
+    )
+}
+
+impl HealthWatches {
+    /// No watch yet; each starts when some GitSync first waits for its kind.
+    pub(crate) fn new(client: Client, metrics: Arc<Metrics>) -> Self {
+        let (changed, _) = tokio::sync::watch::channel(0);
+        Self {
+            inner: Arc::new(Inner {
+                client,
+                metrics,
+                state: Mutex::new(State::default()),
+                changed,
+            }),
+        }
+    }
+
+    /// Whether the health of objects of this kind needs a watch at all.
+    pub(crate) fn is_watched(resource: &ApiResource) -> bool {
+        !always_current(&resource.group, &resource.kind)
+    }
+
+    /// `key` waits for nothing any more: the watches only it needed stop.
+    pub(crate) fn forget(&self, key: &SyncKey) {
+        let mut state = self.inner.lock();
+        if state.interest.remove(key).is_some() {
+            stop_unwanted(&mut state);
+        }
+    }
+
+    /// Waits until every object of `awaited` is healthy, one has failed, or `deadline`.
+    /// `on_change` gets the number of healthy objects whenever it changes.
+    pub(crate) async fn wait(
+        &self,
+        key: &SyncKey,
+        awaited: &[Awaited],
+        deadline: Instant,
+        on_change: &(dyn Fn(usize) + Sync),
+    ) -> Verdict {
+        let mut changes = self.inner.changed.subscribe();
+        let foreign = self.start(key, awaited);
+        let _release = Release {
+            inner: &self.inner,
+            sources: foreign,
+        };
+        let mut pending: Vec<&Awaited> = awaited.iter().collect();
+        let mut healthy_shown = usize::MAX;
+        loop {
+            changes.borrow_and_update();
+            let unhealthy = {
+                let state = self.inner.lock();
+                pending.retain(|a| !state.judge(a).is_current());
+                pending
+                    .iter()
+                    .map(|a| (*a, state.judge(a)))
+                    .collect::<Vec<_>>()
+            };
+            let healthy = awaited.len() - pending.len();
+            if healthy != healthy_shown {
+                on_change(healthy);
+                healthy_shown = healthy;
+            }
+            if unhealthy.is_empty() {
+                return Verdict::Healthy;
+            }
+            if unhealthy
+                .iter()
+                .any(|(_, h)| matches!(h, Judged::Failed(_)))
+            {
+                // Fail fast, as Flux does: a failed Job or a rollout past its deadline does
+                // not recover by waiting.
+                return Verdict::Failed(listed(&unhealthy, true));
+            }
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Verdict::TimedOut(listed(&unhealthy, false));
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    return Verdict::TimedOut(listed(&unhealthy, false));
+                }
+            }
+        }
+    }
+
+    /// Registers `key`'s interest in the kinds of `awaited` and starts the watches missing;
+    /// returns the per-object watches this wait uses.
+    fn start(&self, key: &SyncKey, awaited: &[Awaited]) -> Vec<Source> {
+        let mut state = self.inner.lock();
+        let kinds: BTreeSet<Gvr> = awaited
+            .iter()
+            .filter(|a| a.foreign.is_none())
+            .map(|a| Gvr::of(&a.resource))
+            .collect();
+        let mut foreign = Vec::new();
+        for a in awaited {
+            let gvr = Gvr::of(&a.resource);
+            let source = match &a.foreign {
+                None => Source::Kind(gvr),
+                Some((client, actor)) => {
+                    let source =
+                        Source::Object(gvr, (a.namespace.clone(), a.name.clone()), actor.clone());
+                    if !foreign.contains(&source) {
+                        foreign.push(source.clone());
+                    }
+                    if let Some(watched) = state.watches.get_mut(&source) {
+                        watched.users += 1;
+                        continue;
+                    }
+                    let task = watch::spawn(
+                        Arc::clone(&self.inner),
+                        source.clone(),
+                        client.clone(),
+                        a.resource.clone(),
+                    );
+                    state.watches.insert(source, Watched::new(task, 1));
+                    continue;
+                }
+            };
+            let inner = &self.inner;
+            state.watches.entry(source.clone()).or_insert_with(|| {
+                let task = watch::spawn(
+                    Arc::clone(inner),
+                    source,
+                    inner.client.clone(),
+                    a.resource.clone(),
+                );
+                Watched::new(task, 0)
+            });
+        }
+        state.interest.insert(key.clone(), kinds);
+        stop_unwanted(&mut state);
+        foreign
+    }
+}
+
+/// Stops the per-object watches of a wait when it ends.
+struct Release<'a> {
+    inner: &'a Inner,
+    sources: Vec<Source>,
+}
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        let mut state = self.inner.lock();
+        for source in &self.sources {
+            if let Some(watched) = state.watches.get_mut(source) {
+                watched.users = watched.users.saturating_sub(1);
+                if watched.users == 0 {
+                    watched.task.abort();
+                    state.watches.remove(source);
+                }
+            }
+        }
+    }
+}
+
+/// Stops the kind watches no GitSync waits for any more.
+fn stop_unwanted(state: &mut State) {
+    let wanted: BTreeSet<&Gvr> = state.interest.values().flatten().collect();
+    let unwanted: Vec<Source> = state
+        .watches
+        .keys()
+        .filter(|s| matches!(s, Source::Kind(gvr) if !wanted.contains(gvr)))
+        .cloned()
+        .collect();
+    for source in unwanted {
+        if let Some(watched) = state.watches.remove(&source) {
+            watched.task.abort();
+        }
+    }
+}
+
+impl Watched {
+    fn new(task: tokio::task::AbortHandle, users: usize) -> Self {
+        Self {
+            task,
+            listed: false,
+            objects: HashMap::new(),
+            relisting: None,
+            users,
+        }
+    }
+}
+
+/// One object's health as a wait sees it.
+#[derive(Debug, Clone)]
+enum Judged {
+    Current,
+    InProgress(&'static str, String),
+    Failed(String),
+}
+
+impl Judged {
+    fn is_current(&self) -> bool {
+        matches!(self, Judged::Current)
+    }
+}
+
+impl State {
+    fn judge(&self, a: &Awaited) -> Judged {
+        let gvr = Gvr::of(&a.resource);
+        let key: ObjectKey = (a.namespace.clone(), a.name.clone());
+        let source = match &a.foreign {
+            None => Source::Kind(gvr),
+            Some((_, actor)) => Source::Object(gvr, key.clone(), actor.clone()),
+        };
+        let Some(watched) = self.watches.get(&source) else {
+            return Judged::InProgress("InProgress", "not watched yet".to_owned());
+        };
+        if !watched.listed {
+            return Judged::InProgress(
+                "InProgress",
+                format!("waiting for the first list of {}", a.resource.plural),
+            );
+        }
+        let Some(observed) = watched.objects.get(&key) else {
+            return Judged::InProgress("NotFound", "the object does not exist".to_owned());
+        };
+        if !reached(a.applied.as_ref(), observed) {
+            return Judged::InProgress(
+                "InProgress",
+                "the applied version is not observed yet".to_owned(),
+            );
+        }
+        match &observed.health {
+            Health::Current => Judged::Current,
+            Health::InProgress(why) => Judged::InProgress("InProgress", why.clone()),
+            Health::Failed(why) => Judged::Failed(why.clone()),
+            Health::Terminating => {
+                Judged::InProgress("Terminating", "the object is being deleted".to_owned())
+            }
+            _ => Judged::InProgress("InProgress", "unknown health".to_owned()),
+        }
+    }
+}
+
+/// Whether the watch has seen the object at least as new as the apply left it: the
+/// generation for objects that have one, the resourceVersion (an etcd revision, which only
+/// grows) for the rest.
+fn reached(applied: Option<&Fingerprint>, observed: &Observed) -> bool {
+    match applied {
+        Some(Fingerprint::Generation { generation, .. }) => {
+            observed.generation.is_none_or(|seen| seen >= *generation)
+        }
+        Some(Fingerprint::Version(version)) => {
+            match (version.parse::<u64>().ok(), observed.resource_version) {
+                (Some(applied), Some(seen)) => seen >= applied,
+                _ => true,
+            }
+        }
+        None => true,
+    }
+}
+
+/// The unhealthy objects for the status, failed ones first, at most [`MAX_LISTED`].
+fn listed(unhealthy: &[(&Awaited, Judged)], failed_first: bool) -> Vec<UnhealthyObject> {
+    let mut list: Vec<UnhealthyObject> = unhealthy
+        .iter()
+        .map(|(a, judged)| {
+            let (status, message) = match judged {
+                Judged::Current => ("Current", String::new()),
+                Judged::InProgress(status, why) => (*status, why.clone()),
+                Judged::Failed(why) => ("Failed", why.clone()),
+            };
+            UnhealthyObject {
+                api_version: a.resource.api_version.clone(),
+                kind: a.resource.kind.clone(),
+                namespace: a.namespace.clone(),
+                name: a.name.clone(),
+                status: status.to_owned(),
+                message,
+            }
+        })
+        .collect();
+    if failed_first {
+        list.sort_by_key(|o| o.status != "Failed");
+    }
+    list.truncate(MAX_LISTED);
+    list
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn notify(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn relist_started(&self, source: &Source) {
+        if let Some(w) = self.lock().watches.get_mut(source) {
+            w.relisting = Some(HashMap::new());
+        }
+    }
+
+    fn relist_done(&self, source: &Source) {
+        {
+            let mut state = self.lock();
+            let Some(w) = state.watches.get_mut(source) else {
+                return;
+            };
+            if let Some(objects) = w.relisting.take() {
+                w.objects = objects;
+            }
+            w.listed = true;
+        }
+        self.notify();
+    }
+
+    fn observe(&self, source: &Source, key: ObjectKey, observed: Option<Observed>, listing: bool) {
+        {
+            let mut state = self.lock();
+            let Some(w) = state.watches.get_mut(source) else {
+                return;
+            };
+            let objects = match (&mut w.relisting, listing) {
+                (Some(relisting), true) => relisting,
+                _ => &mut w.objects,
+            };
+            match observed {
+                Some(observed) => {
+                    objects.insert(key, observed);
+                }
+                None => {
+                    objects.remove(&key);
+                }
+            }
+            if listing {
+                return;
+            }
+        }
+        self.notify();
+    }
+
+    fn watch_failed(&self, source: &Source) {
+        if let Some(w) = self.lock().watches.get_mut(source) {
+            w.relisting = None;
+        }
+    }
+}
+
+/// How long a failed health watch waits before it lists again, at most.
+const MAX_RESTART: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,125 @@
+//! One full-object watch, each event reduced at once to the object's health.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::DynamicObject;
+use kube::core::ApiResource;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client};
+use sealsync_core::health::health_of;
+use sealsync_core::{Chain, OWNER_NAME_LABEL};
+use serde_json::{json, Value as Json};
+
+use super::{Inner, ObjectKey, Observed, Source, MAX_RESTART};
+use crate::support::metrics::WatchLabels;
+use crate::support::retry::Backoff;
+
+const RESTART: Backoff = Backoff::new(Duration::from_millis(500), 2.0, MAX_RESTART).jittered();
+
+/// Starts following `source` with `client`; the task ends when aborted.
+pub(super) fn spawn(
+    inner: Arc<Inner>,
+    source: Source,
+    client: Client,
+    resource: ApiResource,
+) -> tokio::task::AbortHandle {
+    tokio::spawn(follow(inner, source, client, resource)).abort_handle()
+}
+
+async fn follow(inner: Arc<Inner>, source: Source, client: Client, resource: ApiResource) {
+    let (api, config): (Api<DynamicObject>, watcher::Config) = match &source {
+        Source::Kind(_) => (
+            Api::all_with(client, &resource),
+            watcher::Config::default().labels(OWNER_NAME_LABEL),
+        ),
+        Source::Object(_, (namespace, name), _) => (
+            match namespace {
+                Some(ns) => Api::namespaced_with(client, ns, &resource),
+                None => Api::all_with(client, &resource),
+            },
+            watcher::Config::default().fields(&format!("metadata.name={name}")),
+        ),
+    };
+    let mut failures = 0;
+    let mut first = true;
+    loop {
+        let mut stream = watcher::watcher(api.clone(), config.clone()).boxed();
+        if !first {
+            inner
+                .metrics
+                .watch_restarts
+                .get_or_create(&WatchLabels {
+                    resource: resource.plural.clone(),
+                })
+                .inc();
+        }
+        first = false;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(Event::Init) => inner.relist_started(&source),
+                Ok(Event::InitApply(object)) => {
+                    let (key, observed) = reduce(&resource, object);
+                    inner.observe(&source, key, Some(observed), true);
+                }
+                Ok(Event::InitDone) => {
+                    inner.relist_done(&source);
+                    failures = 0;
+                }
+                Ok(Event::Apply(object)) => {
+                    let (key, observed) = reduce(&resource, object);
+                    inner.observe(&source, key, Some(observed), false);
+                }
+                Ok(Event::Delete(object)) => {
+                    let (key, _) = reduce(&resource, object);
+                    inner.observe(&source, key, None, false);
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        resource = %resource.plural,
+                        group = %resource.group,
+                        error = %Chain(&e),
+                        retry_in = ?RESTART.delay(failures + 1),
+                        "health watch failed; listing again"
+                    );
+                    inner.watch_failed(&source);
+                    break;
+                }
+            }
+        }
+        failures += 1;
+        tokio::time::sleep(RESTART.delay(failures)).await;
+    }
+}
+
+/// The object's key and health; the object itself is dropped here. List items may lack
+/// `apiVersion` and `kind`, so they come from the resource watched.
+fn reduce(resource: &ApiResource, object: DynamicObject) -> (ObjectKey, Observed) {
+    let DynamicObject {
+        metadata, mut data, ..
+    } = object;
+    let mut part = |field: &str| data.get_mut(field).map(Json::take).unwrap_or(Json::Null);
+    let reduced = json!({
+        "apiVersion": resource.api_version,
+        "kind": resource.kind,
+        "metadata": {
+            "generation": metadata.generation,
+            "deletionTimestamp": metadata.deletion_timestamp.as_ref().map(|_| "set"),
+        },
+        "spec": part("spec"),
+        "status": part("status"),
+    });
+    let observed = Observed {
+        resource_version: metadata
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse().ok()),
+        generation: metadata.generation,
+        health: health_of(&reduced),
+    };
+    (
+        (metadata.namespace, metadata.name.unwrap_or_default()),
+        observed,
+    )
+}

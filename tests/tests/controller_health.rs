@@ -1,0 +1,380 @@
+//! Ready means healthy: `spec.wait` and `spec.healthChecks` through the real controller on the
+//! real kube-apiserver. kube-apiserver runs no workload controllers and no kubelet, so the
+//! tests write the status subresources that those would (as envtest users do): a Deployment
+//! rolls out when the test says so, a Job fails when the test says so. Everything the
+//! GitSync applies, its Namespace included, comes from Git.
+
+mod controller_common;
+
+use controller_common::*;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+use std::time::Duration;
+
+const PLATFORM: &str = "platform";
+const CANARY: &str = "canary-h3alth-51c2";
+
+fn namespace_yaml(name: &str) -> String {
+    format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n")
+}
+
+fn deployment_yaml(namespace: &str, name: &str, image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {namespace}\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      containers:\n      - name: app\n        image: {image}\n        env:\n        - name: TOKEN\n          value: {CANARY}\n"
+    )
+}
+
+fn job_yaml(namespace: &str, name: &str) -> String {
+    format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\n  namespace: {namespace}\nspec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: migrate\n        image: migrate:1\n        args: [\"--password={CANARY}\"]\n"
+    )
+}
+
+/// Plays the Deployment controller and the kubelet: the rollout of the current generation
+/// is complete and available.
+async fn roll_out(env: &Env, namespace: &str, name: &str) {
+    let api = dynamic_api(&env.client, "apps/v1", "Deployment", Some(namespace)).await;
+    let live = api.get(name).await.expect("the Deployment");
+    let generation = live.metadata.generation.expect("generation");
+    let status = json!({"status": {
+        "observedGeneration": generation,
+        "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1,
+        "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
+                        "message": "up", "lastUpdateTime": "2026-01-01T00:00:00Z",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+    }});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("write the Deployment's status");
+}
+
+/// Plays the Job controller: the Job ends with `condition` (`Complete` or `Failed`).
+async fn finish_job(env: &Env, namespace: &str, name: &str, condition: &str) {
+    let api = dynamic_api(&env.client, "batch/v1", "Job", Some(namespace)).await;
+    let now = "2026-01-01T00:00:00Z";
+    let mut status = json!({
+        "startTime": now,
+        "conditions": [{"type": condition, "status": "True", "reason": "Played",
+                        "message": "played by the test", "lastProbeTime": now,
+                        "lastTransitionTime": now}],
+    });
+    // kube-apiserver wants the terminal conditions a real Job controller sets before them.
+    if condition == "Failed" {
+        status["failed"] = json!(1);
+        status["conditions"]
+            .as_array_mut()
+            .expect("conditions")
+            .insert(
+                0,
+                json!({"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded",
+                       "message": "played by the test", "lastProbeTime": now,
+                       "lastTransitionTime": now}),
+            );
+    } else {
+        status["succeeded"] = json!(1);
+        status["completionTime"] = json!(now);
+        status["conditions"]
+            .as_array_mut()
+            .expect("conditions")
+            .insert(
+                0,
+                json!({"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
+                       "message": "played by the test", "lastProbeTime": now,
+                       "lastTransitionTime": now}),
+            );
+    }
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({ "status": status })),
+    )
+    .await
+    .expect("write the Job's status");
+}
+
+fn ready_reason(status: &serde_json::Value) -> (String, String) {
+    let c = condition(status, "Ready").cloned().unwrap_or_default();
+    (
+        c["reason"].as_str().unwrap_or_default().to_owned(),
+        c["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// Waits until the GitSync has applied `commit` but reports it not healthy.
+async fn wait_unhealthy(env: &Env, name: &str, commit: &str) -> serde_json::Value {
+    let want = commit.to_owned();
+    wait_for_value(
+        &format!("GitSync {name} to report {commit} unhealthy"),
+        Duration::from_secs(90),
+        || async {
+            let status = env.gitsync_status(PLATFORM, name).await;
+            let applied = status["lastAppliedRevision"]
+                .as_str()
+                .is_some_and(|r| r.ends_with(&want));
+            (applied && ready_reason(&status).0 == "HealthCheckFailed").then_some(status)
+        },
+        || env.controller.log_tail(30),
+    )
+    .await
+}
+
+/// Waits until the GitSync's `Reconciling` message holds `text` (while it syncs `commit`, when
+/// given).
+async fn wait_progress(env: &Env, name: &str, text: &str, commit: Option<&str>) {
+    let last = std::sync::Mutex::new(String::new());
+    wait_for_value(
+        &format!("GitSync {name} to report {text:?}"),
+        Duration::from_secs(60),
+        || async {
+            let status = env.gitsync_status(PLATFORM, name).await;
+            *last.lock().expect("lock") = status.to_string();
+            // The message names the revision being synced.
+            let shown = condition(&status, "Reconciling")
+                .and_then(|c| c["message"].as_str())
+                .is_some_and(|m| m.contains(text) && commit.is_none_or(|c| m.contains(c)));
+            shown.then_some(())
+        },
+        || {
+            format!(
+                "{}\nlast status: {}",
+                env.controller.log_tail(40),
+                last.lock().expect("lock")
+            )
+        },
+    )
+    .await;
+}
+
+async fn assert_no_canary(env: &Env, name: &str) {
+    assert!(
+        !env.controller.log().contains(CANARY),
+        "the log holds the canary"
+    );
+    let status = env.gitsync_status(PLATFORM, name).await.to_string();
+    assert!(!status.contains(CANARY), "the status holds the canary");
+    assert!(!events_json(env, PLATFORM).await.contains(CANARY));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_makes_the_gitsync_ready_only_once_it_has_rolled_out() {
+    let env = Env::start(&[PLATFORM]).await;
+    let commit = env
+        .repo
+        .commit_tree(
+            &[
+                ("shop/namespace.yaml".to_owned(), namespace_yaml("shop")),
+                (
+                    "shop/web.yaml".to_owned(),
+                    deployment_yaml("shop", "web", "web:1"),
+                ),
+                (
+                    "shop/settings.yaml".to_owned(),
+                    configmap_yaml("shop", "settings", "mode", "live"),
+                ),
+            ],
+            "a shop",
+        )
+        .expect("commit");
+    env.apply_gitsync(
+        PLATFORM,
+        "shop",
+        json!({"path": "shop", "wait": true, "timeout": "5m", "interval": "1h"}),
+    )
+    .await;
+    // Applied, and waiting: the progress says how many objects are healthy.
+    // The Namespace is healthy once it exists; the ConfigMap needs no check.
+    wait_progress(&env, "shop", "health check: 1 of 2 object(s) healthy", None).await;
+    assert!(env
+        .get("apps/v1", "Deployment", Some("shop"), "web")
+        .await
+        .is_some());
+    let status = env.gitsync_status(PLATFORM, "shop").await;
+    assert_ne!(
+        ready(&status),
+        Some(true),
+        "Ready before the rollout: {status}"
+    );
+
+    roll_out(&env, "shop", "web").await;
+    let status = env.wait_applied(PLATFORM, "shop", &commit).await;
+    assert!(ready_reason(&status).1.contains("healthy"), "{status}");
+    assert!(status["health"].is_null(), "{status}");
+    assert!(status["lastHealthyRevision"]
+        .as_str()
+        .is_some_and(|r| r.ends_with(&commit)));
+    assert!(metric_value(&env, "sealsync_health_checks_total{result=\"healthy\"}") >= 1.0);
+
+    // A new image: Ready waits for the new generation's rollout, not the old one's status.
+    let second = env
+        .repo
+        .commit_files(
+            &[("shop/web.yaml", deployment_yaml("shop", "web", "web:2"))],
+            "web 2",
+        )
+        .expect("commit");
+    env.annotate_gitsync(PLATFORM, "shop", "sealsync.dev/requestedAt", "now-2")
+        .await;
+    wait_progress(&env, "shop", "health check: 1 of 2", Some(&second)).await;
+    roll_out(&env, "shop", "web").await;
+    env.wait_applied(PLATFORM, "shop", &second).await;
+    assert_no_canary(&env, "shop").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_job_fails_the_health_check_at_once_and_is_named() {
+    let env = Env::start(&[PLATFORM]).await;
+    let commit = env
+        .repo
+        .commit_tree(
+            &[
+                ("db/namespace.yaml".to_owned(), namespace_yaml("db")),
+                ("db/migrate.yaml".to_owned(), job_yaml("db", "migrate")),
+            ],
+            "a migration",
+        )
+        .expect("commit");
+    // A long timeout: the failure is reported as soon as the Job fails, not when it ends.
+    env.apply_gitsync(
+        PLATFORM,
+        "db",
+        json!({"path": "db", "wait": true, "timeout": "10m", "interval": "1h"}),
+    )
+    .await;
+    wait_for("the Job to be applied", Duration::from_secs(60), || async {
+        env.get("batch/v1", "Job", Some("db"), "migrate")
+            .await
+            .is_some()
+    })
+    .await;
+    finish_job(&env, "db", "migrate", "Failed").await;
+    let status = wait_unhealthy(&env, "db", &commit).await;
+    let (_, message) = ready_reason(&status);
+    assert!(
+        message.contains("Job db/migrate is Failed (the Job failed)"),
+        "{message}"
+    );
+    let health = status["health"].as_array().expect("status.health");
+    assert_eq!(health.len(), 1, "{status}");
+    assert_eq!(health[0]["kind"], "Job");
+    assert_eq!(health[0]["status"], "Failed");
+    assert!(status["lastHealthyRevision"].is_null(), "{status}");
+    assert!(events_json(&env, PLATFORM)
+        .await
+        .contains("HealthCheckFailed"));
+    // `sealsync status` exits non-zero and says why.
+    let (code, stdout, _) = run_cli_status(&[
+        "status",
+        "--kubeconfig",
+        &env.kubeconfig_arg(),
+        "-n",
+        PLATFORM,
+        "db",
+    ]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("HealthCheckFailed") || stdout.contains("health check failed"),
+        "{stdout}"
+    );
+    assert_no_canary(&env, "db").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_that_never_ends_times_out_naming_what_it_waits_for() {
+    let env = Env::start(&[PLATFORM]).await;
+    let commit = env
+        .repo
+        .commit_tree(
+            &[
+                ("app/namespace.yaml".to_owned(), namespace_yaml("app")),
+                (
+                    "app/api.yaml".to_owned(),
+                    deployment_yaml("app", "api", "api:1"),
+                ),
+                (
+                    "app/settings.yaml".to_owned(),
+                    configmap_yaml("app", "settings", "mode", "live"),
+                ),
+            ],
+            "an app",
+        )
+        .expect("commit");
+    env.apply_gitsync(
+        PLATFORM,
+        "app",
+        json!({"path": "app", "wait": true, "timeout": "4s", "interval": "1h"}),
+    )
+    .await;
+    let status = wait_unhealthy(&env, "app", &commit).await;
+    let (_, message) = ready_reason(&status);
+    assert!(message.contains("timed out"), "{message}");
+    assert!(
+        message.contains("Deployment app/api is InProgress (updated replicas: 0/1)"),
+        "{message}"
+    );
+    // Applied all the same: the objects are there and in the inventory.
+    assert!(env
+        .get("v1", "ConfigMap", Some("app"), "settings")
+        .await
+        .is_some());
+    let ids = env.inventory_ids(PLATFORM, "app").await.expect("inventory");
+    assert!(
+        ids.iter().any(|id| id == "app_api_apps_Deployment"),
+        "{ids:?}"
+    );
+    assert!(metric_value(&env, "sealsync_health_checks_total{result=\"timeout\"}") >= 1.0);
+
+    // Once it rolls out, the next attempt finds it healthy.
+    roll_out(&env, "app", "api").await;
+    env.wait_applied(PLATFORM, "app", &commit).await;
+    assert_no_canary(&env, "app").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_wait_for_named_objects_only_and_for_objects_outside_the_revision() {
+    let env = Env::start(&[PLATFORM]).await;
+    // A Deployment someone else manages, in the GitSync's namespace.
+    apply_yaml(&env.client, &deployment_yaml(PLATFORM, "external", "ext:1")).await;
+    let commit = env
+        .repo
+        .commit_tree(
+            &[
+                (
+                    "mixed/stuck.yaml".to_owned(),
+                    deployment_yaml(PLATFORM, "stuck", "stuck:1"),
+                ),
+                (
+                    "mixed/migrate.yaml".to_owned(),
+                    job_yaml(PLATFORM, "migrate"),
+                ),
+            ],
+            "mixed",
+        )
+        .expect("commit");
+    // `stuck` never rolls out but is not named, so it is not waited for.
+    env.apply_gitsync(
+        PLATFORM,
+        "mixed",
+        json!({"path": "mixed", "timeout": "5m", "interval": "1h", "healthChecks": [
+            {"apiVersion": "batch/v1", "kind": "Job", "name": "migrate"},
+            {"apiVersion": "apps/v1", "kind": "Deployment", "name": "external", "namespace": PLATFORM},
+        ]}),
+    )
+    .await;
+    wait_progress(
+        &env,
+        "mixed",
+        "health check: 0 of 2 object(s) healthy",
+        None,
+    )
+    .await;
+    finish_job(&env, PLATFORM, "migrate", "Complete").await;
+    wait_progress(
+        &env,
+        "mixed",
+        "health check: 1 of 2 object(s) healthy",
+        None,
+    )
+    .await;
+    roll_out(&env, PLATFORM, "external").await;
+    env.wait_applied(PLATFORM, "mixed", &commit).await;
+}
