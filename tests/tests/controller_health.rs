@@ -378,3 +378,118 @@ async fn health_checks_wait_for_named_objects_only_and_for_objects_outside_the_r
     roll_out(&env, PLATFORM, "external").await;
     env.wait_applied(PLATFORM, "mixed", &commit).await;
 }
+
+fn in_wave(yaml: &str, wave: &str) -> String {
+    yaml.replacen(
+        "metadata:\n",
+        &format!("metadata:\n  annotations:\n    sealsync.dev/wave: \"{wave}\"\n"),
+        1,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wave_that_never_becomes_healthy_stops_the_next_wave() {
+    let env = Env::start(&[PLATFORM]).await;
+    let commit = env
+        .repo
+        .commit_tree(
+            &[
+                // Wave -1: the Namespace (healthy once it exists).
+                (
+                    "waves/namespace.yaml".to_owned(),
+                    in_wave(&namespace_yaml("waves"), "-1"),
+                ),
+                // Wave 0 (no annotation): the database, which must roll out first.
+                (
+                    "waves/db.yaml".to_owned(),
+                    deployment_yaml("waves", "db", "db:1"),
+                ),
+                // Wave 1: the application and its settings.
+                (
+                    "waves/app.yaml".to_owned(),
+                    in_wave(&deployment_yaml("waves", "app", "app:1"), "1"),
+                ),
+                (
+                    "waves/settings.yaml".to_owned(),
+                    in_wave(&configmap_yaml("waves", "settings", "mode", "live"), "1"),
+                ),
+            ],
+            "waves",
+        )
+        .expect("commit");
+    // No `wait`: the waves wait for each other, and the last wave is not waited for.
+    env.apply_gitsync(
+        PLATFORM,
+        "waves",
+        json!({"path": "waves", "timeout": "4s", "interval": "1h"}),
+    )
+    .await;
+    let status = env.wait_failed(PLATFORM, "waves", &commit).await;
+    let (reason, message) = ready_reason(&status);
+    assert_eq!(reason, "HealthCheckFailed", "{status}");
+    assert!(
+        message.contains("wave 0 did not become healthy within spec.timeout: Deployment waves/db is InProgress (updated replicas: 0/1); wave 1 was not applied"),
+        "{message}"
+    );
+    assert_eq!(status["health"][0]["name"], "db", "{status}");
+    assert!(env
+        .get("apps/v1", "Deployment", Some("waves"), "db")
+        .await
+        .is_some());
+    assert!(env
+        .get("apps/v1", "Deployment", Some("waves"), "app")
+        .await
+        .is_none());
+    assert!(env
+        .get("v1", "ConfigMap", Some("waves"), "settings")
+        .await
+        .is_none());
+    // The waves written are in the inventory, so a later revision prunes them.
+    let ids = env
+        .inventory_ids(PLATFORM, "waves")
+        .await
+        .expect("inventory");
+    assert!(
+        ids.iter().any(|id| id == "waves_db_apps_Deployment"),
+        "{ids:?}"
+    );
+    assert!(status["lastAppliedRevision"].is_null(), "{status}");
+
+    // Once the database has rolled out, the retry applies the next wave.
+    roll_out(&env, "waves", "db").await;
+    let status = env.wait_applied(PLATFORM, "waves", &commit).await;
+    assert!(status["health"].is_null(), "{status}");
+    assert!(env
+        .get("v1", "ConfigMap", Some("waves"), "settings")
+        .await
+        .is_some());
+    assert!(env
+        .get("apps/v1", "Deployment", Some("waves"), "app")
+        .await
+        .is_some());
+
+    // A wave that is not an integer fails the revision before anything is written.
+    let bad = env
+        .repo
+        .commit_files(
+            &[(
+                "waves/extra.yaml",
+                in_wave(&configmap_yaml("waves", "extra", "k", "v"), "later"),
+            )],
+            "a bad wave",
+        )
+        .expect("commit");
+    env.annotate_gitsync(PLATFORM, "waves", "sealsync.dev/requestedAt", "bad")
+        .await;
+    let status = env.wait_failed(PLATFORM, "waves", &bad).await;
+    let (reason, message) = ready_reason(&status);
+    assert_eq!(reason, "ApplyFailed", "{status}");
+    assert!(
+        message.contains("sealsync.dev/wave: \"later\" is not an integer"),
+        "{message}"
+    );
+    assert!(env
+        .get("v1", "ConfigMap", Some("waves"), "extra")
+        .await
+        .is_none());
+}

@@ -47,6 +47,24 @@ pub struct UnhealthyObject {
 }
 
 impl UnhealthyObject {
+    /// `Job db/migrate is Failed (the Job failed); …` for at most five of `objects`, then how
+    /// many more `status.health` lists.
+    pub fn summarize(objects: &[UnhealthyObject]) -> String {
+        let mut text = objects
+            .iter()
+            .take(5)
+            .map(|o| format!("{} is {} ({})", o.describe(), o.status, o.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        if objects.len() > 5 {
+            text.push_str(&format!(
+                "; and {} more in status.health",
+                objects.len() - 5
+            ));
+        }
+        text
+    }
+
     /// `Kind namespace/name` (or `Kind name`), as messages name it.
     pub fn describe(&self) -> String {
         match &self.namespace {

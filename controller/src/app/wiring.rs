@@ -81,6 +81,7 @@ pub(super) fn wire(
         checksum_key: Arc::new(checksum_key),
         metrics: metrics.clone(),
         settings: settings.clone(),
+        health: crate::health::HealthWatches::new(client.clone(), metrics.clone()),
     };
     let recorder = Arc::new(EventRecorder::new(
         client.clone(),
@@ -148,7 +149,6 @@ pub(super) fn wire(
         capabilities: Default::default(),
         charts: Default::default(),
         files: Default::default(),
-        health: crate::health::HealthWatches::new(client.clone(), metrics.clone()),
     });
     Wired {
         shared,

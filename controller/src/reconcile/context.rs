@@ -45,8 +45,6 @@ pub(crate) struct Shared {
     pub capabilities: crate::sync::capabilities::CapabilitiesCache,
     /// The client of HTTP chart repositories.
     pub charts: crate::sync::charts::ChartRepositories,
-    /// The watches that say whether applied objects are healthy.
-    pub health: crate::health::HealthWatches,
 }
 
 impl std::fmt::Debug for Shared {

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use kube::{Resource, ResourceExt};
 use sealsync_core::Chain;
 use sealsync_core::{
-    GitSync, GitSyncStatus, Inventory, InventoryEntry, InventoryStatus, REQUESTED_AT_ANNOTATION,
+    GitSync, GitSyncStatus, Inventory, InventoryEntry, InventoryStatus, UnhealthyObject,
+    REQUESTED_AT_ANNOTATION,
 };
 
 use super::{Applied, Shared};
@@ -132,6 +133,9 @@ impl Change<'_> {
                     error.is_terminal(),
                     self.generation,
                 );
+                if let Error::Unhealthy { objects, .. } = error {
+                    st.health.clone_from(objects);
+                }
             }
         }
         if let Some(inventory) = &self.inventory {
@@ -197,35 +201,18 @@ async fn record_inventory(
 #[error("writing the inventory ConfigMaps")]
 struct KeptInStatus(#[source] kube::Error);
 
-/// `Applied revision R, but 2 object(s) are not healthy: Job shop/migrate failed (the Job
-/// failed); …`, naming at most five objects (the status lists up to fifty).
+/// `Applied revision R, but the health check failed: Job db/migrate is Failed (the Job
+/// failed); …`.
 fn health_failed_message(applied: &Applied) -> String {
-    use std::fmt::Write as _;
-    let (what, list) = match &applied.health {
-        Some(Verdict::Failed(list)) => ("failed", list.as_slice()),
-        Some(Verdict::TimedOut(list)) => ("timed out waiting for health", list.as_slice()),
-        _ => ("", &[][..]),
+    let what = match &applied.health {
+        Some(Verdict::TimedOut(_)) => "timed out waiting for health",
+        _ => "failed",
     };
-    let mut message = format!(
-        "Applied revision {}, but the health check {what}: ",
-        applied.revision
-    );
-    for (i, object) in list.iter().take(5).enumerate() {
-        if i > 0 {
-            message.push_str("; ");
-        }
-        let _ = write!(
-            message,
-            "{} is {} ({})",
-            object.describe(),
-            object.status,
-            object.message
-        );
-    }
-    if list.len() > 5 {
-        let _ = write!(message, "; and {} more in status.health", list.len() - 5);
-    }
-    message
+    format!(
+        "Applied revision {}, but the health check {what}: {}",
+        applied.revision,
+        UnhealthyObject::summarize(applied.unhealthy().unwrap_or_default())
+    )
 }
 
 fn prune_failed_message(applied: &Applied, error: &str) -> String {

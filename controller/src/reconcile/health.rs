@@ -39,14 +39,15 @@ pub(super) async fn check_health(
     (deadline, progress): (tokio::time::Instant, &Progress),
 ) -> Result<Option<Verdict>, Error> {
     if !gs.spec.wait && gs.spec.health_checks.is_empty() {
-        ctx.health.forget(key);
+        ctx.engine.health.forget(key);
         return Ok(None);
     }
     let (awaited, missing) = awaited(gs, applied, resolver).await?;
     progress.enter(SyncStage::Health, awaited.len() + missing.len());
     let started = Instant::now();
     let verdict = if missing.is_empty() {
-        ctx.health
+        ctx.engine
+            .health
             .wait(key, &awaited, deadline, &|healthy| {
                 progress.healthy(healthy)
             })

@@ -136,14 +136,22 @@ pub(super) async fn run(
     let carried_objects = carried_index
         .as_ref()
         .map(|index| index as &dyn CarriedObjects);
-    let mut synced =
-        match sync_objects(gs, ctx, &target, &mut resolver, objects, carried_objects).await {
-            Ok(synced) => synced,
-            Err((error, left)) => {
-                *written = left;
-                return Err(error);
-            }
-        };
+    let mut synced = match sync_objects(
+        gs,
+        ctx,
+        &target,
+        &mut resolver,
+        objects,
+        (carried_objects, deadline),
+    )
+    .await
+    {
+        Ok(synced) => synced,
+        Err((error, left)) => {
+            *written = left;
+            return Err(error);
+        }
+    };
     count_objects(ctx, &synced);
     let mut values_usage = values_usage;
     values_usage.extend(variables_usage);
@@ -383,7 +391,7 @@ async fn sync_objects(
     target: &Target<'_>,
     resolver: &mut Resolver,
     objects: Vec<SyncObject>,
-    carried: Option<&dyn CarriedObjects>,
+    (carried, deadline): (Option<&dyn CarriedObjects>, tokio::time::Instant),
 ) -> Result<Synced, (Error, Vec<InventoryEntry>)> {
     // The CRDs of the revision say the scope of the kinds they define before they are served.
     let revision_crds: Vec<Json> = objects
@@ -399,6 +407,7 @@ async fn sync_objects(
         restart_all: gs.spec.restart_on_secret_change,
         keep_manifests: gs.spec.self_heal,
         carried,
+        deadline,
     };
     ctx.engine
         .run(target, pass, objects, resolver, &revision_crds)

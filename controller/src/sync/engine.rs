@@ -42,6 +42,8 @@ pub(crate) struct Engine {
     pub(crate) metrics: Arc<Metrics>,
     /// The controller's settings.
     pub(crate) settings: Arc<Settings>,
+    /// The watches that say whether applied objects are healthy, between waves and after.
+    pub(crate) health: crate::health::HealthWatches,
 }
 
 /// The GitSync a pass writes for, and how.
@@ -86,6 +88,8 @@ pub(crate) enum Pass<'a> {
         /// Objects of the applied revision that the new one holds unchanged and that are not
         /// planned again: no object planned may be one of them.
         carried: Option<&'a dyn super::plan::CarriedObjects>,
+        /// When the waits for a wave's health give up.
+        deadline: tokio::time::Instant,
     },
     /// Objects of the applied revision, each written alone. An object with references whose
     /// values are those last applied is not written; a changed Secret that workloads restart
@@ -220,9 +224,9 @@ impl Engine {
             })?;
         target.enter(SyncStage::Apply, objects.len());
         match pass {
-            Pass::Revision { .. } => {
+            Pass::Revision { deadline, .. } => {
                 synced.outcome = self
-                    .write_revision(&client, target, resolver, &mut objects)
+                    .write_revision(&client, target, resolver, &mut objects, deadline)
                     .await?;
             }
             Pass::Objects { .. } => {
@@ -302,6 +306,7 @@ impl Engine {
         target: &Target<'_>,
         resolver: &mut Resolver,
         objects: &mut [SyncObject],
+        deadline: tokio::time::Instant,
     ) -> Result<ApplyOutcome, SyncFailure> {
         let desired: Vec<Desired> = objects
             .iter_mut()
@@ -313,10 +318,15 @@ impl Engine {
                 }
             })
             .collect();
-        let outcome = apply::apply_all(
+        let gate = super::waves::WaveGate {
+            health: &self.health,
+            key: target.key,
+            deadline,
+        };
+        let outcome = super::waves::apply_waves(
             client,
             resolver,
-            &desired,
+            desired,
             ApplyOptions {
                 force: target.force,
                 concurrency: self.settings.apply_concurrency,
@@ -324,13 +334,9 @@ impl Engine {
                 self_heal: target.self_heal,
                 progress: target.progress,
             },
+            &gate,
         )
-        .await
-        .map_err(|failure| SyncFailure {
-            error: Error::Apply(failure.error),
-            written: failure.written,
-        })?;
-        drop(desired);
+        .await?;
         self.metrics.count_applies(
             "reconcile",
             outcome.created + outcome.configured + outcome.recreated,

@@ -7,7 +7,7 @@ use crate::sync::decrypt::DecryptError;
 use crate::sync::fetch::SourceError;
 use crate::vault::VaultError;
 use sealsync_core::render::RenderError;
-use sealsync_core::SpecError;
+use sealsync_core::{SpecError, UnhealthyObject};
 
 use super::progress::SyncStage;
 
@@ -52,6 +52,23 @@ pub(crate) enum Error {
         stage: SyncStage,
         /// The timeout.
         seconds: u64,
+    },
+    /// A wave of the revision did not become healthy, so the waves after it were not applied.
+    #[error(
+        "wave {wave} {}: {}; {} not applied",
+        if *timed_out { "did not become healthy within spec.timeout" } else { "failed its health check" },
+        UnhealthyObject::summarize(objects),
+        describe_waves(later)
+    )]
+    Unhealthy {
+        /// The wave.
+        wave: i64,
+        /// Its objects that were not healthy.
+        objects: Vec<UnhealthyObject>,
+        /// Time ran out (rather than an object failing).
+        timed_out: bool,
+        /// The waves not applied.
+        later: Vec<i64>,
     },
     /// Another error whose message had values of Secret-sourced substitution variables masked
     /// (an API server's message may quote the object it refused).
@@ -108,6 +125,7 @@ impl Error {
             Error::Keys(_) => "KeysUnavailable",
             Error::Timeout { stage, .. } => stage.timeout_reason(),
             Error::Kube { .. } => "ApiFailed",
+            Error::Unhealthy { .. } => "HealthCheckFailed",
             Error::Masked { reason, .. } => reason,
         }
     }
@@ -128,5 +146,18 @@ impl Error {
             Error::Masked { terminal, .. } => *terminal,
             _ => false,
         }
+    }
+}
+
+/// `wave 2 was` or `waves 1, 2 were`.
+fn describe_waves(waves: &[i64]) -> String {
+    let list = waves
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    match waves.len() {
+        1 => format!("wave {list} was"),
+        _ => format!("waves {list} were"),
     }
 }

@@ -1,5 +1,5 @@
 //! The sync engine (`engine`) and the stages it runs, one module each: `fetch`, `decrypt`,
-//! `tree` (the files of a commit), `build` and `checkout` (kustomize and Helm), `resolve` (Vault), `restarts`, `plan` (with `prepare` and `inventory`), `apply`, `prune`.
+//! `tree` (the files of a commit), `build` and `checkout` (kustomize and Helm), `resolve` (Vault), `restarts`, `plan` (with `prepare` and `inventory`), `apply` (in `waves`), `prune`.
 //! The full reconcile, a drift correction and a Vault refresh all run their objects through
 //! [`engine::Engine::run`].
 
@@ -27,3 +27,4 @@ pub(crate) mod substitute;
 #[cfg(test)]
 pub(crate) mod testing;
 pub(crate) mod tree;
+pub(crate) mod waves;

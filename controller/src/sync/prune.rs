@@ -1,4 +1,5 @@
-//! The `prune` stage: delete what the last applied revision had and the new one does not.
+//! The `prune` stage: delete what the last applied revision had and the new one does not,
+//! the last wave (`sealsync.dev/wave`) first.
 //!
 //! Only objects that carry both owner labels of this GitSync are deleted; an object annotated
 //! `sealsync.dev/prune: disabled` is left in place. An entry leaves the inventory only once the
@@ -17,7 +18,9 @@ use std::time::Duration;
 
 use kube::api::{DeleteParams, DynamicObject};
 use kube::{Api, Client};
-use sealsync_core::{InventoryEntry, OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL, PRUNE_ANNOTATION};
+use sealsync_core::{
+    InventoryEntry, OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL, PRUNE_ANNOTATION, WAVE_ANNOTATION,
+};
 
 use crate::sync::apply::Resolver;
 
@@ -98,6 +101,7 @@ pub(crate) async fn prune(
         controller_namespace,
     } = scope;
     let mut outcome = PruneOutcome::default();
+    let mut doomed = Vec::new();
     let mut stale = stale;
     stale.sort_by_key(|e| {
         e.parts()
@@ -172,7 +176,34 @@ pub(crate) async fn prune(
             outcome.deleted.push(what);
             continue;
         }
-        match api.delete(name, &DeleteParams::background()).await {
+        let wave = live
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(WAVE_ANNOTATION))
+            .and_then(|w| w.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        doomed.push(Doomed {
+            wave,
+            rank: delete_rank(kind),
+            name: name.to_owned(),
+            what,
+            api,
+            entry: entry.clone(),
+        });
+    }
+    // The last wave goes first, as the first was applied first; within a wave, Namespaces
+    // and CRDs after what they hold (the sort is stable, so the rank order above stays).
+    doomed.sort_by_key(|d| (std::cmp::Reverse(d.wave), d.rank));
+    for Doomed {
+        name,
+        what,
+        api,
+        entry,
+        ..
+    } in doomed
+    {
+        match api.delete(&name, &DeleteParams::background()).await {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 404 => {
                 outcome.deleted.push(what);
@@ -180,20 +211,33 @@ pub(crate) async fn prune(
             }
             Err(e) => {
                 outcome.error.get_or_insert(format!("deleting {what}: {e}"));
-                outcome.retained.push(entry.clone());
+                outcome.retained.push(entry);
                 continue;
             }
         }
-        if confirm_deleted(&api, name).await {
+        if confirm_deleted(&api, &name).await {
             outcome.deleted.push(what);
         } else {
             outcome
                 .error
                 .get_or_insert(format!("deleting {what}: not confirmed"));
-            outcome.retained.push(entry.clone());
+            outcome.retained.push(entry);
         }
     }
     outcome
+}
+
+/// A stale object that is ours to delete.
+struct Doomed {
+    /// Its wave (`sealsync.dev/wave`).
+    wave: i64,
+    /// Its rank among the kinds ([`delete_rank`]).
+    rank: u8,
+    name: String,
+    /// `Kind namespace/name`, for messages.
+    what: String,
+    api: Api<DynamicObject>,
+    entry: InventoryEntry,
 }
 
 /// Gone, or marked for deletion and held only by finalizers.

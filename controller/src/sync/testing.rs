@@ -46,6 +46,7 @@ pub(crate) fn test_engine(api: &TestApi) -> Engine {
         checksum_key: Arc::new(ChecksumKey::from_bytes(&[7; 32])),
         metrics: Arc::new(Metrics::default()),
         settings,
+        health: crate::health::HealthWatches::new(api.client.clone(), Arc::new(Metrics::default())),
     }
 }
 
@@ -72,6 +73,7 @@ pub(crate) fn revision_pass() -> Pass<'static> {
         restart_all: false,
         keep_manifests: true,
         carried: None,
+        deadline: tokio::time::Instant::now() + Duration::from_secs(60),
     }
 }
 

@@ -98,6 +98,20 @@ pub(crate) struct ApplyOutcome {
     pub intermediate: Vec<Fingerprint>,
 }
 
+impl ApplyOutcome {
+    /// Adds what a later apply of the same revision (its next wave) did.
+    pub(crate) fn absorb(&mut self, other: ApplyOutcome) {
+        self.created += other.created;
+        self.configured += other.configured;
+        self.unchanged += other.unchanged;
+        self.skipped += other.skipped;
+        self.recreated += other.recreated;
+        self.writes.extend(other.writes);
+        self.observed.extend(other.observed);
+        self.intermediate.extend(other.intermediate);
+    }
+}
+
 /// What [`apply_one`] did to an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Applied {
