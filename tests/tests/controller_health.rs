@@ -7,7 +7,6 @@
 mod controller_common;
 
 use controller_common::*;
-use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use std::time::Duration;
 
@@ -28,68 +27,6 @@ fn job_yaml(namespace: &str, name: &str) -> String {
     format!(
         "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\n  namespace: {namespace}\nspec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: migrate\n        image: migrate:1\n        args: [\"--password={CANARY}\"]\n"
     )
-}
-
-/// Plays the Deployment controller and the kubelet: the rollout of the current generation
-/// is complete and available.
-async fn roll_out(env: &Env, namespace: &str, name: &str) {
-    let api = dynamic_api(&env.client, "apps/v1", "Deployment", Some(namespace)).await;
-    let live = api.get(name).await.expect("the Deployment");
-    let generation = live.metadata.generation.expect("generation");
-    let status = json!({"status": {
-        "observedGeneration": generation,
-        "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1,
-        "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
-                        "message": "up", "lastUpdateTime": "2026-01-01T00:00:00Z",
-                        "lastTransitionTime": "2026-01-01T00:00:00Z"}],
-    }});
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
-        .await
-        .expect("write the Deployment's status");
-}
-
-/// Plays the Job controller: the Job ends with `condition` (`Complete` or `Failed`).
-async fn finish_job(env: &Env, namespace: &str, name: &str, condition: &str) {
-    let api = dynamic_api(&env.client, "batch/v1", "Job", Some(namespace)).await;
-    let now = "2026-01-01T00:00:00Z";
-    let mut status = json!({
-        "startTime": now,
-        "conditions": [{"type": condition, "status": "True", "reason": "Played",
-                        "message": "played by the test", "lastProbeTime": now,
-                        "lastTransitionTime": now}],
-    });
-    // kube-apiserver wants the terminal conditions a real Job controller sets before them.
-    if condition == "Failed" {
-        status["failed"] = json!(1);
-        status["conditions"]
-            .as_array_mut()
-            .expect("conditions")
-            .insert(
-                0,
-                json!({"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded",
-                       "message": "played by the test", "lastProbeTime": now,
-                       "lastTransitionTime": now}),
-            );
-    } else {
-        status["succeeded"] = json!(1);
-        status["completionTime"] = json!(now);
-        status["conditions"]
-            .as_array_mut()
-            .expect("conditions")
-            .insert(
-                0,
-                json!({"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
-                       "message": "played by the test", "lastProbeTime": now,
-                       "lastTransitionTime": now}),
-            );
-    }
-    api.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(&json!({ "status": status })),
-    )
-    .await
-    .expect("write the Job's status");
 }
 
 fn ready_reason(status: &serde_json::Value) -> (String, String) {
@@ -492,4 +429,170 @@ async fn a_wave_that_never_becomes_healthy_stops_the_next_wave() {
         .get("v1", "ConfigMap", Some("waves"), "extra")
         .await
         .is_none());
+}
+
+fn hook(yaml: &str, phase: &str, policy: Option<&str>) -> String {
+    let mut annotations = format!("    sealsync.dev/hook: {phase}\n");
+    if let Some(policy) = policy {
+        annotations.push_str(&format!("    sealsync.dev/hook-delete-policy: {policy}\n"));
+    }
+    yaml.replacen(
+        "metadata:\n",
+        &format!("metadata:\n  annotations:\n{annotations}"),
+        1,
+    )
+}
+
+fn migration_yaml(namespace: &str, version: &str) -> String {
+    job_yaml(namespace, "migrate").replace("image: migrate:1", &format!("image: migrate:{version}"))
+}
+
+async fn job_image(env: &Env, namespace: &str) -> Option<String> {
+    env.get("batch/v1", "Job", Some(namespace), "migrate")
+        .await
+        .and_then(|job| {
+            job.data["spec"]["template"]["spec"]["containers"][0]["image"]
+                .as_str()
+                .map(str::to_owned)
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_pre_sync_migration_applies_nothing_else_and_a_fixed_one_lets_the_revision_through(
+) {
+    let env = Env::start(&[PLATFORM]).await;
+    let tree = |version: &str, policy: Option<&str>| {
+        vec![
+            ("shop/namespace.yaml".to_owned(), namespace_yaml("shop")),
+            (
+                "shop/migrate.yaml".to_owned(),
+                hook(&migration_yaml("shop", version), "pre-sync", policy),
+            ),
+            (
+                "shop/web.yaml".to_owned(),
+                deployment_yaml("shop", "web", &format!("web:{version}")),
+            ),
+            (
+                "shop/settings.yaml".to_owned(),
+                configmap_yaml("shop", "settings", "version", &format!("v{version}")),
+            ),
+            (
+                "shop/alert.yaml".to_owned(),
+                hook(
+                    &configmap_yaml("shop", "sync-failed", "version", &format!("v{version}")),
+                    "sync-failed",
+                    None,
+                ),
+            ),
+            (
+                "shop/smoke.yaml".to_owned(),
+                hook(
+                    &configmap_yaml("shop", "smoke-test", "version", &format!("v{version}")),
+                    "post-sync",
+                    None,
+                ),
+            ),
+        ]
+    };
+    let first = env
+        .repo
+        .commit_tree(&tree("1", None), "migration 1")
+        .expect("commit");
+    env.apply_gitsync(
+        PLATFORM,
+        "shop",
+        json!({"path": "shop", "timeout": "5m", "interval": "1h"}),
+    )
+    .await;
+    wait_for("the migration Job", Duration::from_secs(60), || async {
+        job_image(&env, "shop").await.as_deref() == Some("migrate:1")
+    })
+    .await;
+    // The hook runs first: its Namespace is there, nothing else is.
+    assert!(env
+        .get("v1", "ConfigMap", Some("shop"), "settings")
+        .await
+        .is_none());
+    assert!(env
+        .get("apps/v1", "Deployment", Some("shop"), "web")
+        .await
+        .is_none());
+    finish_job(&env, "shop", "migrate", "Failed").await;
+    let status = env.wait_failed(PLATFORM, "shop", &first).await;
+    let (reason, message) = ready_reason(&status);
+    assert_eq!(reason, "HookFailed", "{status}");
+    assert!(
+        message.contains("pre-sync hook failed: Job shop/migrate is Failed (the Job failed); nothing else of the revision was applied"),
+        "{message}"
+    );
+    assert_eq!(status["health"][0]["name"], "migrate", "{status}");
+    assert!(env
+        .get("v1", "ConfigMap", Some("shop"), "settings")
+        .await
+        .is_none());
+    assert!(env
+        .get("apps/v1", "Deployment", Some("shop"), "web")
+        .await
+        .is_none());
+    assert!(env
+        .get("v1", "ConfigMap", Some("shop"), "smoke-test")
+        .await
+        .is_none());
+    // The sync-failed hook ran.
+    assert!(env
+        .get("v1", "ConfigMap", Some("shop"), "sync-failed")
+        .await
+        .is_some());
+
+    // A fixed migration, deleted once it succeeded: the Job is created afresh (the failed one
+    // is deleted first), then the revision, then the post-sync hook once the revision is healthy.
+    let second = env
+        .repo
+        .commit_tree(&tree("2", Some("hook-succeeded")), "migration 2")
+        .expect("commit");
+    env.annotate_gitsync(PLATFORM, "shop", "sealsync.dev/requestedAt", "fixed")
+        .await;
+    wait_for_value(
+        "the second migration Job",
+        Duration::from_secs(60),
+        || async { (job_image(&env, "shop").await.as_deref() == Some("migrate:2")).then_some(()) },
+        || env.controller.log_tail(30),
+    )
+    .await;
+    assert!(env
+        .get("v1", "ConfigMap", Some("shop"), "settings")
+        .await
+        .is_none());
+    finish_job(&env, "shop", "migrate", "Complete").await;
+    wait_for(
+        "the revision to be applied",
+        Duration::from_secs(60),
+        || async {
+            env.get("apps/v1", "Deployment", Some("shop"), "web")
+                .await
+                .is_some()
+        },
+    )
+    .await;
+    assert_eq!(
+        job_image(&env, "shop").await,
+        None,
+        "hook-succeeded deletes it"
+    );
+    // The post-sync hook waits for the Deployment to roll out.
+    assert!(env
+        .get("v1", "ConfigMap", Some("shop"), "smoke-test")
+        .await
+        .is_none());
+    roll_out(&env, "shop", "web").await;
+    let status = env.wait_applied(PLATFORM, "shop", &second).await;
+    assert!(status["health"].is_null(), "{status}");
+    assert!(env
+        .get("v1", "ConfigMap", Some("shop"), "smoke-test")
+        .await
+        .is_some());
+    // The deleted hook is not self-healed back, nor run again by the polls that follow.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(job_image(&env, "shop").await, None);
+    assert_no_canary(&env, "shop").await;
 }

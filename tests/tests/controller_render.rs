@@ -921,7 +921,8 @@ async fn charts_render_in_isolation_and_archives_are_bounded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_helm_hook_job_is_recreated_when_its_template_changes() {
+async fn a_helm_pre_install_hook_job_completes_before_the_rest_and_is_recreated_for_a_new_template()
+{
     let env = Env::start(&[PLATFORM]).await;
     let chart = |version: &str| {
         vec![
@@ -940,22 +941,47 @@ async fn a_helm_hook_job_is_recreated_when_its_template_changes() {
             ),
         ]
     };
+    // The migration's version once its Job exists; the chart's other objects wait for it.
+    let migrating = |version: &'static str| {
+        let env = &env;
+        async move {
+            wait_for(
+                &format!("the hook Job for version {version}"),
+                std::time::Duration::from_secs(60),
+                || async {
+                    env.get("batch/v1", "Job", Some(PLATFORM), "migrate")
+                        .await
+                        .is_some_and(|job| {
+                            job.data["spec"]["template"]["spec"]["containers"][0]["args"][2]
+                                == version
+                        })
+                },
+            )
+            .await;
+        }
+    };
     let first = env.repo.commit_tree(&chart("1"), "v1").expect("commit");
     env.apply_gitsync(PLATFORM, "hooks", json!({"path": "chart"}))
         .await;
+    // A pre-install hook runs first, as in Helm: nothing else is applied until it completes.
+    migrating("1").await;
+    assert_eq!(value_of_key(&env, "app", "version").await, None);
+    finish_job(&env, PLATFORM, "migrate", "Complete").await;
     env.wait_applied(PLATFORM, "hooks", &first).await;
+    assert_eq!(
+        value_of_key(&env, "app", "version").await.as_deref(),
+        Some("1")
+    );
     // A Job's template is immutable: Helm deletes a hook before creating it again (its default
     // policy), and so does sealsync, instead of failing the revision.
     let second = env.repo.commit_tree(&chart("2"), "v2").expect("commit");
-    env.wait_applied(PLATFORM, "hooks", &second).await;
-    let job = env
-        .get("batch/v1", "Job", Some(PLATFORM), "migrate")
-        .await
-        .expect("the hook Job");
+    migrating("2").await;
     assert_eq!(
-        job.data["spec"]["template"]["spec"]["containers"][0]["args"][2],
-        "2"
+        value_of_key(&env, "app", "version").await.as_deref(),
+        Some("1")
     );
+    finish_job(&env, PLATFORM, "migrate", "Complete").await;
+    env.wait_applied(PLATFORM, "hooks", &second).await;
     assert_eq!(
         value_of_key(&env, "app", "version").await.as_deref(),
         Some("2")

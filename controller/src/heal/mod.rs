@@ -118,6 +118,10 @@ impl TrackedSource {
             // Its manifest would hold values from sealed files: none is kept.
             return None;
         }
+        if object.hook {
+            // Its delete policies delete it; healing would bring it back.
+            return None;
+        }
         let scope = object.scope.take()?;
         let what = object.what.take()?;
         Some(Self {

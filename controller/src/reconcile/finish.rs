@@ -133,7 +133,8 @@ impl Change<'_> {
                     error.is_terminal(),
                     self.generation,
                 );
-                if let Error::Unhealthy { objects, .. } = error {
+                if let Error::Unhealthy { objects, .. } | Error::HookFailed { objects, .. } = error
+                {
                     st.health.clone_from(objects);
                 }
             }

@@ -21,6 +21,9 @@ pub(super) struct AppliedObjects<'a> {
     pub(super) inventory: &'a Inventory,
     /// Each object's state after the apply, by inventory id.
     pub(super) observed: HashMap<&'a str, &'a Fingerprint>,
+    /// The inventory ids of the revision's hooks, which `wait` does not wait for (they ran,
+    /// and their delete policies may have deleted them).
+    pub(super) hooks: BTreeSet<&'a str>,
     /// Who applied them: objects the revision does not hold are read as them.
     pub(super) actor: &'a Actor,
     /// Their client.
@@ -99,7 +102,10 @@ async fn awaited(
             let Some((resource, _)) = resolve(applied, resolver, &api_version, kind).await? else {
                 continue;
             };
-            if !HealthWatches::is_watched(&resource) || !seen.insert(entry.id.clone()) {
+            if !HealthWatches::is_watched(&resource)
+                || applied.hooks.contains(entry.id.as_str())
+                || !seen.insert(entry.id.clone())
+            {
                 continue;
             }
             awaited.push(Awaited {

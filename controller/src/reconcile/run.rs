@@ -142,7 +142,13 @@ pub(super) async fn run(
         &target,
         &mut resolver,
         objects,
-        (carried_objects, deadline),
+        (
+            carried_objects,
+            deadline,
+            // Hooks run for a new revision, a new spec, `sealsync sync`, or a retry; not when an
+            // applied revision is planned again.
+            !super::unchanged_since_last_apply(gs, &snapshot.revision),
+        ),
     )
     .await
     {
@@ -186,6 +192,12 @@ pub(super) async fn run(
                 .iter()
                 .chain(&carried.observed)
                 .map(|(id, seen)| (id.as_str(), seen))
+                .collect(),
+            hooks: synced
+                .objects
+                .iter()
+                .filter(|o| o.hook)
+                .map(|o| o.id.as_str())
                 .collect(),
             actor,
             client: &client,
@@ -391,7 +403,7 @@ async fn sync_objects(
     target: &Target<'_>,
     resolver: &mut Resolver,
     objects: Vec<SyncObject>,
-    (carried, deadline): (Option<&dyn CarriedObjects>, tokio::time::Instant),
+    (carried, deadline, run_hooks): (Option<&dyn CarriedObjects>, tokio::time::Instant, bool),
 ) -> Result<Synced, (Error, Vec<InventoryEntry>)> {
     // The CRDs of the revision say the scope of the kinds they define before they are served.
     let revision_crds: Vec<Json> = objects
@@ -408,6 +420,7 @@ async fn sync_objects(
         keep_manifests: gs.spec.self_heal,
         carried,
         deadline,
+        run_hooks,
     };
     ctx.engine
         .run(target, pass, objects, resolver, &revision_crds)

@@ -90,6 +90,9 @@ pub(crate) enum Pass<'a> {
         carried: Option<&'a dyn super::plan::CarriedObjects>,
         /// When the waits for a wave's health give up.
         deadline: tokio::time::Instant,
+        /// Run the revision's hooks: it is new, or it failed last time (an applied revision
+        /// planned again leaves them alone).
+        run_hooks: bool,
     },
     /// Objects of the applied revision, each written alone. An object with references whose
     /// values are those last applied is not written; a changed Secret that workloads restart
@@ -224,9 +227,19 @@ impl Engine {
             })?;
         target.enter(SyncStage::Apply, objects.len());
         match pass {
-            Pass::Revision { deadline, .. } => {
+            Pass::Revision {
+                deadline,
+                run_hooks,
+                ..
+            } => {
                 synced.outcome = self
-                    .write_revision(&client, target, resolver, &mut objects, deadline)
+                    .write_revision(
+                        &client,
+                        target,
+                        resolver,
+                        &mut objects,
+                        (deadline, run_hooks),
+                    )
                     .await?;
             }
             Pass::Objects { .. } => {
@@ -306,7 +319,7 @@ impl Engine {
         target: &Target<'_>,
         resolver: &mut Resolver,
         objects: &mut [SyncObject],
-        deadline: tokio::time::Instant,
+        (deadline, run_hooks): (tokio::time::Instant, bool),
     ) -> Result<ApplyOutcome, SyncFailure> {
         let desired: Vec<Desired> = objects
             .iter_mut()
@@ -323,20 +336,21 @@ impl Engine {
             key: target.key,
             deadline,
         };
-        let outcome = super::waves::apply_waves(
-            client,
-            resolver,
-            desired,
-            ApplyOptions {
-                force: target.force,
-                concurrency: self.settings.apply_concurrency,
-                ready_timeout: self.settings.ready_timeout,
-                self_heal: target.self_heal,
-                progress: target.progress,
-            },
-            &gate,
-        )
-        .await?;
+        let sequence = super::sequence::Sequence::of(desired).map_err(Error::Apply)?;
+        let outcome = sequence
+            .apply(
+                client,
+                resolver,
+                ApplyOptions {
+                    force: target.force,
+                    concurrency: self.settings.apply_concurrency,
+                    ready_timeout: self.settings.ready_timeout,
+                    self_heal: target.self_heal,
+                    progress: target.progress,
+                },
+                (&gate, run_hooks),
+            )
+            .await?;
         self.metrics.count_applies(
             "reconcile",
             outcome.created + outcome.configured + outcome.recreated,

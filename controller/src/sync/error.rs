@@ -55,10 +55,9 @@ pub(crate) enum Error {
     },
     /// A wave of the revision did not become healthy, so the waves after it were not applied.
     #[error(
-        "wave {wave} {}: {}; {} not applied",
+        "wave {wave} {}: {}; {skipped}",
         if *timed_out { "did not become healthy within spec.timeout" } else { "failed its health check" },
-        UnhealthyObject::summarize(objects),
-        describe_waves(later)
+        UnhealthyObject::summarize(objects)
     )]
     Unhealthy {
         /// The wave.
@@ -67,8 +66,24 @@ pub(crate) enum Error {
         objects: Vec<UnhealthyObject>,
         /// Time ran out (rather than an object failing).
         timed_out: bool,
-        /// The waves not applied.
-        later: Vec<i64>,
+        /// What was not done because of it: `wave 1 was not applied`.
+        skipped: String,
+    },
+    /// A hook failed, or did not succeed within `spec.timeout`.
+    #[error(
+        "{phase} hook {}: {}; {skipped}",
+        if *timed_out { "did not succeed within spec.timeout" } else { "failed" },
+        UnhealthyObject::summarize(objects)
+    )]
+    HookFailed {
+        /// `pre-sync` or `post-sync`.
+        phase: &'static str,
+        /// The hooks that did not succeed.
+        objects: Vec<UnhealthyObject>,
+        /// Time ran out (rather than a hook failing).
+        timed_out: bool,
+        /// What was not done because of it.
+        skipped: &'static str,
     },
     /// Another error whose message had values of Secret-sourced substitution variables masked
     /// (an API server's message may quote the object it refused).
@@ -126,6 +141,7 @@ impl Error {
             Error::Timeout { stage, .. } => stage.timeout_reason(),
             Error::Kube { .. } => "ApiFailed",
             Error::Unhealthy { .. } => "HealthCheckFailed",
+            Error::HookFailed { .. } => "HookFailed",
             Error::Masked { reason, .. } => reason,
         }
     }
@@ -144,20 +160,10 @@ impl Error {
             Error::Apply(e) => !e.is_transient(),
             Error::Vault(e) => e.is_terminal(),
             Error::Masked { terminal, .. } => *terminal,
+            // Running a failed migration again and again on its own could do harm: it runs
+            // again at the next interval, a new commit or `sealsync sync`.
+            Error::HookFailed { .. } => true,
             _ => false,
         }
-    }
-}
-
-/// `wave 2 was` or `waves 1, 2 were`.
-fn describe_waves(waves: &[i64]) -> String {
-    let list = waves
-        .iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
-    match waves.len() {
-        1 => format!("wave {list} was"),
-        _ => format!("waves {list} were"),
     }
 }

@@ -1,5 +1,5 @@
 //! The sync engine (`engine`) and the stages it runs, one module each: `fetch`, `decrypt`,
-//! `tree` (the files of a commit), `build` and `checkout` (kustomize and Helm), `resolve` (Vault), `restarts`, `plan` (with `prepare` and `inventory`), `apply` (in `waves`), `prune`.
+//! `tree` (the files of a commit), `build` and `checkout` (kustomize and Helm), `resolve` (Vault), `restarts`, `plan` (with `prepare` and `inventory`), `apply` (in `sequence`: `hooks` and `waves`), `prune`.
 //! The full reconcile, a drift correction and a Vault refresh all run their objects through
 //! [`engine::Engine::run`].
 
@@ -13,6 +13,7 @@ pub(crate) mod engine;
 pub(crate) mod error;
 pub(crate) mod fetch;
 pub(crate) mod helm_values;
+pub(crate) mod hooks;
 pub(crate) mod inventory;
 pub(crate) mod object;
 pub(crate) mod plan;
@@ -23,6 +24,7 @@ pub(crate) mod remote;
 pub(crate) mod resolve;
 pub(crate) mod restarts;
 pub(crate) mod sealedfile;
+pub(crate) mod sequence;
 pub(crate) mod substitute;
 #[cfg(test)]
 pub(crate) mod testing;

@@ -78,6 +78,9 @@ pub(crate) struct SyncObject {
     /// values is in Git: not plaintext in Git. It keeps no manifest (that would keep its
     /// values between syncs), so self-heal leaves it to the next full sync.
     pub(crate) from_sealed_values: bool,
+    /// A hook (`sealsync.dev/hook`, or a Helm hook): run around the revision, never
+    /// self-healed, never waited for as part of it.
+    pub(crate) hook: bool,
     /// The digest of the Vault values last applied, for an object with references.
     pub(crate) vault_digest: Option<[u8; 32]>,
     /// Its scope, once planned.
@@ -105,6 +108,7 @@ impl SyncObject {
             },
             sealed: crate::sync::decrypt::is_sealed(&manifest),
             from_sealed_values: false,
+            hook: crate::sync::hooks::is_hook(&manifest.object),
             file: std::mem::take(&mut manifest.file),
             document: std::mem::take(&mut manifest.document),
             vault_digest: None,
@@ -125,6 +129,7 @@ impl SyncObject {
             manifest: Vec::new(),
             sealed: self.sealed,
             from_sealed_values: self.from_sealed_values,
+            hook: self.hook,
             vault_digest: self.vault_digest,
             scope: self.scope.clone(),
             id: self.id.clone(),

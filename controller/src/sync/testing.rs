@@ -74,6 +74,7 @@ pub(crate) fn revision_pass() -> Pass<'static> {
         keep_manifests: true,
         carried: None,
         deadline: tokio::time::Instant::now() + Duration::from_secs(60),
+        run_hooks: true,
     }
 }
 

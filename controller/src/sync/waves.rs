@@ -49,14 +49,15 @@ pub(crate) struct WaveGate<'a> {
     pub(crate) deadline: tokio::time::Instant,
 }
 
-/// Applies `desired` wave by wave, waiting for each wave but the last to be healthy. With one
-/// wave this is one apply, with no wait.
+/// Applies `desired` wave by wave, waiting for each wave but the last to be healthy, and for
+/// the last too when `then` names what comes after it (`the post-sync hooks were not run`).
+/// With one wave and nothing after, this is one apply, with no wait.
 pub(crate) async fn apply_waves(
     client: &kube::Client,
     resolver: &mut Resolver,
     desired: Vec<Desired>,
     options: ApplyOptions<'_>,
-    gate: &WaveGate<'_>,
+    (gate, then): (&WaveGate<'_>, Option<&str>),
 ) -> Result<ApplyOutcome, SyncFailure> {
     let waves = split(desired).map_err(|e| SyncFailure::from(Error::Apply(e)))?;
     let numbers: Vec<i64> = waves.keys().copied().collect();
@@ -75,7 +76,7 @@ pub(crate) async fn apply_waves(
                 }
             })?;
         let later = &numbers[index + 1..];
-        if !later.is_empty() {
+        if !later.is_empty() || then.is_some() {
             let verdict = wait_healthy(client, resolver, &objects, &applied, gate).await;
             kept.extend(
                 objects
@@ -88,12 +89,24 @@ pub(crate) async fn apply_waves(
                 Verdict::TimedOut(list) => (Some(list), true),
             };
             if let Some(objects) = unhealthy {
+                let list = later
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let skipped = if later.is_empty() {
+                    then.unwrap_or_default().to_owned()
+                } else if later.len() == 1 {
+                    format!("wave {list} was not applied")
+                } else {
+                    format!("waves {list} were not applied")
+                };
                 return Err(SyncFailure {
                     error: Error::Unhealthy {
                         wave,
                         objects,
                         timed_out,
-                        later: later.to_vec(),
+                        skipped,
                     },
                     written: kept,
                 });
@@ -104,8 +117,8 @@ pub(crate) async fn apply_waves(
     Ok(outcome)
 }
 
-/// Waits for the objects of one wave to be healthy.
-async fn wait_healthy(
+/// Waits for `objects`, just applied (`applied`), to be healthy.
+pub(crate) async fn wait_healthy(
     client: &kube::Client,
     resolver: &mut Resolver,
     objects: &[Desired],

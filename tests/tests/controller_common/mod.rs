@@ -665,3 +665,65 @@ pub fn push_payload(repo_url: &str, git_ref: &str) -> Vec<u8> {
     }))
     .expect("json")
 }
+
+/// Plays the Deployment controller and the kubelet: the rollout of the current generation
+/// is complete and available.
+pub async fn roll_out(env: &Env, namespace: &str, name: &str) {
+    let api = dynamic_api(&env.client, "apps/v1", "Deployment", Some(namespace)).await;
+    let live = api.get(name).await.expect("the Deployment");
+    let generation = live.metadata.generation.expect("generation");
+    let status = serde_json::json!({"status": {
+        "observedGeneration": generation,
+        "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1,
+        "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
+                        "message": "up", "lastUpdateTime": "2026-01-01T00:00:00Z",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+    }});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("write the Deployment's status");
+}
+
+/// Plays the Job controller: the Job ends with `condition` (`Complete` or `Failed`).
+pub async fn finish_job(env: &Env, namespace: &str, name: &str, condition: &str) {
+    let api = dynamic_api(&env.client, "batch/v1", "Job", Some(namespace)).await;
+    let now = "2026-01-01T00:00:00Z";
+    let mut status = serde_json::json!({
+        "startTime": now,
+        "conditions": [{"type": condition, "status": "True", "reason": "Played",
+                        "message": "played by the test", "lastProbeTime": now,
+                        "lastTransitionTime": now}],
+    });
+    // kube-apiserver wants the terminal conditions a real Job controller sets before them.
+    if condition == "Failed" {
+        status["failed"] = serde_json::json!(1);
+        status["conditions"]
+            .as_array_mut()
+            .expect("conditions")
+            .insert(
+                0,
+                serde_json::json!({"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded",
+                       "message": "played by the test", "lastProbeTime": now,
+                       "lastTransitionTime": now}),
+            );
+    } else {
+        status["succeeded"] = serde_json::json!(1);
+        status["completionTime"] = serde_json::json!(now);
+        status["conditions"]
+            .as_array_mut()
+            .expect("conditions")
+            .insert(
+                0,
+                serde_json::json!({"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
+                       "message": "played by the test", "lastProbeTime": now,
+                       "lastTransitionTime": now}),
+            );
+    }
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(&serde_json::json!({ "status": status })),
+    )
+    .await
+    .expect("write the Job's status");
+}

@@ -247,52 +247,6 @@ fn stage(api_version: &str, kind: &str) -> u8 {
     }
 }
 
-/// Where a Helm hook runs among the objects of its revision: `-1` for `pre-install` and
-/// `pre-upgrade` hooks, `1` for `post-install` and `post-upgrade` hooks, `0` for the rest, with
-/// its `helm.sh/hook-weight`. Hooks are applied in order of phase, then weight, each group
-/// after the one before is written, as Helm orders them (Helm also waits for a hook Job to
-/// complete; sealsync does not).
-fn hook_phase(object: &Json) -> (i8, i64) {
-    let annotations = &object["metadata"]["annotations"];
-    let Some(hooks) = annotations["helm.sh/hook"].as_str() else {
-        return (0, 0);
-    };
-    let weight = annotations["helm.sh/hook-weight"]
-        .as_str()
-        .and_then(|w| w.trim().parse().ok())
-        .unwrap_or(0);
-    let events: Vec<&str> = hooks.split(',').map(str::trim).collect();
-    if events
-        .iter()
-        .any(|e| matches!(*e, "pre-install" | "pre-upgrade"))
-    {
-        (-1, weight)
-    } else if events
-        .iter()
-        .any(|e| matches!(*e, "post-install" | "post-upgrade"))
-    {
-        (1, weight)
-    } else {
-        (0, 0)
-    }
-}
-
-/// Whether an object is a Helm hook that Helm deletes before creating it again
-/// (`before-hook-creation`, Helm's default policy): an immutable change to it (a Job's new
-/// template) recreates it, as `spec.force` would.
-fn recreated_before_creation(object: &Json) -> bool {
-    let annotations = &object["metadata"]["annotations"];
-    if annotations["helm.sh/hook"].as_str().is_none() {
-        return false;
-    }
-    match annotations["helm.sh/hook-delete-policy"].as_str() {
-        None => true,
-        Some(policies) => policies
-            .split(',')
-            .any(|p| p.trim() == "before-hook-creation"),
-    }
-}
-
 /// The order of kinds within the last stage: what other objects refer to comes first;
 /// webhooks come last so they cannot block the rest of the revision.
 fn kind_rank(kind: &str) -> usize {
@@ -524,13 +478,11 @@ async fn apply_stages(
             .unwrap_or(usize::MAX)
     });
 
-    // 4. Write the rest, stage by stage (Helm's pre hooks first and its post hooks last, by
-    // weight), concurrently within a stage.
-    type WriteOrder = ((i8, i64), u8);
-    let mut by_stage: BTreeMap<WriteOrder, Vec<(&Desired, Planned)>> = BTreeMap::new();
+    // 4. Write the rest, stage by stage, concurrently within a stage.
+    let mut by_stage: BTreeMap<u8, Vec<(&Desired, Planned)>> = BTreeMap::new();
     for (d, p) in rest_plans {
         by_stage
-            .entry((hook_phase(&d.object), stage(d.api_version(), d.kind())))
+            .entry(stage(d.api_version(), d.kind()))
             .or_default()
             .push((d, p));
     }
@@ -675,7 +627,7 @@ async fn dry_run(
     d: &Desired,
     options: ApplyOptions<'_>,
 ) -> Result<Planned, ApplyError> {
-    let force = options.force || recreated_before_creation(&d.object);
+    let force = options.force;
     let api = object_api(client, resolved, d)?;
     let live = api
         .get_opt(d.name())
@@ -887,6 +839,27 @@ pub(crate) async fn apply_one(
             message: "the apply reported no state".to_owned(),
         })?;
     Ok((applied, seen, outcome.intermediate))
+}
+
+/// Deletes `d` if it exists and waits until it is gone: a hook's delete policy. Returns
+/// whether there was something to delete.
+pub(crate) async fn delete_and_wait(
+    client: &Client,
+    resolver: &mut Resolver,
+    d: &Desired,
+) -> Result<bool, ApplyError> {
+    let resolved = resolver
+        .resolve(client, d.api_version(), d.kind())
+        .await
+        .map_err(|e| transient(&d.location, &e))?;
+    let api = object_api(client, resolved, d)?;
+    match api.delete(d.name(), &DeleteParams::background()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(false),
+        Err(e) => return Err(api_error(d, e)),
+    }
+    wait_gone(&api, d).await?;
+    Ok(true)
 }
 
 async fn wait_gone(api: &Api<DynamicObject>, d: &Desired) -> Result<(), ApplyError> {
@@ -1152,43 +1125,5 @@ mod tests {
             kube::Error::Api(Box::new(status(500, "etcdserver: leader changed"))),
         );
         assert!(err.is_transient(), "{err}");
-    }
-
-    #[test]
-    fn helm_hooks_run_before_or_after_the_rest_by_weight() {
-        let hook = |events: &str, weight: Option<&str>, policy: Option<&str>| {
-            let mut annotations = serde_json::Map::new();
-            annotations.insert("helm.sh/hook".into(), events.into());
-            if let Some(w) = weight {
-                annotations.insert("helm.sh/hook-weight".into(), w.into());
-            }
-            if let Some(p) = policy {
-                annotations.insert("helm.sh/hook-delete-policy".into(), p.into());
-            }
-            serde_json::json!({"metadata": {"annotations": annotations}})
-        };
-        assert_eq!(
-            hook_phase(&hook("pre-install,pre-upgrade", Some("-5"), None)),
-            (-1, -5)
-        );
-        assert_eq!(hook_phase(&hook("post-upgrade", Some(" 3 "), None)), (1, 3));
-        assert_eq!(hook_phase(&hook("pre-delete", None, None)), (0, 0));
-        assert_eq!(hook_phase(&serde_json::json!({"metadata": {}})), (0, 0));
-        assert!(hook_phase(&hook("pre-install", Some("-5"), None)) < (0, 0));
-        // Helm's default policy deletes a hook before creating it again.
-        assert!(recreated_before_creation(&hook("pre-install", None, None)));
-        assert!(recreated_before_creation(&hook(
-            "pre-install",
-            None,
-            Some("hook-succeeded,before-hook-creation")
-        )));
-        assert!(!recreated_before_creation(&hook(
-            "pre-install",
-            None,
-            Some("hook-succeeded")
-        )));
-        assert!(!recreated_before_creation(
-            &serde_json::json!({"metadata": {}})
-        ));
     }
 }
