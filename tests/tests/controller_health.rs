@@ -29,6 +29,24 @@ fn job_yaml(namespace: &str, name: &str) -> String {
     )
 }
 
+/// A Namespace, a Deployment in it and its settings, as a team keeps them in Git.
+fn app_tree(namespace: &str, deployment: &str) -> Vec<(String, String)> {
+    vec![
+        (
+            format!("{namespace}/namespace.yaml"),
+            namespace_yaml(namespace),
+        ),
+        (
+            format!("{namespace}/{deployment}.yaml"),
+            deployment_yaml(namespace, deployment, &format!("{deployment}:1")),
+        ),
+        (
+            format!("{namespace}/settings.yaml"),
+            configmap_yaml(namespace, "settings", "mode", "live"),
+        ),
+    ]
+}
+
 fn ready_reason(status: &serde_json::Value) -> (String, String) {
     let c = condition(status, "Ready").cloned().unwrap_or_default();
     (
@@ -97,20 +115,7 @@ async fn a_deployment_makes_the_gitsync_ready_only_once_it_has_rolled_out() {
     let env = Env::start(&[PLATFORM]).await;
     let commit = env
         .repo
-        .commit_tree(
-            &[
-                ("shop/namespace.yaml".to_owned(), namespace_yaml("shop")),
-                (
-                    "shop/web.yaml".to_owned(),
-                    deployment_yaml("shop", "web", "web:1"),
-                ),
-                (
-                    "shop/settings.yaml".to_owned(),
-                    configmap_yaml("shop", "settings", "mode", "live"),
-                ),
-            ],
-            "a shop",
-        )
+        .commit_tree(&app_tree("shop", "web"), "a shop")
         .expect("commit");
     env.apply_gitsync(
         PLATFORM,
@@ -220,20 +225,7 @@ async fn a_rollout_that_never_ends_times_out_naming_what_it_waits_for() {
     let env = Env::start(&[PLATFORM]).await;
     let commit = env
         .repo
-        .commit_tree(
-            &[
-                ("app/namespace.yaml".to_owned(), namespace_yaml("app")),
-                (
-                    "app/api.yaml".to_owned(),
-                    deployment_yaml("app", "api", "api:1"),
-                ),
-                (
-                    "app/settings.yaml".to_owned(),
-                    configmap_yaml("app", "settings", "mode", "live"),
-                ),
-            ],
-            "an app",
-        )
+        .commit_tree(&app_tree("app", "api"), "an app")
         .expect("commit");
     env.apply_gitsync(
         PLATFORM,
@@ -595,4 +587,136 @@ async fn a_failed_pre_sync_migration_applies_nothing_else_and_a_fixed_one_lets_t
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(job_image(&env, "shop").await, None);
     assert_no_canary(&env, "shop").await;
+}
+
+const WIDGET_CRD: &str = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n  names: {plural: widgets, singular: widget, kind: Widget}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        x-kubernetes-preserve-unknown-fields: true\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_of_three_gitsyncs_applies_in_order_and_a_cycle_is_refused() {
+    let env = Env::start(&[PLATFORM]).await;
+    let commit = env
+        .repo
+        .commit_tree(
+            &[
+                // infra: the platform's Namespace, a CRD and an operator that must roll out.
+                ("infra/namespace.yaml".to_owned(), namespace_yaml("chain")),
+                ("infra/crd.yaml".to_owned(), WIDGET_CRD.to_owned()),
+                (
+                    "infra/operator.yaml".to_owned(),
+                    deployment_yaml("chain", "operator", "operator:1"),
+                ),
+                // apps: a custom resource of infra's CRD.
+                (
+                    "apps/widget.yaml".to_owned(),
+                    "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w1\n  namespace: chain\nspec:\n  size: 3\n".to_owned(),
+                ),
+                // web: what uses the apps.
+                (
+                    "web/settings.yaml".to_owned(),
+                    configmap_yaml("chain", "web", "widget", "w1"),
+                ),
+            ],
+            "three layers",
+        )
+        .expect("commit");
+    // Created in the wrong order on purpose: the dependencies order them.
+    env.apply_gitsync(
+        PLATFORM,
+        "web",
+        json!({"path": "web", "interval": "1h", "dependsOn": [{"name": "apps"}]}),
+    )
+    .await;
+    env.apply_gitsync(
+        PLATFORM,
+        "apps",
+        json!({"path": "apps", "interval": "1h", "dependsOn": [{"name": "infra", "namespace": PLATFORM}]}),
+    )
+    .await;
+    env.apply_gitsync(
+        PLATFORM,
+        "infra",
+        json!({"path": "infra", "interval": "1h", "wait": true, "timeout": "5m"}),
+    )
+    .await;
+    // infra waits for its operator; apps and web wait for infra and apps.
+    wait_progress(&env, "infra", "health check", None).await;
+    let apps = wait_for_value(
+        "apps to wait for infra",
+        Duration::from_secs(60),
+        || async {
+            let status = env.gitsync_status(PLATFORM, "apps").await;
+            (ready_reason(&status).0 == "DependencyNotReady").then_some(status)
+        },
+        || env.controller.log_tail(30),
+    )
+    .await;
+    assert!(
+        ready_reason(&apps)
+            .1
+            .starts_with("waiting for GitSync platform/infra (spec.dependsOn):"),
+        "{apps}"
+    );
+    assert!(
+        apps["lastAttemptedRevision"].is_null(),
+        "nothing fetched: {apps}"
+    );
+    let web = env.gitsync_status(PLATFORM, "web").await;
+    assert_eq!(ready_reason(&web).0, "DependencyNotReady", "{web}");
+    assert!(env
+        .get("v1", "ConfigMap", Some("chain"), "web")
+        .await
+        .is_none());
+
+    roll_out(&env, "chain", "operator").await;
+    env.wait_applied(PLATFORM, "infra", &commit).await;
+    env.wait_applied(PLATFORM, "apps", &commit).await;
+    env.wait_applied(PLATFORM, "web", &commit).await;
+    assert!(env
+        .get("example.com/v1", "Widget", Some("chain"), "w1")
+        .await
+        .is_some());
+    assert!(env
+        .get("v1", "ConfigMap", Some("chain"), "web")
+        .await
+        .is_some());
+    // Waiting wrote no Warning Event per look.
+    let events = events_json(&env, PLATFORM).await;
+    assert!(
+        events.matches("DependencyNotReady").count() <= 4,
+        "one Event per change of what is awaited, not one per look: {events}"
+    );
+
+    // A cycle: x waits for y, y for x.
+    env.apply_gitsync(
+        PLATFORM,
+        "x",
+        json!({"path": "web", "interval": "1h", "dependsOn": [{"name": "y"}]}),
+    )
+    .await;
+    env.apply_gitsync(
+        PLATFORM,
+        "y",
+        json!({"path": "web", "interval": "1h", "dependsOn": [{"name": "x"}]}),
+    )
+    .await;
+    let x = wait_for_value(
+        "x to report the cycle",
+        Duration::from_secs(60),
+        || async {
+            let status = env.gitsync_status(PLATFORM, "x").await;
+            (ready_reason(&status).0 == "DependencyCycle").then_some(status)
+        },
+        || env.controller.log_tail(30),
+    )
+    .await;
+    assert!(
+        ready_reason(&x)
+            .1
+            .contains("a cycle: platform/x → platform/y → platform/x"),
+        "{x}"
+    );
+    assert_eq!(
+        condition(&x, "Stalled").map(|c| c["status"].clone()),
+        Some(json!("True"))
+    );
 }

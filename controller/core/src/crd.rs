@@ -152,6 +152,16 @@ pub struct GitSyncSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256))]
     pub health_checks: Vec<crate::HealthCheckRef>,
+    /// GitSyncs to wait for: this one is reconciled only once each is Ready at the revision it
+    /// last tried (Flux's `dependsOn`). A cycle is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub depends_on: Vec<crate::DependencyRef>,
+    /// `keep` (the default) leaves a revision that does not become healthy applied and retries
+    /// it; `rollback` applies the last healthy revision again, from Git, and does not retry the
+    /// failed one until a new commit or `sealsync sync`.
+    #[serde(default)]
+    pub on_health_failure: crate::HealthFailurePolicy,
 }
 
 /// Vault settings of a GitSync. At most one login method may be set; with none, the
@@ -495,6 +505,8 @@ mod tests {
             vault: None,
             wait: false,
             health_checks: Vec::new(),
+            depends_on: Vec::new(),
+            on_health_failure: Default::default(),
         }
     }
 

@@ -73,3 +73,30 @@ impl UnhealthyObject {
         }
     }
 }
+
+/// A GitSync this one waits for: it is reconciled only once that one is Ready at the
+/// revision it last tried.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DependencyRef {
+    /// Its name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Its namespace; default: this GitSync's. Only GitSyncs of the trusted namespaces
+    /// (`--trusted-namespaces`) may wait for one of another namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub namespace: Option<String>,
+}
+
+/// What the controller does when a revision does not become healthy.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthFailurePolicy {
+    /// Leave the revision applied, report it, and retry it.
+    #[default]
+    Keep,
+    /// Apply the last revision that was healthy again, and do not retry the failed one until
+    /// a new commit or `sealsync sync`.
+    Rollback,
+}

@@ -63,6 +63,17 @@ impl InventoryEntry {
         }
     }
 
+    /// The API version it was applied with: `group/version`, or the version alone for the
+    /// core group (`None` for an id not of the inventory's form).
+    pub fn api_version(&self) -> Option<String> {
+        let (_, _, group, _) = self.parts()?;
+        Some(if group.is_empty() {
+            self.v.clone()
+        } else {
+            format!("{group}/{}", self.v)
+        })
+    }
+
     /// `(namespace, name, group, kind)` of the entry; `None` for an id not of that form.
     pub fn parts(&self) -> Option<(Option<&str>, &str, &str, &str)> {
         let mut it = self.id.split('_');

@@ -40,7 +40,9 @@ pub use crd::{
 };
 pub use duration::{parse_duration, DurationError};
 #[cfg(feature = "kube")]
-pub use health_spec::{HealthCheckRef, UnhealthyObject, WAVE_ANNOTATION};
+pub use health_spec::{
+    DependencyRef, HealthCheckRef, HealthFailurePolicy, UnhealthyObject, WAVE_ANNOTATION,
+};
 #[cfg(feature = "kube")]
 pub use inventory::{Inventory, InventoryEntry, InventoryShards, InventoryStatus};
 #[cfg(feature = "kube")]

@@ -149,6 +149,7 @@ pub(super) fn wire(
         capabilities: Default::default(),
         charts: Default::default(),
         files: Default::default(),
+        dependents: Default::default(),
     });
     Wired {
         shared,

@@ -27,6 +27,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::support::Gvr;
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::ApiResource;
@@ -43,24 +44,6 @@ use fights::Fights;
 
 /// The delay of a correction that failed: 2 s, doubled, at most 32 s.
 const RETRY_BACKOFF: Backoff = Backoff::new(Duration::from_secs(2), 2.0, Duration::from_secs(32));
-
-/// A resource a watch follows.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Gvr {
-    group: String,
-    version: String,
-    plural: String,
-}
-
-impl Gvr {
-    fn of(resource: &ApiResource) -> Self {
-        Self {
-            group: resource.group.clone(),
-            version: resource.version.clone(),
-            plural: resource.plural.clone(),
-        }
-    }
-}
 
 /// One applied object: its resource, namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

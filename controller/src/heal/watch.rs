@@ -11,9 +11,10 @@ use kube::Api;
 use sealsync_core::Chain;
 use sealsync_core::OWNER_NAME_LABEL;
 
-use super::{Gvr, Inner};
+use super::Inner;
 use crate::support::metrics::WatchLabels;
 use crate::support::retry::Backoff;
+use crate::support::Gvr;
 
 /// How soon a failed watch lists again.
 const WATCH_RESTART: Backoff =

@@ -20,28 +20,10 @@ use sealsync_core::UnhealthyObject;
 use tokio::time::Instant;
 
 use crate::support::metrics::Metrics;
-use crate::support::{Fingerprint, SyncKey};
+use crate::support::{Fingerprint, Gvr, SyncKey};
 
 /// The most unhealthy objects a status lists.
 pub(crate) const MAX_LISTED: usize = 50;
-
-/// A resource watched for health: group, version and plural.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct Gvr {
-    group: String,
-    version: String,
-    plural: String,
-}
-
-impl Gvr {
-    fn of(resource: &ApiResource) -> Self {
-        Self {
-            group: resource.group.clone(),
-            version: resource.version.clone(),
-            plural: resource.plural.clone(),
-        }
-    }
-}
 
 /// `(namespace, name)` of an object.
 type ObjectKey = (Option<String>, String);

@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     pub capabilities: crate::sync::capabilities::CapabilitiesCache,
     /// The client of HTTP chart repositories.
     pub charts: crate::sync::charts::ChartRepositories,
+    /// Who waits for whom through `spec.dependsOn`.
+    pub dependents: super::dependencies::Dependents,
 }
 
 impl std::fmt::Debug for Shared {

@@ -297,6 +297,9 @@ pub(super) async fn finish(
                 .await;
             }
         }
+        Err(error) if is_still_waiting(gs, error) => {
+            tracing::debug!(error = %Chain(&error), "still waiting for a dependency");
+        }
         Err(error) => {
             let message = Chain(&error).to_string();
             tracing::warn!(
@@ -345,4 +348,16 @@ pub(super) async fn finish(
             false
         }
     }
+}
+
+/// A GitSync that waited for the same dependency last time: no new Event or warning each time
+/// it looks again.
+fn is_still_waiting(gs: &GitSync, error: &Error) -> bool {
+    let Error::DependencyNotReady(message) = error else {
+        return false;
+    };
+    gs.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .is_some_and(|c| c.reason == "DependencyNotReady" && &c.message == message)
 }

@@ -91,13 +91,10 @@ async fn awaited(
     let mut missing = Vec::new();
     if gs.spec.wait {
         for entry in &applied.inventory.entries {
-            let Some((namespace, name, group, kind)) = entry.parts() else {
+            let (Some((namespace, name, _, kind)), Some(api_version)) =
+                (entry.parts(), entry.api_version())
+            else {
                 continue;
-            };
-            let api_version = if group.is_empty() {
-                entry.v.clone()
-            } else {
-                format!("{group}/{}", entry.v)
             };
             let Some((resource, _)) = resolve(applied, resolver, &api_version, kind).await? else {
                 continue;

@@ -9,6 +9,7 @@
 mod cleanup;
 mod context;
 mod credentials;
+mod dependencies;
 mod finish;
 mod health;
 mod incremental;
@@ -213,6 +214,17 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
         }
     };
 
+    // Nothing is fetched until every dependency is Ready.
+    if let Err(e) = dependencies::check(&gs, ctx, &key).await {
+        let terminal = e.is_terminal();
+        let _ = finish::finish(ctx, &gs, Err(e), None, Vec::new(), started, None).await;
+        return Action::requeue(if terminal {
+            interval
+        } else {
+            dependencies::RECHECK
+        });
+    }
+
     let _slow_fetch_turn = match ctx.fetch_gate.enter(&key) {
         fetch::FetchTurn::Wait => {
             // Its server did not answer last time and another slow GitSync is fetching: wait
@@ -312,6 +324,12 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
         _ => {}
     }
 
+    if !failed {
+        // Those waiting for this GitSync may go on now.
+        for waiting in ctx.dependents.waiting_for(&key) {
+            ctx.triggers.reconcile(&waiting);
+        }
+    }
     let failures = {
         let mut map = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
         if failed {

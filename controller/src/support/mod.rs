@@ -21,3 +21,22 @@ pub(crate) use triggers::{Leading, Triggers};
 
 /// A GitSync: `(namespace, name)`.
 pub(crate) type SyncKey = (String, String);
+
+/// A resource a watch follows: group, version and plural.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct Gvr {
+    group: String,
+    version: String,
+    plural: String,
+}
+
+impl Gvr {
+    /// The resource of `resource`.
+    pub(crate) fn of(resource: &kube::core::ApiResource) -> Self {
+        Self {
+            group: resource.group.clone(),
+            version: resource.version.clone(),
+            plural: resource.plural.clone(),
+        }
+    }
+}

@@ -85,6 +85,12 @@ pub(crate) enum Error {
         /// What was not done because of it.
         skipped: &'static str,
     },
+    /// A GitSync of `spec.dependsOn` is not Ready yet.
+    #[error("{0}")]
+    DependencyNotReady(String),
+    /// `spec.dependsOn` leads back to this GitSync.
+    #[error("spec.dependsOn: a cycle: {0}; remove one of these dependencies")]
+    DependencyCycle(String),
     /// Another error whose message had values of Secret-sourced substitution variables masked
     /// (an API server's message may quote the object it refused).
     #[error("{message}")]
@@ -142,6 +148,8 @@ impl Error {
             Error::Kube { .. } => "ApiFailed",
             Error::Unhealthy { .. } => "HealthCheckFailed",
             Error::HookFailed { .. } => "HookFailed",
+            Error::DependencyNotReady(_) => "DependencyNotReady",
+            Error::DependencyCycle(_) => "DependencyCycle",
             Error::Masked { reason, .. } => reason,
         }
     }
@@ -162,7 +170,7 @@ impl Error {
             Error::Masked { terminal, .. } => *terminal,
             // Running a failed migration again and again on its own could do harm: it runs
             // again at the next interval, a new commit or `sealsync sync`.
-            Error::HookFailed { .. } => true,
+            Error::HookFailed { .. } | Error::DependencyCycle(_) => true,
             _ => false,
         }
     }

@@ -109,14 +109,11 @@ pub(crate) async fn prune(
             .unwrap_or(0)
     });
     for entry in stale {
-        let Some((namespace, name, group, kind)) = entry.parts() else {
+        let (Some((namespace, name, group, kind)), Some(api_version)) =
+            (entry.parts(), entry.api_version())
+        else {
             // Not an id this controller writes: drop it rather than guess what it names.
             continue;
-        };
-        let api_version = if group.is_empty() {
-            entry.v.clone()
-        } else {
-            format!("{group}/{}", entry.v)
         };
         let what = format!(
             "{kind} {}{name}",

@@ -99,7 +99,7 @@ pub(crate) struct ApplyOutcome {
 }
 
 impl ApplyOutcome {
-    /// Adds what a later apply of the same revision (its next wave) did.
+    /// Adds what another apply of the same revision did (a write of its stage, its next wave).
     pub(crate) fn absorb(&mut self, other: ApplyOutcome) {
         self.created += other.created;
         self.configured += other.configured;
@@ -512,15 +512,7 @@ async fn apply_stages(
         let mut first_error = None;
         for result in results {
             match result {
-                Ok(r) => {
-                    outcome.created += r.created;
-                    outcome.configured += r.configured;
-                    outcome.unchanged += r.unchanged;
-                    outcome.skipped += r.skipped;
-                    outcome.recreated += r.recreated;
-                    outcome.writes.extend(r.writes);
-                    outcome.observed.extend(r.observed);
-                }
+                Ok(r) => outcome.absorb(r),
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
