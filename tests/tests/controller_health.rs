@@ -720,3 +720,121 @@ async fn a_chain_of_three_gitsyncs_applies_in_order_and_a_cycle_is_refused() {
         Some(json!("True"))
     );
 }
+
+fn sealed_db(env: &Env, namespace: &str, value: &str) -> String {
+    env.seal(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: {namespace}\nstringData:\n  password: {value}\n"
+    ))
+}
+
+async fn image_of(env: &Env, namespace: &str, name: &str) -> String {
+    env.get("apps/v1", "Deployment", Some(namespace), name)
+        .await
+        .and_then(|d| {
+            d.data["spec"]["template"]["spec"]["containers"][0]["image"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_returns_to_the_last_healthy_revision_with_its_secrets_and_waits_for_a_fix() {
+    let env = Env::start(&[PLATFORM]).await;
+    let tree = |version: &str| {
+        vec![
+            ("rb/namespace.yaml".to_owned(), namespace_yaml("rb")),
+            (
+                "rb/api.yaml".to_owned(),
+                deployment_yaml("rb", "api", &format!("api:{version}")),
+            ),
+            (
+                "rb/db.sealed.yaml".to_owned(),
+                sealed_db(&env, "rb", &format!("{CANARY}-{version}")),
+            ),
+        ]
+    };
+    let first = env.repo.commit_tree(&tree("1"), "v1").expect("commit");
+    env.apply_gitsync(
+        PLATFORM,
+        "rb",
+        json!({"path": "rb", "wait": true, "timeout": "4s", "onHealthFailure": "rollback"}),
+    )
+    .await;
+    wait_progress(&env, "rb", "health check", Some(&first)).await;
+    roll_out(&env, "rb", "api").await;
+    env.wait_applied(PLATFORM, "rb", &first).await;
+
+    // v2 never rolls out: after spec.timeout it fails, then v1 is applied again from Git.
+    let second = env.repo.commit_tree(&tree("2"), "v2").expect("commit");
+    let failed = wait_for_value(
+        "v2 to fail its health check",
+        Duration::from_secs(60),
+        || async {
+            let status = env.gitsync_status(PLATFORM, "rb").await;
+            status["failedRevision"]
+                .as_str()
+                .is_some_and(|r| r.ends_with(&second))
+                .then_some(status)
+        },
+        || env.controller.log_tail(30),
+    )
+    .await;
+    assert!(failed["lastHealthyRevision"]
+        .as_str()
+        .is_some_and(|r| r.ends_with(&first)));
+    // The rollback waits for v1's rollout in turn (the Deployment controller would undo it).
+    wait_progress(&env, "rb", "health check", Some(&first)).await;
+    roll_out(&env, "rb", "api").await;
+    let status = wait_for_value(
+        "the rollback to v1",
+        Duration::from_secs(60),
+        || async {
+            let status = env.gitsync_status(PLATFORM, "rb").await;
+            (ready_reason(&status).0 == "RolledBack").then_some(status)
+        },
+        || env.controller.log_tail(30),
+    )
+    .await;
+    let (_, message) = ready_reason(&status);
+    assert!(
+        message.contains(&format!("main@sha1:{second} did not become healthy")),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("rolled back to main@sha1:{first}")),
+        "{message}"
+    );
+    assert!(status["lastAppliedRevision"]
+        .as_str()
+        .is_some_and(|r| r.ends_with(&first)));
+    assert!(status["lastAttemptedRevision"]
+        .as_str()
+        .is_some_and(|r| r.ends_with(&second)));
+    assert_eq!(image_of(&env, "rb", "api").await, "api:1");
+    let db = env
+        .get("v1", "Secret", Some("rb"), "db")
+        .await
+        .expect("the Secret");
+    assert_eq!(secret_value(&db, "password"), format!("{CANARY}-1"));
+    assert!(events_json(&env, PLATFORM).await.contains("RolledBack"));
+
+    // Polls do not try v2 again.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let status = env.gitsync_status(PLATFORM, "rb").await;
+    assert_eq!(ready_reason(&status).0, "RolledBack", "{status}");
+    assert_eq!(image_of(&env, "rb", "api").await, "api:1");
+
+    // A fix is applied as usual and clears the failed revision.
+    let third = env.repo.commit_tree(&tree("3"), "v3").expect("commit");
+    wait_progress(&env, "rb", "health check", Some(&third)).await;
+    roll_out(&env, "rb", "api").await;
+    let status = env.wait_applied(PLATFORM, "rb", &third).await;
+    assert!(status["failedRevision"].is_null(), "{status}");
+    let db = env
+        .get("v1", "Secret", Some("rb"), "db")
+        .await
+        .expect("the Secret");
+    assert_eq!(secret_value(&db, "password"), format!("{CANARY}-3"));
+    assert_no_canary(&env, "rb").await;
+}

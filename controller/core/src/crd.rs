@@ -462,6 +462,10 @@ pub struct GitSyncStatus {
     /// The last revision that was applied and found healthy (or applied, without a wait).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_healthy_revision: Option<String>,
+    /// With `onHealthFailure: rollback`, the revision that did not become healthy: the last
+    /// healthy one is applied instead until a new commit, a new spec or `sealsync sync`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_revision: Option<String>,
 }
 
 /// Which keys opened one SealedSecret: what a security team reads to see whether an old key

@@ -70,6 +70,8 @@ struct Change<'a> {
     result: &'a Result<Applied, Error>,
     /// The inventory to record, already stored; `None` keeps the one recorded.
     inventory: Option<InventoryStatus>,
+    /// The attempted revision did not become healthy and will be rolled back from.
+    quarantine: bool,
 }
 
 impl Change<'_> {
@@ -87,6 +89,13 @@ impl Change<'_> {
             Ok(applied) => {
                 let unhealthy = applied.unhealthy();
                 match (&applied.prune_error, unhealthy) {
+                    (None, None) if applied.rolled_back_from.is_some() => status::set_failed(
+                        &mut st.conditions,
+                        "RolledBack",
+                        &rolled_back_message(applied),
+                        false,
+                        self.generation,
+                    ),
                     (None, Some(_)) => status::set_failed(
                         &mut st.conditions,
                         "HealthCheckFailed",
@@ -121,6 +130,9 @@ impl Change<'_> {
                 st.health = unhealthy.map(<[_]>::to_vec).unwrap_or_default();
                 if unhealthy.is_none() {
                     st.last_healthy_revision = Some(applied.revision.clone());
+                    if applied.rolled_back_from.is_none() {
+                        st.failed_revision = None;
+                    }
                 }
                 st.last_applied_revision = Some(applied.revision.clone());
                 st.sealed_secrets.clone_from(&applied.usage);
@@ -141,6 +153,9 @@ impl Change<'_> {
         }
         if let Some(inventory) = &self.inventory {
             st.inventory = Some(inventory.clone());
+        }
+        if self.quarantine {
+            st.failed_revision.clone_from(&self.attempted);
         }
     }
 }
@@ -216,6 +231,23 @@ fn health_failed_message(applied: &Applied) -> String {
     )
 }
 
+/// Whether a finished reconcile found its revision not healthy.
+fn unhealthy(result: &Result<Applied, Error>) -> bool {
+    match result {
+        Ok(applied) => applied.unhealthy().is_some() && applied.rolled_back_from.is_none(),
+        Err(error) => matches!(error, Error::Unhealthy { .. }),
+    }
+}
+
+fn rolled_back_message(applied: &Applied) -> String {
+    format!(
+        "{} did not become healthy (spec.onHealthFailure: rollback); rolled back to {}, which is applied{}; push a fix, or run `sealsync sync` to try it again",
+        applied.rolled_back_from.as_deref().unwrap_or_default(),
+        applied.revision,
+        if applied.health.is_some() { " and healthy" } else { "" }
+    )
+}
+
 fn prune_failed_message(applied: &Applied, error: &str) -> String {
     format!(
         "Applied revision {}, but prune failed: {error}; the objects stay in the inventory and are retried",
@@ -240,6 +272,7 @@ pub(super) async fn finish(
     let reason = match &result {
         Ok(a) if a.prune_error.is_some() => "PruneFailed",
         Ok(a) if a.unhealthy().is_some() => "HealthCheckFailed",
+        Ok(a) if a.rolled_back_from.is_some() => "RolledBack",
         Ok(_) => "Succeeded",
         Err(e) => e.reason(),
     };
@@ -257,6 +290,7 @@ pub(super) async fn finish(
         }
     };
     let recorded = gs.status.as_ref().and_then(|s| s.inventory.clone());
+    let quarantine = unhealthy(&result) && super::rollback::rolls_back(gs, attempted.as_deref());
     let change = Change {
         generation: gs.meta().generation,
         requested: gs.annotations().get(REQUESTED_AT_ANNOTATION),
@@ -264,6 +298,7 @@ pub(super) async fn finish(
         attempted,
         result: &result,
         inventory: inventory.clone(),
+        quarantine,
     };
     // The Events go first: whoever sees the new status finds them.
     match &result {
@@ -271,6 +306,29 @@ pub(super) async fn finish(
             if let Some(error) = &applied.prune_error {
                 let message = prune_failed_message(applied, error);
                 status::event(&ctx.recorder, gs, true, "PruneFailed", message).await;
+            }
+            if let Some(failed) = &applied.rolled_back_from {
+                let before = gs
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+                    .map(|c| c.reason.as_str());
+                if before != Some("RolledBack") {
+                    tracing::warn!(
+                        gitsync = %format!("{namespace}/{name}"),
+                        failed = %failed,
+                        applied = %applied.revision,
+                        "rolled back to the last healthy revision"
+                    );
+                    status::event(
+                        &ctx.recorder,
+                        gs,
+                        true,
+                        "RolledBack",
+                        rolled_back_message(applied),
+                    )
+                    .await;
+                }
             }
             if applied.unhealthy().is_some() {
                 let message = health_failed_message(applied);

@@ -13,6 +13,7 @@ mod dependencies;
 mod finish;
 mod health;
 mod incremental;
+mod rollback;
 mod run;
 
 use std::sync::Arc;
@@ -65,6 +66,9 @@ struct Applied {
     planned_fully: bool,
     /// How the wait for the objects' health ended; `None` without a wait.
     health: Option<crate::health::Verdict>,
+    /// The head revision that failed its health check, when this applied the last healthy
+    /// one instead (`onHealthFailure: rollback`).
+    rolled_back_from: Option<String>,
 }
 
 /// Each applied object's manifest, and its state after the apply (by inventory id).
@@ -85,6 +89,7 @@ impl Applied {
             files: None,
             planned_fully: false,
             health: None,
+            rolled_back_from: None,
         }
     }
 }

@@ -13,7 +13,7 @@ use serde_json::Value as Json;
 
 use super::{
     applied_inventory, credentials, default_namespace, forget_vault, health, incremental,
-    register_webhook, report_orphaned, Applied, Shared,
+    register_webhook, report_orphaned, rollback, Applied, Shared,
 };
 use crate::heal::TrackedSource;
 use crate::support::metrics::RenderLabels;
@@ -62,6 +62,21 @@ pub(super) async fn run(
     let mut snapshot =
         fetch_revision(gs, ctx, revision, &path, known_commit.clone(), known_files).await?;
     *attempted = Some(snapshot.revision.clone());
+    // The head failed its health check and was rolled back from: the last healthy revision
+    // is applied again instead (its commit is usually in the local repository already).
+    let rolled_back_from = match rollback::target(gs, &snapshot.commit) {
+        Some(healthy) => {
+            let commit = rollback::commit_of(&healthy).unwrap_or_default().to_owned();
+            let failed = std::mem::replace(
+                &mut snapshot,
+                fetch_revision(gs, ctx, Revision::Commit(commit), &path, None, None).await?,
+            );
+            snapshot.revision = healthy;
+            tracing::info!(failed = %failed.revision, applying = %snapshot.revision, "rolled back");
+            Some(failed.revision)
+        }
+        None => None,
+    };
     progress.revision(&snapshot.revision);
     if known_commit.as_deref() == Some(snapshot.commit.as_str()) {
         ctx.metrics.polls_unchanged.inc();
@@ -215,6 +230,7 @@ pub(super) async fn run(
         pruned,
     );
     applied.health = health;
+    applied.rolled_back_from = rolled_back_from;
     Ok(applied)
 }
 
@@ -578,5 +594,6 @@ fn hand_over(
         files: gs.spec.self_heal.then_some(files),
         planned_fully,
         health: None,
+        rolled_back_from: None,
     }
 }
