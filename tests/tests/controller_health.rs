@@ -838,3 +838,104 @@ async fn rollback_returns_to_the_last_healthy_revision_with_its_secrets_and_wait
     assert_eq!(secret_value(&db, "password"), format!("{CANARY}-3"));
     assert_no_canary(&env, "rb").await;
 }
+
+const DATABASE_CRD: &str = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: databases.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n  names: {plural: databases, singular: database, kind: Database}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    subresources: {status: {}}\n    schema:\n      openAPIV3Schema:\n        type: object\n        x-kubernetes-preserve-unknown-fields: true\n";
+
+fn database_yaml(size: u32) -> String {
+    format!("apiVersion: example.com/v1\nkind: Database\nmetadata:\n  name: orders\n  namespace: data\nspec:\n  size: {size}\n  password: {CANARY}\n")
+}
+
+async fn set_phase(env: &Env, phase: &str) {
+    let api = dynamic_api(&env.client, "example.com/v1", "Database", Some("data")).await;
+    api.patch_status(
+        "orders",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&json!({"status": {"phase": phase}})),
+    )
+    .await
+    .expect("write the Database's status");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cel_expressions_judge_a_custom_resource() {
+    let env = Env::start(&[PLATFORM]).await;
+    let tree = |size: u32| {
+        vec![
+            ("data/namespace.yaml".to_owned(), namespace_yaml("data")),
+            ("data/crd.yaml".to_owned(), DATABASE_CRD.to_owned()),
+            ("data/orders.yaml".to_owned(), database_yaml(size)),
+        ]
+    };
+    let first = env
+        .repo
+        .commit_tree(&tree(1), "a database")
+        .expect("commit");
+    env.apply_gitsync(
+        PLATFORM,
+        "data",
+        json!({"path": "data", "wait": true, "timeout": "5m", "interval": "1h",
+        "healthCheckExprs": [{
+            "apiVersion": "example.com/v1", "kind": "Database",
+            "current": "self.status.phase == 'Ready'",
+            "failed": "self.status.phase == 'Broken'",
+        }]}),
+    )
+    .await;
+    // Without a status the expressions cannot be evaluated yet: still in progress.
+    wait_progress(
+        &env,
+        "data",
+        "health check: 2 of 3 object(s) healthy",
+        Some(&first),
+    )
+    .await;
+    set_phase(&env, "Provisioning").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_ne!(
+        ready(&env.gitsync_status(PLATFORM, "data").await),
+        Some(true)
+    );
+    set_phase(&env, "Ready").await;
+    env.wait_applied(PLATFORM, "data", &first).await;
+
+    // Broken: the failed expression ends the wait at once.
+    set_phase(&env, "Broken").await;
+    let second = env.repo.commit_tree(&tree(2), "bigger").expect("commit");
+    env.annotate_gitsync(PLATFORM, "data", "sealsync.dev/requestedAt", "2")
+        .await;
+    let status = wait_unhealthy(&env, "data", &second).await;
+    let (_, message) = ready_reason(&status);
+    assert!(
+        message.contains("Database data/orders is Failed (the failed expression is true)"),
+        "{message}"
+    );
+
+    // An expression that does not compile is refused before anything is fetched.
+    env.apply_gitsync(
+        PLATFORM,
+        "data",
+        json!({"path": "data", "wait": true, "timeout": "5m", "interval": "1h",
+        "healthCheckExprs": [{
+            "apiVersion": "example.com/v1", "kind": "Database",
+            "current": "self.status.phase ==",
+        }]}),
+    )
+    .await;
+    let status = wait_for_value(
+        "the expression to be refused",
+        Duration::from_secs(60),
+        || async {
+            let status = env.gitsync_status(PLATFORM, "data").await;
+            (ready_reason(&status).0 == "InvalidSpec").then_some(status)
+        },
+        || env.controller.log_tail(30),
+    )
+    .await;
+    assert!(
+        ready_reason(&status)
+            .1
+            .starts_with("spec.healthCheckExprs[0].current: not a CEL expression"),
+        "{status}"
+    );
+    assert_no_canary(&env, "data").await;
+}

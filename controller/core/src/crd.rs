@@ -152,6 +152,11 @@ pub struct GitSyncSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256))]
     pub health_checks: Vec<crate::HealthCheckRef>,
+    /// Health of kinds the built-in rules do not know, or judged otherwise, by CEL
+    /// expressions (Flux's `healthCheckExprs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub health_check_exprs: Vec<crate::HealthCheckExpr>,
     /// GitSyncs to wait for: this one is reconciled only once each is Ready at the revision it
     /// last tried (Flux's `dependsOn`). A cycle is refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -509,6 +514,7 @@ mod tests {
             vault: None,
             wait: false,
             health_checks: Vec::new(),
+            health_check_exprs: Vec::new(),
             depends_on: Vec::new(),
             on_health_failure: Default::default(),
         }

@@ -100,3 +100,29 @@ pub enum HealthFailurePolicy {
     /// a new commit or `sealsync sync`.
     Rollback,
 }
+
+/// How objects of one kind are judged healthy, by CEL expressions over the object (`self`),
+/// in Flux's shape. Evaluated in the order `inProgress`, `failed`, `current`: the first that is
+/// true decides; when none is, the object is still in progress.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheckExpr {
+    /// The objects' API version, such as `example.com/v1`.
+    #[schemars(length(min = 1, max = 316))]
+    pub api_version: String,
+    /// Their kind.
+    #[schemars(length(min = 1, max = 63))]
+    pub kind: String,
+    /// True when the object is healthy, such as
+    /// `self.status.conditions.exists(c, c.type == 'Ready' && c.status == 'True')`.
+    #[schemars(length(min = 1, max = 1024))]
+    pub current: String,
+    /// True while it is on its way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub in_progress: Option<String>,
+    /// True when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub failed: Option<String>,
+}

@@ -41,7 +41,8 @@ pub use crd::{
 pub use duration::{parse_duration, DurationError};
 #[cfg(feature = "kube")]
 pub use health_spec::{
-    DependencyRef, HealthCheckRef, HealthFailurePolicy, UnhealthyObject, WAVE_ANNOTATION,
+    DependencyRef, HealthCheckExpr, HealthCheckRef, HealthFailurePolicy, UnhealthyObject,
+    WAVE_ANNOTATION,
 };
 #[cfg(feature = "kube")]
 pub use inventory::{Inventory, InventoryEntry, InventoryShards, InventoryStatus};

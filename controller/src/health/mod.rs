@@ -7,9 +7,10 @@
 //! object) gets a watch of its own for the length of the wait, with the GitSync's own client:
 //! its RBAC, not the controller's, says whether it may be read.
 
+mod custom;
 mod watch;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -25,6 +26,8 @@ use crate::support::{Fingerprint, Gvr, SyncKey};
 /// The most unhealthy objects a status lists.
 pub(crate) const MAX_LISTED: usize = 50;
 
+pub(crate) use custom::{compile as compile_custom, CustomHealth};
+
 /// `(namespace, name)` of an object.
 type ObjectKey = (Option<String>, String);
 
@@ -39,9 +42,29 @@ struct Observed {
 /// Where a watch's objects come from: every owned object of a kind, or one object.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Source {
-    Kind(Gvr),
-    /// One object not held by a revision, read as `actor` (the key of its client).
-    Object(Gvr, ObjectKey, String),
+    /// The objects of a kind that carry an owner label; with custom expressions (their
+    /// digest), only those of one GitSync, judged by them.
+    Kind(Gvr, Option<(SyncKey, u64)>),
+    /// One object not held by a revision, read as `actor` (the key of its client), judged by
+    /// custom expressions when their digest is given.
+    Object(Gvr, ObjectKey, String, Option<u64>),
+}
+
+impl Source {
+    /// Where `awaited`, waited for by `waiter`, is watched.
+    fn of(awaited: &Awaited, waiter: &SyncKey) -> Self {
+        let gvr = Gvr::of(&awaited.resource);
+        let digest = awaited.custom.as_ref().map(|c| c.digest);
+        match &awaited.foreign {
+            None => Source::Kind(gvr, digest.map(|d| (waiter.clone(), d))),
+            Some((_, actor)) => Source::Object(
+                gvr,
+                (awaited.namespace.clone(), awaited.name.clone()),
+                actor.clone(),
+                digest,
+            ),
+        }
+    }
 }
 
 /// One watch and what it has seen.
@@ -60,8 +83,8 @@ struct Watched {
 #[derive(Debug, Default)]
 struct State {
     watches: HashMap<Source, Watched>,
-    /// The kinds each GitSync waits for.
-    interest: HashMap<SyncKey, BTreeSet<Gvr>>,
+    /// The kind watches each GitSync waits on.
+    interest: HashMap<SyncKey, HashSet<Source>>,
 }
 
 pub(crate) struct Inner {
@@ -98,6 +121,8 @@ pub(crate) struct Awaited {
     /// `None` for an object of the revision (the owner-label watch of its kind sees it);
     /// otherwise the client that may read it and that client's key.
     pub(crate) foreign: Option<(Client, String)>,
+    /// The expressions that judge it, from `spec.healthCheckExprs`.
+    pub(crate) custom: Option<Arc<CustomHealth>>,
 }
 
 impl std::fmt::Debug for Awaited {
@@ -153,9 +178,21 @@ impl HealthWatches {
         }
     }
 
-    /// Whether the health of objects of this kind needs a watch at all.
-    pub(crate) fn is_watched(resource: &ApiResource) -> bool {
-        !always_current(&resource.group, &resource.kind)
+    /// Whether objects of `resource` are waited for, and by which of `custom`'s expressions:
+    /// `None` when they are healthy once they exist. Secrets are never watched, expressions
+    /// or not.
+    pub(crate) fn judged_by(
+        resource: &ApiResource,
+        custom: &[Arc<CustomHealth>],
+    ) -> Option<Option<Arc<CustomHealth>>> {
+        if resource.group.is_empty() && resource.kind == "Secret" {
+            return None;
+        }
+        let found = custom::for_kind(custom, &resource.api_version, &resource.kind);
+        if found.is_none() && always_current(&resource.group, &resource.kind) {
+            return None;
+        }
+        Some(found)
     }
 
     /// `key` waits for nothing any more: the watches only it needed stop.
@@ -187,10 +224,10 @@ impl HealthWatches {
             changes.borrow_and_update();
             let unhealthy = {
                 let state = self.inner.lock();
-                pending.retain(|a| !state.judge(a).is_current());
+                pending.retain(|a| !state.judge(a, key).is_current());
                 pending
                     .iter()
-                    .map(|a| (*a, state.judge(a)))
+                    .map(|a| (*a, state.judge(a, key)))
                     .collect::<Vec<_>>()
             };
             let healthy = awaited.len() - pending.len();
@@ -226,19 +263,12 @@ impl HealthWatches {
     /// returns the per-object watches this wait uses.
     fn start(&self, key: &SyncKey, awaited: &[Awaited]) -> Vec<Source> {
         let mut state = self.inner.lock();
-        let kinds: BTreeSet<Gvr> = awaited
-            .iter()
-            .filter(|a| a.foreign.is_none())
-            .map(|a| Gvr::of(&a.resource))
-            .collect();
+        let mut kinds: HashSet<Source> = HashSet::new();
         let mut foreign = Vec::new();
         for a in awaited {
-            let gvr = Gvr::of(&a.resource);
-            let source = match &a.foreign {
-                None => Source::Kind(gvr),
-                Some((client, actor)) => {
-                    let source =
-                        Source::Object(gvr, (a.namespace.clone(), a.name.clone()), actor.clone());
+            let source = Source::of(a, key);
+            let client = match (&source, &a.foreign) {
+                (Source::Object(..), Some((client, _))) => {
                     if !foreign.contains(&source) {
                         foreign.push(source.clone());
                     }
@@ -246,26 +276,24 @@ impl HealthWatches {
                         watched.users += 1;
                         continue;
                     }
-                    let task = watch::spawn(
-                        Arc::clone(&self.inner),
-                        source.clone(),
-                        client.clone(),
-                        a.resource.clone(),
-                    );
-                    state.watches.insert(source, Watched::new(task, 1));
-                    continue;
+                    client.clone()
+                }
+                _ => {
+                    kinds.insert(source.clone());
+                    if state.watches.contains_key(&source) {
+                        continue;
+                    }
+                    self.inner.client.clone()
                 }
             };
-            let inner = &self.inner;
-            state.watches.entry(source.clone()).or_insert_with(|| {
-                let task = watch::spawn(
-                    Arc::clone(inner),
-                    source,
-                    inner.client.clone(),
-                    a.resource.clone(),
-                );
-                Watched::new(task, 0)
-            });
+            let users = usize::from(matches!(source, Source::Object(..)));
+            let task = watch::spawn(
+                Arc::clone(&self.inner),
+                source.clone(),
+                client,
+                (a.resource.clone(), a.custom.clone()),
+            );
+            state.watches.insert(source, Watched::new(task, users));
         }
         state.interest.insert(key.clone(), kinds);
         stop_unwanted(&mut state);
@@ -296,11 +324,11 @@ impl Drop for Release<'_> {
 
 /// Stops the kind watches no GitSync waits for any more.
 fn stop_unwanted(state: &mut State) {
-    let wanted: BTreeSet<&Gvr> = state.interest.values().flatten().collect();
+    let wanted: HashSet<&Source> = state.interest.values().flatten().collect();
     let unwanted: Vec<Source> = state
         .watches
         .keys()
-        .filter(|s| matches!(s, Source::Kind(gvr) if !wanted.contains(gvr)))
+        .filter(|s| matches!(s, Source::Kind(..)) && !wanted.contains(s))
         .cloned()
         .collect();
     for source in unwanted {
@@ -337,13 +365,9 @@ impl Judged {
 }
 
 impl State {
-    fn judge(&self, a: &Awaited) -> Judged {
-        let gvr = Gvr::of(&a.resource);
+    fn judge(&self, a: &Awaited, waiter: &SyncKey) -> Judged {
         let key: ObjectKey = (a.namespace.clone(), a.name.clone());
-        let source = match &a.foreign {
-            None => Source::Kind(gvr),
-            Some((_, actor)) => Source::Object(gvr, key.clone(), actor.clone()),
-        };
+        let source = Source::of(a, waiter);
         let Some(watched) = self.watches.get(&source) else {
             return Judged::InProgress("InProgress", "not watched yet".to_owned());
         };

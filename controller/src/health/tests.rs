@@ -29,6 +29,7 @@ fn an_object_counts_once_the_watch_has_seen_the_applied_state() {
 
 #[test]
 fn secrets_and_other_always_current_kinds_are_never_watched() {
+    let is_watched = |r: &ApiResource| HealthWatches::judged_by(r, &[]).is_some();
     let resource = |group: &str, kind: &str| ApiResource {
         group: group.to_owned(),
         version: "v1".to_owned(),
@@ -40,18 +41,15 @@ fn secrets_and_other_always_current_kinds_are_never_watched() {
         kind: kind.to_owned(),
         plural: format!("{}s", kind.to_lowercase()),
     };
-    assert!(!HealthWatches::is_watched(&resource("", "Secret")));
-    assert!(!HealthWatches::is_watched(&resource("", "ConfigMap")));
-    assert!(!HealthWatches::is_watched(&resource(
+    assert!(!is_watched(&resource("", "Secret")));
+    assert!(!is_watched(&resource("", "ConfigMap")));
+    assert!(!is_watched(&resource(
         "rbac.authorization.k8s.io",
         "RoleBinding"
     )));
-    assert!(HealthWatches::is_watched(&resource("apps", "Deployment")));
-    assert!(HealthWatches::is_watched(&resource("", "Pod")));
-    assert!(HealthWatches::is_watched(&resource(
-        "example.com",
-        "Widget"
-    )));
+    assert!(is_watched(&resource("apps", "Deployment")));
+    assert!(is_watched(&resource("", "Pod")));
+    assert!(is_watched(&resource("example.com", "Widget")));
 }
 
 #[test]
@@ -70,6 +68,7 @@ fn the_status_lists_failed_objects_first_and_at_most_fifty() {
             name: format!("job-{i:02}"),
             applied: None,
             foreign: None,
+            custom: None,
         })
         .collect();
     let judged: Vec<(&Awaited, Judged)> = awaited
@@ -90,4 +89,41 @@ fn the_status_lists_failed_objects_first_and_at_most_fifty() {
     assert_eq!(list[0].status, "Failed");
     assert_eq!(list[0].describe(), "Job shop/job-59");
     assert_eq!(list[1].status, "InProgress");
+}
+
+#[test]
+fn expressions_make_a_kind_watched_but_never_secrets() {
+    let exprs = compile_custom(&[
+        sealsync_core::HealthCheckExpr {
+            api_version: "v1".to_owned(),
+            kind: "ConfigMap".to_owned(),
+            current: "has(self.data.ready)".to_owned(),
+            in_progress: None,
+            failed: None,
+        },
+        sealsync_core::HealthCheckExpr {
+            api_version: "v1".to_owned(),
+            kind: "Secret".to_owned(),
+            current: "true".to_owned(),
+            in_progress: None,
+            failed: None,
+        },
+    ])
+    .expect("compiles");
+    let core = |kind: &str| ApiResource {
+        group: String::new(),
+        version: "v1".to_owned(),
+        api_version: "v1".to_owned(),
+        kind: kind.to_owned(),
+        plural: format!("{}s", kind.to_lowercase()),
+    };
+    assert!(matches!(
+        HealthWatches::judged_by(&core("ConfigMap"), &exprs),
+        Some(Some(_))
+    ));
+    assert!(HealthWatches::judged_by(&core("Secret"), &exprs).is_none());
+    assert!(matches!(
+        HealthWatches::judged_by(&core("Pod"), &exprs),
+        Some(None)
+    ));
 }

@@ -9,10 +9,10 @@ use kube::core::ApiResource;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use sealsync_core::health::health_of;
-use sealsync_core::{Chain, OWNER_NAME_LABEL};
+use sealsync_core::{Chain, OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL};
 use serde_json::{json, Value as Json};
 
-use super::{Inner, ObjectKey, Observed, Source, MAX_RESTART};
+use super::{CustomHealth, Inner, ObjectKey, Observed, Source, MAX_RESTART};
 use crate::support::metrics::WatchLabels;
 use crate::support::retry::Backoff;
 
@@ -23,18 +23,31 @@ pub(super) fn spawn(
     inner: Arc<Inner>,
     source: Source,
     client: Client,
-    resource: ApiResource,
+    judged_by: (ApiResource, Option<Arc<CustomHealth>>),
 ) -> tokio::task::AbortHandle {
-    tokio::spawn(follow(inner, source, client, resource)).abort_handle()
+    tokio::spawn(follow(inner, source, client, judged_by)).abort_handle()
 }
 
-async fn follow(inner: Arc<Inner>, source: Source, client: Client, resource: ApiResource) {
+async fn follow(
+    inner: Arc<Inner>,
+    source: Source,
+    client: Client,
+    (resource, custom): (ApiResource, Option<Arc<CustomHealth>>),
+) {
+    let reduce = |object: DynamicObject| reduce(&resource, custom.as_deref(), object);
     let (api, config): (Api<DynamicObject>, watcher::Config) = match &source {
-        Source::Kind(_) => (
+        Source::Kind(_, None) => (
             Api::all_with(client, &resource),
             watcher::Config::default().labels(OWNER_NAME_LABEL),
         ),
-        Source::Object(_, (namespace, name), _) => (
+        // Judged by one GitSync's expressions: only its objects.
+        Source::Kind(_, Some(((namespace, name), _))) => (
+            Api::all_with(client, &resource),
+            watcher::Config::default().labels(&format!(
+                "{OWNER_NAME_LABEL}={name},{OWNER_NAMESPACE_LABEL}={namespace}"
+            )),
+        ),
+        Source::Object(_, (namespace, name), _, _) => (
             match namespace {
                 Some(ns) => Api::namespaced_with(client, ns, &resource),
                 None => Api::all_with(client, &resource),
@@ -60,7 +73,7 @@ async fn follow(inner: Arc<Inner>, source: Source, client: Client, resource: Api
             match item {
                 Ok(Event::Init) => inner.relist_started(&source),
                 Ok(Event::InitApply(object)) => {
-                    let (key, observed) = reduce(&resource, object);
+                    let (key, observed) = reduce(object);
                     inner.observe(&source, key, Some(observed), true);
                 }
                 Ok(Event::InitDone) => {
@@ -68,11 +81,11 @@ async fn follow(inner: Arc<Inner>, source: Source, client: Client, resource: Api
                     failures = 0;
                 }
                 Ok(Event::Apply(object)) => {
-                    let (key, observed) = reduce(&resource, object);
+                    let (key, observed) = reduce(object);
                     inner.observe(&source, key, Some(observed), false);
                 }
                 Ok(Event::Delete(object)) => {
-                    let (key, _) = reduce(&resource, object);
+                    let (key, _) = reduce(object);
                     inner.observe(&source, key, None, false);
                 }
                 Err(e) => {
@@ -95,7 +108,32 @@ async fn follow(inner: Arc<Inner>, source: Source, client: Client, resource: Api
 
 /// The object's key and health; the object itself is dropped here. List items may lack
 /// `apiVersion` and `kind`, so they come from the resource watched.
-fn reduce(resource: &ApiResource, object: DynamicObject) -> (ObjectKey, Observed) {
+fn reduce(
+    resource: &ApiResource,
+    custom: Option<&CustomHealth>,
+    object: DynamicObject,
+) -> (ObjectKey, Observed) {
+    if let Some(custom) = custom {
+        let mut whole = serde_json::to_value(&object).unwrap_or(Json::Null);
+        whole["apiVersion"] = json!(resource.api_version);
+        whole["kind"] = json!(resource.kind);
+        let observed = Observed {
+            resource_version: object
+                .metadata
+                .resource_version
+                .as_deref()
+                .and_then(|v| v.parse().ok()),
+            generation: object.metadata.generation,
+            health: custom.judge(&whole),
+        };
+        return (
+            (
+                object.metadata.namespace,
+                object.metadata.name.unwrap_or_default(),
+            ),
+            observed,
+        );
+    }
     let DynamicObject {
         metadata, mut data, ..
     } = object;

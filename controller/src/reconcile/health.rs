@@ -2,13 +2,14 @@
 //! revision applied are healthy, one fails, or the reconcile's time runs out.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Instant;
 
 use kube::core::ApiResource;
 use sealsync_core::{GitSync, Inventory, InventoryEntry, UnhealthyObject};
 
 use super::Shared;
-use crate::health::{Awaited, HealthWatches, Verdict};
+use crate::health::{Awaited, CustomHealth, HealthWatches, Verdict};
 use crate::support::metrics::ResultLabels;
 use crate::support::{Actor, Fingerprint, SyncKey};
 use crate::sync::apply::Resolver;
@@ -30,6 +31,8 @@ pub(super) struct AppliedObjects<'a> {
     pub(super) client: &'a kube::Client,
     /// The namespace of namespaced objects whose manifests name none.
     pub(super) default_namespace: &'a str,
+    /// `spec.healthCheckExprs`, compiled.
+    pub(super) custom: &'a [Arc<CustomHealth>],
 }
 
 /// Waits for the health of what `gs` asks to wait for; `None` when it waits for nothing.
@@ -99,13 +102,14 @@ async fn awaited(
             let Some((resource, _)) = resolve(applied, resolver, &api_version, kind).await? else {
                 continue;
             };
-            if !HealthWatches::is_watched(&resource)
-                || applied.hooks.contains(entry.id.as_str())
-                || !seen.insert(entry.id.clone())
-            {
+            let Some(custom) = HealthWatches::judged_by(&resource, applied.custom) else {
+                continue;
+            };
+            if applied.hooks.contains(entry.id.as_str()) || !seen.insert(entry.id.clone()) {
                 continue;
             }
             awaited.push(Awaited {
+                custom,
                 resource,
                 namespace: namespace.map(str::to_owned),
                 name: name.to_owned(),
@@ -148,7 +152,10 @@ async fn awaited(
             &resource.version,
         )
         .id;
-        if !HealthWatches::is_watched(&resource) || !seen.insert(id.clone()) {
+        let Some(custom) = HealthWatches::judged_by(&resource, applied.custom) else {
+            continue;
+        };
+        if !seen.insert(id.clone()) {
             continue;
         }
         let foreign = (!held.contains(id.as_str()))
@@ -159,6 +166,7 @@ async fn awaited(
             name: check.name.clone(),
             applied: applied.observed.get(id.as_str()).map(|f| (*f).clone()),
             foreign,
+            custom,
         });
     }
     Ok((awaited, missing))

@@ -47,6 +47,7 @@ pub(super) async fn run(
 ) -> Result<Applied, Error> {
     let key: SyncKey = (gs.namespace().unwrap_or_default(), gs.name_any());
     let (revision, path) = check_spec(gs)?;
+    let custom = crate::health::compile_custom(&gs.spec.health_check_exprs).map_err(Error::Spec)?;
     // Applies and prunes go through the GitSync's service account when it has one: its RBAC,
     // not the controller's, bounds what the repository may change.
     let client = ctx
@@ -163,6 +164,7 @@ pub(super) async fn run(
             // Hooks run for a new revision, a new spec, `sealsync sync`, or a retry; not when an
             // applied revision is planned again.
             !super::unchanged_since_last_apply(gs, &snapshot.revision),
+            &custom,
         ),
     )
     .await
@@ -217,6 +219,7 @@ pub(super) async fn run(
             actor,
             client: &client,
             default_namespace: &default_namespace,
+            custom: &custom,
         };
         health::check_health(gs, ctx, &key, &applied, &mut resolver, (deadline, progress)).await?
     };
@@ -419,7 +422,12 @@ async fn sync_objects(
     target: &Target<'_>,
     resolver: &mut Resolver,
     objects: Vec<SyncObject>,
-    (carried, deadline, run_hooks): (Option<&dyn CarriedObjects>, tokio::time::Instant, bool),
+    (carried, deadline, run_hooks, custom): (
+        Option<&dyn CarriedObjects>,
+        tokio::time::Instant,
+        bool,
+        &[std::sync::Arc<crate::health::CustomHealth>],
+    ),
 ) -> Result<Synced, (Error, Vec<InventoryEntry>)> {
     // The CRDs of the revision say the scope of the kinds they define before they are served.
     let revision_crds: Vec<Json> = objects
@@ -437,6 +445,7 @@ async fn sync_objects(
         carried,
         deadline,
         run_hooks,
+        custom,
     };
     ctx.engine
         .run(target, pass, objects, resolver, &revision_crds)

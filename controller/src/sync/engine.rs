@@ -93,6 +93,8 @@ pub(crate) enum Pass<'a> {
         /// Run the revision's hooks: it is new, or it failed last time (an applied revision
         /// planned again leaves them alone).
         run_hooks: bool,
+        /// `spec.healthCheckExprs`, compiled.
+        custom: &'a [Arc<crate::health::CustomHealth>],
     },
     /// Objects of the applied revision, each written alone. An object with references whose
     /// values are those last applied is not written; a changed Secret that workloads restart
@@ -230,16 +232,17 @@ impl Engine {
             Pass::Revision {
                 deadline,
                 run_hooks,
+                custom,
                 ..
             } => {
+                let gate = super::waves::WaveGate {
+                    health: &self.health,
+                    key: target.key,
+                    deadline,
+                    custom,
+                };
                 synced.outcome = self
-                    .write_revision(
-                        &client,
-                        target,
-                        resolver,
-                        &mut objects,
-                        (deadline, run_hooks),
-                    )
+                    .write_revision(&client, target, resolver, &mut objects, (&gate, run_hooks))
                     .await?;
             }
             Pass::Objects { .. } => {
@@ -319,7 +322,7 @@ impl Engine {
         target: &Target<'_>,
         resolver: &mut Resolver,
         objects: &mut [SyncObject],
-        (deadline, run_hooks): (tokio::time::Instant, bool),
+        (gate, run_hooks): (&super::waves::WaveGate<'_>, bool),
     ) -> Result<ApplyOutcome, SyncFailure> {
         let desired: Vec<Desired> = objects
             .iter_mut()
@@ -331,11 +334,6 @@ impl Engine {
                 }
             })
             .collect();
-        let gate = super::waves::WaveGate {
-            health: &self.health,
-            key: target.key,
-            deadline,
-        };
         let sequence = super::sequence::Sequence::of(desired).map_err(Error::Apply)?;
         let outcome = sequence
             .apply(
@@ -348,7 +346,7 @@ impl Engine {
                     self_heal: target.self_heal,
                     progress: target.progress,
                 },
-                (&gate, run_hooks),
+                (gate, run_hooks),
             )
             .await?;
         self.metrics.count_applies(

@@ -75,6 +75,7 @@ pub(crate) fn revision_pass() -> Pass<'static> {
         carried: None,
         deadline: tokio::time::Instant::now() + Duration::from_secs(60),
         run_hooks: true,
+        custom: &[],
     }
 }
 

@@ -47,6 +47,8 @@ pub(crate) struct WaveGate<'a> {
     pub(crate) key: &'a SyncKey,
     /// When a wait gives up.
     pub(crate) deadline: tokio::time::Instant,
+    /// `spec.healthCheckExprs`, compiled.
+    pub(crate) custom: &'a [std::sync::Arc<crate::health::CustomHealth>],
 }
 
 /// Applies `desired` wave by wave, waiting for each wave but the last to be healthy, and for
@@ -138,9 +140,9 @@ pub(crate) async fn wait_healthy(
         else {
             continue;
         };
-        if !HealthWatches::is_watched(&resource) {
+        let Some(custom) = HealthWatches::judged_by(&resource, gate.custom) else {
             continue;
-        }
+        };
         let id = super::inventory::entry_of(&d.object).id;
         awaited.push(Awaited {
             namespace: if namespaced {
@@ -157,6 +159,7 @@ pub(crate) async fn wait_healthy(
             applied: seen.get(id.as_str()).map(|f| (*f).clone()),
             resource,
             foreign: None,
+            custom,
         });
     }
     gate.health
