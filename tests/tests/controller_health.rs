@@ -939,3 +939,138 @@ async fn cel_expressions_judge_a_custom_resource() {
     );
     assert_no_canary(&env, "data").await;
 }
+
+/// Writes `status` to the status subresource of an object, as its controller would.
+async fn play_status(
+    env: &Env,
+    api_version: &str,
+    kind: &str,
+    name: &str,
+    status: serde_json::Value,
+) {
+    let api = dynamic_api(&env.client, api_version, kind, Some("kinds")).await;
+    api.patch_status(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&json!({ "status": status })),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("write the status of {kind} {name}: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_kind_counts_once_its_controller_reports_it_ready() {
+    let env = Env::start(&[PLATFORM]).await;
+    let labels = |app: &str| {
+        format!("    matchLabels: {{app: {app}}}\n  template:\n    metadata:\n      labels: {{app: {app}}}\n    spec:\n      containers:\n      - {{name: c, image: busybox}}\n")
+    };
+    let files = vec![
+        ("kinds/namespace.yaml".to_owned(), namespace_yaml("kinds")),
+        ("kinds/crd.yaml".to_owned(), WIDGET_CRD.to_owned()),
+        (
+            "kinds/sts.yaml".to_owned(),
+            format!("apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: db\n  namespace: kinds\nspec:\n  replicas: 1\n  serviceName: db\n  selector:\n{}", labels("db")),
+        ),
+        (
+            "kinds/ds.yaml".to_owned(),
+            format!("apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: agent\n  namespace: kinds\nspec:\n  selector:\n{}", labels("agent")),
+        ),
+        (
+            "kinds/rs.yaml".to_owned(),
+            format!("apiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: workers\n  namespace: kinds\nspec:\n  replicas: 1\n  selector:\n{}", labels("workers")),
+        ),
+        (
+            "kinds/pod.yaml".to_owned(),
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: once\n  namespace: kinds\nspec:\n  containers:\n  - {name: c, image: busybox}\n".to_owned(),
+        ),
+        (
+            "kinds/pvc.yaml".to_owned(),
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data\n  namespace: kinds\nspec:\n  accessModes: [ReadWriteOnce]\n  resources: {requests: {storage: 1Gi}}\n".to_owned(),
+        ),
+        (
+            "kinds/lb.yaml".to_owned(),
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: edge\n  namespace: kinds\nspec:\n  type: LoadBalancer\n  selector: {app: web}\n  ports:\n  - {port: 80}\n".to_owned(),
+        ),
+    ];
+    let commit = env.repo.commit_tree(&files, "every kind").expect("commit");
+    env.apply_gitsync(
+        PLATFORM,
+        "kinds",
+        json!({"path": "kinds", "wait": true, "timeout": "5m", "interval": "1h"}),
+    )
+    .await;
+    // The Namespace is healthy once it exists, and kube-apiserver establishes the CRD itself.
+    wait_progress(
+        &env,
+        "kinds",
+        "health check: 2 of 8 object(s) healthy",
+        Some(&commit),
+    )
+    .await;
+    let now = "2026-01-01T00:00:00Z";
+    play_status(
+        &env,
+        "apps/v1",
+        "StatefulSet",
+        "db",
+        json!({
+        "observedGeneration": 1, "replicas": 1, "readyReplicas": 1, "currentReplicas": 1,
+        "updatedReplicas": 1, "availableReplicas": 1,
+        "currentRevision": "db-1", "updateRevision": "db-1"}),
+    )
+    .await;
+    wait_progress(&env, "kinds", "health check: 3 of 8", Some(&commit)).await;
+    play_status(
+        &env,
+        "apps/v1",
+        "DaemonSet",
+        "agent",
+        json!({
+        "observedGeneration": 1, "desiredNumberScheduled": 2, "currentNumberScheduled": 2,
+        "updatedNumberScheduled": 2, "numberAvailable": 2, "numberReady": 2,
+        "numberMisscheduled": 0}),
+    )
+    .await;
+    wait_progress(&env, "kinds", "health check: 4 of 8", Some(&commit)).await;
+    play_status(
+        &env,
+        "apps/v1",
+        "ReplicaSet",
+        "workers",
+        json!({
+        "observedGeneration": 1, "replicas": 1, "fullyLabeledReplicas": 1,
+        "readyReplicas": 1, "availableReplicas": 1}),
+    )
+    .await;
+    wait_progress(&env, "kinds", "health check: 5 of 8", Some(&commit)).await;
+    play_status(
+        &env,
+        "v1",
+        "Pod",
+        "once",
+        json!({
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}]}),
+    )
+    .await;
+    wait_progress(&env, "kinds", "health check: 6 of 8", Some(&commit)).await;
+    play_status(
+        &env,
+        "v1",
+        "PersistentVolumeClaim",
+        "data",
+        json!({"phase": "Bound"}),
+    )
+    .await;
+    wait_progress(&env, "kinds", "health check: 7 of 8", Some(&commit)).await;
+    play_status(
+        &env,
+        "v1",
+        "Service",
+        "edge",
+        json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}),
+    )
+    .await;
+    let status = env.wait_applied(PLATFORM, "kinds", &commit).await;
+    assert!(status["health"].is_null(), "{status}");
+}

@@ -96,10 +96,25 @@ fn is_word(text: &str) -> bool {
 }
 
 /// `status.observedGeneration` behind `metadata.generation`: the controller of the kind has
-/// not seen the latest spec.
+/// not seen the latest spec. The workload controllers of `apps` always write it, so for their
+/// kinds a missing one means the same (their zero counts would otherwise pass for a
+/// DaemonSet with no node to run on); kstatus lets it pass.
 fn generation_pending(object: &Json) -> Option<Health> {
     let generation = object["metadata"]["generation"].as_i64()?;
-    let observed = object["status"]["observedGeneration"].as_i64()?;
+    let always_observed = object["apiVersion"] == "apps/v1"
+        && matches!(
+            object["kind"].as_str(),
+            Some("Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet")
+        );
+    let observed = match object["status"]["observedGeneration"].as_i64() {
+        Some(observed) => observed,
+        None if always_observed => {
+            return Some(Health::InProgress(format!(
+                "the latest generation ({generation}) is not observed yet"
+            )))
+        }
+        None => return None,
+    };
     (observed < generation).then(|| {
         Health::InProgress(format!(
             "the latest generation ({generation}) is not observed yet ({observed})"

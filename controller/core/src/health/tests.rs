@@ -118,6 +118,13 @@ fn stateful_sets_and_daemon_sets_and_replica_sets() {
     );
     let ds = |status: Json| json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "status": status});
     assert_health(ds(json!({})), "InProgress: no pods scheduled yet");
+    // Created, with the zero counts the API server fills in, before its controller saw it.
+    assert_health(
+        json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"generation": 1},
+               "status": {"desiredNumberScheduled": 0, "currentNumberScheduled": 0,
+                          "numberMisscheduled": 0, "numberReady": 0}}),
+        "InProgress: the latest generation (1) is not observed yet",
+    );
     assert_health(
         ds(
             json!({"desiredNumberScheduled": 2, "currentNumberScheduled": 2, "updatedNumberScheduled": 2, "numberAvailable": 1, "numberReady": 2}),
