@@ -1074,3 +1074,45 @@ async fn each_kind_counts_once_its_controller_reports_it_ready() {
     let status = env.wait_applied(PLATFORM, "kinds", &commit).await;
     assert!(status["health"].is_null(), "{status}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_that_turns_unhealthy_after_ready_is_found_at_the_next_poll() {
+    let env = Env::start(&[PLATFORM]).await;
+    let commit = env
+        .repo
+        .commit_tree(&app_tree("later", "api"), "an app")
+        .expect("commit");
+    env.apply_gitsync(
+        PLATFORM,
+        "later",
+        json!({"path": "later", "wait": true, "timeout": "3s", "interval": "2s"}),
+    )
+    .await;
+    wait_progress(&env, "later", "health check", Some(&commit)).await;
+    roll_out(&env, "later", "api").await;
+    env.wait_applied(PLATFORM, "later", &commit).await;
+    let polls = metric_value(&env, "sealsync_polls_unchanged_total");
+    // Polls that find it healthy stop at the ref listing.
+    wait_for("an unchanged poll", Duration::from_secs(30), || async {
+        metric_value(&env, "sealsync_polls_unchanged_total") > polls
+    })
+    .await;
+    // Its pods go away: the watch sees it, and the next poll waits for it again.
+    let api = dynamic_api(&env.client, "apps/v1", "Deployment", Some("later")).await;
+    api.patch_status(
+        "api",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&json!({"status": {"readyReplicas": 0, "availableReplicas": 0}})),
+    )
+    .await
+    .expect("status");
+    let status = wait_unhealthy(&env, "later", &commit).await;
+    assert!(
+        ready_reason(&status)
+            .1
+            .contains("Deployment later/api is InProgress (available replicas: 0/1)"),
+        "{status}"
+    );
+    roll_out(&env, "later", "api").await;
+    env.wait_applied(PLATFORM, "later", &commit).await;
+}

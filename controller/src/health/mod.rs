@@ -85,6 +85,9 @@ struct State {
     watches: HashMap<Source, Watched>,
     /// The kind watches each GitSync waits on.
     interest: HashMap<SyncKey, HashSet<Source>>,
+    /// The objects of the revision each GitSync last waited for, to tell at a poll whether
+    /// they are still healthy.
+    last: HashMap<SyncKey, Vec<Awaited>>,
 }
 
 pub(crate) struct Inner {
@@ -198,9 +201,18 @@ impl HealthWatches {
     /// `key` waits for nothing any more: the watches only it needed stop.
     pub(crate) fn forget(&self, key: &SyncKey) {
         let mut state = self.inner.lock();
+        state.last.remove(key);
         if state.interest.remove(key).is_some() {
             stop_unwanted(&mut state);
         }
+    }
+
+    /// Whether every object of the revision that `key` last waited for is healthy now, by the
+    /// watches alone (no request); `None` when it has not waited.
+    pub(crate) fn still_healthy(&self, key: &SyncKey) -> Option<bool> {
+        let state = self.inner.lock();
+        let last = state.last.get(key)?;
+        Some(last.iter().all(|a| state.judge(a, key).is_current()))
     }
 
     /// Waits until every object of `awaited` is healthy, one has failed, or `deadline`.
@@ -296,6 +308,16 @@ impl HealthWatches {
             state.watches.insert(source, Watched::new(task, users));
         }
         state.interest.insert(key.clone(), kinds);
+        // The watches have seen these objects as applied by the time anyone asks again.
+        let owned: Vec<Awaited> = awaited
+            .iter()
+            .filter(|a| a.foreign.is_none())
+            .map(|a| Awaited {
+                applied: None,
+                ..a.clone()
+            })
+            .collect();
+        state.last.insert(key.clone(), owned);
         stop_unwanted(&mut state);
         foreign
     }

@@ -277,6 +277,16 @@ fn known_commit(gs: &GitSync, ctx: &Shared, key: &SyncKey) -> Option<String> {
             if !super::unchanged_since_last_apply(gs, applied) {
                 return false;
             }
+            let waits = gs.spec.wait || !gs.spec.health_checks.is_empty();
+            if waits && ctx.engine.health.still_healthy(key) != Some(true) {
+                // Applied objects went unhealthy since (or were never waited for here): the
+                // revision is applied again and waited for, as Flux checks health each time.
+                tracing::info!(
+                    reason = "an object waited for is not healthy now",
+                    "re-planning every object"
+                );
+                return false;
+            }
             if !gs.spec.self_heal {
                 return true;
             }
