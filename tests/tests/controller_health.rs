@@ -47,6 +47,27 @@ fn app_tree(namespace: &str, deployment: &str) -> Vec<(String, String)> {
     ]
 }
 
+/// Waits until the GitSync's Ready condition has `reason`; its status.
+async fn wait_reason(env: &Env, name: &str, reason: &str) -> serde_json::Value {
+    wait_for_value(
+        &format!("GitSync {name} to report {reason}"),
+        Duration::from_secs(60),
+        || async {
+            let status = env.gitsync_status(PLATFORM, name).await;
+            (ready_reason(&status).0 == reason).then_some(status)
+        },
+        || env.controller.log_tail(30),
+    )
+    .await
+}
+
+/// Whether the object exists.
+async fn exists(env: &Env, api_version: &str, kind: &str, namespace: &str, name: &str) -> bool {
+    env.get(api_version, kind, Some(namespace), name)
+        .await
+        .is_some()
+}
+
 fn ready_reason(status: &serde_json::Value) -> (String, String) {
     let c = condition(status, "Ready").cloned().unwrap_or_default();
     (
@@ -126,10 +147,7 @@ async fn a_deployment_makes_the_gitsync_ready_only_once_it_has_rolled_out() {
     // Applied, and waiting: the progress says how many objects are healthy.
     // The Namespace is healthy once it exists; the ConfigMap needs no check.
     wait_progress(&env, "shop", "health check: 1 of 2 object(s) healthy", None).await;
-    assert!(env
-        .get("apps/v1", "Deployment", Some("shop"), "web")
-        .await
-        .is_some());
+    assert!(exists(&env, "apps/v1", "Deployment", "shop", "web").await);
     let status = env.gitsync_status(PLATFORM, "shop").await;
     assert_ne!(
         ready(&status),
@@ -237,14 +255,14 @@ async fn a_rollout_that_never_ends_times_out_naming_what_it_waits_for() {
     let (_, message) = ready_reason(&status);
     assert!(message.contains("timed out"), "{message}");
     assert!(
-        message.contains("Deployment app/api is InProgress (updated replicas: 0/1)"),
+        // No Deployment controller runs: it never observes the new generation.
+        message.contains(
+            "Deployment app/api is InProgress (the latest generation (1) is not observed yet)"
+        ),
         "{message}"
     );
     // Applied all the same: the objects are there and in the inventory.
-    assert!(env
-        .get("v1", "ConfigMap", Some("app"), "settings")
-        .await
-        .is_some());
+    assert!(exists(&env, "v1", "ConfigMap", "app", "settings").await);
     let ids = env.inventory_ids(PLATFORM, "app").await.expect("inventory");
     assert!(
         ids.iter().any(|id| id == "app_api_apps_Deployment"),
@@ -357,22 +375,13 @@ async fn a_wave_that_never_becomes_healthy_stops_the_next_wave() {
     let (reason, message) = ready_reason(&status);
     assert_eq!(reason, "HealthCheckFailed", "{status}");
     assert!(
-        message.contains("wave 0 did not become healthy within spec.timeout: Deployment waves/db is InProgress (updated replicas: 0/1); wave 1 was not applied"),
+        message.contains("wave 0 did not become healthy within spec.timeout: Deployment waves/db is InProgress (the latest generation (1) is not observed yet); wave 1 was not applied"),
         "{message}"
     );
     assert_eq!(status["health"][0]["name"], "db", "{status}");
-    assert!(env
-        .get("apps/v1", "Deployment", Some("waves"), "db")
-        .await
-        .is_some());
-    assert!(env
-        .get("apps/v1", "Deployment", Some("waves"), "app")
-        .await
-        .is_none());
-    assert!(env
-        .get("v1", "ConfigMap", Some("waves"), "settings")
-        .await
-        .is_none());
+    assert!(exists(&env, "apps/v1", "Deployment", "waves", "db").await);
+    assert!(!exists(&env, "apps/v1", "Deployment", "waves", "app").await);
+    assert!(!exists(&env, "v1", "ConfigMap", "waves", "settings").await);
     // The waves written are in the inventory, so a later revision prunes them.
     let ids = env
         .inventory_ids(PLATFORM, "waves")
@@ -388,14 +397,8 @@ async fn a_wave_that_never_becomes_healthy_stops_the_next_wave() {
     roll_out(&env, "waves", "db").await;
     let status = env.wait_applied(PLATFORM, "waves", &commit).await;
     assert!(status["health"].is_null(), "{status}");
-    assert!(env
-        .get("v1", "ConfigMap", Some("waves"), "settings")
-        .await
-        .is_some());
-    assert!(env
-        .get("apps/v1", "Deployment", Some("waves"), "app")
-        .await
-        .is_some());
+    assert!(exists(&env, "v1", "ConfigMap", "waves", "settings").await);
+    assert!(exists(&env, "apps/v1", "Deployment", "waves", "app").await);
 
     // A wave that is not an integer fails the revision before anything is written.
     let bad = env
@@ -417,10 +420,7 @@ async fn a_wave_that_never_becomes_healthy_stops_the_next_wave() {
         message.contains("sealsync.dev/wave: \"later\" is not an integer"),
         "{message}"
     );
-    assert!(env
-        .get("v1", "ConfigMap", Some("waves"), "extra")
-        .await
-        .is_none());
+    assert!(!exists(&env, "v1", "ConfigMap", "waves", "extra").await);
 }
 
 fn hook(yaml: &str, phase: &str, policy: Option<&str>) -> String {
@@ -501,14 +501,8 @@ async fn a_failed_pre_sync_migration_applies_nothing_else_and_a_fixed_one_lets_t
     })
     .await;
     // The hook runs first: its Namespace is there, nothing else is.
-    assert!(env
-        .get("v1", "ConfigMap", Some("shop"), "settings")
-        .await
-        .is_none());
-    assert!(env
-        .get("apps/v1", "Deployment", Some("shop"), "web")
-        .await
-        .is_none());
+    assert!(!exists(&env, "v1", "ConfigMap", "shop", "settings").await);
+    assert!(!exists(&env, "apps/v1", "Deployment", "shop", "web").await);
     finish_job(&env, "shop", "migrate", "Failed").await;
     let status = env.wait_failed(PLATFORM, "shop", &first).await;
     let (reason, message) = ready_reason(&status);
@@ -518,23 +512,11 @@ async fn a_failed_pre_sync_migration_applies_nothing_else_and_a_fixed_one_lets_t
         "{message}"
     );
     assert_eq!(status["health"][0]["name"], "migrate", "{status}");
-    assert!(env
-        .get("v1", "ConfigMap", Some("shop"), "settings")
-        .await
-        .is_none());
-    assert!(env
-        .get("apps/v1", "Deployment", Some("shop"), "web")
-        .await
-        .is_none());
-    assert!(env
-        .get("v1", "ConfigMap", Some("shop"), "smoke-test")
-        .await
-        .is_none());
+    assert!(!exists(&env, "v1", "ConfigMap", "shop", "settings").await);
+    assert!(!exists(&env, "apps/v1", "Deployment", "shop", "web").await);
+    assert!(!exists(&env, "v1", "ConfigMap", "shop", "smoke-test").await);
     // The sync-failed hook ran.
-    assert!(env
-        .get("v1", "ConfigMap", Some("shop"), "sync-failed")
-        .await
-        .is_some());
+    assert!(exists(&env, "v1", "ConfigMap", "shop", "sync-failed").await);
 
     // A fixed migration, deleted once it succeeded: the Job is created afresh (the failed one
     // is deleted first), then the revision, then the post-sync hook once the revision is healthy.
@@ -551,10 +533,7 @@ async fn a_failed_pre_sync_migration_applies_nothing_else_and_a_fixed_one_lets_t
         || env.controller.log_tail(30),
     )
     .await;
-    assert!(env
-        .get("v1", "ConfigMap", Some("shop"), "settings")
-        .await
-        .is_none());
+    assert!(!exists(&env, "v1", "ConfigMap", "shop", "settings").await);
     finish_job(&env, "shop", "migrate", "Complete").await;
     wait_for(
         "the revision to be applied",
@@ -572,17 +551,11 @@ async fn a_failed_pre_sync_migration_applies_nothing_else_and_a_fixed_one_lets_t
         "hook-succeeded deletes it"
     );
     // The post-sync hook waits for the Deployment to roll out.
-    assert!(env
-        .get("v1", "ConfigMap", Some("shop"), "smoke-test")
-        .await
-        .is_none());
+    assert!(!exists(&env, "v1", "ConfigMap", "shop", "smoke-test").await);
     roll_out(&env, "shop", "web").await;
     let status = env.wait_applied(PLATFORM, "shop", &second).await;
     assert!(status["health"].is_null(), "{status}");
-    assert!(env
-        .get("v1", "ConfigMap", Some("shop"), "smoke-test")
-        .await
-        .is_some());
+    assert!(exists(&env, "v1", "ConfigMap", "shop", "smoke-test").await);
     // The deleted hook is not self-healed back, nor run again by the polls that follow.
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(job_image(&env, "shop").await, None);
@@ -640,16 +613,7 @@ async fn a_chain_of_three_gitsyncs_applies_in_order_and_a_cycle_is_refused() {
     .await;
     // infra waits for its operator; apps and web wait for infra and apps.
     wait_progress(&env, "infra", "health check", None).await;
-    let apps = wait_for_value(
-        "apps to wait for infra",
-        Duration::from_secs(60),
-        || async {
-            let status = env.gitsync_status(PLATFORM, "apps").await;
-            (ready_reason(&status).0 == "DependencyNotReady").then_some(status)
-        },
-        || env.controller.log_tail(30),
-    )
-    .await;
+    let apps = wait_reason(&env, "apps", "DependencyNotReady").await;
     assert!(
         ready_reason(&apps)
             .1
@@ -662,23 +626,14 @@ async fn a_chain_of_three_gitsyncs_applies_in_order_and_a_cycle_is_refused() {
     );
     let web = env.gitsync_status(PLATFORM, "web").await;
     assert_eq!(ready_reason(&web).0, "DependencyNotReady", "{web}");
-    assert!(env
-        .get("v1", "ConfigMap", Some("chain"), "web")
-        .await
-        .is_none());
+    assert!(!exists(&env, "v1", "ConfigMap", "chain", "web").await);
 
     roll_out(&env, "chain", "operator").await;
     env.wait_applied(PLATFORM, "infra", &commit).await;
     env.wait_applied(PLATFORM, "apps", &commit).await;
     env.wait_applied(PLATFORM, "web", &commit).await;
-    assert!(env
-        .get("example.com/v1", "Widget", Some("chain"), "w1")
-        .await
-        .is_some());
-    assert!(env
-        .get("v1", "ConfigMap", Some("chain"), "web")
-        .await
-        .is_some());
+    assert!(exists(&env, "example.com/v1", "Widget", "chain", "w1").await);
+    assert!(exists(&env, "v1", "ConfigMap", "chain", "web").await);
     // Waiting wrote no Warning Event per look.
     let events = events_json(&env, PLATFORM).await;
     assert!(
@@ -699,16 +654,7 @@ async fn a_chain_of_three_gitsyncs_applies_in_order_and_a_cycle_is_refused() {
         json!({"path": "web", "interval": "1h", "dependsOn": [{"name": "x"}]}),
     )
     .await;
-    let x = wait_for_value(
-        "x to report the cycle",
-        Duration::from_secs(60),
-        || async {
-            let status = env.gitsync_status(PLATFORM, "x").await;
-            (ready_reason(&status).0 == "DependencyCycle").then_some(status)
-        },
-        || env.controller.log_tail(30),
-    )
-    .await;
+    let x = wait_reason(&env, "x", "DependencyCycle").await;
     assert!(
         ready_reason(&x)
             .1
@@ -786,16 +732,7 @@ async fn rollback_returns_to_the_last_healthy_revision_with_its_secrets_and_wait
     // The rollback waits for v1's rollout in turn (the Deployment controller would undo it).
     wait_progress(&env, "rb", "health check", Some(&first)).await;
     roll_out(&env, "rb", "api").await;
-    let status = wait_for_value(
-        "the rollback to v1",
-        Duration::from_secs(60),
-        || async {
-            let status = env.gitsync_status(PLATFORM, "rb").await;
-            (ready_reason(&status).0 == "RolledBack").then_some(status)
-        },
-        || env.controller.log_tail(30),
-    )
-    .await;
+    let status = wait_reason(&env, "rb", "RolledBack").await;
     let (_, message) = ready_reason(&status);
     assert!(
         message.contains(&format!("main@sha1:{second} did not become healthy")),
@@ -921,16 +858,7 @@ async fn cel_expressions_judge_a_custom_resource() {
         }]}),
     )
     .await;
-    let status = wait_for_value(
-        "the expression to be refused",
-        Duration::from_secs(60),
-        || async {
-            let status = env.gitsync_status(PLATFORM, "data").await;
-            (ready_reason(&status).0 == "InvalidSpec").then_some(status)
-        },
-        || env.controller.log_tail(30),
-    )
-    .await;
+    let status = wait_reason(&env, "data", "InvalidSpec").await;
     assert!(
         ready_reason(&status)
             .1

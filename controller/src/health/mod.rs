@@ -12,7 +12,6 @@ mod watch;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use kube::core::ApiResource;
 use kube::Client;
@@ -525,9 +524,6 @@ impl Inner {
         }
     }
 }
-
-/// How long a failed health watch waits before it lists again, at most.
-const MAX_RESTART: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests;

@@ -1,22 +1,17 @@
 //! One full-object watch, each event reduced at once to the object's health.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures::StreamExt;
 use kube::api::DynamicObject;
 use kube::core::ApiResource;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use sealsync_core::health::health_of;
-use sealsync_core::{Chain, OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL};
+use sealsync_core::{OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL};
 use serde_json::{json, Value as Json};
 
-use super::{CustomHealth, Inner, ObjectKey, Observed, Source, MAX_RESTART};
-use crate::support::metrics::WatchLabels;
-use crate::support::retry::Backoff;
-
-const RESTART: Backoff = Backoff::new(Duration::from_millis(500), 2.0, MAX_RESTART).jittered();
+use super::{CustomHealth, Inner, ObjectKey, Observed, Source};
+use crate::support::watchloop;
 
 /// Starts following `source` with `client`; the task ends when aborted.
 pub(super) fn spawn(
@@ -55,55 +50,30 @@ async fn follow(
             watcher::Config::default().fields(&format!("metadata.name={name}")),
         ),
     };
-    let mut failures = 0;
-    let mut first = true;
-    loop {
-        let mut stream = watcher::watcher(api.clone(), config.clone()).boxed();
-        if !first {
-            inner
-                .metrics
-                .watch_restarts
-                .get_or_create(&WatchLabels {
-                    resource: resource.plural.clone(),
-                })
-                .inc();
-        }
-        first = false;
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(Event::Init) => inner.relist_started(&source),
-                Ok(Event::InitApply(object)) => {
-                    let (key, observed) = reduce(object);
-                    inner.observe(&source, key, Some(observed), true);
-                }
-                Ok(Event::InitDone) => {
-                    inner.relist_done(&source);
-                    failures = 0;
-                }
-                Ok(Event::Apply(object)) => {
-                    let (key, observed) = reduce(object);
-                    inner.observe(&source, key, Some(observed), false);
-                }
-                Ok(Event::Delete(object)) => {
-                    let (key, _) = reduce(object);
-                    inner.observe(&source, key, None, false);
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        resource = %resource.plural,
-                        group = %resource.group,
-                        error = %Chain(&e),
-                        retry_in = ?RESTART.delay(failures + 1),
-                        "health watch failed; listing again"
-                    );
-                    inner.watch_failed(&source);
-                    break;
-                }
+    watchloop::follow(
+        api,
+        config,
+        ("health watch", &resource.plural),
+        &inner.metrics,
+        |event| match event {
+            Event::Init => inner.relist_started(&source),
+            Event::InitApply(object) => {
+                let (key, observed) = reduce(object);
+                inner.observe(&source, key, Some(observed), true);
             }
-        }
-        failures += 1;
-        tokio::time::sleep(RESTART.delay(failures)).await;
-    }
+            Event::InitDone => inner.relist_done(&source),
+            Event::Apply(object) => {
+                let (key, observed) = reduce(object);
+                inner.observe(&source, key, Some(observed), false);
+            }
+            Event::Delete(object) => {
+                let (key, _) = reduce(object);
+                inner.observe(&source, key, None, false);
+            }
+        },
+        || inner.watch_failed(&source),
+    )
+    .await;
 }
 
 /// The object's key and health; the object itself is dropped here. List items may lack

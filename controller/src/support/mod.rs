@@ -13,6 +13,7 @@ pub(crate) mod settings;
 #[cfg(test)]
 pub(crate) mod testing;
 pub(crate) mod triggers;
+pub(crate) mod watchloop;
 
 pub(crate) use fingerprint::Fingerprint;
 pub(crate) use identity::{is_dns_subdomain, Actor, Clients, TrustedNamespaces};
