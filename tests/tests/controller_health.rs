@@ -231,8 +231,22 @@ async fn a_failed_job_fails_the_health_check_at_once_and_is_named() {
         "db",
     ]);
     assert_eq!(code, 1, "{stdout}");
-    assert!(
-        stdout.contains("HealthCheckFailed") || stdout.contains("health check failed"),
+    assert!(stdout.contains("health check failed"), "{stdout}");
+    // Each object with its health, read now.
+    let line = |kind: &str, object: &str| {
+        stdout
+            .lines()
+            .find(|l| l.split_whitespace().take(2).eq([kind, object]))
+            .map(|l| l.split_whitespace().skip(2).collect::<Vec<_>>().join(" "))
+    };
+    assert_eq!(
+        line("Job", "db/migrate").as_deref(),
+        Some("Failed the Job failed"),
+        "{stdout}"
+    );
+    assert_eq!(
+        line("Namespace", "db").as_deref(),
+        Some("Current"),
         "{stdout}"
     );
     assert_no_canary(&env, "db").await;
@@ -773,6 +787,19 @@ async fn rollback_returns_to_the_last_healthy_revision_with_its_secrets_and_wait
         .await
         .expect("the Secret");
     assert_eq!(secret_value(&db, "password"), format!("{CANARY}-3"));
+    // `sealsync status` lists the Secret by its metadata alone.
+    let (code, stdout, stderr) = run_cli_status(&[
+        "status",
+        "--kubeconfig",
+        &env.kubeconfig_arg(),
+        "-n",
+        PLATFORM,
+        "rb",
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("rb/db"), "{stdout}");
+    assert!(stdout.contains("rb/api"), "{stdout}");
+    assert!(!stdout.contains(CANARY) && !stderr.contains(CANARY));
     assert_no_canary(&env, "rb").await;
 }
 

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod completion;
 pub mod keys;
+pub mod objects;
 pub mod render;
 pub mod reseal;
 pub mod seal;

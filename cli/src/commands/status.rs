@@ -1,5 +1,6 @@
 //! `sealsync status [NAME]`: the GitSyncs of a namespace as a table, like
-//! `flux get kustomizations`, then the objects each found not healthy when it last waited.
+//! `flux get kustomizations`, then the objects each found not healthy when it last waited;
+//! for one GitSync, every object it applied with its health now.
 
 use std::process::ExitCode;
 
@@ -32,9 +33,9 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
         let (client, default_ns) = args.cluster.connect().await?;
         let namespace = args.namespace.clone().unwrap_or(default_ns);
         let api: Api<GitSync> = if args.all_namespaces {
-            Api::all(client)
+            Api::all(client.clone())
         } else {
-            Api::namespaced(client, &namespace)
+            Api::namespaced(client.clone(), &namespace)
         };
         let items = match &args.name {
             Some(name) => vec![api
@@ -57,7 +58,13 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         output::write_stdout(&table(&items, args.all_namespaces))?;
-        output::write_stdout(&unhealthy(&items))?;
+        match (&args.name, items.first()) {
+            // One GitSync: each of its objects with its health, read now.
+            (Some(_), Some(gs)) => {
+                output::write_stdout(&crate::commands::objects::health_table(&client, gs).await?)?
+            }
+            _ => output::write_stdout(&unhealthy(&items))?,
+        }
         let all_ready = items.iter().all(|gs| ready(gs).0 == "True");
         Ok(if all_ready {
             ExitCode::SUCCESS

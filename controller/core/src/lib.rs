@@ -14,6 +14,8 @@ mod health_spec;
 #[cfg(feature = "kube")]
 pub mod inventory;
 #[cfg(feature = "kube")]
+pub mod inventory_read;
+#[cfg(feature = "kube")]
 pub mod keysecret;
 #[cfg(feature = "kube")]
 pub mod kubeclient;

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use kube::core::ApiResource;
 use kube::Client;
-use sealsync_core::health::Health;
+use sealsync_core::health::{healthy_once_it_exists, Health};
 use sealsync_core::UnhealthyObject;
 use tokio::time::Instant;
 
@@ -148,24 +148,6 @@ pub(crate) enum Verdict {
     TimedOut(Vec<UnhealthyObject>),
 }
 
-/// Kinds whose objects are healthy once they exist, and need no watch. Secrets among them:
-/// a full watch of Secrets would hold every value in memory.
-fn always_current(group: &str, kind: &str) -> bool {
-    matches!(
-        (group, kind),
-        (
-            "",
-            "Secret"
-                | "ConfigMap"
-                | "ServiceAccount"
-                | "LimitRange"
-                | "ResourceQuota"
-                | "Endpoints"
-        ) | ("rbac.authorization.k8s.io", _)
-            | ("networking.k8s.io", "NetworkPolicy")
-    )
-}
-
 impl HealthWatches {
     /// No watch yet; each starts when some GitSync first waits for its kind.
     pub(crate) fn new(client: Client, metrics: Arc<Metrics>) -> Self {
@@ -191,7 +173,7 @@ impl HealthWatches {
             return None;
         }
         let found = custom::for_kind(custom, &resource.api_version, &resource.kind);
-        if found.is_none() && always_current(&resource.group, &resource.kind) {
+        if found.is_none() && healthy_once_it_exists(&resource.group, &resource.kind) {
             return None;
         }
         Some(found)

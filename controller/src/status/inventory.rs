@@ -13,33 +13,13 @@ use std::sync::{Arc, Mutex};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams};
 use kube::{Api, Client, ResourceExt};
-use sealsync_core::inventory::{self, InventoryError, Shard, INVENTORY_OF_LABEL, SHARD_DATA_KEY};
+use sealsync_core::inventory::{self, Shard, INVENTORY_OF_LABEL, SHARD_DATA_KEY};
 use sealsync_core::{GitSync, Inventory, InventoryShards, InventoryStatus, FIELD_MANAGER};
 
 use crate::support::SyncKey;
 
 /// Why the inventory a status records could not be read.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum LoadError {
-    /// The API did not answer as it should; trying again may work.
-    #[error("reading the inventory ConfigMap {name}")]
-    Api {
-        /// The ConfigMap.
-        name: String,
-        /// The client error.
-        #[source]
-        source: kube::Error,
-    },
-    /// The ConfigMaps are gone or were changed: what the last revision applied is unknown.
-    #[error("the inventory is lost: {0}")]
-    Lost(String),
-}
-
-impl From<InventoryError> for LoadError {
-    fn from(error: InventoryError) -> Self {
-        LoadError::Lost(error.to_string())
-    }
-}
+pub(crate) use sealsync_core::inventory_read::ReadError as LoadError;
 
 /// The inventory of each GitSync, where its status says it is; see the module docs.
 pub(crate) struct InventoryStore {
@@ -132,34 +112,13 @@ impl InventoryStore {
         gs: &GitSync,
         shards: &InventoryShards,
     ) -> Result<Inventory, LoadError> {
-        let api: Api<ConfigMap> =
-            Api::namespaced(self.client.clone(), &gs.namespace().unwrap_or_default());
-        let uid = gs.uid().unwrap_or_default();
-        let mut parsed = Vec::with_capacity(shards.names.len());
-        for name in &shards.names {
-            let config_map = api.get_opt(name).await.map_err(|source| LoadError::Api {
-                name: name.clone(),
-                source,
-            })?;
-            let Some(config_map) = config_map else {
-                return Err(LoadError::Lost(format!(
-                    "the inventory ConfigMap {name} was deleted"
-                )));
-            };
-            if config_map.labels().get(INVENTORY_OF_LABEL) != Some(&uid) {
-                return Err(LoadError::Lost(format!(
-                    "the ConfigMap {name} is not this GitSync's inventory"
-                )));
-            }
-            let text = config_map
-                .data
-                .as_ref()
-                .and_then(|data| data.get(SHARD_DATA_KEY))
-                .map(String::as_str)
-                .unwrap_or_default();
-            parsed.push(inventory::parse_shard(name, text)?);
-        }
-        Ok(inventory::assemble(shards, parsed)?)
+        sealsync_core::inventory_read::read_shards(
+            &self.client,
+            &gs.namespace().unwrap_or_default(),
+            &gs.uid().unwrap_or_default(),
+            shards,
+        )
+        .await
     }
 
     /// Keeps `inventory` (sorted, without duplicates) where it belongs and returns what `gs`'s

@@ -28,6 +28,25 @@ impl Health {
     }
 }
 
+/// Whether objects of a kind are healthy once they exist, so that nothing needs to read more
+/// than their metadata: Secrets (whose values are never read to judge them), ConfigMaps,
+/// ServiceAccounts, RBAC objects, NetworkPolicies and the like.
+pub fn healthy_once_it_exists(group: &str, kind: &str) -> bool {
+    matches!(
+        (group, kind),
+        (
+            "",
+            "Secret"
+                | "ConfigMap"
+                | "ServiceAccount"
+                | "LimitRange"
+                | "ResourceQuota"
+                | "Endpoints"
+        ) | ("rbac.authorization.k8s.io", _)
+            | ("networking.k8s.io", "NetworkPolicy")
+    )
+}
+
 /// The health of `object`.
 pub fn health_of(object: &Json) -> Health {
     if object["metadata"]["deletionTimestamp"].is_string() {
