@@ -435,6 +435,37 @@ async fn a_wave_that_never_becomes_healthy_stops_the_next_wave() {
         "{message}"
     );
     assert!(!exists(&env, "v1", "ConfigMap", "waves", "extra").await);
+
+    // An invalid object of a later wave is found before the first wave is written.
+    let invalid = env
+        .repo
+        .commit_files(
+            &[
+                (
+                    "waves/extra.yaml",
+                    configmap_yaml("waves", "extra", "k", "v"),
+                ),
+                (
+                    "waves/broken.yaml",
+                    in_wave(
+                        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: broken\n  namespace: waves\ndata:\n  count: 1\n",
+                        "1",
+                    ),
+                ),
+            ],
+            "an invalid object in wave 1",
+        )
+        .expect("commit");
+    env.annotate_gitsync(PLATFORM, "waves", "sealsync.dev/requestedAt", "invalid")
+        .await;
+    let status = env.wait_failed(PLATFORM, "waves", &invalid).await;
+    let (reason, message) = ready_reason(&status);
+    assert_eq!(reason, "ApplyFailed", "{status}");
+    assert!(message.contains("waves/broken.yaml"), "{message}");
+    assert!(
+        !exists(&env, "v1", "ConfigMap", "waves", "extra").await,
+        "wave 0 was written before wave 1 was found invalid"
+    );
 }
 
 fn hook(yaml: &str, phase: &str, policy: Option<&str>) -> String {

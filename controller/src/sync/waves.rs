@@ -63,6 +63,13 @@ pub(crate) async fn apply_waves(
 ) -> Result<ApplyOutcome, SyncFailure> {
     let waves = split(desired).map_err(|e| SyncFailure::from(Error::Apply(e)))?;
     let numbers: Vec<i64> = waves.keys().copied().collect();
+    if waves.len() > 1 {
+        // What the server can judge already is judged before the first wave is written.
+        let later: Vec<&Desired> = waves.values().skip(1).flatten().collect();
+        apply::validate_ahead(client, resolver, &later, options.concurrency)
+            .await
+            .map_err(|e| SyncFailure::from(Error::Apply(e)))?;
+    }
     let mut outcome = ApplyOutcome::default();
     // The objects of the waves already written: after a later failure they stay.
     let mut kept: Vec<InventoryEntry> = Vec::new();

@@ -14,6 +14,7 @@
 //! Kinds are resolved once per reconcile ([`Resolver`]); a kind found served stays resolved
 //! after the first stage is written, and a failed discovery is an error, never "not served".
 
+mod ahead;
 pub(crate) mod drift;
 mod fieldset;
 mod resolver;
@@ -32,6 +33,7 @@ use serde_json::Value as Json;
 
 use crate::support::Fingerprint;
 use crate::sync::progress::Progress;
+pub(crate) use ahead::validate_ahead;
 pub(crate) use resolver::Resolver;
 use rollback::{Previous, Undo, WriteRecord};
 
