@@ -1102,3 +1102,57 @@ async fn an_object_that_turns_unhealthy_after_ready_is_found_at_the_next_poll() 
     roll_out(&env, "later", "api").await;
     env.wait_applied(PLATFORM, "later", &commit).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_post_sync_hook_is_reported_and_the_revision_stays_in_the_inventory() {
+    let env = Env::start(&[PLATFORM]).await;
+    let commit = env
+        .repo
+        .commit_tree(
+            &[
+                ("post/namespace.yaml".to_owned(), namespace_yaml("post")),
+                (
+                    "post/settings.yaml".to_owned(),
+                    configmap_yaml("post", "settings", "mode", "live"),
+                ),
+                (
+                    "post/smoke.yaml".to_owned(),
+                    hook(&job_yaml("post", "smoke"), "post-sync", Some("hook-failed")),
+                ),
+            ],
+            "a smoke test",
+        )
+        .expect("commit");
+    env.apply_gitsync(
+        PLATFORM,
+        "post",
+        json!({"path": "post", "timeout": "5m", "interval": "1h"}),
+    )
+    .await;
+    wait_for("the smoke test Job", Duration::from_secs(60), || async {
+        exists(&env, "batch/v1", "Job", "post", "smoke").await
+    })
+    .await;
+    assert!(exists(&env, "v1", "ConfigMap", "post", "settings").await);
+    finish_job(&env, "post", "smoke", "Failed").await;
+    let status = wait_reason(&env, "post", "HookFailed").await;
+    assert!(
+        ready_reason(&status).1.contains(
+            "post-sync hook failed: Job post/smoke is Failed (the Job failed); the revision is applied and healthy"
+        ),
+        "{status}"
+    );
+    // hook-failed deleted it; the revision's objects are in the inventory for a later prune.
+    assert!(!exists(&env, "batch/v1", "Job", "post", "smoke").await);
+    let ids = env
+        .inventory_ids(PLATFORM, "post")
+        .await
+        .expect("inventory");
+    assert!(
+        ids.iter().any(|id| id == "post_settings__ConfigMap"),
+        "{ids:?}"
+    );
+    assert!(status["lastAttemptedRevision"]
+        .as_str()
+        .is_some_and(|r| r.ends_with(&commit)));
+}

@@ -126,6 +126,15 @@ impl Sequence {
         }
         let post = self.hooks.remove(&HookPhase::PostSync);
         let then = post.as_ref().map(|_| "the post-sync hooks were not run");
+        // Should a post-sync hook fail, every object of the revision is written and stays.
+        let revision: Vec<InventoryEntry> = match post {
+            Some(_) => self
+                .objects
+                .iter()
+                .map(|d| super::inventory::entry_of(&d.object))
+                .collect(),
+            None => Vec::new(),
+        };
         let waves = apply_waves(client, resolver, self.objects, options, (gate, then))
             .await
             .map_err(|mut failure| {
@@ -141,7 +150,12 @@ impl Sequence {
                 options,
                 (gate, "the revision is applied and healthy"),
             )
-            .await?;
+            .await
+            .map_err(|mut failure| {
+                failure.written.extend(written.iter().cloned());
+                failure.written.extend(revision);
+                failure
+            })?;
             outcome.absorb(applied);
         }
         Ok(outcome)
