@@ -1,7 +1,8 @@
 //! The objects of one GitSync and the health of each, read from the cluster as `sealsync
 //! status NAME` shows them: the inventory the status records, then one list per kind and
 //! namespace, by the owner labels. Kinds that are healthy once they exist (Secrets among
-//! them) are listed by metadata only: no value is read to judge them.
+//! them) are listed by metadata only: no value is read to judge them. The built-in rules
+//! judge; `spec.healthCheckExprs` are the controller's, whose verdict `status.health` shows.
 
 use std::collections::BTreeMap;
 
@@ -71,10 +72,25 @@ pub async fn health_table(client: &Client, gs: &GitSync) -> CliResult<String> {
                     Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
                     None => Api::all_with(client.clone(), &resource),
                 };
-                let params = ListParams::default().labels(&selector);
-                list_health(&api, &params, (&group, &version, &kind))
-                    .await
-                    .map_err(|e| cluster::api_error(&format!("listing {kind} objects"), e))?
+                let params = ListParams::default().labels(&selector).limit(500);
+                match list_health(&api, params, (&group, &version, &kind)).await {
+                    Ok(healths) => healths,
+                    // What the user may not list is said per object, the rest is shown.
+                    Err(kube::Error::Api(status)) if status.code == 403 => {
+                        for object in &names {
+                            rows.push(vec![
+                                kind.clone(),
+                                shown(object),
+                                "Unknown".to_owned(),
+                                format!("cannot list {kind} objects here: forbidden"),
+                            ]);
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        return Err(cluster::api_error(&format!("listing {kind} objects"), e))
+                    }
+                }
             }
             Err(_) => BTreeMap::new(),
         };
@@ -100,25 +116,44 @@ pub async fn health_table(client: &Client, gs: &GitSync) -> CliResult<String> {
     ))
 }
 
-/// The health of each object `api` lists, by name.
+/// The health of each object `api` lists, by name, a page of 500 at a time.
 async fn list_health(
     api: &Api<DynamicObject>,
-    params: &ListParams,
+    mut params: ListParams,
     (group, version, kind): (&str, &str, &str),
 ) -> Result<BTreeMap<String, Health>, kube::Error> {
     let mut healths = BTreeMap::new();
-    if healthy_once_it_exists(group, kind) {
-        for meta in api.list_metadata(params).await?.items {
-            let health = if meta.metadata.deletion_timestamp.is_some() {
-                Health::Terminating
-            } else {
-                Health::Current
-            };
-            healths.insert(meta.name_any(), health);
+    loop {
+        let next = if healthy_once_it_exists(group, kind) {
+            let page = api.list_metadata(&params).await?;
+            for meta in page.items {
+                let health = if meta.metadata.deletion_timestamp.is_some() {
+                    Health::Terminating
+                } else {
+                    Health::Current
+                };
+                healths.insert(meta.name_any(), health);
+            }
+            page.metadata.continue_
+        } else {
+            let page = api.list(&params).await?;
+            judge_page(page.items, (group, version, kind), &mut healths);
+            page.metadata.continue_
+        };
+        match next.filter(|token| !token.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(healths),
         }
-        return Ok(healths);
     }
-    for object in api.list(params).await?.items {
+}
+
+/// The health of each object of a page, by the built-in rules.
+fn judge_page(
+    objects: Vec<DynamicObject>,
+    (group, version, kind): (&str, &str, &str),
+    healths: &mut BTreeMap<String, Health>,
+) {
+    for object in objects {
         // List items may lack apiVersion and kind; the rules go by them.
         let mut json = serde_json::to_value(&object).unwrap_or_default();
         json["apiVersion"] = serde_json::json!(if group.is_empty() {
@@ -129,5 +164,4 @@ async fn list_health(
         json["kind"] = serde_json::json!(kind);
         healths.insert(object.name_any(), health_of(&json));
     }
-    Ok(healths)
 }

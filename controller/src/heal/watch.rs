@@ -35,7 +35,7 @@ async fn follow(inner: Arc<Inner>, gvr: Gvr, resource: ApiResource) {
             Event::Apply(object) => inner.observe(&gvr, &object.metadata, false, false),
             Event::Delete(object) => inner.observe(&gvr, &object.metadata, true, false),
         },
-        || inner.watch_failed(&gvr),
+        |_| inner.watch_failed(&gvr),
     )
     .await;
 }

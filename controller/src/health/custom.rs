@@ -41,9 +41,15 @@ pub(crate) fn compile(exprs: &[HealthCheckExpr]) -> Result<Vec<Arc<CustomHealth>
         .enumerate()
         .map(|(i, e)| {
             let program = |field: &str, text: &str| {
-                Program::compile(text).map_err(|error| {
+                let program = Program::compile(text).map_err(|error| {
                     format!("spec.healthCheckExprs[{i}].{field}: not a CEL expression: {error}")
-                })
+                })?;
+                if comprehension_depth(program.expression()) > MAX_COMPREHENSION_DEPTH {
+                    return Err(format!(
+                        "spec.healthCheckExprs[{i}].{field}: macros (all, exists, map, filter) nest at most {MAX_COMPREHENSION_DEPTH} deep: each level multiplies the work on every event"
+                    ));
+                }
+                Ok(program)
             };
             let mut hasher = DefaultHasher::new();
             e.hash(&mut hasher);
@@ -65,6 +71,44 @@ pub(crate) fn compile(exprs: &[HealthCheckExpr]) -> Result<Vec<Arc<CustomHealth>
             }))
         })
         .collect()
+}
+
+/// How deep comprehension macros may nest: two levels of `exists` over the conditions of an
+/// object is plenty, and deeper ones grow with the power of the lists' length.
+const MAX_COMPREHENSION_DEPTH: usize = 2;
+
+/// The deepest nesting of comprehensions (expanded macros) in `expr`.
+fn comprehension_depth(expr: &cel::IdedExpr) -> usize {
+    use cel::common::ast::{EntryExpr, Expr};
+    let deepest = |exprs: &mut dyn Iterator<Item = &cel::IdedExpr>| {
+        exprs.map(comprehension_depth).max().unwrap_or(0)
+    };
+    match &expr.expr {
+        Expr::Comprehension(c) => {
+            1 + deepest(
+                &mut [
+                    &c.iter_range,
+                    &c.accu_init,
+                    &c.loop_cond,
+                    &c.loop_step,
+                    &c.result,
+                ]
+                .into_iter(),
+            )
+        }
+        Expr::Call(call) => deepest(&mut call.target.iter().map(|t| &**t).chain(call.args.iter())),
+        Expr::List(list) => deepest(&mut list.elements.iter()),
+        Expr::Map(map) => deepest(&mut map.entries.iter().flat_map(|e| match &e.expr {
+            EntryExpr::MapEntry(entry) => vec![&entry.key, &entry.value],
+            EntryExpr::StructField(field) => vec![&field.value],
+        })),
+        Expr::Struct(st) => deepest(&mut st.entries.iter().flat_map(|e| match &e.expr {
+            EntryExpr::MapEntry(entry) => vec![&entry.key, &entry.value],
+            EntryExpr::StructField(field) => vec![&field.value],
+        })),
+        Expr::Select(select) => comprehension_depth(&select.operand),
+        _ => 0,
+    }
 }
 
 /// The expressions for `api_version` and `kind`, if any.
@@ -99,10 +143,19 @@ impl CustomHealth {
         };
         let mut context = Context::default();
         context.add_variable_from_value("self", value);
-        let is_true = |program: &Program| match program.execute(&context) {
-            Ok(cel::Value::Bool(b)) => Ok(b),
-            Ok(_) => Err("does not evaluate to a boolean"),
-            Err(_) => Err("could not be evaluated (use has() for fields that may be missing)"),
+        let is_true = |program: &Program| {
+            // The evaluator has unfinished corners that panic: a panic here would end the
+            // watch task, so it is caught and counted as an expression that cannot be evaluated.
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                program.execute(&context)
+            }));
+            match run {
+                Ok(Ok(cel::Value::Bool(b))) => Ok(b),
+                Ok(Ok(_)) => Err("does not evaluate to a boolean"),
+                Ok(Err(_)) | Err(_) => {
+                    Err("could not be evaluated (use has() for fields that may be missing)")
+                }
+            }
         };
         for (name, program, decided) in [
             ("inProgress", self.in_progress.as_ref(), Decided::InProgress),
@@ -219,5 +272,23 @@ mod tests {
             error.starts_with("spec.healthCheckExprs[0].current: not a CEL expression"),
             "{error}"
         );
+        let nested = compile(&[HealthCheckExpr {
+            api_version: "v1".to_owned(),
+            kind: "Pod".to_owned(),
+            current: "self.a.all(x, self.a.all(y, self.a.all(z, x == y && y == z)))".to_owned(),
+            in_progress: None,
+            failed: None,
+        }])
+        .expect_err("refused");
+        assert!(nested.contains("nest at most 2 deep"), "{nested}");
+        assert!(compile(&[HealthCheckExpr {
+            api_version: "v1".to_owned(),
+            kind: "Pod".to_owned(),
+            current: "self.status.conditions.exists(c, c.type == 'Ready' && c.status == 'True')"
+                .to_owned(),
+            in_progress: None,
+            failed: None,
+        }])
+        .is_ok());
     }
 }

@@ -35,6 +35,7 @@ type ObjectKey = (Option<String>, String);
 struct Observed {
     resource_version: Option<u64>,
     generation: Option<i64>,
+    uid: String,
     health: Health,
 }
 
@@ -77,6 +78,8 @@ struct Watched {
     relisting: Option<HashMap<ObjectKey, Observed>>,
     /// Waits using a per-object watch; it stops when none is left.
     users: usize,
+    /// Why its last list or watch failed, until one succeeds.
+    failure: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -211,19 +214,19 @@ impl HealthWatches {
             inner: &self.inner,
             sources: foreign,
         };
-        let mut pending: Vec<&Awaited> = awaited.iter().collect();
         let mut healthy_shown = usize::MAX;
         loop {
             changes.borrow_and_update();
+            // Every object again: one healthy a moment ago may have failed since.
             let unhealthy = {
                 let state = self.inner.lock();
-                pending.retain(|a| !state.judge(a, key).is_current());
-                pending
+                awaited
                     .iter()
-                    .map(|a| (*a, state.judge(a, key)))
+                    .map(|a| (a, state.judge(a, key)))
+                    .filter(|(_, judged)| !judged.is_current())
                     .collect::<Vec<_>>()
             };
-            let healthy = awaited.len() - pending.len();
+            let healthy = awaited.len() - unhealthy.len();
             if healthy != healthy_shown {
                 on_change(healthy);
                 healthy_shown = healthy;
@@ -349,6 +352,7 @@ impl Watched {
             objects: HashMap::new(),
             relisting: None,
             users,
+            failure: None,
         }
     }
 }
@@ -377,7 +381,10 @@ impl State {
         if !watched.listed {
             return Judged::InProgress(
                 "InProgress",
-                format!("waiting for the first list of {}", a.resource.plural),
+                match &watched.failure {
+                    Some(why) => format!("cannot list {}: {why}", a.resource.plural),
+                    None => format!("waiting for the first list of {}", a.resource.plural),
+                },
             );
         }
         let Some(observed) = watched.objects.get(&key) else {
@@ -401,13 +408,36 @@ impl State {
     }
 }
 
-/// Whether the watch has seen the object at least as new as the apply left it: the
-/// generation for objects that have one, the resourceVersion (an etcd revision, which only
-/// grows) for the rest.
+/// What the API server said when a list or watch failed (a missing permission names the
+/// verb, the resource and the user), for the wait's message. Anything else, a decoding error
+/// above all (it can quote an object), is not shown.
+fn describe_failure(error: &kube::runtime::watcher::Error) -> String {
+    use kube::runtime::watcher::Error as WatchError;
+    let status = match error {
+        WatchError::InitialListFailed(kube::Error::Api(status))
+        | WatchError::WatchStartFailed(kube::Error::Api(status))
+        | WatchError::WatchFailed(kube::Error::Api(status))
+        | WatchError::WatchError(status) => status,
+        _ => return "the API server's answer could not be read".to_owned(),
+    };
+    format!("{} ({})", status.message, status.code)
+        .chars()
+        .take(300)
+        .collect()
+}
+
+/// Whether the watch has seen the object at least as new as the apply left it: the same
+/// object (uid) at its generation for objects that have one, the resourceVersion (an etcd
+/// revision, which only grows) for the rest.
 fn reached(applied: Option<&Fingerprint>, observed: &Observed) -> bool {
     match applied {
-        Some(Fingerprint::Generation { generation, .. }) => {
-            observed.generation.is_none_or(|seen| seen >= *generation)
+        Some(Fingerprint::Generation {
+            generation, uid, ..
+        }) => {
+            // A recreated object (a hook Job run afresh) starts at generation 1 again: the
+            // old one's state must not stand in for it.
+            (uid.is_empty() || *uid == observed.uid)
+                && observed.generation.is_none_or(|seen| seen >= *generation)
         }
         Some(Fingerprint::Version(version)) => {
             match (version.parse::<u64>().ok(), observed.resource_version) {
@@ -471,6 +501,7 @@ impl Inner {
                 w.objects = objects;
             }
             w.listed = true;
+            w.failure = None;
         }
         self.notify();
     }
@@ -500,10 +531,16 @@ impl Inner {
         self.notify();
     }
 
-    fn watch_failed(&self, source: &Source) {
-        if let Some(w) = self.lock().watches.get_mut(source) {
+    fn watch_failed(&self, source: &Source, error: &kube::runtime::watcher::Error) {
+        {
+            let mut state = self.lock();
+            let Some(w) = state.watches.get_mut(source) else {
+                return;
+            };
             w.relisting = None;
+            w.failure = Some(describe_failure(error));
         }
+        self.notify();
     }
 }
 

@@ -4,6 +4,7 @@ fn observed(generation: Option<i64>, resource_version: Option<u64>) -> Observed 
     Observed {
         resource_version,
         generation,
+        uid: "u-1".to_owned(),
         health: Health::Current,
     }
 }
@@ -13,11 +14,19 @@ fn an_object_counts_once_the_watch_has_seen_the_applied_state() {
     let applied = Fingerprint::Generation {
         generation: 4,
         metadata: 0,
+        uid: "u-1".to_owned(),
     };
     // The watch still holds the object before the apply: its old status says nothing.
     assert!(!reached(Some(&applied), &observed(Some(3), Some(90))));
     assert!(reached(Some(&applied), &observed(Some(4), Some(91))));
     assert!(reached(Some(&applied), &observed(Some(5), Some(99))));
+    // A recreated object: the watch still holds the one before, at a higher generation.
+    let recreated = Fingerprint::Generation {
+        generation: 1,
+        metadata: 0,
+        uid: "u-2".to_owned(),
+    };
+    assert!(!reached(Some(&recreated), &observed(Some(3), Some(100))));
     let applied = Fingerprint::Version("120".to_owned());
     assert!(!reached(Some(&applied), &observed(None, Some(119))));
     assert!(reached(Some(&applied), &observed(None, Some(120))));

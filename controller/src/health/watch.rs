@@ -71,7 +71,7 @@ async fn follow(
                 inner.observe(&source, key, None, false);
             }
         },
-        || inner.watch_failed(&source),
+        |error| inner.watch_failed(&source, error),
     )
     .await;
 }
@@ -94,6 +94,7 @@ fn reduce(
                 .as_deref()
                 .and_then(|v| v.parse().ok()),
             generation: object.metadata.generation,
+            uid: object.metadata.uid.clone().unwrap_or_default(),
             health: custom.judge(&whole),
         };
         return (
@@ -124,6 +125,7 @@ fn reduce(
             .as_deref()
             .and_then(|v| v.parse().ok()),
         generation: metadata.generation,
+        uid: metadata.uid.clone().unwrap_or_default(),
         health: health_of(&reduced),
     };
     (

@@ -49,6 +49,9 @@ pub(super) async fn cleanup(gs: Arc<GitSync>, ctx: &Shared) -> Result<Action, Er
     ctx.healer
         .forget(&(gs.namespace().unwrap_or_default(), gs.name_any()));
     forget_vault(ctx, &(gs.namespace().unwrap_or_default(), gs.name_any()));
+    ctx.engine
+        .health
+        .forget(&(gs.namespace().unwrap_or_default(), gs.name_any()));
     ctx.webhooks
         .unregister(&gs.namespace().unwrap_or_default(), &gs.name_any());
     ctx.fetch_gate

@@ -168,11 +168,16 @@ async fn find_cycle(
             continue;
         };
         let own = found.namespace().unwrap_or_default();
+        let trusted = ctx.settings.trusted_namespaces.contains(&own);
         for dependency in &found.spec.depends_on {
             let next = (
                 dependency.namespace.clone().unwrap_or_else(|| own.clone()),
                 dependency.name.clone(),
             );
+            if next.0 != own && !trusted {
+                // A dependency that GitSync may not name: it is refused there, not followed.
+                continue;
+            }
             let mut longer = path.clone();
             longer.push(next.clone());
             stack.push((next, longer));

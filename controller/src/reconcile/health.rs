@@ -152,7 +152,12 @@ async fn awaited(
             &resource.version,
         )
         .id;
-        let Some(custom) = HealthWatches::judged_by(&resource, applied.custom) else {
+        // A kind healthy on sight is still waited for when named: it must exist. Secrets
+        // are never watched.
+        let is_secret = resource.group.is_empty() && resource.kind == "Secret";
+        let Some(custom) = HealthWatches::judged_by(&resource, applied.custom)
+            .or_else(|| (!is_secret).then_some(None))
+        else {
             continue;
         };
         if !seen.insert(id.clone()) {

@@ -41,8 +41,13 @@ use credentials::credentials;
 const RETRY: Backoff =
     Backoff::new(Duration::from_secs(2), 2.0, Duration::from_secs(600)).jittered();
 
-/// How long before the reconcile's timeout the wait for health gives up.
-const HEALTH_MARGIN: Duration = Duration::from_millis(500);
+/// How long before the reconcile's timeout the waits for health give up, leaving time for
+/// what follows a failed wait (sync-failed hooks, delete policies, the failure's record).
+fn health_margin(timeout: Duration) -> Duration {
+    (timeout / 10)
+        .clamp(Duration::from_millis(500), Duration::from_secs(10))
+        .min(timeout / 2)
+}
 
 /// The longest reconcile timeout when `spec.timeout` is not set.
 const MAX_DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -186,8 +191,9 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
         ctx.healer.forget(&key);
     }
     if gs.spec.suspend {
-        // Nothing is applied while suspended, Vault refreshes included.
+        // Nothing is applied while suspended, Vault refreshes included; nothing is waited for.
         forget_vault(ctx, &key);
+        ctx.engine.health.forget(&key);
     }
     if gs.spec.suspend {
         ctx.metrics
@@ -251,7 +257,8 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
         // which objects were not healthy instead of a bare timeout.
         (
             &progress,
-            tokio::time::Instant::from_std(started) + timeout.saturating_sub(HEALTH_MARGIN),
+            tokio::time::Instant::from_std(started)
+                + timeout.saturating_sub(health_margin(timeout)),
         ),
         &mut attempted,
         &mut written,
@@ -280,6 +287,14 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
         _ => {}
     }
     let mut result = result.map_err(|e| e.masking(&secret_values));
+    if let Ok(Applied {
+        health:
+            Some(crate::health::Verdict::Failed(objects) | crate::health::Verdict::TimedOut(objects)),
+        ..
+    }) = &mut result
+    {
+        crate::sync::error::mask_objects(objects, &secret_values);
+    }
     drop(secret_values);
     let mut failed = result
         .as_ref()
@@ -291,6 +306,7 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     let written_ids: Vec<String> = written.iter().map(|e| e.id.clone()).collect();
     let full = heal.is_some();
     let revision = result.as_ref().ok().map(|a| a.revision.clone());
+    let revision_applied = revision.clone();
     if !finish::finish(
         ctx,
         &gs,
@@ -329,8 +345,15 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
         _ => {}
     }
 
-    if !failed {
-        // Those waiting for this GitSync may go on now.
+    let was_ready_at = gs.status.as_ref().and_then(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+            .then_some(s.last_applied_revision.as_deref())
+            .flatten()
+    });
+    if !failed && was_ready_at != revision_applied.as_deref() {
+        // Ready at a new revision: those waiting for this GitSync may go on now.
         for waiting in ctx.dependents.waiting_for(&key) {
             ctx.triggers.reconcile(&waiting);
         }

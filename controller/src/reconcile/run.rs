@@ -162,8 +162,17 @@ pub(super) async fn run(
             carried_objects,
             deadline,
             // Hooks run for a new revision, a new spec, `sealsync sync`, or a retry; not when an
-            // applied revision is planned again.
-            !super::unchanged_since_last_apply(gs, &snapshot.revision),
+            // applied revision is planned again, nor when a rollback applies again the revision
+            // it already applied.
+            match &rolled_back_from {
+                Some(_) => {
+                    gs.status
+                        .as_ref()
+                        .and_then(|s| s.last_applied_revision.as_ref())
+                        != Some(&snapshot.revision)
+                }
+                None => !super::unchanged_since_last_apply(gs, &snapshot.revision),
+            },
             &custom,
         ),
     )
@@ -200,6 +209,8 @@ pub(super) async fn run(
         progress,
     )
     .await;
+    // Every object is written by now: should the health stage fail, they stay recorded.
+    written.clone_from(&synced.inventory.entries);
     let health = {
         let applied = health::AppliedObjects {
             inventory: &synced.inventory,

@@ -21,6 +21,8 @@ pub(crate) enum Fingerprint {
         generation: i64,
         /// The labels and annotations, hashed.
         metadata: u64,
+        /// The object's uid: a recreated object starts at generation 1 again.
+        uid: String,
     },
     /// The resourceVersion.
     Version(String),
@@ -37,6 +39,7 @@ impl Fingerprint {
                 Fingerprint::Generation {
                     generation,
                     metadata: hasher.finish(),
+                    uid: meta.uid.clone().unwrap_or_default(),
                 }
             }
             _ => Fingerprint::Version(meta.resource_version.clone().unwrap_or_default()),

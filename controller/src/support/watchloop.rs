@@ -20,7 +20,7 @@ const RESTART: Backoff =
     Backoff::new(Duration::from_millis(500), 2.0, Duration::from_secs(30)).jittered();
 
 /// Follows `api` with `config` until the task is aborted, handing every event to `on_event`
-/// and calling `on_failure` when a watch fails (before it lists again). `what` names the
+/// and each failure to `on_failure` (before it lists again). `what` names the
 /// watch in the log; `plural` in the metric.
 pub(crate) async fn follow<K>(
     api: Api<K>,
@@ -28,7 +28,7 @@ pub(crate) async fn follow<K>(
     (what, plural): (&str, &str),
     metrics: &Metrics,
     mut on_event: impl FnMut(Event<K>),
-    mut on_failure: impl FnMut(),
+    mut on_failure: impl FnMut(&watcher::Error),
 ) where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
@@ -60,7 +60,7 @@ pub(crate) async fn follow<K>(
                         retry_in = ?RESTART.delay(failures + 1),
                         "{what} failed; listing again"
                     );
-                    on_failure();
+                    on_failure(&e);
                     break;
                 }
             }

@@ -119,6 +119,38 @@ impl Error {
         if values.is_empty() {
             return self;
         }
+        // Health failures keep their kind (status.health, rollback): their objects are masked.
+        match self {
+            Error::Unhealthy {
+                wave,
+                mut objects,
+                timed_out,
+                skipped,
+            } => {
+                mask_objects(&mut objects, values);
+                return Error::Unhealthy {
+                    wave,
+                    objects,
+                    timed_out,
+                    skipped,
+                };
+            }
+            Error::HookFailed {
+                phase,
+                mut objects,
+                timed_out,
+                skipped,
+            } => {
+                mask_objects(&mut objects, values);
+                return Error::HookFailed {
+                    phase,
+                    objects,
+                    timed_out,
+                    skipped,
+                };
+            }
+            _ => {}
+        }
         let message = sealsync_core::Chain(&self).to_string();
         let masked = sealsync_core::substitute::mask_values(&message, values);
         if masked == message {
@@ -174,4 +206,24 @@ impl Error {
             _ => false,
         }
     }
+}
+
+/// `object` with `mask` applied to every text it names.
+fn mask_object(object: &mut UnhealthyObject, mask: &impl Fn(&mut String)) {
+    mask(&mut object.name);
+    mask(&mut object.message);
+    if let Some(namespace) = &mut object.namespace {
+        mask(namespace);
+    }
+}
+
+/// `objects` with every one of `values` masked in the texts they name.
+pub(crate) fn mask_objects(objects: &mut [UnhealthyObject], values: &[zeroize::Zeroizing<String>]) {
+    if values.is_empty() {
+        return;
+    }
+    let mask = |text: &mut String| {
+        *text = sealsync_core::substitute::mask_values(text, values);
+    };
+    objects.iter_mut().for_each(|o| mask_object(o, &mask));
 }

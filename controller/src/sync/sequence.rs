@@ -77,6 +77,19 @@ impl Sequence {
     ) -> Result<ApplyOutcome, SyncFailure> {
         let mut outcome = ApplyOutcome::default();
         let mut written: Vec<InventoryEntry> = Vec::new();
+        // What the server can judge is judged before anything is written: before a pre-sync
+        // migration runs, and before the first wave.
+        super::waves::check_ahead(
+            client,
+            resolver,
+            &self.objects,
+            (
+                self.hooks.contains_key(&HookPhase::PreSync),
+                options.concurrency,
+            ),
+        )
+        .await
+        .map_err(|e| SyncFailure::from(Error::Apply(e)))?;
         if let Some(pre) = self.hooks.remove(&HookPhase::PreSync) {
             // A hook in a Namespace the revision declares needs it first.
             let needed: Vec<String> = pre

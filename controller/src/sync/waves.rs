@@ -39,6 +39,47 @@ fn split(desired: Vec<Desired>) -> Result<BTreeMap<i64, Vec<Desired>>, ApplyErro
     Ok(waves)
 }
 
+/// Refuses, before anything of the revision is written, a wave annotation that is not an
+/// integer and every object the API server can judge already that it would refuse: those of
+/// the waves after the first, and with `first` those of the first wave too (pre-sync hooks run
+/// before it). Objects of a kind that a CRD of the revision defines or changes are judged in
+/// their turn, against the CRD as it will be.
+pub(crate) async fn check_ahead(
+    client: &kube::Client,
+    resolver: &mut Resolver,
+    objects: &[Desired],
+    (first, concurrency): (bool, usize),
+) -> Result<(), ApplyError> {
+    let mut waves: BTreeMap<i64, Vec<&Desired>> = BTreeMap::new();
+    for d in objects {
+        waves
+            .entry(wave_of(&d.object, &d.location)?)
+            .or_default()
+            .push(d);
+    }
+    if waves.len() < 2 && !first {
+        return Ok(());
+    }
+    let defined: Vec<(String, String)> = objects
+        .iter()
+        .filter(|d| d.object["kind"] == "CustomResourceDefinition")
+        .filter_map(|d| apply::crd_kinds(&d.object))
+        .flatten()
+        .collect();
+    let ahead: Vec<&Desired> = waves
+        .values()
+        .skip(usize::from(!first))
+        .flatten()
+        .copied()
+        .filter(|d| {
+            let api_version = d.object["apiVersion"].as_str().unwrap_or_default();
+            let kind = d.object["kind"].as_str().unwrap_or_default();
+            !defined.iter().any(|(v, k)| v == api_version && k == kind)
+        })
+        .collect();
+    apply::validate_ahead(client, resolver, &ahead, concurrency).await
+}
+
 /// What the waits between waves need.
 pub(crate) struct WaveGate<'a> {
     /// The health watches.
@@ -63,13 +104,6 @@ pub(crate) async fn apply_waves(
 ) -> Result<ApplyOutcome, SyncFailure> {
     let waves = split(desired).map_err(|e| SyncFailure::from(Error::Apply(e)))?;
     let numbers: Vec<i64> = waves.keys().copied().collect();
-    if waves.len() > 1 {
-        // What the server can judge already is judged before the first wave is written.
-        let later: Vec<&Desired> = waves.values().skip(1).flatten().collect();
-        apply::validate_ahead(client, resolver, &later, options.concurrency)
-            .await
-            .map_err(|e| SyncFailure::from(Error::Apply(e)))?;
-    }
     let mut outcome = ApplyOutcome::default();
     // The objects of the waves already written: after a later failure they stay.
     let mut kept: Vec<InventoryEntry> = Vec::new();

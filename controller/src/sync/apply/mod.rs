@@ -528,7 +528,7 @@ async fn apply_stages(
 }
 
 /// `(group/version, kind)` for each served version of a CRD manifest.
-fn crd_kinds(crd: &Json) -> Option<Vec<(String, String)>> {
+pub(crate) fn crd_kinds(crd: &Json) -> Option<Vec<(String, String)>> {
     let group = crd["spec"]["group"].as_str()?;
     let kind = crd["spec"]["names"]["kind"].as_str()?;
     let versions = crd["spec"]["versions"].as_array()?;
