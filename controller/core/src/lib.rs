@@ -8,6 +8,7 @@ pub mod chartversion;
 #[cfg(feature = "kube")]
 mod crd;
 mod duration;
+pub mod gitsig;
 pub mod health;
 #[cfg(feature = "kube")]
 mod health_spec;
