@@ -126,17 +126,8 @@ pub(crate) fn for_kind(
 impl CustomHealth {
     /// The health of `object` by these expressions.
     pub(crate) fn judge(&self, object: &Json) -> Health {
-        if object["metadata"]["deletionTimestamp"].is_string() {
-            return Health::Terminating;
-        }
-        let generation = object["metadata"]["generation"].as_i64();
-        let observed = object["status"]["observedGeneration"].as_i64();
-        if let (Some(generation), Some(observed)) = (generation, observed) {
-            if observed < generation {
-                return Health::InProgress(format!(
-                    "the latest generation ({generation}) is not observed yet ({observed})"
-                ));
-            }
+        if let Some(pending) = sealsync_core::health::generic_pending(object) {
+            return pending;
         }
         let Ok(value) = cel::to_value(object) else {
             return Health::InProgress("the object cannot be read by CEL".to_owned());

@@ -115,41 +115,14 @@ pub(crate) enum Error {
 
 impl Error {
     /// This error with every one of `values` masked in its message; itself when none shows.
-    pub(crate) fn masking(self, values: &[zeroize::Zeroizing<String>]) -> Self {
+    pub(crate) fn masking(mut self, values: &[zeroize::Zeroizing<String>]) -> Self {
         if values.is_empty() {
             return self;
         }
         // Health failures keep their kind (status.health, rollback): their objects are masked.
-        match self {
-            Error::Unhealthy {
-                wave,
-                mut objects,
-                timed_out,
-                skipped,
-            } => {
-                mask_objects(&mut objects, values);
-                return Error::Unhealthy {
-                    wave,
-                    objects,
-                    timed_out,
-                    skipped,
-                };
-            }
-            Error::HookFailed {
-                phase,
-                mut objects,
-                timed_out,
-                skipped,
-            } => {
-                mask_objects(&mut objects, values);
-                return Error::HookFailed {
-                    phase,
-                    objects,
-                    timed_out,
-                    skipped,
-                };
-            }
-            _ => {}
+        if let Error::Unhealthy { objects, .. } | Error::HookFailed { objects, .. } = &mut self {
+            mask_objects(objects, values);
+            return self;
         }
         let message = sealsync_core::Chain(&self).to_string();
         let masked = sealsync_core::substitute::mask_values(&message, values);

@@ -695,30 +695,22 @@ pub async fn finish_job(env: &Env, namespace: &str, name: &str, condition: &str)
                         "lastTransitionTime": now}],
     });
     // kube-apiserver wants the terminal conditions a real Job controller sets before them.
-    if condition == "Failed" {
-        status["failed"] = serde_json::json!(1);
-        status["conditions"]
-            .as_array_mut()
-            .expect("conditions")
-            .insert(
-                0,
-                serde_json::json!({"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded",
-                       "message": "played by the test", "lastProbeTime": now,
-                       "lastTransitionTime": now}),
-            );
+    let (count, preceding, reason) = if condition == "Failed" {
+        ("failed", "FailureTarget", "BackoffLimitExceeded")
     } else {
-        status["succeeded"] = serde_json::json!(1);
         status["completionTime"] = serde_json::json!(now);
-        status["conditions"]
-            .as_array_mut()
-            .expect("conditions")
-            .insert(
-                0,
-                serde_json::json!({"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
-                       "message": "played by the test", "lastProbeTime": now,
-                       "lastTransitionTime": now}),
-            );
-    }
+        ("succeeded", "SuccessCriteriaMet", "CompletionsReached")
+    };
+    status[count] = serde_json::json!(1);
+    status["conditions"]
+        .as_array_mut()
+        .expect("conditions")
+        .insert(
+            0,
+            serde_json::json!({"type": preceding, "status": "True", "reason": reason,
+                   "message": "played by the test", "lastProbeTime": now,
+                   "lastTransitionTime": now}),
+        );
     api.patch_status(
         name,
         &PatchParams::default(),

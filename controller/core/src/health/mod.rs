@@ -49,10 +49,7 @@ pub fn healthy_once_it_exists(group: &str, kind: &str) -> bool {
 
 /// The health of `object`.
 pub fn health_of(object: &Json) -> Health {
-    if object["metadata"]["deletionTimestamp"].is_string() {
-        return Health::Terminating;
-    }
-    if let Some(pending) = generation_pending(object) {
+    if let Some(pending) = generic_pending(object) {
         return pending;
     }
     if let Some(Condition {
@@ -88,6 +85,15 @@ pub fn health_of(object: &Json) -> Health {
         ("apiextensions.k8s.io", "CustomResourceDefinition") => definition(object),
         _ => ready_condition(object),
     }
+}
+
+/// The rules every kind goes through first, custom health expressions included: an object
+/// being deleted, or whose latest generation is not observed yet, is not healthy.
+pub fn generic_pending(object: &Json) -> Option<Health> {
+    if object["metadata"]["deletionTimestamp"].is_string() {
+        return Some(Health::Terminating);
+    }
+    generation_pending(object)
 }
 
 /// A condition of `status.conditions`.
