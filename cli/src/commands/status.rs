@@ -58,6 +58,7 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         output::write_stdout(&table(&items, args.all_namespaces))?;
+        output::write_stdout(&signers(&items))?;
         match (&args.name, items.first()) {
             // One GitSync: each of its objects with its health, read now.
             (Some(_), Some(gs)) => {
@@ -111,6 +112,41 @@ fn table(items: &[GitSync], with_namespace: bool) -> String {
         rows.push(row);
     }
     output::table(&rows)
+}
+
+/// For each GitSync with `spec.verify`, who signed the revision it applied.
+fn signers(items: &[GitSync]) -> String {
+    let mut out = String::new();
+    for gs in items {
+        let Some(status) = gs.status.as_ref().filter(|_| gs.spec.verify.is_some()) else {
+            continue;
+        };
+        let name = format!("{}/{}", gs.namespace().unwrap_or_default(), gs.name_any());
+        if status.applied_signers.is_empty() {
+            out.push_str(&format!(
+                "\n{name}: the applied revision was not verified (spec.verify)\n"
+            ));
+            continue;
+        }
+        for signer in &status.applied_signers {
+            let method = if signer.method == "ssh" {
+                "SSH"
+            } else {
+                "OpenPGP"
+            };
+            let id = signer.id.get(..12).unwrap_or(&signer.id);
+            let who = match &signer.identity {
+                Some(identity) => format!("{}, {identity}", signer.key),
+                None => signer.key.clone(),
+            };
+            out.push_str(&format!(
+                "\n{name}: {} {id} signed by {method} key {} ({who})",
+                signer.object, signer.fingerprint
+            ));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// For each GitSync whose last wait found objects not healthy, those objects as a table.
@@ -197,5 +233,40 @@ mod tests {
              CustomResourceDefinition   widgets.example.com   InProgress   the definition is not established\n"
         );
         assert_eq!(unhealthy(&items[..1]), "");
+    }
+
+    #[test]
+    fn who_signed_the_applied_revision_is_named_under_the_table() {
+        let signer = |object: &str, method: &str, fingerprint: &str, identity: Option<&str>| {
+            sealsync_core::RevisionSigner {
+                object: object.to_owned(),
+                id: "5d1e0c2a9b7f4e3d2c1b0a998877665544332211".to_owned(),
+                method: method.to_owned(),
+                fingerprint: fingerprint.to_owned(),
+                primary_fingerprint: None,
+                key: format!("{method}-team"),
+                identity: identity.map(str::to_owned),
+            }
+        };
+        let mut verified = gitsync("web", Vec::new());
+        verified.spec.verify = serde_json::from_value(
+            serde_json::json!({"mode": "TagAndHEAD", "secretRef": {"name": "keys"}}),
+        )
+        .expect("spec.verify");
+        let mut pending = verified.clone();
+        pending.metadata.name = Some("db".to_owned());
+        if let Some(status) = verified.status.as_mut() {
+            status.applied_signers = vec![
+                signer("tag", "openpgp", "3A9F00", Some("Release <r@example.com>")),
+                signer("commit", "ssh", "SHA256:abc", None),
+            ];
+        }
+        let unverified = gitsync("docs", Vec::new());
+        assert_eq!(
+            signers(&[verified, pending, unverified]),
+            "\nplatform/web: tag 5d1e0c2a9b7f signed by OpenPGP key 3A9F00 (openpgp-team, Release <r@example.com>)\
+             \nplatform/web: commit 5d1e0c2a9b7f signed by SSH key SHA256:abc (ssh-team)\n\
+             \nplatform/db: the applied revision was not verified (spec.verify)\n"
+        );
     }
 }

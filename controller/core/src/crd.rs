@@ -167,6 +167,11 @@ pub struct GitSyncSpec {
     /// failed one until a new commit or `sealsync sync`.
     #[serde(default)]
     pub on_health_failure: crate::HealthFailurePolicy,
+    /// Accept only revisions signed by a trusted key: checked after the fetch and before
+    /// anything is rendered, decrypted, resolved from Vault or applied. A revision that fails
+    /// is reported `VerificationFailed`; the last verified one stays applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<crate::VerifySpec>,
 }
 
 /// Vault settings of a GitSync. At most one login method may be set; with none, the
@@ -364,6 +369,9 @@ impl GitSyncSpec {
         if let Some(w) = &self.webhook {
             refs.push(("spec.webhook.secretRef", w.secret_ref.namespace.as_deref()));
         }
+        if let Some(v) = &self.verify {
+            refs.push(("spec.verify.secretRef", v.secret_ref.namespace.as_deref()));
+        }
         if let Some(v) = &self.vault {
             if let Some(t) = &v.token {
                 refs.push((
@@ -471,6 +479,15 @@ pub struct GitSyncStatus {
     /// healthy one is applied instead until a new commit, a new spec or `sealsync sync`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_revision: Option<String>,
+    /// With `spec.verify`, the last revision whose signatures were verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_revision: Option<String>,
+    /// Who signed `verifiedRevision`: the commit, the tag, or both.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verified_signers: Vec<crate::RevisionSigner>,
+    /// Who signed `lastAppliedRevision`, when it was verified.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applied_signers: Vec<crate::RevisionSigner>,
 }
 
 /// Which keys opened one SealedSecret: what a security team reads to see whether an old key
@@ -517,6 +534,7 @@ mod tests {
             health_check_exprs: Vec::new(),
             depends_on: Vec::new(),
             on_health_failure: Default::default(),
+            verify: None,
         }
     }
 

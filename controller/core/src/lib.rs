@@ -29,8 +29,12 @@ pub mod renderer;
 pub mod rewrap;
 #[cfg(feature = "kube")]
 mod sealingkey;
+#[cfg(feature = "signatures")]
+pub mod sigverify;
 pub mod substitute;
 pub mod vaultref;
+#[cfg(feature = "kube")]
+mod verify_spec;
 
 pub use chain::Chain;
 #[cfg(feature = "kube")]
@@ -59,6 +63,8 @@ pub use sealingkey::{
     KeyState, KeyUse, SealingKey, SealingKeySpec, SealingKeyStatus, MAX_LISTED_DOCUMENTS,
     RETIRE_REQUESTED_AT_ANNOTATION,
 };
+#[cfg(feature = "kube")]
+pub use verify_spec::{RevisionSigner, VerifyMode, VerifySpec};
 
 /// Every custom resource definition sealsync installs, as YAML documents: what `crdgen` writes
 /// to `deploy/crds/`.

@@ -119,6 +119,11 @@ pub struct Args {
     /// can then do what the controller can); it is logged as a warning at start.
     #[arg(long, value_name = "NAMESPACES")]
     pub(super) trusted_namespaces: Option<String>,
+    /// Refuse every GitSync without `spec.verify` (reason `InvalidSpec`): nothing reaches the
+    /// cluster unless a trusted key signed it. For security teams that want the rule to hold
+    /// cluster-wide.
+    #[arg(long)]
+    pub(super) require_verified_sources: bool,
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text")]
     pub(super) log_format: String,

@@ -73,6 +73,7 @@ pub(super) fn wire(
         retire_unused_after: args.retire_unused_after,
         default_service_account: args.default_service_account.clone(),
         trusted_namespaces: checked.trusted_namespaces,
+        require_verified_sources: args.require_verified_sources,
     });
     let engine = Engine {
         clients: crate::support::Clients::new(client.clone(), config),
@@ -150,6 +151,7 @@ pub(super) fn wire(
         charts: Default::default(),
         files: Default::default(),
         dependents: Default::default(),
+        keyrings: Default::default(),
     });
     Wired {
         shared,

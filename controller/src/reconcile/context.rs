@@ -47,6 +47,8 @@ pub(crate) struct Shared {
     pub charts: crate::sync::charts::ChartRepositories,
     /// Who waits for whom through `spec.dependsOn`.
     pub dependents: super::dependencies::Dependents,
+    /// The trusted keys of `spec.verify`, parsed once per version of their Secret.
+    pub keyrings: crate::sync::verify::KeyringCache,
 }
 
 impl std::fmt::Debug for Shared {

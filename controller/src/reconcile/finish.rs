@@ -13,6 +13,7 @@ use sealsync_core::{
     REQUESTED_AT_ANNOTATION,
 };
 
+use super::run::Attempt;
 use super::{Applied, Shared};
 use crate::health::Verdict;
 use crate::status::{self, InventoryLoadError};
@@ -20,6 +21,7 @@ use crate::support::metrics::ReasonLabels;
 use crate::support::SyncKey;
 use crate::sync::error::Error;
 use crate::sync::progress::{Progress, Step};
+use crate::sync::verify::{self, Verified};
 
 /// How long a sync runs before its progress is published, and how often it is at most
 /// published again: a short sync writes no progress at all.
@@ -67,6 +69,8 @@ struct Change<'a> {
     requested: Option<&'a String>,
     webhook_path: Option<String>,
     attempted: Option<String>,
+    /// Whether the spec asks for signatures, and the revision they were accepted for.
+    verify: (bool, Option<Verified>),
     result: &'a Result<Applied, Error>,
     /// The inventory to record, already stored; `None` keeps the one recorded.
     inventory: Option<InventoryStatus>,
@@ -156,6 +160,50 @@ impl Change<'_> {
         }
         if self.quarantine {
             st.failed_revision.clone_from(&self.attempted);
+        }
+        self.apply_verification(st);
+    }
+
+    /// `SourceVerified` and the signers, as `spec.verify` found them.
+    fn apply_verification(&self, st: &mut GitSyncStatus) {
+        let (configured, verified) = &self.verify;
+        if !configured {
+            status::remove_condition(&mut st.conditions, "SourceVerified");
+            st.verified_revision = None;
+            st.verified_signers.clear();
+            st.applied_signers.clear();
+            return;
+        }
+        match (verified, self.result) {
+            (Some(verified), result) => {
+                status::set_condition(
+                    &mut st.conditions,
+                    "SourceVerified",
+                    true,
+                    "Succeeded",
+                    &verify::describe(&verified.signers),
+                    self.generation,
+                );
+                st.verified_revision = Some(verified.revision.clone());
+                st.verified_signers.clone_from(&verified.signers);
+                if let Ok(applied) = result {
+                    if applied.revision == verified.revision {
+                        st.applied_signers.clone_from(&verified.signers);
+                    }
+                }
+            }
+            (None, Err(error)) if error.reason() == "VerificationFailed" => {
+                status::set_condition(
+                    &mut st.conditions,
+                    "SourceVerified",
+                    false,
+                    "VerificationFailed",
+                    &Chain(&error).to_string(),
+                    self.generation,
+                );
+            }
+            // Failed before the revision was fetched: as it was.
+            (None, _) => {}
         }
     }
 }
@@ -261,11 +309,16 @@ pub(super) async fn finish(
     ctx: &Shared,
     gs: &GitSync,
     result: Result<Applied, Error>,
-    attempted: Option<String>,
-    written: Vec<InventoryEntry>,
+    attempt: Attempt,
     started: Instant,
     progress: Option<&Progress>,
 ) -> bool {
+    let Attempt {
+        revision: attempted,
+        verified,
+        written,
+        ..
+    } = attempt;
     let namespace = gs.namespace().unwrap_or_default();
     let name = gs.name_any();
     let key: SyncKey = (namespace.clone(), name.clone());
@@ -296,6 +349,7 @@ pub(super) async fn finish(
         requested: gs.annotations().get(REQUESTED_AT_ANNOTATION),
         webhook_path: ctx.webhooks.path_of(&namespace, &name),
         attempted,
+        verify: (gs.spec.verify.is_some(), verified),
         result: &result,
         inventory: inventory.clone(),
         quarantine,

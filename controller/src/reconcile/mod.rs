@@ -208,7 +208,7 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     let (interval, timeout) = match interval_of(&gs).and_then(|i| Ok((i, timeout_of(&gs, i)?))) {
         Ok(pair) => pair,
         Err(e) => {
-            let _ = finish::finish(ctx, &gs, Err(e), None, Vec::new(), started, None).await;
+            let _ = finish::finish(ctx, &gs, Err(e), run::Attempt::default(), started, None).await;
             return Action::await_change();
         }
     };
@@ -220,7 +220,7 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     {
         Ok(actor) => actor,
         Err(e) => {
-            let _ = finish::finish(ctx, &gs, Err(e), None, Vec::new(), started, None).await;
+            let _ = finish::finish(ctx, &gs, Err(e), run::Attempt::default(), started, None).await;
             return Action::await_change();
         }
     };
@@ -228,7 +228,7 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     // Nothing is fetched until every dependency is Ready.
     if let Err(e) = dependencies::check(&gs, ctx, &key).await {
         let terminal = e.is_terminal();
-        let _ = finish::finish(ctx, &gs, Err(e), None, Vec::new(), started, None).await;
+        let _ = finish::finish(ctx, &gs, Err(e), run::Attempt::default(), started, None).await;
         return Action::requeue(if terminal {
             interval
         } else {
@@ -245,10 +245,8 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
         }
         turn => turn,
     };
-    let mut attempted = None;
-    let mut written = Vec::new();
+    let mut attempt = run::Attempt::default();
     let progress = Progress::default();
-    let mut secret_values = Vec::new();
     let run = run::run(
         &gs,
         ctx,
@@ -260,9 +258,7 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
             tokio::time::Instant::from_std(started)
                 + timeout.saturating_sub(health_margin(timeout)),
         ),
-        &mut attempted,
-        &mut written,
-        &mut secret_values,
+        &mut attempt,
     );
     let mut timed_out = false;
     let outcome = tokio::select! {
@@ -282,10 +278,11 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     match &result {
         Err(Error::Source(e)) => ctx.fetch_gate.record(&key, e.is_slow_server()),
         // Timed out before the fetch had finished.
-        Err(_) if timed_out && attempted.is_none() => ctx.fetch_gate.record(&key, true),
-        _ if attempted.is_some() => ctx.fetch_gate.record(&key, false),
+        Err(_) if timed_out && attempt.revision.is_none() => ctx.fetch_gate.record(&key, true),
+        _ if attempt.revision.is_some() => ctx.fetch_gate.record(&key, false),
         _ => {}
     }
+    let secret_values = std::mem::take(&mut attempt.secret_values);
     let mut result = result.map_err(|e| e.masking(&secret_values));
     if let Ok(Applied {
         health:
@@ -303,21 +300,11 @@ async fn reconcile_apply(gs: Arc<GitSync>, ctx: &Shared) -> Action {
     let heal = result.as_mut().ok().and_then(|a| a.heal.take());
     let files = result.as_mut().ok().and_then(|a| a.files.take());
     let planned_fully = result.as_ref().is_ok_and(|a| a.planned_fully);
-    let written_ids: Vec<String> = written.iter().map(|e| e.id.clone()).collect();
+    let written_ids: Vec<String> = attempt.written.iter().map(|e| e.id.clone()).collect();
     let full = heal.is_some();
     let revision = result.as_ref().ok().map(|a| a.revision.clone());
     let revision_applied = revision.clone();
-    if !finish::finish(
-        ctx,
-        &gs,
-        result,
-        attempted,
-        written,
-        started,
-        Some(&progress),
-    )
-    .await
-    {
+    if !finish::finish(ctx, &gs, result, attempt, started, Some(&progress)).await {
         failed = true;
         terminal = false;
     }

@@ -1,5 +1,5 @@
-//! The stages of one reconcile, one function each: the spec checked, the poll short-cut,
-//! fetch, render, the sync engine (decrypt, resolve, restarts, plan, apply), prune, and the
+//! The stages of one reconcile, one function each: the spec checked, fetch, signature
+//! verification, the poll short-cut, render, the sync engine (decrypt, resolve, restarts, plan, apply), prune, and the
 //! hand-over to self-heal and the Vault refresher.
 
 use std::collections::HashMap;
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use kube::{Resource, ResourceExt};
 use sealsync_core::render::{self, normalize_path, Kept, RenderLimits, SourceFile};
-use sealsync_core::{GitSync, Inventory, InventoryEntry, Revision};
+use sealsync_core::{GitSync, Inventory, InventoryEntry, Revision, VerifyMode};
 use serde_json::Value as Json;
 
 use super::{
@@ -16,7 +16,7 @@ use super::{
     register_webhook, report_orphaned, rollback, Applied, Shared,
 };
 use crate::heal::TrackedSource;
-use crate::support::metrics::RenderLabels;
+use crate::support::metrics::{ReasonLabels, RenderLabels};
 use crate::support::{Actor, SyncKey};
 use crate::sync::apply::Resolver;
 use crate::sync::engine::{Pass, Synced, Target};
@@ -26,6 +26,7 @@ use crate::sync::object::SyncObject;
 use crate::sync::plan::CarriedObjects;
 use crate::sync::progress::{Progress, SyncStage};
 use crate::sync::resolve::Login;
+use crate::sync::verify::{self, Verified};
 use crate::sync::{build, inventory, prune, substitute};
 use sealsync_core::renderer::Engine;
 use sealsync_core::substitute::Variables;
@@ -33,20 +34,36 @@ use sealsync_core::substitute::Variables;
 /// How long one fetch may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// One reconcile's stages, the wait for health ending at `deadline`. `attempted` receives the fetched revision as soon as it is known;
-/// `written`, the objects a failed apply could not undo; `secret_values`, the values of
-/// substitution variables read from Secrets, which no message may show.
+/// What a reconcile learnt on the way, whether it ends applied or failed.
+#[derive(Debug, Default)]
+pub(super) struct Attempt {
+    /// The fetched revision, as soon as it is known.
+    pub(super) revision: Option<String>,
+    /// With `spec.verify`, the revision to apply once its signatures were accepted.
+    pub(super) verified: Option<Verified>,
+    /// The objects a failed apply could not undo.
+    pub(super) written: Vec<InventoryEntry>,
+    /// The values of substitution variables read from Secrets, which no message may show.
+    pub(super) secret_values: Vec<zeroize::Zeroizing<String>>,
+}
+
+/// One reconcile's stages, the wait for health ending at `deadline`; `attempt` records what
+/// it learnt on the way.
 pub(super) async fn run(
     gs: &GitSync,
     ctx: &Shared,
     actor: &Actor,
     (progress, deadline): (&Progress, tokio::time::Instant),
-    attempted: &mut Option<String>,
-    written: &mut Vec<InventoryEntry>,
-    secret_values: &mut Vec<zeroize::Zeroizing<String>>,
+    attempt: &mut Attempt,
 ) -> Result<Applied, Error> {
+    let Attempt {
+        revision: attempted,
+        verified,
+        written,
+        secret_values,
+    } = attempt;
     let key: SyncKey = (gs.namespace().unwrap_or_default(), gs.name_any());
-    let (revision, path) = check_spec(gs)?;
+    let (revision, path) = check_spec(gs, ctx)?;
     let custom = crate::health::compile_custom(&gs.spec.health_check_exprs).map_err(Error::Spec)?;
     // Applies and prunes go through the GitSync's service account when it has one: its RBAC,
     // not the controller's, bounds what the repository may change.
@@ -63,6 +80,9 @@ pub(super) async fn run(
     let mut snapshot =
         fetch_revision(gs, ctx, revision, &path, known_commit.clone(), known_files).await?;
     *attempted = Some(snapshot.revision.clone());
+    progress.revision(&snapshot.revision);
+    // Nothing of the revision is rendered, decrypted, resolved or applied unless it is signed.
+    *verified = verify_signatures(gs, ctx, &snapshot, None, progress).await?;
     // The head failed its health check and was rolled back from: the last healthy revision
     // is applied again instead (its commit is usually in the local repository already).
     let rolled_back_from = match rollback::target(gs, &snapshot.commit) {
@@ -73,6 +93,9 @@ pub(super) async fn run(
                 fetch_revision(gs, ctx, Revision::Commit(commit), &path, None, None).await?,
             );
             snapshot.revision = healthy;
+            // Its tag (in the Tag modes) has moved on since: its commit must be signed.
+            *verified =
+                verify_signatures(gs, ctx, &snapshot, Some(VerifyMode::Head), progress).await?;
             tracing::info!(failed = %failed.revision, applying = %snapshot.revision, "rolled back");
             Some(failed.revision)
         }
@@ -249,8 +272,9 @@ pub(super) async fn run(
 }
 
 /// The spec's revision and path, and the checks that need no request.
-fn check_spec(gs: &GitSync) -> Result<(Revision, String), Error> {
+fn check_spec(gs: &GitSync, ctx: &Shared) -> Result<(Revision, String), Error> {
     let revision = gs.spec.revision()?;
+    verify::check_spec(&gs.spec, &revision, ctx.settings.require_verified_sources)?;
     let path = normalize_path(gs.spec.path.as_deref().unwrap_or("")).map_err(Error::Render)?;
     fetch::check_url(&gs.spec.url)?;
     if gs.spec.secret_ref.is_some() && !gs.spec.url.starts_with("https://") {
@@ -336,9 +360,46 @@ async fn fetch_revision(
         timeout: FETCH_TIMEOUT,
         known_commit,
         known_files,
+        read_signatures: gs.spec.verify.is_some(),
     })
     .await?;
     Ok(snapshot)
+}
+
+/// The `verify` stage: with `spec.verify`, the signatures its mode (or `mode`) asks for, by
+/// keys of its Secret; `None` without `spec.verify`.
+async fn verify_signatures(
+    gs: &GitSync,
+    ctx: &Shared,
+    snapshot: &Snapshot,
+    mode: Option<VerifyMode>,
+    progress: &Progress,
+) -> Result<Option<Verified>, Error> {
+    let Some(spec) = &gs.spec.verify else {
+        return Ok(None);
+    };
+    progress.enter(SyncStage::Verify, 0);
+    let namespace = gs.namespace().unwrap_or_default();
+    let verified = async {
+        let keys = ctx.keyrings.keys(&ctx.client, &namespace, spec).await?;
+        verify::verify(mode.unwrap_or(spec.mode), &snapshot.signed, &keys)
+    }
+    .await;
+    match verified {
+        Ok(signers) => Ok(Some(Verified {
+            revision: snapshot.revision.clone(),
+            signers,
+        })),
+        Err(e) => {
+            ctx.metrics
+                .verification_failures
+                .get_or_create(&ReasonLabels {
+                    reason: e.metric_label(),
+                })
+                .inc();
+            Err(Error::Verification(e))
+        }
+    }
 }
 
 /// The `render` stage: the revision's objects for the engine, with the objects of the

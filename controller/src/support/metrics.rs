@@ -169,6 +169,8 @@ pub(crate) struct Metrics {
     pub health_checks: Family<ResultLabels, Counter>,
     /// Seconds a revision waited for its objects to become healthy.
     pub health_wait: Histogram,
+    /// Revisions `spec.verify` did not accept, by reason.
+    pub verification_failures: Family<ReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -314,6 +316,12 @@ impl Default for Metrics {
             "Health waits of revisions, by result (healthy, failed, timeout)",
             health_checks.clone(),
         );
+        let verification_failures = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "verification_failures",
+            "Revisions whose signatures spec.verify did not accept, by reason (unsigned, untrusted_key, bad_signature, expired_key, revoked_key, keys, …)",
+            verification_failures.clone(),
+        );
         let health_wait = Histogram::new(exponential_buckets(0.01, 2.0, 16));
         registry.register(
             "health_wait_seconds",
@@ -325,6 +333,7 @@ impl Default for Metrics {
             leader,
             health_checks,
             health_wait,
+            verification_failures,
             rewrap_requests,
             keys,
             key_documents,

@@ -35,6 +35,8 @@ pub(crate) struct Settings {
     pub default_service_account: Option<String>,
     /// Namespaces whose GitSyncs may act with the controller's own identity.
     pub trusted_namespaces: TrustedNamespaces,
+    /// `--require-verified-sources`: every GitSync must have `spec.verify`.
+    pub require_verified_sources: bool,
 }
 
 impl Settings {

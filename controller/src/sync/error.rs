@@ -5,6 +5,7 @@ use crate::keys::KeysError;
 use crate::sync::apply::ApplyError;
 use crate::sync::decrypt::DecryptError;
 use crate::sync::fetch::SourceError;
+use crate::sync::verify::VerificationError;
 use crate::vault::VaultError;
 use sealsync_core::render::RenderError;
 use sealsync_core::{SpecError, UnhealthyObject};
@@ -27,6 +28,9 @@ pub(crate) enum Error {
     /// Fetching failed.
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// `spec.verify` did not accept the revision: nothing of it was read further.
+    #[error(transparent)]
+    Verification(#[from] VerificationError),
     /// The tree did not render.
     #[error(transparent)]
     Render(#[from] RenderError),
@@ -143,6 +147,7 @@ impl Error {
             Error::Credentials(_) => "AuthenticationFailed",
             Error::Source(e) if e.is_authentication() => "AuthenticationFailed",
             Error::Source(_) => "FetchFailed",
+            Error::Verification(_) => "VerificationFailed",
             Error::Render(_) => "RenderFailed",
             Error::Decrypt(_) => "DecryptionFailed",
             Error::Vault(_) => "VaultFailed",
@@ -170,6 +175,8 @@ impl Error {
         match self {
             Error::Render(e) => !e.is_retryable(),
             Error::Spec(_) | Error::Ref(_) | Error::Decrypt(_) => true,
+            // A new commit or new trusted keys are needed; the interval looks again.
+            Error::Verification(e) => !e.is_transient(),
             Error::Apply(e) => !e.is_transient(),
             Error::Vault(e) => e.is_terminal(),
             Error::Masked { terminal, .. } => *terminal,

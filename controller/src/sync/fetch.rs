@@ -94,6 +94,8 @@ pub(crate) struct FetchRequest {
     /// Path → blob of the files whose objects are known (the applied revision's): a file
     /// with the same blob is listed in [`Snapshot::kept`], not read.
     pub known_files: Option<Arc<HashMap<String, gix::ObjectId>>>,
+    /// Read the raw commit (and tag) for signature verification.
+    pub read_signatures: bool,
 }
 
 /// One fetched revision.
@@ -108,6 +110,8 @@ pub(crate) struct Snapshot {
     pub kept: Vec<KeptFile>,
     /// Every manifest file's blob, read or kept.
     pub blobs: HashMap<String, gix::ObjectId>,
+    /// The raw commit and tag, when the request asked for them.
+    pub signed: super::verify::SignedObjects,
     /// The repository it was read from, for [`read_kept`].
     repo_dir: PathBuf,
 }
@@ -511,6 +515,17 @@ fn fetch_blocking(
             request.known_files.as_deref(),
         )?
     };
+    let signed = if request.read_signatures {
+        let id =
+            gix::ObjectId::from_hex(commit_hex.as_bytes()).map_err(|e| git_err(e.to_string()))?;
+        let tag = match &request.revision {
+            Revision::Tag(t) => Some(t.as_str()),
+            _ => None,
+        };
+        super::verify::SignedObjects::read(&repo, id, tag).map_err(git_err)?
+    } else {
+        super::verify::SignedObjects::default()
+    };
     let revision = match &request.revision {
         Revision::Branch(b) => format!("{b}@sha1:{commit_hex}"),
         Revision::Tag(t) => format!("{t}@sha1:{commit_hex}"),
@@ -522,6 +537,7 @@ fn fetch_blocking(
         files: tree.files,
         kept: tree.kept,
         blobs: tree.blobs,
+        signed,
         repo_dir: request.repo_dir.clone(),
     })
 }
@@ -907,6 +923,7 @@ mod tests {
                 timeout: Duration::from_secs(120),
                 known_commit: None,
                 known_files: None,
+                read_signatures: false,
             },
             &Arc::new(AtomicBool::new(false)),
         );

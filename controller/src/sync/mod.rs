@@ -29,4 +29,5 @@ pub(crate) mod substitute;
 #[cfg(test)]
 pub(crate) mod testing;
 pub(crate) mod tree;
+pub(crate) mod verify;
 pub(crate) mod waves;

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 pub(crate) enum SyncStage {
     /// Fetching the revision.
     Fetch,
+    /// Verifying its signatures.
+    Verify,
     /// Rendering its manifests.
     Render,
     /// Opening its SealedSecrets.
@@ -32,6 +34,7 @@ impl SyncStage {
     pub(crate) fn name(self) -> &'static str {
         match self {
             SyncStage::Fetch => "fetch",
+            SyncStage::Verify => "verify",
             SyncStage::Render => "render",
             SyncStage::Decrypt => "decrypt",
             SyncStage::Resolve => "Vault resolve",
@@ -46,6 +49,7 @@ impl SyncStage {
     pub(crate) fn timeout_reason(self) -> &'static str {
         match self {
             SyncStage::Fetch => "FetchTimeout",
+            SyncStage::Verify => "VerificationFailed",
             SyncStage::Render | SyncStage::Decrypt => "RenderTimeout",
             SyncStage::Resolve => "VaultTimeout",
             SyncStage::Plan | SyncStage::Apply => "ApplyTimeout",

@@ -200,6 +200,7 @@ async fn fetch_remote(
             timeout,
             known_commit: None,
             known_files: None,
+            read_signatures: false,
         };
         match fetch::fetch(request).await {
             Ok(snapshot) => {

@@ -38,6 +38,7 @@ pub(crate) fn test_engine(api: &TestApi) -> Engine {
         retire_unused_after: None,
         default_service_account: None,
         trusted_namespaces: TrustedNamespaces::All,
+        require_verified_sources: false,
     });
     Engine {
         clients: Clients::new(api.client.clone(), api.config.clone()),
