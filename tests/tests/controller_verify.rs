@@ -307,18 +307,7 @@ async fn only_commits_signed_by_a_trusted_ssh_key_are_decrypted_and_applied() {
         )
         .expect("commit");
     env.repo.set_branch("main", &side).expect("force-push");
-    let body = push_payload(&env.repo.git_url(), "refs/heads/main");
-    let (code, text) = env
-        .controller
-        .post(
-            &path,
-            &[
-                ("X-GitHub-Event", "push"),
-                ("X-Hub-Signature-256", &github_signature(&body, TOKEN)),
-            ],
-            &body,
-        )
-        .expect("POST the push");
+    let (code, text) = post_github_push(&env, &path, "refs/heads/main", TOKEN);
     assert_eq!((code, text.trim()), (200, "reconciling 1 GitSync(s)"));
     let status = wait_rejected(&env, "shop", &side).await;
     assert!(ready_reason(&status).1.contains("is not signed"));

@@ -108,18 +108,7 @@ async fn a_signed_push_applies_the_new_commit_at_once_and_bad_requests_are_refus
     assert_eq!((code, text.trim()), (200, "pong"));
 
     // A push of another branch reconciles nothing.
-    let other = push_payload(&repo_url, "refs/heads/feature");
-    let (code, text) = env
-        .controller
-        .post(
-            &path,
-            &[
-                ("X-GitHub-Event", "push"),
-                ("X-Hub-Signature-256", &github_signature(&other, TOKEN)),
-            ],
-            &other,
-        )
-        .expect("push");
+    let (code, text) = post_github_push(&env, &path, "refs/heads/feature", TOKEN);
     assert_eq!((code, text.trim()), (200, "reconciling 0 GitSync(s)"));
 
     // A push of main applies the new commit long before the hourly poll.
@@ -130,17 +119,7 @@ async fn a_signed_push_applies_the_new_commit_at_once_and_bad_requests_are_refus
             "second",
         )
         .expect("commit");
-    let (code, text) = env
-        .controller
-        .post(
-            &path,
-            &[
-                ("X-GitHub-Event", "push"),
-                ("X-Hub-Signature-256", &github_signature(&body, TOKEN)),
-            ],
-            &body,
-        )
-        .expect("push");
+    let (code, text) = post_github_push(&env, &path, "refs/heads/main", TOKEN);
     assert_eq!((code, text.trim()), (200, "reconciling 1 GitSync(s)"));
     env.wait_applied(NS, "apps", &second).await;
 

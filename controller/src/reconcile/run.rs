@@ -385,6 +385,9 @@ async fn verify_signatures(
         verify::verify(mode.unwrap_or(spec.mode), &snapshot.signed, &keys)
     }
     .await;
+    // What follows until the render (variables, the last inventory) is counted with the
+    // fetch, as it was before there was a verify stage.
+    progress.enter(SyncStage::Fetch, 0);
     match verified {
         Ok(signers) => Ok(Some(Verified {
             revision: snapshot.revision.clone(),

@@ -666,6 +666,23 @@ pub fn push_payload(repo_url: &str, git_ref: &str) -> Vec<u8> {
     .expect("json")
 }
 
+/// POSTs a GitHub push event of `git_ref` of the test repository to the webhook `path`,
+/// signed with `token`; the status code and the body of the answer.
+#[allow(dead_code)]
+pub fn post_github_push(env: &Env, path: &str, git_ref: &str, token: &str) -> (u16, String) {
+    let body = push_payload(&env.repo.git_url(), git_ref);
+    env.controller
+        .post(
+            path,
+            &[
+                ("X-GitHub-Event", "push"),
+                ("X-Hub-Signature-256", &github_signature(&body, token)),
+            ],
+            &body,
+        )
+        .expect("POST the push")
+}
+
 /// Plays the Deployment controller and the kubelet: the rollout of the current generation
 /// is complete and available.
 pub async fn roll_out(env: &Env, namespace: &str, name: &str) {
