@@ -576,6 +576,14 @@ impl BareRepo {
         Ok(())
     }
 
+    /// Points `refs/tags/NAME` at `object` (a commit, or a tag object), creating or moving it
+    /// as a force-push of a tag does.
+    pub fn point_tag(&self, name: &str, object: &str) -> Result<()> {
+        self.bare_git(&["update-ref", &format!("refs/tags/{name}"), object])
+            .with_context(|| format!("pointing tag {name} at {object} in {}", self.name))?;
+        Ok(())
+    }
+
     /// Creates an annotated tag `name` at `rev`; returns the tag object's id.
     pub fn create_annotated_tag(&self, name: &str, rev: &str, message: &str) -> Result<String> {
         let mut args: Vec<&str> = COMMIT_IDENTITY.to_vec();

@@ -496,6 +496,47 @@ async fn signed_tags_are_verified_in_tag_and_tag_and_head_modes() {
     assert_eq!(signer["id"], tag.as_str());
     assert_eq!(signer["fingerprint"], alice.fingerprint());
 
+    // Push access alone: v1 re-pointed, as a lightweight tag, at a commit of the attacker's;
+    // back at the signed tag; then at that commit again, which the controller holds by now.
+    env.repo.create_branch("evil", &unsigned).expect("branch");
+    let evil = env
+        .repo
+        .commit_files_on(
+            "evil",
+            &tree(&env, "red", "rejected", REJECTED_CANARY),
+            "evil",
+        )
+        .expect("commit");
+    env.repo.point_tag("v1", &evil).expect("re-point v1");
+    let status = wait_rejected(&env, "shop", &evil).await;
+    assert!(
+        ready_reason(&status).1.contains("lightweight tag"),
+        "{status:#}"
+    );
+    env.repo.point_tag("v1", &tag).expect("re-point v1");
+    env.wait_applied(NS, "shop", &unsigned).await;
+    env.repo.point_tag("v1", &evil).expect("re-point v1");
+    wait_rejected(&env, "shop", &evil).await;
+    assert_kept(&env, "shop", &unsigned, "blue").await;
+    // A signed tag of another name, or of another commit, pushed under v1.
+    let other = env
+        .repo
+        .create_signed_tag("v0-rc", &evil, "a candidate", &alice)
+        .expect("tag");
+    env.repo.point_tag("v1", &other).expect("re-point v1");
+    // The same commit as the last refusal: wait for the new reason.
+    wait_ready_condition(
+        &env,
+        "a tag signed under another name to be refused",
+        |reason, message| {
+            reason == "VerificationFailed" && message.contains("it was signed as tag \"v0-rc\"")
+        },
+    )
+    .await;
+    assert_kept(&env, "shop", &unsigned, "blue").await;
+    env.repo.point_tag("v1", &tag).expect("re-point v1");
+    env.wait_applied(NS, "shop", &unsigned).await;
+
     // TagAndHEAD also wants the commit signed.
     env.apply_gitsync(NS, "shop", spec(json!({"tag": "v1"}), "TagAndHEAD"))
         .await;

@@ -169,7 +169,7 @@ pub struct GitSyncSpec {
     pub on_health_failure: crate::HealthFailurePolicy,
     /// Accept only revisions signed by a trusted key: checked after the fetch and before
     /// anything is rendered, decrypted, resolved from Vault or applied. A revision that fails
-    /// is reported `VerificationFailed`; the last verified one stays applied.
+    /// is reported `VerificationFailed`; the applied revision stays applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<crate::VerifySpec>,
 }

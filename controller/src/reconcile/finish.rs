@@ -175,6 +175,18 @@ impl Change<'_> {
             return;
         }
         match (verified, self.result) {
+            // A failed verification wins over one that passed before it in the same reconcile
+            // (the head's, before a rollback target's).
+            (_, Err(error)) if error.reason() == "VerificationFailed" => {
+                status::set_condition(
+                    &mut st.conditions,
+                    "SourceVerified",
+                    false,
+                    "VerificationFailed",
+                    &Chain(&error).to_string(),
+                    self.generation,
+                );
+            }
             (Some(verified), result) => {
                 status::set_condition(
                     &mut st.conditions,
@@ -192,17 +204,7 @@ impl Change<'_> {
                     }
                 }
             }
-            (None, Err(error)) if error.reason() == "VerificationFailed" => {
-                status::set_condition(
-                    &mut st.conditions,
-                    "SourceVerified",
-                    false,
-                    "VerificationFailed",
-                    &Chain(&error).to_string(),
-                    self.generation,
-                );
-            }
-            // Failed before the revision was fetched: as it was.
+            // Failed before the revision was verified: as it was.
             (None, _) => {}
         }
     }

@@ -94,6 +94,7 @@ pub(super) async fn run(
             );
             snapshot.revision = healthy;
             // Its tag (in the Tag modes) has moved on since: its commit must be signed.
+            *verified = None;
             *verified =
                 verify_signatures(gs, ctx, &snapshot, Some(VerifyMode::Head), progress).await?;
             tracing::info!(failed = %failed.revision, applying = %snapshot.revision, "rolled back");

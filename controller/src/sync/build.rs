@@ -85,7 +85,14 @@ pub(crate) async fn build(
     // What the renderer renders: the chart at the path, or one fetched from a repository.
     let render_path = match engine {
         Engine::Helm => {
-            super::charts::prepare(builder.charts, gs.spec.helm.as_ref(), &mut files, path).await?
+            let verified_only = gs.spec.verify.is_some();
+            super::charts::prepare(
+                builder.charts,
+                gs.spec.helm.as_ref(),
+                &mut files,
+                (path, verified_only),
+            )
+            .await?
         }
         _ => path.to_owned(),
     };

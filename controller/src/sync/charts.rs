@@ -215,7 +215,27 @@ fn shown(url: &reqwest::Url) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::check_repository;
+    use super::{check_repository, prepare, ChartRepositories};
+    use sealsync_core::renderer::TreeFile;
+
+    #[tokio::test]
+    async fn with_spec_verify_a_dependency_from_a_repository_is_refused_unfetched() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // Nothing listens there: a fetch would fail differently.
+        let chart = "apiVersion: v2\nname: web\nversion: 1.0.0\ndependencies:\n- name: redis\n  version: 1.2.3\n  repository: http://127.0.0.1:9/charts\n";
+        let mut files = vec![TreeFile {
+            path: "web/Chart.yaml".to_owned(),
+            contents: chart.as_bytes().to_vec(),
+        }];
+        let refused = prepare(&ChartRepositories::new(), None, &mut files, ("web", true))
+            .await
+            .expect_err("refused");
+        let message = sealsync_core::Chain(&refused).to_string();
+        assert!(
+            message.contains("dependency redis") && message.contains("vendor it under charts/"),
+            "{message}"
+        );
+    }
 
     #[test]
     fn repository_urls_are_checked() {
@@ -250,11 +270,14 @@ struct Dependency {
 /// `path`, with every dependency that is not vendored under `charts/` fetched (at its
 /// `Chart.lock` version when the lock names one) or copied from a `file://` path of the
 /// repository.
+///
+/// With `verified_only` (`spec.verify`), nothing is fetched: a dependency from a chart
+/// repository is not signed by the repository's keys, so it must be vendored.
 pub(crate) async fn prepare(
     repositories: &ChartRepositories,
     helm: Option<&sealsync_core::HelmSpec>,
     files: &mut Vec<sealsync_core::renderer::TreeFile>,
-    path: &str,
+    (path, verified_only): (&str, bool),
 ) -> Result<String, Error> {
     use sealsync_core::renderer::{join_in_repository, TreeFile};
     if let Some(source) = helm.and_then(|h| h.chart.as_ref()) {
@@ -363,6 +386,13 @@ pub(crate) async fn prepare(
             }
             added_bytes += copies.iter().map(|f| f.contents.len()).sum::<usize>();
             added.extend(copies);
+        } else if (repository.starts_with("https://") || repository.starts_with("http://"))
+            && verified_only
+        {
+            return Err(spec_error(format!(
+                "dependency {}: it would be fetched from {repository}, which the trusted keys of spec.verify do not vouch for; vendor it under charts/",
+                dependency.name
+            )));
         } else if repository.starts_with("https://") || repository.starts_with("http://") {
             let version = locked.get(&dependency.name).unwrap_or(&dependency.version);
             let what = format!("{prefix}Chart.yaml dependency {}", dependency.name);

@@ -147,6 +147,8 @@ impl Error {
             Error::Credentials(_) => "AuthenticationFailed",
             Error::Source(e) if e.is_authentication() => "AuthenticationFailed",
             Error::Source(_) => "FetchFailed",
+            // The API did not answer: not a verdict on the revision.
+            Error::Verification(e) if e.is_transient() => "ApiFailed",
             Error::Verification(_) => "VerificationFailed",
             Error::Render(_) => "RenderFailed",
             Error::Decrypt(_) => "DecryptionFailed",

@@ -392,8 +392,9 @@ fn fetch_blocking(
         _ => None,
     };
 
-    let commit_hex = match commit_hex {
-        Some(c) => c,
+    // The commit, and the object the ref pointed at on the remote (a tag's own id).
+    let (commit_hex, listed) = match commit_hex {
+        Some(c) => (c, None),
         None => {
             let remote = repo
                 .remote_at(url)
@@ -496,10 +497,10 @@ fn fetch_blocking(
                             url: url.to_owned(),
                         });
                     }
-                    c.clone()
+                    (c.clone(), None)
                 }
-                (_, Some(id)) => peel_to_commit(&repo, id).map_err(git_err)?,
-                (_, None) => unreachable_ref(url, &request.revision)?,
+                (_, Some(id)) => (peel_to_commit(&repo, id).map_err(git_err)?, Some(id)),
+                (_, None) => (unreachable_ref(url, &request.revision)?, None),
             }
         }
     };
@@ -518,8 +519,10 @@ fn fetch_blocking(
     let signed = if request.read_signatures {
         let id =
             gix::ObjectId::from_hex(commit_hex.as_bytes()).map_err(|e| git_err(e.to_string()))?;
-        let tag = match &request.revision {
-            Revision::Tag(t) => Some(t.as_str()),
+        // The tag object the remote listed, not the local ref: a fetch that found the commit
+        // already here does not move the local ref.
+        let tag = match (&request.revision, listed) {
+            (Revision::Tag(t), Some(target)) => Some((t.as_str(), target)),
             _ => None,
         };
         super::verify::SignedObjects::read(&repo, id, tag).map_err(git_err)?

@@ -49,7 +49,8 @@ impl SyncStage {
     pub(crate) fn timeout_reason(self) -> &'static str {
         match self {
             SyncStage::Fetch => "FetchTimeout",
-            SyncStage::Verify => "VerificationFailed",
+            // Reading the keys Secret (the check itself takes milliseconds).
+            SyncStage::Verify => "FetchTimeout",
             SyncStage::Render | SyncStage::Decrypt => "RenderTimeout",
             SyncStage::Resolve => "VaultTimeout",
             SyncStage::Plan | SyncStage::Apply => "ApplyTimeout",

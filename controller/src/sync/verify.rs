@@ -41,30 +41,22 @@ pub(crate) struct SignedObjects {
 }
 
 impl SignedObjects {
-    /// Reads the commit `commit` and, for the tag ref `tag`, the tag object it names, from
-    /// `repo`, each only up to [`MAX_SIGNED_OBJECT_BYTES`].
+    /// Reads the commit `commit` and, for a tag ref, the object `tag` names (the tag's name
+    /// and the id the remote listed for it), each only up to [`MAX_SIGNED_OBJECT_BYTES`].
     pub(crate) fn read(
         repo: &gix::Repository,
         commit: gix::ObjectId,
-        tag: Option<&str>,
+        tag: Option<(&str, gix::ObjectId)>,
     ) -> Result<Self, String> {
         let commit = Some(read_object(repo, commit)?);
         let tag = match tag {
-            Some(name) => {
-                let reference = repo
-                    .find_reference(format!("refs/tags/{name}").as_str())
+            Some((name, id)) => {
+                let header = repo
+                    .find_header(id)
                     .map_err(|e| format!("reading tag {name}: {e}"))?;
-                let object = match reference.try_id() {
-                    Some(id) => {
-                        let header = repo
-                            .find_header(id.detach())
-                            .map_err(|e| format!("reading tag {name}: {e}"))?;
-                        (header.kind() == gix::object::Kind::Tag)
-                            .then(|| read_object(repo, id.detach()))
-                            .transpose()?
-                    }
-                    None => None,
-                };
+                let object = (header.kind() == gix::object::Kind::Tag)
+                    .then(|| read_object(repo, id))
+                    .transpose()?;
                 Some((name.to_owned(), object))
             }
             None => None,
@@ -154,6 +146,14 @@ pub(crate) enum VerificationError {
         /// Its id.
         id: String,
     },
+    /// The signed tag object is not the tag of the applied commit.
+    #[error("tag {name} does not vouch for this revision: {why}")]
+    TagMismatch {
+        /// The tag.
+        name: String,
+        /// What differs.
+        why: String,
+    },
     /// The fetch did not keep the object (a fault of the controller, reported all the same).
     #[error("the {object} of the revision was not read, so it cannot be verified")]
     NotRead {
@@ -190,6 +190,7 @@ impl VerificationError {
             | VerificationError::KeysUnreadable { .. }
             | VerificationError::Keys { .. } => "keys",
             VerificationError::LightweightTag { .. } => "unsigned",
+            VerificationError::TagMismatch { .. } => "bad_signature",
             VerificationError::TooLarge { .. }
             | VerificationError::NotRead { .. }
             | VerificationError::Panicked { .. } => "malformed",
@@ -247,12 +248,15 @@ impl KeyringCache {
             }
         }
         let data = secret.data.unwrap_or_default();
-        let parsed = std::panic::catch_unwind(|| {
+        // Checking every self-signature of a large keyring takes a while: off the runtime's
+        // threads. A panic in the parser ends the task, and is reported as a bad entry.
+        let parsed = tokio::task::spawn_blocking(move || {
             TrustedKeys::from_entries(
                 data.iter()
                     .map(|(entry, value)| (entry.as_str(), value.0.as_slice())),
             )
         })
+        .await
         .unwrap_or_else(|_| {
             Err(KeyringError::Invalid {
                 entry: "(one of them)".to_owned(),
@@ -339,6 +343,13 @@ pub(crate) fn verify(
         };
         let what = format!("{name} ({})", short(&tag.id));
         let signer = check("tag", &what, tag, gitsig::split_tag, keys, now)?;
+        // What the signature covers must be what is applied: this tag, of this commit.
+        let commit = objects
+            .commit
+            .as_ref()
+            .map(|c| c.id.as_str())
+            .unwrap_or_default();
+        bind_tag(name, tag, commit)?;
         signers.push(signer_of("tag", &tag.id, signer));
     }
     if mode.checks_commit() {
@@ -357,6 +368,45 @@ pub(crate) fn verify(
         signers.push(signer_of("commit", &commit.id, signer));
     }
     Ok(signers)
+}
+
+/// Checks that the signed tag object names itself `name` and points at the commit `commit`
+/// (its `tag` and `object` headers, which its signature covers).
+fn bind_tag(name: &str, tag: &RawObject, commit: &str) -> Result<(), VerificationError> {
+    let data = tag.data.as_deref().unwrap_or_default();
+    let header = |field: &str| {
+        data.split(|&b| b == b'\n')
+            .take_while(|line| !line.is_empty())
+            .find_map(|line| line.strip_prefix(format!("{field} ").as_bytes()))
+            .map(|value| String::from_utf8_lossy(value).into_owned())
+    };
+    let mismatch = |why: String| VerificationError::TagMismatch {
+        name: name.to_owned(),
+        why,
+    };
+    match header("type").as_deref() {
+        Some("commit") => {}
+        other => {
+            return Err(mismatch(format!(
+                "it points at a {}, not a commit",
+                other.unwrap_or("nothing")
+            )))
+        }
+    }
+    if header("object").as_deref() != Some(commit) {
+        return Err(mismatch(format!(
+            "its signature covers another commit than the ref's {}",
+            short(commit)
+        )));
+    }
+    let signed_name = header("tag").unwrap_or_default();
+    if signed_name != name {
+        return Err(mismatch(format!(
+            "it was signed as tag {:?}",
+            signed_name.chars().take(64).collect::<String>()
+        )));
+    }
+    Ok(())
 }
 
 fn check(

@@ -177,6 +177,21 @@ pub enum VerifyError {
     },
 }
 
+/// A parser's message, bounded and on one line: it may quote the bytes it choked on, which
+/// someone pushed.
+pub(crate) fn bounded_reason(message: &str) -> String {
+    const MAX: usize = 160;
+    let mut reason: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX)
+        .collect();
+    if message.chars().count() > MAX {
+        reason.push('…');
+    }
+    reason
+}
+
 impl VerifyError {
     /// The fingerprint of the key the signature names, when it names one.
     pub fn fingerprint(&self) -> Option<&str> {

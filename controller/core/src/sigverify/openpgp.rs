@@ -45,17 +45,43 @@ struct Component<K> {
 }
 
 impl Certificate {
-    /// The certificates of one `*.asc` entry: every armored public key block in it.
+    /// The certificates of one `*.asc` entry: every armored public key block in it (one
+    /// export, or several concatenated).
     pub(super) fn parse_entry(entry: &str, content: &[u8]) -> Result<Vec<Self>, String> {
-        let (parsed, _headers) = SignedPublicKey::from_armor_many(Cursor::new(content))
-            .map_err(|e| format!("not an armored OpenPGP public key: {e}"))?;
+        const BEGIN: &[u8] = b"-----BEGIN PGP PUBLIC KEY BLOCK-----";
+        let starts: Vec<usize> = content
+            .windows(BEGIN.len())
+            .enumerate()
+            .filter(|(_, w)| *w == BEGIN)
+            .map(|(at, _)| at)
+            .collect();
+        if starts.is_empty() {
+            return Err("not an armored OpenPGP public key (gpg --armor --export)".to_owned());
+        }
         let mut certificates = Vec::new();
-        for cert in parsed {
-            if certificates.len() >= MAX_KEYS_PER_ENTRY {
-                return Err(format!("more than {MAX_KEYS_PER_ENTRY} keys"));
+        for (n, &start) in starts.iter().enumerate() {
+            let end = starts.get(n + 1).copied().unwrap_or(content.len());
+            let (parsed, _headers) = SignedPublicKey::from_armor_many(Cursor::new(
+                &content[start..end],
+            ))
+            .map_err(|e| {
+                format!(
+                    "not an armored OpenPGP public key: {}",
+                    super::bounded_reason(&e.to_string())
+                )
+            })?;
+            for cert in parsed {
+                if certificates.len() >= MAX_KEYS_PER_ENTRY {
+                    return Err(format!("more than {MAX_KEYS_PER_ENTRY} keys"));
+                }
+                let cert = cert.map_err(|e| {
+                    format!(
+                        "an OpenPGP public key does not parse: {}",
+                        super::bounded_reason(&e.to_string())
+                    )
+                })?;
+                certificates.push(Certificate::evaluate(entry, &cert)?);
             }
-            let cert = cert.map_err(|e| format!("an OpenPGP public key does not parse: {e}"))?;
-            certificates.push(Certificate::evaluate(entry, &cert)?);
         }
         if certificates.is_empty() {
             return Err("no OpenPGP public key in it".to_owned());
@@ -193,7 +219,7 @@ pub(super) fn verify(
         reason,
     };
     let (detached, _headers) = DetachedSignature::from_armor_single(Cursor::new(armored))
-        .map_err(|e| malformed(e.to_string()))?;
+        .map_err(|e| malformed(super::bounded_reason(&e.to_string())))?;
     let signature = detached.signature;
     if !matches!(
         signature.typ(),
@@ -223,35 +249,42 @@ pub(super) fn verify(
         .signature_expiration_time()
         .map(|d| u64::from(d.as_secs()))
         .filter(|&s| s > 0);
+    // Every trusted (sub)key the signature names, those named by fingerprint first: a 64-bit
+    // key id may be shared, and an unhashed issuer packet may name another key. The first
+    // that made the signature and may have wins; otherwise the first refusal is reported.
+    let mut candidates: Vec<(bool, &Certificate, Option<&Component<PublicSubkey>>)> = Vec::new();
     for cert in &keys.openpgp {
         if names(&cert.primary.fingerprint, &cert.primary.key_id) {
-            let outcome = check(
-                &cert.primary,
-                None,
-                payload,
-                &signature,
-                (created, expires, now),
-            );
-            return outcome.map(|()| signer(cert, &cert.primary.fingerprint, None));
+            let by_fingerprint = fingerprints.contains(&&cert.primary.fingerprint);
+            candidates.push((by_fingerprint, cert, None));
         }
         for sub in &cert.subkeys {
             if names(&sub.fingerprint, &sub.key_id) {
-                let outcome = check(
-                    sub,
-                    Some(&cert.primary),
-                    payload,
-                    &signature,
-                    (created, expires, now),
-                );
-                return outcome
-                    .map(|()| signer(cert, &sub.fingerprint, Some(&cert.primary.fingerprint)));
+                candidates.push((fingerprints.contains(&&sub.fingerprint), cert, Some(sub)));
             }
         }
     }
-    Err(VerifyError::UntrustedKey {
+    candidates.sort_by_key(|(by_fingerprint, _, _)| !by_fingerprint);
+    let mut refusal = None;
+    for (_, cert, sub) in candidates {
+        let times = (created, expires, now);
+        let outcome = match sub {
+            None => check(&cert.primary, None, payload, &signature, times)
+                .map(|()| signer(cert, &cert.primary.fingerprint, None)),
+            Some(sub) => check(sub, Some(&cert.primary), payload, &signature, times)
+                .map(|()| signer(cert, &sub.fingerprint, Some(&cert.primary.fingerprint))),
+        };
+        match outcome {
+            Ok(signer) => return Ok(signer),
+            Err(e) => {
+                refusal.get_or_insert(e);
+            }
+        }
+    }
+    Err(refusal.unwrap_or(VerifyError::UntrustedKey {
         method: Method::OpenPgp,
         fingerprint: claimed,
-    })
+    }))
 }
 
 fn hex_upper(bytes: &[u8]) -> String {

@@ -74,8 +74,22 @@ impl TrustedSshKey {
                     )
                 }
                 ("namespaces", Some(value)) => {
+                    // OpenSSH reads patterns and negations here; a plain list is all that is
+                    // read here, so anything else is refused rather than read differently.
+                    if value.contains(['*', '?', '!']) {
+                        return Err(
+                            "namespaces with patterns or negations are not supported: list the namespaces, git among them"
+                                .to_owned(),
+                        );
+                    }
                     trusted.namespaces =
                         Some(value.split(',').map(|n| n.trim().to_owned()).collect());
+                }
+                ("verify-required", _) => {
+                    return Err(
+                        "verify-required is not supported: the user-verification flag of FIDO keys is not checked"
+                            .to_owned(),
+                    )
                 }
                 ("valid-after", Some(value)) => {
                     trusted.valid_after = Some(parse_time(value)?);
@@ -201,7 +215,8 @@ pub(super) fn verify(
         method: Method::Ssh,
         reason,
     };
-    let signature = SshSig::from_pem(armored).map_err(|e| malformed(e.to_string()))?;
+    let signature =
+        SshSig::from_pem(armored).map_err(|e| malformed(super::bounded_reason(&e.to_string())))?;
     if signature.namespace() != GIT_NAMESPACE {
         return Err(VerifyError::WrongNamespace {
             namespace: signature.namespace().chars().take(64).collect(),
