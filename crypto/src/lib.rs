@@ -24,6 +24,7 @@ mod error;
 mod keys;
 mod names;
 mod secret;
+mod sops;
 
 pub use backup::{
     open_backup, parse_backup_text, seal_backup, BackupKey, BACKUP_HEADER, MAX_BACKUP_BYTES,
@@ -44,6 +45,7 @@ pub use secret::{
     LAST_APPLIED_ANNOTATION, MAX_ANNOTATION_BYTES, MAX_SECRET_BYTES, MAX_VALUES,
     MIN_EXPOSURE_SEARCH_BYTES,
 };
+pub use sops::{is_sops_value, open_sops_data_key, SopsDataKey, SopsValue, SOPS_DATA_KEY_BYTES};
 
 /// Deterministic internals for the known-answer vectors. Not part of the stable API: only
 /// with the `test-vectors` feature, which the crate's own tests enable.
