@@ -272,6 +272,57 @@ mod tests {
         assert!(error.to_string().contains("sops.age[0]"), "{error}");
     }
 
+    /// A Secret encrypted by the real `sops` 3.13.2 (`scripts/interop-tools.sh`) to a throwaway
+    /// age identity, with `--encrypted-regex '^(data|stringData)$'` (`testdata/sops/`).
+    #[test]
+    fn a_file_made_by_sops_opens_and_its_mac_is_the_sha512_of_its_values_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/sops");
+        let identities = crate::parse_identity_file(
+            &std::fs::read_to_string(format!("{dir}/identity.txt")).expect("identity"),
+        )
+        .expect("identities");
+        let file: serde_yaml::Value = serde_yaml::from_str(
+            &std::fs::read_to_string(format!("{dir}/secret.sops.yaml")).expect("vector"),
+        )
+        .expect("yaml");
+        let sops = &file["sops"];
+        let enc = sops["age"][0]["enc"].as_str().expect("enc");
+        let (key, _) = open_sops_data_key(enc, &identities, "sops.age[0]")
+            .expect("read")
+            .expect("opened");
+        let open = |text: &str, aad: &str| {
+            let value = SopsValue::parse(text, aad).expect("parsed");
+            String::from_utf8(
+                key.decrypt(&value, aad.as_bytes(), aad)
+                    .expect("opened")
+                    .to_vec(),
+            )
+            .expect("utf8")
+        };
+        let password = open(
+            file["stringData"]["password"].as_str().expect("value"),
+            "stringData:password:",
+        );
+        assert_eq!(password, "canary-s0ps-vector-7c1d");
+        let port = open(
+            file["stringData"]["port"].as_str().expect("value"),
+            "stringData:port:",
+        );
+        assert_eq!(port, "5432");
+        // Every value in document order, the unencrypted ones included, without keys.
+        let mac = open(
+            sops["mac"].as_str().expect("mac"),
+            sops["lastmodified"].as_str().expect("lastmodified"),
+        );
+        let mut hashed = Vec::new();
+        for value in ["v1", "Secret", "db", "shop", "Opaque", &password, &port] {
+            hashed.extend_from_slice(value.as_bytes());
+        }
+        let digest = ring::digest::digest(&ring::digest::SHA512, &hashed);
+        let expected: String = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+        assert_eq!(mac, expected);
+    }
+
     #[test]
     fn malformed_values_name_their_field_never_their_text() {
         for text in [
