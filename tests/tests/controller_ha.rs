@@ -35,6 +35,18 @@ fn reconciled(log: &str, gitsync: &str) -> bool {
         .any(|l| l.contains("reconciled") && l.contains(gitsync))
 }
 
+/// Waits until `log()` holds the `reconciled` line of `gitsync`: the line follows the status
+/// write, so a test that saw the status may read the log a moment before it.
+async fn wait_reconciled(what: &str, log: impl Fn() -> String, gitsync: &str) {
+    wait_for_value(
+        what,
+        Duration::from_secs(10),
+        || async { reconciled(&log(), gitsync).then_some(()) },
+        &log,
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_replica_leads_a_standby_forwards_pushes_and_takes_over() {
     let mut env = Env::start_with(&[NS], &["--leader-elect".to_owned()], &[]).await;
@@ -156,7 +168,7 @@ async fn one_replica_leads_a_standby_forwards_pushes_and_takes_over() {
     let spec = lease(&env, "sealsync-controller").await;
     assert_ne!(spec["holderIdentity"], holder_before);
     assert!(spec["leaseTransitions"].as_i64() >= Some(1), "{spec:#}");
-    assert!(reconciled(&standby.log(), "ha/apps"));
+    wait_reconciled("the standby's reconciled line", || standby.log(), "ha/apps").await;
 
     // SIGKILL: a third replica takes over once the lease expires (15 s).
     let third_replica = another_controller(&env, "third", &["--leader-elect"]).await;
@@ -181,11 +193,12 @@ async fn one_replica_leads_a_standby_forwards_pushes_and_takes_over() {
     )
     .await;
     let after_sigkill = killed.elapsed();
-    assert!(
-        reconciled(&third_replica.log(), "ha/apps"),
-        "{}",
-        third_replica.log_tail(30)
-    );
+    wait_reconciled(
+        "the third replica's reconciled line",
+        || third_replica.log(),
+        "ha/apps",
+    )
+    .await;
     eprintln!(
         "takeover: after SIGTERM {:.1} s, after SIGKILL {:.1} s",
         after_sigterm.as_secs_f64(),
@@ -247,6 +260,13 @@ async fn shards_split_the_gitsyncs_by_label_each_with_its_own_lease() {
     env.wait_applied(NS, "team-a", &commit).await;
     env.wait_applied(NS, "team-b", &commit).await;
 
+    wait_reconciled(
+        "shard a's reconciled line",
+        || env.controller.log(),
+        "ha/team-a",
+    )
+    .await;
+    wait_reconciled("shard b's reconciled line", || shard_b.log(), "ha/team-b").await;
     let log_a = env.controller.log();
     let log_b = shard_b.log();
     assert!(
