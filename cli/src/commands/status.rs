@@ -129,20 +129,7 @@ fn signers(items: &[GitSync]) -> String {
             continue;
         }
         for signer in &status.applied_signers {
-            let method = if signer.method == "ssh" {
-                "SSH"
-            } else {
-                "OpenPGP"
-            };
-            let id = signer.id.get(..12).unwrap_or(&signer.id);
-            let who = match &signer.identity {
-                Some(identity) => format!("{}, {identity}", signer.key),
-                None => signer.key.clone(),
-            };
-            out.push_str(&format!(
-                "\n{name}: {} {id} signed by {method} key {} ({who})",
-                signer.object, signer.fingerprint
-            ));
+            out.push_str(&format!("\n{name}: {}", signer.describe()));
         }
         out.push('\n');
     }

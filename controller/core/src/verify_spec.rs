@@ -77,3 +77,24 @@ pub struct RevisionSigner {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
 }
+
+impl RevisionSigner {
+    /// `commit 5d1e0c2a9b7f signed by SSH key SHA256:… (alice.sshpub, alice@example.com)`: one
+    /// line, for the `SourceVerified` condition and for `sealsync status`.
+    pub fn describe(&self) -> String {
+        let method = if self.method == "ssh" {
+            "SSH"
+        } else {
+            "OpenPGP"
+        };
+        let id = self.id.get(..12).unwrap_or(&self.id);
+        let who = match &self.identity {
+            Some(identity) => format!("{}, {identity}", self.key),
+            None => self.key.clone(),
+        };
+        format!(
+            "{} {id} signed by {method} key {} ({who})",
+            self.object, self.fingerprint
+        )
+    }
+}

@@ -456,21 +456,11 @@ fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 
-/// `commit 1a2b3c4d5e6f signed by SSH key SHA256:… (alice.sshpub); tag v1 …`, for the
-/// `SourceVerified` condition.
+/// Who signed, for the `SourceVerified` condition: each signer's line, joined.
 pub(crate) fn describe(signers: &[RevisionSigner]) -> String {
     signers
         .iter()
-        .map(|s| {
-            let method = if s.method == "ssh" { "SSH" } else { "OpenPGP" };
-            format!(
-                "{} {} signed by {method} key {} ({})",
-                s.object,
-                short(&s.id),
-                s.fingerprint,
-                s.key
-            )
-        })
+        .map(RevisionSigner::describe)
         .collect::<Vec<_>>()
         .join("; ")
 }
