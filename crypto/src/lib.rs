@@ -45,7 +45,9 @@ pub use secret::{
     LAST_APPLIED_ANNOTATION, MAX_ANNOTATION_BYTES, MAX_SECRET_BYTES, MAX_VALUES,
     MIN_EXPOSURE_SEARCH_BYTES,
 };
-pub use sops::{is_sops_value, open_sops_data_key, SopsDataKey, SopsValue, SOPS_DATA_KEY_BYTES};
+pub use sops::{
+    is_sops_value, open_sops_data_key, SopsDataKey, SopsMac, SopsValue, SOPS_DATA_KEY_BYTES,
+};
 
 /// Deterministic internals for the known-answer vectors. Not part of the stable API: only
 /// with the `test-vectors` feature, which the crate's own tests enable.

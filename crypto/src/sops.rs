@@ -138,6 +138,55 @@ impl SopsDataKey {
     }
 }
 
+/// The MAC of a SOPS file: SHA-512 over the plaintext bytes of its values in document order
+/// (no keys, no separators), as uppercase hex. With `mac_only_encrypted` only the encrypted
+/// values count, after the SHA-256 of `sops`, so that the two kinds of MAC never collide.
+pub struct SopsMac(ring::digest::Context);
+
+impl std::fmt::Debug for SopsMac {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SopsMac(..)")
+    }
+}
+
+impl SopsMac {
+    /// A MAC over nothing yet.
+    pub fn new(only_encrypted: bool) -> Self {
+        let mut context = ring::digest::Context::new(&ring::digest::SHA512);
+        if only_encrypted {
+            context.update(ring::digest::digest(&ring::digest::SHA256, b"sops").as_ref());
+        }
+        Self(context)
+    }
+
+    /// Adds the canonical bytes of one value.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// Whether the MAC over the values added is the one `stored` holds: the file's `sops.mac`,
+    /// encrypted under `key` with `lastmodified` as additional data. A mismatch and a MAC that
+    /// does not decrypt are both `Tampered`, naming `location`.
+    pub fn check(
+        self,
+        key: &SopsDataKey,
+        stored: &SopsValue,
+        lastmodified: &str,
+        location: &str,
+    ) -> Result<()> {
+        let digest = self.0.finish();
+        let computed: String = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+        let opened = key.decrypt(stored, lastmodified.as_bytes(), location)?;
+        if opened.as_slice() == computed.as_bytes() {
+            Ok(())
+        } else {
+            Err(Error::Tampered {
+                what: location.to_owned(),
+            })
+        }
+    }
+}
+
 /// Opens the data key one `sops.age[].enc` wraps with one of `identities`: the key, and the
 /// id of the identity that opened it. `location` names the entry in errors.
 pub fn open_sops_data_key(

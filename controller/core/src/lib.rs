@@ -31,6 +31,7 @@ pub mod rewrap;
 mod sealingkey;
 #[cfg(feature = "signatures")]
 pub mod sigverify;
+pub mod sops;
 pub mod substitute;
 pub mod vaultref;
 #[cfg(feature = "kube")]
