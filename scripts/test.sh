@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every sealsync test. Installs the external tools the tests drive (Go age, OpenBao,
 # git, kubectl check) and builds the real kube-apiserver and etcd and the kustomize and Helm
-# renderer from their Go modules (scripts/kube-apiserver.sh, scripts/renderer.sh; cached, so
-# only the first run pays) first, so a fresh machine
+# renderer, sops and kubeseal from their Go modules (scripts/kube-apiserver.sh,
+# scripts/renderer.sh, scripts/interop-tools.sh; cached, so only the first run pays) first, so a fresh machine
 # needs nothing by hand.
 #
 # The end-to-end suites run against the real kube-apiserver (SEALSYNC_TEST_APISERVER); set
@@ -17,5 +17,7 @@ SEALSYNC_RENDERER="$(scripts/renderer.sh --print-path)"
 export SEALSYNC_RENDERER
 # The stock kustomize and helm of the same versions, which the render tests compare with.
 scripts/render-oracles.sh
+# The real sops and kubeseal, whose files the adoption tests read and write.
+scripts/interop-tools.sh
 export SEALSYNC_TEST_APISERVER="${SEALSYNC_TEST_APISERVER:-kube-apiserver}"
 cargo test --workspace --locked "$@"

@@ -9,6 +9,7 @@
 //! - [`bins`]: the workspace's own binaries (CLI, controller), for tests that run them.
 //! - [`controller`]: the controller as a real process against a test cluster.
 //! - [`kubectl`]: `kubectl` run against a test cluster.
+//! - [`interop`]: the real `sops` and `kubeseal`, built from their Go modules.
 //! - [`signing`]: SSH and OpenPGP keys that sign commits and tags as git does.
 //! - [`process`]: child processes that are stopped even when a test panics, and free ports.
 
@@ -16,6 +17,7 @@ pub mod apiserver;
 pub mod bins;
 pub mod controller;
 pub mod git;
+pub mod interop;
 pub mod kubeapiserver;
 pub mod kubectl;
 pub mod openbao;

@@ -494,10 +494,12 @@ fn render_objects(
 ) -> Result<Vec<SyncObject>, Error> {
     let manifests =
         render::render_substituted(files, path, &RenderLimits::default(), kept, variables)?;
-    Ok(manifests
+    let mut objects: Vec<SyncObject> = manifests
         .into_iter()
         .map(|m| SyncObject::rendered(m, gs.spec.self_heal))
-        .collect())
+        .collect();
+    crate::sync::sops::attach_sources(&mut objects, files);
+    Ok(objects)
 }
 
 /// Decrypt, resolve, restarts, plan and apply, by the sync engine. A failure returns the

@@ -172,7 +172,7 @@ pub(crate) async fn build(
         Some(inputs) => inputs.git_held(&files_for_check, path_for_check.as_str()),
         None => Vec::new(),
     };
-    let objects = manifests
+    let mut objects: Vec<SyncObject> = manifests
         .into_iter()
         .map(|mut m| {
             name_sealed_source(&mut m, &files_for_check, engine, release_namespace);
@@ -184,6 +184,7 @@ pub(crate) async fn build(
             object
         })
         .collect();
+    super::sops::attach_sources(&mut objects, &files_for_check);
     Ok((objects, usage))
 }
 

@@ -32,6 +32,9 @@ pub(crate) enum DecryptError {
         /// `KEYID (retired DATE)`, comma-separated.
         retired: String,
     },
+    /// A SOPS document did not open: no cluster key, a failed MAC, a value altered.
+    #[error(transparent)]
+    Sops(Box<sealsync_core::sops::SopsError>),
     /// A Secret in Git holds values in plaintext.
     #[error("{location}: a plaintext Secret in Git ({keys}); seal it with `sealsync seal` or put Vault references in its values (or set spec.allowPlaintextSecrets: true to apply it as it is)")]
     Plaintext {
@@ -40,6 +43,12 @@ pub(crate) enum DecryptError {
         /// The fields with literal values, as `stringData.KEY`.
         keys: String,
     },
+}
+
+impl From<sealsync_core::sops::SopsError> for DecryptError {
+    fn from(error: sealsync_core::sops::SopsError) -> Self {
+        DecryptError::Sops(Box::new(error))
+    }
 }
 
 /// What [`open`] made of one object.

@@ -170,7 +170,9 @@ impl Engine {
     ) -> Result<Synced, SyncFailure> {
         target.enter(SyncStage::Decrypt, objects.len());
         let mut synced = Synced {
-            usage: self.open(target, &mut objects).await?,
+            usage: self
+                .open(target, &mut objects, matches!(pass, Pass::Objects { .. }))
+                .await?,
             ..Synced::default()
         };
         let (login, keep_templates) = match pass {
@@ -253,15 +255,29 @@ impl Engine {
         Ok(synced)
     }
 
-    /// The `decrypt` stage: SealedSecrets opened, plaintext Secrets refused unless allowed.
+    /// The `decrypt` stage: SealedSecrets and SOPS documents opened, plaintext Secrets refused
+    /// unless allowed. `recorded`: the objects are manifests of an applied revision.
     async fn open(
         &self,
         target: &Target<'_>,
         objects: &mut [SyncObject],
+        recorded: bool,
     ) -> Result<Vec<SealedSecretUsage>, DecryptError> {
         let keys = self.keys.read().await;
+        let mut sops = super::sops::SopsOpener::new(keys.identities());
         let mut usage = Vec::new();
         for object in objects.iter_mut().filter(|o| o.stage == Stage::Rendered) {
+            if sealsync_core::sops::is_sops_object(&object.object) {
+                let (secret, used) = sops
+                    .open(object, target.default_namespace, recorded)
+                    .inspect_err(|_| {
+                        self.metrics.decrypt_failures.inc();
+                    })?;
+                object.object = secret;
+                usage.push(used);
+                object.stage = Stage::Opened;
+                continue;
+            }
             let mut opened = decrypt::open(
                 &object.object,
                 &object.location,

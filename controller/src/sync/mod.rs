@@ -25,6 +25,7 @@ pub(crate) mod resolve;
 pub(crate) mod restarts;
 pub(crate) mod sealedfile;
 pub(crate) mod sequence;
+pub(crate) mod sops;
 pub(crate) mod substitute;
 #[cfg(test)]
 pub(crate) mod testing;

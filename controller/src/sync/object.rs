@@ -78,6 +78,9 @@ pub(crate) struct SyncObject {
     /// values is in Git: not plaintext in Git. It keeps no manifest (that would keep its
     /// values between syncs), so self-heal leaves it to the next full sync.
     pub(crate) from_sealed_values: bool,
+    /// For a SOPS document, the file that holds it as written, whose MAC the decrypt stage
+    /// checks; `None` for anything else, and for a SOPS document no file holds.
+    pub(crate) sops_source: Option<std::sync::Arc<crate::sync::sops::SopsSource>>,
     /// A hook (`sealsync.dev/hook`, or a Helm hook): run around the revision, never
     /// self-healed, never waited for as part of it.
     pub(crate) hook: bool,
@@ -106,8 +109,10 @@ impl SyncObject {
             } else {
                 Vec::new()
             },
-            sealed: crate::sync::decrypt::is_sealed(&manifest),
+            sealed: crate::sync::decrypt::is_sealed(&manifest)
+                || sealsync_core::sops::is_sops_object(&manifest.object),
             from_sealed_values: false,
+            sops_source: None,
             hook: crate::sync::hooks::is_hook(&manifest.object),
             file: std::mem::take(&mut manifest.file),
             document: std::mem::take(&mut manifest.document),
@@ -129,6 +134,7 @@ impl SyncObject {
             manifest: Vec::new(),
             sealed: self.sealed,
             from_sealed_values: self.from_sealed_values,
+            sops_source: self.sops_source.clone(),
             hook: self.hook,
             vault_digest: self.vault_digest,
             scope: self.scope.clone(),
