@@ -1,5 +1,5 @@
 //! `sealsync check`: a pre-commit style scan for plaintext Secrets, broken or tampered sealed
-//! files, and files whose recipients differ from what `.sealsync.yaml` requires.
+//! and SOPS files, and files whose recipients differ from what `.sealsync.yaml` requires.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -9,6 +9,7 @@ use clap::Args as ClapArgs;
 use sealsync_core::manifest::{
     read_documents, sealed_from_manifest, secret_from_manifest, Limits, ManifestError,
 };
+use sealsync_core::sops::{check_document, is_sops_document, open_document, Provenance, SopsError};
 use sealsync_core::vaultref::{reference_outside_secret, secret_values, ValueError};
 use sealsync_core::Chain;
 use sealsync_crypto::{
@@ -267,6 +268,31 @@ fn check_file(
                         .to_owned(),
                 );
             }
+        }
+        if is_sops_document(&doc.value) {
+            // Encrypted by sops: its values are ciphertext, checked as sops wrote them.
+            if let Err(e) = check_document(&doc.value, &at).and_then(|()| {
+                if identities.is_empty() {
+                    Ok(())
+                } else {
+                    open_document(&doc.value, identities, &at, Provenance::AsWritten).map(drop)
+                }
+            }) {
+                let message = match &e {
+                    SopsError::NoMatchingKey { recipients, .. } => format!(
+                        "no identity given opens this SOPS file (its age recipients: {recipients})"
+                    ),
+                    _ => {
+                        let message = Chain(&e).to_string();
+                        message
+                            .strip_prefix(&format!("{at}: "))
+                            .unwrap_or(&message)
+                            .to_owned()
+                    }
+                };
+                problem(at.clone(), e.field().unwrap_or("sops"), message);
+            }
+            continue;
         }
         match doc.kind() {
             Some("Secret") => {

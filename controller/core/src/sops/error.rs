@@ -87,6 +87,16 @@ impl SopsError {
         }
     }
 
+    /// The field at fault, when one is.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            SopsError::Malformed { field, .. }
+            | SopsError::Tampered { field, .. }
+            | SopsError::Plaintext { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
     pub(super) fn malformed(location: &str, field: &str, reason: impl Into<String>) -> Self {
         SopsError::Malformed {
             location: location.to_owned(),
