@@ -22,6 +22,7 @@ mod document;
 mod envelope;
 mod error;
 mod keys;
+mod kubeseal;
 mod names;
 mod secret;
 mod sops;
@@ -39,6 +40,7 @@ pub use keys::{
     looks_like_identity, parse_identity_file, parse_recipients_file, Identity, KeyId, Recipient,
     MAX_IDENTITIES, MAX_IDENTITY_FILE_BYTES,
 };
+pub use kubeseal::{open_kubeseal_value, KubesealKey, MAX_KUBESEAL_KEYS, MAX_KUBESEAL_VALUE_BYTES};
 pub use names::{is_dns_label, is_object_name, is_qualified_name};
 pub use secret::{
     entry_location, validate_data_key, PlainSecret, SecretData, ValueFinder,
