@@ -63,7 +63,7 @@ impl KubesealKey {
             return None;
         }
         let (wrapped, sealed) = rest.split_at(length);
-        let padding = Oaep::new_with_label::<sha2::Sha256, _>(label.to_owned());
+        let padding = Oaep::new_with_label::<sha2::Sha256, _>(label);
         let session = Zeroizing::new(self.key.decrypt(padding, wrapped).ok()?);
         if session.len() != SESSION_KEY_BYTES {
             return None;
