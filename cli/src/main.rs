@@ -39,6 +39,9 @@ enum Command {
     /// Generate and inspect keys.
     #[command(subcommand)]
     Keys(commands::keys::Command),
+    /// Convert secrets kept with sops or Sealed Secrets into sealsync sealed files.
+    #[command(subcommand)]
+    Import(commands::import::Command),
     /// Find plaintext Secrets, broken or tampered sealed files, and files on the wrong keys.
     Check(commands::check::Args),
     /// Show what the controller would apply from a directory, Secret values as ***.
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Unseal(args) => commands::unseal::run(args),
         Command::Reseal(args) => commands::reseal::run(args),
         Command::Keys(cmd) => commands::keys::run(cmd),
+        Command::Import(cmd) => commands::import::run(cmd),
         Command::Check(args) => commands::check::run(args),
         Command::Render(args) => commands::render::run(args),
         Command::Status(args) => commands::status::run(args),

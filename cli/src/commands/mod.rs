@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod completion;
+pub mod import;
 pub mod keys;
 pub mod objects;
 pub mod render;

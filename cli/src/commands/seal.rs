@@ -89,11 +89,15 @@ impl From<ScopeArg> for Scope {
 }
 
 /// One plain Secret and where it came from.
-struct Input {
-    secret: PlainSecret,
-    place: String,
+pub(crate) struct Input {
+    pub(crate) secret: PlainSecret,
+    /// `file: document N (Secret ns/name)`, for messages.
+    pub(crate) place: String,
     /// The path matched against .sealsync.yaml when no better one is given.
-    rules_path: Option<PathBuf>,
+    pub(crate) rules_path: Option<PathBuf>,
+    /// The scope it had in the format it came from (a Bitnami SealedSecret's), which a
+    /// `--scope` flag overrides and which overrides the .sealsync.yaml rule's.
+    pub(crate) scope: Option<Scope>,
 }
 
 pub fn run(args: Args) -> CliResult<ExitCode> {
@@ -111,14 +115,37 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
     if let Some(target) = &args.merge_into {
         return merge_into(&args, target, inputs);
     }
-    let scope_flag = args.scope.map(Scope::from);
     let fixed_rules_path = args.rules_path.clone().or_else(|| args.write.clone());
-    let mut resolver = args.recipients.resolver()?;
+    let mut docs = seal_inputs(
+        &inputs,
+        args.scope.map(Scope::from),
+        &args.recipients,
+        fixed_rules_path.as_deref(),
+    )?;
+    if let (Some(own_name), Some(identity)) = (original, &args.rendered_as) {
+        let (namespace, name) = identity.split_once('/').unwrap_or_default();
+        for doc in &mut docs {
+            crate::rendered_as::mark(doc, &own_name, namespace, name);
+        }
+    }
+    emit(&docs, args.output, args.write.as_deref())
+}
+
+/// Seals each of `inputs` to the recipients `-r` gives, else the .sealsync.yaml rule for
+/// `fixed_rules_path` or the input's own path, in the scope `scope_flag` gives, else the
+/// input's own, else the rule's: the SealedSecret manifests, in order.
+pub(crate) fn seal_inputs(
+    inputs: &[Input],
+    scope_flag: Option<Scope>,
+    recipients: &RecipientArgs,
+    fixed_rules_path: Option<&Path>,
+) -> CliResult<Vec<serde_yaml::Value>> {
+    let mut resolver = recipients.resolver()?;
     let mut jobs: Vec<(&Input, Vec<Recipient>, Scope)> = Vec::with_capacity(inputs.len());
-    for input in &inputs {
-        let match_path = fixed_rules_path.as_deref().or(input.rules_path.as_deref());
+    for input in inputs {
+        let match_path = fixed_rules_path.or(input.rules_path.as_deref());
         let resolved = resolver.resolve(match_path)?;
-        let scope = pick_scope(scope_flag, &resolved);
+        let scope = pick_scope(scope_flag.or(input.scope), &resolved);
         jobs.push((input, resolved.recipients, scope));
     }
     // Each Secret needs its own age wrap (X25519 per recipient): spread them over the cores.
@@ -131,14 +158,7 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
                 .map_err(|e| CliError::from_crypto(&e).context(&input.place))
         })
         .collect();
-    let mut docs = sealed.into_iter().collect::<CliResult<Vec<_>>>()?;
-    if let (Some(own_name), Some(identity)) = (original, &args.rendered_as) {
-        let (namespace, name) = identity.split_once('/').unwrap_or_default();
-        for doc in &mut docs {
-            crate::rendered_as::mark(doc, &own_name, namespace, name);
-        }
-    }
-    emit(&docs, args.output, args.write.as_deref())
+    sealed.into_iter().collect()
 }
 
 /// `--rendered-as NAMESPACE/NAME`: the one Secret is sealed for that identity. Returns the
@@ -163,7 +183,11 @@ fn seal_for_rendered(identity: &str, inputs: &mut [Input]) -> CliResult<String> 
     Ok(std::mem::replace(&mut input.secret.name, name.to_owned()))
 }
 
-fn emit(docs: &[serde_yaml::Value], format: Format, write: Option<&Path>) -> CliResult<ExitCode> {
+pub(crate) fn emit(
+    docs: &[serde_yaml::Value],
+    format: Format,
+    write: Option<&Path>,
+) -> CliResult<ExitCode> {
     let text = output::render(docs, format)?;
     match write {
         Some(path) => fsio::write_atomic(path, text.as_bytes())?,
@@ -245,6 +269,7 @@ fn read_secrets(path: Option<&Path>, namespace_flag: Option<&str>) -> CliResult<
             secret,
             place,
             rules_path: path.map(Path::to_path_buf),
+            scope: None,
         });
     }
     Ok(out)
@@ -359,6 +384,7 @@ fn secret_from_flags(args: &Args) -> CliResult<Input> {
         },
         place: "--from-literal/--from-file".to_owned(),
         rules_path: None,
+        scope: None,
     })
 }
 

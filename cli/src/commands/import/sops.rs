@@ -1,0 +1,98 @@
+//! `sealsync import sops`: SOPS-encrypted Secrets (age recipients) opened with an identity,
+//! their MAC checked, and sealed to sealsync recipients.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args as ClapArgs;
+use rayon::prelude::*;
+use sealsync_core::manifest::{read_documents, secret_from_manifest, Limits};
+use sealsync_core::sops::{is_sops_document, open_document, Provenance, SopsError};
+use sealsync_core::Chain;
+use sealsync_crypto::Identity;
+
+use super::SealTo;
+use crate::commands::load_identities;
+use crate::commands::seal::Input;
+use crate::error::{CliError, CliResult};
+use crate::fsio;
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// An age identity file that opens the files (one of their `sops.age` recipients).
+    /// Repeatable. Default: SEALSYNC_AGE_KEY_FILE, else SOPS_AGE_KEY_FILE.
+    #[arg(short = 'i', long = "identity", value_name = "IDENTITY_FILE")]
+    pub identities: Vec<PathBuf>,
+    /// SOPS-encrypted Secret manifests (YAML or JSON); directories are read recursively.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub to: SealTo,
+}
+
+pub fn run(args: Args) -> CliResult<ExitCode> {
+    if let Some(path) = &args.to.write {
+        fsio::writable_target(path)?;
+    }
+    let identities = load_identities(&args.identities)?;
+    let files = fsio::expand_paths(&args.files)?;
+    let per_file: Vec<CliResult<Vec<Input>>> = files
+        .par_iter()
+        .map(|file| read_file(file, &identities))
+        .collect();
+    let mut inputs = Vec::new();
+    for file_inputs in per_file {
+        inputs.extend(file_inputs?);
+    }
+    super::seal_and_write(&inputs, &args.to)
+}
+
+fn read_file(file: &std::path::Path, identities: &[Identity]) -> CliResult<Vec<Input>> {
+    let source = file.display().to_string();
+    let text = fsio::read_input(Some(file))?;
+    let docs = read_documents(&text, Limits::secrets())
+        .map_err(|e| CliError::from_manifest(&e).context(&source))?;
+    let mut out = Vec::with_capacity(docs.len());
+    for doc in &docs {
+        let place = format!("{source}: {}", doc.describe());
+        if !is_sops_document(&doc.value) {
+            return Err(CliError::new(format!(
+                "{place}: not encrypted by sops (no sops metadata)"
+            ))
+            .with_hint("seal plaintext Secrets with `sealsync seal`"));
+        }
+        let opened = open_document(&doc.value, identities, &place, Provenance::AsWritten)
+            .map_err(sops_error)?;
+        let secret = secret_from_manifest(&opened.document).map_err(|e| {
+            CliError::from_manifest(&e).context(&place).with_hint(
+                "import sops converts Secrets only: move other objects to their own files",
+            )
+        })?;
+        out.push(Input {
+            secret,
+            place,
+            rules_path: Some(file.to_path_buf()),
+            scope: None,
+        });
+    }
+    Ok(out)
+}
+
+fn sops_error(error: SopsError) -> CliError {
+    let hint = match &error {
+        SopsError::NoMatchingKey {
+            location,
+            recipients,
+        } => {
+            return CliError::new(format!(
+                "{location}: no identity given opens this SOPS file (its age recipients: {recipients})"
+            ))
+            .with_hint("pass -i with an age identity among the file's recipients (or set SOPS_AGE_KEY_FILE)")
+        }
+        SopsError::MacMismatch { .. } | SopsError::Tampered { .. } => {
+            "the file was changed without sops: check it with `sops decrypt`, and fix it with `sops edit`"
+        }
+        _ => "encrypt the file again with `sops encrypt`",
+    };
+    CliError::new(Chain(&error).to_string()).with_hint(hint)
+}
