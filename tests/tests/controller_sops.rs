@@ -215,6 +215,38 @@ async fn a_flux_user_s_sops_secret_applies_once_the_cluster_is_among_its_recipie
         message.contains("stringData.password is plaintext, but the file's SOPS rule (encrypted_regex: ^(data|stringData)$) encrypts it"),
         "{message}"
     );
+    // A rule that leaves `data` unencrypted puts Secret values in Git in plaintext: refused
+    // unless the GitSync allows plaintext Secrets.
+    let partial = sops
+        .encrypt(
+            &format!(
+                "{}data:\n  token: Y2FuYXJ5\n",
+                plain_secret(Some("shop"), "db", CANARY)
+            ),
+            &recipients,
+            &["encrypted_regex: ^stringData$"],
+            "yaml",
+        )
+        .expect("encrypt");
+    let fifth = env
+        .repo
+        .commit_files(&tree("red", &partial), "a partial rule")
+        .expect("commit");
+    env.annotate_gitsync(NS, "shop", "sealsync.dev/requestedAt", "4")
+        .await;
+    let status = env.wait_failed(NS, "shop", &fifth).await;
+    let (_, message) = ready_reason(&status);
+    assert!(
+        message.contains("a plaintext Secret in Git (data.token)"),
+        "{message}"
+    );
+    env.apply_gitsync(
+        NS,
+        "shop",
+        json!({"path": "shop", "interval": "1h", "allowPlaintextSecrets": true}),
+    )
+    .await;
+    env.wait_applied(NS, "shop", &fifth).await;
     assert!(metric_value(&env, "sealsync_decrypt_failures_total") >= 3.0);
     assert_no_canary(&env, "shop").await;
 }
@@ -311,6 +343,30 @@ async fn a_kustomize_overlay_sets_the_namespace_of_sops_secrets_verified_as_writ
         message.starts_with("base/db.sops.yaml: ")
             && message.contains("stringData.extra is plaintext"),
         "{message}"
+    );
+
+    // A patch may not rewrite the file's rule so that a plaintext value passes as decrypted.
+    let mut files = base.clone();
+    files.push((
+        "overlay/kustomization.yaml".to_owned(),
+        format!("namespace: prod\nresources:\n- ../base\npatches:\n- target:\n    kind: Secret\n    name: db\n  patch: |\n    - op: replace\n      path: /sops/encrypted_regex\n      value: ^none$\n    - op: replace\n      path: /stringData/password\n      value: {PATCH_CANARY}\n"),
+    ));
+    let rule_patch = env
+        .repo
+        .commit_files(&files, "a rule patch")
+        .expect("commit");
+    env.annotate_gitsync(NS, "prod", "sealsync.dev/requestedAt", "rule")
+        .await;
+    let status = env.wait_failed(NS, "prod", &rule_patch).await;
+    let (reason, message) = ready_reason(&status);
+    assert_eq!(reason, "DecryptionFailed", "{status:#}");
+    assert!(
+        message.contains("its sops metadata is not that of the file it was rendered from"),
+        "{message}"
+    );
+    assert_eq!(
+        secret_password(&env, "prod", "db").await.as_deref(),
+        Some(CANARY)
     );
 
     // Only Secrets: a SOPS-encrypted ConfigMap is refused by name.

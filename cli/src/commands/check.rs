@@ -9,7 +9,7 @@ use clap::Args as ClapArgs;
 use sealsync_core::manifest::{
     read_documents, sealed_from_manifest, secret_from_manifest, Limits, ManifestError,
 };
-use sealsync_core::sops::{check_document, is_sops_document, open_document, Provenance, SopsError};
+use sealsync_core::sops::{check_document, is_sops_document, open_file, SopsError};
 use sealsync_core::vaultref::{reference_outside_secret, secret_values, ValueError};
 use sealsync_core::Chain;
 use sealsync_crypto::{
@@ -239,6 +239,7 @@ fn check_file(
         identities
     };
     let mut opened_secrets = Vec::new();
+    let mut sops_documents: Vec<(&Value, String)> = Vec::new();
     for (doc, parsed) in docs.iter().zip(parsed) {
         let at = doc.describe();
         if let Some(field) = last_applied_secret(&doc.value) {
@@ -270,28 +271,24 @@ fn check_file(
             }
         }
         if is_sops_document(&doc.value) {
-            // Encrypted by sops: its values are ciphertext, checked as sops wrote them.
-            if let Err(e) = check_document(&doc.value, &at).and_then(|()| {
-                if identities.is_empty() {
-                    Ok(())
-                } else {
-                    open_document(&doc.value, identities, &at, Provenance::AsWritten).map(drop)
-                }
-            }) {
-                let message = match &e {
-                    SopsError::NoMatchingKey { recipients, .. } => format!(
-                        "no identity given opens this SOPS file (its age recipients: {recipients})"
-                    ),
-                    _ => {
-                        let message = Chain(&e).to_string();
-                        message
-                            .strip_prefix(&format!("{at}: "))
-                            .unwrap_or(&message)
-                            .to_owned()
-                    }
-                };
-                problem(at.clone(), e.field().unwrap_or("sops"), message);
+            // Encrypted by sops: its values are ciphertext, checked as sops wrote them; with
+            // -i the file's MAC is checked below, over all its SOPS documents.
+            match check_document(&doc.value, &at) {
+                Ok(plaintext) if !plaintext.is_empty() => problem(
+                    at.clone(),
+                    &plaintext.join(", "),
+                    "plaintext Secret values that the file's SOPS rule leaves unencrypted: \
+                     encrypt them (widen the rule and run `sops encrypt` again) or seal them"
+                        .to_owned(),
+                ),
+                Ok(_) => {}
+                Err(e) => problem(
+                    at.clone(),
+                    e.field().unwrap_or("sops"),
+                    sops_message(&e, &at),
+                ),
             }
+            sops_documents.push((&doc.value, at));
             continue;
         }
         match doc.kind() {
@@ -443,6 +440,20 @@ fn check_file(
                 }
             }
             _ => {}
+        }
+    }
+    if !identities.is_empty() && !sops_documents.is_empty() {
+        let located: Vec<(&Value, &str)> = sops_documents
+            .iter()
+            .map(|(d, at)| (*d, at.as_str()))
+            .collect();
+        if let Err(e) = open_file(&located, identities) {
+            let at = e.location().to_owned();
+            problem(
+                at.clone(),
+                e.field().unwrap_or("sops"),
+                sops_message(&e, &at),
+            );
         }
     }
     // Anywhere else in the file (a comment, another document) an opened value is exposed too.
@@ -658,4 +669,17 @@ fn walk_strings(value: &Value, path: &mut String, visit: &mut dyn FnMut(&str, &s
         Value::Tagged(t) => walk_strings(&t.value, path, visit),
         _ => {}
     }
+}
+
+/// A SOPS error as `check` reports it, after the file and document: no key given opens it, or
+/// what the file holds wrong.
+fn sops_message(error: &SopsError, at: &str) -> String {
+    let message = match error {
+        SopsError::Key { .. } => Chain(error).to_string(),
+        _ => error.with_given_keys(),
+    };
+    message
+        .strip_prefix(&format!("{at}: "))
+        .unwrap_or(&message)
+        .to_owned()
 }

@@ -268,11 +268,19 @@ impl Engine {
         let mut usage = Vec::new();
         for object in objects.iter_mut().filter(|o| o.stage == Stage::Rendered) {
             if sealsync_core::sops::is_sops_object(&object.object) {
-                let (secret, used) = sops
+                let (mut secret, used, plaintext) = sops
                     .open(object, target.default_namespace, recorded)
                     .inspect_err(|_| {
                         self.metrics.decrypt_failures.inc();
                     })?;
+                // Values the file's rule leaves unencrypted are plaintext in Git.
+                if !plaintext.is_empty() && !target.allow_plaintext {
+                    sealsync_core::render::wipe_json(&mut secret);
+                    return Err(DecryptError::Plaintext {
+                        location: object.location.clone(),
+                        keys: plaintext.join(", "),
+                    });
+                }
                 object.object = secret;
                 usage.push(used);
                 object.stage = Stage::Opened;

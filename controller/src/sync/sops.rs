@@ -9,7 +9,7 @@ use std::sync::Arc;
 use sealsync_core::manifest::{read_documents, Limits};
 use sealsync_core::render::{RenderLimits, SourceFile};
 use sealsync_core::sops::{
-    is_sops_document, is_sops_object, open_document, verify_document, Provenance, SopsError,
+    is_sops_document, is_sops_object, open_document, verify_file, Provenance, SopsError,
     VerifiedSops,
 };
 use sealsync_core::SealedSecretUsage;
@@ -103,7 +103,7 @@ impl<'a> SopsOpener<'a> {
         object: &SyncObject,
         default_namespace: &str,
         recorded: bool,
-    ) -> Result<(Json, SealedSecretUsage), SopsError> {
+    ) -> Result<(Json, SealedSecretUsage, Vec<String>), SopsError> {
         let location = object.location.as_str();
         if object.object["apiVersion"] != "v1" || object.object["kind"] != "Secret" {
             return Err(SopsError::Unsupported {
@@ -139,7 +139,7 @@ impl<'a> SopsOpener<'a> {
             ),
             key_ids: vec![opened.key_id.to_string()],
         };
-        Ok((secret, usage))
+        Ok((secret, usage, opened.plaintext_fields.clone()))
     }
 
     /// The document of the object's source file that it is a copy of, its MAC checked.
@@ -163,19 +163,21 @@ impl<'a> SopsOpener<'a> {
             );
             let documents = read_documents(&source.text, limits)
                 .map_err(|_| not_found(&format!("{} does not read as YAML", source.path)))?;
-            let document = documents
+            // Every SOPS document of the file: sops computes one MAC over those that share
+            // a metadata block.
+            let located: Vec<(String, &serde_yaml::Value)> = documents
                 .iter()
-                .find(|d| {
-                    is_sops_document(&d.value) && d.value["sops"]["mac"].as_str() == Some(mac)
-                })
-                .ok_or_else(|| {
-                    not_found(&format!(
-                        "no document of {} holds it as written",
-                        source.path
-                    ))
-                })?;
-            let location = format!("{}: {}", source.path, document.describe());
-            let verified = verify_document(&document.value, self.identities, &location)?;
+                .filter(|d| is_sops_document(&d.value))
+                .map(|d| (format!("{}: {}", source.path, d.describe()), &d.value))
+                .collect();
+            let located: Vec<(&serde_yaml::Value, &str)> =
+                located.iter().map(|(l, d)| (*d, l.as_str())).collect();
+            let verified = verify_file(&located, mac, self.identities)?.ok_or_else(|| {
+                not_found(&format!(
+                    "no document of {} holds it as written",
+                    source.path
+                ))
+            })?;
             self.verified.insert(mac.to_owned(), verified);
         }
         self.verified

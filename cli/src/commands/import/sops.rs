@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args as ClapArgs;
 use rayon::prelude::*;
 use sealsync_core::manifest::{read_documents, secret_from_manifest, Limits};
-use sealsync_core::sops::{is_sops_document, open_document, Provenance, SopsError};
+use sealsync_core::sops::{is_sops_document, open_file, SopsError};
 use sealsync_core::Chain;
 use sealsync_crypto::Identity;
 
@@ -52,17 +52,27 @@ fn read_file(file: &std::path::Path, identities: &[Identity]) -> CliResult<Vec<I
     let text = fsio::read_input(Some(file))?;
     let docs = read_documents(&text, Limits::secrets())
         .map_err(|e| CliError::from_manifest(&e).context(&source))?;
-    let mut out = Vec::with_capacity(docs.len());
-    for doc in &docs {
-        let place = format!("{source}: {}", doc.describe());
+    let places: Vec<String> = docs
+        .iter()
+        .map(|doc| format!("{source}: {}", doc.describe()))
+        .collect();
+    for (doc, place) in docs.iter().zip(&places) {
         if !is_sops_document(&doc.value) {
             return Err(CliError::new(format!(
                 "{place}: not encrypted by sops (no sops metadata)"
             ))
             .with_hint("seal plaintext Secrets with `sealsync seal`"));
         }
-        let opened = open_document(&doc.value, identities, &place, Provenance::AsWritten)
-            .map_err(sops_error)?;
+    }
+    // One MAC covers all the documents of a file.
+    let located: Vec<(&serde_yaml::Value, &str)> = docs
+        .iter()
+        .zip(&places)
+        .map(|(doc, place)| (&doc.value, place.as_str()))
+        .collect();
+    let opened = open_file(&located, identities).map_err(sops_error)?;
+    let mut out = Vec::with_capacity(docs.len());
+    for (opened, place) in opened.iter().zip(places) {
         let secret = secret_from_manifest(&opened.document).map_err(|e| {
             CliError::from_manifest(&e).context(&place).with_hint(
                 "import sops converts Secrets only: move other objects to their own files",
@@ -80,19 +90,17 @@ fn read_file(file: &std::path::Path, identities: &[Identity]) -> CliResult<Vec<I
 
 fn sops_error(error: SopsError) -> CliError {
     let hint = match &error {
-        SopsError::NoMatchingKey {
-            location,
-            recipients,
-        } => {
-            return CliError::new(format!(
-                "{location}: no identity given opens this SOPS file (its age recipients: {recipients})"
-            ))
-            .with_hint("pass -i with an age identity among the file's recipients (or set SOPS_AGE_KEY_FILE)")
+        SopsError::NoMatchingKey { .. } => {
+            "pass -i with an age identity among the file's recipients (or set SOPS_AGE_KEY_FILE)"
         }
         SopsError::MacMismatch { .. } | SopsError::Tampered { .. } => {
             "the file was changed without sops: check it with `sops decrypt`, and fix it with `sops edit`"
         }
         _ => "encrypt the file again with `sops encrypt`",
     };
-    CliError::new(Chain(&error).to_string()).with_hint(hint)
+    let message = match &error {
+        SopsError::Key { .. } => Chain(&error).to_string(),
+        _ => error.with_given_keys(),
+    };
+    CliError::new(message).with_hint(hint)
 }

@@ -87,6 +87,34 @@ impl SopsError {
         }
     }
 
+    /// The message for keys given on a command line rather than held by the cluster: without
+    /// the cluster's migration advice when none of them opens the file.
+    pub fn with_given_keys(&self) -> String {
+        match self {
+            SopsError::NoMatchingKey {
+                location,
+                recipients,
+            } => format!(
+                "{location}: no identity given opens this SOPS file (its age recipients: {recipients})"
+            ),
+            other => other.to_string(),
+        }
+    }
+
+    /// `file: document N`: where.
+    pub fn location(&self) -> &str {
+        match self {
+            SopsError::Malformed { location, .. }
+            | SopsError::Unsupported { location, .. }
+            | SopsError::NoMatchingKey { location, .. }
+            | SopsError::Key { location, .. }
+            | SopsError::Tampered { location, .. }
+            | SopsError::MacMismatch { location }
+            | SopsError::Plaintext { location, .. }
+            | SopsError::NotAsVerified { location, .. } => location,
+        }
+    }
+
     /// The field at fault, when one is.
     pub fn field(&self) -> Option<&str> {
         match self {

@@ -34,14 +34,24 @@ pub enum Rule {
 }
 
 impl Rule {
-    /// Whether a value at `path` is encrypted.
-    pub fn encrypts(&self, path: &[String]) -> bool {
+    /// Whether `key` is one the rule names (its suffix or regex); tested once per key, as the
+    /// walk descends, so a long key is scanned once whatever lies under it.
+    pub fn names(&self, key: &str) -> bool {
+        match self {
+            Rule::All => false,
+            Rule::UnencryptedSuffix(suffix) | Rule::EncryptedSuffix(suffix) => {
+                key.ends_with(suffix.as_str())
+            }
+            Rule::UnencryptedRegex(regex) | Rule::EncryptedRegex(regex) => regex.is_match(key),
+        }
+    }
+
+    /// Whether a value is encrypted, given whether any key on its path is one the rule names.
+    pub fn encrypts(&self, path_named: bool) -> bool {
         match self {
             Rule::All => true,
-            Rule::UnencryptedSuffix(suffix) => !path.iter().any(|k| k.ends_with(suffix.as_str())),
-            Rule::EncryptedSuffix(suffix) => path.iter().any(|k| k.ends_with(suffix.as_str())),
-            Rule::UnencryptedRegex(regex) => !path.iter().any(|k| regex.is_match(k)),
-            Rule::EncryptedRegex(regex) => path.iter().any(|k| regex.is_match(k)),
+            Rule::UnencryptedSuffix(_) | Rule::UnencryptedRegex(_) => !path_named,
+            Rule::EncryptedSuffix(_) | Rule::EncryptedRegex(_) => path_named,
         }
     }
 
@@ -176,6 +186,13 @@ impl SopsMetadata {
                     )
                 })
         };
+        if comment_rules && !rules.is_empty() {
+            // sops allows one selection rule, the comment regexes included.
+            return Err(malformed(
+                "sops",
+                "a comment regex beside another selection rule, which sops does not write",
+            ));
+        }
         let rule = match rules.as_slice() {
             [] if comment_rules => Rule::All,
             [] => Rule::UnencryptedSuffix("_unencrypted".to_owned()),

@@ -14,11 +14,13 @@
 //! - The MAC covers the plaintext of the values in document order (only the encrypted ones with
 //!   `mac_only_encrypted`) and is checked before any value is returned.
 //!
-//! The MAC needs the document as written, in its order: [`open_document`] checks it on the
-//! file. A renderer may then change the document (kustomize sets a namespace or labels,
-//! post-build substitution fills variables), so a rendered copy is opened against the source
-//! it was verified as ([`Provenance::RenderedFrom`]): same MAC, and only encrypted values the
-//! source holds, each at its own path. Errors name the file and field, never a value.
+//! The MAC needs the file as written, in its order: [`open_file`] and [`verify_file`] check it
+//! over all the documents of a file that share a metadata block, as sops computes it. A
+//! renderer may then change a document (kustomize sets a namespace or labels, post-build
+//! substitution fills variables), so a rendered copy is opened against the file it was
+//! verified as ([`Provenance::RenderedFrom`]): the same metadata block, walked with that
+//! file's rule, and only encrypted values that file holds, each at its own path. Errors name
+//! the file and field, never a value.
 
 mod error;
 mod metadata;
@@ -51,12 +53,14 @@ pub fn is_sops_object(object: &Json) -> bool {
     object.get(METADATA_KEY).is_some_and(Json::is_object)
 }
 
-/// A SOPS document whose MAC was checked, as written in its file: what a rendered copy of it
-/// is opened against.
+/// The SOPS documents of one file that share one metadata block (sops writes the same block,
+/// with one MAC over all of them, into each document of a file), verified as written: what a
+/// rendered copy of any of them is opened against.
 pub struct VerifiedSops {
     key: SopsDataKey,
     key_id: KeyId,
-    mac: String,
+    metadata: SopsMetadata,
+    block: Value,
     values: HashSet<String>,
 }
 
@@ -76,39 +80,43 @@ impl VerifiedSops {
     }
 
     /// Its `sops.mac`, which no other file holds (its IV is random): how a rendered copy is
-    /// matched to the file it came from.
+    /// matched with the file it came from.
     pub fn mac(&self) -> &str {
-        &self.mac
+        &self.metadata.mac
     }
 }
 
 /// Where a document to open comes from, which says how its integrity is known.
 #[derive(Debug, Clone, Copy)]
 pub enum Provenance<'a> {
-    /// As written in its file: its MAC is checked.
-    AsWritten,
-    /// A rendered copy of a document verified as written: its `sops.mac` must be that
-    /// document's and every encrypted value one that document holds.
+    /// A rendered copy of documents verified as written ([`verify_file`]): its `sops` block
+    /// must be theirs, it is walked with their rule, and each encrypted value must be one they
+    /// hold.
     RenderedFrom(&'a VerifiedSops),
-    /// Recorded by the controller from a revision whose copy passed one of the above (a
-    /// self-heal applies it again): decrypted without a MAC, which the recorded form no
-    /// longer has in its order.
+    /// Recorded by the controller from a revision whose copy passed the above (a self-heal
+    /// applies it again): decrypted without a MAC, which the recorded form no longer has in
+    /// its order.
     Recorded,
 }
 
 /// A SOPS document, decrypted: the plaintext tree without its `sops` metadata (wiped on drop),
-/// and the cluster key that opened it.
+/// the cluster key that opened it, and the values of `data` and `stringData` that its rule
+/// leaves in plaintext.
 pub struct OpenedSops {
     /// The plaintext document.
     pub document: Value,
     /// The id of the cluster key that opened it.
     pub key_id: KeyId,
+    /// Fields of `data` and `stringData` written in plaintext (the rule does not encrypt
+    /// them), as `data.KEY`: plaintext in Git, refused where plaintext Secrets are.
+    pub plaintext_fields: Vec<String>,
 }
 
 impl std::fmt::Debug for OpenedSops {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpenedSops")
             .field("key_id", &self.key_id)
+            .field("plaintext_fields", &self.plaintext_fields)
             .finish_non_exhaustive()
     }
 }
@@ -119,85 +127,159 @@ impl Drop for OpenedSops {
     }
 }
 
-/// Opens `document` (at `location`, `file: document N` for messages) with one of
-/// `identities`, checking its integrity as `provenance` says.
+/// One document of a file, and where it is (`file: document N (Kind ns/name)`) for messages.
+pub type Located<'a> = (&'a Value, &'a str);
+
+/// Groups the SOPS documents of one file by their metadata block (by `sops.mac`), in order.
+fn groups<'a>(documents: &[Located<'a>]) -> Vec<Vec<(usize, Located<'a>)>> {
+    let mut out: Vec<Vec<(usize, Located<'a>)>> = Vec::new();
+    for (index, &(document, location)) in documents.iter().enumerate() {
+        let mac = document[METADATA_KEY]["mac"].as_str();
+        match out
+            .iter_mut()
+            .find(|g| g[0].1 .0[METADATA_KEY]["mac"].as_str() == mac)
+        {
+            Some(group) => group.push((index, (document, location))),
+            None => out.push(vec![(index, (document, location))]),
+        }
+    }
+    out
+}
+
+/// Opens the SOPS `documents` of one file as written, with one of `identities`: each group of
+/// documents that shares a metadata block has one MAC over all of them, in order, checked
+/// before any value is returned. The opened documents come back in the order given.
+pub fn open_file(
+    documents: &[Located<'_>],
+    identities: &[Identity],
+) -> Result<Vec<OpenedSops>, SopsError> {
+    let mut opened: Vec<Option<OpenedSops>> = documents.iter().map(|_| None).collect();
+    for group in groups(documents) {
+        let (first, first_location) = group[0].1;
+        let metadata = SopsMetadata::parse(first, first_location)?;
+        let (key, key_id) = open_data_key(&metadata, identities, first_location)?;
+        let mut walk = Walk::new(&metadata, &key).with_mac();
+        let mut plaintexts = Vec::with_capacity(group.len());
+        for &(index, (document, location)) in &group {
+            same_block(document, first, location)?;
+            plaintexts.push((index, walk.document(document, location)?));
+        }
+        walk.finish(first_location)?;
+        for (index, (document, plaintext_fields)) in plaintexts {
+            opened[index] = Some(OpenedSops {
+                document,
+                key_id: key_id.clone(),
+                plaintext_fields,
+            });
+        }
+    }
+    Ok(opened.into_iter().flatten().collect())
+}
+
+/// Checks the MAC of the SOPS `documents` of one file that share the metadata block whose
+/// `sops.mac` is `mac`, and keeps what opening a rendered copy of them needs; the plaintext
+/// is wiped before this returns.
+pub fn verify_file(
+    documents: &[Located<'_>],
+    mac: &str,
+    identities: &[Identity],
+) -> Result<Option<VerifiedSops>, SopsError> {
+    let Some(group) = groups(documents)
+        .into_iter()
+        .find(|g| g[0].1 .0[METADATA_KEY]["mac"].as_str() == Some(mac))
+    else {
+        return Ok(None);
+    };
+    let (first, first_location) = group[0].1;
+    let metadata = SopsMetadata::parse(first, first_location)?;
+    let (key, key_id) = open_data_key(&metadata, identities, first_location)?;
+    let mut walk = Walk::new(&metadata, &key).with_mac().collecting_values();
+    for &(_, (document, location)) in &group {
+        same_block(document, first, location)?;
+        let (mut plaintext, _) = walk.document(document, location)?;
+        crate::manifest::wipe_value(&mut plaintext);
+    }
+    let values = walk.finish(first_location)?;
+    Ok(Some(VerifiedSops {
+        key,
+        key_id,
+        block: first[METADATA_KEY].clone(),
+        metadata,
+        values,
+    }))
+}
+
+/// Every document of a group carries the same metadata block, as sops writes it.
+fn same_block(document: &Value, first: &Value, location: &str) -> Result<(), SopsError> {
+    if document[METADATA_KEY] == first[METADATA_KEY] {
+        Ok(())
+    } else {
+        Err(SopsError::malformed(
+            location,
+            "sops",
+            "its metadata differs from that of the file's other documents with the same MAC",
+        ))
+    }
+}
+
+/// Opens `document` (at `location`, `file: document N` for messages), a copy of documents
+/// verified elsewhere or recorded, as `provenance` says.
 pub fn open_document(
     document: &Value,
     identities: &[Identity],
     location: &str,
     provenance: Provenance<'_>,
 ) -> Result<OpenedSops, SopsError> {
-    let metadata = SopsMetadata::parse(document, location)?;
-    let (key, key_id, owned);
-    match provenance {
+    let (plaintext, key_id) = match provenance {
         Provenance::RenderedFrom(verified) => {
-            if metadata.mac != verified.mac {
+            if document.get(METADATA_KEY) != Some(&verified.block) {
                 return Err(SopsError::NotAsVerified {
                     location: location.to_owned(),
-                    reason: "its sops.mac is not the one of the file it was rendered from"
+                    reason: "its sops metadata is not that of the file it was rendered from"
                         .to_owned(),
                 });
             }
-            key = &verified.key;
-            key_id = verified.key_id.clone();
+            let mut walk =
+                Walk::new(&verified.metadata, &verified.key).allowing_only(&verified.values);
+            (walk.document(document, location)?, verified.key_id.clone())
         }
-        Provenance::AsWritten | Provenance::Recorded => {
-            let (opened, id) = open_data_key(&metadata, identities, location)?;
-            owned = opened;
-            key = &owned;
-            key_id = id;
+        Provenance::Recorded => {
+            let metadata = SopsMetadata::parse(document, location)?;
+            let (key, key_id) = open_data_key(&metadata, identities, location)?;
+            let mut walk = Walk::new(&metadata, &key);
+            (walk.document(document, location)?, key_id)
         }
-    }
-    let mut walk = Walk::new(&metadata, key, location);
-    match provenance {
-        Provenance::AsWritten => walk = walk.with_mac(),
-        Provenance::RenderedFrom(verified) => walk = walk.allowing_only(&verified.values),
-        Provenance::Recorded => {}
-    }
-    let (plaintext, _) = walk.run(document)?;
+    };
+    let (document, plaintext_fields) = plaintext;
     Ok(OpenedSops {
-        document: plaintext,
+        document,
         key_id,
-    })
-}
-
-/// Checks the MAC of `document` as written and keeps what opening a rendered copy of it
-/// needs; the plaintext is wiped before this returns.
-pub fn verify_document(
-    document: &Value,
-    identities: &[Identity],
-    location: &str,
-) -> Result<VerifiedSops, SopsError> {
-    let metadata = SopsMetadata::parse(document, location)?;
-    let (key, key_id) = open_data_key(&metadata, identities, location)?;
-    let (mut plaintext, values) = Walk::new(&metadata, &key, location)
-        .with_mac()
-        .collecting_values()
-        .run(document)?;
-    crate::manifest::wipe_value(&mut plaintext);
-    Ok(VerifiedSops {
-        key,
-        key_id,
-        mac: metadata.mac.clone(),
-        values,
+        plaintext_fields,
     })
 }
 
 /// What is wrong with `document` as a SOPS file, without any key: metadata that does not
-/// parse, no MAC, or a value its rule encrypts held in plaintext. For `sealsync check`.
-pub fn check_document(document: &Value, location: &str) -> Result<(), SopsError> {
+/// parse, no MAC, or a value its rule encrypts held in plaintext. The fields of `data` and
+/// `stringData` its rule leaves in plaintext come back.
+pub fn check_document(document: &Value, location: &str) -> Result<Vec<String>, SopsError> {
     let metadata = SopsMetadata::parse(document, location)?;
     walk::check_encrypted(document, &metadata, location)
 }
 
+/// The data key, from the first `sops.age` entry wrapped to one of `identities`. Entries for
+/// other recipients are not tried, so neither their number nor their damage costs anything.
 fn open_data_key(
     metadata: &SopsMetadata,
     identities: &[Identity],
     location: &str,
 ) -> Result<(SopsDataKey, KeyId), SopsError> {
     for (index, entry) in metadata.age.iter().enumerate() {
+        let id = KeyId::of_recipient_str(entry.recipient.trim());
+        let Some(identity) = identities.iter().find(|i| *i.key_id() == id) else {
+            continue;
+        };
         let field = format!("sops.age[{index}].enc");
-        match open_sops_data_key(&entry.enc, identities, &field) {
+        match open_sops_data_key(&entry.enc, std::slice::from_ref(identity), &field) {
             Ok(Some(opened)) => return Ok(opened),
             Ok(None) => {}
             Err(source) => {

@@ -22,12 +22,17 @@ fn identities() -> Vec<Identity> {
 }
 
 fn open(document: &Value) -> Result<OpenedSops, SopsError> {
-    open_document(
-        document,
-        &identities(),
-        "f.yaml: document 1",
-        Provenance::AsWritten,
-    )
+    open_file(&[(document, "f.yaml: document 1")], &identities()).map(|mut opened| {
+        assert_eq!(opened.len(), 1);
+        opened.remove(0)
+    })
+}
+
+fn verify(document: &Value) -> VerifiedSops {
+    let mac = document["sops"]["mac"].as_str().expect("mac");
+    verify_file(&[(document, "f")], mac, &identities())
+        .expect("verified")
+        .expect("found")
 }
 
 /// Every error on every path: names the place, never a value.
@@ -202,8 +207,7 @@ fn metadata_without_a_mac_or_with_key_groups_is_refused() {
 fn a_file_for_other_keys_names_its_recipients_and_what_to_do() {
     let document = read("secret.sops.yaml");
     let other = sealsync_crypto::Identity::generate();
-    let error =
-        open_document(&document, &[other], "f", Provenance::AsWritten).expect_err("wrong key");
+    let error = open_file(&[(&document, "f")], &[other]).expect_err("wrong key");
     let recipient = document["sops"]["age"][0]["recipient"]
         .as_str()
         .expect("recipient");
@@ -217,7 +221,7 @@ fn a_file_for_other_keys_names_its_recipients_and_what_to_do() {
 #[test]
 fn a_rendered_copy_opens_against_the_file_it_was_verified_as() {
     let source = read("secret.sops.yaml");
-    let verified = verify_document(&source, &identities(), "f").expect("verified");
+    let verified = verify(&source);
     assert_eq!(verified.key_id(), identities()[0].key_id());
 
     // kustomize set a namespace and a label: outside the values, inside the MAC.
@@ -311,4 +315,71 @@ fn lastmodified_is_read_as_go_formats_it() {
         document["sops"]["lastmodified"] = Value::from(bad);
         assert!(SopsMetadata::parse(&document, "f").is_err(), "{bad}");
     }
+}
+
+#[test]
+fn a_file_of_several_documents_has_one_mac_over_all_of_them() {
+    let text = std::fs::read_to_string(format!("{DIR}/multi.sops.yaml")).expect("vector");
+    let documents = read_documents(&text, Limits::default()).expect("parsed");
+    let located: Vec<(&Value, &str)> = documents
+        .iter()
+        .map(|d| (&d.value, "multi.sops.yaml"))
+        .collect();
+    let opened = open_file(&located, &identities()).expect("opened");
+    assert_eq!(
+        opened[0].document["stringData"]["password"],
+        Value::from("canary-sops-multi-first-3a1")
+    );
+    assert_eq!(
+        opened[1].document["stringData"]["password"],
+        Value::from("canary-sops-multi-second-8e4")
+    );
+    // One document alone is not the file the MAC covers.
+    let error = open_file(&located[..1], &identities()).expect_err("half the file");
+    assert!(matches!(error, SopsError::MacMismatch { .. }), "{error}");
+    // Values swapped between documents keep their paths but change the MAC's order.
+    let mut swapped: Vec<Value> = documents.iter().map(|d| d.value.clone()).collect();
+    let first = swapped[0]["stringData"]["password"].clone();
+    swapped[0]["stringData"]["password"] = swapped[1]["stringData"]["password"].clone();
+    swapped[1]["stringData"]["password"] = first;
+    let located: Vec<(&Value, &str)> = swapped.iter().map(|d| (d, "f")).collect();
+    let error = open_file(&located, &identities()).expect_err("swapped");
+    assert!(matches!(error, SopsError::MacMismatch { .. }), "{error}");
+    assert_no_value(&error);
+}
+
+#[test]
+fn a_rendered_copy_is_walked_with_the_rule_of_its_file_not_its_own() {
+    let source = read("secret.sops.yaml");
+    let verified = verify(&source);
+    // A patch that rewrites the rule so that nothing counts as encrypted.
+    let mut rendered = source.clone();
+    set(
+        &mut rendered,
+        &["sops", "encrypted_regex"],
+        Value::from("^none$"),
+    );
+    set(
+        &mut rendered,
+        &["stringData", "password"],
+        Value::from("canary-patched-in"),
+    );
+    let error = open_document(&rendered, &[], "r", Provenance::RenderedFrom(&verified))
+        .expect_err("another rule");
+    assert!(matches!(error, SopsError::NotAsVerified { .. }), "{error}");
+    assert_no_value(&error);
+}
+
+#[test]
+fn values_a_rule_leaves_in_plaintext_are_reported_as_such() {
+    let mut document = read("encrypted-suffix.sops.yaml");
+    // `plain.kept` is outside data and stringData: not a Secret value.
+    assert!(open(&document).expect("opened").plaintext_fields.is_empty());
+    assert!(check_document(&document, "f").expect("checked").is_empty());
+    // A Secret value under a key the rule leaves alone.
+    document["data"] = serde_yaml::from_str("{token: Y2FuYXJ5}").expect("yaml");
+    assert_eq!(
+        check_document(&document, "f").expect("checked"),
+        ["data.token"]
+    );
 }

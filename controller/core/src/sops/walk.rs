@@ -8,30 +8,39 @@ use sealsync_crypto::{is_sops_value, SopsDataKey, SopsMac, SopsValue};
 use super::metadata::SopsMetadata;
 use super::{SopsError, METADATA_KEY};
 
-/// One pass over a document's tree: every value the rule encrypts decrypted at its path, and,
-/// when asked, the MAC computed in document order and the encrypted values collected.
+/// The top-level fields of a Secret that hold values.
+const VALUE_FIELDS: [&str; 2] = ["data", "stringData"];
+
+/// A pass over the documents of one metadata block: every value the rule encrypts decrypted
+/// at its path, and, when asked, the MAC computed in document order across them and the
+/// encrypted values collected.
 pub(super) struct Walk<'a> {
     metadata: &'a SopsMetadata,
     key: &'a SopsDataKey,
-    location: &'a str,
     mac: Option<SopsMac>,
     collected: Option<HashSet<String>>,
     allowed: Option<&'a HashSet<String>>,
 }
 
+/// Where the walk is in one document.
+struct At<'a> {
+    location: &'a str,
+    path: Vec<String>,
+    plaintext_fields: Vec<String>,
+}
+
 impl<'a> Walk<'a> {
-    pub(super) fn new(metadata: &'a SopsMetadata, key: &'a SopsDataKey, location: &'a str) -> Self {
+    pub(super) fn new(metadata: &'a SopsMetadata, key: &'a SopsDataKey) -> Self {
         Self {
             metadata,
             key,
-            location,
             mac: None,
             collected: None,
             allowed: None,
         }
     }
 
-    /// Computes the MAC and checks it against `sops.mac` at the end.
+    /// Computes the MAC, checked by [`Walk::finish`].
     pub(super) fn with_mac(mut self) -> Self {
         self.mac = Some(SopsMac::new(self.metadata.mac_only_encrypted));
         self
@@ -49,66 +58,79 @@ impl<'a> Walk<'a> {
         self
     }
 
-    /// The plaintext tree without its metadata, and the values collected.
-    pub(super) fn run(mut self, document: &Value) -> Result<(Value, HashSet<String>), SopsError> {
+    /// One document: its plaintext tree without the metadata, and the fields of `data` and
+    /// `stringData` its rule leaves in plaintext.
+    pub(super) fn document(
+        &mut self,
+        document: &Value,
+        location: &str,
+    ) -> Result<(Value, Vec<String>), SopsError> {
         let Value::Mapping(top) = document else {
             return Err(SopsError::malformed(
-                self.location,
+                location,
                 "the document",
                 "not a mapping",
             ));
         };
-        let mut path = Vec::new();
+        let mut at = At {
+            location,
+            path: Vec::new(),
+            plaintext_fields: Vec::new(),
+        };
         let mut out = Mapping::new();
-        let result = self.mapping(top, &mut path, &mut out, true);
-        let mut plaintext = Value::Mapping(out);
-        if let Err(e) = result.and_then(|()| self.check_mac()) {
-            crate::manifest::wipe_value(&mut plaintext);
-            return Err(e);
+        match self.mapping(top, &mut at, false, &mut out, true) {
+            Ok(()) => Ok((Value::Mapping(out), at.plaintext_fields)),
+            Err(e) => {
+                crate::manifest::wipe_value(&mut Value::Mapping(out));
+                Err(e)
+            }
         }
-        Ok((plaintext, self.collected.take().unwrap_or_default()))
     }
 
-    fn check_mac(&mut self) -> Result<(), SopsError> {
-        let Some(mac) = self.mac.take() else {
-            return Ok(());
-        };
-        let stored = SopsValue::parse(&self.metadata.mac, "sops.mac").map_err(|_| {
-            SopsError::malformed(self.location, "sops.mac", "not an ENC[AES256_GCM,…] value")
-        })?;
-        mac.check(self.key, &stored, &self.metadata.lastmodified, "sops.mac")
-            .map_err(|_| SopsError::MacMismatch {
-                location: self.location.to_owned(),
-            })
+    /// Checks the MAC over every document walked, when computed; the encrypted values
+    /// collected.
+    pub(super) fn finish(self, location: &str) -> Result<HashSet<String>, SopsError> {
+        if let Some(mac) = self.mac {
+            let stored = SopsValue::parse(&self.metadata.mac, "sops.mac").map_err(|_| {
+                SopsError::malformed(location, "sops.mac", "not an ENC[AES256_GCM,…] value")
+            })?;
+            mac.check(self.key, &stored, &self.metadata.lastmodified, "sops.mac")
+                .map_err(|_| SopsError::MacMismatch {
+                    location: location.to_owned(),
+                })?;
+        }
+        Ok(self.collected.unwrap_or_default())
     }
 
     fn mapping(
         &mut self,
         map: &Mapping,
-        path: &mut Vec<String>,
+        at: &mut At<'_>,
+        named: bool,
         out: &mut Mapping,
         top: bool,
     ) -> Result<(), SopsError> {
         for (key, value) in map {
-            let name = key_name(key).ok_or_else(|| {
-                SopsError::malformed(self.location, &field(path), "a key that is not a string")
+            let name = key.as_str().ok_or_else(|| {
+                SopsError::malformed(at.location, &field(&at.path), "a key that is not a string")
             })?;
             if top && name == METADATA_KEY {
                 continue;
             }
-            path.push(name.to_owned());
-            let walked = self.value(value, path);
-            path.pop();
+            let named = named || self.metadata.rule.names(name);
+            at.path.push(name.to_owned());
+            let walked = self.value(value, at, named);
+            at.path.pop();
             out.insert(key.clone(), walked?);
         }
         Ok(())
     }
 
-    fn value(&mut self, value: &Value, path: &mut Vec<String>) -> Result<Value, SopsError> {
+    fn value(&mut self, value: &Value, at: &mut At<'_>, named: bool) -> Result<Value, SopsError> {
         match value {
             Value::Mapping(map) => {
                 let mut out = Mapping::new();
-                match self.mapping(map, path, &mut out, false) {
+                match self.mapping(map, at, named, &mut out, false) {
                     Ok(()) => Ok(Value::Mapping(out)),
                     Err(e) => {
                         crate::manifest::wipe_value(&mut Value::Mapping(out));
@@ -120,7 +142,7 @@ impl<'a> Walk<'a> {
             Value::Sequence(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for item in items {
-                    match self.value(item, path) {
+                    match self.value(item, at, named) {
                         Ok(v) => out.push(v),
                         Err(e) => {
                             crate::manifest::wipe_value(&mut Value::Sequence(out));
@@ -131,21 +153,25 @@ impl<'a> Walk<'a> {
                 Ok(Value::Sequence(out))
             }
             Value::Tagged(_) => Err(SopsError::malformed(
-                self.location,
-                &field(path),
+                at.location,
+                &field(&at.path),
                 "a tagged value, which sops does not write",
             )),
-            leaf => self.leaf(leaf, path),
+            leaf => self.leaf(leaf, at, named),
         }
     }
 
-    fn leaf(&mut self, value: &Value, path: &[String]) -> Result<Value, SopsError> {
-        let encrypted = self.metadata.rule.encrypts(path);
-        if !encrypted {
+    fn leaf(&mut self, value: &Value, at: &mut At<'_>, named: bool) -> Result<Value, SopsError> {
+        if !self.metadata.rule.encrypts(named) {
             if let (Some(mac), false) = (self.mac.as_mut(), self.metadata.mac_only_encrypted) {
                 if let Some(bytes) = canonical_bytes(value) {
                     mac.update(bytes.as_bytes());
                 }
+            }
+            let holds_value =
+                !matches!(value, Value::Null) && value.as_str().is_none_or(|s| !s.is_empty());
+            if holds_value && at.path.len() > 1 && VALUE_FIELDS.contains(&at.path[0].as_str()) {
+                at.plaintext_fields.push(field(&at.path));
             }
             return Ok(value.clone());
         }
@@ -156,42 +182,42 @@ impl<'a> Walk<'a> {
             Value::String(s) if is_sops_value(s) => s,
             _ => {
                 return Err(SopsError::Plaintext {
-                    location: self.location.to_owned(),
-                    field: field(path),
+                    location: at.location.to_owned(),
+                    field: field(&at.path),
                     rule: self.metadata.rule.describe(),
                 })
             }
         };
+        let name = field(&at.path);
         if let Some(allowed) = self.allowed {
             if !allowed.contains(text) {
                 return Err(SopsError::NotAsVerified {
-                    location: self.location.to_owned(),
-                    reason: format!("{} holds an encrypted value the file does not", field(path)),
+                    location: at.location.to_owned(),
+                    reason: format!("{name} holds an encrypted value the file does not"),
                 });
             }
         }
         if let Some(collected) = self.collected.as_mut() {
             collected.insert(text.clone());
         }
-        let name = field(path);
         let parsed = SopsValue::parse(text, &name).map_err(|_| {
             SopsError::malformed(
-                self.location,
+                at.location,
                 &name,
                 "not an ENC[AES256_GCM,data:…,iv:…,tag:…,type:…] value",
             )
         })?;
-        let aad = format!("{}:", path.join(":"));
+        let aad = format!("{}:", at.path.join(":"));
         let plaintext = self
             .key
             .decrypt(&parsed, aad.as_bytes(), &name)
             .map_err(|_| SopsError::Tampered {
-                location: self.location.to_owned(),
+                location: at.location.to_owned(),
                 field: name.clone(),
             })?;
         let (typed, canonical) = typed(&parsed.value_type, &plaintext).ok_or_else(|| {
             SopsError::malformed(
-                self.location,
+                at.location,
                 &name,
                 format!("its plaintext is not a valid {}", parsed.value_type),
             )
@@ -203,67 +229,80 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// Checks, without a key, that every value the rule encrypts is encrypted.
+/// Checks, without a key, that every value the rule encrypts is encrypted; the fields of
+/// `data` and `stringData` it leaves in plaintext.
 pub(super) fn check_encrypted(
     document: &Value,
     metadata: &SopsMetadata,
     location: &str,
-) -> Result<(), SopsError> {
+) -> Result<Vec<String>, SopsError> {
     fn visit(
         value: &Value,
-        path: &mut Vec<String>,
+        at: &mut At<'_>,
         metadata: &SopsMetadata,
-        location: &str,
+        named: bool,
         top: bool,
     ) -> Result<(), SopsError> {
         match value {
             Value::Mapping(map) => {
                 for (key, value) in map {
-                    let name = key_name(key).ok_or_else(|| {
-                        SopsError::malformed(location, &field(path), "a key that is not a string")
+                    let name = key.as_str().ok_or_else(|| {
+                        SopsError::malformed(
+                            at.location,
+                            &field(&at.path),
+                            "a key that is not a string",
+                        )
                     })?;
                     if top && name == METADATA_KEY {
                         continue;
                     }
-                    path.push(name.to_owned());
-                    let result = visit(value, path, metadata, location, false);
-                    path.pop();
+                    let named = named || metadata.rule.names(name);
+                    at.path.push(name.to_owned());
+                    let result = visit(value, at, metadata, named, false);
+                    at.path.pop();
                     result?;
                 }
                 Ok(())
             }
             Value::Sequence(items) => items
                 .iter()
-                .try_for_each(|item| visit(item, path, metadata, location, false)),
+                .try_for_each(|item| visit(item, at, metadata, named, false)),
             Value::Tagged(_) => Err(SopsError::malformed(
-                location,
-                &field(path),
+                at.location,
+                &field(&at.path),
                 "a tagged value, which sops does not write",
             )),
             Value::Null => Ok(()),
             Value::String(s) if s.is_empty() => Ok(()),
-            _ if !metadata.rule.encrypts(path) => Ok(()),
-            Value::String(s) if is_sops_value(s) => {
-                SopsValue::parse(s, &field(path)).map(drop).map_err(|_| {
+            _ if !metadata.rule.encrypts(named) => {
+                if at.path.len() > 1 && VALUE_FIELDS.contains(&at.path[0].as_str()) {
+                    at.plaintext_fields.push(field(&at.path));
+                }
+                Ok(())
+            }
+            Value::String(s) if is_sops_value(s) => SopsValue::parse(s, &field(&at.path))
+                .map(drop)
+                .map_err(|_| {
                     SopsError::malformed(
-                        location,
-                        &field(path),
+                        at.location,
+                        &field(&at.path),
                         "not an ENC[AES256_GCM,data:…,iv:…,tag:…,type:…] value",
                     )
-                })
-            }
+                }),
             _ => Err(SopsError::Plaintext {
-                location: location.to_owned(),
-                field: field(path),
+                location: at.location.to_owned(),
+                field: field(&at.path),
                 rule: metadata.rule.describe(),
             }),
         }
     }
-    visit(document, &mut Vec::new(), metadata, location, true)
-}
-
-fn key_name(key: &Value) -> Option<&str> {
-    key.as_str()
+    let mut at = At {
+        location,
+        path: Vec::new(),
+        plaintext_fields: Vec::new(),
+    };
+    visit(document, &mut at, metadata, false, true)?;
+    Ok(at.plaintext_fields)
 }
 
 /// `data.password`: a path for messages.

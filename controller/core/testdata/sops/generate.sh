@@ -29,3 +29,4 @@ encrypt mac-only '    encrypted_regex: ^(data|stringData)$
 encrypt unencrypted-regex '    unencrypted_regex: ^(apiVersion|kind|metadata|type)$' yaml
 encrypt encrypted-suffix '    encrypted_suffix: _secret' yaml
 encrypt secret '    encrypted_regex: ^(data|stringData)$' json
+encrypt multi '    encrypted_regex: ^(data|stringData)$' yaml
