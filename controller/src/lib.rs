@@ -23,6 +23,7 @@ mod keys;
 mod leader;
 mod reconcile;
 mod refresh;
+mod resources;
 mod status;
 mod support;
 mod sync;

@@ -28,6 +28,8 @@ mod render_spec;
 pub mod renderer;
 pub mod rewrap;
 #[cfg(feature = "kube")]
+mod sealedsecret_crd;
+#[cfg(feature = "kube")]
 mod sealingkey;
 #[cfg(feature = "signatures")]
 pub mod sigverify;
@@ -60,6 +62,12 @@ pub use render_spec::{
     SubstituteKind, SubstituteReference, ValuesKind, ValuesReference,
 };
 #[cfg(feature = "kube")]
+pub use sealedsecret_crd::{
+    SealedEnvelope, SealedScope, SealedSecretResource, SealedSecretResourceSpec,
+    SealedSecretStatus, SealedTemplate, SealedTemplateMeta, MANAGED_ANNOTATION,
+    SEALED_SECRET_LABEL,
+};
+#[cfg(feature = "kube")]
 pub use sealingkey::{
     KeyState, KeyUse, SealingKey, SealingKeySpec, SealingKeyStatus, MAX_LISTED_DOCUMENTS,
     RETIRE_REQUESTED_AT_ANNOTATION,
@@ -79,5 +87,7 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
     out.push_str(&serde_yaml::to_string(&GitSync::crd())?);
     out.push_str("---\n");
     out.push_str(&serde_yaml::to_string(&SealingKey::crd())?);
+    out.push_str("---\n");
+    out.push_str(&serde_yaml::to_string(&SealedSecretResource::crd())?);
     Ok(out)
 }

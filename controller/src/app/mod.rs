@@ -23,7 +23,7 @@ pub use args::Args;
 use elections::Elections;
 use startup::{client, init_logging, load_checksum_key, load_keys, wait_for_signal, wait_until};
 
-use crate::{http, keys, leader, leader::standby};
+use crate::{http, keys, leader, leader::standby, resources};
 
 /// Runs the controller until SIGTERM, or until it loses its Lease.
 pub async fn run(args: Args) -> Result<()> {
@@ -131,10 +131,23 @@ pub async fn run(args: Args) -> Result<()> {
     } else {
         (reader.clone(), None)
     };
+    // SealedSecret resources, wherever they are applied: followed by every replica (their
+    // usage of the keys counts), reconciled by the one that manages the keys.
+    let (resources_store, resources_task) = resources::start(
+        Arc::new(resources::Resources {
+            client: client.clone(),
+            keys: key_handles.keys.clone(),
+            metrics: metrics.clone(),
+            recorder: recorder.clone(),
+        }),
+        usage_changed.clone(),
+        keys_leading.clone(),
+        shutdown.clone(),
+    );
     let first_key_pass = Arc::new(tokio::sync::Notify::new());
     let key_manager = tokio::spawn(keys::manager::run(
         key_handles,
-        all_gitsyncs,
+        (all_gitsyncs, resources_store),
         usage_changed.clone(),
         first_key_pass.clone(),
         keys_leading,
@@ -222,6 +235,7 @@ pub async fn run(args: Args) -> Result<()> {
     corrections.abort();
     refreshes.abort();
     key_manager.abort();
+    resources_task.abort();
     if lost_lease {
         // As client-go's controllers do: a replica that lost its Lease restarts and stands by
         // afresh, rather than reconcile beside another leader.

@@ -23,7 +23,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Resource, ResourceExt};
 use sealsync_core::Chain;
-use sealsync_core::{GitSync, KeyState, SealingKey, SealingKeySpec};
+use sealsync_core::{GitSync, KeyState, SealedSecretResource, SealingKey, SealingKeySpec};
 use sealsync_crypto::{Identity, KeyId};
 use tokio::sync::Notify;
 
@@ -48,7 +48,7 @@ const RECHECK: Duration = Duration::from_secs(60);
 /// mistaken for work of an idle sync.
 pub(crate) async fn run(
     handles: Arc<KeyHandles>,
-    gitsyncs: Store<GitSync>,
+    (gitsyncs, resources): (Store<GitSync>, Store<SealedSecretResource>),
     usage_changed: Arc<Notify>,
     first_pass: Arc<Notify>,
     mut leading: crate::support::Leading,
@@ -74,6 +74,7 @@ pub(crate) async fn run(
     let mut manager = Manager {
         handles,
         gitsyncs,
+        resources,
         sealing_keys,
         key_secrets,
         loaded: None,
@@ -152,6 +153,8 @@ fn ticks<T, E: std::error::Error>(
 pub(super) struct Manager {
     pub(super) handles: Arc<KeyHandles>,
     pub(super) gitsyncs: Store<GitSync>,
+    /// Every SealedSecret resource, for the keys their status says opened them.
+    pub(super) resources: Store<SealedSecretResource>,
     pub(super) sealing_keys: Store<SealingKey>,
     pub(super) key_secrets: Store<PartialObjectMeta<Secret>>,
     /// The names and resourceVersions of the key Secrets last loaded.
@@ -175,8 +178,13 @@ impl Manager {
     /// The documents each key opens, once the GitSync cache has listed: before that a key
     /// could look unused, so nothing that depends on usage is decided.
     fn usage(&self) -> Option<Usage> {
-        crate::support::cache::listed(&self.gitsyncs)
-            .then(|| usage::from_gitsyncs(self.gitsyncs.state().iter().map(|gs| &**gs)))
+        (crate::support::cache::listed(&self.gitsyncs)
+            && crate::support::cache::listed(&self.resources))
+        .then(|| {
+            let mut usage = usage::from_gitsyncs(self.gitsyncs.state().iter().map(|gs| &**gs));
+            usage::add_resources(&mut usage, self.resources.state().iter().map(|r| &**r));
+            usage
+        })
     }
 
     pub(super) fn namespace(&self) -> &str {

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use kube::ResourceExt;
-use sealsync_core::{GitSync, KeyUse};
+use sealsync_core::{GitSync, KeyUse, SealedSecretResource};
 
 /// For each key id, the documents it opened, sorted.
 pub(crate) type Usage = BTreeMap<String, Vec<KeyUse>>;
@@ -41,12 +41,50 @@ pub(crate) fn from_gitsyncs<'a>(gitsyncs: impl IntoIterator<Item = &'a GitSync>)
     usage
 }
 
+/// Adds what SealedSecret resources report: each counts for the keys that opened it, as
+/// `SealedSecret ns/name (resource)` with no GitSync. One being deleted no longer counts.
+pub(crate) fn add_resources<'a>(
+    usage: &mut Usage,
+    resources: impl IntoIterator<Item = &'a SealedSecretResource>,
+) {
+    for resource in resources {
+        if resource.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let Some(status) = resource.status.as_ref() else {
+            continue;
+        };
+        let id = format!(
+            "{}/{}",
+            resource.namespace().unwrap_or_default(),
+            resource.name_any()
+        );
+        for key_id in &status.key_ids {
+            usage.entry(key_id.clone()).or_default().push(KeyUse {
+                git_sync: String::new(),
+                file: format!("SealedSecret {id} (resource)"),
+                secret: id.clone(),
+            });
+        }
+    }
+    for uses in usage.values_mut() {
+        uses.sort();
+        uses.dedup();
+    }
+}
+
 /// `GitSync ns/name: file (Secret ns/name)` lines for a refusal message, at most `limit`.
 pub(crate) fn describe(uses: &[KeyUse], limit: usize) -> String {
     let mut lines: Vec<String> = uses
         .iter()
         .take(limit)
-        .map(|u| format!("GitSync {}: {} (Secret {})", u.git_sync, u.file, u.secret))
+        .map(|u| {
+            if u.git_sync.is_empty() {
+                format!("{} (Secret {})", u.file, u.secret)
+            } else {
+                format!("GitSync {}: {} (Secret {})", u.git_sync, u.file, u.secret)
+            }
+        })
         .collect();
     if uses.len() > limit {
         lines.push(format!("and {} more", uses.len() - limit));

@@ -171,6 +171,9 @@ pub(crate) struct Metrics {
     pub health_wait: Histogram,
     /// Revisions `spec.verify` did not accept, by reason.
     pub verification_failures: Family<ReasonLabels, Counter>,
+    /// Reconciles of SealedSecret resources, by result (`written`, `unchanged`, or the
+    /// failure's reason).
+    pub sealed_secret_resources: Family<ResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -316,6 +319,12 @@ impl Default for Metrics {
             "Health waits of revisions, by result (healthy, failed, timeout)",
             health_checks.clone(),
         );
+        let sealed_secret_resources = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "sealedsecret_resource_reconciles",
+            "Reconciles of SealedSecret resources, by result",
+            sealed_secret_resources.clone(),
+        );
         let verification_failures = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "verification_failures",
@@ -334,6 +343,7 @@ impl Default for Metrics {
             health_checks,
             health_wait,
             verification_failures,
+            sealed_secret_resources,
             rewrap_requests,
             keys,
             key_documents,

@@ -657,6 +657,21 @@ async fn dry_run(
                 ),
             });
         }
+        let resource_owner = live.metadata.owner_references.iter().flatten().find(|o| {
+            o.controller == Some(true)
+                && o.api_version == "sealsync.dev/v1"
+                && o.kind == "SealedSecret"
+        });
+        if let Some(owner) = resource_owner {
+            return Err(ApplyError::Invalid {
+                location: d.location.clone(),
+                message: format!(
+                    "the object is written for the SealedSecret resource {}/{}; a Secret is written either by a GitSync or by a SealedSecret resource, never both: remove it from one of them",
+                    live.metadata.namespace.as_deref().unwrap_or_default(),
+                    owner.name
+                ),
+            });
+        }
         if live
             .metadata
             .annotations

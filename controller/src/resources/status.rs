@@ -1,0 +1,86 @@
+//! The status of a SealedSecret resource: `Ready` with a GitSync's reasons, the generation it
+//! describes, and the keys that opened it (what key retirement counts).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use sealsync_core::SealedSecretResource;
+
+use super::error::ResourceError;
+use super::reconcile::Written;
+
+/// Writes the outcome of a pass into the resource's status, keeping `lastTransitionTime` while
+/// `Ready` keeps its value, and the last key ids while it fails (the Secret still holds the
+/// values they opened).
+pub(crate) async fn write(
+    client: &kube::Client,
+    resource: &SealedSecretResource,
+    outcome: &Result<Written, ResourceError>,
+) -> Result<(), ResourceError> {
+    let previous = resource.status.as_ref();
+    let (ready, reason, message, key_ids) = match outcome {
+        Ok(w) => (
+            "True",
+            "Succeeded",
+            format!(
+                "Secret {}/{} holds the values of generation {}",
+                resource.namespace().unwrap_or_default(),
+                resource.name_any(),
+                resource.metadata.generation.unwrap_or_default()
+            ),
+            w.key_ids.clone(),
+        ),
+        Err(e) => (
+            "False",
+            e.reason(),
+            sealsync_core::Chain(e).to_string(),
+            previous.map(|s| s.key_ids.clone()).unwrap_or_default(),
+        ),
+    };
+    let since = previous
+        .and_then(|s| s.condition("Ready"))
+        .filter(|c| c.status == ready)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| Time(k8s_openapi::jiff::Timestamp::now()));
+    let condition = Condition {
+        type_: "Ready".to_owned(),
+        status: ready.to_owned(),
+        reason: reason.to_owned(),
+        message,
+        observed_generation: resource.metadata.generation,
+        last_transition_time: since,
+    };
+    let unchanged = previous.is_some_and(|s| {
+        s.observed_generation == resource.metadata.generation
+            && s.key_ids == key_ids
+            && s.condition("Ready").is_some_and(|c| {
+                c.status == condition.status
+                    && c.reason == condition.reason
+                    && c.message == condition.message
+            })
+    });
+    if unchanged {
+        return Ok(());
+    }
+    let patch = serde_json::json!({
+        "status": {
+            "conditions": [condition],
+            "observedGeneration": resource.metadata.generation,
+            "keyIds": key_ids,
+        }
+    });
+    let api: Api<SealedSecretResource> =
+        Api::namespaced(client.clone(), &resource.namespace().unwrap_or_default());
+    api.patch_status(
+        &resource.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map(drop)
+    .map_err(ResourceError::api(format!(
+        "writing the status of SealedSecret {}/{}",
+        resource.namespace().unwrap_or_default(),
+        resource.name_any()
+    )))
+}
