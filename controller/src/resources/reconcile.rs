@@ -89,13 +89,11 @@ pub(crate) async fn reconcile(
                 .recorder
                 .publish(&reference, true, e.reason(), "Write", &message)
                 .await;
-            Ok(Action::requeue(
-                if e.is_transient() || matches!(e, ResourceError::Decrypt(_)) {
-                    RETRY
-                } else {
-                    RESYNC
-                },
-            ))
+            Ok(Action::requeue(match e {
+                ResourceError::Decrypt(_) => RETRY_DECRYPT,
+                _ if e.is_transient() => RETRY,
+                _ => RESYNC,
+            }))
         }
     }
 }
