@@ -7,13 +7,17 @@
   stage took (each file's MAC checked as written, then its rendered copy opened); the peer is
   `sops decrypt` of the same 200 files, one process per file, as a script or a pre-sync hook
   runs it, and its total.
+- SealedSecret resources: 1,000 sealed files applied at once as resources with
+  `kubectl apply --server-side` (as Argo CD applies them); from the start of the apply to each
+  Secret written (the controller's log line), p50 and p99, and the controller's RSS after.
 - kubeseal migration: 1,000 Secrets sealed by the real `kubeseal --cert` for a fresh 4096-bit
   key. `sealsync import kubeseal --key KEY -w OUT DIR` converts them in one process (opened
   and sealed to a sealsync recipient); the peer is `kubeseal --recovery-unseal` per file,
   which only opens them. Also `sealsync import kubeseal` per file, process for process.
 
 Release builds. Not a test: run it by hand.
-Usage: bench/adoption.py [--server embedded|kube-apiserver] [--sops 200] [--kubeseal 1000]
+Usage: bench/adoption.py [--server embedded|kube-apiserver] [--sops 200] [--resources 1000]
+                         [--kubeseal 1000]
 """
 import argparse
 import os
@@ -24,8 +28,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import REL, ROOT, GitRemote, run, start_testcluster, stop_processes  # noqa: E402
-from heal_and_idle import Controller, kubectl_apply  # noqa: E402
+from common import (REL, ROOT, GitRemote, rss_kib, run, start_testcluster,  # noqa: E402
+                    stop_processes)
+from heal_and_idle import Controller, kubectl_apply, percentile  # noqa: E402
 
 
 def tools_dir():
@@ -117,6 +122,45 @@ def sops_in_sync(tmp, server, count, tools):
         stop_processes(procs)
 
 
+def resources_at_scale(tmp, server, count):
+    procs = []
+    try:
+        kubeconfig, _api = start_testcluster(tmp, procs, server)
+        kubectl = ["kubectl", "--kubeconfig", kubeconfig, "--cache-dir", os.path.join(tmp, "kc")]
+        run(kubectl + ["apply", "--server-side", "-f", os.path.join(ROOT, "deploy", "crds")])
+        for ns in ("sealsync-system", "apps"):
+            kubectl_apply(kubectl, f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n")
+        ctl = Controller(tmp, kubeconfig)
+        recipients = os.path.join(tmp, "recipients.txt")
+        run([os.path.join(REL, "sealsync"), "keys", "fetch", "--kubeconfig", kubeconfig,
+             "-o", recipients])
+        plain = os.path.join(tmp, "plain")
+        os.makedirs(plain)
+        for i in range(count):
+            with open(os.path.join(plain, f"db-{i:04}.yaml"), "w") as f:
+                f.write(secret_yaml("apps", f"db-{i:04}", f"bench-{i}"))
+        sealed = os.path.join(tmp, "sealed.yaml")
+        run([os.path.join(REL, "sealsync"), "seal", "--recipients-file", recipients, "-f", plain,
+             "-w", sealed])
+        started = time.time()
+        run(kubectl + ["apply", "--server-side", "-f", sealed])
+        applied = time.time() - started
+        written = []
+        for _ in range(count):
+            at = ctl.wait_log(lambda f: f.get("message") == "sealed secret resource: Secret written",
+                              timeout=600)
+            written.append(at - started)
+        rss = rss_kib(ctl.proc.pid)
+        ctl.stop()
+        print(f"SealedSecret resources ({count} applied at once, {server}):")
+        print(f"  kubectl apply --server-side of the {count}: {applied:.2f} s")
+        print(f"  start of the apply -> Secret written: p50 {percentile(written, 50):.2f} s, "
+              f"p99 {percentile(written, 99):.2f} s, last {max(written):.2f} s")
+        print(f"  controller RSS after: {rss / 1024:.0f} MiB")
+    finally:
+        stop_processes(procs)
+
+
 def kubeseal_import(tmp, count, tools):
     key = os.path.join(tmp, "tls.key")
     cert = os.path.join(tmp, "tls.crt")
@@ -163,6 +207,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", default="embedded")
     ap.add_argument("--sops", type=int, default=200)
+    ap.add_argument("--resources", type=int, default=1000)
     ap.add_argument("--kubeseal", type=int, default=1000)
     args = ap.parse_args()
     run(["cargo", "build", "--release", "-q", "-p", "sealsync-controller", "-p", "sealsync-tests",
@@ -171,6 +216,8 @@ def main():
     tools = tools_dir()
     with tempfile.TemporaryDirectory() as tmp:
         sops_in_sync(tmp, args.server, args.sops, tools)
+    with tempfile.TemporaryDirectory() as tmp:
+        resources_at_scale(tmp, args.server, args.resources)
     with tempfile.TemporaryDirectory() as tmp:
         kubeseal_import(tmp, args.kubeseal, tools)
 

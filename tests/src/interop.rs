@@ -1,6 +1,6 @@
 //! The peers of the adoption paths, built from their Go modules by
 //! `scripts/interop-tools.sh` (cached outside the repository, built here if missing): the real
-//! `sops`, whose files a GitSync decrypts, and `kubeseal`.
+//! `sops`, whose files a GitSync decrypts, `kubeseal`, and gopher-lua's `glua`.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -35,8 +35,15 @@ pub fn tools_dir() -> Result<PathBuf> {
         .output()
         .with_context(|| format!("running {} --print-dir", script.display()))?;
     let dir = PathBuf::from(String::from_utf8_lossy(&printed.stdout).trim());
-    if !dir.join("sops").is_file() {
-        bail!("{} built no sops in {}", script.display(), dir.display());
+    if ["sops", "kubeseal", "glua"]
+        .iter()
+        .any(|t| !dir.join(t).is_file())
+    {
+        bail!(
+            "{} did not build every tool in {}",
+            script.display(),
+            dir.display()
+        );
     }
     *found = Some(dir.clone());
     Ok(dir)
