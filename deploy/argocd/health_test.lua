@@ -28,6 +28,14 @@ check("not opened", {
   metadata = { generation = 1 },
   status = { observedGeneration = 1, conditions = { { type = "Ready", status = "False", reason = "DecryptionFailed", message = "SealedSecret app/db: sealed to other keys" } } },
 }, "Degraded", "DecryptionFailed")
+check("the API failing", {
+  metadata = { generation = 1 },
+  status = { observedGeneration = 1, conditions = { { type = "Ready", status = "False", reason = "ApiFailed", message = "writing Secret app/db: the API server answered 500" } } },
+}, "Progressing", "ApiFailed")
+check("a condition without reason or message", {
+  metadata = { generation = 1 },
+  status = { observedGeneration = 1, conditions = { { type = "Ready", status = "False" } } },
+}, "Degraded", nil)
 check("status without conditions", {
   metadata = { generation = 1 },
   status = { observedGeneration = 1 },

@@ -2,7 +2,8 @@
 -- under resource.customizations.health.sealsync.dev_SealedSecret (see README.md here).
 -- Healthy once the controller has written the Secret of the current generation; Degraded
 -- with the controller's reason when it could not (DecryptionFailed, Conflict, ...);
--- Progressing until the controller has seen the current generation.
+-- Progressing until the controller has seen the current generation, or while the API server
+-- fails its requests (ApiFailed, retried).
 local hs = {}
 if obj.status ~= nil then
   local generation = obj.metadata.generation
@@ -15,12 +16,16 @@ if obj.status ~= nil then
   if obj.status.conditions ~= nil then
     for _, condition in ipairs(obj.status.conditions) do
       if condition.type == "Ready" then
+        local reason = condition.reason or ""
         if condition.status == "True" then
           hs.status = "Healthy"
+        elseif reason == "ApiFailed" then
+          -- The API server failed a request: retried, and may pass.
+          hs.status = "Progressing"
         else
           hs.status = "Degraded"
         end
-        hs.message = condition.reason .. ": " .. condition.message
+        hs.message = reason .. ": " .. (condition.message or "")
         return hs
       end
     end

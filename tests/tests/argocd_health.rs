@@ -24,7 +24,7 @@ fn the_health_check_reads_each_state_of_a_sealed_secret_resource() {
     );
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("ok ")).count(),
-        5,
+        7,
         "{stdout}"
     );
 }

@@ -132,6 +132,46 @@ async fn a_sealed_secret_applied_as_a_resource_becomes_a_secret_it_owns() {
     );
     assert!(env.get("v1", "Secret", Some(NS), "broken").await.is_none());
 
+    // Sealed to a key this cluster does not hold: refused, naming the key ids.
+    let other = env.dir.path().join("other.txt");
+    let other_recipient = run_cli_ok(&["keys", "generate", "-o", other.to_str().expect("utf8")])
+        .trim()
+        .to_owned();
+    let elsewhere = run_cli(
+        &["seal", "-r", &other_recipient],
+        &secret_yaml(NS, "elsewhere", "password", TAMPERED_CANARY),
+    );
+    apply_yaml(&env.client, &elsewhere).await;
+    let elsewhere = wait_resource(&env, "elsewhere", "False", "DecryptionFailed").await;
+    assert!(
+        elsewhere.to_string().contains("sealed to key id"),
+        "{elsewhere:#}"
+    );
+
+    // A template that would bind a service account, or forge sealsync's own labels, is
+    // refused before anything is opened.
+    for (name, field, value) in [
+        (
+            "token",
+            "type",
+            serde_yaml::Value::from("kubernetes.io/service-account-token"),
+        ),
+        (
+            "forged",
+            "metadata",
+            serde_yaml::from_str("{labels: {sealsync.dev/owner-name: apps}}").expect("yaml"),
+        ),
+    ] {
+        let mut doc: serde_yaml::Value =
+            serde_yaml::from_str(&env.seal(&secret_yaml(NS, name, "password", CANARY)))
+                .expect("yaml");
+        doc["spec"]["template"][field] = value;
+        apply_yaml(&env.client, &serde_yaml::to_string(&doc).expect("yaml")).await;
+        let refused = wait_resource(&env, name, "False", "InvalidSpec").await;
+        assert!(refused.to_string().contains("spec.template"), "{refused:#}");
+        assert!(env.get("v1", "Secret", Some(NS), name).await.is_none());
+    }
+
     // An existing Secret no SealedSecret owns is not taken over unless annotated.
     apply_yaml(
         &env.client,
@@ -211,7 +251,7 @@ async fn a_sealed_secret_applied_as_a_resource_becomes_a_secret_it_owns() {
     let log = env.controller.log();
     let events = events_json(&env, NS).await;
     let metrics = metrics_text(&env);
-    let statuses = format!("{broken} {conflict} {ready}");
+    let statuses = format!("{broken} {conflict} {ready} {elsewhere}");
     for canary in [CANARY, CANARY_TWO, TAMPERED_CANARY] {
         assert!(!log.contains(canary), "the log holds {canary}");
         assert!(!events.contains(canary), "an Event holds {canary}");
@@ -284,4 +324,27 @@ async fn one_secret_is_written_by_a_gitsync_or_by_a_resource_never_both() {
         "{message}"
     );
     assert_eq!(password(&env, "owned").await.as_deref(), Some(CANARY_TWO));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_the_trusted_namespaces_a_resource_needs_a_default_service_account() {
+    let env = Env::start_with(
+        &[NS],
+        &["--trusted-namespaces=sealsync-system".to_owned()],
+        &[],
+    )
+    .await;
+    apply_yaml(
+        &env.client,
+        &env.seal(&secret_yaml(NS, "db", "password", CANARY)),
+    )
+    .await;
+    let refused = wait_resource(&env, "db", "False", "InvalidSpec").await;
+    assert!(
+        refused
+            .to_string()
+            .contains("default service account (--default-service-account)"),
+        "{refused:#}"
+    );
+    assert!(env.get("v1", "Secret", Some(NS), "db").await.is_none());
 }

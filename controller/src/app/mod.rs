@@ -136,9 +136,12 @@ pub async fn run(args: Args) -> Result<()> {
     let (resources_store, resources_task) = resources::start(
         Arc::new(resources::Resources {
             client: client.clone(),
+            clients: shared.engine.clients.clone(),
+            settings: shared.settings.clone(),
             keys: key_handles.keys.clone(),
             metrics: metrics.clone(),
             recorder: recorder.clone(),
+            failed: Default::default(),
         }),
         usage_changed.clone(),
         keys_leading.clone(),

@@ -23,7 +23,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Resource, ResourceExt};
 use sealsync_core::Chain;
-use sealsync_core::{GitSync, KeyState, SealedSecretResource, SealingKey, SealingKeySpec};
+use sealsync_core::{GitSync, KeyState, SealingKey, SealingKeySpec};
 use sealsync_crypto::{Identity, KeyId};
 use tokio::sync::Notify;
 
@@ -48,7 +48,7 @@ const RECHECK: Duration = Duration::from_secs(60);
 /// mistaken for work of an idle sync.
 pub(crate) async fn run(
     handles: Arc<KeyHandles>,
-    (gitsyncs, resources): (Store<GitSync>, Store<SealedSecretResource>),
+    (gitsyncs, resources): (Store<GitSync>, usage::ResourceCache),
     usage_changed: Arc<Notify>,
     first_pass: Arc<Notify>,
     mut leading: crate::support::Leading,
@@ -153,8 +153,8 @@ fn ticks<T, E: std::error::Error>(
 pub(super) struct Manager {
     pub(super) handles: Arc<KeyHandles>,
     pub(super) gitsyncs: Store<GitSync>,
-    /// Every SealedSecret resource, for the keys their status says opened them.
-    pub(super) resources: Store<SealedSecretResource>,
+    /// Every SealedSecret resource, for the keys that opened them.
+    pub(super) resources: usage::ResourceCache,
     pub(super) sealing_keys: Store<SealingKey>,
     pub(super) key_secrets: Store<PartialObjectMeta<Secret>>,
     /// The names and resourceVersions of the key Secrets last loaded.
@@ -175,14 +175,15 @@ impl Manager {
             && crate::support::cache::listed(&self.key_secrets)
     }
 
-    /// The documents each key opens, once the GitSync cache has listed: before that a key
-    /// could look unused, so nothing that depends on usage is decided.
+    /// The documents each key opens, once the GitSync and SealedSecret caches have listed:
+    /// before that a key could look unused, so nothing that depends on usage is decided.
     fn usage(&self) -> Option<Usage> {
-        (crate::support::cache::listed(&self.gitsyncs)
-            && crate::support::cache::listed(&self.resources))
-        .then(|| {
+        (crate::support::cache::listed(&self.gitsyncs) && self.resources.ready()).then(|| {
             let mut usage = usage::from_gitsyncs(self.gitsyncs.state().iter().map(|gs| &**gs));
-            usage::add_resources(&mut usage, self.resources.state().iter().map(|r| &**r));
+            usage::add_resources(
+                &mut usage,
+                self.resources.store.state().iter().map(|r| &**r),
+            );
             usage
         })
     }

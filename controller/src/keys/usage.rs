@@ -5,6 +5,10 @@
 //! old key would break.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use kube::runtime::reflector::Store;
 
 use kube::ResourceExt;
 use sealsync_core::{GitSync, KeyUse, SealedSecretResource};
@@ -41,8 +45,26 @@ pub(crate) fn from_gitsyncs<'a>(gitsyncs: impl IntoIterator<Item = &'a GitSync>)
     usage
 }
 
-/// Adds what SealedSecret resources report: each counts for the keys that opened it, as
-/// `SealedSecret ns/name (resource)` with no GitSync. One being deleted no longer counts.
+/// What the key manager reads of the resources: the cache, and whether the kind is served at
+/// all (without the CRD there is nothing to count, and nothing to wait for).
+#[derive(Clone)]
+pub(crate) struct ResourceCache {
+    /// Every SealedSecret resource.
+    pub(crate) store: Store<SealedSecretResource>,
+    /// Set when the API server does not serve the kind.
+    pub(crate) absent: Arc<AtomicBool>,
+}
+
+impl ResourceCache {
+    /// Whether the cache can be counted on: listed, or the kind not served.
+    pub(crate) fn ready(&self) -> bool {
+        self.absent.load(Ordering::Relaxed) || crate::support::cache::listed(&self.store)
+    }
+}
+
+/// Adds what SealedSecret resources use, as `SealedSecret ns/name (resource)` with no
+/// GitSync: the keys that opened each, or, for one no key has opened yet, every key its
+/// envelopes list (it may need any of them). One being deleted no longer counts.
 pub(crate) fn add_resources<'a>(
     usage: &mut Usage,
     resources: impl IntoIterator<Item = &'a SealedSecretResource>,
@@ -51,15 +73,27 @@ pub(crate) fn add_resources<'a>(
         if resource.metadata.deletion_timestamp.is_some() {
             continue;
         }
-        let Some(status) = resource.status.as_ref() else {
-            continue;
+        let opened = resource
+            .status
+            .as_ref()
+            .map(|s| s.key_ids.clone())
+            .unwrap_or_default();
+        let key_ids: Vec<String> = if opened.is_empty() {
+            resource
+                .spec
+                .envelopes
+                .iter()
+                .flat_map(|e| e.recipients.iter().cloned())
+                .collect()
+        } else {
+            opened
         };
         let id = format!(
             "{}/{}",
             resource.namespace().unwrap_or_default(),
             resource.name_any()
         );
-        for key_id in &status.key_ids {
+        for key_id in &key_ids {
             usage.entry(key_id.clone()).or_default().push(KeyUse {
                 git_sync: String::new(),
                 file: format!("SealedSecret {id} (resource)"),
@@ -136,5 +170,43 @@ mod tests {
             describe(&usage["old"], 1),
             "GitSync team/a: db.yaml (Secret team/db.yaml); and 1 more"
         );
+    }
+
+    fn resource(name: &str, listed: &[&str], opened: Option<&[&str]>) -> SealedSecretResource {
+        let mut resource: SealedSecretResource = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sealsync.dev/v1", "kind": "SealedSecret",
+            "metadata": {"name": name, "namespace": "team"},
+            "spec": {"scope": "strict", "encryptedData": {},
+                     "envelopes": [{"id": "e", "recipients": listed, "wrappedKey": "x"}]},
+        }))
+        .expect("resource");
+        if let Some(opened) = opened {
+            resource.status = Some(sealsync_core::SealedSecretStatus {
+                key_ids: opened.iter().map(|k| (*k).to_owned()).collect(),
+                ..Default::default()
+            });
+        }
+        resource
+    }
+
+    #[test]
+    fn a_resource_counts_for_the_key_that_opened_it_or_every_key_it_lists() {
+        let opened = resource("opened", &["new", "old"], Some(&["new"]));
+        let waiting = resource("waiting", &["new", "old"], None);
+        let mut usage = from_gitsyncs([]);
+        add_resources(&mut usage, [&opened]);
+        assert_eq!(usage.keys().collect::<Vec<_>>(), ["new"]);
+        assert_eq!(usage["new"][0].file, "SealedSecret team/opened (resource)");
+        assert_eq!(
+            describe(&usage["new"], 5),
+            "SealedSecret team/opened (resource) (Secret team/opened)"
+        );
+        add_resources(&mut usage, [&waiting]);
+        assert_eq!(
+            usage["old"].len(),
+            1,
+            "not opened yet: it may need the old key"
+        );
+        assert_eq!(usage["new"].len(), 2);
     }
 }

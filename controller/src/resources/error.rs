@@ -16,15 +16,31 @@ pub(crate) enum ResourceError {
     /// The Secret is managed by something else.
     #[error("{0}")]
     Conflict(String),
-    /// The API server refused or failed a request.
-    #[error("{action}: {source}")]
+    /// The API server refused or failed a request. Only its code and reason are reported:
+    /// an admission webhook's message may quote the Secret it was sent.
+    #[error("{action}: {}", describe_api_error(source))]
     Api {
         /// What was being done.
         action: String,
         /// The error.
-        #[source]
         source: kube::Error,
     },
+}
+
+/// `the API server answered 422 (Invalid)`, or the transport's failure.
+fn describe_api_error(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => format!(
+            "the API server answered {} ({})",
+            status.code,
+            if status.reason.is_empty() {
+                "no reason"
+            } else {
+                status.reason.as_str()
+            }
+        ),
+        other => format!("the request failed ({})", sealsync_core::Chain(other)),
+    }
 }
 
 impl ResourceError {
@@ -48,10 +64,18 @@ impl ResourceError {
         }
     }
 
-    /// Whether it may pass without a change to the resource (API errors, keys not loaded
-    /// yet): retried on a backoff rather than at the resync interval.
+    /// Whether it may pass without a change to the resource (the API, a conflict resolved by
+    /// hand): retried on a backoff rather than at the resync interval. A request the API server
+    /// found invalid is not.
     pub(crate) fn is_transient(&self) -> bool {
-        matches!(self, ResourceError::Api { .. } | ResourceError::Conflict(_))
+        match self {
+            ResourceError::Api {
+                source: kube::Error::Api(status),
+                ..
+            } => !matches!(status.code, 400 | 403 | 422),
+            ResourceError::Api { .. } | ResourceError::Conflict(_) => true,
+            _ => false,
+        }
     }
 
     pub(crate) fn api(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Self {

@@ -10,12 +10,14 @@ use super::error::ResourceError;
 use super::reconcile::Written;
 
 /// Writes the outcome of a pass into the resource's status, keeping `lastTransitionTime` while
-/// `Ready` keeps its value, and the last key ids while it fails (the Secret still holds the
+/// `Ready` keeps its value. The key ids are those that opened the values (`opened_by`), even
+/// when the Secret could not be written; else the last ones (the Secret may still hold the
 /// values they opened).
 pub(crate) async fn write(
     client: &kube::Client,
     resource: &SealedSecretResource,
     outcome: &Result<Written, ResourceError>,
+    opened_by: Option<Vec<String>>,
 ) -> Result<(), ResourceError> {
     let previous = resource.status.as_ref();
     let (ready, reason, message, key_ids) = match outcome {
@@ -34,7 +36,7 @@ pub(crate) async fn write(
             "False",
             e.reason(),
             sealsync_core::Chain(e).to_string(),
-            previous.map(|s| s.key_ids.clone()).unwrap_or_default(),
+            opened_by.unwrap_or_else(|| previous.map(|s| s.key_ids.clone()).unwrap_or_default()),
         ),
     };
     let since = previous
