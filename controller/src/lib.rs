@@ -21,6 +21,7 @@ mod health;
 mod http;
 mod keys;
 mod leader;
+mod notify;
 mod reconcile;
 mod refresh;
 mod resources;

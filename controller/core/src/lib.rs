@@ -21,6 +21,8 @@ pub mod keysecret;
 #[cfg(feature = "kube")]
 pub mod kubeclient;
 pub mod manifest;
+#[cfg(feature = "kube")]
+mod notifier_crd;
 pub mod redact;
 pub mod render;
 #[cfg(feature = "kube")]
@@ -57,6 +59,10 @@ pub use health_spec::{
 #[cfg(feature = "kube")]
 pub use inventory::{Inventory, InventoryEntry, InventoryShards, InventoryStatus};
 #[cfg(feature = "kube")]
+pub use notifier_crd::{
+    Notifier, NotifierSpec, NotifierStatus, NotifierType, NotifyEvent, Severity,
+};
+#[cfg(feature = "kube")]
 pub use render_spec::{
     HelmChartSource, HelmSpec, KustomizeSpec, PostBuildSpec, RenderSpec, RenderType,
     SubstituteKind, SubstituteReference, ValuesKind, ValuesReference,
@@ -89,5 +95,7 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
     out.push_str(&serde_yaml::to_string(&SealingKey::crd())?);
     out.push_str("---\n");
     out.push_str(&serde_yaml::to_string(&SealedSecretResource::crd())?);
+    out.push_str("---\n");
+    out.push_str(&serde_yaml::to_string(&Notifier::crd())?);
     Ok(out)
 }

@@ -89,6 +89,11 @@ pub(super) fn wire(
         "sealsync-controller",
         std::env::var("POD_NAME").ok(),
     ));
+    let (notify, _notifications) = crate::notify::start(
+        client.clone(),
+        metrics.clone(),
+        std::env::var("POD_NAME").unwrap_or_else(|_| "sealsync-controller".to_owned()),
+    );
     let webhooks = Arc::new(webhook::Webhooks::new(trigger_tx.clone()));
     let triggers = Arc::new(crate::support::Triggers::new(trigger_tx));
     let refresher = Arc::new(crate::refresh::Refresher::default());
@@ -110,6 +115,7 @@ pub(super) fn wire(
             healer: healer.clone(),
             metrics: metrics.clone(),
             recorder: recorder.clone(),
+            notify: notify.clone(),
         }),
         heal_queue,
     ));
@@ -152,6 +158,7 @@ pub(super) fn wire(
         files: Default::default(),
         dependents: Default::default(),
         keyrings: Default::default(),
+        notify,
     });
     Wired {
         shared,

@@ -29,6 +29,8 @@ pub(crate) struct Corrections {
     pub(crate) metrics: Arc<Metrics>,
     /// Events.
     pub(crate) recorder: Arc<EventRecorder>,
+    /// Where corrections are announced.
+    pub(crate) notify: crate::notify::Notifications,
 }
 
 /// Corrections running at once.
@@ -130,6 +132,13 @@ async fn correct(corrections: &Corrections, job: Job) {
             let note = format!(
                 "{what} {cause}; applied again from {} ({})",
                 source.file, claimed.spec.revision
+            );
+            corrections.notify.emit_for(
+                (&job.sync, claimed.spec.uid.clone(), None),
+                sealsync_core::NotifyEvent::DriftCorrected,
+                "DriftCorrected",
+                &note,
+                Some(&claimed.spec.revision),
             );
             event(
                 corrections,

@@ -44,6 +44,7 @@ async fn applied_and_healed() -> Healing {
             "sealsync-controller",
             None,
         )),
+        notify: crate::notify::Notifications::disabled(Arc::clone(&engine.metrics)),
     });
     tokio::spawn(run_corrections(corrections, queue));
     let spec = HealSpec {

@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     pub dependents: super::dependencies::Dependents,
     /// The trusted keys of `spec.verify`, parsed once per version of their Secret.
     pub keyrings: crate::sync::verify::KeyringCache,
+    /// Where applied and failed revisions are announced.
+    pub notify: crate::notify::Notifications,
 }
 
 impl std::fmt::Debug for Shared {

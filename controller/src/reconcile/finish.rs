@@ -350,7 +350,7 @@ pub(super) async fn finish(
         generation: gs.meta().generation,
         requested: gs.annotations().get(REQUESTED_AT_ANNOTATION),
         webhook_path: ctx.webhooks.path_of(&namespace, &name),
-        attempted,
+        attempted: attempted.clone(),
         verify: (gs.spec.verify.is_some(), verified),
         result: &result,
         inventory: inventory.clone(),
@@ -393,6 +393,13 @@ pub(super) async fn finish(
                     error = %message,
                     "health check failed"
                 );
+                ctx.notify.emit(
+                    gs,
+                    sealsync_core::NotifyEvent::Unhealthy,
+                    "HealthCheckFailed",
+                    &message,
+                    Some(&applied.revision),
+                );
                 status::event(&ctx.recorder, gs, true, "HealthCheckFailed", message).await;
             }
             let new_revision = gs
@@ -401,6 +408,13 @@ pub(super) async fn finish(
                 .and_then(|s| s.last_applied_revision.as_deref())
                 != Some(applied.revision.as_str());
             if applied.changed || new_revision {
+                ctx.notify.emit(
+                    gs,
+                    sealsync_core::NotifyEvent::Applied,
+                    "ReconciliationSucceeded",
+                    &format!("Applied revision {}: {}", applied.revision, applied.summary),
+                    Some(&applied.revision),
+                );
                 status::event(
                     &ctx.recorder,
                     gs,
@@ -421,6 +435,13 @@ pub(super) async fn finish(
                 reason,
                 error = %message,
                 "reconcile failed"
+            );
+            ctx.notify.emit(
+                gs,
+                crate::notify::failure_event(reason),
+                reason,
+                &message,
+                attempted.as_deref(),
             );
             status::event(&ctx.recorder, gs, true, reason, message).await;
         }

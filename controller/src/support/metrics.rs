@@ -94,6 +94,15 @@ pub(crate) struct ResultLabels {
     pub result: &'static str,
 }
 
+/// A notification's provider type and what became of it (`sent`, `failed`, `dropped`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct NotificationLabels {
+    /// The Notifier's type (`any` for a notice dropped before it was matched).
+    pub r#type: &'static str,
+    /// What became of it.
+    pub result: &'static str,
+}
+
 /// `state` of a key: `Active`, `Retired`, `Missing`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct StateLabels {
@@ -174,6 +183,20 @@ pub(crate) struct Metrics {
     /// Reconciles of SealedSecret resources, by result (`written`, `unchanged`, or the
     /// failure's reason).
     pub sealed_secret_resources: Family<ResultLabels, Counter>,
+    /// Notifications by provider type and result.
+    pub notifications: Family<NotificationLabels, Counter>,
+}
+
+impl Metrics {
+    /// Counts one notification.
+    pub(crate) fn count_notification(&self, kind: &'static str, result: &'static str) {
+        self.notifications
+            .get_or_create(&NotificationLabels {
+                r#type: kind,
+                result,
+            })
+            .inc();
+    }
 }
 
 impl Default for Metrics {
@@ -319,6 +342,12 @@ impl Default for Metrics {
             "Health waits of revisions, by result (healthy, failed, timeout)",
             health_checks.clone(),
         );
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Notifications by Notifier type and result (sent, failed, dropped)",
+            notifications.clone(),
+        );
         let sealed_secret_resources = Family::<ResultLabels, Counter>::default();
         registry.register(
             "sealedsecret_resource_reconciles",
@@ -344,6 +373,7 @@ impl Default for Metrics {
             health_wait,
             verification_failures,
             sealed_secret_resources,
+            notifications,
             rewrap_requests,
             keys,
             key_documents,

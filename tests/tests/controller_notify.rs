@@ -1,0 +1,358 @@
+//! Notifiers end to end: webhook receivers on loopback get what the real controller announces
+//! (an applied revision, a failed one with its reason, a drift correction once), signed as
+//! Flux's `generic-hmac` signs; a receiver that fails first gets the notice once it answers;
+//! one that hangs delays nothing; no canary ever leaves.
+
+mod controller_common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use controller_common::*;
+use serde_json::{json, Value as Json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const NS: &str = "platform";
+const CANARY: &str = "canary-notify-sealed-2c81";
+const TOKEN: &str = "canary-notify-hmac-key-7e0d";
+
+/// How a receiver answers.
+#[derive(Clone, Copy)]
+enum Behaviour {
+    /// 200 to everything.
+    Accept,
+    /// 500 to the first request, then 200.
+    FailOnce,
+    /// Never answers.
+    Hang,
+}
+
+/// One request a receiver got: its `X-Signature`, its body, and the status it answered.
+#[derive(Debug, Clone)]
+struct Received {
+    signature: Option<String>,
+    body: Vec<u8>,
+    status: u16,
+}
+
+/// A webhook receiver on loopback.
+struct Receiver {
+    url: String,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    async fn start(behaviour: Behaviour) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = received.clone();
+        tokio::spawn(async move {
+            let mut count = 0;
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                count += 1;
+                let status = match behaviour {
+                    Behaviour::Accept => 200,
+                    Behaviour::FailOnce if count == 1 => 500,
+                    Behaviour::FailOnce => 200,
+                    Behaviour::Hang => 0,
+                };
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0u8; 8192];
+                    let (head, body_start) = loop {
+                        let Ok(n) = stream.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buffer.extend_from_slice(&chunk[..n]);
+                        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break (String::from_utf8_lossy(&buffer[..end]).to_string(), end + 4);
+                        }
+                    };
+                    let header = |name: &str| {
+                        head.lines().find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.trim()
+                                .eq_ignore_ascii_case(name)
+                                .then(|| v.trim().to_owned())
+                        })
+                    };
+                    let length: usize = header("content-length")
+                        .and_then(|l| l.parse().ok())
+                        .unwrap_or(0);
+                    while buffer.len() < body_start + length {
+                        let Ok(n) = stream.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            break;
+                        }
+                        buffer.extend_from_slice(&chunk[..n]);
+                    }
+                    let body = buffer[body_start..(body_start + length).min(buffer.len())].to_vec();
+                    log.lock().expect("lock").push(Received {
+                        signature: header("x-signature"),
+                        body,
+                        status,
+                    });
+                    if status == 0 {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        return;
+                    }
+                    let reply = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    );
+                    let _ = stream.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        Receiver { url, received }
+    }
+
+    /// The bodies answered with 200, parsed.
+    fn accepted(&self) -> Vec<Json> {
+        self.received
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|r| r.status == 200)
+            .map(|r| serde_json::from_slice(&r.body).expect("a JSON body"))
+            .collect()
+    }
+
+    fn all(&self) -> Vec<Received> {
+        self.received.lock().expect("lock").clone()
+    }
+
+    /// Waits until an accepted body satisfies `want`; it.
+    async fn wait(&self, what: &str, want: impl Fn(&Json) -> bool) -> Json {
+        wait_for_value(
+            what,
+            Duration::from_secs(60),
+            || async { self.accepted().into_iter().find(|b| want(b)) },
+            || {
+                format!(
+                    "received: {:?}",
+                    self.all()
+                        .iter()
+                        .map(|r| String::from_utf8_lossy(&r.body).to_string())
+                        .collect::<Vec<_>>()
+                )
+            },
+        )
+        .await
+    }
+}
+
+fn notifier_yaml(name: &str, url: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: sealsync.dev/v1\nkind: Notifier\nmetadata:\n  name: {name}\n  namespace: {NS}\nspec:\n  type: webhook\n  address: {url}\n{extra}"
+    )
+}
+
+fn tree(env: &Env, mode: &str) -> Vec<(String, String)> {
+    vec![
+        (
+            "shop/namespace.yaml".to_owned(),
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n".to_owned(),
+        ),
+        (
+            "shop/settings.yaml".to_owned(),
+            configmap_yaml("shop", "settings", "mode", mode),
+        ),
+        (
+            "shop/db.yaml".to_owned(),
+            env.seal(&secret_yaml("shop", "db", "password", CANARY)),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applied_failed_and_corrected_revisions_are_announced_signed_and_once() {
+    let env = Env::start(&[NS]).await;
+    let receiver = Receiver::start(Behaviour::Accept).await;
+    let elsewhere = Receiver::start(Behaviour::Accept).await;
+    apply_yaml(&env.client, &secret_yaml(NS, "hook-token", "token", TOKEN)).await;
+    apply_yaml(
+        &env.client,
+        &notifier_yaml("all", &receiver.url, "  secretRef:\n    name: hook-token\n"),
+    )
+    .await;
+    // Its selector picks no GitSync here.
+    apply_yaml(
+        &env.client,
+        &notifier_yaml(
+            "others",
+            &elsewhere.url,
+            "  selector:\n    matchLabels:\n      team: other\n",
+        ),
+    )
+    .await;
+    let first = env
+        .repo
+        .commit_files(&tree(&env, "blue"), "blue")
+        .expect("commit");
+    env.apply_gitsync(NS, "shop", json!({"path": "shop", "interval": "1h"}))
+        .await;
+    env.wait_applied(NS, "shop", &first).await;
+    let applied = receiver
+        .wait("the applied revision", |b| {
+            b["reason"] == "ReconciliationSucceeded"
+        })
+        .await;
+    assert_eq!(applied["involvedObject"]["kind"], "GitSync");
+    assert_eq!(applied["involvedObject"]["name"], "shop");
+    assert_eq!(applied["severity"], "info");
+    assert_eq!(applied["reportingController"], "sealsync-controller");
+    assert!(
+        applied["metadata"]["revision"]
+            .as_str()
+            .is_some_and(|r| r.ends_with(&first)),
+        "{applied:#}"
+    );
+    for received in receiver.all() {
+        assert_eq!(
+            received.signature.as_deref(),
+            Some(github_signature(&received.body, TOKEN).as_str()),
+            "every body is signed with the Secret's token"
+        );
+    }
+
+    // A tampered sealed file: failure, with its reason and revision.
+    let mut files = tree(&env, "red");
+    let sealed = files[2].1.clone();
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(&sealed).expect("yaml");
+    let value = doc["spec"]["encryptedData"]["password"]
+        .as_str()
+        .expect("value")
+        .to_owned();
+    let (id, ciphertext) = value.split_once(':').expect("id:ciphertext");
+    let flipped = if ciphertext.starts_with('A') {
+        "B"
+    } else {
+        "A"
+    };
+    doc["spec"]["encryptedData"]["password"] =
+        serde_yaml::Value::from(format!("{id}:{flipped}{}", &ciphertext[1..]));
+    files[2].1 = serde_yaml::to_string(&doc).expect("yaml");
+    let second = env.repo.commit_files(&files, "tampered").expect("commit");
+    env.annotate_gitsync(NS, "shop", "sealsync.dev/requestedAt", "1")
+        .await;
+    env.wait_failed(NS, "shop", &second).await;
+    let failed = receiver
+        .wait("the failed revision", |b| b["reason"] == "DecryptionFailed")
+        .await;
+    assert_eq!(failed["severity"], "error");
+    assert_eq!(failed["metadata"]["event"], "failed");
+    assert!(
+        failed["metadata"]["revision"]
+            .as_str()
+            .is_some_and(|r| r.ends_with(&second)),
+        "{failed:#}"
+    );
+    assert!(
+        failed["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("shop/db.yaml")),
+        "{failed:#}"
+    );
+
+    // A manual edit undone: announced once.
+    let configmaps = dynamic_api(&env.client, "v1", "ConfigMap", Some("shop")).await;
+    configmaps
+        .patch(
+            "settings",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"data": {"mode": "edited"}})),
+        )
+        .await
+        .expect("edit");
+    receiver
+        .wait("the drift correction", |b| b["reason"] == "DriftCorrected")
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let corrections = receiver
+        .accepted()
+        .iter()
+        .filter(|b| b["reason"] == "DriftCorrected")
+        .count();
+    assert_eq!(corrections, 1);
+
+    // The Notifier reports its last delivery; the other one, selecting nothing here, got
+    // nothing.
+    let notifier = env
+        .get("sealsync.dev/v1", "Notifier", Some(NS), "all")
+        .await
+        .map(|o| serde_json::to_value(o).expect("json"))
+        .expect("notifier");
+    assert!(
+        notifier["status"]["lastDelivery"].is_string(),
+        "{notifier:#}"
+    );
+    assert!(elsewhere.all().is_empty());
+
+    let metrics = metrics_text(&env);
+    assert!(
+        metrics.contains("sealsync_notifications_total{type=\"webhook\",result=\"sent\"}"),
+        "{metrics}"
+    );
+    for received in receiver.all() {
+        let text = String::from_utf8_lossy(&received.body);
+        assert!(!text.contains(CANARY) && !text.contains(TOKEN), "{text}");
+    }
+    assert!(!env.controller.log().contains(TOKEN));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_fails_first_gets_the_notice_once_and_one_that_hangs_delays_nothing() {
+    let env = Env::start(&[NS]).await;
+    let flaky = Receiver::start(Behaviour::FailOnce).await;
+    let hanging = Receiver::start(Behaviour::Hang).await;
+    apply_yaml(&env.client, &notifier_yaml("flaky", &flaky.url, "")).await;
+    apply_yaml(&env.client, &notifier_yaml("hanging", &hanging.url, "")).await;
+    let first = env
+        .repo
+        .commit_files(&tree(&env, "blue"), "blue")
+        .expect("commit");
+    env.apply_gitsync(NS, "shop", json!({"path": "shop", "interval": "1h"}))
+        .await;
+    // The hanging receiver holds its notices; the sync does not wait for it.
+    env.wait_applied(NS, "shop", &first).await;
+    flaky
+        .wait("the applied revision after a 500", |b| {
+            b["reason"] == "ReconciliationSucceeded"
+        })
+        .await;
+    let all = flaky.all();
+    assert_eq!(all.iter().filter(|r| r.status == 500).count(), 1);
+    assert_eq!(
+        all.iter().filter(|r| r.status == 200).count(),
+        1,
+        "delivered once"
+    );
+    assert!(
+        all.iter().all(|r| r.signature.is_none()),
+        "no Secret, no signature"
+    );
+    // A second revision applies while the hanging receiver still holds the first.
+    let second = env
+        .repo
+        .commit_files(&tree(&env, "red"), "red")
+        .expect("commit");
+    env.annotate_gitsync(NS, "shop", "sealsync.dev/requestedAt", "1")
+        .await;
+    env.wait_applied(NS, "shop", &second).await;
+    assert!(
+        !hanging.all().is_empty(),
+        "the hanging receiver was reached"
+    );
+}
