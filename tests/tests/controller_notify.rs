@@ -334,10 +334,27 @@ async fn a_receiver_that_fails_first_gets_the_notice_once_and_one_that_hangs_del
         .await;
     let all = flaky.all();
     assert_eq!(all.iter().filter(|r| r.status == 500).count(), 1);
+    // The notice answered 500 came again and was accepted once; no notice twice.
+    let reason = |r: &Received| {
+        serde_json::from_slice::<Json>(&r.body).expect("json")["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let refused = reason(&all[0]);
+    let accepted: Vec<String> = all.iter().filter(|r| r.status == 200).map(reason).collect();
     assert_eq!(
-        all.iter().filter(|r| r.status == 200).count(),
+        accepted.iter().filter(|r| **r == refused).count(),
         1,
-        "delivered once"
+        "{accepted:?}"
+    );
+    let mut unique = accepted.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        accepted.len(),
+        "delivered once each: {accepted:?}"
     );
     assert!(
         all.iter().all(|r| r.signature.is_none()),
@@ -355,4 +372,166 @@ async fn a_receiver_that_fails_first_gets_the_notice_once_and_one_that_hangs_del
         !hanging.all().is_empty(),
         "the hanging receiver was reached"
     );
+}
+
+/// `(path, Authorization, body)` of each request a fake Git provider got.
+type Calls = Arc<Mutex<Vec<(String, Option<String>, Json)>>>;
+
+/// A fake GitHub API on loopback that records commit statuses.
+async fn fake_github() -> (String, Calls) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let calls: Calls = Arc::new(Mutex::new(Vec::new()));
+    let log = calls.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let (head, start) = loop {
+                    let Ok(n) = stream.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buffer.extend_from_slice(&chunk[..n]);
+                    if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break (String::from_utf8_lossy(&buffer[..end]).to_string(), end + 4);
+                    }
+                };
+                let header = |name: &str| {
+                    head.lines().find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.trim()
+                            .eq_ignore_ascii_case(name)
+                            .then(|| v.trim().to_owned())
+                    })
+                };
+                let length: usize = header("content-length")
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(0);
+                while buffer.len() < start + length {
+                    let Ok(n) = stream.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        break;
+                    }
+                    buffer.extend_from_slice(&chunk[..n]);
+                }
+                let path = head
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned();
+                let body: Json = serde_json::from_slice(&buffer[start..]).unwrap_or(Json::Null);
+                log.lock()
+                    .expect("lock")
+                    .push((path, header("authorization"), body));
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+                    )
+                    .await;
+            });
+        }
+    });
+    (base, calls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_commit_a_gitsync_attempts_gets_pending_then_success_or_failure_on_github() {
+    let env = Env::start(&[NS]).await;
+    let (base, calls) = fake_github().await;
+    apply_yaml(
+        &env.client,
+        &secret_yaml(NS, "github-token", "token", TOKEN),
+    )
+    .await;
+    apply_yaml(
+        &env.client,
+        &format!(
+            "apiVersion: sealsync.dev/v1\nkind: Notifier\nmetadata:\n  name: github\n  namespace: {NS}\nspec:\n  type: github\n  address: {base}\n  repository: acme/shop\n  secretRef:\n    name: github-token\n"
+        ),
+    )
+    .await;
+    let first = env
+        .repo
+        .commit_files(&tree(&env, "blue"), "blue")
+        .expect("commit");
+    env.apply_gitsync(NS, "shop", json!({"path": "shop", "interval": "1h"}))
+        .await;
+    env.wait_applied(NS, "shop", &first).await;
+    let path = format!("/repos/acme/shop/statuses/{first}");
+    let states = || {
+        calls
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(p, _, _)| *p == path)
+            .map(|(_, auth, body)| (auth.clone(), body.clone()))
+            .collect::<Vec<_>>()
+    };
+    wait_for("pending, then success", Duration::from_secs(30), || async {
+        states().iter().any(|(_, b)| b["state"] == "success")
+    })
+    .await;
+    let seen = states();
+    assert_eq!(seen[0].1["state"], "pending", "{seen:?}");
+    assert_eq!(seen[0].1["context"], "sealsync/platform/shop");
+    assert_eq!(
+        seen[0].0.as_deref(),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+
+    // A tampered revision: failure, with the reason.
+    let mut files = tree(&env, "red");
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(&files[2].1).expect("yaml");
+    let value = doc["spec"]["encryptedData"]["password"]
+        .as_str()
+        .expect("value")
+        .to_owned();
+    let (id, ciphertext) = value.split_once(':').expect("id:ciphertext");
+    let flipped = if ciphertext.starts_with('A') {
+        "B"
+    } else {
+        "A"
+    };
+    doc["spec"]["encryptedData"]["password"] =
+        serde_yaml::Value::from(format!("{id}:{flipped}{}", &ciphertext[1..]));
+    files[2].1 = serde_yaml::to_string(&doc).expect("yaml");
+    let second = env.repo.commit_files(&files, "tampered").expect("commit");
+    env.annotate_gitsync(NS, "shop", "sealsync.dev/requestedAt", "1")
+        .await;
+    env.wait_failed(NS, "shop", &second).await;
+    let failed_path = format!("/repos/acme/shop/statuses/{second}");
+    let failure = wait_for_value(
+        "a failure status",
+        Duration::from_secs(30),
+        || async {
+            calls
+                .lock()
+                .expect("lock")
+                .iter()
+                .find(|(p, _, b)| *p == failed_path && b["state"] == "failure")
+                .map(|(_, _, b)| b.clone())
+        },
+        || format!("{:?}", calls.lock().expect("lock")),
+    )
+    .await;
+    assert!(
+        failure["description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("DecryptionFailed")),
+        "{failure}"
+    );
+    let everything = format!("{:?}", calls.lock().expect("lock"));
+    assert!(!everything.contains(CANARY));
 }

@@ -27,16 +27,27 @@ use crate::crd::SecretRef;
 #[serde(rename_all = "camelCase")]
 pub struct NotifierSpec {
     /// Where notifications go. `webhook`: JSON as Flux's events carry it, signed with
-    /// HMAC-SHA256 in `X-Signature: sha256=<hex>` (Flux's `generic-hmac`).
+    /// HMAC-SHA256 in `X-Signature: sha256=<hex>` when the Secret has a `token` (Flux's
+    /// `generic-hmac`). `slack`, `msteams`: their incoming webhooks. `github`, `gitlab`,
+    /// `gitea`: a commit status on the commit a GitSync attempts.
     #[serde(rename = "type")]
     pub type_: NotifierType,
-    /// The URL to post to.
+    /// The URL to post to; for the Git providers, the API's base URL, by default the public
+    /// service's (`https://api.github.com`, `https://gitlab.com`, `https://gitea.com`). An
+    /// `address` in the Secret wins (Slack's and Teams' URLs are credentials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
-    pub address: String,
-    /// A Secret of this namespace: `token` is the HMAC key of a `webhook`; `ca.crt`, if
-    /// present, the CA bundle the server's certificate is checked against.
+    pub address: Option<String>,
+    /// A Secret of this namespace: `token` (the HMAC key of a `webhook`, the API token of a
+    /// Git provider), `address`, and `ca.crt`, the CA bundle the server's certificate is
+    /// checked against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretRef>,
+    /// For the Git providers, `owner/name` (a GitLab group path included): by default the
+    /// path of the GitSync's URL without `.git`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    pub repository: Option<String>,
     /// The GitSyncs of this namespace it serves; empty means all of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
@@ -54,12 +65,38 @@ pub struct NotifierSpec {
 pub enum NotifierType {
     /// A JSON POST signed with HMAC-SHA256, as Flux's `generic-hmac` provider sends.
     Webhook,
+    /// A Slack incoming webhook.
+    Slack,
+    /// A Microsoft Teams incoming webhook (an Adaptive Card).
+    Msteams,
+    /// GitHub commit statuses.
+    Github,
+    /// GitLab commit statuses.
+    Gitlab,
+    /// Gitea (and Forgejo) commit statuses.
+    Gitea,
+}
+
+impl NotifierType {
+    /// The name in `spec.type` and in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            NotifierType::Webhook => "webhook",
+            NotifierType::Slack => "slack",
+            NotifierType::Msteams => "msteams",
+            NotifierType::Github => "github",
+            NotifierType::Gitlab => "gitlab",
+            NotifierType::Gitea => "gitea",
+        }
+    }
 }
 
 /// What a GitSync did.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum NotifyEvent {
+    /// A new revision was fetched and is being applied (a commit status's `pending`).
+    Progressing,
     /// A revision was applied.
     Applied,
     /// A revision failed (any reason but the two below).
@@ -76,6 +113,7 @@ impl NotifyEvent {
     /// The name in `spec.events`.
     pub fn name(self) -> &'static str {
         match self {
+            NotifyEvent::Progressing => "progressing",
             NotifyEvent::Applied => "applied",
             NotifyEvent::Failed => "failed",
             NotifyEvent::DriftCorrected => "drift-corrected",
@@ -87,7 +125,9 @@ impl NotifyEvent {
     /// How severe it is.
     pub fn severity(self) -> Severity {
         match self {
-            NotifyEvent::Applied | NotifyEvent::DriftCorrected => Severity::Info,
+            NotifyEvent::Progressing | NotifyEvent::Applied | NotifyEvent::DriftCorrected => {
+                Severity::Info
+            }
             NotifyEvent::Failed | NotifyEvent::Unhealthy | NotifyEvent::VerificationFailed => {
                 Severity::Error
             }

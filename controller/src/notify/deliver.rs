@@ -16,7 +16,8 @@ use sealsync_core::Notifier;
 use tokio::sync::Notify;
 use zeroize::Zeroizing;
 
-use super::{payload, Notice};
+use super::providers::{self, repository_of};
+use super::Notice;
 use crate::support::metrics::Metrics;
 
 /// Notices one Notifier may have waiting; a full outbox drops its oldest.
@@ -38,6 +39,7 @@ pub(super) struct Outbox {
     wake: Arc<Notify>,
     task: tokio::task::JoinHandle<()>,
     metrics: Arc<Metrics>,
+    kind: &'static str,
 }
 
 impl Drop for Outbox {
@@ -72,6 +74,7 @@ impl Outbox {
             wake,
             task: tokio::spawn(worker.run()),
             metrics,
+            kind: notifier.spec.type_.name(),
         }
     }
 
@@ -80,7 +83,7 @@ impl Outbox {
         let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         if queue.len() >= OUTBOX {
             queue.pop_front();
-            self.metrics.count_notification("webhook", "dropped");
+            self.metrics.count_notification(self.kind, "dropped");
         }
         queue.push_back(notice);
         drop(queue);
@@ -103,7 +106,7 @@ struct Worker {
 
 /// What a delivery needs from the Notifier and its Secret.
 struct Target {
-    address: String,
+    address: Option<String>,
     token: Option<Zeroizing<Vec<u8>>>,
     ca: Option<Vec<u8>>,
 }
@@ -130,15 +133,20 @@ impl Worker {
             if self.sent.contains_key(&digest) {
                 continue;
             }
+            let kind = notifier.spec.type_.name();
             let outcome = self.deliver(&notifier, &notice).await;
+            if outcome == Ok(Delivery::Skipped) {
+                continue;
+            }
             if outcome.is_ok() {
                 self.sent.insert(digest, Instant::now());
             }
             self.metrics
-                .count_notification("webhook", if outcome.is_ok() { "sent" } else { "failed" });
+                .count_notification(kind, if outcome.is_ok() { "sent" } else { "failed" });
             if let Err(e) = &outcome {
                 tracing::warn!(notifier = %format!("{}/{}", self.namespace, self.name), error = %e, "notification not delivered");
             }
+            let outcome = outcome.map(drop);
             self.report(&notifier, outcome).await;
         }
     }
@@ -149,9 +157,6 @@ impl Worker {
             token: None,
             ca: None,
         };
-        if !(target.address.starts_with("https://") || target.address.starts_with("http://")) {
-            return Err("spec.address: not an http:// or https:// URL".to_owned());
-        }
         if let Some(secret_ref) = &notifier.spec.secret_ref {
             let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
             let secret = secrets
@@ -161,6 +166,14 @@ impl Worker {
                 .ok_or_else(|| format!("spec.secretRef: Secret {} not found", secret_ref.name))?;
             let mut data = secret.data.unwrap_or_default();
             target.token = data.remove("token").map(|b| Zeroizing::new(b.0));
+            if let Some(address) = data.remove("address") {
+                target.address = Some(
+                    String::from_utf8(address.0)
+                        .map_err(|_| format!("Secret {}: address is not text", secret_ref.name))?
+                        .trim()
+                        .to_owned(),
+                );
+            }
             if let Some(ca) = data.remove("ca.crt") {
                 if ca.0.len() > MAX_CA_BYTES {
                     return Err(format!(
@@ -174,10 +187,17 @@ impl Worker {
                 zeroize::Zeroize::zeroize(&mut value.0);
             }
         }
+        if target
+            .address
+            .as_deref()
+            .is_some_and(|a| !(a.starts_with("https://") || a.starts_with("http://")))
+        {
+            return Err("the address is not an http:// or https:// URL".to_owned());
+        }
         Ok(target)
     }
 
-    async fn deliver(&self, notifier: &Notifier, notice: &Notice) -> Result<(), String> {
+    async fn deliver(&self, notifier: &Notifier, notice: &Notice) -> Result<Delivery, String> {
         let target = self.target(notifier).await?;
         let mut builder = reqwest::Client::builder()
             .tls_backend_rustls()
@@ -192,29 +212,41 @@ impl Worker {
         let http = builder
             .build()
             .map_err(|e| format!("building the HTTP client: {e}"))?;
-        let body = serde_json::to_vec(&payload::body(notice, &self.instance))
-            .map_err(|_| "the notification is not representable as JSON".to_owned())?;
-        let signature = target
-            .token
-            .as_ref()
-            .map(|token| payload::signature(&body, token));
+        let repository = notifier
+            .spec
+            .repository
+            .clone()
+            .or_else(|| notice.url.as_deref().and_then(repository_of));
+        let request = providers::request(
+            &providers::Target {
+                kind: notifier.spec.type_,
+                address: target.address.as_deref(),
+                token: target.token.as_deref().map(Vec::as_slice),
+                repository: repository.as_deref(),
+                instance: &self.instance,
+            },
+            notice,
+        )?;
+        let Some(request) = request else {
+            return Ok(Delivery::Skipped);
+        };
         let mut last = String::new();
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(backoff(attempt)).await;
             }
-            let mut request = http
-                .post(&target.address)
+            let mut sent = http
+                .post(&request.url)
                 .header("Content-Type", "application/json")
-                .body(body.clone());
-            if let Some(signature) = &signature {
-                request = request.header("X-Signature", signature);
+                .body(request.body.clone());
+            for (name, value) in &request.headers {
+                sent = sent.header(*name, value);
             }
-            match request.send().await {
-                Ok(response) if response.status().is_success() => return Ok(()),
+            match sent.send().await {
+                Ok(response) if response.status().is_success() => return Ok(Delivery::Sent),
                 Ok(response) => {
                     let status = response.status();
-                    last = format!("{} answered {}", host_of(&target.address), status.as_u16());
+                    last = format!("{} answered {}", host_of(&request.url), status.as_u16());
                     // A request the receiver refuses will be refused again.
                     if status.is_client_error() && status.as_u16() != 429 && status.as_u16() != 408
                     {
@@ -224,7 +256,7 @@ impl Worker {
                 Err(e) => {
                     last = format!(
                         "{}: {}",
-                        host_of(&target.address),
+                        host_of(&request.url),
                         if e.is_timeout() {
                             "no answer within the timeout"
                         } else if e.is_connect() {
@@ -287,6 +319,15 @@ impl Worker {
             tracing::debug!(error = %api_reason(&e), "writing a Notifier's status");
         }
     }
+}
+
+/// What became of a notice that did not fail.
+#[derive(Debug, PartialEq, Eq)]
+enum Delivery {
+    /// Delivered.
+    Sent,
+    /// This type says nothing about it (a commit status for a drift correction).
+    Skipped,
 }
 
 /// A notice's identity for duplicate suppression: what it says, about what, and which

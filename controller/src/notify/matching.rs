@@ -65,6 +65,7 @@ mod tests {
             namespace: "team".to_owned(),
             name: "shop".to_owned(),
             uid: "u".to_owned(),
+            url: None,
             labels: Some(
                 labels
                     .iter()

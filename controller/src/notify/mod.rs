@@ -8,6 +8,7 @@
 mod deliver;
 mod matching;
 mod payload;
+mod providers;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -30,6 +31,8 @@ pub(crate) struct Notice {
     /// The GitSync's labels, for the Notifiers' selectors (read from the API when the
     /// sender did not have them).
     pub(crate) labels: Option<BTreeMap<String, String>>,
+    /// The GitSync's Git URL, whose path names the repository of a commit status.
+    pub(crate) url: Option<String>,
     pub(crate) event: NotifyEvent,
     /// The reason, as status and Events give it.
     pub(crate) reason: String,
@@ -79,16 +82,28 @@ impl Notifications {
             gs.uid().unwrap_or_default(),
             Some(gs.labels().clone()),
         );
-        self.emit_for(who, event, reason, message, revision);
+        let url = Some(gs.spec.url.clone());
+        self.send(who, url, event, (reason, message), revision);
     }
 
     /// Sends a notice about the GitSync `key` (namespace, name) of `uid`, without waiting.
     pub(crate) fn emit_for(
         &self,
-        (key, uid, labels): (&(String, String), String, Option<BTreeMap<String, String>>),
+        who: (&(String, String), String, Option<BTreeMap<String, String>>),
         event: NotifyEvent,
         reason: &str,
         message: &str,
+        revision: Option<&str>,
+    ) {
+        self.send(who, None, event, (reason, message), revision);
+    }
+
+    fn send(
+        &self,
+        (key, uid, labels): (&(String, String), String, Option<BTreeMap<String, String>>),
+        url: Option<String>,
+        event: NotifyEvent,
+        (reason, message): (&str, &str),
         revision: Option<&str>,
     ) {
         let Some(tx) = &self.tx else {
@@ -99,6 +114,7 @@ impl Notifications {
             name: key.1.clone(),
             uid,
             labels,
+            url,
             event,
             reason: reason.to_owned(),
             message: message.to_owned(),

@@ -50,6 +50,7 @@ mod tests {
             name: "shop".to_owned(),
             uid: "u-1".to_owned(),
             labels: None,
+            url: None,
             event: NotifyEvent::Failed,
             reason: "DecryptionFailed".to_owned(),
             message: "shop/db.yaml: document 1: tampered".to_owned(),

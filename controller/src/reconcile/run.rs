@@ -114,6 +114,14 @@ pub(super) async fn run(
         };
         return Ok(Applied::unchanged(gs, snapshot.revision, summary));
     }
+    // A new revision: commit statuses go to pending until it is applied or fails.
+    ctx.notify.emit(
+        gs,
+        sealsync_core::NotifyEvent::Progressing,
+        "Progressing",
+        &format!("applying revision {}", snapshot.revision),
+        Some(&snapshot.revision),
+    );
 
     let mut sealed_files = substitute::SealedFiles::new();
     for file in substitute::sealed_paths(gs, &path)? {

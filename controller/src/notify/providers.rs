@@ -1,0 +1,349 @@
+//! Each Notifier type's request: where it goes, its headers and its body. The Git providers
+//! set a commit status on the commit a notice is about, under the context
+//! `sealsync/<namespace>/<name>`; a notice without a commit (a drift correction) sets none.
+
+use sealsync_core::{NotifierType, NotifyEvent};
+use serde_json::{json, Value as Json};
+
+use super::{payload, Notice};
+
+/// One HTTP request to send.
+#[derive(Debug)]
+pub(super) struct Request {
+    pub(super) url: String,
+    pub(super) headers: Vec<(&'static str, String)>,
+    pub(super) body: Vec<u8>,
+}
+
+/// What a request needs besides the notice.
+pub(super) struct Target<'a> {
+    pub(super) kind: NotifierType,
+    /// The URL (webhook, Slack, Teams) or the API's base URL.
+    pub(super) address: Option<&'a str>,
+    pub(super) token: Option<&'a [u8]>,
+    /// `owner/name`, from the spec or the GitSync's URL.
+    pub(super) repository: Option<&'a str>,
+    /// The reporting instance, for the webhook body.
+    pub(super) instance: &'a str,
+}
+
+/// The longest description a commit status carries (GitHub's limit).
+const MAX_DESCRIPTION: usize = 140;
+
+/// The request for `notice`, `None` when this type has nothing to say about it, or why none
+/// can be made.
+pub(super) fn request(target: &Target<'_>, notice: &Notice) -> Result<Option<Request>, String> {
+    let text = |what: &str| {
+        format!(
+            "{what} GitSync {}/{}: {}: {}",
+            notice_icon(notice.event),
+            notice.name,
+            notice.reason,
+            notice.message
+        )
+    };
+    let address = |default: Option<&str>| {
+        target
+            .address
+            .or(default)
+            .map(|a| a.trim_end_matches('/').to_owned())
+            .ok_or_else(|| {
+                "spec.address (or address in the Secret) is required for this type".to_owned()
+            })
+    };
+    let json_request = |url: String, body: Json, headers: Vec<(&'static str, String)>| {
+        let body = serde_json::to_vec(&body).map_err(|_| "not representable as JSON".to_owned())?;
+        Ok(Some(Request { url, headers, body }))
+    };
+    match target.kind {
+        NotifierType::Webhook => {
+            let body = serde_json::to_vec(&payload::body(notice, target.instance))
+                .map_err(|_| "not representable as JSON".to_owned())?;
+            let mut headers = Vec::new();
+            if let Some(token) = target.token {
+                headers.push(("X-Signature", payload::signature(&body, token)));
+            }
+            Ok(Some(Request {
+                url: address(None)?,
+                headers,
+                body,
+            }))
+        }
+        NotifierType::Slack => json_request(
+            address(None)?,
+            json!({"text": format!("{}{}", text(&format!("[{}]", notice.namespace)), revision_line(notice))}),
+            Vec::new(),
+        ),
+        NotifierType::Msteams => json_request(
+            address(None)?,
+            json!({
+                "type": "message",
+                "attachments": [{
+                    "contentType": "application/vnd.microsoft.card.adaptive",
+                    "content": {
+                        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                        "type": "AdaptiveCard",
+                        "version": "1.4",
+                        "body": [
+                            {"type": "TextBlock", "weight": "Bolder", "wrap": true,
+                             "text": format!("GitSync {}/{}: {}", notice.namespace, notice.name, notice.reason)},
+                            {"type": "TextBlock", "wrap": true,
+                             "text": format!("{}{}", notice.message, revision_line(notice))},
+                        ],
+                    },
+                }],
+            }),
+            Vec::new(),
+        ),
+        NotifierType::Github | NotifierType::Gitlab | NotifierType::Gitea => {
+            let Some(state) = commit_state(target.kind, notice.event) else {
+                return Ok(None);
+            };
+            let Some(sha) = notice.revision.as_deref().and_then(commit_of) else {
+                return Ok(None);
+            };
+            let repository = target
+                .repository
+                .ok_or_else(|| "the repository is unknown: set spec.repository".to_owned())?;
+            let token = target
+                .token
+                .and_then(|t| std::str::from_utf8(t).ok())
+                .map(str::trim)
+                .ok_or_else(|| "the Secret named by spec.secretRef has no token".to_owned())?;
+            let context = format!("sealsync/{}/{}", notice.namespace, notice.name);
+            let description = description(notice);
+            match target.kind {
+                NotifierType::Github => json_request(
+                    format!(
+                        "{}/repos/{repository}/statuses/{sha}",
+                        address(Some("https://api.github.com"))?
+                    ),
+                    json!({"state": state, "context": context, "description": description}),
+                    vec![
+                        ("Authorization", format!("Bearer {token}")),
+                        ("Accept", "application/vnd.github+json".to_owned()),
+                        ("User-Agent", "sealsync-controller".to_owned()),
+                    ],
+                ),
+                NotifierType::Gitlab => json_request(
+                    format!(
+                        "{}/api/v4/projects/{}/statuses/{sha}",
+                        address(Some("https://gitlab.com"))?,
+                        encode_path(repository)
+                    ),
+                    json!({"state": state, "name": context, "description": description}),
+                    vec![("PRIVATE-TOKEN", token.to_owned())],
+                ),
+                _ => json_request(
+                    format!(
+                        "{}/api/v1/repos/{repository}/statuses/{sha}",
+                        address(Some("https://gitea.com"))?
+                    ),
+                    json!({"state": state, "context": context, "description": description}),
+                    vec![("Authorization", format!("token {token}"))],
+                ),
+            }
+        }
+    }
+}
+
+fn notice_icon(event: NotifyEvent) -> &'static str {
+    match event.severity() {
+        sealsync_core::Severity::Info => "ok:",
+        sealsync_core::Severity::Error => "FAILED:",
+    }
+}
+
+fn revision_line(notice: &Notice) -> String {
+    notice
+        .revision
+        .as_deref()
+        .map(|r| format!("\nrevision {r}"))
+        .unwrap_or_default()
+}
+
+/// The commit status an event sets, in the provider's words; `None` for events that set none.
+fn commit_state(kind: NotifierType, event: NotifyEvent) -> Option<&'static str> {
+    let gitlab = kind == NotifierType::Gitlab;
+    Some(match event {
+        NotifyEvent::Progressing => {
+            if gitlab {
+                "running"
+            } else {
+                "pending"
+            }
+        }
+        NotifyEvent::Applied => "success",
+        NotifyEvent::Failed | NotifyEvent::Unhealthy | NotifyEvent::VerificationFailed => {
+            if gitlab {
+                "failed"
+            } else {
+                "failure"
+            }
+        }
+        NotifyEvent::DriftCorrected => return None,
+    })
+}
+
+/// The commit of `main@sha1:<hex>` (or a bare commit id).
+fn commit_of(revision: &str) -> Option<&str> {
+    let sha = revision
+        .rsplit_once("sha1:")
+        .or_else(|| revision.rsplit_once("sha256:"))
+        .map_or(revision, |(_, sha)| sha);
+    (sha.len() >= 7 && sha.bytes().all(|b| b.is_ascii_hexdigit())).then_some(sha)
+}
+
+/// `reason: message`, cut to what a commit status holds.
+fn description(notice: &Notice) -> String {
+    let text = format!("{}: {}", notice.reason, notice.message);
+    if text.len() <= MAX_DESCRIPTION {
+        return text;
+    }
+    let mut end = MAX_DESCRIPTION - 1;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// A GitLab project path as its API takes it in a URL: every `/` encoded.
+fn encode_path(path: &str) -> String {
+    path.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// `owner/name` of a Git URL: its path without `.git`, for `https://`, `ssh://`, `git://`
+/// and scp-like `git@host:owner/name.git` URLs alike.
+pub(super) fn repository_of(url: &str) -> Option<String> {
+    let path = match url.split_once("://") {
+        Some((_, rest)) => rest.split_once('/').map(|(_, path)| path)?,
+        // scp-like: user@host:path
+        None => url.split_once(':').map(|(_, path)| path)?,
+    };
+    let path = path
+        .split(['?', '#'])
+        .next()
+        .unwrap_or_default()
+        .trim_matches('/');
+    let path = path.strip_suffix(".git").unwrap_or(path);
+    (path.contains('/') && !path.split('/').any(|s| s.is_empty() || s == ".."))
+        .then(|| path.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice(event: NotifyEvent, revision: Option<&str>) -> Notice {
+        Notice {
+            namespace: "team".to_owned(),
+            name: "shop".to_owned(),
+            uid: "u".to_owned(),
+            labels: None,
+            url: None,
+            event,
+            reason: "DecryptionFailed".to_owned(),
+            message: "shop/db.yaml: document 1: tampered".to_owned(),
+            revision: revision.map(str::to_owned),
+            at: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_repository_is_the_url_path_without_git() {
+        for (url, want) in [
+            ("https://github.com/acme/shop.git", Some("acme/shop")),
+            (
+                "https://gitlab.example/group/sub/shop",
+                Some("group/sub/shop"),
+            ),
+            ("ssh://git@github.com:22/acme/shop.git", Some("acme/shop")),
+            ("git@github.com:acme/shop.git", Some("acme/shop")),
+            ("git://127.0.0.1:9418/acme/shop.git/", Some("acme/shop")),
+            ("https://host/shop.git", None),
+            ("https://host/a/../b", None),
+        ] {
+            assert_eq!(repository_of(url).as_deref(), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn commit_statuses_take_each_provider_s_shape() {
+        let sha = "5d1e2a0b9c8f7e6d5c4b3a291807f6e5d4c3b2a1";
+        let revision = format!("main@sha1:{sha}");
+        let failed = notice(NotifyEvent::Failed, Some(&revision));
+        let target = |kind| Target {
+            kind,
+            address: None,
+            token: Some(b"tok".as_slice()),
+            repository: Some("group/sub/shop"),
+            instance: "pod",
+        };
+        let github = request(&target(NotifierType::Github), &failed)
+            .expect("ok")
+            .expect("a request");
+        assert_eq!(
+            github.url,
+            format!("https://api.github.com/repos/group/sub/shop/statuses/{sha}")
+        );
+        let body: Json = serde_json::from_slice(&github.body).expect("json");
+        assert_eq!(body["state"], "failure");
+        assert_eq!(body["context"], "sealsync/team/shop");
+        assert!(github
+            .headers
+            .contains(&("Authorization", "Bearer tok".to_owned())));
+        let gitlab = request(&target(NotifierType::Gitlab), &failed)
+            .expect("ok")
+            .expect("a request");
+        assert_eq!(
+            gitlab.url,
+            format!("https://gitlab.com/api/v4/projects/group%2Fsub%2Fshop/statuses/{sha}")
+        );
+        let body: Json = serde_json::from_slice(&gitlab.body).expect("json");
+        assert_eq!(body["state"], "failed");
+        assert_eq!(body["name"], "sealsync/team/shop");
+        let gitea = request(
+            &target(NotifierType::Gitea),
+            &notice(NotifyEvent::Progressing, Some(&revision)),
+        )
+        .expect("ok")
+        .expect("a request");
+        assert!(gitea
+            .headers
+            .contains(&("Authorization", "token tok".to_owned())));
+        let body: Json = serde_json::from_slice(&gitea.body).expect("json");
+        assert_eq!(body["state"], "pending");
+        // No commit, no status.
+        assert!(request(
+            &target(NotifierType::Github),
+            &notice(NotifyEvent::DriftCorrected, Some(&revision))
+        )
+        .expect("ok")
+        .is_none());
+        assert!(request(
+            &target(NotifierType::Github),
+            &notice(NotifyEvent::Failed, None)
+        )
+        .expect("ok")
+        .is_none());
+        let long = Notice {
+            message: "x".repeat(500),
+            ..failed
+        };
+        let body: Json = serde_json::from_slice(
+            &request(&target(NotifierType::Github), &long)
+                .expect("ok")
+                .expect("req")
+                .body,
+        )
+        .expect("json");
+        assert!(body["description"].as_str().expect("text").chars().count() <= 140);
+    }
+}
