@@ -300,6 +300,29 @@ async fn applied_failed_and_corrected_revisions_are_announced_signed_and_once() 
     );
     assert!(elsewhere.all().is_empty());
 
+    // A Notifier that cannot work says why at once.
+    apply_yaml(
+        &env.client,
+        &format!("apiVersion: sealsync.dev/v1\nkind: Notifier\nmetadata:\n  name: no-token\n  namespace: {NS}\nspec:\n  type: gitlab\n"),
+    )
+    .await;
+    wait_for(
+        "InvalidSpec on a Notifier without a token",
+        Duration::from_secs(30),
+        || async {
+            env.get("sealsync.dev/v1", "Notifier", Some(NS), "no-token")
+                .await
+                .map(|o| serde_json::to_value(o).expect("json"))
+                .is_some_and(|n| {
+                    n["status"]["conditions"][0]["reason"] == "InvalidSpec"
+                        && n["status"]["conditions"][0]["message"]
+                            .as_str()
+                            .is_some_and(|m| m.contains("spec.secretRef is required"))
+                })
+        },
+    )
+    .await;
+
     let metrics = metrics_text(&env);
     assert!(
         metrics.contains("sealsync_notifications_total{type=\"webhook\",result=\"sent\"}"),

@@ -103,6 +103,8 @@ pub enum NotifyEvent {
     Failed,
     /// A manual edit was undone.
     DriftCorrected,
+    /// The revision's objects became healthy (`spec.wait`, `spec.healthChecks`).
+    Healthy,
     /// The revision's objects did not become healthy.
     Unhealthy,
     /// `spec.verify` did not accept the revision.
@@ -117,6 +119,7 @@ impl NotifyEvent {
             NotifyEvent::Applied => "applied",
             NotifyEvent::Failed => "failed",
             NotifyEvent::DriftCorrected => "drift-corrected",
+            NotifyEvent::Healthy => "healthy",
             NotifyEvent::Unhealthy => "unhealthy",
             NotifyEvent::VerificationFailed => "verification-failed",
         }
@@ -125,9 +128,10 @@ impl NotifyEvent {
     /// How severe it is.
     pub fn severity(self) -> Severity {
         match self {
-            NotifyEvent::Progressing | NotifyEvent::Applied | NotifyEvent::DriftCorrected => {
-                Severity::Info
-            }
+            NotifyEvent::Progressing
+            | NotifyEvent::Applied
+            | NotifyEvent::Healthy
+            | NotifyEvent::DriftCorrected => Severity::Info,
             NotifyEvent::Failed | NotifyEvent::Unhealthy | NotifyEvent::VerificationFailed => {
                 Severity::Error
             }

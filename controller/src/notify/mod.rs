@@ -145,14 +145,19 @@ pub(crate) fn start(
     let (tx, rx) = mpsc::channel(CHANNEL);
     let (reader, writer) = reflector::store();
     let api: Api<Notifier> = Api::all(client.clone());
+    let status_client = client.clone();
     let follow = watcher(api, watcher::Config::default())
         .default_backoff()
         .reflect(writer)
-        .for_each(|event| {
-            if let Err(e) = event {
-                tracing::debug!(error = %Chain(&e), "Notifier watch");
+        .applied_objects()
+        .for_each(move |event| {
+            let client = status_client.clone();
+            async move {
+                match event {
+                    Ok(notifier) => check(&client, &notifier).await,
+                    Err(e) => tracing::debug!(error = %Chain(&e), "Notifier watch"),
+                }
             }
-            futures::future::ready(())
         });
     let dispatcher = Dispatcher {
         client,
@@ -218,5 +223,69 @@ impl Dispatcher {
                 outbox.push(notice.clone());
             }
         }
+    }
+}
+
+/// What is wrong with a Notifier's spec, before anything is sent.
+fn invalid(notifier: &Notifier) -> Option<String> {
+    use sealsync_core::NotifierType;
+    let spec = &notifier.spec;
+    if let Some(address) = &spec.address {
+        if !(address.starts_with("https://") || address.starts_with("http://")) {
+            return Some("spec.address: not an http:// or https:// URL".to_owned());
+        }
+    }
+    match spec.type_ {
+        NotifierType::Webhook | NotifierType::Slack | NotifierType::Msteams
+            if spec.address.is_none() && spec.secret_ref.is_none() =>
+        {
+            Some(
+                "spec.address, or an address in the Secret of spec.secretRef, is required"
+                    .to_owned(),
+            )
+        }
+        NotifierType::Github | NotifierType::Gitlab | NotifierType::Gitea
+            if spec.secret_ref.is_none() =>
+        {
+            Some("spec.secretRef is required: its token is the API token".to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// Reports a new generation's spec in its status: `Ready` with `Configured` or `InvalidSpec`.
+/// Deliveries report themselves afterwards.
+async fn check(client: &Client, notifier: &Notifier) {
+    let generation = notifier.metadata.generation;
+    if notifier.status.as_ref().and_then(|s| s.observed_generation) == generation {
+        return;
+    }
+    let (status, reason, message) = match invalid(notifier) {
+        None => (
+            "True",
+            "Configured",
+            "waiting for the first notification".to_owned(),
+        ),
+        Some(why) => ("False", "InvalidSpec", why),
+    };
+    let patch = serde_json::json!({"status": {
+        "observedGeneration": generation,
+        "conditions": [{
+            "type": "Ready", "status": status, "reason": reason, "message": message,
+            "observedGeneration": generation,
+            "lastTransitionTime": k8s_openapi::jiff::Timestamp::now().to_string(),
+        }],
+    }});
+    let api: Api<Notifier> =
+        Api::namespaced(client.clone(), &notifier.namespace().unwrap_or_default());
+    if let Err(e) = api
+        .patch_status(
+            &notifier.name_any(),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+    {
+        tracing::debug!(error = %Chain(&e), "writing a Notifier's status");
     }
 }

@@ -181,7 +181,8 @@ fn commit_state(kind: NotifierType, event: NotifyEvent) -> Option<&'static str> 
                 "failure"
             }
         }
-        NotifyEvent::DriftCorrected => return None,
+        // Applied says success already (an unhealthy revision is never announced as applied).
+        NotifyEvent::DriftCorrected | NotifyEvent::Healthy => return None,
     })
 }
 

@@ -408,13 +408,25 @@ pub(super) async fn finish(
                 .and_then(|s| s.last_applied_revision.as_deref())
                 != Some(applied.revision.as_str());
             if applied.changed || new_revision {
-                ctx.notify.emit(
-                    gs,
-                    sealsync_core::NotifyEvent::Applied,
-                    "ReconciliationSucceeded",
-                    &format!("Applied revision {}: {}", applied.revision, applied.summary),
-                    Some(&applied.revision),
-                );
+                // An unhealthy revision was announced as such above: not as applied.
+                if applied.unhealthy().is_none() {
+                    ctx.notify.emit(
+                        gs,
+                        sealsync_core::NotifyEvent::Applied,
+                        "ReconciliationSucceeded",
+                        &format!("Applied revision {}: {}", applied.revision, applied.summary),
+                        Some(&applied.revision),
+                    );
+                }
+                if matches!(applied.health, Some(crate::health::Verdict::Healthy)) {
+                    ctx.notify.emit(
+                        gs,
+                        sealsync_core::NotifyEvent::Healthy,
+                        "Healthy",
+                        &format!("every object of revision {} is healthy", applied.revision),
+                        Some(&applied.revision),
+                    );
+                }
                 status::event(
                     &ctx.recorder,
                     gs,
