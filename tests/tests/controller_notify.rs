@@ -558,3 +558,39 @@ async fn the_commit_a_gitsync_attempts_gets_pending_then_success_or_failure_on_g
     let everything = format!("{:?}", calls.lock().expect("lock"));
     assert!(!everything.contains(CANARY));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotation_is_announced_to_the_notifiers_of_the_controller_namespace() {
+    let env = Env::start(&[NS]).await;
+    let receiver = Receiver::start(Behaviour::Accept).await;
+    let team = Receiver::start(Behaviour::Accept).await;
+    apply_yaml(
+        &env.client,
+        &format!(
+            "apiVersion: sealsync.dev/v1\nkind: Notifier\nmetadata:\n  name: keys\n  namespace: {CONTROLLER_NS}\nspec:\n  type: webhook\n  address: {}\n  events: [key-rotated]\n",
+            receiver.url
+        ),
+    )
+    .await;
+    // A team's Notifier hears about its own GitSyncs only.
+    apply_yaml(&env.client, &notifier_yaml("team", &team.url, "")).await;
+    let kubeconfig = env.kubeconfig_arg();
+    let (code, recipient, err) = run_cli_status(&[
+        "keys",
+        "rotate",
+        "--kubeconfig",
+        &kubeconfig,
+        "--controller-namespace",
+        CONTROLLER_NS,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(recipient.trim().starts_with("age1"));
+    let rotated = receiver
+        .wait("the key rotation", |b| b["reason"] == "KeyGenerated")
+        .await;
+    assert_eq!(rotated["involvedObject"]["kind"], "SealingKey");
+    assert_eq!(rotated["involvedObject"]["namespace"], CONTROLLER_NS);
+    assert_eq!(rotated["metadata"]["event"], "key-rotated");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(team.all().is_empty());
+}

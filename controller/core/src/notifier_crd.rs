@@ -103,6 +103,9 @@ pub enum NotifyEvent {
     Failed,
     /// A manual edit was undone.
     DriftCorrected,
+    /// The cluster generated a new current key (to the Notifiers of the controller's
+    /// namespace, where the SealingKeys are).
+    KeyRotated,
     /// The revision's objects became healthy (`spec.wait`, `spec.healthChecks`).
     Healthy,
     /// The revision's objects did not become healthy.
@@ -119,6 +122,7 @@ impl NotifyEvent {
             NotifyEvent::Applied => "applied",
             NotifyEvent::Failed => "failed",
             NotifyEvent::DriftCorrected => "drift-corrected",
+            NotifyEvent::KeyRotated => "key-rotated",
             NotifyEvent::Healthy => "healthy",
             NotifyEvent::Unhealthy => "unhealthy",
             NotifyEvent::VerificationFailed => "verification-failed",
@@ -131,7 +135,8 @@ impl NotifyEvent {
             NotifyEvent::Progressing
             | NotifyEvent::Applied
             | NotifyEvent::Healthy
-            | NotifyEvent::DriftCorrected => Severity::Info,
+            | NotifyEvent::DriftCorrected
+            | NotifyEvent::KeyRotated => Severity::Info,
             NotifyEvent::Failed | NotifyEvent::Unhealthy | NotifyEvent::VerificationFailed => {
                 Severity::Error
             }

@@ -126,6 +126,7 @@ pub(super) fn wire(
         metrics: metrics.clone(),
         recorder: recorder.clone(),
         triggers: triggers.clone(),
+        notify: notify.clone(),
     });
     let http_handles = Arc::new(http::Handles {
         client: client.clone(),

@@ -243,6 +243,15 @@ impl Manager {
             .await?;
             if created {
                 tracing::info!(key_id = %identity.key_id(), sealing_key = %sk.name_any(), "keys: generated a new key (rotation)");
+                self.handles.notify.key_rotated(
+                    self.namespace(),
+                    &sk.name_any(),
+                    sk.uid().unwrap_or_default(),
+                    &format!(
+                        "generated key {} in the cluster; it is now the current key",
+                        identity.key_id()
+                    ),
+                );
                 event_on(
                     &self.handles.recorder,
                     &sk.object_ref(&()),

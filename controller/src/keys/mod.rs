@@ -55,6 +55,8 @@ pub(crate) struct KeyHandles {
     pub(crate) recorder: Arc<EventRecorder>,
     /// Reconciles of GitSyncs that a new key may open now.
     pub(crate) triggers: Arc<Triggers>,
+    /// Where key rotations are announced.
+    pub(crate) notify: crate::notify::Notifications,
 }
 
 impl std::fmt::Debug for KeyHandles {

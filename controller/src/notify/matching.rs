@@ -13,11 +13,12 @@ use super::Notice;
 pub(crate) fn takes(notifier: &Notifier, notice: &Notice) -> bool {
     notifier.namespace().as_deref() == Some(notice.namespace.as_str())
         && notifier.metadata.deletion_timestamp.is_none()
-        && notifier
+        // A selector picks GitSyncs; a key rotation concerns them all.
+        && (notice.kind != "GitSync" || notifier
             .spec
             .selector
             .as_ref()
-            .is_none_or(|s| selects(s, notice.labels.as_ref().unwrap_or(&BTreeMap::new())))
+            .is_none_or(|s| selects(s, notice.labels.as_ref().unwrap_or(&BTreeMap::new()))))
         && (notifier.spec.events.is_empty() || notifier.spec.events.contains(&notice.event))
         && notice.event.severity() >= notifier.spec.severity.unwrap_or(Severity::Info)
 }
@@ -62,6 +63,7 @@ mod tests {
 
     fn notice(event: NotifyEvent, labels: &[(&str, &str)]) -> Notice {
         Notice {
+            kind: "GitSync",
             namespace: "team".to_owned(),
             name: "shop".to_owned(),
             uid: "u".to_owned(),

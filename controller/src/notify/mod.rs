@@ -25,6 +25,8 @@ use crate::support::metrics::Metrics;
 /// One thing a GitSync did.
 #[derive(Debug, Clone)]
 pub(crate) struct Notice {
+    /// `GitSync`, or `SealingKey` for a key rotation.
+    pub(crate) kind: &'static str,
     pub(crate) namespace: String,
     pub(crate) name: String,
     pub(crate) uid: String,
@@ -110,6 +112,7 @@ impl Notifications {
             return;
         };
         let notice = Notice {
+            kind: "GitSync",
             namespace: key.0.clone(),
             name: key.1.clone(),
             uid,
@@ -119,6 +122,32 @@ impl Notifications {
             reason: reason.to_owned(),
             message: message.to_owned(),
             revision: revision.map(str::to_owned),
+            at: k8s_openapi::jiff::Timestamp::now().to_string(),
+        };
+        if tx.try_send(notice).is_err() {
+            self.metrics.count_notification("any", "dropped");
+        }
+    }
+}
+
+impl Notifications {
+    /// Announces a key rotation on the SealingKey `name` (of `uid`) in the controller's
+    /// `namespace`, without waiting.
+    pub(crate) fn key_rotated(&self, namespace: &str, name: &str, uid: String, message: &str) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        let notice = Notice {
+            kind: "SealingKey",
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            uid,
+            labels: Some(BTreeMap::new()),
+            url: None,
+            event: NotifyEvent::KeyRotated,
+            reason: "KeyGenerated".to_owned(),
+            message: message.to_owned(),
+            revision: None,
             at: k8s_openapi::jiff::Timestamp::now().to_string(),
         };
         if tx.try_send(notice).is_err() {

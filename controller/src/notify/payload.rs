@@ -16,7 +16,7 @@ pub(crate) fn body(notice: &Notice, instance: &str) -> Json {
     json!({
         "involvedObject": {
             "apiVersion": "sealsync.dev/v1",
-            "kind": "GitSync",
+            "kind": notice.kind,
             "namespace": notice.namespace,
             "name": notice.name,
             "uid": notice.uid,
@@ -46,6 +46,7 @@ mod tests {
     #[test]
     fn the_body_has_flux_s_fields_and_the_signature_is_hmac_sha256() {
         let notice = Notice {
+            kind: "GitSync",
             namespace: "team".to_owned(),
             name: "shop".to_owned(),
             uid: "u-1".to_owned(),

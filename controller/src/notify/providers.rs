@@ -35,8 +35,10 @@ const MAX_DESCRIPTION: usize = 140;
 pub(super) fn request(target: &Target<'_>, notice: &Notice) -> Result<Option<Request>, String> {
     let text = |what: &str| {
         format!(
-            "{what} GitSync {}/{}: {}: {}",
+            "{} {what} {} {}/{}: {}: {}",
             notice_icon(notice.event),
+            notice.kind,
+            notice.namespace,
             notice.name,
             notice.reason,
             notice.message
@@ -71,7 +73,7 @@ pub(super) fn request(target: &Target<'_>, notice: &Notice) -> Result<Option<Req
         }
         NotifierType::Slack => json_request(
             address(None)?,
-            json!({"text": format!("{}{}", text(&format!("[{}]", notice.namespace)), revision_line(notice))}),
+            json!({"text": format!("{}{}", text("sealsync:"), revision_line(notice))}),
             Vec::new(),
         ),
         NotifierType::Msteams => json_request(
@@ -86,7 +88,7 @@ pub(super) fn request(target: &Target<'_>, notice: &Notice) -> Result<Option<Req
                         "version": "1.4",
                         "body": [
                             {"type": "TextBlock", "weight": "Bolder", "wrap": true,
-                             "text": format!("GitSync {}/{}: {}", notice.namespace, notice.name, notice.reason)},
+                             "text": format!("{} {}/{}: {}", notice.kind, notice.namespace, notice.name, notice.reason)},
                             {"type": "TextBlock", "wrap": true,
                              "text": format!("{}{}", notice.message, revision_line(notice))},
                         ],
@@ -182,7 +184,9 @@ fn commit_state(kind: NotifierType, event: NotifyEvent) -> Option<&'static str> 
             }
         }
         // Applied says success already (an unhealthy revision is never announced as applied).
-        NotifyEvent::DriftCorrected | NotifyEvent::Healthy => return None,
+        NotifyEvent::DriftCorrected | NotifyEvent::Healthy | NotifyEvent::KeyRotated => {
+            return None
+        }
     })
 }
 
@@ -244,6 +248,7 @@ mod tests {
 
     fn notice(event: NotifyEvent, revision: Option<&str>) -> Notice {
         Notice {
+            kind: "GitSync",
             namespace: "team".to_owned(),
             name: "shop".to_owned(),
             uid: "u".to_owned(),
@@ -346,5 +351,48 @@ mod tests {
         )
         .expect("json");
         assert!(body["description"].as_str().expect("text").chars().count() <= 140);
+    }
+
+    #[test]
+    fn slack_and_teams_get_their_webhooks_shapes() {
+        let failed = notice(NotifyEvent::Failed, Some("main@sha1:5d1e2a0b9c8f"));
+        let target = |kind| Target {
+            kind,
+            address: Some("https://hooks.example/services/T/B/secret"),
+            token: None,
+            repository: None,
+            instance: "pod",
+        };
+        let slack = request(&target(NotifierType::Slack), &failed)
+            .expect("ok")
+            .expect("req");
+        assert_eq!(slack.url, "https://hooks.example/services/T/B/secret");
+        let body: Json = serde_json::from_slice(&slack.body).expect("json");
+        let text = body["text"].as_str().expect("text");
+        assert!(
+            text.contains("GitSync team/shop: DecryptionFailed")
+                && text.contains("main@sha1:5d1e2a0b9c8f"),
+            "{text}"
+        );
+        let teams = request(&target(NotifierType::Msteams), &failed)
+            .expect("ok")
+            .expect("req");
+        let body: Json = serde_json::from_slice(&teams.body).expect("json");
+        assert_eq!(body["type"], "message");
+        let card = &body["attachments"][0];
+        assert_eq!(
+            card["contentType"],
+            "application/vnd.microsoft.card.adaptive"
+        );
+        assert_eq!(card["content"]["type"], "AdaptiveCard");
+        assert!(card["content"]["body"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("DecryptionFailed")));
+        // Without an address there is nothing to post to.
+        let none = Target {
+            address: None,
+            ..target(NotifierType::Slack)
+        };
+        assert!(request(&none, &failed).is_err());
     }
 }
