@@ -16,7 +16,7 @@ use sealsync_core::Notifier;
 use tokio::sync::Notify;
 use zeroize::Zeroizing;
 
-use super::providers::{self, repository_of};
+use super::providers::{self, host_of_git_url, repository_of};
 use super::Notice;
 use crate::support::metrics::Metrics;
 
@@ -100,8 +100,9 @@ struct Worker {
     name: String,
     queue: Arc<Mutex<VecDeque<Notice>>>,
     wake: Arc<Notify>,
-    /// When each notice was last sent, by its digest.
-    sent: HashMap<u64, Instant>,
+    /// The last notice sent about each object (kind, namespace, name): its digest and when.
+    /// Only a repeat of that one is suppressed, so a failure after a success is sent again.
+    sent: HashMap<(&'static str, String, String), (u64, Instant)>,
 }
 
 /// What a delivery needs from the Notifier and its Secret.
@@ -129,8 +130,14 @@ impl Worker {
                 return;
             };
             let digest = digest(&notice);
-            self.sent.retain(|_, at| at.elapsed() < DUPLICATE_WINDOW);
-            if self.sent.contains_key(&digest) {
+            let about = (notice.kind, notice.namespace.clone(), notice.name.clone());
+            self.sent
+                .retain(|_, (_, at)| at.elapsed() < DUPLICATE_WINDOW);
+            if self
+                .sent
+                .get(&about)
+                .is_some_and(|(last, _)| *last == digest)
+            {
                 continue;
             }
             let kind = notifier.spec.type_.name();
@@ -139,7 +146,7 @@ impl Worker {
                 continue;
             }
             if outcome.is_ok() {
-                self.sent.insert(digest, Instant::now());
+                self.sent.insert(about, (digest, Instant::now()));
             }
             self.metrics
                 .count_notification(kind, if outcome.is_ok() { "sent" } else { "failed" });
@@ -147,6 +154,10 @@ impl Worker {
                 tracing::warn!(notifier = %format!("{}/{}", self.namespace, self.name), error = %e, "notification not delivered");
             }
             let outcome = outcome.map(drop);
+            // The Notifier as it is now: its spec may have changed during the delivery.
+            let Some(notifier) = self.notifiers.get(&key) else {
+                return;
+            };
             self.report(&notifier, outcome).await;
         }
     }
@@ -164,8 +175,18 @@ impl Worker {
                 .await
                 .map_err(|e| format!("reading Secret {}: {}", secret_ref.name, api_reason(&e)))?
                 .ok_or_else(|| format!("spec.secretRef: Secret {} not found", secret_ref.name))?;
+            if secret.type_.as_deref() == Some("kubernetes.io/service-account-token") {
+                return Err(format!(
+                    "spec.secretRef: Secret {} is a service-account token, which a Notifier never sends",
+                    secret_ref.name
+                ));
+            }
             let mut data = secret.data.unwrap_or_default();
-            target.token = data.remove("token").map(|b| Zeroizing::new(b.0));
+            target.token = data.remove("token").map(|b| {
+                let token = Zeroizing::new(b.0);
+                // As a Secret made with `echo token > file` holds it: without the newline.
+                Zeroizing::new(token.trim_ascii().to_vec())
+            });
             if let Some(address) = data.remove("address") {
                 target.address = Some(
                     String::from_utf8(address.0)
@@ -194,6 +215,18 @@ impl Worker {
         {
             return Err("the address is not an http:// or https:// URL".to_owned());
         }
+        // A token travels over TLS, unless to this host.
+        if target.token.is_some()
+            && target
+                .address
+                .as_deref()
+                .is_some_and(|a| a.starts_with("http://") && !is_loopback(&host_of(a)))
+        {
+            return Err(
+                "a token is sent over https:// only (http:// only to a loopback address)"
+                    .to_owned(),
+            );
+        }
         Ok(target)
     }
 
@@ -217,12 +250,14 @@ impl Worker {
             .repository
             .clone()
             .or_else(|| notice.url.as_deref().and_then(repository_of));
+        let git_host = notice.url.as_deref().and_then(host_of_git_url);
         let request = providers::request(
             &providers::Target {
                 kind: notifier.spec.type_,
                 address: target.address.as_deref(),
                 token: target.token.as_deref().map(Vec::as_slice),
                 repository: repository.as_deref(),
+                git_host: git_host.as_deref(),
                 instance: &self.instance,
             },
             notice,
@@ -247,9 +282,12 @@ impl Worker {
                 Ok(response) => {
                     let status = response.status();
                     last = format!("{} answered {}", host_of(&request.url), status.as_u16());
-                    // A request the receiver refuses will be refused again.
-                    if status.is_client_error() && status.as_u16() != 429 && status.as_u16() != 408
-                    {
+                    // A request the receiver refuses will be refused again; a redirect is not
+                    // followed (credentials would go with it).
+                    let refused = status.is_client_error()
+                        && status.as_u16() != 429
+                        && status.as_u16() != 408;
+                    if refused || status.is_redirection() {
                         return Err(last);
                     }
                 }
@@ -367,6 +405,23 @@ fn host_of(address: &str) -> String {
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host = host.rsplit('@').next().unwrap_or(host);
     format!("{scheme}://{host}")
+}
+
+/// Whether `scheme://host[:port]` names this host.
+fn is_loopback(origin: &str) -> bool {
+    let host = origin.split_once("://").map_or(origin, |(_, h)| h);
+    let host = if host.starts_with('[') {
+        host.split(']')
+            .next()
+            .unwrap_or(host)
+            .trim_start_matches('[')
+    } else {
+        host.split(':').next().unwrap_or(host)
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn api_reason(error: &kube::Error) -> String {

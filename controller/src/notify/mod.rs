@@ -220,8 +220,21 @@ struct Dispatcher {
 
 impl Dispatcher {
     async fn run(mut self, mut rx: mpsc::Receiver<Notice>) {
+        // Notices that come before the Notifiers are known would match none.
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            self.notifiers.wait_until_ready(),
+        )
+        .await;
         while let Some(mut notice) = rx.recv().await {
             let notifiers = self.notifiers.state();
+            let selecting = notifiers.iter().any(|n| {
+                n.namespace().as_deref() == Some(notice.namespace.as_str())
+                    && n.spec.selector.is_some()
+            });
+            if notice.labels.is_none() && !selecting {
+                notice.labels = Some(BTreeMap::new());
+            }
             if notice.labels.is_none() {
                 let api: Api<GitSync> = Api::namespaced(self.client.clone(), &notice.namespace);
                 notice.labels = match api.get_opt(&notice.name).await {
@@ -263,6 +276,24 @@ fn invalid(notifier: &Notifier) -> Option<String> {
         if !(address.starts_with("https://") || address.starts_with("http://")) {
             return Some("spec.address: not an http:// or https:// URL".to_owned());
         }
+    }
+    if spec
+        .secret_ref
+        .as_ref()
+        .and_then(|r| r.namespace.as_deref())
+        .is_some_and(|ns| Some(ns) != notifier.namespace().as_deref())
+    {
+        return Some(
+            "spec.secretRef.namespace: a Notifier reads Secrets of its own namespace only"
+                .to_owned(),
+        );
+    }
+    if spec
+        .repository
+        .as_deref()
+        .is_some_and(|r| !providers::is_repository_path(r))
+    {
+        return Some("spec.repository: not an owner/name path".to_owned());
     }
     match spec.type_ {
         NotifierType::Webhook | NotifierType::Slack | NotifierType::Msteams

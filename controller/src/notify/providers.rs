@@ -23,6 +23,9 @@ pub(super) struct Target<'a> {
     pub(super) token: Option<&'a [u8]>,
     /// `owner/name`, from the spec or the GitSync's URL.
     pub(super) repository: Option<&'a str>,
+    /// The host of the GitSync's URL: a Git provider's token goes to its public API only
+    /// when the repository is there.
+    pub(super) git_host: Option<&'a str>,
     /// The reporting instance, for the webhook body.
     pub(super) instance: &'a str,
 }
@@ -106,7 +109,23 @@ pub(super) fn request(target: &Target<'_>, notice: &Notice) -> Result<Option<Req
             };
             let repository = target
                 .repository
-                .ok_or_else(|| "the repository is unknown: set spec.repository".to_owned())?;
+                .filter(|r| is_repository_path(r))
+                .ok_or_else(|| {
+                    "the repository is unknown or not owner/name: set spec.repository".to_owned()
+                })?;
+            // Without spec.address the public service is used, and only for a repository
+            // there: a self-hosted server's token never goes to the public one.
+            let public = match target.kind {
+                NotifierType::Github => ("github.com", "https://api.github.com"),
+                NotifierType::Gitlab => ("gitlab.com", "https://gitlab.com"),
+                _ => ("gitea.com", "https://gitea.com"),
+            };
+            if target.address.is_none() && target.git_host.is_some_and(|h| h != public.0) {
+                return Err(format!(
+                    "the GitSync's repository is not on {}: set spec.address to its server's API",
+                    public.0
+                ));
+            }
             let token = target
                 .token
                 .and_then(|t| std::str::from_utf8(t).ok())
@@ -118,7 +137,7 @@ pub(super) fn request(target: &Target<'_>, notice: &Notice) -> Result<Option<Req
                 NotifierType::Github => json_request(
                     format!(
                         "{}/repos/{repository}/statuses/{sha}",
-                        address(Some("https://api.github.com"))?
+                        address(Some(public.1))?
                     ),
                     json!({"state": state, "context": context, "description": description}),
                     vec![
@@ -130,7 +149,7 @@ pub(super) fn request(target: &Target<'_>, notice: &Notice) -> Result<Option<Req
                 NotifierType::Gitlab => json_request(
                     format!(
                         "{}/api/v4/projects/{}/statuses/{sha}",
-                        address(Some("https://gitlab.com"))?,
+                        address(Some(public.1))?,
                         encode_path(repository)
                     ),
                     json!({"state": state, "name": context, "description": description}),
@@ -139,7 +158,7 @@ pub(super) fn request(target: &Target<'_>, notice: &Notice) -> Result<Option<Req
                 _ => json_request(
                     format!(
                         "{}/api/v1/repos/{repository}/statuses/{sha}",
-                        address(Some("https://gitea.com"))?
+                        address(Some(public.1))?
                     ),
                     json!({"state": state, "context": context, "description": description}),
                     vec![("Authorization", format!("token {token}"))],
@@ -224,6 +243,32 @@ fn encode_path(path: &str) -> String {
         .collect()
 }
 
+/// Whether `path` is an `owner/name` path a URL may carry: no empty, `.` or `..` segment, and
+/// nothing but letters, digits, `-`, `_` and `.`.
+pub(super) fn is_repository_path(path: &str) -> bool {
+    path.contains('/')
+        && path.len() <= 512
+        && path.split('/').all(|s| {
+            !s.is_empty()
+                && s != "."
+                && s != ".."
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+}
+
+/// The host of a Git URL (`https://`, `ssh://`, `git://` or scp-like), lowercase.
+pub(super) fn host_of_git_url(url: &str) -> Option<String> {
+    let rest = match url.split_once("://") {
+        Some((_, rest)) => rest,
+        None => url.split_once(':').map(|(host, _)| host)?,
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    let host = host.split(':').next().unwrap_or(host);
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
 /// `owner/name` of a Git URL: its path without `.git`, for `https://`, `ssh://`, `git://`
 /// and scp-like `git@host:owner/name.git` URLs alike.
 pub(super) fn repository_of(url: &str) -> Option<String> {
@@ -238,8 +283,7 @@ pub(super) fn repository_of(url: &str) -> Option<String> {
         .unwrap_or_default()
         .trim_matches('/');
     let path = path.strip_suffix(".git").unwrap_or(path);
-    (path.contains('/') && !path.split('/').any(|s| s.is_empty() || s == ".."))
-        .then(|| path.to_owned())
+    is_repository_path(path).then(|| path.to_owned())
 }
 
 #[cfg(test)]
@@ -290,6 +334,7 @@ mod tests {
             address: None,
             token: Some(b"tok".as_slice()),
             repository: Some("group/sub/shop"),
+            git_host: None,
             instance: "pod",
         };
         let github = request(&target(NotifierType::Github), &failed)
@@ -361,6 +406,7 @@ mod tests {
             address: Some("https://hooks.example/services/T/B/secret"),
             token: None,
             repository: None,
+            git_host: None,
             instance: "pod",
         };
         let slack = request(&target(NotifierType::Slack), &failed)
@@ -394,5 +440,47 @@ mod tests {
             ..target(NotifierType::Slack)
         };
         assert!(request(&none, &failed).is_err());
+    }
+
+    #[test]
+    fn a_self_hosted_repository_never_sends_its_token_to_the_public_service() {
+        let failed = notice(NotifyEvent::Failed, Some("main@sha1:5d1e2a0b9c8f"));
+        let target = |address, host| Target {
+            kind: NotifierType::Github,
+            address,
+            token: Some(b"tok".as_slice()),
+            repository: Some("acme/shop"),
+            git_host: host,
+            instance: "pod",
+        };
+        let error = request(&target(None, Some("ghe.example")), &failed).expect_err("refused");
+        assert!(error.contains("set spec.address"), "{error}");
+        assert!(request(&target(None, Some("github.com")), &failed)
+            .expect("ok")
+            .is_some());
+        let ghe = request(
+            &target(Some("https://ghe.example/api/v3"), Some("ghe.example")),
+            &failed,
+        )
+        .expect("ok")
+        .expect("req");
+        assert!(ghe
+            .url
+            .starts_with("https://ghe.example/api/v3/repos/acme/shop/"));
+        assert_eq!(
+            host_of_git_url("git@GitHub.com:acme/shop.git").as_deref(),
+            Some("github.com")
+        );
+        assert_eq!(
+            host_of_git_url("ssh://git@ghe.example:2222/a/b").as_deref(),
+            Some("ghe.example")
+        );
+        for bad in ["acme/shop?x=1", "acme/../shop", "acme", "acme/sh op"] {
+            let t = Target {
+                repository: Some(bad),
+                ..target(None, Some("github.com"))
+            };
+            assert!(request(&t, &failed).is_err(), "{bad}");
+        }
     }
 }

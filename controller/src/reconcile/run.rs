@@ -114,14 +114,22 @@ pub(super) async fn run(
         };
         return Ok(Applied::unchanged(gs, snapshot.revision, summary));
     }
-    // A new revision: commit statuses go to pending until it is applied or fails.
-    ctx.notify.emit(
-        gs,
-        sealsync_core::NotifyEvent::Progressing,
-        "Progressing",
-        &format!("applying revision {}", snapshot.revision),
-        Some(&snapshot.revision),
-    );
+    // A new revision: commit statuses go to pending until it is applied or fails. Retries of
+    // the same revision do not set it again.
+    let first_attempt = gs
+        .status
+        .as_ref()
+        .and_then(|s| s.last_attempted_revision.as_deref())
+        != Some(snapshot.revision.as_str());
+    if first_attempt {
+        ctx.notify.emit(
+            gs,
+            sealsync_core::NotifyEvent::Progressing,
+            "Progressing",
+            &format!("applying revision {}", snapshot.revision),
+            Some(&snapshot.revision),
+        );
+    }
 
     let mut sealed_files = substitute::SealedFiles::new();
     for file in substitute::sealed_paths(gs, &path)? {
