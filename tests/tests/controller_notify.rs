@@ -399,21 +399,33 @@ async fn a_receiver_that_fails_first_gets_the_notice_once_and_one_that_hangs_del
 
 /// `(path, Authorization, body)` of each request a fake Git provider got.
 type Calls = Arc<Mutex<Vec<(String, Option<String>, Json)>>>;
+/// Every header of each request, lowercase names, by path.
+type Headers = Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>;
 
 /// A fake GitHub API on loopback that records commit statuses.
 async fn fake_github() -> (String, Calls) {
+    let (base, calls, _) = fake_provider().await;
+    (base, calls)
+}
+
+/// A stand-in for any provider's API on loopback: it records each request's path, headers and
+/// body, and answers 201.
+async fn fake_provider() -> (String, Calls, Headers) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let calls: Calls = Arc::new(Mutex::new(Vec::new()));
+    let headers: Headers = Arc::new(Mutex::new(Vec::new()));
     let log = calls.clone();
+    let header_log = headers.clone();
     tokio::spawn(async move {
         loop {
             let Ok((mut stream, _)) = listener.accept().await else {
                 return;
             };
             let log = log.clone();
+            let header_log = header_log.clone();
             tokio::spawn(async move {
                 let mut buffer = Vec::new();
                 let mut chunk = [0u8; 8192];
@@ -455,6 +467,13 @@ async fn fake_github() -> (String, Calls) {
                     .unwrap_or_default()
                     .to_owned();
                 let body: Json = serde_json::from_slice(&buffer[start..]).unwrap_or(Json::Null);
+                let all: Vec<(String, String)> = head
+                    .lines()
+                    .skip(1)
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                    .collect();
+                header_log.lock().expect("lock").push((path.clone(), all));
                 log.lock()
                     .expect("lock")
                     .push((path, header("authorization"), body));
@@ -466,7 +485,7 @@ async fn fake_github() -> (String, Calls) {
             });
         }
     });
-    (base, calls)
+    (base, calls, headers)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -593,4 +612,120 @@ async fn a_key_rotation_is_announced_to_the_notifiers_of_the_controller_namespac
     assert_eq!(rotated["metadata"]["event"], "key-rotated");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(team.all().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gitlab_gitea_slack_and_teams_get_their_own_requests() {
+    let env = Env::start(&[NS]).await;
+    let (base, calls, headers) = fake_provider().await;
+    apply_yaml(&env.client, &secret_yaml(NS, "api-token", "token", TOKEN)).await;
+    apply_yaml(
+        &env.client,
+        &secret_yaml(
+            NS,
+            "slack-url",
+            "address",
+            &format!("{base}/slack/T0/B0/secret"),
+        ),
+    )
+    .await;
+    for (name, kind, extra) in [
+        ("gitlab", "gitlab", format!("  address: {base}\n  repository: group/sub/shop\n  secretRef: {{name: api-token}}\n")),
+        ("gitea", "gitea", format!("  address: {base}\n  repository: acme/shop\n  secretRef: {{name: api-token}}\n")),
+        ("slack", "slack", "  secretRef: {name: slack-url}\n".to_owned()),
+        ("teams", "msteams", format!("  address: {base}/teams\n")),
+    ] {
+        apply_yaml(
+            &env.client,
+            &format!("apiVersion: sealsync.dev/v1\nkind: Notifier\nmetadata:\n  name: {name}\n  namespace: {NS}\nspec:\n  type: {kind}\n{extra}"),
+        )
+        .await;
+    }
+    let first = env
+        .repo
+        .commit_files(&tree(&env, "blue"), "blue")
+        .expect("commit");
+    env.apply_gitsync(NS, "shop", json!({"path": "shop", "interval": "1h"}))
+        .await;
+    env.wait_applied(NS, "shop", &first).await;
+    let gitlab_path = format!("/api/v4/projects/group%2Fsub%2Fshop/statuses/{first}");
+    let gitea_path = format!("/api/v1/repos/acme/shop/statuses/{first}");
+    wait_for(
+        "every provider's request",
+        Duration::from_secs(30),
+        || async {
+            let calls = calls.lock().expect("lock");
+            let has = |path: &str, check: &dyn Fn(&Json) -> bool| {
+                calls.iter().any(|(p, _, b)| p == path && check(b))
+            };
+            has(&gitlab_path, &|b| b["state"] == "success")
+                && has(&gitea_path, &|b| b["state"] == "success")
+                && has("/slack/T0/B0/secret", &|b| {
+                    b["text"]
+                        .as_str()
+                        .is_some_and(|t| t.contains("ReconciliationSucceeded"))
+                })
+                && has("/teams", &|b| {
+                    b["attachments"][0]["content"]["type"] == "AdaptiveCard"
+                })
+        },
+    )
+    .await;
+    let calls = calls.lock().expect("lock").clone();
+    let gitlab: Vec<&Json> = calls
+        .iter()
+        .filter(|(p, _, _)| *p == gitlab_path)
+        .map(|(_, _, b)| b)
+        .collect();
+    assert_eq!(gitlab[0]["state"], "running", "{gitlab:?}");
+    assert_eq!(gitlab[0]["name"], "sealsync/platform/shop");
+    let headers = headers.lock().expect("lock").clone();
+    let header_of = |path: &str, name: &str| {
+        headers
+            .iter()
+            .find(|(p, _)| p == path)
+            .and_then(|(_, h)| h.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    };
+    assert_eq!(
+        header_of(&gitlab_path, "private-token").as_deref(),
+        Some(TOKEN)
+    );
+    assert_eq!(
+        header_of(&gitea_path, "authorization"),
+        Some(format!("token {TOKEN}"))
+    );
+    assert!(header_of("/slack/T0/B0/secret", "authorization").is_none());
+    let everything = format!("{calls:?}");
+    assert!(!everything.contains(CANARY));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_credentials_never_leave_in_a_failure_notice() {
+    const GIT_PASSWORD: &str = "canary-notify-git-password-9d3c";
+    let env = Env::start(&[NS]).await;
+    let receiver = Receiver::start(Behaviour::Accept).await;
+    apply_yaml(&env.client, &notifier_yaml("all", &receiver.url, "")).await;
+    apply_yaml(
+        &env.client,
+        &format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: git-auth\n  namespace: {NS}\nstringData:\n  username: deploy\n  password: {GIT_PASSWORD}\n"),
+    )
+    .await;
+    // (A password in spec.url is refused by the CRD's schema before it is stored.)
+    env.apply_gitsync(
+        NS,
+        "in-secret",
+        json!({"url": "https://127.0.0.1:9/private.git", "secretRef": {"name": "git-auth"}}),
+    )
+    .await;
+    for name in ["in-secret"] {
+        receiver
+            .wait(&format!("the failure of {name}"), |b| {
+                b["involvedObject"]["name"] == name && b["severity"] == "error"
+            })
+            .await;
+    }
+    for received in receiver.all() {
+        let text = String::from_utf8_lossy(&received.body);
+        assert!(!text.contains(GIT_PASSWORD), "{text}");
+    }
 }
