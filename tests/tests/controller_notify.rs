@@ -729,3 +729,82 @@ async fn git_credentials_never_leave_in_a_failure_notice() {
         assert!(!text.contains(GIT_PASSWORD), "{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_values_and_tokens_never_leave_in_a_notice() {
+    const VAULT_CANARY: &str = "canary-notify-vault-value-6b2e";
+    let bao = sealsync_tests::openbao::OpenBao::start()
+        .await
+        .expect("start OpenBao (scripts/ensure-test-tools.sh installs it)");
+    bao.root()
+        .kv2_write("secret", "shop/db", &json!({"password": VAULT_CANARY}))
+        .await
+        .expect("write");
+    let env = Env::start(&[NS]).await;
+    let token = bao.root_token().to_owned();
+    apply_yaml(
+        &env.client,
+        &secret_yaml(NS, "vault-token", "token", &token),
+    )
+    .await;
+    let receiver = Receiver::start(Behaviour::Accept).await;
+    apply_yaml(&env.client, &notifier_yaml("all", &receiver.url, "")).await;
+    let db = |reference: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: {NS}\nstringData:\n  password: {reference}\n"
+        )
+    };
+    let good = env
+        .repo
+        .commit_files(
+            &[("app/db.yaml", db("ref+vault://secret/shop/db#password"))],
+            "good",
+        )
+        .expect("commit");
+    env.apply_gitsync(
+        NS,
+        "apps",
+        json!({"path": "app", "interval": "1h", "vault": {
+            "address": bao.addr(),
+            "token": {"secretRef": {"name": "vault-token"}},
+        }}),
+    )
+    .await;
+    env.wait_applied(NS, "apps", &good).await;
+    // A reference to a key Vault does not hold: a failure naming it.
+    let bad = env
+        .repo
+        .commit_files(
+            &[("app/db.yaml", db("ref+vault://secret/shop/db#nope"))],
+            "bad",
+        )
+        .expect("commit");
+    env.annotate_gitsync(NS, "apps", "sealsync.dev/requestedAt", "1")
+        .await;
+    env.wait_failed(NS, "apps", &bad).await;
+    receiver
+        .wait("the Vault failure", |b| b["reason"] == "VaultFailed")
+        .await;
+    // Vault sealed: another failure.
+    bao.root()
+        .write("sys/seal", &json!({}))
+        .await
+        .expect("seal");
+    env.annotate_gitsync(NS, "apps", "sealsync.dev/requestedAt", "2")
+        .await;
+    receiver
+        .wait("a failure with Vault sealed", |b| {
+            b["reason"] == "VaultFailed"
+                && b["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("sealed or unavailable"))
+        })
+        .await;
+    for received in receiver.all() {
+        let text = String::from_utf8_lossy(&received.body);
+        assert!(
+            !text.contains(VAULT_CANARY) && !text.contains(&token),
+            "{text}"
+        );
+    }
+}
