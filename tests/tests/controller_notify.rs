@@ -27,6 +27,65 @@ enum Behaviour {
     Hang,
 }
 
+/// One HTTP request read off a connection: its path, headers (lowercase names) and body.
+struct Request {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+/// Reads one request (head and `Content-Length` body) from `stream`.
+async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Request> {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let (head, start) = loop {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break (String::from_utf8_lossy(&buffer[..end]).to_string(), end + 4);
+        }
+    };
+    let headers: Vec<(String, String)> = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    while buffer.len() < start + length {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            break;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+    Some(Request {
+        path: head
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned(),
+        headers,
+        body: buffer[start..(start + length).min(buffer.len())].to_vec(),
+    })
+}
+
 /// One request a receiver got: its `X-Signature`, its body, and the status it answered.
 #[derive(Debug, Clone)]
 struct Received {
@@ -64,43 +123,12 @@ impl Receiver {
                 };
                 let log = log.clone();
                 tokio::spawn(async move {
-                    let mut buffer = Vec::new();
-                    let mut chunk = [0u8; 8192];
-                    let (head, body_start) = loop {
-                        let Ok(n) = stream.read(&mut chunk).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            return;
-                        }
-                        buffer.extend_from_slice(&chunk[..n]);
-                        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break (String::from_utf8_lossy(&buffer[..end]).to_string(), end + 4);
-                        }
+                    let Some(request) = read_request(&mut stream).await else {
+                        return;
                     };
-                    let header = |name: &str| {
-                        head.lines().find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.trim()
-                                .eq_ignore_ascii_case(name)
-                                .then(|| v.trim().to_owned())
-                        })
-                    };
-                    let length: usize = header("content-length")
-                        .and_then(|l| l.parse().ok())
-                        .unwrap_or(0);
-                    while buffer.len() < body_start + length {
-                        let Ok(n) = stream.read(&mut chunk).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            break;
-                        }
-                        buffer.extend_from_slice(&chunk[..n]);
-                    }
-                    let body = buffer[body_start..(body_start + length).min(buffer.len())].to_vec();
+                    let body = request.body.clone();
                     log.lock().expect("lock").push(Received {
-                        signature: header("x-signature"),
+                        signature: request.header("x-signature"),
                         body,
                         status,
                     });
@@ -229,21 +257,7 @@ async fn applied_failed_and_corrected_revisions_are_announced_signed_and_once() 
 
     // A tampered sealed file: failure, with its reason and revision.
     let mut files = tree(&env, "red");
-    let sealed = files[2].1.clone();
-    let mut doc: serde_yaml::Value = serde_yaml::from_str(&sealed).expect("yaml");
-    let value = doc["spec"]["encryptedData"]["password"]
-        .as_str()
-        .expect("value")
-        .to_owned();
-    let (id, ciphertext) = value.split_once(':').expect("id:ciphertext");
-    let flipped = if ciphertext.starts_with('A') {
-        "B"
-    } else {
-        "A"
-    };
-    doc["spec"]["encryptedData"]["password"] =
-        serde_yaml::Value::from(format!("{id}:{flipped}{}", &ciphertext[1..]));
-    files[2].1 = serde_yaml::to_string(&doc).expect("yaml");
+    files[2].1 = tamper_sealed_value(&files[2].1, "password");
     let second = env.repo.commit_files(&files, "tampered").expect("commit");
     env.annotate_gitsync(NS, "shop", "sealsync.dev/requestedAt", "1")
         .await;
@@ -427,56 +441,18 @@ async fn fake_provider() -> (String, Calls, Headers) {
             let log = log.clone();
             let header_log = header_log.clone();
             tokio::spawn(async move {
-                let mut buffer = Vec::new();
-                let mut chunk = [0u8; 8192];
-                let (head, start) = loop {
-                    let Ok(n) = stream.read(&mut chunk).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    buffer.extend_from_slice(&chunk[..n]);
-                    if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break (String::from_utf8_lossy(&buffer[..end]).to_string(), end + 4);
-                    }
+                let Some(request) = read_request(&mut stream).await else {
+                    return;
                 };
-                let header = |name: &str| {
-                    head.lines().find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.trim()
-                            .eq_ignore_ascii_case(name)
-                            .then(|| v.trim().to_owned())
-                    })
-                };
-                let length: usize = header("content-length")
-                    .and_then(|l| l.parse().ok())
-                    .unwrap_or(0);
-                while buffer.len() < start + length {
-                    let Ok(n) = stream.read(&mut chunk).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        break;
-                    }
-                    buffer.extend_from_slice(&chunk[..n]);
-                }
-                let path = head
-                    .split_whitespace()
-                    .nth(1)
-                    .unwrap_or_default()
-                    .to_owned();
-                let body: Json = serde_json::from_slice(&buffer[start..]).unwrap_or(Json::Null);
-                let all: Vec<(String, String)> = head
-                    .lines()
-                    .skip(1)
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-                    .collect();
-                header_log.lock().expect("lock").push((path.clone(), all));
+                let path = request.path.clone();
+                let body: Json = serde_json::from_slice(&request.body).unwrap_or(Json::Null);
+                header_log
+                    .lock()
+                    .expect("lock")
+                    .push((path.clone(), request.headers.clone()));
                 log.lock()
                     .expect("lock")
-                    .push((path, header("authorization"), body));
+                    .push((path, request.header("authorization"), body));
                 let _ = stream
                     .write_all(
                         b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
@@ -535,20 +511,7 @@ async fn the_commit_a_gitsync_attempts_gets_pending_then_success_or_failure_on_g
 
     // A tampered revision: failure, with the reason.
     let mut files = tree(&env, "red");
-    let mut doc: serde_yaml::Value = serde_yaml::from_str(&files[2].1).expect("yaml");
-    let value = doc["spec"]["encryptedData"]["password"]
-        .as_str()
-        .expect("value")
-        .to_owned();
-    let (id, ciphertext) = value.split_once(':').expect("id:ciphertext");
-    let flipped = if ciphertext.starts_with('A') {
-        "B"
-    } else {
-        "A"
-    };
-    doc["spec"]["encryptedData"]["password"] =
-        serde_yaml::Value::from(format!("{id}:{flipped}{}", &ciphertext[1..]));
-    files[2].1 = serde_yaml::to_string(&doc).expect("yaml");
+    files[2].1 = tamper_sealed_value(&files[2].1, "password");
     let second = env.repo.commit_files(&files, "tampered").expect("commit");
     env.annotate_gitsync(NS, "shop", "sealsync.dev/requestedAt", "1")
         .await;

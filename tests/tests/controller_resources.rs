@@ -106,22 +106,11 @@ async fn a_sealed_secret_applied_as_a_resource_becomes_a_secret_it_owns() {
     assert_eq!(updated["status"]["observedGeneration"], 2, "{updated:#}");
 
     // Tampered: refused by field, no Secret, no value anywhere.
-    let mut doc: serde_yaml::Value =
-        serde_yaml::from_str(&env.seal(&secret_yaml(NS, "broken", "password", TAMPERED_CANARY)))
-            .expect("yaml");
-    let value = doc["spec"]["encryptedData"]["password"]
-        .as_str()
-        .expect("value")
-        .to_owned();
-    let (id, ciphertext) = value.split_once(':').expect("id:ciphertext");
-    let flipped = if ciphertext.starts_with('A') {
-        "B"
-    } else {
-        "A"
-    };
-    doc["spec"]["encryptedData"]["password"] =
-        serde_yaml::Value::from(format!("{id}:{flipped}{}", &ciphertext[1..]));
-    apply_yaml(&env.client, &serde_yaml::to_string(&doc).expect("yaml")).await;
+    let tampered = tamper_sealed_value(
+        &env.seal(&secret_yaml(NS, "broken", "password", TAMPERED_CANARY)),
+        "password",
+    );
+    apply_yaml(&env.client, &tampered).await;
     let broken = wait_resource(&env, "broken", "False", "DecryptionFailed").await;
     let message = condition(&broken["status"], "Ready").expect("Ready")["message"].clone();
     assert!(

@@ -181,22 +181,13 @@ async fn write(
         )))?;
     let result = async {
         let Some(current) = live.as_ref() else {
-            let secret: Secret = serde_json::from_value(desired.clone()).map_err(|_| {
-                ResourceError::Invalid(format!("Secret {namespace}/{name}: not a valid Secret"))
-            })?;
-            return secrets
-                .create(&params, &secret)
-                .await
-                .map(|mut created| {
-                    wipe_secret(&mut created);
-                    true
-                })
-                .map_err(|e| match e {
-                    kube::Error::Api(s) if s.code == 409 => ResourceError::Conflict(format!(
-                        "Secret {namespace}/{name} was created by someone else meanwhile"
-                    )),
-                    e => ResourceError::api(format!("creating Secret {namespace}/{name}"))(e),
-                });
+            return create(
+                secrets,
+                &params,
+                to_secret(desired, (namespace, name))?,
+                (namespace, name),
+            )
+            .await;
         };
         guard(current, resource, namespace, name)?;
         if holds(current, desired, resource) {
@@ -220,19 +211,13 @@ async fn write(
                 .map_err(ResourceError::api(format!(
                     "deleting immutable Secret {namespace}/{name}"
                 )))?;
-            let secret: Secret = serde_json::from_value(desired.clone()).map_err(|_| {
-                ResourceError::Invalid(format!("Secret {namespace}/{name}: not a valid Secret"))
-            })?;
-            return secrets
-                .create(&params, &secret)
-                .await
-                .map(|mut created| {
-                    wipe_secret(&mut created);
-                    true
-                })
-                .map_err(ResourceError::api(format!(
-                    "creating Secret {namespace}/{name}"
-                )));
+            return create(
+                secrets,
+                &params,
+                to_secret(desired, (namespace, name))?,
+                (namespace, name),
+            )
+            .await;
         }
         desired["metadata"]["resourceVersion"] = Json::from(
             current
@@ -241,12 +226,10 @@ async fn write(
                 .clone()
                 .unwrap_or_default(),
         );
-        let secret: Secret = serde_json::from_value(desired.clone()).map_err(|_| {
-            ResourceError::Invalid(format!("Secret {namespace}/{name}: not a valid Secret"))
-        })?;
-        secrets
-            .replace(name, &params, &secret)
-            .await
+        let mut secret = to_secret(desired, (namespace, name))?;
+        let replaced = secrets.replace(name, &params, &secret).await;
+        wipe_secret(&mut secret);
+        replaced
             .map(|mut replaced| {
                 wipe_secret(&mut replaced);
                 true
@@ -260,6 +243,35 @@ async fn write(
         wipe_secret(live);
     }
     result
+}
+
+/// `desired` as a typed Secret.
+fn to_secret(desired: &Json, (namespace, name): (&str, &str)) -> Result<Secret, ResourceError> {
+    serde_json::from_value(desired.clone()).map_err(|_| {
+        ResourceError::Invalid(format!("Secret {namespace}/{name}: not a valid Secret"))
+    })
+}
+
+/// Creates `secret`; one created by someone else meanwhile is never overwritten.
+async fn create(
+    secrets: &Api<Secret>,
+    params: &PostParams,
+    mut secret: Secret,
+    (namespace, name): (&str, &str),
+) -> Result<bool, ResourceError> {
+    let created = secrets.create(params, &secret).await;
+    wipe_secret(&mut secret);
+    created
+        .map(|mut created| {
+            wipe_secret(&mut created);
+            true
+        })
+        .map_err(|e| match e {
+            kube::Error::Api(s) if s.code == 409 => ResourceError::Conflict(format!(
+                "Secret {namespace}/{name} was created by someone else meanwhile"
+            )),
+            e => ResourceError::api(format!("creating Secret {namespace}/{name}"))(e),
+        })
 }
 
 fn wipe_secret(secret: &mut Secret) {

@@ -590,6 +590,25 @@ pub fn configmap_yaml(namespace: &str, name: &str, key: &str, value: &str) -> St
     )
 }
 
+/// `sealed` (a sealed file's YAML) with the first character of the ciphertext of its value
+/// `key` changed: a tampered file, which must never open.
+pub fn tamper_sealed_value(sealed: &str, key: &str) -> String {
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(sealed).expect("yaml");
+    let value = doc["spec"]["encryptedData"][key]
+        .as_str()
+        .expect("value")
+        .to_owned();
+    let (id, ciphertext) = value.split_once(':').expect("id:ciphertext");
+    let flipped = if ciphertext.starts_with('A') {
+        "B"
+    } else {
+        "A"
+    };
+    doc["spec"]["encryptedData"][key] =
+        serde_yaml::Value::from(format!("{id}:{flipped}{}", &ciphertext[1..]));
+    serde_yaml::to_string(&doc).expect("yaml")
+}
+
 /// Whether a live object is gone, or on its way out (deleted, held by finalizers or a
 /// terminating Namespace).
 pub fn gone(live: &Option<DynamicObject>) -> bool {

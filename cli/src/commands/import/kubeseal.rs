@@ -8,7 +8,6 @@ use std::process::ExitCode;
 
 use base64::Engine as _;
 use clap::Args as ClapArgs;
-use rayon::prelude::*;
 use sealsync_core::manifest::{read_documents, Document, Limits};
 use sealsync_core::Chain;
 use sealsync_crypto::{
@@ -48,15 +47,7 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
         fsio::writable_target(path)?;
     }
     let keys = read_keys(&args.keys)?;
-    let files = fsio::expand_paths(&args.files)?;
-    let per_file: Vec<CliResult<Vec<Input>>> = files
-        .par_iter()
-        .map(|file| read_file(file, &keys))
-        .collect();
-    let mut inputs = Vec::new();
-    for file_inputs in per_file {
-        inputs.extend(file_inputs?);
-    }
+    let inputs = super::gather(&args.files, |file| read_file(file, &keys))?;
     super::seal_and_write(&inputs, &args.to)
 }
 

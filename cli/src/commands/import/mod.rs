@@ -54,6 +54,22 @@ pub fn run(command: Command) -> CliResult<ExitCode> {
     }
 }
 
+/// The inputs `read` makes of each of `files` (directories read recursively), read in
+/// parallel, in order; the first error stops it.
+fn gather(
+    files: &[PathBuf],
+    read: impl Fn(&std::path::Path) -> CliResult<Vec<Input>> + Sync,
+) -> CliResult<Vec<Input>> {
+    use rayon::prelude::*;
+    let files = crate::fsio::expand_paths(files)?;
+    let per_file: Vec<CliResult<Vec<Input>>> = files.par_iter().map(|f| read(f)).collect();
+    let mut inputs = Vec::new();
+    for file_inputs in per_file {
+        inputs.extend(file_inputs?);
+    }
+    Ok(inputs)
+}
+
 /// Seals `inputs` as `to` says and writes them.
 fn seal_and_write(inputs: &[Input], to: &SealTo) -> CliResult<ExitCode> {
     let fixed_rules_path = to.rules_path.clone().or_else(|| to.write.clone());

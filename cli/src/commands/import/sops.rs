@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args as ClapArgs;
-use rayon::prelude::*;
 use sealsync_core::manifest::{read_documents, secret_from_manifest, Limits};
 use sealsync_core::sops::{is_sops_document, open_file, SopsError};
 use sealsync_core::Chain;
@@ -35,15 +34,7 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
         fsio::writable_target(path)?;
     }
     let identities = load_identities(&args.identities)?;
-    let files = fsio::expand_paths(&args.files)?;
-    let per_file: Vec<CliResult<Vec<Input>>> = files
-        .par_iter()
-        .map(|file| read_file(file, &identities))
-        .collect();
-    let mut inputs = Vec::new();
-    for file_inputs in per_file {
-        inputs.extend(file_inputs?);
-    }
+    let inputs = super::gather(&args.files, |file| read_file(file, &identities))?;
     super::seal_and_write(&inputs, &args.to)
 }
 
