@@ -8,11 +8,21 @@ use serde_json::{json, Value as Json};
 use super::{payload, Notice};
 
 /// One HTTP request to send.
-#[derive(Debug)]
 pub(super) struct Request {
     pub(super) url: String,
     pub(super) headers: Vec<(&'static str, String)>,
     pub(super) body: Vec<u8>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Header values are tokens, and Slack's and Teams' URLs are credentials: never printed.
+        let names: Vec<&str> = self.headers.iter().map(|(name, _)| *name).collect();
+        f.debug_struct("Request")
+            .field("headers", &names)
+            .field("body_bytes", &self.body.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a request needs besides the notice.
