@@ -9,6 +9,7 @@ pub mod chartversion;
 mod crd;
 mod duration;
 pub mod gitsig;
+pub mod giturl;
 pub mod health;
 #[cfg(feature = "kube")]
 mod health_spec;

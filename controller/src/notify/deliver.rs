@@ -16,9 +16,10 @@ use sealsync_core::Notifier;
 use tokio::sync::Notify;
 use zeroize::Zeroizing;
 
-use super::providers::{self, host_of_git_url, repository_of};
+use super::providers;
 use super::Notice;
 use crate::support::metrics::Metrics;
+use sealsync_core::giturl::{host_of_git_url, repository_of};
 
 /// Notices one Notifier may have waiting; a full outbox drops its oldest.
 const OUTBOX: usize = 256;

@@ -291,7 +291,7 @@ fn invalid(notifier: &Notifier) -> Option<String> {
     if spec
         .repository
         .as_deref()
-        .is_some_and(|r| !providers::is_repository_path(r))
+        .is_some_and(|r| !sealsync_core::giturl::is_repository_path(r))
     {
         return Some("spec.repository: not an owner/name path".to_owned());
     }

@@ -2,6 +2,7 @@
 //! set a commit status on the commit a notice is about, under the context
 //! `sealsync/<namespace>/<name>`; a notice without a commit (a drift correction) sets none.
 
+use sealsync_core::giturl::is_repository_path;
 use sealsync_core::{NotifierType, NotifyEvent};
 use serde_json::{json, Value as Json};
 
@@ -253,49 +254,6 @@ fn encode_path(path: &str) -> String {
         .collect()
 }
 
-/// Whether `path` is an `owner/name` path a URL may carry: no empty, `.` or `..` segment, and
-/// nothing but letters, digits, `-`, `_` and `.`.
-pub(super) fn is_repository_path(path: &str) -> bool {
-    path.contains('/')
-        && path.len() <= 512
-        && path.split('/').all(|s| {
-            !s.is_empty()
-                && s != "."
-                && s != ".."
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        })
-}
-
-/// The host of a Git URL (`https://`, `ssh://`, `git://` or scp-like), lowercase.
-pub(super) fn host_of_git_url(url: &str) -> Option<String> {
-    let rest = match url.split_once("://") {
-        Some((_, rest)) => rest,
-        None => url.split_once(':').map(|(host, _)| host)?,
-    };
-    let authority = rest.split('/').next().unwrap_or_default();
-    let host = authority.rsplit('@').next().unwrap_or(authority);
-    let host = host.split(':').next().unwrap_or(host);
-    (!host.is_empty()).then(|| host.to_ascii_lowercase())
-}
-
-/// `owner/name` of a Git URL: its path without `.git`, for `https://`, `ssh://`, `git://`
-/// and scp-like `git@host:owner/name.git` URLs alike.
-pub(super) fn repository_of(url: &str) -> Option<String> {
-    let path = match url.split_once("://") {
-        Some((_, rest)) => rest.split_once('/').map(|(_, path)| path)?,
-        // scp-like: user@host:path
-        None => url.split_once(':').map(|(_, path)| path)?,
-    };
-    let path = path
-        .split(['?', '#'])
-        .next()
-        .unwrap_or_default()
-        .trim_matches('/');
-    let path = path.strip_suffix(".git").unwrap_or(path);
-    is_repository_path(path).then(|| path.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,24 +271,6 @@ mod tests {
             message: "shop/db.yaml: document 1: tampered".to_owned(),
             revision: revision.map(str::to_owned),
             at: String::new(),
-        }
-    }
-
-    #[test]
-    fn the_repository_is_the_url_path_without_git() {
-        for (url, want) in [
-            ("https://github.com/acme/shop.git", Some("acme/shop")),
-            (
-                "https://gitlab.example/group/sub/shop",
-                Some("group/sub/shop"),
-            ),
-            ("ssh://git@github.com:22/acme/shop.git", Some("acme/shop")),
-            ("git@github.com:acme/shop.git", Some("acme/shop")),
-            ("git://127.0.0.1:9418/acme/shop.git/", Some("acme/shop")),
-            ("https://host/shop.git", None),
-            ("https://host/a/../b", None),
-        ] {
-            assert_eq!(repository_of(url).as_deref(), want, "{url}");
         }
     }
 
@@ -477,14 +417,6 @@ mod tests {
         assert!(ghe
             .url
             .starts_with("https://ghe.example/api/v3/repos/acme/shop/"));
-        assert_eq!(
-            host_of_git_url("git@GitHub.com:acme/shop.git").as_deref(),
-            Some("github.com")
-        );
-        assert_eq!(
-            host_of_git_url("ssh://git@ghe.example:2222/a/b").as_deref(),
-            Some("ghe.example")
-        );
         for bad in ["acme/shop?x=1", "acme/../shop", "acme", "acme/sh op"] {
             let t = Target {
                 repository: Some(bad),
