@@ -4,6 +4,7 @@ mod cluster;
 mod commands;
 mod error;
 mod fsio;
+mod gitsync_actions;
 mod habits;
 mod output;
 mod recipients;
@@ -50,6 +51,12 @@ enum Command {
     Status(commands::status::Args),
     /// Reconcile a GitSync now and wait for the result.
     Sync(commands::sync::Args),
+    /// Stop syncing and healing a GitSync until it is resumed.
+    Suspend(commands::suspend::Args),
+    /// Resume a suspended GitSync and reconcile it now.
+    Resume(commands::suspend::Args),
+    /// Open a read-only web view of GitSyncs, their objects, drift and keys.
+    Ui(commands::ui::Args),
     /// Print a shell completion script.
     Completion(commands::completion::Args),
     /// sops's word; refused with the sealsync equivalent.
@@ -79,6 +86,9 @@ fn main() -> ExitCode {
         Command::Render(args) => commands::render::run(args),
         Command::Status(args) => commands::status::run(args),
         Command::Sync(args) => commands::sync::run(args),
+        Command::Suspend(args) => commands::suspend::run(args, true),
+        Command::Resume(args) => commands::suspend::run(args, false),
+        Command::Ui(args) => commands::ui::run(args),
         Command::Completion(args) => commands::completion::run::<Cli>(args),
         Command::Decrypt(_) => Err(habits::refuse_sops_word("decrypt")),
         Command::Encrypt(_) => Err(habits::refuse_sops_word("encrypt")),

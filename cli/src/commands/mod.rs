@@ -9,7 +9,9 @@ pub mod render;
 pub mod reseal;
 pub mod seal;
 pub mod status;
+pub mod suspend;
 pub mod sync;
+pub mod ui;
 pub mod unseal;
 
 use std::path::PathBuf;

@@ -5,12 +5,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args as ClapArgs;
-use kube::api::{Api, Patch, PatchParams};
-use sealsync_core::{parse_duration, GitSync, REQUESTED_AT_ANNOTATION};
+use kube::api::Api;
+use sealsync_core::{parse_duration, GitSync};
 
 use crate::cluster::{self, ClusterArgs};
 use crate::commands::status::ready;
 use crate::error::{CliError, CliResult};
+use crate::gitsync_actions;
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
@@ -46,14 +47,13 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
                     .with_hint("list them with `sealsync status`, or pass -n NAMESPACE")
             })?;
         if current.spec.suspend {
-            return Err(CliError::new(format!("{what} is suspended"))
-                .with_hint("set spec.suspend: false first"));
+            return Err(
+                CliError::new(format!("{what} is suspended")).with_hint(format!(
+                    "resume it first: sealsync resume {name} -n {namespace}"
+                )),
+            );
         }
-        let requested = now_rfc3339();
-        let patch = serde_json::json!({
-            "metadata": {"annotations": {REQUESTED_AT_ANNOTATION: requested}}
-        });
-        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        let requested = gitsync_actions::request_reconcile(&api, name)
             .await
             .map_err(|e| cluster::api_error(&what, e))?;
         eprintln!("► asked for a reconcile of {what}");
@@ -88,13 +88,4 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     })
-}
-
-fn now_rfc3339() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    // Seconds and nanoseconds are enough to tell two requests apart; the value is echoed,
-    // not parsed.
-    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
 }

@@ -1,0 +1,189 @@
+//! What the pages show, kept current by watches with the user's credentials: the GitSyncs,
+//! the SealingKeys and the GitSyncs' Events. Each list knows whether it could be read at all,
+//! so a page says "forbidden" rather than showing an empty list as if it were the truth.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::{Arc, RwLock};
+
+use futures::StreamExt;
+use kube::api::{Api, ListParams};
+use kube::runtime::watcher::{self, watcher};
+use kube::runtime::WatchStreamExt;
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+/// Whether a list could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// The first list has not come back yet.
+    Loading,
+    /// Listed and watched.
+    Ready,
+    /// The API server refused: the user's RBAC does not allow it.
+    Forbidden(String),
+    /// Anything else (unreachable, not served); the items may be stale.
+    Failed(String),
+}
+
+/// `namespace`, `name`.
+pub type Key = (String, String);
+
+/// One watched list.
+#[derive(Debug)]
+pub struct Listing<T> {
+    pub items: BTreeMap<Key, T>,
+    pub access: Access,
+}
+
+/// A watched list shared between its watch task and the pages.
+#[derive(Debug)]
+pub struct Watched<T> {
+    state: RwLock<Listing<T>>,
+}
+
+impl<T> Default for Watched<T> {
+    fn default() -> Self {
+        Self {
+            state: RwLock::new(Listing {
+                items: BTreeMap::new(),
+                access: Access::Loading,
+            }),
+        }
+    }
+}
+
+impl<T> Watched<T> {
+    /// Reads the list.
+    pub fn read<R>(&self, f: impl FnOnce(&Listing<T>) -> R) -> R {
+        match self.state.read() {
+            Ok(state) => f(&state),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
+    }
+
+    fn write(&self, f: impl FnOnce(&mut Listing<T>)) {
+        match self.state.write() {
+            Ok(mut state) => f(&mut state),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+}
+
+/// A counter bumped on every change to anything a page shows; live pages render again when
+/// it moves.
+pub type Changes = Arc<watch::Sender<u64>>;
+
+/// Tells the live pages that something changed.
+pub fn bump(changes: &Changes) {
+    changes.send_modify(|n| *n = n.wrapping_add(1));
+}
+
+/// An API error as the access state it means.
+pub fn access_of(error: &kube::Error) -> Access {
+    match error {
+        kube::Error::Api(status) if status.code == 403 => Access::Forbidden(status.message.clone()),
+        kube::Error::Api(status) if status.code == 401 => Access::Forbidden(
+            "the cluster refused the credentials (401); refresh the kubeconfig".to_owned(),
+        ),
+        kube::Error::Api(status) => Access::Failed(format!("{} ({})", status.message, status.code)),
+        other => Access::Failed(format!("cannot reach the API server: {other}")),
+    }
+}
+
+fn access_of_watch(error: &watcher::Error) -> Access {
+    match error {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => access_of(e),
+        watcher::Error::WatchError(status) if status.code == 403 => {
+            Access::Forbidden(status.message.clone())
+        }
+        other => Access::Failed(other.to_string()),
+    }
+}
+
+/// Whether `api` may be listed at all: one list of one item, so that a page can fall back to
+/// a narrower scope (one namespace) before watching.
+pub async fn probe<K>(api: &Api<K>) -> Result<(), kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    api.list_metadata(&ListParams::default().limit(1))
+        .await
+        .map(|_| ())
+}
+
+/// Watches `api` into `into`, keeping what `keep` makes of each object (`None`: not kept),
+/// until the task is aborted. Errors are shown on the pages; the watch retries with backoff.
+pub fn spawn_watch<K, T>(
+    api: Api<K>,
+    config: watcher::Config,
+    into: Arc<Watched<T>>,
+    changes: Changes,
+    keep: fn(K) -> Option<T>,
+) -> tokio::task::JoinHandle<()>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    T: Send + Sync + 'static,
+{
+    tokio::spawn(async move {
+        let mut stream = watcher(api, config).default_backoff().boxed();
+        let mut buffer: Option<BTreeMap<Key, T>> = None;
+        while let Some(event) = stream.next().await {
+            let key = |o: &K| (o.namespace().unwrap_or_default(), o.name_any());
+            match event {
+                Ok(watcher::Event::Init) => buffer = Some(BTreeMap::new()),
+                Ok(watcher::Event::InitApply(object)) => {
+                    let k = key(&object);
+                    if let (Some(buffer), Some(kept)) = (buffer.as_mut(), keep(object)) {
+                        buffer.insert(k, kept);
+                    }
+                }
+                Ok(watcher::Event::InitDone) => {
+                    let items = buffer.take().unwrap_or_default();
+                    into.write(|state| {
+                        state.items = items;
+                        state.access = Access::Ready;
+                    });
+                    bump(&changes);
+                }
+                Ok(watcher::Event::Apply(object)) => {
+                    let k = key(&object);
+                    let kept = keep(object);
+                    into.write(|state| {
+                        match kept {
+                            Some(kept) => state.items.insert(k, kept),
+                            None => state.items.remove(&k),
+                        };
+                        state.access = Access::Ready;
+                    });
+                    bump(&changes);
+                }
+                Ok(watcher::Event::Delete(object)) => {
+                    let k = key(&object);
+                    into.write(|state| {
+                        state.items.remove(&k);
+                    });
+                    bump(&changes);
+                }
+                Err(error) => {
+                    let access = access_of_watch(&error);
+                    let changed = into.read(|state| state.access != access);
+                    if changed {
+                        // What may no longer be read is no longer shown.
+                        let forbidden = matches!(access, Access::Forbidden(_));
+                        into.write(|state| {
+                            if forbidden {
+                                state.items.clear();
+                            }
+                            state.access = access;
+                        });
+                        bump(&changes);
+                    }
+                }
+            }
+        }
+    })
+}

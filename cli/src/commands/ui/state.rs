@@ -1,0 +1,230 @@
+//! The state of a running `sealsync ui`: the client with the user's credentials, the watched
+//! lists, the open object views and the token that guards the actions.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Event;
+use kube::api::Api;
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use sealsync_core::{GitSync, SealingKey};
+
+use super::cache::{self, Changes, Watched};
+use super::objects_view::Views;
+
+/// The longest Event message kept, in bytes: a page shows notes, not logs.
+const MAX_EVENT_MESSAGE: usize = 2048;
+
+/// Where GitSyncs (and their Events) are read from.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    /// Every namespace.
+    All,
+    /// One namespace; `why` says why not all (the refusal of a wider list), if that is why.
+    Namespace { name: String, why: Option<String> },
+}
+
+/// One Event about a GitSync, as a page shows it.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    /// The GitSync's namespace and name.
+    pub gitsync: (String, String),
+    pub warning: bool,
+    pub reason: String,
+    pub message: String,
+    /// How many times it happened (a series counts each).
+    pub count: u32,
+    /// When it last happened, RFC 3339.
+    pub last: String,
+}
+
+/// Everything the handlers share.
+pub struct State {
+    pub client: Client,
+    pub context: String,
+    pub scope: Scope,
+    pub controller_namespace: String,
+    pub gitsyncs: Arc<Watched<Arc<GitSync>>>,
+    pub events: Arc<Watched<EventRow>>,
+    pub keys: Arc<Watched<Arc<SealingKey>>>,
+    pub views: Views,
+    pub changes: Changes,
+    /// The token every action form carries; random per process.
+    pub csrf: String,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("context", &self.context)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl State {
+    /// Starts the watches for `scope`.
+    pub fn start(
+        client: Client,
+        context: String,
+        scope: Scope,
+        controller_namespace: String,
+        csrf: String,
+    ) -> Arc<State> {
+        let (changes, _) = tokio::sync::watch::channel(0u64);
+        let changes: Changes = Arc::new(changes);
+        let gitsyncs = Arc::new(Watched::default());
+        let events = Arc::new(Watched::default());
+        let keys = Arc::new(Watched::default());
+        let (gitsync_api, event_api): (Api<GitSync>, Api<Event>) = match &scope {
+            Scope::All => (Api::all(client.clone()), Api::all(client.clone())),
+            Scope::Namespace { name, .. } => (
+                Api::namespaced(client.clone(), name),
+                Api::namespaced(client.clone(), name),
+            ),
+        };
+        let tasks = vec![
+            cache::spawn_watch(
+                gitsync_api,
+                watcher::Config::default(),
+                gitsyncs.clone(),
+                changes.clone(),
+                keep_gitsync,
+            ),
+            cache::spawn_watch(
+                event_api,
+                watcher::Config::default().fields("involvedObject.kind=GitSync"),
+                events.clone(),
+                changes.clone(),
+                keep_event,
+            ),
+            cache::spawn_watch(
+                Api::<SealingKey>::namespaced(client.clone(), &controller_namespace),
+                watcher::Config::default(),
+                keys.clone(),
+                changes.clone(),
+                keep_key,
+            ),
+        ];
+        let state = Arc::new(State {
+            client,
+            context,
+            scope,
+            controller_namespace,
+            gitsyncs,
+            events,
+            keys,
+            views: Views::default(),
+            changes,
+            csrf,
+            tasks,
+        });
+        // Object views nobody looks at stop their watches.
+        let weak = Arc::downgrade(&state);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(15)).await;
+                match weak.upgrade() {
+                    Some(state) => state.views.sweep(),
+                    None => return,
+                }
+            }
+        });
+        state
+    }
+
+    /// The Events of one GitSync, newest first.
+    pub fn events_of(&self, namespace: &str, name: &str) -> Vec<EventRow> {
+        let mut rows: Vec<EventRow> = self.events.read(|listing| {
+            listing
+                .items
+                .values()
+                .filter(|row| row.gitsync.0 == namespace && row.gitsync.1 == name)
+                .cloned()
+                .collect()
+        });
+        rows.sort_by(|a, b| b.last.cmp(&a.last));
+        rows
+    }
+}
+
+/// A GitSync without what a page never shows (managed fields, annotations but ours).
+fn keep_gitsync(mut gs: GitSync) -> Option<Arc<GitSync>> {
+    gs.metadata.managed_fields = None;
+    if let Some(annotations) = gs.metadata.annotations.as_mut() {
+        annotations.retain(|k, _| k.starts_with("sealsync.dev/"));
+    }
+    Some(Arc::new(gs))
+}
+
+fn keep_key(mut key: SealingKey) -> Option<Arc<SealingKey>> {
+    key.metadata.managed_fields = None;
+    key.metadata.annotations = None;
+    Some(Arc::new(key))
+}
+
+fn keep_event(event: Event) -> Option<EventRow> {
+    let involved = &event.involved_object;
+    if involved.kind.as_deref() != Some("GitSync") {
+        return None;
+    }
+    let gitsync = (
+        involved
+            .namespace
+            .clone()
+            .or_else(|| event.namespace())
+            .unwrap_or_default(),
+        involved.name.clone().unwrap_or_default(),
+    );
+    let series = event.series.as_ref();
+    let count = series
+        .and_then(|s| s.count)
+        .or(event.count)
+        .and_then(|c| u32::try_from(c).ok())
+        .unwrap_or(1)
+        .max(1);
+    let last = series
+        .and_then(|s| s.last_observed_time.as_ref())
+        .map(|t| super::timestamp(&t.0))
+        .or_else(|| {
+            event
+                .last_timestamp
+                .as_ref()
+                .map(|t| super::timestamp(&t.0))
+        })
+        .or_else(|| event.event_time.as_ref().map(|t| super::timestamp(&t.0)))
+        .or_else(|| {
+            event
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| super::timestamp(&t.0))
+        })
+        .unwrap_or_default();
+    let mut message = event.message.unwrap_or_default();
+    if message.len() > MAX_EVENT_MESSAGE {
+        let mut cut = MAX_EVENT_MESSAGE;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push('…');
+    }
+    Some(EventRow {
+        gitsync,
+        warning: event.type_.as_deref() == Some("Warning"),
+        reason: event.reason.unwrap_or_default(),
+        message,
+        count,
+        last,
+    })
+}
