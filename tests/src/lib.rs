@@ -6,6 +6,7 @@
 //!   behind a fault-injecting proxy.
 //! - [`git`]: temporary bare repositories served over `git daemon` and smart HTTP.
 //! - [`openbao`]: a real `bao server -dev` on a free loopback port, with KV and auth helpers.
+//! - [`browser`]: headless Chromium driven over WebDriver, for the web view.
 //! - [`bins`]: the workspace's own binaries (CLI, controller), for tests that run them.
 //! - [`controller`]: the controller as a real process against a test cluster.
 //! - [`kubectl`]: `kubectl` run against a test cluster.
@@ -15,6 +16,7 @@
 
 pub mod apiserver;
 pub mod bins;
+pub mod browser;
 pub mod controller;
 pub mod git;
 pub mod interop;

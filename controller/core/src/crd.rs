@@ -463,6 +463,10 @@ pub struct GitSyncStatus {
     /// Each SealedSecret of the last applied revision and the keys that actually opened it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sealed_secrets: Vec<SealedSecretUsage>,
+    /// The Secrets of the last applied revision whose values were read from Vault, as
+    /// `namespace/name`: what a view marks as Vault-backed (never the values or paths).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vault_secrets: Vec<String>,
     /// The value of the `sealsync.dev/requestedAt` annotation the last reconcile handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,

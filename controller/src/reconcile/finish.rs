@@ -140,6 +140,7 @@ impl Change<'_> {
                 }
                 st.last_applied_revision = Some(applied.revision.clone());
                 st.sealed_secrets.clone_from(&applied.usage);
+                st.vault_secrets.clone_from(&applied.vault_secrets);
             }
             Err(error) => {
                 status::set_failed(

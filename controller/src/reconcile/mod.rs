@@ -59,6 +59,8 @@ struct Applied {
     /// The revision's inventory; `None` when it is the one the status records already.
     inventory: Option<Arc<Inventory>>,
     usage: Vec<sealsync_core::SealedSecretUsage>,
+    /// The Secrets whose values came from Vault, as `namespace/name`.
+    vault_secrets: Vec<String>,
     summary: String,
     changed: bool,
     /// The revision was applied but some stale objects could not be deleted.
@@ -87,6 +89,7 @@ impl Applied {
             revision,
             inventory: None,
             usage: status.sealed_secrets,
+            vault_secrets: status.vault_secrets,
             summary: summary.to_owned(),
             changed: false,
             prune_error: None,

@@ -681,6 +681,23 @@ fn hand_over(
     } else {
         Some((Vec::new(), Vec::new()))
     };
+    let mut vault_secrets: Vec<String> = resolved
+        .templates
+        .iter()
+        .filter(|t| t.object["kind"] == "Secret")
+        .map(|t| {
+            let meta = &t.object["metadata"];
+            format!(
+                "{}/{}",
+                meta["namespace"]
+                    .as_str()
+                    .unwrap_or(target.default_namespace),
+                meta["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    vault_secrets.sort();
+    vault_secrets.dedup();
     match resolved.refresh_interval {
         Some(interval) => ctx.refresher.register(
             target.key,
@@ -700,6 +717,7 @@ fn hand_over(
         revision,
         inventory: Some(Arc::new(inventory)),
         usage,
+        vault_secrets,
         summary,
         changed,
         prune_error: pruned.error,

@@ -148,6 +148,7 @@ fn objects(gs: &GitSync, view: &ObjectsView) -> String {
         .iter()
         .map(|s| s.secret.as_str())
         .collect();
+    let from_vault: HashSet<&str> = status.vault_secrets.iter().map(String::as_str).collect();
     let verdicts: HashMap<(Option<&str>, &str, &str), &sealsync_core::UnhealthyObject> = status
         .health
         .iter()
@@ -201,6 +202,11 @@ fn objects(gs: &GitSync, view: &ObjectsView) -> String {
                 if sealed.contains(id.as_str()) {
                     marks.push_str(
                         " <span class=\"mark sealed\" title=\"Its values were opened from a sealed or SOPS file\">sealed</span>",
+                    );
+                }
+                if from_vault.contains(id.as_str()) {
+                    marks.push_str(
+                        " <span class=\"mark vault\" title=\"Its values were read from Vault\">Vault</span>",
                     );
                 }
             }

@@ -169,7 +169,7 @@ pub fn render(state: &State) -> String {
             out.push_str(&format!(
                 "<tr data-gitsync=\"{ns}/{n}\"><td>{ns}</td>\
                  <th scope=\"row\"><a href=\"{href}\">{n}</a></th>\
-                 <td class=\"ready\">{ready}</td><td class=\"reason\" title=\"{msg}\">{reason}</td>\
+                 <td class=\"ready\">{ready}</td><td class=\"reason\" title=\"{msg}\">{reason}{why}</td>\
                  <td class=\"source\">{source}</td><td class=\"applied\">{applied}</td>\
                  <td class=\"attempted\">{attempted}</td><td>{last}</td>\
                  <td class=\"drift\">{drift}</td><td>{health}</td></tr>\n",
@@ -179,6 +179,11 @@ pub fn render(state: &State) -> String {
                 ready = ready_badge(gs),
                 msg = esc(&message),
                 reason = esc(&reason),
+                why = if ready_of(gs).0 == "False" {
+                    format!("<br><span class=\"message\">{}</span>", esc(&clip(&message, 200)))
+                } else {
+                    String::new()
+                },
                 source = source(gs),
                 applied = html::revision(&gs.spec.url, status.last_applied_revision.as_deref()),
                 last = html::time(last_sync(gs, newest.get(&key).map(String::as_str)).as_deref()),
@@ -187,4 +192,16 @@ pub fn render(state: &State) -> String {
         out.push_str("</tbody>\n</table>\n");
     });
     out
+}
+
+/// `text` cut to about `max` bytes on a character boundary, with an ellipsis when cut.
+fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &text[..cut])
 }

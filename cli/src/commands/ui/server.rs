@@ -48,7 +48,9 @@ pub fn router(app: App) -> Router {
         .with_state(app)
 }
 
-/// Refuses a foreign `Host`, then adds the security headers to every answer.
+/// Refuses a foreign `Host`, then adds the security headers to every answer. The referrer
+/// policy is `same-origin`, not `no-referrer`: with the latter, browsers send `Origin: null`
+/// on form posts, and the actions could not tell our own forms from anyone else's.
 async fn guard(AxumState(app): AxumState<App>, request: Request, next: Next) -> Response {
     let host = request
         .headers()
@@ -70,7 +72,7 @@ async fn guard(AxumState(app): AxumState<App>, request: Request, next: Next) -> 
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        (header::REFERRER_POLICY, "same-origin"),
         (header::CACHE_CONTROL, "no-store"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));

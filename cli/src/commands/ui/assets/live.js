@@ -13,6 +13,12 @@
       status.textContent = text;
     }
   }
+  // The first event repeats what the server just rendered; later ones are changes, after
+  // which an alert about the last action is no longer about what the page shows.
+  var seen = 0;
+  if (window.history && window.history.replaceState && window.location.search) {
+    window.history.replaceState(null, "", window.location.pathname);
+  }
   var source = new EventSource(path);
   source.addEventListener("open", function () {
     say("Live: following the cluster.");
@@ -29,6 +35,13 @@
       }
     }
     main.innerHTML = event.data;
+    seen += 1;
+    if (seen > 1) {
+      var flash = document.querySelector(".flash");
+      if (flash) {
+        flash.remove();
+      }
+    }
     details = main.querySelectorAll("details[data-key]");
     for (var j = 0; j < details.length; j++) {
       if (closed[details[j].getAttribute("data-key")]) {
