@@ -6,10 +6,15 @@
 # is installed) and refreshes it without a commit, syncs a kustomize overlay with a sealed
 # Secret and substitution and a Helm chart with sealed values, rotates the cluster key,
 # re-wraps the files through the controller and retires the old key, and shows
-# `sealsync status`. Everything
+# `sealsync status`, and serves the read-only web view (`sealsync ui`). Everything
 # runs in a temporary directory and every process it starts is stopped at the end.
+#
+# With --ui it then keeps the sandbox running, so the web view can be opened in a browser,
+# until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+keep_ui=0
+[ "${1:-}" = "--ui" ] && keep_ui=1
 for tool in git kubectl python3; do
     command -v "$tool" >/dev/null || { echo "sandbox: $tool is needed" >&2; exit 1; }
 done
@@ -297,3 +302,26 @@ kubectl wait "sealingkey/$old_name" -n sealsync-system --for=jsonpath='{.status.
 step "11. sealsync status"
 "$bin/sealsync" status -n shop
 kubectl get gitsync -n shop
+
+step "12. the web view: sealsync ui (loopback only; the pages follow the cluster live)"
+"$bin/sealsync" ui --listen 127.0.0.1:0 > "$work/ui.url" 2> "$work/ui.log" &
+pids+=($!)
+wait_for "$work/ui.url" "http://"
+ui_url="$(head -1 "$work/ui.url")"
+echo "sealsync ui is serving $ui_url"
+python3 - "$ui_url" <<'PY'
+import html, re, sys, urllib.request
+base = sys.argv[1]
+page = urllib.request.urlopen(base).read().decode()
+for row in re.findall(r'<tr data-gitsync=.*?</tr>', page, re.S):
+    cells = [html.unescape(re.sub(r'<[^>]+>', ' ', c)).split() for c in re.findall(r'<t[hd][^>]*>(.*?)</t[hd]>', row, re.S)]
+    print("  " + " | ".join(" ".join(c) for c in cells[:7]))
+one = urllib.request.urlopen(base + "gitsyncs/shop/shop").read().decode()
+count = re.search(r'<p class="count">(.*?)</p>', one)
+print("  /gitsyncs/shop/shop: " + (count.group(1) if count else "no objects listed"))
+PY
+if [ "$keep_ui" = 1 ]; then
+    echo
+    echo "Open $ui_url in a browser. Press Ctrl-C to stop the sandbox."
+    wait "${pids[-1]}"
+fi

@@ -63,6 +63,15 @@ impl<T> Watched<T> {
         }
     }
 
+    /// Replaces the list, as a watch's first list does (tests fill lists this way).
+    #[cfg(test)]
+    pub fn set(&self, items: BTreeMap<Key, T>, access: Access) {
+        self.write(|state| {
+            state.items = items;
+            state.access = access;
+        });
+    }
+
     fn write(&self, f: impl FnOnce(&mut Listing<T>)) {
         match self.state.write() {
             Ok(mut state) => f(&mut state),

@@ -13,6 +13,8 @@ mod objects_view;
 mod page_gitsync;
 mod page_gitsyncs;
 mod page_keys;
+#[cfg(test)]
+mod render_tests;
 mod server;
 mod state;
 

@@ -74,6 +74,24 @@ impl ObjectsView {
         })
     }
 
+    /// A view of fixed health, without watches, for rendering tests.
+    #[cfg(test)]
+    pub fn fixed(
+        entries: Vec<InventoryEntry>,
+        groups: BTreeMap<Group, (Vec<String>, GroupState)>,
+    ) -> Self {
+        ObjectsView {
+            built_from: (String::new(), None),
+            entries: Ok(entries),
+            groups: groups
+                .into_iter()
+                .map(|(g, (names, state))| (g, (names, Arc::new(RwLock::new(state)))))
+                .collect(),
+            tasks: Vec::new(),
+            last_used: Mutex::new(Instant::now()),
+        }
+    }
+
     /// Marks the view as in use now.
     pub fn touch(&self) {
         if let Ok(mut at) = self.last_used.lock() {

@@ -142,6 +142,26 @@ impl State {
         state
     }
 
+    /// A state with empty lists and no watches, for rendering tests.
+    #[cfg(test)]
+    pub fn for_tests(scope: Scope) -> State {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
+        let (changes, _) = tokio::sync::watch::channel(0u64);
+        State {
+            client: Client::try_from(config).expect("client"),
+            context: "test".to_owned(),
+            scope,
+            controller_namespace: "sealsync-system".to_owned(),
+            gitsyncs: Arc::new(Watched::default()),
+            events: Arc::new(Watched::default()),
+            keys: Arc::new(Watched::default()),
+            views: Views::default(),
+            changes: Arc::new(changes),
+            csrf: "token".to_owned(),
+            tasks: Vec::new(),
+        }
+    }
+
     /// The Events of one GitSync, newest first.
     pub fn events_of(&self, namespace: &str, name: &str) -> Vec<EventRow> {
         let mut rows: Vec<EventRow> = self.events.read(|listing| {
