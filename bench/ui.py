@@ -71,8 +71,16 @@ class WebDriver:
                          {"script": script, "args": list(args)})["value"]
 
     def first_paint_ms(self):
-        return self.js("var p = performance.getEntriesByName('first-contentful-paint')[0];"
-                       "return p ? p.startTime : null;")
+        """First contentful paint; headless Chromium records it once a frame is produced,
+        which may be just after the navigation returns."""
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            paint = self.js("var p = performance.getEntriesByName('first-contentful-paint')[0];"
+                            "return p ? p.startTime : null;")
+            if paint is not None:
+                return paint
+            time.sleep(0.02)
+        sys.exit("no first-contentful-paint entry")
 
     def screenshot(self, path):
         png = self.call("GET", f"/session/{self.session}/screenshot")["value"]

@@ -27,7 +27,7 @@ pub async fn act(
     headers: HeaderMap,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if !same_origin(&headers, &app.hosts) || !token_matches(&form.csrf, &app.state.csrf) {
+    if !same_origin(&headers) || !token_matches(&form.csrf, &app.state.csrf) {
         return (
             StatusCode::FORBIDDEN,
             "refused: the form did not come from this sealsync ui (CSRF check); reload the page\n",
@@ -62,9 +62,24 @@ pub async fn act(
             .await
             .map(|_| ()),
         _ => match gitsync_actions::set_suspended(&api, &name, false).await {
-            Ok(_) => gitsync_actions::request_reconcile(&api, &name)
-                .await
-                .map(|_| ()),
+            Ok(_) => match gitsync_actions::request_reconcile(&api, &name).await {
+                Ok(_) => Ok(()),
+                // Resumed all the same: the next interval syncs it.
+                Err(error) => {
+                    let why = access_of(&error).reason().unwrap_or("failed").to_owned();
+                    return gitsync_response(
+                        &app,
+                        &namespace,
+                        &name,
+                        StatusCode::OK,
+                        &html::flash(
+                            false,
+                            &format!("Resumed, but asking for a reconcile now failed: {why}. It syncs at its next interval."),
+                        ),
+                    )
+                    .await;
+                }
+            },
             Err(e) => Err(e),
         },
     };
@@ -75,10 +90,13 @@ pub async fn act(
         ))
         .into_response(),
         Err(error) => {
-            let (status, why) = match access_of(&error) {
+            let access = access_of(&error);
+            let (status, why) = match &access {
                 Access::Forbidden(why) => (StatusCode::FORBIDDEN, format!("forbidden: {why}")),
-                Access::Failed(why) => (StatusCode::BAD_GATEWAY, why),
-                Access::Loading | Access::Ready => (StatusCode::BAD_GATEWAY, error.to_string()),
+                other => (
+                    StatusCode::BAD_GATEWAY,
+                    other.reason().unwrap_or("failed").to_owned(),
+                ),
             };
             gitsync_response(
                 &app,
@@ -92,19 +110,24 @@ pub async fn act(
     }
 }
 
-/// Whether the browser says the form came from one of our own origins. `Origin` is sent with
-/// every cross-origin POST; `Sec-Fetch-Site` by every current browser.
-fn same_origin(headers: &HeaderMap, hosts: &[String]) -> bool {
+/// Whether the browser says the form came from this very origin: `Origin` (sent with every
+/// cross-origin POST) must be `http://` and the request's own `Host`, and `Sec-Fetch-Site`
+/// (sent by every current browser) must say `same-origin`.
+fn same_origin(headers: &HeaderMap) -> bool {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         if site != "same-origin" {
             return false;
         }
     }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         None => true,
         Some(origin) => origin
             .strip_prefix("http://")
-            .is_some_and(|host| hosts.iter().any(|h| h == host)),
+            .is_some_and(|o| !host.is_empty() && o.eq_ignore_ascii_case(host)),
     }
 }
 
@@ -123,28 +146,22 @@ mod tests {
 
     #[test]
     fn only_our_own_origin_may_post() {
-        let hosts = vec!["127.0.0.1:7480".to_owned()];
         let with = |pairs: &[(&'static str, &'static str)]| {
             let mut h = HeaderMap::new();
+            h.insert("host", "127.0.0.1:7480".parse().expect("value"));
             for (k, v) in pairs {
                 h.insert(*k, v.parse().expect("value"));
             }
             h
         };
-        assert!(same_origin(
-            &with(&[("origin", "http://127.0.0.1:7480")]),
-            &hosts
-        ));
-        assert!(!same_origin(
-            &with(&[("origin", "http://evil.example")]),
-            &hosts
-        ));
-        assert!(!same_origin(&with(&[("origin", "null")]), &hosts));
-        assert!(!same_origin(
-            &with(&[("sec-fetch-site", "cross-site")]),
-            &hosts
-        ));
-        assert!(same_origin(&with(&[]), &hosts));
+        assert!(same_origin(&with(&[("origin", "http://127.0.0.1:7480")])));
+        assert!(!same_origin(&with(&[("origin", "http://127.0.0.1:9999")])));
+        assert!(!same_origin(&with(&[("origin", "http://evil.example")])));
+        assert!(!same_origin(&with(&[("origin", "null")])));
+        assert!(!same_origin(&with(&[("sec-fetch-site", "cross-site")])));
+        assert!(!same_origin(&with(&[("sec-fetch-site", "same-site")])));
+        assert!(same_origin(&with(&[("sec-fetch-site", "same-origin")])));
+        assert!(same_origin(&with(&[])));
     }
 
     #[test]

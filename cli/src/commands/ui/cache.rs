@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::watcher::{self, watcher};
-use kube::runtime::WatchStreamExt;
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
@@ -25,6 +25,16 @@ pub enum Access {
     Forbidden(String),
     /// Anything else (unreachable, not served); the items may be stale.
     Failed(String),
+}
+
+impl Access {
+    /// Why it could not be read, if it could not.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Access::Forbidden(why) | Access::Failed(why) => Some(why),
+            Access::Loading | Access::Ready => None,
+        }
+    }
 }
 
 /// `namespace`, `name`.
@@ -89,7 +99,8 @@ pub fn bump(changes: &Changes) {
     changes.send_modify(|n| *n = n.wrapping_add(1));
 }
 
-/// An API error as the access state it means.
+/// An API error as the access state it means. Errors that did not come from the API server
+/// are told in fixed words: kube's own text can hold a credential plugin's output.
 pub fn access_of(error: &kube::Error) -> Access {
     match error {
         kube::Error::Api(status) if status.code == 403 => Access::Forbidden(status.message.clone()),
@@ -97,7 +108,12 @@ pub fn access_of(error: &kube::Error) -> Access {
             "the cluster refused the credentials (401); refresh the kubeconfig".to_owned(),
         ),
         kube::Error::Api(status) => Access::Failed(format!("{} ({})", status.message, status.code)),
-        other => Access::Failed(format!("cannot reach the API server: {other}")),
+        kube::Error::Auth(_) => Access::Failed(
+            "the kubeconfig's credentials could not be obtained; run `kubectl get ns` with the \
+             same kubeconfig to see why"
+                .to_owned(),
+        ),
+        _ => Access::Failed("cannot reach the API server".to_owned()),
     }
 }
 
@@ -109,7 +125,35 @@ fn access_of_watch(error: &watcher::Error) -> Access {
         watcher::Error::WatchError(status) if status.code == 403 => {
             Access::Forbidden(status.message.clone())
         }
-        other => Access::Failed(other.to_string()),
+        watcher::Error::WatchError(status) => {
+            Access::Failed(format!("{} ({})", status.message, status.code))
+        }
+        watcher::Error::NoResourceVersion => {
+            Access::Failed("the API server does not support watching this list".to_owned())
+        }
+    }
+}
+
+/// Waits before watching again after an error: 1 s, doubling to 30 s.
+#[derive(Debug)]
+pub struct Retry(Duration);
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry(Duration::from_secs(1))
+    }
+}
+
+impl Retry {
+    /// Sleeps, then doubles the next wait.
+    pub async fn wait(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(Duration::from_secs(30));
+    }
+
+    /// A list came back: the next error waits 1 s again.
+    pub fn reset(&mut self) {
+        self.0 = Duration::from_secs(1);
     }
 }
 
@@ -125,62 +169,76 @@ where
 }
 
 /// Watches `api` into `into`, keeping what `keep` makes of each object (`None`: not kept),
-/// until the task is aborted. Errors are shown on the pages; the watch retries with backoff.
+/// at most `max_items` of them, until the task is aborted. Errors are shown on the pages;
+/// the watch starts again, with a fresh list, after a backoff.
 pub fn spawn_watch<K, T>(
     api: Api<K>,
     config: watcher::Config,
     into: Arc<Watched<T>>,
     changes: Changes,
     keep: fn(K) -> Option<T>,
+    max_items: usize,
 ) -> tokio::task::JoinHandle<()>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
     T: Send + Sync + 'static,
 {
     tokio::spawn(async move {
-        let mut stream = watcher(api, config).default_backoff().boxed();
-        let mut buffer: Option<BTreeMap<Key, T>> = None;
-        while let Some(event) = stream.next().await {
-            let key = |o: &K| (o.namespace().unwrap_or_default(), o.name_any());
-            match event {
-                Ok(watcher::Event::Init) => buffer = Some(BTreeMap::new()),
-                Ok(watcher::Event::InitApply(object)) => {
-                    let k = key(&object);
-                    if let (Some(buffer), Some(kept)) = (buffer.as_mut(), keep(object)) {
-                        buffer.insert(k, kept);
+        let mut retry = Retry::default();
+        loop {
+            // Each watch starts with a whole list: after an error the list is read again
+            // rather than resumed, so what the page shows is never a partial list marked whole.
+            let mut stream = watcher(api.clone(), config.clone()).boxed();
+            let mut buffer: Option<BTreeMap<Key, T>> = None;
+            while let Some(event) = stream.next().await {
+                let key = |o: &K| (o.namespace().unwrap_or_default(), o.name_any());
+                match event {
+                    Ok(watcher::Event::Init) => buffer = Some(BTreeMap::new()),
+                    Ok(watcher::Event::InitApply(object)) => {
+                        let k = key(&object);
+                        if let Some(buffer) = buffer.as_mut().filter(|b| b.len() < max_items) {
+                            if let Some(kept) = keep(object) {
+                                buffer.insert(k, kept);
+                            }
+                        }
                     }
-                }
-                Ok(watcher::Event::InitDone) => {
-                    let items = buffer.take().unwrap_or_default();
-                    into.write(|state| {
-                        state.items = items;
-                        state.access = Access::Ready;
-                    });
-                    bump(&changes);
-                }
-                Ok(watcher::Event::Apply(object)) => {
-                    let k = key(&object);
-                    let kept = keep(object);
-                    into.write(|state| {
-                        match kept {
-                            Some(kept) => state.items.insert(k, kept),
-                            None => state.items.remove(&k),
-                        };
-                        state.access = Access::Ready;
-                    });
-                    bump(&changes);
-                }
-                Ok(watcher::Event::Delete(object)) => {
-                    let k = key(&object);
-                    into.write(|state| {
-                        state.items.remove(&k);
-                    });
-                    bump(&changes);
-                }
-                Err(error) => {
-                    let access = access_of_watch(&error);
-                    let changed = into.read(|state| state.access != access);
-                    if changed {
+                    Ok(watcher::Event::InitDone) => {
+                        let items = buffer.take().unwrap_or_default();
+                        into.write(|state| {
+                            state.items = items;
+                            state.access = Access::Ready;
+                        });
+                        retry.reset();
+                        bump(&changes);
+                    }
+                    Ok(watcher::Event::Apply(object)) => {
+                        let k = key(&object);
+                        let kept = keep(object);
+                        into.write(|state| {
+                            match kept {
+                                Some(kept)
+                                    if state.items.len() < max_items
+                                        || state.items.contains_key(&k) =>
+                                {
+                                    state.items.insert(k, kept);
+                                }
+                                Some(_) => {}
+                                None => {
+                                    state.items.remove(&k);
+                                }
+                            };
+                        });
+                        bump(&changes);
+                    }
+                    Ok(watcher::Event::Delete(object)) => {
+                        let k = key(&object);
+                        into.write(|state| {
+                            state.items.remove(&k);
+                        });
+                        bump(&changes);
+                    }
+                    Err(error) => {
+                        let access = access_of_watch(&error);
                         // What may no longer be read is no longer shown.
                         let forbidden = matches!(access, Access::Forbidden(_));
                         into.write(|state| {
@@ -190,9 +248,11 @@ where
                             state.access = access;
                         });
                         bump(&changes);
+                        break;
                     }
                 }
             }
+            retry.wait().await;
         }
     })
 }

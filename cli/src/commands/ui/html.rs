@@ -22,8 +22,12 @@ pub fn esc(text: &str) -> String {
     out
 }
 
-/// One path segment, percent-encoded (names are DNS labels, but nothing here relies on it).
+/// One path segment, percent-encoded (names are DNS labels, but nothing here relies on it);
+/// `.` and `..` are encoded too, so a segment never walks up the path.
 pub fn seg(text: &str) -> String {
+    if text == "." || text == ".." {
+        return text.replace('.', "%2E");
+    }
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -84,6 +88,29 @@ pub fn page(
         context = esc(context),
         live = esc(live_path),
     )
+}
+
+/// A page's content in parts, which live updates send and replace one by one: a change to a
+/// GitSync's state does not send its tree of thousands of objects again.
+#[derive(Debug, Default)]
+pub struct Parts(pub Vec<(&'static str, String)>);
+
+impl Parts {
+    /// Content of one part.
+    pub fn one(html: String) -> Parts {
+        Parts(vec![("all", html)])
+    }
+
+    /// The content as served: each part in an element that names it.
+    pub fn html(&self) -> String {
+        let mut out = String::new();
+        for (id, html) in &self.0 {
+            out.push_str(&format!(
+                "<div class=\"part\" data-part=\"{id}\">\n{html}</div>\n"
+            ));
+        }
+        out
+    }
 }
 
 /// An alert above the content about the outcome of an action.
@@ -173,7 +200,12 @@ pub fn revision(url: &str, revision: Option<&str>) -> String {
 /// A Git URL fit to show: any user name or password in it replaced by `***`.
 pub fn display_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        // scp-like `user@host:path`: whatever comes before the host is hidden.
+        let head = url.split('/').next().unwrap_or_default();
+        return match head.rfind('@') {
+            Some(at) => format!("***{}", &url[at..]),
+            None => url.to_owned(),
+        };
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
@@ -222,8 +254,13 @@ mod tests {
         );
         assert_eq!(
             display_url("git@github.com:acme/shop.git"),
-            "git@github.com:acme/shop.git"
+            "***@github.com:acme/shop.git"
         );
+        assert_eq!(
+            display_url("bot:tok@git.example:acme/shop"),
+            "***@git.example:acme/shop"
+        );
+        assert_eq!(seg(".."), "%2E%2E");
     }
 
     #[test]

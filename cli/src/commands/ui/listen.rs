@@ -36,22 +36,32 @@ pub fn parse(listen: &str, allow_remote: bool) -> CliResult<SocketAddr> {
     Ok(addr)
 }
 
-/// The `Host` values a request to `bound` may carry.
-pub fn allowed_hosts(bound: SocketAddr) -> Vec<String> {
-    let port = bound.port();
-    let mut hosts = vec![
-        format!("127.0.0.1:{port}"),
-        format!("localhost:{port}"),
-        format!("[::1]:{port}"),
-    ];
-    let own = match bound.ip() {
-        IpAddr::V4(ip) => format!("{ip}:{port}"),
-        IpAddr::V6(ip) => format!("[{ip}]:{port}"),
+/// Whether a request's `Host` may be answered: an IP address or `localhost`, with any port.
+/// DNS rebinding needs a DNS name that resolves to us, so a name other than `localhost` is
+/// refused; an address is fine whatever the port (an SSH tunnel may forward another one).
+pub fn host_allowed(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((v6, port)) if port.is_empty() || is_port(port) => {
+                return v6.parse::<std::net::Ipv6Addr>().is_ok()
+            }
+            _ => return false,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if is_port(port) => name,
+            Some(_) => return false,
+            None => host,
+        }
     };
-    if !hosts.contains(&own) && !bound.ip().is_unspecified() {
-        hosts.push(own);
-    }
-    hosts
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
+fn is_port(text: &str) -> bool {
+    text.strip_prefix(':')
+        .unwrap_or(text)
+        .parse::<u16>()
+        .is_ok()
 }
 
 /// The URL to print: the address as a browser should open it.
@@ -91,11 +101,28 @@ mod tests {
     }
 
     #[test]
-    fn only_our_own_host_names_are_answered() {
-        let hosts = allowed_hosts("127.0.0.1:7480".parse().expect("addr"));
-        assert!(hosts.contains(&"localhost:7480".to_owned()));
-        assert!(!hosts.iter().any(|h| h.contains("evil")));
-        let remote = allowed_hosts("10.1.2.3:80".parse().expect("addr"));
-        assert!(remote.contains(&"10.1.2.3:80".to_owned()));
+    fn addresses_and_localhost_are_answered_names_are_not() {
+        for ok in [
+            "127.0.0.1:7480",
+            "localhost:7480",
+            "LOCALHOST:1",
+            "[::1]:7480",
+            "10.1.2.3:80",
+            "10.1.2.3",
+            "localhost",
+        ] {
+            assert!(host_allowed(ok), "{ok}");
+        }
+        for refused in [
+            "attacker.example:7480",
+            "attacker.example",
+            "127.0.0.1.nip.io:7480",
+            "localhost.attacker.example",
+            "[::1",
+            "127.0.0.1:x",
+            "",
+        ] {
+            assert!(!host_allowed(refused), "{refused}");
+        }
     }
 }

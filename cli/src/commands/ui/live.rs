@@ -12,11 +12,14 @@ use axum::extract::{Path, State as AxumState};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 
-use super::server::{find, lookup_failure, App};
-use super::{page_gitsync, page_gitsyncs, page_keys};
+use super::html::Parts;
+use super::server::{gitsync_main, lookup_failure, App};
+use super::{page_gitsyncs, page_keys};
 
 /// Changes closer together than this are sent as one.
 const COALESCE: Duration = Duration::from_millis(100);
+/// Between the parts of a `parts` event.
+const PART_SEPARATOR: &str = "\n<!--sealsync-part-->\n";
 /// Pages are also rendered this often without a change, for what no watch follows (a
 /// GitSync outside the watched namespace).
 const TICK: Duration = Duration::from_secs(5);
@@ -43,16 +46,9 @@ pub async fn gitsync(
     stream(app, move |app| {
         let (namespace, name) = (namespace.clone(), name.clone());
         async move {
-            match find(&app.state, &namespace, &name).await {
-                Ok(gs) => {
-                    let view = app
-                        .state
-                        .views
-                        .view_for(&app.state.client, &gs, &app.state.changes)
-                        .await;
-                    page_gitsync::render(&app.state, &gs, &view)
-                }
-                Err(lookup) => lookup_failure(&lookup, &namespace, &name).1,
+            match gitsync_main(&app.state, &namespace, &name).await {
+                Ok(main) => main,
+                Err(lookup) => Parts::one(lookup_failure(&lookup, &namespace, &name).1),
             }
         }
     })
@@ -61,14 +57,25 @@ pub async fn gitsync(
 fn stream<F, Fut>(app: App, render: F) -> Sse<impl Stream<Item = Result<Event, Infallible>>>
 where
     F: Fn(App) -> Fut + Send + 'static,
-    Fut: Future<Output = String> + Send,
+    Fut: Future<Output = Parts> + Send,
 {
     let changes = app.state.changes.subscribe();
-    let initial = (app, changes, render, None::<u64>, true);
+    let stopping = app.state.stopping.subscribe();
+    let initial = (
+        app,
+        changes,
+        stopping,
+        render,
+        Vec::<(&'static str, u64)>::new(),
+        true,
+    );
     let events = futures::stream::unfold(
         initial,
-        |(app, mut changes, render, mut last, mut first)| async move {
+        |(app, mut changes, mut stopping, render, mut last, mut first)| async move {
             loop {
+                if *stopping.borrow() {
+                    return None;
+                }
                 if !first {
                     tokio::select! {
                         changed = changes.changed() => {
@@ -77,24 +84,50 @@ where
                             }
                             tokio::time::sleep(COALESCE).await;
                         }
+                        _ = stopping.changed() => return None,
                         () = tokio::time::sleep(TICK) => {}
                     }
                 }
                 first = false;
                 changes.borrow_and_update();
-                let html = render(app.clone()).await.replace('\r', "");
-                let digest = {
-                    let mut hasher = DefaultHasher::new();
-                    html.hash(&mut hasher);
-                    hasher.finish()
+                let parts = render(app.clone()).await;
+                let digests: Vec<(&'static str, u64)> = parts
+                    .0
+                    .iter()
+                    .map(|(id, html)| (*id, digest(html)))
+                    .collect();
+                let same_parts = digests.len() == last.len()
+                    && digests.iter().zip(&last).all(|(a, b)| a.0 == b.0);
+                let event = if !same_parts {
+                    Some(Event::default().event("main").data(parts.html()))
+                } else {
+                    // Only the parts that changed, as `id` newline `content`, separated by a
+                    // comment no cluster text can hold (`<` is always escaped).
+                    let changed: Vec<String> = parts
+                        .0
+                        .iter()
+                        .zip(digests.iter().zip(&last))
+                        .filter(|(_, (now, before))| now.1 != before.1)
+                        .map(|((id, html), _)| format!("{id}\n{html}"))
+                        .collect();
+                    (!changed.is_empty()).then(|| {
+                        Event::default()
+                            .event("parts")
+                            .data(changed.join(PART_SEPARATOR))
+                    })
                 };
-                if last != Some(digest) {
-                    last = Some(digest);
-                    let event = Event::default().event("main").data(html);
-                    return Some((Ok(event), (app, changes, render, last, first)));
+                last = digests;
+                if let Some(event) = event {
+                    return Some((Ok(event), (app, changes, stopping, render, last, first)));
                 }
             }
         },
     );
     Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+fn digest(html: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    html.hash(&mut hasher);
+    hasher.finish()
 }

@@ -20,7 +20,6 @@ mod state;
 
 use std::io::Write as _;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Args as ClapArgs;
 use kube::api::Api;
@@ -100,8 +99,7 @@ async fn serve(args: Args, addr: std::net::SocketAddr) -> CliResult<ExitCode> {
         csrf_token()?,
     );
     let app = server::App {
-        state,
-        hosts: Arc::new(listen::allowed_hosts(bound)),
+        state: state.clone(),
     };
     // The URL first, alone on its line, for scripts and for the reader.
     {
@@ -118,7 +116,7 @@ async fn serve(args: Args, addr: std::net::SocketAddr) -> CliResult<ExitCode> {
     }
     eprintln!("► read-only: Secret values are never requested; press Ctrl-C to stop");
     axum::serve(listener, server::router(app))
-        .with_graceful_shutdown(shutdown())
+        .with_graceful_shutdown(shutdown(state))
         .await
         .map_err(|e| CliError::new(format!("serving on {bound}: {e}")))?;
     Ok(ExitCode::SUCCESS)
@@ -152,7 +150,19 @@ fn csrf_token() -> CliResult<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-async fn shutdown() {
+/// Resolves on Ctrl-C or SIGTERM, after telling the live streams to end (they would keep
+/// their connections, and the graceful shutdown, open for ever). Whatever is still running
+/// a few seconds later is cut short.
+async fn shutdown(state: std::sync::Arc<State>) {
+    signalled().await;
+    state.stop();
+    tokio::spawn(async {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        std::process::exit(0);
+    });
+}
+
+async fn signalled() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

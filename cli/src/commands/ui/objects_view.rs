@@ -12,18 +12,22 @@ use kube::api::{Api, DynamicObject};
 use kube::core::GroupVersionKind;
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::{self, watcher};
-use kube::runtime::WatchStreamExt;
 use kube::{Client, ResourceExt};
 use sealsync_core::health::{health_of, healthy_once_it_exists, Health};
 use sealsync_core::inventory::InventoryEntry;
+use sealsync_core::inventory_read::ReadError;
 use sealsync_core::{GitSync, InventoryStatus, OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL};
 
-use super::cache::{access_of, bump, Access, Changes};
+use super::cache::{access_of, bump, Access, Changes, Retry};
 
 /// How long a view is kept after its page was last shown or streamed.
 const IDLE: Duration = Duration::from_secs(60);
 /// How long a page waits for the first lists before it is shown with what has come.
 const FIRST_LIST: Duration = Duration::from_secs(10);
+/// The most objects a view reads from an inventory: a larger GitSync is summed up, not listed.
+pub const MAX_VIEW_OBJECTS: u64 = 50_000;
+/// The most watches one view opens (one per kind and namespace); the rest are not followed.
+const MAX_WATCHES: usize = 300;
 
 /// One kind in one namespace (`None`: cluster-scoped).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -47,8 +51,8 @@ pub struct GroupState {
 pub struct ObjectsView {
     /// The status the view was built from: a new one means a new view.
     built_from: (String, Option<InventoryStatus>),
-    /// The inventory, or why it could not be read.
-    pub entries: Result<Vec<InventoryEntry>, String>,
+    /// The inventory, or why it could not be read (`Forbidden` or `Failed`).
+    pub entries: Result<Vec<InventoryEntry>, Access>,
     /// Each group's names (from the inventory) and what its watch knows.
     pub groups: BTreeMap<Group, (Vec<String>, Arc<RwLock<GroupState>>)>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -153,7 +157,8 @@ impl Views {
                     .lock()
                     .map(|at| at.elapsed() > IDLE)
                     .unwrap_or(true);
-                // A live stream holds its own reference and keeps the view.
+                // A page being rendered holds a reference; an open live page touches the
+                // view at every render, at least every few seconds.
                 !idle || Arc::strong_count(view) > 1
             });
         }
@@ -170,11 +175,28 @@ async fn build(
     let name = gs.name_any();
     let entries = match &built_from.1 {
         None => Ok(Vec::new()),
+        Some(recorded) if recorded.count() > MAX_VIEW_OBJECTS => Err(Access::Failed(format!(
+            "{} objects, more than the {MAX_VIEW_OBJECTS} a page lists; `sealsync status {name} -n {namespace}` lists them all",
+            recorded.count()
+        ))),
         Some(recorded) => {
             sealsync_core::inventory_read::read(client, &namespace, &built_from.0, recorded)
                 .await
                 .map(|inventory| inventory.entries)
-                .map_err(|e| sealsync_core::Chain(&e).to_string())
+                .map_err(|e| match e {
+                    ReadError::Api { name, source } => {
+                        let access = access_of(&source);
+                        let why = format!(
+                            "reading the inventory ConfigMap {name}: {}",
+                            access.reason().unwrap_or("failed")
+                        );
+                        match access {
+                            Access::Forbidden(_) => Access::Forbidden(why),
+                            _ => Access::Failed(why),
+                        }
+                    }
+                    lost => Access::Failed(lost.to_string()),
+                })
         }
     };
     let mut groups: BTreeMap<Group, (Vec<String>, Arc<RwLock<GroupState>>)> = BTreeMap::new();
@@ -182,13 +204,18 @@ async fn build(
         let Some((ns, object, group, kind)) = entry.parts() else {
             continue;
         };
+        let group = Group {
+            group: group.to_owned(),
+            version: entry.v.clone(),
+            kind: kind.to_owned(),
+            namespace: ns.map(str::to_owned),
+        };
+        // The status is the controller's, but a path is built from it: checked all the same.
+        if !group.is_well_formed() {
+            continue;
+        }
         groups
-            .entry(Group {
-                group: group.to_owned(),
-                version: entry.v.clone(),
-                kind: kind.to_owned(),
-                namespace: ns.map(str::to_owned),
-            })
+            .entry(group)
             .or_insert_with(|| {
                 (
                     Vec::new(),
@@ -202,18 +229,24 @@ async fn build(
             .push(object.to_owned());
     }
     let selector = format!("{OWNER_NAME_LABEL}={name},{OWNER_NAMESPACE_LABEL}={namespace}");
-    let tasks = groups
-        .iter()
-        .map(|(group, (_, state))| {
-            tokio::spawn(follow(
-                client.clone(),
-                group.clone(),
-                selector.clone(),
-                state.clone(),
-                changes.clone(),
-            ))
-        })
-        .collect();
+    let mut tasks = Vec::new();
+    for (index, (group, (_, state))) in groups.iter().enumerate() {
+        if index >= MAX_WATCHES {
+            if let Ok(mut s) = state.write() {
+                s.access = Access::Failed(format!(
+                    "not followed: this GitSync spans more than {MAX_WATCHES} kinds and namespaces"
+                ));
+            }
+            continue;
+        }
+        tasks.push(tokio::spawn(follow(
+            client.clone(),
+            group.clone(),
+            selector.clone(),
+            state.clone(),
+            changes.clone(),
+        )));
+    }
     ObjectsView {
         built_from,
         entries,
@@ -223,7 +256,31 @@ async fn build(
     }
 }
 
-/// Follows one group's objects, reducing each to its health.
+impl Group {
+    /// Whether every part may go into an API path: a DNS subdomain for the group and the
+    /// namespace, letters and digits for the version and the kind.
+    fn is_well_formed(&self) -> bool {
+        let dns = |s: &str| {
+            s.len() <= 253
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+                && !s.starts_with(['-', '.'])
+        };
+        let word = |s: &str| {
+            !s.is_empty() && s.len() <= 63 && s.bytes().all(|b| b.is_ascii_alphanumeric())
+        };
+        dns(&self.group)
+            && word(&self.version)
+            && word(&self.kind)
+            && self
+                .namespace
+                .as_deref()
+                .is_none_or(|ns| !ns.is_empty() && dns(ns))
+    }
+}
+
+/// Follows one group's objects, reducing each to its health, until the view is dropped.
+/// After an error it waits, then lists again: a resumed watch would not say what it missed.
 async fn follow(
     client: Client,
     group: Group,
@@ -243,109 +300,120 @@ async fn follow(
         }
     };
     let gvk = GroupVersionKind::gvk(&group.group, &group.version, &group.kind);
-    let resource = match kube::discovery::pinned_kind(&client, &gvk).await {
-        Ok((resource, _)) => resource,
-        Err(error) => {
-            set_access(match &error {
-                kube::Error::Api(_) => access_of(&error),
-                _ => Access::Failed(format!(
-                    "{}/{} {} is not served by the cluster",
-                    group.group, group.version, group.kind
-                )),
-            });
-            return;
-        }
-    };
-    let config = watcher::Config::default().labels(&selector);
-    // A Secret is judged by its existence: its data is never asked for.
-    let by_metadata = healthy_once_it_exists(&group.group, &group.kind)
-        || (group.group.is_empty() && group.kind == "Secret");
-    let mut stream = if by_metadata {
-        let api: Api<PartialObjectMeta<DynamicObject>> = match &group.namespace {
-            Some(ns) => Api::namespaced_with(client, ns, &resource),
-            None => Api::all_with(client, &resource),
-        };
-        watcher(api, config)
-            .default_backoff()
-            .map(|event| {
-                event.map(|e| {
-                    map_event(e, |meta| {
-                        let health = if meta.metadata.deletion_timestamp.is_some() {
-                            Health::Terminating
+    let mut retry = Retry::default();
+    loop {
+        let resource = match kube::discovery::pinned_kind(&client, &gvk).await {
+            Ok((resource, _)) => resource,
+            Err(error) => {
+                set_access(match &error {
+                    kube::Error::Discovery(_) => Access::Failed(format!(
+                        "{} {} is not served by the cluster (now)",
+                        if group.group.is_empty() {
+                            group.version.clone()
                         } else {
-                            Health::Current
-                        };
-                        (meta.name_any(), health)
+                            format!("{}/{}", group.group, group.version)
+                        },
+                        group.kind
+                    )),
+                    other => access_of(other),
+                });
+                retry.wait().await;
+                continue;
+            }
+        };
+        let config = watcher::Config::default().labels(&selector);
+        // A Secret is judged by its existence: its data is never asked for.
+        let by_metadata = healthy_once_it_exists(&group.group, &group.kind)
+            || (group.group.is_empty() && group.kind == "Secret");
+        let mut stream = if by_metadata {
+            let api: Api<PartialObjectMeta<DynamicObject>> = match &group.namespace {
+                Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+                None => Api::all_with(client.clone(), &resource),
+            };
+            watcher(api, config)
+                .map(|event| {
+                    event.map(|e| {
+                        map_event(e, |meta| {
+                            let health = if meta.metadata.deletion_timestamp.is_some() {
+                                Health::Terminating
+                            } else {
+                                Health::Current
+                            };
+                            (meta.name_any(), health)
+                        })
                     })
                 })
-            })
-            .boxed()
-    } else {
-        let api: Api<DynamicObject> = match &group.namespace {
-            Some(ns) => Api::namespaced_with(client, ns, &resource),
-            None => Api::all_with(client, &resource),
-        };
-        let (g, v, k) = (
-            group.group.clone(),
-            group.version.clone(),
-            group.kind.clone(),
-        );
-        watcher(api, config)
-            .default_backoff()
-            .map(move |event| {
-                event.map(|e| {
-                    map_event(e, |object| {
-                        let name = object.name_any();
-                        let mut json = serde_json::to_value(&object).unwrap_or_default();
-                        json["apiVersion"] = serde_json::json!(if g.is_empty() {
-                            v.clone()
-                        } else {
-                            format!("{g}/{v}")
-                        });
-                        json["kind"] = serde_json::json!(k);
-                        (name, health_of(&json))
+                .boxed()
+        } else {
+            let api: Api<DynamicObject> = match &group.namespace {
+                Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+                None => Api::all_with(client.clone(), &resource),
+            };
+            let (g, v, k) = (
+                group.group.clone(),
+                group.version.clone(),
+                group.kind.clone(),
+            );
+            watcher(api, config)
+                .map(move |event| {
+                    event.map(|e| {
+                        map_event(e, |object| {
+                            let name = object.name_any();
+                            let mut json = serde_json::to_value(&object).unwrap_or_default();
+                            json["apiVersion"] = serde_json::json!(if g.is_empty() {
+                                v.clone()
+                            } else {
+                                format!("{g}/{v}")
+                            });
+                            json["kind"] = serde_json::json!(k);
+                            (name, health_of(&json))
+                        })
                     })
                 })
-            })
-            .boxed()
-    };
-    let mut buffer: Option<HashMap<String, Health>> = None;
-    while let Some(event) = stream.next().await {
-        match event {
-            Ok(watcher::Event::Init) => buffer = Some(HashMap::new()),
-            Ok(watcher::Event::InitApply((name, health))) => {
-                if let Some(buffer) = buffer.as_mut() {
-                    buffer.insert(name, health);
+                .boxed()
+        };
+        let mut buffer: Option<HashMap<String, Health>> = None;
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(watcher::Event::Init) => buffer = Some(HashMap::new()),
+                Ok(watcher::Event::InitApply((name, health))) => {
+                    if let Some(buffer) = buffer.as_mut() {
+                        buffer.insert(name, health);
+                    }
+                }
+                Ok(watcher::Event::InitDone) => {
+                    let health = buffer.take().unwrap_or_default();
+                    if let Ok(mut s) = state.write() {
+                        s.health = health;
+                        s.access = Access::Ready;
+                    }
+                    retry.reset();
+                    bump(&changes);
+                }
+                Ok(watcher::Event::Apply((name, health))) => {
+                    if let Ok(mut s) = state.write() {
+                        s.health.insert(name, health);
+                    }
+                    bump(&changes);
+                }
+                Ok(watcher::Event::Delete((name, _))) => {
+                    if let Ok(mut s) = state.write() {
+                        s.health.remove(&name);
+                    }
+                    bump(&changes);
+                }
+                Err(error) => {
+                    set_access(match &error {
+                        watcher::Error::InitialListFailed(e)
+                        | watcher::Error::WatchStartFailed(e)
+                        | watcher::Error::WatchFailed(e) => access_of(e),
+                        _ => Access::Failed("the watch failed; following again".to_owned()),
+                    });
+                    break;
                 }
             }
-            Ok(watcher::Event::InitDone) => {
-                let health = buffer.take().unwrap_or_default();
-                if let Ok(mut s) = state.write() {
-                    s.health = health;
-                    s.access = Access::Ready;
-                }
-                bump(&changes);
-            }
-            Ok(watcher::Event::Apply((name, health))) => {
-                if let Ok(mut s) = state.write() {
-                    s.health.insert(name, health);
-                    s.access = Access::Ready;
-                }
-                bump(&changes);
-            }
-            Ok(watcher::Event::Delete((name, _))) => {
-                if let Ok(mut s) = state.write() {
-                    s.health.remove(&name);
-                }
-                bump(&changes);
-            }
-            Err(error) => set_access(match &error {
-                watcher::Error::InitialListFailed(e)
-                | watcher::Error::WatchStartFailed(e)
-                | watcher::Error::WatchFailed(e) => access_of(e),
-                other => Access::Failed(other.to_string()),
-            }),
         }
+        retry.wait().await;
     }
 }
 

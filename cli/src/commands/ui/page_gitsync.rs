@@ -8,7 +8,7 @@ use sealsync_core::health::Health;
 use sealsync_core::GitSync;
 
 use super::cache::Access;
-use super::html::{self, badge, esc, Tone};
+use super::html::{self, badge, esc, Parts, Tone};
 use super::objects_view::ObjectsView;
 use super::page_gitsyncs::{last_sync, ready_badge, ready_of, source};
 use super::state::State;
@@ -19,13 +19,19 @@ const MAX_SHOWN: usize = 20_000;
 const MAX_EVENTS: usize = 30;
 
 /// The content of a GitSync's page.
-pub fn render(state: &State, gs: &GitSync, view: &ObjectsView) -> String {
+pub fn render(state: &State, gs: &GitSync, view: &ObjectsView) -> Parts {
     let namespace = gs.namespace().unwrap_or_default();
     let name = gs.name_any();
     let status = gs.status.clone().unwrap_or_default();
     let (_, reason, message) = ready_of(gs);
     let events = state.events_of(&namespace, &name);
-    let events_access = state.events.read(|l| l.access.clone());
+    let events_access = if state.covers(&namespace) {
+        state.events.read(|l| l.access.clone())
+    } else {
+        Access::Failed(format!(
+            "the Events of namespace {namespace} are not followed by this view (started for another namespace)"
+        ))
+    };
     let drift: u32 = events
         .iter()
         .filter(|e| e.reason == "DriftCorrected")
@@ -53,21 +59,21 @@ pub fn render(state: &State, gs: &GitSync, view: &ObjectsView) -> String {
         applied = html::revision(&gs.spec.url, status.last_applied_revision.as_deref()),
         attempted = html::revision(&gs.spec.url, status.last_attempted_revision.as_deref()),
         last = html::time(last_sync(gs, events.first().map(|e| e.last.as_str())).as_deref()),
-        drift = match events_access {
+        drift = match &events_access {
             Access::Ready => drift.to_string(),
-            _ => "not shown: Events are not readable".to_owned(),
+            _ => "not shown: Events are not followed or not readable".to_owned(),
         },
         heal = if gs.spec.self_heal { "on" } else { "off" },
     ));
-    out.push_str(&actions(state, gs));
-    out.push_str(&objects(gs, view));
-    out.push_str(&conditions(gs));
-    out.push_str(&sealed_files(gs));
-    out.push_str("<section aria-labelledby=\"events\">\n<h2 id=\"events\">Recent events</h2>\n");
+    let summary = out;
+    let mut out = String::from(
+        "<section aria-labelledby=\"events\">\n<h2 id=\"events\">Recent events</h2>\n",
+    );
     match events_access {
         Access::Forbidden(why) => {
             out.push_str(&html::notice("forbidden", &format!("forbidden: {why}")));
         }
+        Access::Failed(why) => out.push_str(&html::notice("error", &why)),
         _ if events.is_empty() => out.push_str(&html::notice("empty", "No recent events.")),
         _ => {
             out.push_str(
@@ -94,7 +100,14 @@ pub fn render(state: &State, gs: &GitSync, view: &ObjectsView) -> String {
         }
     }
     out.push_str("</section>\n");
-    out
+    Parts(vec![
+        ("summary", summary),
+        ("actions", actions(state, gs)),
+        ("objects", objects(gs, view)),
+        ("conditions", conditions(gs)),
+        ("sealed", sealed_files(gs)),
+        ("events", out),
+    ])
 }
 
 /// The forms for the actions; the API server decides whether the user may take them.
@@ -127,10 +140,17 @@ fn objects(gs: &GitSync, view: &ObjectsView) -> String {
     let mut out =
         String::from("<section aria-labelledby=\"objects\">\n<h2 id=\"objects\">Objects</h2>\n");
     let entries = match &view.entries {
-        Err(why) => {
+        Err(access) => {
+            let class = match access {
+                Access::Forbidden(_) => "forbidden",
+                _ => "error",
+            };
             out.push_str(&html::notice(
-                "error",
-                &format!("The objects cannot be shown: {why}"),
+                class,
+                &format!(
+                    "The objects cannot be shown: {}",
+                    access.reason().unwrap_or("unknown")
+                ),
             ));
             out.push_str("</section>\n");
             return out;
@@ -168,6 +188,9 @@ fn objects(gs: &GitSync, view: &ObjectsView) -> String {
             Err(poisoned) => poisoned.into_inner(),
         };
         let ns = group.namespace.as_deref();
+        if shown >= MAX_SHOWN {
+            break;
+        }
         let rows = tree.entry(ns).or_default().entry(&group.kind).or_default();
         for object in names {
             if shown >= MAX_SHOWN {
@@ -233,7 +256,7 @@ fn objects(gs: &GitSync, view: &ObjectsView) -> String {
     out.push_str(&format!(
         "<p class=\"count\">{entries} object(s) in the applied revision.</p>\n"
     ));
-    if entries > shown {
+    if shown >= MAX_SHOWN && entries > shown {
         out.push_str(&html::notice(
             "partial",
             &format!("Only the first {shown} are listed."),

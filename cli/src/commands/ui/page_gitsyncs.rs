@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use sealsync_core::GitSync;
 
 use super::cache::Access;
-use super::html::{self, badge, esc, Tone};
+use super::html::{self, badge, esc, Parts, Tone};
 use super::state::{Scope, State};
 
 /// `(status, reason, message)` of a GitSync's Ready condition.
@@ -79,7 +79,7 @@ pub fn last_sync(gs: &GitSync, newest_event: Option<&str>) -> Option<String> {
 }
 
 /// The content of `/`.
-pub fn render(state: &State) -> String {
+pub fn render(state: &State) -> Parts {
     let mut out = String::from("<h1>GitSyncs</h1>\n");
     if let Scope::Namespace { name, why } = &state.scope {
         match why {
@@ -191,7 +191,7 @@ pub fn render(state: &State) -> String {
         }
         out.push_str("</tbody>\n</table>\n");
     });
-    out
+    Parts::one(out)
 }
 
 /// `text` cut to about `max` bytes on a character boundary, with an ellipsis when cut.

@@ -4,11 +4,11 @@
 use sealsync_core::KeyState;
 
 use super::cache::Access;
-use super::html::{self, badge, esc, Tone};
+use super::html::{self, badge, esc, Parts, Tone};
 use super::state::State;
 
 /// The content of `/keys`.
-pub fn render(state: &State) -> String {
+pub fn render(state: &State) -> Parts {
     let mut out = format!(
         "<h1>Sealing keys</h1>\n<p class=\"scope\">SealingKeys of namespace <code>{}</code>.</p>\n",
         esc(&state.controller_namespace)
@@ -110,5 +110,5 @@ pub fn render(state: &State) -> String {
         }
         out.push_str("</tbody></table>\n");
     });
-    out
+    Parts::one(out)
 }

@@ -80,7 +80,7 @@ async fn hostile_names_messages_and_revisions_stay_text() {
         )]),
         Access::Ready,
     );
-    let list = page_gitsyncs::render(&state);
+    let list = page_gitsyncs::render(&state).html();
     assert_inert(&list);
     assert!(list.contains("<td class=\"drift\">3</td>"), "{list}");
     // A revision that is not `<ref>@sha1:<hex>` is never linked.
@@ -115,7 +115,7 @@ async fn hostile_names_messages_and_revisions_stay_text() {
             ),
         )]),
     );
-    let page = page_gitsync::render(&state, &gs, &view);
+    let page = page_gitsync::render(&state, &gs, &view).html();
     assert_inert(&page);
     let row = |name: &str| {
         page.lines()
@@ -149,7 +149,7 @@ async fn a_refused_list_says_forbidden_and_shows_nothing() {
         BTreeMap::from([(("shop".to_owned(), "web".to_owned()), gs)]),
         Access::Forbidden("user cannot list gitsyncs".to_owned()),
     );
-    let list = page_gitsyncs::render(&state);
+    let list = page_gitsyncs::render(&state).html();
     assert!(
         list.contains("forbidden: you may not list GitSyncs here"),
         "{list}"

@@ -12,19 +12,18 @@ use kube::api::Api;
 use sealsync_core::GitSync;
 
 use super::cache::{access_of, Access};
-use super::html::{self, Section};
+use super::html::{self, Parts, Section};
 use super::state::State;
-use super::{actions, live, page_gitsync, page_gitsyncs, page_keys};
+use super::{actions, listen, live, page_gitsync, page_gitsyncs, page_keys};
 
 /// No inline script or style, nothing from elsewhere, no framing, forms only to us.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// Everything a handler needs: the shared state and the `Host` values we answer.
+/// Everything a handler needs.
 #[derive(Debug, Clone)]
 pub struct App {
     pub state: Arc<State>,
-    pub hosts: Arc<Vec<String>>,
 }
 
 /// The router.
@@ -44,28 +43,42 @@ pub fn router(app: App) -> Router {
         .route("/static/ui.css", get(css))
         .route("/static/live.js", get(script))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(app.clone(), guard))
+        .layer(middleware::from_fn(guard))
         .with_state(app)
 }
 
 /// Refuses a foreign `Host`, then adds the security headers to every answer. The referrer
 /// policy is `same-origin`, not `no-referrer`: with the latter, browsers send `Origin: null`
 /// on form posts, and the actions could not tell our own forms from anyone else's.
-async fn guard(AxumState(app): AxumState<App>, request: Request, next: Next) -> Response {
-    let host = request
-        .headers()
+async fn guard(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let mut response = if app.hosts.contains(&host) {
-        next.run(request).await
-    } else {
+        .unwrap_or_default();
+    // Another site may link here (a top-level navigation), but not make the browser fetch
+    // pages or streams in the background.
+    let fetched_from_elsewhere = headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site")
+        && !(request.method() == axum::http::Method::GET
+            && headers
+                .get("sec-fetch-mode")
+                .is_some_and(|v| v.as_bytes() == b"navigate"));
+    let mut response = if !listen::host_allowed(host) {
         (
             StatusCode::MISDIRECTED_REQUEST,
-            "sealsync ui answers only requests addressed to its own address\n",
+            "sealsync ui answers only requests addressed to an IP address or localhost\n",
         )
             .into_response()
+    } else if fetched_from_elsewhere {
+        (
+            StatusCode::FORBIDDEN,
+            "sealsync ui refuses requests that other sites make\n",
+        )
+            .into_response()
+    } else {
+        next.run(request).await
     };
     let headers = response.headers_mut();
     for (name, value) in [
@@ -147,7 +160,7 @@ fn done_flash(done: &Done) -> String {
 }
 
 async fn gitsyncs_page(AxumState(app): AxumState<App>) -> Response {
-    let main = page_gitsyncs::render(&app.state);
+    let main = page_gitsyncs::render(&app.state).html();
     html_response(
         StatusCode::OK,
         html::page(
@@ -162,7 +175,7 @@ async fn gitsyncs_page(AxumState(app): AxumState<App>) -> Response {
 }
 
 async fn keys_page(AxumState(app): AxumState<App>) -> Response {
-    let main = page_keys::render(&app.state);
+    let main = page_keys::render(&app.state).html();
     html_response(
         StatusCode::OK,
         html::page(
@@ -206,20 +219,23 @@ pub async fn gitsync_response(
             ),
         )
     };
-    match find(&app.state, namespace, name).await {
-        Ok(gs) => {
-            let view = app
-                .state
-                .views
-                .view_for(&app.state.client, &gs, &app.state.changes)
-                .await;
-            page(status, flash, &page_gitsync::render(&app.state, &gs, &view))
-        }
+    match gitsync_main(&app.state, namespace, name).await {
+        Ok(main) => page(status, flash, &main.html()),
         Err(lookup) => {
             let (code, main) = lookup_failure(&lookup, namespace, name);
             page(code, flash, &main)
         }
     }
+}
+
+/// The content of one GitSync's page, its objects' view started if need be.
+pub async fn gitsync_main(state: &State, namespace: &str, name: &str) -> Result<Parts, Lookup> {
+    let gs = find(state, namespace, name).await?;
+    let view = state
+        .views
+        .view_for(&state.client, &gs, &state.changes)
+        .await;
+    Ok(page_gitsync::render(state, &gs, &view))
 }
 
 /// Why a GitSync could not be looked up.
@@ -233,6 +249,11 @@ pub enum Lookup {
 /// The status and content that say why a GitSync cannot be shown.
 pub fn lookup_failure(lookup: &Lookup, namespace: &str, name: &str) -> (StatusCode, String) {
     match lookup {
+        // What the URL says is echoed only when it could be a name at all.
+        Lookup::NotFound if !is_object_name(namespace) || !is_object_name(name) => (
+            StatusCode::NOT_FOUND,
+            html::notice("empty", "No such GitSync."),
+        ),
         Lookup::NotFound => (
             StatusCode::NOT_FOUND,
             html::notice("empty", &format!("GitSync {namespace}/{name} not found.")),
@@ -260,11 +281,7 @@ pub async fn find(state: &State, namespace: &str, name: &str) -> Result<Arc<GitS
     if !is_object_name(namespace) || !is_object_name(name) {
         return Err(Lookup::NotFound);
     }
-    let covered = match &state.scope {
-        super::state::Scope::All => true,
-        super::state::Scope::Namespace { name: ns, .. } => ns == namespace,
-    };
-    if covered {
+    if state.covers(namespace) {
         let cached = state.gitsyncs.read(|listing| {
             (listing.access == Access::Ready).then(|| {
                 listing
@@ -285,8 +302,7 @@ pub async fn find(state: &State, namespace: &str, name: &str) -> Result<Arc<GitS
         Ok(None) => Err(Lookup::NotFound),
         Err(error) => Err(match access_of(&error) {
             Access::Forbidden(why) => Lookup::Forbidden(why),
-            Access::Failed(why) => Lookup::Failed(why),
-            Access::Loading | Access::Ready => Lookup::Failed(error.to_string()),
+            other => Lookup::Failed(other.reason().unwrap_or("failed").to_owned()),
         }),
     }
 }

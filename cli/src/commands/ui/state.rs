@@ -14,6 +14,11 @@ use super::objects_view::Views;
 
 /// The longest Event message kept, in bytes: a page shows notes, not logs.
 const MAX_EVENT_MESSAGE: usize = 2048;
+/// The most GitSyncs, Events and SealingKeys kept: bounds the view's memory whatever the
+/// cluster holds (the API server keeps Events for an hour by default).
+const MAX_GITSYNCS: usize = 10_000;
+const MAX_EVENTS: usize = 20_000;
+const MAX_KEYS: usize = 1_000;
 
 /// Where GitSyncs (and their Events) are read from.
 #[derive(Debug, Clone)]
@@ -51,6 +56,8 @@ pub struct State {
     pub changes: Changes,
     /// The token every action form carries; random per process.
     pub csrf: String,
+    /// Set once the process is stopping: the live streams end.
+    pub stopping: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -99,6 +106,7 @@ impl State {
                 gitsyncs.clone(),
                 changes.clone(),
                 keep_gitsync,
+                MAX_GITSYNCS,
             ),
             cache::spawn_watch(
                 event_api,
@@ -106,6 +114,7 @@ impl State {
                 events.clone(),
                 changes.clone(),
                 keep_event,
+                MAX_EVENTS,
             ),
             cache::spawn_watch(
                 Api::<SealingKey>::namespaced(client.clone(), &controller_namespace),
@@ -113,6 +122,7 @@ impl State {
                 keys.clone(),
                 changes.clone(),
                 keep_key,
+                MAX_KEYS,
             ),
         ];
         let state = Arc::new(State {
@@ -126,6 +136,7 @@ impl State {
             views: Views::default(),
             changes,
             csrf,
+            stopping: tokio::sync::watch::channel(false).0,
             tasks,
         });
         // Object views nobody looks at stop their watches.
@@ -158,7 +169,21 @@ impl State {
             views: Views::default(),
             changes: Arc::new(changes),
             csrf: "token".to_owned(),
+            stopping: tokio::sync::watch::channel(false).0,
             tasks: Vec::new(),
+        }
+    }
+
+    /// Ends the live streams.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Whether the GitSyncs and Events of `namespace` are watched.
+    pub fn covers(&self, namespace: &str) -> bool {
+        match &self.scope {
+            Scope::All => true,
+            Scope::Namespace { name, .. } => name == namespace,
         }
     }
 
