@@ -103,16 +103,15 @@ def write_repo(remote):
     return remote.commit("fleet")
 
 
-def measure_changes(browser, kubectl, name, changes, badge):
+def measure_changes(browser, api, name, changes, badge):
     """Suspends and resumes `name` in turn; for each, the ms from the PATCH to the swap that
     made the badge `badge` selects read Suspended (or Ready again)."""
     latencies = []
     for n in range(changes):
         suspend = n % 2 == 0
         since = time.time()
-        subprocess.run(kubectl + ["-n", "bench", "patch", "gitsync", name, "--type", "merge",
-                                  "-p", json.dumps({"spec": {"suspend": suspend}})],
-                       check=True, capture_output=True)
+        api.request("PATCH", f"/apis/sealsync.dev/v1/namespaces/bench/gitsyncs/{name}",
+                    {"spec": {"suspend": suspend}}, content_type="application/merge-patch+json")
         want = "Suspended" if suspend else "Ready"
         deadline = time.time() + 30
         while True:
@@ -190,11 +189,11 @@ def main():
             browser.screenshot(os.path.join(shots, "bench-largest.png"))
 
             # Change -> page updated, on the largest page (open now) and on the list.
-            big_latency = measure_changes(browser, kubectl, "app00", args.changes,
+            big_latency = measure_changes(browser, api, "app00", args.changes,
                                           "dd.ready .badge")
             browser.goto(url)
             time.sleep(1)
-            list_latency = measure_changes(browser, kubectl, "app07", args.changes,
+            list_latency = measure_changes(browser, api, "app07", args.changes,
                                            'tr[data-gitsync="bench/app07"] .ready .badge')
             for label, values in (("GitSyncs page", list_latency),
                                   (f"largest GitSync page ({LARGEST} objects)", big_latency)):
