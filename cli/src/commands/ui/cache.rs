@@ -168,8 +168,41 @@ where
         .map(|_| ())
 }
 
+/// How many items a list keeps, and which one gives way to a new one when it is full.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound<T> {
+    /// The most items kept.
+    pub max: usize,
+    /// The age of an item (larger is newer): when full, the oldest is dropped for a newer
+    /// one. Without it, new items are not kept once the list is full.
+    pub age: Option<fn(&T) -> &str>,
+}
+
+impl<T> Bound<T> {
+    /// Makes room for `key` in `items`; whether it may go in.
+    fn admit(&self, items: &mut BTreeMap<Key, T>, key: &Key, item: &T) -> bool {
+        if items.len() < self.max || items.contains_key(key) {
+            return true;
+        }
+        let Some(age) = self.age else {
+            return false;
+        };
+        let oldest = items
+            .iter()
+            .min_by(|a, b| age(a.1).cmp(age(b.1)))
+            .map(|(k, v)| (k.clone(), age(v) < age(item)));
+        match oldest {
+            Some((oldest, true)) => {
+                items.remove(&oldest);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Watches `api` into `into`, keeping what `keep` makes of each object (`None`: not kept),
-/// at most `max_items` of them, until the task is aborted. Errors are shown on the pages;
+/// within `bound`, until the task is aborted. Errors are shown on the pages;
 /// the watch starts again, with a fresh list, after a backoff.
 pub fn spawn_watch<K, T>(
     api: Api<K>,
@@ -177,7 +210,7 @@ pub fn spawn_watch<K, T>(
     into: Arc<Watched<T>>,
     changes: Changes,
     keep: fn(K) -> Option<T>,
-    max_items: usize,
+    bound: Bound<T>,
 ) -> tokio::task::JoinHandle<()>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
@@ -196,8 +229,8 @@ where
                     Ok(watcher::Event::Init) => buffer = Some(BTreeMap::new()),
                     Ok(watcher::Event::InitApply(object)) => {
                         let k = key(&object);
-                        if let Some(buffer) = buffer.as_mut().filter(|b| b.len() < max_items) {
-                            if let Some(kept) = keep(object) {
+                        if let (Some(buffer), Some(kept)) = (buffer.as_mut(), keep(object)) {
+                            if bound.admit(buffer, &k, &kept) {
                                 buffer.insert(k, kept);
                             }
                         }
@@ -216,13 +249,11 @@ where
                         let kept = keep(object);
                         into.write(|state| {
                             match kept {
-                                Some(kept)
-                                    if state.items.len() < max_items
-                                        || state.items.contains_key(&k) =>
-                                {
-                                    state.items.insert(k, kept);
+                                Some(kept) => {
+                                    if bound.admit(&mut state.items, &k, &kept) {
+                                        state.items.insert(k, kept);
+                                    }
                                 }
-                                Some(_) => {}
                                 None => {
                                     state.items.remove(&k);
                                 }
@@ -255,4 +286,32 @@ where
             retry.wait().await;
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_list_drops_its_oldest_for_a_newer_item() {
+        let bound = Bound::<String> {
+            max: 2,
+            age: Some(|s: &String| s.as_str()),
+        };
+        let key = |n: &str| (String::new(), n.to_owned());
+        let mut items = BTreeMap::from([
+            (key("a"), "2026-01-02".to_owned()),
+            (key("b"), "2026-01-01".to_owned()),
+        ]);
+        assert!(bound.admit(&mut items, &key("c"), &"2026-01-03".to_owned()));
+        assert!(!items.contains_key(&key("b")), "the oldest gave way");
+        items.insert(key("c"), "2026-01-03".to_owned());
+        assert!(!bound.admit(&mut items, &key("d"), &"2025-12-31".to_owned()));
+        let no_age = Bound::<String> { max: 2, age: None };
+        assert!(!no_age.admit(&mut items, &key("e"), &"2027".to_owned()));
+        assert!(
+            no_age.admit(&mut items, &key("a"), &"2027".to_owned()),
+            "an update fits"
+        );
+    }
 }

@@ -106,7 +106,10 @@ impl State {
                 gitsyncs.clone(),
                 changes.clone(),
                 keep_gitsync,
-                MAX_GITSYNCS,
+                cache::Bound {
+                    max: MAX_GITSYNCS,
+                    age: None,
+                },
             ),
             cache::spawn_watch(
                 event_api,
@@ -114,7 +117,10 @@ impl State {
                 events.clone(),
                 changes.clone(),
                 keep_event,
-                MAX_EVENTS,
+                cache::Bound {
+                    max: MAX_EVENTS,
+                    age: Some(|row: &EventRow| row.last.as_str()),
+                },
             ),
             cache::spawn_watch(
                 Api::<SealingKey>::namespaced(client.clone(), &controller_namespace),
@@ -122,7 +128,10 @@ impl State {
                 keys.clone(),
                 changes.clone(),
                 keep_key,
-                MAX_KEYS,
+                cache::Bound {
+                    max: MAX_KEYS,
+                    age: None,
+                },
             ),
         ];
         let state = Arc::new(State {

@@ -15,8 +15,18 @@
       status.textContent = text;
     }
   }
-  // Replaces the content of `element`, keeping closed what the reader closed.
+  // Replaces the content of `element`, keeping closed what the reader closed and the focus
+  // where the reader had it.
   function swap(element, html) {
+    var focused = document.activeElement;
+    var refocus = null;
+    if (focused && focused !== document.body && element.contains(focused)) {
+      if (focused.tagName === "BUTTON" && focused.value) {
+        refocus = 'button[value="' + focused.value + '"]';
+      } else if (focused.tagName === "SUMMARY" && focused.parentNode.getAttribute("data-key")) {
+        refocus = 'details[data-key="' + focused.parentNode.getAttribute("data-key").replace(/"/g, '\\"') + '"] > summary';
+      }
+    }
     var closed = {};
     var details = element.querySelectorAll("details[data-key]");
     for (var i = 0; i < details.length; i++) {
@@ -29,6 +39,16 @@
     for (var j = 0; j < details.length; j++) {
       if (closed[details[j].getAttribute("data-key")]) {
         details[j].open = false;
+      }
+    }
+    if (refocus) {
+      try {
+        var again = element.querySelector(refocus);
+        if (again) {
+          again.focus();
+        }
+      } catch (ignored) {
+        // A selector the page cannot parse: the focus is lost, nothing else.
       }
     }
   }
