@@ -82,6 +82,15 @@ impl Drop for Browser {
 impl Browser {
     /// Starts chromedriver and a headless Chromium session with a fresh profile.
     pub fn start() -> Result<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Like [`Browser::start`], with JavaScript turned off: what a page shows without script.
+    pub fn start_without_script() -> Result<Self> {
+        Self::start_with(&["--blink-settings=scriptEnabled=false"])
+    }
+
+    fn start_with(extra: &[&str]) -> Result<Self> {
         let (driver_bin, browser_bin) = tools()?;
         let port = free_loopback_port()?;
         let mut driver = ChildGuard::spawn(
@@ -105,6 +114,7 @@ impl Browser {
         ];
         // Chromium's sandbox needs user namespaces, which containers (and root) lack.
         args.push("--no-sandbox".to_owned());
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": browser_bin, "args": args},

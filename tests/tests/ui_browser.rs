@@ -516,6 +516,25 @@ async fn a_user_without_permission_sees_forbidden_and_no_data() {
         notice.contains("every namespace is forbidden") && notice.contains(NS),
         "{notice}"
     );
+    // Without script the pages read the same, and say that they do not follow the cluster.
+    let plain = tokio::task::spawn_blocking(Browser::start_without_script)
+        .await
+        .expect("join")
+        .expect("headless Chromium without script");
+    plain
+        .goto(&format!("{}gitsyncs/{NS}/apps", reader.url))
+        .expect("open");
+    let tree = plain.text("ul.tree").expect("text").unwrap_or_default();
+    // The reader may not list ConfigMaps: the object is named, its health is not known.
+    assert!(
+        tree.contains("settings") && tree.contains("Unknown: forbidden"),
+        "{tree}"
+    );
+    assert_eq!(
+        plain.text("#live-status").expect("text").as_deref(),
+        Some("Live updates need script; reload to refresh.")
+    );
+    drop(plain);
     browser
         .goto(&format!("{}gitsyncs/{NS}/apps", reader.url))
         .expect("open");
