@@ -34,6 +34,29 @@ impl ClusterArgs {
     }
 }
 
+/// One GitSync named on the command line: `NAME`, `-n NAMESPACE` and the cluster flags.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct GitSyncArgs {
+    /// The GitSync.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Its namespace (default: the kubeconfig context's).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+impl GitSyncArgs {
+    /// The API of the GitSync's namespace, the namespace, and `GitSync ns/name` for messages.
+    pub async fn connect(&self) -> CliResult<(kube::Api<sealsync_core::GitSync>, String, String)> {
+        let (client, default_ns) = self.cluster.connect().await?;
+        let namespace = self.namespace.clone().unwrap_or(default_ns);
+        let what = format!("GitSync {namespace}/{}", self.name);
+        Ok((kube::Api::namespaced(client, &namespace), namespace, what))
+    }
+}
+
 /// Runs `future` on a small runtime: the commands that talk to a cluster are the only async
 /// code in the CLI.
 pub fn block_on<T>(future: impl std::future::Future<Output = CliResult<T>>) -> CliResult<T> {

@@ -4,34 +4,17 @@
 
 use std::process::ExitCode;
 
-use clap::Args as ClapArgs;
-use kube::api::Api;
-use sealsync_core::GitSync;
-
-use crate::cluster::{self, ClusterArgs};
+use crate::cluster;
 use crate::error::{CliError, CliResult};
 use crate::gitsync_actions;
 
-#[derive(Debug, ClapArgs)]
-pub struct Args {
-    /// The GitSync.
-    #[arg(value_name = "NAME")]
-    pub name: String,
-    /// Its namespace (default: the kubeconfig context's).
-    #[arg(short = 'n', long)]
-    pub namespace: Option<String>,
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-}
+pub use crate::cluster::GitSyncArgs as Args;
 
 /// Sets `spec.suspend` to `suspend`, then (on resume) asks for a reconcile.
 pub fn run(args: Args, suspend: bool) -> CliResult<ExitCode> {
     cluster::block_on(async move {
-        let (client, default_ns) = args.cluster.connect().await?;
-        let namespace = args.namespace.clone().unwrap_or(default_ns);
+        let (api, _, what) = args.connect().await?;
         let name = &args.name;
-        let what = format!("GitSync {namespace}/{name}");
-        let api: Api<GitSync> = Api::namespaced(client, &namespace);
         match gitsync_actions::set_suspended(&api, name, suspend).await {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 404 => {

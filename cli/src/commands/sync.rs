@@ -5,27 +5,20 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args as ClapArgs;
-use kube::api::Api;
-use sealsync_core::{parse_duration, GitSync};
+use sealsync_core::parse_duration;
 
-use crate::cluster::{self, ClusterArgs};
+use crate::cluster::{self, GitSyncArgs};
 use crate::commands::status::ready;
 use crate::error::{CliError, CliResult};
 use crate::gitsync_actions;
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
-    /// The GitSync.
-    #[arg(value_name = "NAME")]
-    pub name: String,
-    /// Its namespace (default: the kubeconfig context's).
-    #[arg(short = 'n', long)]
-    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub gitsync: GitSyncArgs,
     /// How long to wait for the reconcile, as a duration (`30s`, `5m`).
     #[arg(long, default_value = "5m")]
     pub timeout: String,
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
 }
 
 pub fn run(args: Args) -> CliResult<ExitCode> {
@@ -33,11 +26,8 @@ pub fn run(args: Args) -> CliResult<ExitCode> {
         CliError::new(format!("--timeout: {e}")).with_hint("pass a duration such as 30s or 5m")
     })?;
     cluster::block_on(async move {
-        let (client, default_ns) = args.cluster.connect().await?;
-        let namespace = args.namespace.clone().unwrap_or(default_ns);
-        let name = &args.name;
-        let what = format!("GitSync {namespace}/{name}");
-        let api: Api<GitSync> = Api::namespaced(client, &namespace);
+        let (api, namespace, what) = args.gitsync.connect().await?;
+        let name = &args.gitsync.name;
         let current = api
             .get_opt(name)
             .await
