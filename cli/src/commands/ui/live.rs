@@ -20,8 +20,8 @@ use super::{page_gitsyncs, page_keys};
 const COALESCE: Duration = Duration::from_millis(100);
 /// Between the parts of a `parts` event.
 const PART_SEPARATOR: &str = "\n<!--sealsync-part-->\n";
-/// Pages are also rendered this often without a change, for what no watch follows (a
-/// GitSync outside the watched namespace).
+/// Pages are also rendered this often without a change: it keeps an open page's object view
+/// in use, and shows what a failed list could not report.
 const TICK: Duration = Duration::from_secs(5);
 
 /// `/live/gitsyncs`.

@@ -25,13 +25,7 @@ pub fn render(state: &State, gs: &GitSync, view: &ObjectsView) -> Parts {
     let status = gs.status.clone().unwrap_or_default();
     let (_, reason, message) = ready_of(gs);
     let events = state.events_of(&namespace, &name);
-    let events_access = if state.covers(&namespace) {
-        state.events.read(|l| l.access.clone())
-    } else {
-        Access::Failed(format!(
-            "the Events of namespace {namespace} are not followed by this view (started for another namespace)"
-        ))
-    };
+    let events_access = state.events_in(&namespace).read(|l| l.access.clone());
     let drift: u32 = events
         .iter()
         .filter(|e| e.reason == "DriftCorrected")
@@ -61,7 +55,7 @@ pub fn render(state: &State, gs: &GitSync, view: &ObjectsView) -> Parts {
         last = html::time(last_sync(gs, events.first().map(|e| e.last.as_str())).as_deref()),
         drift = match &events_access {
             Access::Ready => drift.to_string(),
-            _ => "not shown: Events are not followed or not readable".to_owned(),
+            _ => "not shown: Events are not readable".to_owned(),
         },
         heal = if gs.spec.self_heal { "on" } else { "off" },
     ));
@@ -73,7 +67,10 @@ pub fn render(state: &State, gs: &GitSync, view: &ObjectsView) -> Parts {
         Access::Forbidden(why) => {
             out.push_str(&html::notice("forbidden", &format!("forbidden: {why}")));
         }
-        Access::Failed(why) => out.push_str(&html::notice("error", &why)),
+        Access::Failed(why) => out.push_str(&html::notice(
+            "error",
+            &format!("Events could not be read: {why}"),
+        )),
         _ if events.is_empty() => out.push_str(&html::notice("empty", "No recent events.")),
         _ => {
             out.push_str(

@@ -275,27 +275,34 @@ pub fn lookup_failure(lookup: &Lookup, namespace: &str, name: &str) -> (StatusCo
     }
 }
 
-/// One GitSync: from the watched list when it covers the namespace, else read now with the
-/// user's credentials.
+/// One GitSync: from the watched list of its namespace, or, while that cannot be read, read
+/// now with the user's credentials.
 pub async fn find(state: &State, namespace: &str, name: &str) -> Result<Arc<GitSync>, Lookup> {
     if !is_object_name(namespace) || !is_object_name(name) {
         return Err(Lookup::NotFound);
     }
-    if state.covers(namespace) {
-        let cached = state.gitsyncs.read(|listing| {
-            (listing.access == Access::Ready).then(|| {
-                listing
-                    .items
-                    .get(&(namespace.to_owned(), name.to_owned()))
-                    .cloned()
-            })
-        });
-        match cached {
-            Some(Some(gs)) => return Ok(gs),
-            Some(None) => return Err(Lookup::NotFound),
-            None => {}
-        }
+    let list = state.gitsyncs_in(namespace);
+    // A namespace outside the scope is watched from its first page on; its first list is
+    // awaited briefly.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while list.read(|l| l.access == Access::Loading) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    let cached = list.read(|listing| match &listing.access {
+        Access::Ready => Some(
+            listing
+                .items
+                .get(&(namespace.to_owned(), name.to_owned()))
+                .cloned()
+                .ok_or(Lookup::NotFound),
+        ),
+        // Who may not list may still be allowed to get.
+        Access::Forbidden(_) | Access::Loading | Access::Failed(_) => None,
+    });
+    if let Some(found) = cached {
+        return found;
+    }
+    // Not listed (yet): read it now.
     let api: Api<GitSync> = Api::namespaced(state.client.clone(), namespace);
     match api.get_opt(name).await {
         Ok(Some(gs)) => Ok(Arc::new(gs)),

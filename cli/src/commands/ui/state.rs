@@ -1,7 +1,9 @@
 //! The state of a running `sealsync ui`: the client with the user's credentials, the watched
 //! lists, the open object views and the token that guards the actions.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Event;
 use kube::api::Api;
@@ -19,6 +21,83 @@ const MAX_EVENT_MESSAGE: usize = 2048;
 const MAX_GITSYNCS: usize = 10_000;
 const MAX_EVENTS: usize = 20_000;
 const MAX_KEYS: usize = 1_000;
+/// The most namespaces outside the scope followed at once, and for how long after a page
+/// last showed one.
+const MAX_OTHER_NAMESPACES: usize = 20;
+const OTHER_IDLE: Duration = Duration::from_secs(60);
+
+/// The GitSyncs of a scope and the Events about them, watched.
+#[derive(Debug)]
+struct Lists {
+    gitsyncs: Arc<Watched<Arc<GitSync>>>,
+    events: Arc<Watched<EventRow>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    last_used: Mutex<Instant>,
+}
+
+impl Lists {
+    fn start(gitsync_api: Api<GitSync>, event_api: Api<Event>, changes: &Changes) -> Lists {
+        let gitsyncs = Arc::new(Watched::default());
+        let events = Arc::new(Watched::default());
+        let tasks = vec![
+            cache::spawn_watch(
+                gitsync_api,
+                watcher::Config::default(),
+                gitsyncs.clone(),
+                changes.clone(),
+                keep_gitsync,
+                cache::Bound {
+                    max: MAX_GITSYNCS,
+                    age: None,
+                },
+            ),
+            cache::spawn_watch(
+                event_api,
+                watcher::Config::default().fields("involvedObject.kind=GitSync"),
+                events.clone(),
+                changes.clone(),
+                keep_event,
+                cache::Bound {
+                    max: MAX_EVENTS,
+                    age: Some(|row: &EventRow| row.last.as_str()),
+                },
+            ),
+        ];
+        Lists {
+            gitsyncs,
+            events,
+            tasks,
+            last_used: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Hands the watch tasks over (the main lists live as long as the state).
+    fn take_tasks(self) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut this = self;
+        std::mem::take(&mut this.tasks)
+    }
+
+    fn touch(&self) {
+        if let Ok(mut at) = self.last_used.lock() {
+            *at = Instant::now();
+        }
+    }
+
+    fn last_used(&self) -> Instant {
+        self.last_used
+            .lock()
+            .map(|at| *at)
+            .unwrap_or_else(|_| Instant::now())
+    }
+}
+
+impl Drop for Lists {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
 
 /// Where GitSyncs (and their Events) are read from.
 #[derive(Debug, Clone)]
@@ -53,6 +132,8 @@ pub struct State {
     pub events: Arc<Watched<EventRow>>,
     pub keys: Arc<Watched<Arc<SealingKey>>>,
     pub views: Views,
+    /// GitSyncs and Events of namespaces outside `scope`, watched while a page shows them.
+    others: Mutex<HashMap<String, Arc<Lists>>>,
     pub changes: Changes,
     /// The token every action form carries; random per process.
     pub csrf: String,
@@ -89,8 +170,6 @@ impl State {
     ) -> Arc<State> {
         let (changes, _) = tokio::sync::watch::channel(0u64);
         let changes: Changes = Arc::new(changes);
-        let gitsyncs = Arc::new(Watched::default());
-        let events = Arc::new(Watched::default());
         let keys = Arc::new(Watched::default());
         let (gitsync_api, event_api): (Api<GitSync>, Api<Event>) = match &scope {
             Scope::All => (Api::all(client.clone()), Api::all(client.clone())),
@@ -99,41 +178,20 @@ impl State {
                 Api::namespaced(client.clone(), name),
             ),
         };
-        let tasks = vec![
-            cache::spawn_watch(
-                gitsync_api,
-                watcher::Config::default(),
-                gitsyncs.clone(),
-                changes.clone(),
-                keep_gitsync,
-                cache::Bound {
-                    max: MAX_GITSYNCS,
-                    age: None,
-                },
-            ),
-            cache::spawn_watch(
-                event_api,
-                watcher::Config::default().fields("involvedObject.kind=GitSync"),
-                events.clone(),
-                changes.clone(),
-                keep_event,
-                cache::Bound {
-                    max: MAX_EVENTS,
-                    age: Some(|row: &EventRow| row.last.as_str()),
-                },
-            ),
-            cache::spawn_watch(
-                Api::<SealingKey>::namespaced(client.clone(), &controller_namespace),
-                watcher::Config::default(),
-                keys.clone(),
-                changes.clone(),
-                keep_key,
-                cache::Bound {
-                    max: MAX_KEYS,
-                    age: None,
-                },
-            ),
-        ];
+        let main = Lists::start(gitsync_api, event_api, &changes);
+        let (gitsyncs, events) = (main.gitsyncs.clone(), main.events.clone());
+        let mut tasks = main.take_tasks();
+        tasks.extend([cache::spawn_watch(
+            Api::<SealingKey>::namespaced(client.clone(), &controller_namespace),
+            watcher::Config::default(),
+            keys.clone(),
+            changes.clone(),
+            keep_key,
+            cache::Bound {
+                max: MAX_KEYS,
+                age: None,
+            },
+        )]);
         let state = Arc::new(State {
             client,
             context,
@@ -143,6 +201,7 @@ impl State {
             events,
             keys,
             views: Views::default(),
+            others: Mutex::new(HashMap::new()),
             changes,
             csrf,
             stopping: tokio::sync::watch::channel(false).0,
@@ -154,7 +213,10 @@ impl State {
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(15)).await;
                 match weak.upgrade() {
-                    Some(state) => state.views.sweep(),
+                    Some(state) => {
+                        state.views.sweep();
+                        state.sweep_others();
+                    }
                     None => return,
                 }
             }
@@ -176,6 +238,7 @@ impl State {
             events: Arc::new(Watched::default()),
             keys: Arc::new(Watched::default()),
             views: Views::default(),
+            others: Mutex::new(HashMap::new()),
             changes: Arc::new(changes),
             csrf: "token".to_owned(),
             stopping: tokio::sync::watch::channel(false).0,
@@ -196,9 +259,65 @@ impl State {
         }
     }
 
+    /// The watched GitSyncs of `namespace`: the main lists when the scope covers it, else
+    /// lists of that namespace alone, started now if need be.
+    pub fn gitsyncs_in(&self, namespace: &str) -> Arc<Watched<Arc<GitSync>>> {
+        match self.other(namespace) {
+            Some(lists) => lists.gitsyncs.clone(),
+            None => self.gitsyncs.clone(),
+        }
+    }
+
+    /// The watched Events about the GitSyncs of `namespace`, as [`State::gitsyncs_in`].
+    pub fn events_in(&self, namespace: &str) -> Arc<Watched<EventRow>> {
+        match self.other(namespace) {
+            Some(lists) => lists.events.clone(),
+            None => self.events.clone(),
+        }
+    }
+
+    fn other(&self, namespace: &str) -> Option<Arc<Lists>> {
+        if self.covers(namespace) {
+            return None;
+        }
+        let mut others = match self.others.lock() {
+            Ok(others) => others,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if !others.contains_key(namespace) && others.len() >= MAX_OTHER_NAMESPACES {
+            // The least recently shown namespace gives way.
+            let oldest = others
+                .iter()
+                .min_by_key(|(_, lists)| lists.last_used())
+                .map(|(ns, _)| ns.clone());
+            if let Some(oldest) = oldest {
+                others.remove(&oldest);
+            }
+        }
+        let lists = others
+            .entry(namespace.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Lists::start(
+                    Api::namespaced(self.client.clone(), namespace),
+                    Api::namespaced(self.client.clone(), namespace),
+                    &self.changes,
+                ))
+            })
+            .clone();
+        lists.touch();
+        Some(lists)
+    }
+
+    /// Stops the lists of other namespaces that no page showed for a while.
+    fn sweep_others(&self) {
+        if let Ok(mut others) = self.others.lock() {
+            others.retain(|_, lists| lists.last_used().elapsed() < OTHER_IDLE);
+        }
+    }
+
     /// The Events of one GitSync, newest first.
     pub fn events_of(&self, namespace: &str, name: &str) -> Vec<EventRow> {
-        let mut rows: Vec<EventRow> = self.events.read(|listing| {
+        let mut rows: Vec<EventRow> = self.events_in(namespace).read(|listing| {
             listing
                 .items
                 .values()
