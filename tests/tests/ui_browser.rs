@@ -105,6 +105,14 @@ fn assert_no_canary(what: &str, text: &str) {
     }
 }
 
+/// The count a drift cell starts with (`3 (last …)`).
+fn drift_count(text: &str) -> u32 {
+    text.split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 fn short(commit: &str) -> String {
     commit[..7].to_owned()
 }
@@ -301,9 +309,7 @@ async fn the_web_view_follows_syncs_drift_failures_and_actions() {
         .await
         .expect("edit");
     browser
-        .wait_text("dd.drift", WAIT, |t| {
-            t.trim().parse::<u32>().is_ok_and(|n| n >= 1)
-        })
+        .wait_text("dd.drift", WAIT, |t| drift_count(t) >= 1)
         .expect("the drift correction is counted");
     browser
         .wait_text("table.events", WAIT, |t| t.contains("DriftCorrected"))
@@ -446,7 +452,66 @@ async fn the_web_view_follows_syncs_drift_failures_and_actions() {
         ),
         403
     );
+    assert_eq!(
+        post(
+            &[("Sec-Fetch-Site", "cross-site")],
+            &format!("csrf={token}")
+        ),
+        403
+    );
     assert_eq!(post(&[], &format!("csrf={token}")), 303);
+
+    // A view started for another namespace follows this one's GitSync, and its Events, live
+    // once its page is open.
+    let narrow = Ui::start(&env.kubeconfig, env.dir.path(), &["-n", "default"]);
+    browser
+        .goto(&format!("{}gitsyncs/{NS}/apps", narrow.url))
+        .expect("open");
+    browser
+        .wait_text("table.events", WAIT, |t| t.contains("DriftCorrected"))
+        .expect("the Events of the other namespace");
+    browser
+        .wait_text("#live-status", WAIT, |t| t.starts_with("Live"))
+        .expect("live");
+    let gitsyncs = dynamic_api(&env.client, "sealsync.dev/v1", "GitSync", Some(NS)).await;
+    gitsyncs
+        .patch(
+            "apps",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"suspend": true}})),
+        )
+        .await
+        .expect("suspend");
+    browser
+        .wait_text("dd.ready", WAIT, |t| t.contains("Suspended"))
+        .expect("the change, live, outside the view's namespace");
+    drop(narrow);
+
+    // SIGTERM while a live page streams: the view stops, and promptly.
+    browser.goto(&ui.url).expect("open /");
+    browser
+        .wait_text("#live-status", WAIT, |t| t.starts_with("Live"))
+        .expect("live");
+    let mut ui = ui;
+    let pid = ui.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    // Within 4 s: the streams end at once, before the 5 s cut-off that would hide a hang.
+    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    loop {
+        if let Some(status) = ui.child.try_wait().expect("wait") {
+            assert!(status.success(), "sealsync ui exited with {status}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sealsync ui did not stop within 4 s of SIGTERM with a live page open"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

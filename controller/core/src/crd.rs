@@ -467,6 +467,12 @@ pub struct GitSyncStatus {
     /// `namespace/name`: what a view marks as Vault-backed (never the values or paths).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vault_secrets: Vec<String>,
+    /// How many manual changes self-heal has undone since the GitSync was created.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub drift_corrections: u64,
+    /// When self-heal last undid one (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_drift_correction: Option<String>,
     /// The value of the `sealsync.dev/requestedAt` annotation the last reconcile handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
@@ -492,6 +498,10 @@ pub struct GitSyncStatus {
     /// Who signed `lastAppliedRevision`, when it was verified.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub applied_signers: Vec<crate::RevisionSigner>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Which keys opened one SealedSecret: what a security team reads to see whether an old key

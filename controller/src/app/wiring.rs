@@ -116,6 +116,7 @@ pub(super) fn wire(
             metrics: metrics.clone(),
             recorder: recorder.clone(),
             notify: notify.clone(),
+            status: status_writer.clone(),
         }),
         heal_queue,
     ));

@@ -31,10 +31,34 @@ pub(crate) struct Corrections {
     pub(crate) recorder: Arc<EventRecorder>,
     /// Where corrections are announced.
     pub(crate) notify: crate::notify::Notifications,
+    /// Counts each correction in the GitSync's status.
+    pub(crate) status: Arc<crate::status::StatusWriter>,
 }
 
 /// Corrections running at once.
 const CONCURRENCY: usize = 4;
+
+/// Adds one to `status.driftCorrections` and stamps `lastDriftCorrection`: Events expire
+/// (after an hour, by default), the count in the status does not.
+async fn count_in_status(corrections: &Corrections, sync: &SyncKey) {
+    let now = k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let result = corrections
+        .status
+        .update(sync, None, |st| {
+            st.drift_corrections = st.drift_corrections.saturating_add(1);
+            st.last_drift_correction = Some(now.clone());
+        })
+        .await;
+    if let Err(error) = result {
+        tracing::warn!(
+            gitsync = %format!("{}/{}", sync.0, sync.1),
+            error = %Chain(&error),
+            "the drift correction was not counted in the status"
+        );
+    }
+}
 
 /// Takes corrections off `queue` until the controller stops.
 pub(crate) async fn run_corrections(corrections: Arc<Corrections>, queue: Queue) {
@@ -133,6 +157,7 @@ async fn correct(corrections: &Corrections, job: Job) {
                 "{what} {cause}; applied again from {} ({})",
                 source.file, claimed.spec.revision
             );
+            count_in_status(corrections, &job.sync).await;
             corrections.notify.emit_for(
                 (&job.sync, claimed.spec.uid.clone(), None),
                 sealsync_core::NotifyEvent::DriftCorrected,

@@ -45,6 +45,7 @@ async fn applied_and_healed() -> Healing {
             None,
         )),
         notify: crate::notify::Notifications::disabled(Arc::clone(&engine.metrics)),
+        status: Arc::new(crate::status::StatusWriter::new(api.client.clone())),
     });
     tokio::spawn(run_corrections(corrections, queue));
     let spec = HealSpec {

@@ -26,11 +26,6 @@ pub fn render(state: &State, gs: &GitSync, view: &ObjectsView) -> Parts {
     let (_, reason, message) = ready_of(gs);
     let events = state.events_of(&namespace, &name);
     let events_access = state.events_in(&namespace).read(|l| l.access.clone());
-    let drift: u32 = events
-        .iter()
-        .filter(|e| e.reason == "DriftCorrected")
-        .map(|e| e.count)
-        .sum();
     let mut out = format!(
         "<h1>GitSync <span class=\"ns\">{}/</span>{}</h1>\n",
         esc(&namespace),
@@ -53,9 +48,13 @@ pub fn render(state: &State, gs: &GitSync, view: &ObjectsView) -> Parts {
         applied = html::revision(&gs.spec.url, status.last_applied_revision.as_deref()),
         attempted = html::revision(&gs.spec.url, status.last_attempted_revision.as_deref()),
         last = html::time(last_sync(gs, events.first().map(|e| e.last.as_str())).as_deref()),
-        drift = match &events_access {
-            Access::Ready => drift.to_string(),
-            _ => "not shown: Events are not readable".to_owned(),
+        drift = match &status.last_drift_correction {
+            Some(at) if status.drift_corrections > 0 => format!(
+                "{} <span class=\"quiet\">(last {})</span>",
+                status.drift_corrections,
+                html::time(Some(at))
+            ),
+            _ => status.drift_corrections.to_string(),
         },
         heal = if gs.spec.self_heal { "on" } else { "off" },
     ));

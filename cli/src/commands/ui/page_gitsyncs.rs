@@ -92,14 +92,10 @@ pub fn render(state: &State) -> Parts {
             None => out.push_str(&html::notice("scope", &format!("Namespace {name} only."))),
         }
     }
-    // Per GitSync: drift corrections counted, and the newest Event.
-    let mut drift: HashMap<(String, String), u32> = HashMap::new();
+    // Per GitSync: the newest Event.
     let mut newest: HashMap<(String, String), String> = HashMap::new();
     let events_access = state.events.read(|listing| {
         for row in listing.items.values() {
-            if row.reason == "DriftCorrected" {
-                *drift.entry(row.gitsync.clone()).or_default() += row.count;
-            }
             let last = newest.entry(row.gitsync.clone()).or_default();
             if row.last > *last {
                 last.clone_from(&row.last);
@@ -130,7 +126,7 @@ pub fn render(state: &State) -> Parts {
         if let Access::Forbidden(_) = events_access {
             out.push_str(&html::notice(
                 "forbidden",
-                "Events are forbidden to you: drift corrections and last sync times are not shown.",
+                "Events are forbidden to you: last sync times may be older than shown.",
             ));
         }
         out.push_str(
@@ -162,10 +158,7 @@ pub fn render(state: &State) -> Parts {
             } else {
                 "<span class=\"quiet\">not waited for</span>".to_owned()
             };
-            let drift = match events_access {
-                Access::Ready => drift.get(&key).copied().unwrap_or(0).to_string(),
-                _ => "—".to_owned(),
-            };
+            let drift = status.drift_corrections.to_string();
             out.push_str(&format!(
                 "<tr data-gitsync=\"{ns}/{n}\"><td>{ns}</td>\
                  <th scope=\"row\"><a href=\"{href}\">{n}</a></th>\

@@ -44,6 +44,7 @@ fn hostile_gitsync() -> GitSync {
             key_ids: vec![HOSTILE.to_owned()],
         }],
         vault_secrets: vec!["shop/api".to_owned()],
+        drift_corrections: 3,
         ..GitSyncStatus::default()
     });
     gs
