@@ -126,6 +126,30 @@ fn kubeconfig_for_token(admin: &Path, token: &str, out: &Path) {
     std::fs::write(out, serde_yaml::to_string(&doc).expect("yaml")).expect("write");
 }
 
+/// What a live stream sends in its first second (it never ends by itself).
+fn read_stream(addr: SocketAddr, path: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .expect("write");
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&chunk[..n]),
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
+
 /// A raw request with a chosen `Host` header: what a DNS-rebinding page would send.
 fn get_with_host(addr: SocketAddr, host: &str) -> u16 {
     let mut stream = std::net::TcpStream::connect(addr).expect("connect");
@@ -419,6 +443,16 @@ async fn the_web_view_follows_syncs_drift_failures_and_actions() {
             .expect("open");
         std::thread::sleep(Duration::from_millis(500));
         assert_no_canary(&format!("the DOM of {path}"), &browser.dom().expect("dom"));
+    }
+    for path in [
+        "/live/gitsyncs".to_owned(),
+        format!("/live/gitsyncs/{NS}/apps"),
+        format!("/live/gitsyncs/{NS}/private"),
+        "/live/keys".to_owned(),
+    ] {
+        let stream = read_stream(ui.addr, &path);
+        assert!(stream.contains("event: main"), "{path}: {stream}");
+        assert_no_canary(&format!("the live stream {path}"), &stream);
     }
     assert_no_canary("the log of sealsync ui", &ui.log());
 
