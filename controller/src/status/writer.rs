@@ -117,7 +117,13 @@ impl StatusWriter {
             match write(&api, &gs, &status).await {
                 Ok(stored) => {
                     let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
-                    written.insert(key.clone(), Arc::new(stored));
+                    // A GitSync on its way out is forgotten once deleted; a late write (a
+                    // drift correction counted) must not keep it here for ever.
+                    if stored.metadata.deletion_timestamp.is_none() {
+                        written.insert(key.clone(), Arc::new(stored));
+                    } else {
+                        written.remove(key);
+                    }
                     return Ok(true);
                 }
                 // Another write came first: read it, and apply the change to it.

@@ -65,6 +65,16 @@ impl<T> Default for Watched<T> {
 }
 
 impl<T> Watched<T> {
+    /// A list that will not be read, and why.
+    pub fn failed(why: String) -> Self {
+        Self {
+            state: RwLock::new(Listing {
+                items: BTreeMap::new(),
+                access: Access::Failed(why),
+            }),
+        }
+    }
+
     /// Reads the list.
     pub fn read<R>(&self, f: impl FnOnce(&Listing<T>) -> R) -> R {
         match self.state.read() {
@@ -179,6 +189,40 @@ pub struct Bound<T> {
 }
 
 impl<T> Bound<T> {
+    /// Adds an item of a first list to `buffer`: beyond the bound, an aged list is trimmed to
+    /// its newest now and then (cheaper than making room item by item), an unaged one stops
+    /// taking items.
+    fn buffer(&self, buffer: &mut BTreeMap<Key, T>, key: Key, item: T) {
+        match self.age {
+            Some(_) => {
+                buffer.insert(key, item);
+                if buffer.len() >= self.max.saturating_mul(2) {
+                    self.trim(buffer);
+                }
+            }
+            None if buffer.len() < self.max => {
+                buffer.insert(key, item);
+            }
+            None => {}
+        }
+    }
+
+    /// Keeps the newest `max` items.
+    fn trim(&self, items: &mut BTreeMap<Key, T>) {
+        let Some(age) = self.age else {
+            return;
+        };
+        if items.len() <= self.max {
+            return;
+        }
+        let mut ages: Vec<(&str, &Key)> = items.iter().map(|(k, v)| (age(v), k)).collect();
+        ages.sort_unstable_by(|a, b| b.0.cmp(a.0));
+        let dropped: Vec<Key> = ages[self.max..].iter().map(|(_, k)| (*k).clone()).collect();
+        for key in dropped {
+            items.remove(&key);
+        }
+    }
+
     /// Makes room for `key` in `items`; whether it may go in.
     fn admit(&self, items: &mut BTreeMap<Key, T>, key: &Key, item: &T) -> bool {
         if items.len() < self.max || items.contains_key(key) {
@@ -223,6 +267,8 @@ where
             // rather than resumed, so what the page shows is never a partial list marked whole.
             let mut stream = watcher(api.clone(), config.clone()).boxed();
             let mut buffer: Option<BTreeMap<Key, T>> = None;
+            let mut listed_at: Option<std::time::Instant> = None;
+            let mut quiet = false;
             while let Some(event) = stream.next().await {
                 let key = |o: &K| (o.namespace().unwrap_or_default(), o.name_any());
                 match event {
@@ -230,18 +276,17 @@ where
                     Ok(watcher::Event::InitApply(object)) => {
                         let k = key(&object);
                         if let (Some(buffer), Some(kept)) = (buffer.as_mut(), keep(object)) {
-                            if bound.admit(buffer, &k, &kept) {
-                                buffer.insert(k, kept);
-                            }
+                            bound.buffer(buffer, k, kept);
                         }
                     }
                     Ok(watcher::Event::InitDone) => {
-                        let items = buffer.take().unwrap_or_default();
+                        let mut items = buffer.take().unwrap_or_default();
+                        bound.trim(&mut items);
                         into.write(|state| {
                             state.items = items;
                             state.access = Access::Ready;
                         });
-                        retry.reset();
+                        listed_at = Some(std::time::Instant::now());
                         bump(&changes);
                     }
                     Ok(watcher::Event::Apply(object)) => {
@@ -259,6 +304,7 @@ where
                                 }
                             };
                         });
+                        settle(&mut retry, listed_at);
                         bump(&changes);
                     }
                     Ok(watcher::Event::Delete(object)) => {
@@ -266,26 +312,50 @@ where
                         into.write(|state| {
                             state.items.remove(&k);
                         });
+                        settle(&mut retry, listed_at);
                         bump(&changes);
+                    }
+                    // The watch's history expired (410 Gone): list again, quietly.
+                    Err(watcher::Error::WatchError(status)) if status.code == 410 => {
+                        quiet = true;
+                        break;
                     }
                     Err(error) => {
                         let access = access_of_watch(&error);
-                        // What may no longer be read is no longer shown.
-                        let forbidden = matches!(access, Access::Forbidden(_));
-                        into.write(|state| {
-                            if forbidden {
-                                state.items.clear();
+                        into.write(|state| match (listed_at, access) {
+                            // Listed, then not allowed (or not able) to follow: the list
+                            // stays, said to be as read.
+                            (Some(_), access) => {
+                                state.access = Access::Failed(format!(
+                                    "not following changes ({}); shown as last read",
+                                    access.reason().unwrap_or("the watch failed")
+                                ));
                             }
-                            state.access = access;
+                            // What may no longer be read is no longer shown.
+                            (None, Access::Forbidden(why)) => {
+                                state.items.clear();
+                                state.access = Access::Forbidden(why);
+                            }
+                            (None, access) => state.access = access,
                         });
                         bump(&changes);
                         break;
                     }
                 }
             }
-            retry.wait().await;
+            if !quiet {
+                retry.wait().await;
+            }
         }
     })
+}
+
+/// A watch that has followed changes for a while is healthy: the next error waits 1 s again.
+/// (Right after a list is too soon: who may list but not watch fails there every time.)
+fn settle(retry: &mut Retry, listed_at: Option<std::time::Instant>) {
+    if listed_at.is_some_and(|at| at.elapsed() > Duration::from_secs(30)) {
+        retry.reset();
+    }
 }
 
 #[cfg(test)]
@@ -307,6 +377,15 @@ mod tests {
         assert!(!items.contains_key(&key("b")), "the oldest gave way");
         items.insert(key("c"), "2026-01-03".to_owned());
         assert!(!bound.admit(&mut items, &key("d"), &"2025-12-31".to_owned()));
+        let mut many: BTreeMap<Key, String> = (0..10)
+            .map(|n| (key(&n.to_string()), format!("2026-01-{n:02}")))
+            .collect();
+        bound.trim(&mut many);
+        assert_eq!(
+            many.values().cloned().collect::<Vec<_>>(),
+            ["2026-01-08", "2026-01-09"],
+            "the newest are kept"
+        );
         let no_age = Bound::<String> { max: 2, age: None };
         assert!(!no_age.admit(&mut items, &key("e"), &"2027".to_owned()));
         assert!(

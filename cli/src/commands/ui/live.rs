@@ -90,7 +90,10 @@ where
                 }
                 first = false;
                 changes.borrow_and_update();
-                let parts = render(app.clone()).await;
+                let parts = tokio::select! {
+                    parts = render(app.clone()) => parts,
+                    _ = stopping.changed() => return None,
+                };
                 let digests: Vec<(&'static str, u64)> = parts
                     .0
                     .iter()

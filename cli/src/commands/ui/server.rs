@@ -289,13 +289,12 @@ pub async fn find(state: &State, namespace: &str, name: &str) -> Result<Arc<GitS
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let cached = list.read(|listing| match &listing.access {
-        Access::Ready => Some(
-            listing
-                .items
-                .get(&(namespace.to_owned(), name.to_owned()))
-                .cloned()
-                .ok_or(Lookup::NotFound),
-        ),
+        // Not in the list may mean not yet seen, or beyond the list's bound: asked below.
+        Access::Ready => listing
+            .items
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()
+            .map(Ok),
         // Who may not list may still be allowed to get.
         Access::Forbidden(_) | Access::Loading | Access::Failed(_) => None,
     });

@@ -25,6 +25,20 @@ const MAX_KEYS: usize = 1_000;
 /// last showed one.
 const MAX_OTHER_NAMESPACES: usize = 20;
 const OTHER_IDLE: Duration = Duration::from_secs(60);
+/// A namespace shown this recently is on an open page (live pages render every 5 s).
+const IN_USE: Duration = Duration::from_secs(10);
+/// The most Events kept for one other namespace.
+const MAX_OTHER_EVENTS: usize = 2_000;
+
+/// Where the lists of a namespace come from.
+enum Other {
+    /// The main lists cover it.
+    Covered,
+    /// Lists of its own.
+    Followed(Arc<Lists>),
+    /// None: too many are followed already.
+    NotFollowed(String),
+}
 
 /// The GitSyncs of a scope and the Events about them, watched.
 #[derive(Debug)]
@@ -36,7 +50,12 @@ struct Lists {
 }
 
 impl Lists {
-    fn start(gitsync_api: Api<GitSync>, event_api: Api<Event>, changes: &Changes) -> Lists {
+    fn start(
+        gitsync_api: Api<GitSync>,
+        event_api: Api<Event>,
+        changes: &Changes,
+        max_events: usize,
+    ) -> Lists {
         let gitsyncs = Arc::new(Watched::default());
         let events = Arc::new(Watched::default());
         let tasks = vec![
@@ -58,7 +77,7 @@ impl Lists {
                 changes.clone(),
                 keep_event,
                 cache::Bound {
-                    max: MAX_EVENTS,
+                    max: max_events,
                     age: Some(|row: &EventRow| row.last.as_str()),
                 },
             ),
@@ -178,7 +197,7 @@ impl State {
                 Api::namespaced(client.clone(), name),
             ),
         };
-        let main = Lists::start(gitsync_api, event_api, &changes);
+        let main = Lists::start(gitsync_api, event_api, &changes, MAX_EVENTS);
         let (gitsyncs, events) = (main.gitsyncs.clone(), main.events.clone());
         let mut tasks = main.take_tasks();
         tasks.extend([cache::spawn_watch(
@@ -263,35 +282,48 @@ impl State {
     /// lists of that namespace alone, started now if need be.
     pub fn gitsyncs_in(&self, namespace: &str) -> Arc<Watched<Arc<GitSync>>> {
         match self.other(namespace) {
-            Some(lists) => lists.gitsyncs.clone(),
-            None => self.gitsyncs.clone(),
+            Other::Covered => self.gitsyncs.clone(),
+            Other::Followed(lists) => lists.gitsyncs.clone(),
+            Other::NotFollowed(why) => Arc::new(Watched::failed(why)),
         }
     }
 
     /// The watched Events about the GitSyncs of `namespace`, as [`State::gitsyncs_in`].
     pub fn events_in(&self, namespace: &str) -> Arc<Watched<EventRow>> {
         match self.other(namespace) {
-            Some(lists) => lists.events.clone(),
-            None => self.events.clone(),
+            Other::Covered => self.events.clone(),
+            Other::Followed(lists) => lists.events.clone(),
+            Other::NotFollowed(why) => Arc::new(Watched::failed(why)),
         }
     }
 
-    fn other(&self, namespace: &str) -> Option<Arc<Lists>> {
+    fn other(&self, namespace: &str) -> Other {
         if self.covers(namespace) {
-            return None;
+            return Other::Covered;
         }
         let mut others = match self.others.lock() {
             Ok(others) => others,
             Err(poisoned) => poisoned.into_inner(),
         };
         if !others.contains_key(namespace) && others.len() >= MAX_OTHER_NAMESPACES {
-            // The least recently shown namespace gives way.
+            // The least recently shown namespace gives way, unless every one is on a page
+            // now: evicting those would only restart their watches at the next render.
             let oldest = others
                 .iter()
-                .min_by_key(|(_, lists)| lists.last_used())
-                .map(|(ns, _)| ns.clone());
-            if let Some(oldest) = oldest {
-                others.remove(&oldest);
+                .map(|(ns, lists)| (lists.last_used(), ns))
+                .min()
+                .filter(|(at, _)| at.elapsed() > IN_USE)
+                .map(|(_, ns)| ns.clone());
+            match oldest {
+                Some(oldest) => {
+                    others.remove(&oldest);
+                }
+                None => {
+                    return Other::NotFollowed(format!(
+                        "not followed: pages of more than {MAX_OTHER_NAMESPACES} namespaces \
+                         outside this view's are open"
+                    ))
+                }
             }
         }
         let lists = others
@@ -301,18 +333,21 @@ impl State {
                     Api::namespaced(self.client.clone(), namespace),
                     Api::namespaced(self.client.clone(), namespace),
                     &self.changes,
+                    MAX_OTHER_EVENTS,
                 ))
             })
             .clone();
         lists.touch();
-        Some(lists)
+        Other::Followed(lists)
     }
 
     /// Stops the lists of other namespaces that no page showed for a while.
     fn sweep_others(&self) {
-        if let Ok(mut others) = self.others.lock() {
-            others.retain(|_, lists| lists.last_used().elapsed() < OTHER_IDLE);
-        }
+        let mut others = match self.others.lock() {
+            Ok(others) => others,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        others.retain(|_, lists| lists.last_used().elapsed() < OTHER_IDLE);
     }
 
     /// The Events of one GitSync, newest first.

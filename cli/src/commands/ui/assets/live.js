@@ -21,10 +21,11 @@
     var focused = document.activeElement;
     var refocus = null;
     if (focused && focused !== document.body && element.contains(focused)) {
+      var quote = window.CSS && CSS.escape ? CSS.escape : function (text) { return text; };
       if (focused.tagName === "BUTTON" && focused.value) {
-        refocus = 'button[value="' + focused.value + '"]';
+        refocus = 'button[value="' + quote(focused.value) + '"]';
       } else if (focused.tagName === "SUMMARY" && focused.parentNode.getAttribute("data-key")) {
-        refocus = 'details[data-key="' + focused.parentNode.getAttribute("data-key").replace(/"/g, '\\"') + '"] > summary';
+        refocus = 'details[data-key="' + quote(focused.parentNode.getAttribute("data-key")) + '"] > summary';
       }
     }
     var closed = {};
@@ -71,6 +72,8 @@
   }
   var source = new EventSource(path);
   source.addEventListener("open", function () {
+    // A reconnect starts with the whole content again: not a change.
+    seen = 0;
     say("Live: following the cluster.");
   });
   source.addEventListener("error", function () {
