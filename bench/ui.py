@@ -16,6 +16,7 @@ import argparse
 import base64
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -37,8 +38,11 @@ class WebDriver:
 
     def __init__(self, tmp, procs):
         port = free_port()
-        procs.append(subprocess.Popen(["chromedriver", f"--port={port}"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        # Its own process group, so that the browser it starts is stopped with it.
+        self.driver = subprocess.Popen(["chromedriver", f"--port={port}"],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                       start_new_session=True)
+        procs.append(self.driver)
         self.base = f"http://127.0.0.1:{port}"
         deadline = time.time() + 20
         while True:
@@ -55,6 +59,17 @@ class WebDriver:
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}}}})
         self.session = answer["value"]["sessionId"]
+
+    def quit(self):
+        """Ends the session (the browser exits), then stops chromedriver's process group."""
+        try:
+            self.call("DELETE", f"/session/{self.session}")
+        except OSError:
+            pass
+        try:
+            os.killpg(self.driver.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def call(self, method, path, body=None):
         data = json.dumps(body).encode() if body is not None else None
@@ -138,6 +153,7 @@ def main():
          "-p", "sealsync-tests", "--bin", "sealsync", "--bin", "sealsync-controller",
          "--bin", "sealsync-testcluster"], cwd=ROOT)
     procs = []
+    procs_browser = []
     with tempfile.TemporaryDirectory() as tmp:
         try:
             kubeconfig, api = start_testcluster(tmp, procs, args.server)
@@ -167,6 +183,7 @@ def main():
             procs.append(ui)
             url = ui.stdout.readline().strip()
             browser = WebDriver(tmp, procs)
+            procs_browser.append(browser)
 
             def paints(page, visits=5):
                 out = []
@@ -204,6 +221,8 @@ def main():
                   f"peak VmHWM {rss_kib(ui.pid, 'VmHWM') / 1024:.0f} MiB")
             ctl.stop()
         finally:
+            for browser in procs_browser:
+                browser.quit()
             stop_processes(procs)
 
 
