@@ -321,21 +321,18 @@ impl Worker {
             ),
             Err(e) => ("False", "DeliveryFailed", e.clone()),
         };
-        let since = previous
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-            .filter(|c| c.status == ready)
-            .map(|c| c.last_transition_time.clone())
-            .unwrap_or_else(|| Time(k8s_openapi::jiff::Timestamp::now()));
-        let condition = Condition {
-            type_: "Ready".to_owned(),
-            status: ready.to_owned(),
-            reason: reason.to_owned(),
-            message,
-            observed_generation: notifier.metadata.generation,
-            last_transition_time: since,
-        };
+        let mut conditions = previous.map(|s| s.conditions.clone()).unwrap_or_default();
+        crate::status::set_condition(
+            &mut conditions,
+            "Ready",
+            ready == "True",
+            reason,
+            &message,
+            notifier.metadata.generation,
+        );
+        let condition: Vec<&Condition> = conditions.iter().filter(|c| c.type_ == "Ready").collect();
         let mut status = serde_json::json!({
-            "conditions": [condition],
+            "conditions": condition,
             "observedGeneration": notifier.metadata.generation,
         });
         match outcome {

@@ -1,7 +1,6 @@
 //! The status of a SealedSecret resource: `Ready` with a GitSync's reasons, the generation it
 //! describes, and the keys that opened it (what key retirement counts).
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use sealsync_core::SealedSecretResource;
@@ -39,18 +38,17 @@ pub(crate) async fn write(
             opened_by.unwrap_or_else(|| previous.map(|s| s.key_ids.clone()).unwrap_or_default()),
         ),
     };
-    let since = previous
-        .and_then(|s| s.condition("Ready"))
-        .filter(|c| c.status == ready)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| Time(k8s_openapi::jiff::Timestamp::now()));
-    let condition = Condition {
-        type_: "Ready".to_owned(),
-        status: ready.to_owned(),
-        reason: reason.to_owned(),
-        message,
-        observed_generation: resource.metadata.generation,
-        last_transition_time: since,
+    let mut conditions = previous.map(|s| s.conditions.clone()).unwrap_or_default();
+    crate::status::set_condition(
+        &mut conditions,
+        "Ready",
+        ready == "True",
+        reason,
+        &message,
+        resource.metadata.generation,
+    );
+    let Some(condition) = conditions.iter().find(|c| c.type_ == "Ready").cloned() else {
+        return Ok(());
     };
     let unchanged = previous.is_some_and(|s| {
         s.observed_generation == resource.metadata.generation
