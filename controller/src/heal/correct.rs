@@ -41,9 +41,7 @@ const CONCURRENCY: usize = 4;
 /// Adds one to `status.driftCorrections` and stamps `lastDriftCorrection`: Events expire
 /// (after an hour, by default), the count in the status does not.
 async fn count_in_status(corrections: &Corrections, sync: &SyncKey) {
-    let now = k8s_openapi::jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
+    let now = crate::keys::now_rfc3339();
     let result = corrections
         .status
         .update(sync, None, |st| {
