@@ -139,7 +139,7 @@ pub fn render(state: &State) -> Parts {
         );
         for ((namespace, name), gs) in &listing.items {
             let key = (namespace.clone(), name.clone());
-            let (_, reason, message) = ready_of(gs);
+            let (ready, reason, message) = ready_of(gs);
             let status = gs.status.clone().unwrap_or_default();
             let attempted = match (
                 &status.last_attempted_revision,
@@ -172,7 +172,7 @@ pub fn render(state: &State) -> Parts {
                 ready = ready_badge(gs),
                 msg = esc(&message),
                 reason = esc(&reason),
-                why = if ready_of(gs).0 == "False" {
+                why = if ready == "False" {
                     format!("<br><span class=\"message\">{}</span>", esc(&clip(&message, 200)))
                 } else {
                     String::new()
